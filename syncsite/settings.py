@@ -1,0 +1,163 @@
+"""Settings for the sync server, read from the environment (and `.env` beside manage.py).
+
+Every variable is listed with its meaning in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from syncsite.keys import development_file_value
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var"))
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+logger = logging.getLogger("syncsite")
+
+DEBUG = env.bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY to a long random value "
+            "(or DEBUG=true for a development server)."
+        )
+    SECRET_KEY = development_file_value(VAR_DIR / "development-secret-key", "secret key")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "syncsite",
+    "profiles",
+    "crm",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "syncsite.urls"
+WSGI_APPLICATION = "syncsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker processes write to one file: wait for the write lock
+    # instead of failing with "database is locked", and take it at BEGIN so a reader that
+    # later writes cannot deadlock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("cs", "Čeština")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.str("TIME_ZONE", default="Europe/Prague")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
+
+LOGIN_URL = "admin:login"
+
+# --- Secrets at rest -------------------------------------------------------------------
+# Comma-separated Fernet keys: the first encrypts, every one decrypts (rotation).
+ENCRYPTION_KEYS: list[str] = env.list("ENCRYPTION_KEYS", default=[])
+if not ENCRYPTION_KEYS and DEBUG:
+    ENCRYPTION_KEYS = [
+        development_file_value(VAR_DIR / "development-encryption-key", "encryption key")
+    ]
+
+# --- Attachment share ------------------------------------------------------------------
+# Folders under which an attachment directory may be chosen; nothing is written elsewhere.
+ATTACHMENT_ROOTS: list[str] = env.list("ATTACHMENT_ROOTS", default=[])
+
+# --- Background work (django-q2) -------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_CLUSTER: dict = {
+    "name": "crm_sync",
+    "workers": env.int("Q_WORKERS", default=2),
+    # A sync task may run long; the broker redelivers a task only after `retry` seconds,
+    # which must exceed `timeout` or a running sync would be started a second time.
+    "timeout": 900,
+    "retry": 1200,
+    "max_attempts": 1,
+    "ack_failures": True,
+    # Missed schedules are not replayed after downtime: the dispatcher finds due work itself.
+    "catch_up": False,
+    "queue_limit": 4,
+    "bulk": 1,
+    "save_limit": 1000,
+    "recycle": 200,
+    "max_rss": 400_000,
+    "label": "Background tasks",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- E-mail for alerts -----------------------------------------------------------------
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="sync-server@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,10 @@
+from django.contrib import admin
+from django.urls import path
+
+admin.site.site_header = "Exchange ↔ CRM sync server"
+admin.site.site_title = "Sync server"
+admin.site.index_title = "Configuration"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+]
