@@ -1,0 +1,254 @@
+"""The admin for the configuration: organizations, users, connections and sync profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db import models
+from django.http import HttpRequest
+
+from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
+from profiles.forms import (
+    CategoryPairingFormSet,
+    ConnectionForm,
+    ContactSettingsForm,
+    MembershipFormSet,
+    OneToOneInlineFormSet,
+    ProfileForm,
+)
+from profiles.models import (
+    CalendarSettings,
+    CategoryPairing,
+    ContactSettings,
+    MailboxConnection,
+    MailFolder,
+    MailSettings,
+    Membership,
+    Organization,
+    SyncProfile,
+)
+from profiles.scoping import organization_of, sees_everything
+
+User = get_user_model()
+
+
+@admin.register(Organization)
+class OrganizationAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "created"]
+    search_fields = ["name"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return sees_everything(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return sees_everything(request.user)
+
+
+# --- users --------------------------------------------------------------------------------
+
+
+class MembershipInline(OrganizationScopedMixin, admin.StackedInline):
+    model = Membership
+    formset = MembershipFormSet
+    can_delete = False
+    max_num = 1
+    verbose_name_plural = "organization"
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class OrganizationUserAdmin(OrganizationScopedMixin, UserAdmin):
+    """Organization admins manage their own organization's users, and no one's privileges."""
+
+    inlines = [MembershipInline]
+    list_display = ["username", "email", "first_name", "last_name", "membership_organization",
+                    "membership_role", "is_active"]
+    list_select_related = ["membership__organization"]
+    list_filter = ["is_active", "is_staff", "is_superuser", "membership__role",
+                   "membership__organization"]
+    limited_fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
+        ("Status", {"fields": ("is_active", "last_login", "date_joined")}),
+    )
+
+    @admin.display(description="organization", ordering="membership__organization__name")
+    def membership_organization(self, user: Any) -> str:
+        membership = getattr(user, "membership", None)
+        return membership.organization.name if membership else "—"
+
+    @admin.display(description="role")
+    def membership_role(self, user: Any) -> str:
+        membership = getattr(user, "membership", None)
+        return membership.get_role_display() if membership else "—"
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        queryset = super().get_queryset(request)
+        if not sees_everything(request.user):
+            queryset = queryset.filter(is_superuser=False)
+        return queryset
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        if obj is not None and not sees_everything(request.user):
+            return self.limited_fieldsets
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        if sees_everything(request.user):
+            return super().get_readonly_fields(request, obj)
+        return ["last_login", "date_joined"]
+
+    def get_list_filter(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        if sees_everything(request.user):
+            return self.list_filter
+        return ["is_active", "membership__role"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        organization = None if sees_everything(request.user) else organization_of(request.user)
+        if organization is not None:
+            # A user added by an organization admin belongs to that organization at once,
+            # so it never drops out of sight before its membership form is saved.
+            Membership.objects.get_or_create(user=obj, defaults={"organization": organization})
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        organization = None if sees_everything(request.user) else organization_of(request.user)
+        instances = formset.save(commit=False)
+        for instance in instances:
+            if isinstance(instance, Membership) and organization is not None:
+                instance.organization = organization
+            instance.save()
+        formset.save_m2m()
+
+
+# --- connections --------------------------------------------------------------------------
+
+
+@admin.register(MailboxConnection)
+class MailboxConnectionAdmin(OrganizationScopedAdmin):
+    form = ConnectionForm
+    list_display = ["name", "organization", "kind", "auth_type", "access", "ews_url",
+                    "verify_tls", "profile_count"]
+    list_filter = ["kind", "auth_type", "access", "verify_tls", "organization"]
+    list_select_related = ["organization"]
+    search_fields = ["name", "ews_url", "username", "tenant_id"]
+    fieldsets = (
+        (None, {"fields": ("organization", "name", "kind")}),
+        ("Exchange Server (EWS)", {"fields": ("ews_url", "server_version", "verify_tls")}),
+        ("Sign-in", {"fields": ("auth_type", "access", "username", "secret")}),
+        ("OAuth 2.0 (Exchange Online, or EWS with app-only access)",
+         {"fields": ("tenant_id", "client_id", "token_url")}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet:
+        return super().get_queryset(request).annotate(number_of_profiles=models.Count("profiles"))
+
+    @admin.display(description="profiles", ordering="number_of_profiles")
+    def profile_count(self, connection: Any) -> int:
+        return connection.number_of_profiles
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        fieldsets = super().get_fieldsets(request, obj)
+        if sees_everything(request.user):
+            return fieldsets
+        return _without_field(fieldsets, "organization")
+
+
+def _without_field(fieldsets: Any, name: str) -> list:
+    return [
+        (title, {**options, "fields": tuple(f for f in options["fields"] if f != name)})
+        for title, options in fieldsets
+    ]
+
+
+# --- sync profiles ------------------------------------------------------------------------
+
+
+class AgendaInline(OrganizationScopedMixin, admin.StackedInline):
+    formset = OneToOneInlineFormSet
+    can_delete = False
+    max_num = 1
+    min_num = 1
+
+
+class CalendarSettingsInline(AgendaInline):
+    model = CalendarSettings
+    fieldsets = (
+        (None, {"fields": ("direction", ("days_past", "days_future"),
+                           ("folder_path", "folder_id"))}),
+        ("Which events", {"fields": ("scope", "skip_private", "default_category",
+                                     "imported_status")}),
+        ("Links and deletions", {"fields": ("link_attendees", "link_attendee_companies",
+                                            "deletion_policy")}),
+    )
+
+
+class CategoryPairingInline(OrganizationScopedMixin, admin.TabularInline):
+    model = CategoryPairing
+    formset = CategoryPairingFormSet
+    extra = 0
+    verbose_name_plural = "calendar category pairings (CRM category = Exchange category)"
+
+
+class ContactSettingsInline(AgendaInline):
+    model = ContactSettings
+    form = ContactSettingsForm
+    fields = ["direction", ("folder_path", "folder_id"), "only_categories",
+              "classification_node", "deletion_policy"]
+
+
+class MailSettingsInline(AgendaInline):
+    model = MailSettings
+    fieldsets = (
+        (None, {"fields": ("received_within_days", "unmatched")}),
+        ("Attachments", {"fields": ("save_attachments", "attachment_directory",
+                                    "attachment_category", "attachment_types",
+                                    "max_attachment_mb")}),
+    )
+
+
+class MailFolderInline(OrganizationScopedMixin, admin.TabularInline):
+    model = MailFolder
+    extra = 0
+    verbose_name_plural = "mail folders to import (none chosen: Inbox and Sent Items)"
+
+
+@admin.register(SyncProfile)
+class SyncProfileAdmin(OrganizationScopedAdmin):
+    form = ProfileForm
+    inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,
+               MailSettingsInline, MailFolderInline]
+    list_display = ["mailbox", "user", "crm_user", "organization", "connection",
+                    "interval_minutes", "active", "sync_calendar", "sync_contacts",
+                    "import_mail"]
+    list_filter = ["active", "sync_calendar", "sync_contacts", "import_mail",
+                   "conflict_policy", "organization"]
+    list_select_related = ["user", "crm_user", "organization", "connection"]
+    search_fields = ["mailbox", "user__username", "user__email", "crm_user__name"]
+    raw_id_fields: list[str] = []
+    fieldsets = (
+        (None, {"fields": ("organization", "mailbox", "user", "crm_user", "active")}),
+        ("Mailbox access", {"fields": ("connection", "mailbox_username", "mailbox_secret")}),
+        ("General", {"fields": ("interval_minutes", ("sync_calendar", "sync_contacts",
+                                                     "import_mail"))}),
+        ("Policies", {"fields": ("conflict_policy", ("mass_delete_min_items",
+                                                     "mass_delete_min_percent"))}),
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        fieldsets = super().get_fieldsets(request, obj)
+        if sees_everything(request.user):
+            return fieldsets
+        return _without_field(fieldsets, "organization")
+
+    def _create_formsets(self, request: HttpRequest, obj: Any, change: bool):  # type: ignore[no-untyped-def]
+        # The pairings' rule depends on the calendar inline's scope: let them see each other.
+        formsets, inline_instances = super()._create_formsets(request, obj, change)
+        for formset in formsets:
+            formset.sibling_formsets = formsets
+        return formsets, inline_instances

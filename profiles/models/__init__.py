@@ -1,0 +1,22 @@
+from profiles.models.agendas import (
+    CalendarSettings,
+    CategoryPairing,
+    ContactSettings,
+    MailFolder,
+    MailSettings,
+)
+from profiles.models.connections import MailboxConnection
+from profiles.models.organizations import Membership, Organization
+from profiles.models.sync_profiles import SyncProfile
+
+__all__ = [
+    "CalendarSettings",
+    "CategoryPairing",
+    "ContactSettings",
+    "MailFolder",
+    "MailSettings",
+    "MailboxConnection",
+    "Membership",
+    "Organization",
+    "SyncProfile",
+]

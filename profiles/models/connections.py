@@ -1,0 +1,162 @@
+"""Mailbox connections: how the server reaches mailboxes (one connection, many profiles)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from profiles import secrets
+from profiles.validation import check_guid, check_tenant
+
+
+class MailboxConnection(models.Model):
+    class Kind(models.TextChoices):
+        EWS = "ews", _("Exchange Server (on-premises) over EWS")
+        GRAPH = "graph", _("Exchange Online over Microsoft Graph")
+
+    class Auth(models.TextChoices):
+        NTLM = "ntlm", _("NTLM")
+        BASIC = "basic", _("Basic")
+        OAUTH2 = "oauth2", _("OAuth 2.0 app-only (client credentials)")
+
+    class Access(models.TextChoices):
+        IMPERSONATION = "impersonation", _("Service account with impersonation (recommended)")
+        PER_USER = "per_user", _("Each profile's own credentials")
+
+    class ServerVersion(models.TextChoices):
+        # Pinning the version spares the server a round trip to guess it.
+        EXCHANGE2013 = "Exchange2013", "Exchange 2013"
+        EXCHANGE2013_SP1 = "Exchange2013_SP1", "Exchange 2013 SP1"
+        EXCHANGE2016 = "Exchange2016", "Exchange 2016 / 2019 / Subscription Edition"
+
+    organization_path = "organization"
+
+    organization = models.ForeignKey(
+        "profiles.Organization", on_delete=models.CASCADE, related_name="connections"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.EWS)
+    ews_url = models.URLField(
+        _("EWS URL"),
+        blank=True,
+        max_length=500,
+        help_text=_("e.g. https://mail.example.com/EWS/Exchange.asmx (no autodiscover)."),
+    )
+    auth_type = models.CharField(
+        _("authentication"), max_length=10, choices=Auth.choices, default=Auth.NTLM
+    )
+    access = models.CharField(
+        _("mailbox access"), max_length=20, choices=Access.choices, default=Access.IMPERSONATION
+    )
+    username = models.CharField(
+        _("user name"),
+        max_length=254,
+        blank=True,
+        help_text=_("The service account: DOMAIN\\user or user@example.com."),
+    )
+    secret_token = models.TextField(editable=False, blank=True)
+    tenant_id = models.CharField(_("tenant id"), max_length=253, blank=True)
+    client_id = models.CharField(_("client (application) id"), max_length=36, blank=True)
+    token_url = models.URLField(
+        _("token endpoint"),
+        blank=True,
+        max_length=500,
+        help_text=_("Leave blank for Microsoft's: https://login.microsoftonline.com/<tenant>/…"),
+    )
+    verify_tls = models.BooleanField(_("verify TLS certificates"), default=True)
+    server_version = models.CharField(
+        _("server version"),
+        max_length=20,
+        choices=ServerVersion.choices,
+        blank=True,
+        help_text=_("Leave blank to use Exchange 2016 requests, which every current server takes."),
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["organization__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"], name="unique_connection_name_per_organization"
+            )
+        ]
+        verbose_name = _("mailbox connection")
+        verbose_name_plural = _("mailbox connections")
+
+    def __str__(self) -> str:
+        return self.name
+
+    # --- the secret (password or client secret) -----------------------------------------
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.secret_token)
+
+    def set_secret(self, plaintext: str) -> None:
+        self.secret_token = secrets.encrypt(plaintext) if plaintext else ""
+
+    def get_secret(self) -> str:
+        return secrets.decrypt(self.secret_token) if self.secret_token else ""
+
+    @property
+    def uses_own_credentials(self) -> bool:
+        """Whether the connection itself signs in (else every profile brings credentials)."""
+        return self.access == self.Access.IMPERSONATION
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+
+        def need(field: str, message: str) -> None:
+            errors.setdefault(field, []).append(message)
+
+        if self.kind == self.Kind.EWS:
+            if not self.ews_url:
+                need("ews_url", _("An Exchange Server connection needs its EWS URL."))
+            elif urlsplit(self.ews_url).scheme not in {"http", "https"}:
+                need("ews_url", _("The EWS URL starts with https:// (or http://)."))
+        else:
+            if self.auth_type != self.Auth.OAUTH2:
+                need(
+                    "auth_type",
+                    _("Exchange Online is reached with OAuth 2.0 app-only authentication."),
+                )
+            if self.access != self.Access.IMPERSONATION:
+                need(
+                    "access",
+                    _("Microsoft Graph app-only access reaches every mailbox; choose the service "
+                      "account option."),
+                )
+
+        if self.auth_type == self.Auth.OAUTH2:
+            if not self.tenant_id:
+                need("tenant_id", _("OAuth 2.0 needs the tenant id."))
+            else:
+                try:
+                    check_tenant(self.tenant_id)
+                except ValidationError as exc:
+                    need("tenant_id", exc.messages[0])
+            if not self.client_id:
+                need("client_id", _("OAuth 2.0 needs the client (application) id."))
+            else:
+                try:
+                    check_guid(self.client_id, _("The client id"))
+                except ValidationError as exc:
+                    need("client_id", exc.messages[0])
+            if not self.has_secret:
+                need("secret", _("OAuth 2.0 needs the client secret."))
+            if self.access != self.Access.IMPERSONATION and "access" not in errors:
+                need("access", _("App-only OAuth reaches mailboxes only through impersonation."))
+        elif self.uses_own_credentials:
+            if not self.username:
+                need("username", _("Give the service account's user name."))
+            elif self.auth_type == self.Auth.NTLM and "\\" not in self.username and (
+                "@" not in self.username
+            ):
+                need("username", _("For NTLM write the user name as DOMAIN\\user or user@domain."))
+            if not self.has_secret:
+                need("secret", _("Give the service account's password."))
+        if errors:
+            raise ValidationError(errors)
