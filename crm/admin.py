@@ -1,0 +1,163 @@
+"""The admin for the built-in CRM store, confined to the user's organization."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from crm.models import (
+    Change,
+    ClassificationNode,
+    Company,
+    CrmUser,
+    Document,
+    DocumentCategory,
+    Email,
+    Event,
+    EventCategory,
+    EventStatus,
+    Person,
+    PersonCompany,
+)
+from crm.tracking import RevisionCounter
+from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
+from profiles.scoping import sees_everything
+
+ADDRESS_FIELDS = [
+    tuple(f"{kind}_{part}" for part in ("street", "city", "region", "postal_code", "country"))
+    for kind in ("business", "home", "other")
+]
+
+
+@admin.register(CrmUser)
+class CrmUserAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "login", "email", "active", "organization"]
+    list_filter = ["active", "organization"]
+    search_fields = ["name", "login", "email"]
+
+
+@admin.register(Company)
+class CompanyAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "web_page", "phone", "organization", "revision"]
+    list_filter = ["organization"]
+    search_fields = ["name"]
+    readonly_fields = ["revision"]
+
+
+class PersonCompanyInline(OrganizationScopedMixin, admin.TabularInline):
+    model = PersonCompany
+    extra = 0
+    autocomplete_fields = ["company"]
+
+
+@admin.register(Person)
+class PersonAdmin(OrganizationScopedAdmin):
+    list_display = ["display_name", "email1", "phone_mobile", "job_title", "organization",
+                    "revision"]
+    list_filter = ["organization", "classification_nodes"]
+    search_fields = ["first_name", "last_name", "email1", "email2", "email3"]
+    inlines = [PersonCompanyInline]
+    autocomplete_fields = ["classification_nodes"]
+    readonly_fields = ["revision", "origin_item_id"]
+    fieldsets = (
+        (None, {"fields": ("organization", ("title", "first_name", "middle_name", "last_name",
+                                            "suffix"), ("job_title", "department"),
+                           "classification_nodes")}),
+        ("E-mail and web", {"fields": ("email1", "email2", "email3", "web_page")}),
+        ("Phones", {"fields": (("phone_business", "phone_business2"),
+                               ("phone_home", "phone_mobile"),
+                               ("phone_business_fax", "phone_other"))}),
+        ("Business address", {"fields": ADDRESS_FIELDS[0]}),
+        ("Home address", {"fields": ADDRESS_FIELDS[1]}),
+        ("Other address", {"fields": ADDRESS_FIELDS[2]}),
+        ("Note", {"fields": ("note", "origin_item_id", "revision")}),
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        fieldsets = super().get_fieldsets(request, obj)
+        if sees_everything(request.user):
+            return fieldsets
+        first_title, first = fieldsets[0]
+        fields = tuple(f for f in first["fields"] if f != "organization")
+        return ((first_title, {**first, "fields": fields}), *fieldsets[1:])
+
+
+@admin.register(ClassificationNode)
+class ClassificationNodeAdmin(OrganizationScopedAdmin):
+    list_display = ["__str__", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["name"]
+    list_select_related = ["parent", "parent__parent", "organization"]
+
+
+@admin.register(EventCategory, EventStatus, DocumentCategory)
+class NamedAdmin(OrganizationScopedAdmin):
+    list_display = ["name", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["name"]
+
+
+@admin.register(Event)
+class EventAdmin(OrganizationScopedAdmin):
+    list_display = ["subject", "start", "end", "owner", "category", "status", "private",
+                    "organization"]
+    list_filter = ["organization", "category", "status", "private", "all_day"]
+    list_select_related = ["owner", "category", "status", "organization"]
+    search_fields = ["subject", "location", "uid"]
+    date_hierarchy = "start"
+    autocomplete_fields = ["persons", "companies"]
+    raw_id_fields = ["recurrence_master"]
+    readonly_fields = ["revision", "origin_item_id"]
+
+
+@admin.register(Email)
+class EmailAdmin(OrganizationScopedAdmin):
+    list_display = ["subject", "sender_address", "received_at", "organization"]
+    list_filter = ["organization"]
+    search_fields = ["subject", "sender_address", "message_id"]
+    autocomplete_fields = ["persons", "companies"]
+    filter_horizontal = ["users"]
+    date_hierarchy = "received_at"
+
+
+@admin.register(Document)
+class DocumentAdmin(OrganizationScopedAdmin):
+    list_display = ["original_name", "path", "category", "size", "created", "organization"]
+    list_filter = ["organization", "category"]
+    list_select_related = ["category", "organization"]
+    search_fields = ["original_name", "path", "sha256"]
+    raw_id_fields = ["email"]
+
+
+class ReadOnlyForSuperusers(admin.ModelAdmin):
+    """Tracking internals: visible to superusers for diagnosis, written only by the code."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return sees_everything(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return sees_everything(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Change)
+class ChangeAdmin(ReadOnlyForSuperusers):
+    list_display = ["kind", "object_id", "revision", "deleted", "changed_at", "organization"]
+    list_filter = ["kind", "deleted", "organization"]
+    list_select_related = ["organization"]
+    show_full_result_count = False
+
+
+@admin.register(RevisionCounter)
+class RevisionCounterAdmin(ReadOnlyForSuperusers):
+    list_display = ["organization", "value"]
