@@ -1,0 +1,18 @@
+"""Settings for the test suite: the real settings with fixed test-only keys.
+
+DATABASE_URL passes through, so the same suite runs on SQLite and on PostgreSQL.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+# A fixed Fernet key for tests only (never used outside the suite).
+os.environ.setdefault("ENCRYPTION_KEYS", "x4Kp7eHk0iG1w2l3Xl8m2nV2mC8wqk9D0c3hQmO0bq8=")
+os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="syncsite-test-var-"))
+os.environ.setdefault("ATTACHMENT_ROOTS", tempfile.mkdtemp(prefix="syncsite-test-share-"))
+os.environ["DEBUG"] = "false"
+
+from syncsite.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import call_command
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.django_db
+def test_the_first_administrator_is_created_once_and_its_login_printed_once() -> None:
+    first = io.StringIO()
+    call_command("bootstrap_admin", stdout=first)
+    output = first.getvalue()
+    password = output.split("password:")[1].split()[0]
+    admin = User.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+
+    second = io.StringIO()
+    call_command("bootstrap_admin", stdout=second)
+    assert password not in second.getvalue()
+    assert "exists already" in second.getvalue()
+    assert User.objects.filter(is_superuser=True).count() == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    environment.update({"DEBUG": "true", "VAR_DIR": str(tmp_path), "SECRET_KEY": "",
+                        "ENCRYPTION_KEYS": "", "DJANGO_SETTINGS_MODULE": "syncsite.settings"})
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--no-input"], cwd=REPO, env=environment, check=True,
+                   capture_output=True, timeout=120)
+    port = _free_port()
+    server = subprocess.Popen([*manage, "serve", "--addrport", f"127.0.0.1:{port}"], cwd=REPO,
+                              env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    try:
+        status = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/") as page:
+                    status = page.status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200
+        worker = ""
+        while time.monotonic() < deadline and not worker:
+            worker = subprocess.run(["pgrep", "-f", "-s", str(server.pid), "qcluster"],
+                                    capture_output=True, text=True).stdout.strip()
+            time.sleep(0.2)
+        assert worker, "the worker cluster is not running"
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    time.sleep(1)
+    leftovers = subprocess.run(["pgrep", "-s", str(server.pid)], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", f"processes left running: {leftovers.stdout}"
