@@ -1,0 +1,320 @@
+"""CreateItem, GetItem, UpdateItem, DeleteItem, MoveItem: one response message per item."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+
+from lxml import etree
+
+from .. import ids, recurrence
+from ..context import Context, folder_id_elements
+from ..itemxml import (
+    Shape,
+    apply_props,
+    delete_indexed,
+    ext_key,
+    field_element,
+    item_ids_only,
+    load_item,
+    render_item,
+)
+from ..ns import M, T, local, mq, sub, t_el, tq
+from ..soap import MessageError, error, response_root, success
+from ..store import Folder, Item
+from ..timeutil import fmt_dt
+from . import operation
+
+DEFAULT_FOLDER = {"Message": "drafts", "CalendarItem": "calendar", "Contact": "contacts",
+                  "DistributionList": "contacts", "Task": "tasks"}
+
+
+def _recipients(item: Item) -> list[str]:
+    out: list[str] = []
+    for name in ("ToRecipients", "CcRecipients", "BccRecipients", "RequiredAttendees",
+                 "OptionalAttendees", "Resources"):
+        el = item.props.get(name)
+        if el is not None:
+            out.extend(a.text.strip().lower() for a in el.iter(tq("EmailAddress")) if a.text)
+    return out
+
+
+def deliver_copy(ctx: Context, item: Item) -> None:
+    """Mail sent to another simulated mailbox lands in its Inbox, like a real server."""
+    store = ctx.store
+    for address in _recipients(item):
+        inbox = store.folder_by_distinguished(address, "inbox")
+        if inbox is None or item.tag != "Message":
+            continue
+        copy_item = Item(id=ids.item_id(), tag=item.tag, folder_id=inbox.id, mailbox=address,
+                         props={k: copy.deepcopy(v) for k, v in item.props.items()},
+                         ext={k: copy.deepcopy(v) for k, v in item.ext.items()},
+                         attachments=[copy.copy(a) for a in item.attachments], size=item.size,
+                         mime=item.mime)
+        for att in copy_item.attachments:
+            att.id = ids.attachment_id()
+        copy_item.props["IsRead"] = t_el("IsRead", "false")
+        if "From" not in copy_item.props:
+            frm = t_el("From")
+            mbx = sub(frm, T, "Mailbox")
+            sub(mbx, T, "EmailAddress", item.mailbox)
+            sub(mbx, T, "RoutingType", "SMTP")
+            copy_item.props["From"] = frm
+        store.add_item(inbox, copy_item)
+
+
+def prepare_new(item: Item, owner: str) -> None:
+    """Fill server-set properties that must be stable for the item's lifetime."""
+    if item.tag == "CalendarItem" and "UID" not in item.props:
+        item.props["UID"] = t_el("UID", uuid.uuid4().hex.upper())
+    if item.tag == "Message" and "InternetMessageId" not in item.props:
+        item.props["InternetMessageId"] = t_el("InternetMessageId",
+                                               f"<{uuid.uuid4().hex}@ewsim.local>")
+    if item.tag == "Message" and "From" not in item.props:
+        frm = t_el("From")
+        mbx = sub(frm, T, "Mailbox")
+        sub(mbx, T, "EmailAddress", owner)
+        sub(mbx, T, "RoutingType", "SMTP")
+        item.props["From"] = frm
+
+
+@operation("CreateItem")
+def create_item(ctx: Context, req: etree._Element) -> etree._Element:
+    disposition = req.get("MessageDisposition", "SaveOnly")
+    invitations = req.get("SendMeetingInvitations")
+    saved = folder_id_elements(req.find(mq("SavedItemFolderId")))
+    root, msgs = response_root("CreateItem")
+    items_el = req.find(mq("Items"))
+    for spec in items_el if items_el is not None else []:
+        if not isinstance(spec.tag, str):
+            continue
+        try:
+            if saved:
+                folder = ctx.folder(saved[0])
+            else:
+                dist = "sentitems" if disposition != "SaveOnly" else DEFAULT_FOLDER.get(
+                    local(spec), "drafts")
+                folder = ctx.store.folder_by_distinguished(ctx.mailbox, dist)
+                if folder is None:
+                    raise MessageError("ErrorFolderNotFound")
+            item = load_item(spec, folder.id, folder.mailbox)
+            prepare_new(item, folder.mailbox)
+            if invitations:
+                item.meeting_requests_sent.append(invitations)
+                ctx.server.sent_log.append({"operation": "CreateItem", "item_id": item.id,
+                                            "send_meeting_invitations": invitations,
+                                            "recipients": _recipients(item)})
+            sending = disposition in ("SendOnly", "SendAndSaveCopy")
+            if sending:
+                item.props["IsRead"] = t_el("IsRead", "true")
+                ctx.server.sent_log.append({"operation": "CreateItem", "disposition": disposition,
+                                            "subject": item.text("Subject"),
+                                            "recipients": _recipients(item)})
+                deliver_copy(ctx, item)
+            if disposition != "SendOnly":
+                ctx.store.add_item(folder, item)
+        except MessageError as exc:
+            error(msgs, "CreateItem", exc.code, exc.message)
+            continue
+        msg = success(msgs, "CreateItem")
+        out = sub(msg, M, "Items")
+        if disposition == "SaveOnly":   # Send*: empty Items => exchangelib returns True
+            el = item_ids_only(item)
+            if item.attachments:
+                atts = sub(el, T, "Attachments")
+                for att in item.attachments:
+                    meta = etree.SubElement(atts, tq("FileAttachment" if att.item is None
+                                                     else "ItemAttachment"))
+                    etree.SubElement(meta, tq("AttachmentId"), Id=att.id, RootItemId=item.id,
+                                     RootItemChangeKey=item.changekey)
+            out.append(el)
+    return root
+
+
+def resolve_get(ctx: Context, id_el: etree._Element) -> tuple[Item, int | None]:
+    """Map ItemId / OccurrenceItemId / RecurringMasterItemId to (item, occurrence index)."""
+    kind = local(id_el)
+    if kind == "OccurrenceItemId":
+        master = ctx.item(id_el.get("RecurringMasterId", ""))
+        index = int(id_el.get("InstanceIndex", "0"))
+        if recurrence.occurrence(master, index) is None:
+            raise MessageError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange")
+        return master, index
+    if kind == "RecurringMasterItemId":
+        occ = ids.parse_occurrence_id(id_el.get("OccurrenceId", ""))
+        if occ is None:
+            ctx.item(id_el.get("OccurrenceId", ""))   # ErrorItemNotFound if unknown
+            raise MessageError("ErrorCalendarCannotUseIdForOccurrenceId")
+        return ctx.item(occ[0]), None
+    raw = id_el.get("Id", "")
+    occ = ids.parse_occurrence_id(raw)
+    if occ is not None:
+        master = ctx.item(occ[0])
+        if recurrence.occurrence(master, occ[1]) is None:
+            raise MessageError("ErrorItemNotFound")
+        return master, occ[1]
+    return ctx.item(raw), None
+
+
+def render_occurrence(ctx: Context, master: Item, index: int, shape: Shape) -> etree._Element:
+    start, end = recurrence.occurrence(master, index) or (None, None)
+    overrides: dict[str, etree._Element | None] = {
+        "Recurrence": None,
+        "CalendarItemType": t_el("CalendarItemType", "Occurrence"),
+        "IsRecurring": t_el("IsRecurring", "true"),
+    }
+    if start is not None and end is not None:
+        overrides["Start"] = t_el("Start", fmt_dt(start))
+        overrides["End"] = t_el("End", fmt_dt(end))
+        overrides["OriginalStart"] = t_el("OriginalStart", fmt_dt(start))
+        overrides["RecurrenceId"] = t_el("RecurrenceId", fmt_dt(start))
+    return render_item(ctx.store, master, shape, overrides,
+                       item_id=ids.occurrence_id(master.id, index))
+
+
+@operation("GetItem")
+def get_item(ctx: Context, req: etree._Element) -> etree._Element:
+    shape = Shape.parse(req.find(mq("ItemShape")))
+    root, msgs = response_root("GetItem")
+    for id_el in req.find(mq("ItemIds")):
+        if not isinstance(id_el.tag, str):
+            continue
+        try:
+            item, index = resolve_get(ctx, id_el)
+        except MessageError as exc:
+            error(msgs, "GetItem", exc.code, exc.message)
+            continue
+        msg = success(msgs, "GetItem")
+        out = sub(msg, M, "Items")
+        if index is None:
+            out.append(render_item(ctx.store, item, shape))
+        else:
+            out.append(render_occurrence(ctx, item, index, shape))
+    return root
+
+
+def _apply_update(item: Item, upd: etree._Element) -> str:
+    """Apply one Set/Append/DeleteItemField; return the change kind it represents."""
+    kind = local(upd)
+    path = upd[0]
+    path_kind = local(path)
+    name = field_element(path.get("FieldURI", "")) if path_kind != "ExtendedFieldURI" else None
+    if kind == "DeleteItemField":
+        if path_kind == "ExtendedFieldURI":
+            item.ext.pop(ext_key(path), None)
+        elif path_kind == "IndexedFieldURI":
+            delete_indexed(item, path.get("FieldURI", ""), path.get("FieldIndex", ""))
+        elif name:
+            item.props.pop(name, None)
+        return "update"
+    holder = upd[1]
+    if kind == "AppendToItemField" and name and name in item.props:
+        for child in holder:
+            current = item.props[name]
+            if len(child):
+                current.extend(copy.deepcopy(list(child)))
+            else:
+                current.text = (current.text or "") + (child.text or "")
+        return "update"
+    if path_kind == "IndexedFieldURI" or path_kind == "ExtendedFieldURI" or name:
+        apply_props(item, holder)
+    return "read" if name == "IsRead" else "update"
+
+
+@operation("UpdateItem")
+def update_item(ctx: Context, req: etree._Element) -> etree._Element:
+    resolution = req.get("ConflictResolution", "AutoResolve")
+    invitations = req.get("SendMeetingInvitationsOrCancellations")
+    root, msgs = response_root("UpdateItem")
+    for change in req.find(mq("ItemChanges")):
+        if not isinstance(change.tag, str):
+            continue
+        try:
+            id_el = change[0]
+            if local(id_el) != "ItemId" or ids.parse_occurrence_id(id_el.get("Id", "")):
+                raise MessageError("ErrorInvalidOperation",
+                                   "Modifying single occurrences is not simulated yet.")
+            item = ctx.item(id_el.get("Id", ""))
+            ck = id_el.get("ChangeKey")
+            if ck and ck != item.changekey and resolution == "NeverOverwrite":
+                raise MessageError("ErrorIrresolvableConflict")
+            kinds = {_apply_update(item, upd) for upd in change.find(tq("Updates"))
+                     if isinstance(upd.tag, str)}
+            if invitations and item.tag == "CalendarItem":
+                item.meeting_requests_sent.append(invitations)
+                ctx.server.sent_log.append({"operation": "UpdateItem", "item_id": item.id,
+                                            "send_meeting_invitations_or_cancellations":
+                                            invitations})
+            ctx.store.updated(item, "update" if "update" in kinds else "read")
+        except MessageError as exc:
+            error(msgs, "UpdateItem", exc.code, exc.message)
+            continue
+        msg = success(msgs, "UpdateItem")
+        sub(msg, M, "Items").append(item_ids_only(item))
+        cr = sub(msg, M, "ConflictResults")
+        sub(cr, T, "Count", "0")
+    return root
+
+
+def _deleted_items(ctx: Context, item: Item) -> Folder:
+    trash = ctx.store.folder_by_distinguished(item.mailbox, "deleteditems")
+    if trash is None:
+        raise MessageError("ErrorFolderNotFound")
+    return trash
+
+
+@operation("DeleteItem")
+def delete_item(ctx: Context, req: etree._Element) -> etree._Element:
+    delete_type = req.get("DeleteType", "HardDelete")
+    cancellations = req.get("SendMeetingCancellations")
+    root, msgs = response_root("DeleteItem")
+    for id_el in req.find(mq("ItemIds")):
+        if not isinstance(id_el.tag, str):
+            continue
+        try:
+            occ = ids.parse_occurrence_id(id_el.get("Id", ""))
+            if occ is not None:
+                # Deleting an occurrence records it on the master (notes §3.4 DeleteItem).
+                master = ctx.item(occ[0])
+                if recurrence.occurrence(master, occ[1]) is None:
+                    raise MessageError("ErrorItemNotFound")
+                master.deleted_occurrences.add(occ[1])
+                ctx.store.updated(master)
+            else:
+                item = ctx.item(id_el.get("Id", ""))
+                if cancellations and item.tag == "CalendarItem":
+                    ctx.server.sent_log.append({"operation": "DeleteItem", "item_id": item.id,
+                                                "send_meeting_cancellations": cancellations})
+                trash = ctx.store.folder_by_distinguished(item.mailbox, "deleteditems")
+                if delete_type == "MoveToDeletedItems" and item.folder_id != (
+                        trash.id if trash else None):
+                    ctx.store.move_item(item, _deleted_items(ctx, item))
+                else:
+                    ctx.store.remove_item(item)
+        except MessageError as exc:
+            error(msgs, "DeleteItem", exc.code, exc.message)
+            continue
+        success(msgs, "DeleteItem")
+    return root
+
+
+@operation("MoveItem")
+def move_item(ctx: Context, req: etree._Element) -> etree._Element:
+    root, msgs = response_root("MoveItem")
+    target_el = folder_id_elements(req.find(mq("ToFolderId")))
+    for id_el in req.find(mq("ItemIds")):
+        if not isinstance(id_el.tag, str):
+            continue
+        try:
+            target = ctx.folder(target_el[0])
+            item = ctx.item(id_el.get("Id", ""))
+            if target.mailbox != item.mailbox:
+                raise MessageError("ErrorInvalidOperation", "Cross-mailbox moves not simulated.")
+            ctx.store.move_item(item, target)
+        except MessageError as exc:
+            error(msgs, "MoveItem", exc.code, exc.message)
+            continue
+        msg = success(msgs, "MoveItem")
+        sub(msg, M, "Items").append(item_ids_only(item))
+    return root
+
