@@ -146,10 +146,16 @@ def bump(model: type[TrackedModel], object_ids: Iterable[int]) -> None:
         record_changes(organization_id, model.change_kind, ids, revision, deleted=False)
 
 
+_bulk_update_running: ContextVar[bool] = ContextVar("bulk_update_running", default=False)
+
+
 class TrackedQuerySet(models.QuerySet):
     """Bulk writes that record what they change, one revision per batch."""
 
     def update(self, **kwargs: Any) -> int:
+        if _bulk_update_running.get():
+            # bulk_update() writes through update(); it records the batch itself.
+            return super().update(**kwargs)
         with transaction.atomic():
             rows = list(self.values_list("pk", "organization_id"))
             by_organization: dict[int, list[int]] = {}
@@ -190,7 +196,11 @@ class TrackedQuerySet(models.QuerySet):
             revisions = {oid: allocate_revision(oid) for oid in {o.organization_id for o in objs}}
             for obj in objs:
                 obj.revision = revisions[obj.organization_id]
-            changed = super().bulk_update(objs, [*fields, "revision"], *args, **kwargs)
+            token = _bulk_update_running.set(True)
+            try:
+                changed = super().bulk_update(objs, [*fields, "revision"], *args, **kwargs)
+            finally:
+                _bulk_update_running.reset(token)
             for organization_id, revision in revisions.items():
                 ids = [o.pk for o in objs if o.organization_id == organization_id]
                 record_changes(organization_id, self.model.change_kind, ids, revision, False)
