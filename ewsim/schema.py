@@ -25,8 +25,9 @@ def schema_dir() -> Path:
     env = os.environ.get("EWS_SCHEMA_DIR")
     if env:
         return Path(env)
-    # The schema lies beside the repository: <repo>/../shared/ews-schema
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "ews-schema"
+    # Microsoft's EWS schema as Exchange Online publishes it (a real server serves the same
+    # files at /EWS/messages.xsd); kept in the package so the simulator runs offline.
+    return Path(__file__).resolve().parent / "xsd"
 
 
 def messages_schema() -> etree.XMLSchema:
