@@ -15,11 +15,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # A development server on SQLite: migrates, creates the first administrator (its login is
-# printed once), then runs the web server and the worker until Ctrl-C.
+# printed once), then runs the web server and the worker until Ctrl-C. With DEMO=1 (the
+# default) it also runs the EWS simulator's demo mailboxes and a demo organization using them.
+DEMO ?= 1
+DEMO_FLAG := $(if $(filter 1 true yes on,$(DEMO)),--demo-mailbox,)
 run: setup
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bootstrap_admin
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py serve
+	$(if $(DEMO_FLAG),DEBUG=$${DEBUG:-true} $(BIN)/python manage.py setup_demo)
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py serve $(DEMO_FLAG)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

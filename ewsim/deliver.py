@@ -67,8 +67,10 @@ def message_from_fields(fields: dict[str, Any]) -> Item:
         else:
             # Synthesised payload for large-attachment tests without shipping the bytes.
             size = int(spec.get("size", 0))
-            pattern = b"ewsim-attachment-"
-            content = (pattern * (size // len(pattern) + 1))[:size]
+            pattern = b"ewsim-attachment"
+            whole, rest = divmod(size, len(pattern))
+            # One allocation when the size is a multiple of the pattern (any size in KB or MB).
+            content = pattern * whole if not rest else (pattern * (whole + 1))[:size]
         item.attachments.append(Attachment(id=ids.attachment_id(),
                                            name=spec.get("name", "file.bin"),
                                            content_type=spec.get("content_type",

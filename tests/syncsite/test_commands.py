@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -40,15 +41,27 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path: Path) -> None:
+def _json(url: str, deadline: float) -> object:
+    while True:
+        try:
+            with urllib.request.urlopen(url) as page:
+                return json.load(page)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+
+
+def test_serve_runs_web_worker_and_demo_mailbox_and_ctrl_c_stops_all(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     environment.update({"DEBUG": "true", "VAR_DIR": str(tmp_path), "SECRET_KEY": "",
                         "ENCRYPTION_KEYS": "", "DJANGO_SETTINGS_MODULE": "syncsite.settings"})
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--no-input"], cwd=REPO, env=environment, check=True,
                    capture_output=True, timeout=120)
-    port = _free_port()
-    server = subprocess.Popen([*manage, "serve", "--addrport", f"127.0.0.1:{port}"], cwd=REPO,
+    port, ews_port = _free_port(), _free_port()
+    server = subprocess.Popen([*manage, "serve", "--addrport", f"127.0.0.1:{port}",
+                               "--demo-mailbox", f"127.0.0.1:{ews_port}"], cwd=REPO,
                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
     try:
@@ -67,6 +80,9 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path: Path) -> None
                                     capture_output=True, text=True).stdout.strip()
             time.sleep(0.2)
         assert worker, "the worker cluster is not running"
+        folders = _json(f"http://127.0.0.1:{ews_port}/_control/folders"
+                        "?mailbox=jana.novakova@example.com", deadline)
+        assert {f["name"]: f["total"] for f in folders}["Contacts"] == 10
     finally:
         os.killpg(server.pid, signal.SIGINT)
         output, _ = server.communicate(timeout=60)

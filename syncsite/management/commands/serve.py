@@ -21,13 +21,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--addrport", default="127.0.0.1:8000")
+        parser.add_argument(
+            "--demo-mailbox", metavar="HOST:PORT", nargs="?", const="127.0.0.1:8765",
+            help="also run the EWS simulator with its demo mailboxes (default 127.0.0.1:8765)")
 
-    def handle(self, *args: Any, addrport: str, **options: Any) -> None:
+    def handle(self, *args: Any, addrport: str, demo_mailbox: str | None,
+               **options: Any) -> None:
         manage = [sys.executable, os.path.abspath(sys.argv[0])]
         commands = {
             "web": [*manage, "runserver", addrport, "--noreload"],
             "worker": [*manage, "qcluster"],
         }
+        if demo_mailbox:
+            host, _, port = demo_mailbox.rpartition(":")
+            commands["demo mailbox"] = [sys.executable, "-m", "ewsim", "--seed", "demo",
+                                        "--host", host or "127.0.0.1", "--port", port]
 
         def stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt

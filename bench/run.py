@@ -1,0 +1,185 @@
+"""Benchmarks. Each prints one JSON line; run by hand or by CI as a smoke run, never as timed tests.
+
+    python bench/run.py ewsim --n 3000
+        exchangelib bulk-creates N contacts in ewsim and reads them back.
+    python bench/run.py ewsim --attachment-mb 100
+        exchangelib streams an attachment of that size out of ewsim with `att.fp`; reports the
+        simulator's own peak memory, which must stay under 3x the attachment size.
+
+The simulator runs in a child process, so its memory is measured apart from the client's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from exchangelib import (  # noqa: E402 (after the path set-up above)
+    BASIC,
+    DELEGATE,
+    Account,
+    Build,
+    Configuration,
+    Contact,
+    Credentials,
+    EWSTimeZone,
+    FailFast,
+    Version,
+)
+from exchangelib.indexed_properties import EmailAddress  # noqa: E402
+
+from ewsim.testing import ControlClient  # noqa: E402
+
+USER, PASSWORD = "bench@example.com", "bench-secret"
+MB = 1024 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def simulator(latency_ms: int = 0) -> Iterator[tuple[str, ControlClient, int]]:
+    """Run ewsim in a child process; yield (EWS URL, control client, child pid)."""
+    port = _free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ewsim", "--port", str(port), "--latency-ms", str(latency_ms)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    control = ControlClient(base)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                control.counters()
+                break
+            except OSError:
+                if time.monotonic() > deadline or child.poll() is not None:
+                    raise RuntimeError("ewsim did not start") from None
+                time.sleep(0.1)
+        control.add_user(USER, PASSWORD, display_name="Benchmark")
+        yield f"{base}/EWS/Exchange.asmx", control, child.pid
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def _account(url: str) -> Account:
+    config = Configuration(service_endpoint=url, credentials=Credentials(USER, PASSWORD),
+                           auth_type=BASIC, version=Version(build=Build(15, 1, 2507, 6)),
+                           retry_policy=FailFast(), max_connections=2)
+    return Account(USER, config=config, autodiscover=False, access_type=DELEGATE,
+                   default_timezone=EWSTimeZone("Europe/Prague"), locale="en_US")
+
+
+def _rss_mb(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (peak since start or since the last reset) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/{pid}/status")
+
+
+def _reset_peak(pid: int) -> None:
+    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def _own_peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_contacts(n: int, latency_ms: int) -> dict[str, Any]:
+    with simulator(latency_ms) as (url, control, pid):
+        account = _account(url)
+        account.contacts.refresh()   # folder lookup outside the measured part
+        control.reset_counters()
+        contacts = [
+            Contact(folder=account.contacts, given_name=f"Given{i}", surname=f"Surname{i}",
+                    display_name=f"Given{i} Surname{i}", company_name=f"Company {i % 97}",
+                    email_addresses=[EmailAddress(email=f"person{i}@example.com")])
+            for i in range(n)
+        ]
+        started = time.perf_counter()
+        created = account.bulk_create(folder=account.contacts, items=contacts, chunk_size=100)
+        read = sum(1 for _ in account.contacts.all().only(
+            "display_name", "email_addresses", "company_name"))
+        seconds = time.perf_counter() - started
+        errors = [c for c in created if isinstance(c, Exception)]
+        requests = sum(control.counters().values())
+        return {"benchmark": "ewsim.contacts", "items": n, "seconds": round(seconds, 3),
+                "ews_requests": requests, "items_per_second": round(2 * n / seconds, 1),
+                "peak_rss_mb": round(_own_peak_rss_mb(), 1),
+                "sim_peak_rss_mb": round(_rss_mb(pid, "VmHWM"), 1),
+                "created": len(created) - len(errors), "read_back": read,
+                "errors": len(errors)}
+
+
+def bench_attachment(size_mb: int, latency_ms: int) -> dict[str, Any]:
+    size = size_mb * MB
+    with simulator(latency_ms) as (url, control, pid):
+        account = _account(url)
+        account.inbox.refresh()
+        sim_before = _rss_mb(pid, "VmRSS")
+        _reset_peak(pid)
+        control.reset_counters()
+        started = time.perf_counter()
+        control.deliver(USER, subject="Large attachment", attachments=[
+            {"name": "large.bin", "content_type": "application/octet-stream", "size": size}])
+        message = next(iter(account.inbox.all().only("attachments")))
+        (attachment,) = message.attachments
+        received = 0
+        with attachment.fp as stream:
+            while chunk := stream.read(MB):
+                received += len(chunk)
+        seconds = time.perf_counter() - started
+        sim_peak = _rss_mb(pid, "VmHWM")
+        growth = sim_peak - sim_before
+        return {"benchmark": "ewsim.attachment", "items": 1, "seconds": round(seconds, 3),
+                "ews_requests": sum(control.counters().values()),
+                "items_per_second": round(1 / seconds, 3),
+                "peak_rss_mb": round(_own_peak_rss_mb(), 1), "attachment_mb": size_mb,
+                "received_mb": round(received / MB, 1),
+                "sim_rss_before_mb": round(sim_before, 1), "sim_peak_rss_mb": round(sim_peak, 1),
+                "sim_growth_mb": round(growth, 1),
+                "sim_growth_within_3x": growth < 3 * size_mb and received == size}
+
+
+BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "ewsim": lambda args: (bench_attachment(args.attachment_mb, args.latency_ms)
+                           if args.attachment_mb else bench_contacts(args.n, args.latency_ms)),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("benchmark", choices=sorted(BENCHMARKS))
+    parser.add_argument("--n", type=int, default=3000, help="items to create and read back")
+    parser.add_argument("--attachment-mb", type=int, default=0,
+                        help="stream one attachment of this size instead")
+    parser.add_argument("--latency-ms", type=int, default=0, help="added per EWS request")
+    args = parser.parse_args(argv)
+    result = BENCHMARKS[args.benchmark](args)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0 if not result.get("errors") and result.get("sim_growth_within_3x", True) else 1
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())

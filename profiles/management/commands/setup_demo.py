@@ -1,0 +1,112 @@
+"""Configure a demo organization whose profiles point at ewsim's demo mailboxes (`--seed demo`).
+
+Idempotent: a second run changes nothing and prints nothing secret. The users' passwords are
+printed only when the users are created, like the first administrator's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from crm.models import ClassificationNode, Company, CrmUser, EventCategory, EventStatus, Person
+from ewsim.seed import JANA, SERVICE, TOM, USERS
+from profiles.models import (
+    CategoryPairing,
+    MailboxConnection,
+    Membership,
+    Organization,
+    SyncProfile,
+)
+
+ORGANIZATION = "Demo s.r.o."
+CONNECTION = "Demo mailbox (ewsim)"
+PAIRINGS = {"HOTLINE": "Hotline", "INSTALACE": "Instalace", "REGISTRACE": "Registrace"}
+
+
+class Command(BaseCommand):
+    help = "Create the demo organization, its users, CRM data and profiles for ewsim's demo."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--ews-url", default="http://127.0.0.1:8765/EWS/Exchange.asmx")
+
+    def handle(self, *args: Any, ews_url: str, **options: Any) -> None:
+        with transaction.atomic():
+            organization, created = Organization.objects.get_or_create(name=ORGANIZATION)
+            if not created:
+                self.stdout.write(f"The demo organization {ORGANIZATION!r} exists already.")
+                return
+            logins = self._configure(organization, ews_url)
+        lines = "\n".join(f"    {login:<6} {password}" for login, password in logins.items())
+        self.stdout.write(self.style.SUCCESS(
+            f"\n  Demo organization {ORGANIZATION!r} created; its profiles use the demo mailbox"
+            f"\n  at {ews_url}. Users (shown only now):\n{lines}\n"))
+
+    def _configure(self, organization: Organization, ews_url: str) -> dict[str, str]:
+        connection = MailboxConnection(
+            organization=organization, name=CONNECTION, kind=MailboxConnection.Kind.EWS,
+            ews_url=ews_url, auth_type=MailboxConnection.Auth.NTLM,
+            access=MailboxConnection.Access.IMPERSONATION, username=SERVICE)
+        connection.set_secret(USERS[SERVICE][0])
+        connection.full_clean()
+        connection.save()
+
+        categories = {name: EventCategory.objects.create(organization=organization, name=name)
+                      for name in PAIRINGS}
+        incoming = EventStatus.objects.create(organization=organization, name="Příchozí")
+        EventStatus.objects.create(organization=organization, name="Odchozí")
+        customers = ClassificationNode.objects.create(organization=organization,
+                                                      name="Zákazníci")
+        moravia = ClassificationNode.objects.create(organization=organization, name="Morava",
+                                                    parent=customers)
+        self._crm_persons(organization, customers, moravia)
+
+        logins: dict[str, str] = {}
+        for address in (JANA, TOM):
+            _, display_name, login = USERS[address]
+            password = secrets.token_urlsafe(9)
+            user = get_user_model().objects.create_user(
+                username=login, email=address, password=password,
+                first_name=display_name.split()[0], last_name=display_name.split()[-1])
+            Membership.objects.create(user=user, organization=organization,
+                                      role=Membership.Role.USER)
+            crm_user = CrmUser.objects.create(organization=organization, name=display_name,
+                                              login=login, email=address)
+            profile = SyncProfile.objects.create(
+                organization=organization, user=user, mailbox=address, crm_user=crm_user,
+                connection=connection, import_mail=True)
+            calendar = profile.calendarsettings
+            calendar.default_category = categories["HOTLINE"]
+            calendar.imported_status = incoming
+            calendar.save()
+            for crm_name, exchange_name in PAIRINGS.items():
+                CategoryPairing.objects.create(profile=profile, crm_category=categories[crm_name],
+                                               exchange_category=exchange_name)
+            logins[login] = password
+        return logins
+
+    def _crm_persons(self, organization: Organization, customers: ClassificationNode,
+                     moravia: ClassificationNode) -> None:
+        # Some persons also exist as demo contacts (the same e-mail: the first sync links them),
+        # one differs only in spelling (a duplicates-report candidate), one is CRM-only.
+        stavby = Company.find_or_create_by_name(organization.id, "Stavby Brno s.r.o.")
+        acme = Company.find_or_create_by_name(organization.id, "ACME s.r.o.")
+        rows = [
+            (dict(first_name="Petr", last_name="Svoboda", email1="petr.svoboda@stavby-brno.cz",
+                  job_title="Jednatel", business_city="Brno"), stavby, moravia),
+            (dict(first_name="Eva", last_name="Procházková", email1="eva.prochazkova@acme.cz",
+                  phone_business="+420 222 333 444"), acme, customers),
+            (dict(first_name="Tomas", last_name="Vesely", email1="tomas.vesely@acme.cz"),
+             acme, customers),
+            (dict(first_name="Radek", last_name="Kučera", email1="radek.kucera@kucera-it.cz",
+                  job_title="Konzultant", phone_mobile="+420 720 111 333"), None, customers),
+        ]
+        for fields, company, node in rows:
+            person = Person.objects.create(organization=organization, **fields)
+            if company is not None:
+                person.companies.add(company)
+            person.classification_nodes.add(node)

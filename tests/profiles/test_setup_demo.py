@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import io
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import TestCase
+
+from crm.models import Person
+from profiles.models import MailboxConnection, Organization, SyncProfile
+
+
+class SetupDemoTests(TestCase):
+    def test_creates_a_working_demo_configuration_once(self) -> None:
+        out = io.StringIO()
+        call_command("setup_demo", stdout=out)
+        organization = Organization.objects.get(name="Demo s.r.o.")
+        connection = MailboxConnection.objects.get(organization=organization)
+        connection.full_clean()
+        self.assertEqual(connection.get_secret(), "svc-secret")
+        self.assertNotIn("svc-secret", connection.secret_token)
+        profiles = SyncProfile.objects.filter(organization=organization).order_by("mailbox")
+        self.assertEqual([p.mailbox for p in profiles],
+                         ["jana.novakova@example.com", "tom.baker@example.com"])
+        for profile in profiles:
+            profile.full_clean()
+            self.assertEqual(profile.category_pairings.count(), 3)
+            self.assertEqual(profile.calendarsettings.default_category.name, "HOTLINE")
+        jana_password = out.getvalue().split("jana")[1].split()[0]
+        self.assertTrue(get_user_model().objects.get(username="jana").check_password(
+            jana_password))
+        self.assertEqual(Person.objects.filter(organization=organization).count(), 4)
+
+        again = io.StringIO()
+        call_command("setup_demo", stdout=again)
+        self.assertIn("exists already", again.getvalue())
+        self.assertNotIn(jana_password, again.getvalue())
+        self.assertEqual(SyncProfile.objects.count(), 2)
