@@ -280,6 +280,14 @@ def _messages(today: dt.date) -> dict[str, list[dict[str, Any]]]:
     def when(days_ago: int, hour: int) -> str:
         return _at(today - dt.timedelta(days=days_ago), hour).isoformat()
 
+    # One e-mail in both mailboxes (same Message-ID): one CRM e-mail linked to both users.
+    shared_notes = {
+        "folder": "inbox", "subject": "Meeting notes",
+        "from": "Sarah Collins <sarah.collins@northwind.co.uk>", "to": [JANA, TOM],
+        "received": when(3, 11), "message_id": f"<northwind-notes-{today}@northwind.co.uk>",
+        "body": "Hi both, notes from today's call attached.",
+        "attachments": [{"name": "notes.txt", "content_type": "text/plain",
+                         "content": b"1. Rollout in December\n2. Training\n"}]}
     jana = [
         {"folder": "inbox", "subject": "Nabídka licencí – Stavby Brno",
          "from": "Petr Svoboda <petr.svoboda@stavby-brno.cz>", "to": [JANA],
@@ -308,12 +316,7 @@ def _messages(today: dt.date) -> dict[str, list[dict[str, Any]]]:
          "from": "CRM novinky <newsletter@crm-novinky.example>", "to": [JANA],
          "received": when(1, 7), "body_type": "HTML",
          "body": "<html><body><h1>Novinky</h1><p>Co je nového v listopadu.</p></body></html>"},
-        {"folder": "inbox", "subject": "Meeting notes",
-         "from": "Sarah Collins <sarah.collins@northwind.co.uk>", "to": [JANA, TOM],
-         "received": when(3, 11), "message_id": f"<northwind-notes-{today}@northwind.co.uk>",
-         "body": "Hi both, notes from today's call attached.",
-         "attachments": [{"name": "notes.txt", "content_type": "text/plain",
-                          "content": b"1. Rollout in December\n2. Training\n"}]},
+        shared_notes,
         {"folder": "sentitems", "subject": "Re: Nabídka licencí – Stavby Brno",
          "from": f"Jana Nováková <{JANA}>", "to": ["petr.svoboda@stavby-brno.cz"],
          "received": when(1, 14), "is_read": True,
@@ -330,12 +333,7 @@ def _messages(today: dt.date) -> dict[str, list[dict[str, Any]]]:
          "body": "Dobrý den, instalaci potvrzuji na příští týden."},
     ]
     tom = [
-        {"folder": "inbox", "subject": "Meeting notes",
-         "from": "Sarah Collins <sarah.collins@northwind.co.uk>", "to": [JANA, TOM],
-         "received": when(3, 11), "message_id": f"<northwind-notes-{today}@northwind.co.uk>",
-         "body": "Hi both, notes from today's call attached.",
-         "attachments": [{"name": "notes.txt", "content_type": "text/plain",
-                          "content": b"1. Rollout in December\n2. Training\n"}]},
+        shared_notes,
         {"folder": "sentitems", "subject": "Contoso installation plan",
          "from": f"Tom Baker <{TOM}>", "to": ["james.oneill@contoso.ie"],
          "received": when(2, 16), "is_read": True,
