@@ -108,7 +108,7 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
                 item = message_from_mime(base64.b64decode(data["mime"]))
             else:
                 item = message_from_fields(data)
-            store.add_item(folder, item)
+            store.add_item(folder, item, new_mail=True)
             return _summary(item)
         if route == "items":
             return _items(server, method, parts[1] if len(parts) > 1 else None, data)
@@ -130,6 +130,14 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
                 server.counters.clear()
                 return {}
             return dict(server.counters)
+        if route == "settings":
+            if method in ("POST", "PATCH") and "notification_minute_seconds" in data:
+                # Length of a "minute" for notification timeouts (tests shorten it).
+                value = float(data["notification_minute_seconds"])
+                if value <= 0:
+                    raise ControlError(400, "notification_minute_seconds must be > 0")
+                server.notification_minute_seconds = value
+            return {"notification_minute_seconds": server.notification_minute_seconds}
         if route == "sent":
             return list(server.sent_log)
         if route == "validation-errors":

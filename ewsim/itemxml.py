@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 from dataclasses import dataclass, field
 
 from lxml import etree
 
-from . import ids, schema
+from . import ids, recurrence, schema
 from .ns import local, parse_bool, t_el, tq
 from .store import ITEM_CLASS_BY_TAG, Attachment, Item, Store
 from .timeutil import canonical_dt, fmt_dt
@@ -262,6 +263,66 @@ def computed(store: Store, item: Item) -> dict[str, etree._Element]:
     return out
 
 
+def _occurrence_info(tag: str, master: Item, index: int, start: dt.datetime, end: dt.datetime,
+                     original: dt.datetime) -> etree._Element:
+    exc = master.exceptions.get(index)
+    el = t_el(tag)
+    etree.SubElement(el, tq("ItemId"), Id=ids.occurrence_id(master.id, index),
+                     ChangeKey=exc.changekey if exc is not None else master.changekey)
+    etree.SubElement(el, tq("Start")).text = fmt_dt(start)
+    etree.SubElement(el, tq("End")).text = fmt_dt(end)
+    etree.SubElement(el, tq("OriginalStart")).text = fmt_dt(original)
+    _sort_children(el, "OccurrenceInfoType")
+    return el
+
+
+def series_props(item: Item, shape: Shape) -> dict[str, etree._Element]:
+    """Recurrence (normalised), First/LastOccurrence, Modified/DeletedOccurrences of a master.
+
+    The occurrence lists are computed only when asked for: they need the expansion, and
+    LastOccurrence is left out for a series without end (there is none).
+    """
+    out: dict[str, etree._Element] = {}
+    rec = recurrence.render_recurrence(item)
+    if rec is not None:
+        out["Recurrence"] = rec
+    if shape.wants("FirstOccurrence"):
+        first = next(recurrence.instances(item), None)
+        if first is not None:
+            out["FirstOccurrence"] = _occurrence_info("FirstOccurrence", item, *first)
+    if shape.wants("LastOccurrence") and recurrence.is_bounded(item):
+        last = None
+        for last in recurrence.instances(item):   # noqa: B007 (want the final one)
+            pass
+        if last is not None:
+            out["LastOccurrence"] = _occurrence_info("LastOccurrence", item, *last)
+    wanted = ((set(item.exceptions) if shape.wants("ModifiedOccurrences") else set())
+              | (item.deleted_occurrences if shape.wants("DeletedOccurrences") else set()))
+    if not wanted:
+        return out
+    originals: dict[int, dt.datetime] = {}
+    for idx, start, _end in recurrence.slots(item):   # one pass, in original-start order
+        if idx in wanted:
+            originals[idx] = start
+        if idx >= max(wanted):
+            break
+    modified = [i for i in sorted(item.exceptions) if i in originals]
+    if modified and shape.wants("ModifiedOccurrences"):
+        el = t_el("ModifiedOccurrences")
+        for idx in modified:
+            start, end = item.exceptions[idx].times()
+            el.append(_occurrence_info("Occurrence", item, idx, start, end, originals[idx]))
+        out["ModifiedOccurrences"] = el
+    deleted = [i for i in sorted(item.deleted_occurrences) if i in originals]
+    if deleted and shape.wants("DeletedOccurrences"):
+        el = t_el("DeletedOccurrences")
+        for idx in deleted:
+            occ = etree.SubElement(el, tq("DeletedOccurrence"))
+            etree.SubElement(occ, tq("Start")).text = fmt_dt(originals[idx])
+        out["DeletedOccurrences"] = el
+    return out
+
+
 def canonical(el: etree._Element, info: schema.TypeInfo) -> etree._Element:
     name = local(el)
     if name in info.booleans:
@@ -296,6 +357,8 @@ def render_item(store: Store, item: Item, shape: Shape,
         children.append(mime)
     values: dict[str, etree._Element | None] = dict(computed(store, item))
     values.update(item.props)
+    if item.tag == "CalendarItem" and "Recurrence" in item.props:
+        values.update(series_props(item, shape))
     if overrides:
         values.update(overrides)
     for name, el in values.items():

@@ -26,6 +26,7 @@ from .faults import Fault, FaultInjector
 from .ns import PARSER, M, S, T, local, mq, sub
 from .operations import load_all
 from .operations.attachments import StreamedContent
+from .operations.notifications import EventStream
 from .soap import EwsFault, error, response_root
 from .store import Principal, Store
 
@@ -41,7 +42,8 @@ class EwsServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: int = 0,
                  capture_dir: str | None = None, validate: bool = False,
-                 auth_modes: set[str] | None = None) -> None:
+                 auth_modes: set[str] | None = None,
+                 notification_minute_seconds: float = 60.0) -> None:
         self.store = Store()
         auth.register_store(self.store)
         self.faults = FaultInjector()
@@ -54,6 +56,10 @@ class EwsServer:
         self._capture_seq = 0
         self.validate = validate
         self.auth_modes = auth_modes or {"basic", "ntlm", "bearer"}
+        # Length of the "minute" in notification timeouts (pull Timeout, streaming
+        # ConnectionTimeout, heartbeats); tests shorten it, reset() restores it.
+        self.notification_minute_seconds = notification_minute_seconds
+        self._default_minute_seconds = notification_minute_seconds
         self.operations = load_all()
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.ews = self
@@ -83,6 +89,7 @@ class EwsServer:
             self.sent_log.clear()
             self.validation_errors.clear()
             self.internal_errors.clear()
+            self.notification_minute_seconds = self._default_minute_seconds
 
     def start(self) -> EwsServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="ewsim",
@@ -94,6 +101,7 @@ class EwsServer:
         self.httpd.serve_forever()
 
     def stop(self) -> None:
+        self.store.notifications.close()   # open GetStreamingEvents end with Closed now
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -233,6 +241,9 @@ class _Handler(BaseHTTPRequestHandler):
                                         "traceback": traceback.format_exc()})
             log.exception("ewsim: %s failed", op)
             self._send(500, soap.fault("ErrorInternalServerError", f"ewsim bug: {exc!r}"))
+            return
+        if isinstance(out, EventStream):
+            out.serve(self, body)   # GetStreamingEvents: holds the connection, lock released
             return
         payload, streams = out if isinstance(out, tuple) else (out, [])
         self._respond(op, body, payload, streams)

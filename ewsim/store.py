@@ -15,6 +15,7 @@ from typing import Any
 from lxml import etree
 
 from . import ids
+from .notifications import NotificationHub
 from .timeutil import now
 
 # distinguished id -> (display name, element tag, folder class, parent distinguished id)
@@ -119,6 +120,8 @@ class Item:
     # What the creating/updating client asked Exchange to send (tests assert on it).
     meeting_requests_sent: list[str] = field(default_factory=list)
     deleted_occurrences: set[int] = field(default_factory=set)
+    # Recurring masters: instance index -> recurrence.OccurrenceException (modified occurrence).
+    exceptions: dict[int, Any] = field(default_factory=dict)
 
     def text(self, name: str) -> str | None:
         el = self.props.get(name)
@@ -176,6 +179,11 @@ class Store:
             self.items: dict[str, Item] = {}
             self.attachments: dict[str, tuple[Item, Attachment]] = {}
             self.listeners: list[Any] = []   # notification hubs: callables(event dict)
+            # Subscriptions + event log (notifications.py); closing the old hub ends open streams.
+            old_hub: NotificationHub | None = getattr(self, "notifications", None)
+            if old_hub is not None:
+                old_hub.close()
+            self.notifications = NotificationHub(self)
 
     # --- users and mailboxes -------------------------------------------------------------
     def add_user(self, address: str, password: str, display_name: str = "", domain: str = "",
@@ -254,7 +262,8 @@ class Store:
         self.changed.notify_all()
         return mbx.seq
 
-    def add_item(self, folder: Folder, item: Item) -> Item:
+    def add_item(self, folder: Folder, item: Item, new_mail: bool = False) -> Item:
+        """`new_mail`: an inbound delivery (also raises NewMailEvent for subscriptions)."""
         item.folder_id = folder.id
         item.mailbox = folder.mailbox
         folder.items[item.id] = item
@@ -262,6 +271,7 @@ class Store:
         for att in item.attachments:
             self.attachments[att.id] = (item, att)
         self.record(folder, item.id, "create")
+        self.notifications.item_created(folder, item, new_mail)
         return item
 
     def remove_item(self, item: Item) -> None:
@@ -271,14 +281,18 @@ class Store:
         for att in item.attachments:
             self.attachments.pop(att.id, None)
         self.record(folder, item.id, "delete")
+        self.notifications.item_deleted(folder, item)
 
     def move_item(self, item: Item, target: Folder) -> Item:
         """EWS ids change on move (notes §2 Sync): delete in source, create with a new id."""
-        self.remove_item(item)
-        item.id = ids.item_id()
-        item.touch()
-        return self.add_item(target, item)
+        with self.notifications.moving(item):   # one MovedEvent, not Deleted + Created
+            self.remove_item(item)
+            item.id = ids.item_id()
+            item.touch()
+            self.add_item(target, item)
+        return item
 
     def updated(self, item: Item, kind: str = "update") -> None:
         item.touch()
         self.record(self.folders[item.folder_id], item.id, kind)
+        self.notifications.item_modified(self.folders[item.folder_id], item)

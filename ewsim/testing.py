@@ -96,6 +96,10 @@ class ControlClient:
     def sent(self) -> list[dict[str, Any]]:
         return self.call("GET", "sent")
 
+    def settings(self, **values: Any) -> Any:
+        """e.g. settings(notification_minute_seconds=0.5); no arguments = read them."""
+        return self.call("POST", "settings", values)
+
 
 class SimHandle:
     def __init__(self, server: EwsServer) -> None:

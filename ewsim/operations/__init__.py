@@ -22,5 +22,5 @@ def operation(name: str) -> Callable[[Handler], Handler]:
 
 def load_all() -> dict[str, Handler]:
     # Imported for their registration side effect.
-    from . import attachments, find, folders, items, misc, sync  # noqa: F401
+    from . import attachments, find, folders, items, misc, notifications, sync  # noqa: F401
     return OPERATIONS

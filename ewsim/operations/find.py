@@ -28,28 +28,31 @@ def _calendar_view(ctx: Context, items: list[Item], view: etree._Element, shape:
         raise MessageError("ErrorInvalidRequest", "Invalid CalendarView range.")
     if end - start > MAX_VIEW_RANGE:
         raise MessageError("ErrorCalendarViewRangeTooBig")
-    rows: list[tuple[dt.datetime, Item, int | None]] = []
+    rows: list[tuple[dt.datetime, Item, int | None, recurrence.Times | None]] = []
     for item in items:
         if item.tag != "CalendarItem":
             continue
         if "Recurrence" in item.props:
-            rows.extend((s, item, idx) for idx, s, _e in recurrence.in_window(item, start, end))
+            # Instances at their effective times: an exception moved into the window shows
+            # up, one moved out of it does not (sorted below with everything else).
+            rows.extend((s, item, idx, original) for idx, s, _e, original
+                        in recurrence.in_window(item, start, end))
             continue
         i_start, i_end = parse_dt(item.text("Start")), parse_dt(item.text("End"))
         # Items ending exactly at `start` are included (exchangelib view() docstring).
         if i_start and i_end and i_start < end and i_end >= start:
-            rows.append((i_start, item, None))
+            rows.append((i_start, item, None, None))
     rows.sort(key=lambda r: r[0])
     limit = int(view.get("MaxEntriesReturned", "0") or 0) or len(rows)
     page = rows[:limit]
     rf = sub(msg, M, "RootFolder", TotalItemsInView=str(len(rows)),
              IncludesLastItemInRange="true" if len(page) == len(rows) else "false")
     out = sub(rf, T, "Items")
-    for _s, item, idx in page:
+    for _s, item, idx, original in page:
         if idx is None:
             out.append(render_item(ctx.store, item, shape))
         else:
-            out.append(render_occurrence(ctx, item, idx, shape))
+            out.append(render_occurrence(ctx, item, idx, shape, original))
 
 
 @operation("FindItem")

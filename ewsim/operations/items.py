@@ -22,7 +22,7 @@ from ..itemxml import (
 from ..ns import M, T, local, mq, sub, t_el, tq
 from ..soap import MessageError, error, response_root, success
 from ..store import Folder, Item
-from ..timeutil import fmt_dt
+from ..timeutil import fmt_dt, parse_dt
 from . import operation
 
 DEFAULT_FOLDER = {"Message": "drafts", "CalendarItem": "calendar", "Contact": "contacts",
@@ -60,7 +60,7 @@ def deliver_copy(ctx: Context, item: Item) -> None:
             sub(mbx, T, "EmailAddress", item.mailbox)
             sub(mbx, T, "RoutingType", "SMTP")
             copy_item.props["From"] = frm
-        store.add_item(inbox, copy_item)
+        store.add_item(inbox, copy_item, new_mail=True)
 
 
 def prepare_new(item: Item, owner: str) -> None:
@@ -131,14 +131,25 @@ def create_item(ctx: Context, req: etree._Element) -> etree._Element:
     return root
 
 
-def resolve_get(ctx: Context, id_el: etree._Element) -> tuple[Item, int | None]:
-    """Map ItemId / OccurrenceItemId / RecurringMasterItemId to (item, occurrence index)."""
+def resolve(ctx: Context, id_el: etree._Element) -> tuple[Item, int | None]:
+    """Map ItemId / OccurrenceItemId / RecurringMasterItemId to (item, instance index).
+
+    An index means "instance `index` of the recurring master `item`" (occurrence or
+    exception); the ItemId of an instance encodes master id + index (`ids.occurrence_id`),
+    which is why an exception keeps the id its occurrence had (exchangelib's save()
+    rejects an UpdateItem answer whose id differs from the ItemId it sent).
+    """
     kind = local(id_el)
     if kind == "OccurrenceItemId":
         master = ctx.item(id_el.get("RecurringMasterId", ""))
-        index = int(id_el.get("InstanceIndex", "0"))
-        if recurrence.occurrence(master, index) is None:
+        try:
+            index = int(id_el.get("InstanceIndex", "0"))
+        except ValueError:
+            index = 0
+        if recurrence.slot(master, index) is None:
             raise MessageError("ErrorCalendarOccurrenceIndexIsOutOfRecurrenceRange")
+        if index in master.deleted_occurrences:
+            raise MessageError("ErrorCalendarOccurrenceIsDeletedFromRecurrence")
         return master, index
     if kind == "RecurringMasterItemId":
         occ = ids.parse_occurrence_id(id_el.get("OccurrenceId", ""))
@@ -156,20 +167,24 @@ def resolve_get(ctx: Context, id_el: etree._Element) -> tuple[Item, int | None]:
     return ctx.item(raw), None
 
 
-def render_occurrence(ctx: Context, master: Item, index: int, shape: Shape) -> etree._Element:
-    start, end = recurrence.occurrence(master, index) or (None, None)
+def render_occurrence(ctx: Context, master: Item, index: int, shape: Shape,
+                      original: recurrence.Times | None = None) -> etree._Element:
+    """An occurrence or exception as its own CalendarItem (own ItemId, no Recurrence)."""
+    if original is None:
+        original = recurrence.slot(master, index)
+    instance = recurrence.instance_item(master, index, original)
+    kind = "Exception" if index in master.exceptions else "Occurrence"
     overrides: dict[str, etree._Element | None] = {
         "Recurrence": None,
-        "CalendarItemType": t_el("CalendarItemType", "Occurrence"),
+        "CalendarItemType": t_el("CalendarItemType", kind),
         "IsRecurring": t_el("IsRecurring", "true"),
     }
-    if start is not None and end is not None:
-        overrides["Start"] = t_el("Start", fmt_dt(start))
-        overrides["End"] = t_el("End", fmt_dt(end))
-        overrides["OriginalStart"] = t_el("OriginalStart", fmt_dt(start))
-        overrides["RecurrenceId"] = t_el("RecurrenceId", fmt_dt(start))
-    return render_item(ctx.store, master, shape, overrides,
-                       item_id=ids.occurrence_id(master.id, index))
+    if original is not None:
+        # Both stay the slot's start when an exception is moved: that is how clients
+        # (and iCalendar RECURRENCE-ID) match an exception to the occurrence it replaces.
+        overrides["OriginalStart"] = t_el("OriginalStart", fmt_dt(original[0]))
+        overrides["RecurrenceId"] = t_el("RecurrenceId", fmt_dt(original[0]))
+    return render_item(ctx.store, instance, shape, overrides)
 
 
 @operation("GetItem")
@@ -180,7 +195,7 @@ def get_item(ctx: Context, req: etree._Element) -> etree._Element:
         if not isinstance(id_el.tag, str):
             continue
         try:
-            item, index = resolve_get(ctx, id_el)
+            item, index = resolve(ctx, id_el)
         except MessageError as exc:
             error(msgs, "GetItem", exc.code, exc.message)
             continue
@@ -191,6 +206,11 @@ def get_item(ctx: Context, req: etree._Element) -> etree._Element:
         else:
             out.append(render_occurrence(ctx, item, index, shape))
     return root
+
+
+def _path_name(upd: etree._Element) -> str | None:
+    path = upd[0]
+    return field_element(path.get("FieldURI", "")) if local(path) == "FieldURI" else None
 
 
 def _apply_update(item: Item, upd: etree._Element) -> str:
@@ -221,6 +241,42 @@ def _apply_update(item: Item, upd: etree._Element) -> str:
     return "read" if name == "IsRead" else "update"
 
 
+def _update_instance(ctx: Context, master: Item, index: int, changekey: str | None,
+                     resolution: str, updates: list[etree._Element]) -> Item:
+    """UpdateItem on an occurrence/exception: it becomes (or stays) an exception.
+
+    The changes are applied to a scratch copy of the instance, validated like Exchange
+    does, and stored as overrides on the master. The master gets a new ChangeKey and a
+    change-log "update": exceptions are not folder items, so SyncFolderItems reports
+    the master as updated.
+    """
+    instance = recurrence.instance_item(master, index)
+    if changekey and changekey != instance.changekey and resolution == "NeverOverwrite":
+        raise MessageError("ErrorIrresolvableConflict")
+    before = (parse_dt(instance.text("Start")), parse_dt(instance.text("End")))
+    for upd in updates:
+        if _path_name(upd) in recurrence.SERIES_ONLY:
+            if local(upd) == "DeleteItemField":
+                continue   # exchangelib's full save() of an exception clears Recurrence
+            raise MessageError("ErrorInvalidPropertySet",
+                               "Recurrence can only be set on the recurring master.")
+        _apply_update(instance, upd)
+    start, end = parse_dt(instance.text("Start")), parse_dt(instance.text("End"))
+    if start is None or end is None:
+        raise MessageError("ErrorInvalidPropertySet", "An occurrence needs Start and End.")
+    if end < start:
+        raise MessageError("ErrorCalendarEndDateIsEarlierThanStartDate")
+    if (start, end) != before and recurrence.crosses_boundary(master, index, start):
+        raise MessageError("ErrorOccurrenceCrossingBoundary")
+    # Store canonical UTC times: exception times are compared and re-rendered often.
+    instance.props["Start"] = t_el("Start", fmt_dt(start))
+    instance.props["End"] = t_el("End", fmt_dt(end))
+    exc = recurrence.save_exception(master, index, instance)
+    ctx.store.updated(master)
+    instance.changekey = exc.changekey
+    return instance
+
+
 @operation("UpdateItem")
 def update_item(ctx: Context, req: etree._Element) -> etree._Element:
     resolution = req.get("ConflictResolution", "AutoResolve")
@@ -231,26 +287,32 @@ def update_item(ctx: Context, req: etree._Element) -> etree._Element:
             continue
         try:
             id_el = change[0]
-            if local(id_el) != "ItemId" or ids.parse_occurrence_id(id_el.get("Id", "")):
-                raise MessageError("ErrorInvalidOperation",
-                                   "Modifying single occurrences is not simulated yet.")
-            item = ctx.item(id_el.get("Id", ""))
+            item, index = resolve(ctx, id_el)
             ck = id_el.get("ChangeKey")
-            if ck and ck != item.changekey and resolution == "NeverOverwrite":
-                raise MessageError("ErrorIrresolvableConflict")
-            kinds = {_apply_update(item, upd) for upd in change.find(tq("Updates"))
-                     if isinstance(upd.tag, str)}
+            updates = [u for u in change.find(tq("Updates")) if isinstance(u.tag, str)]
+            if index is not None:
+                result = _update_instance(ctx, item, index, ck, resolution, updates)
+            else:
+                if ck and ck != item.changekey and resolution == "NeverOverwrite":
+                    raise MessageError("ErrorIrresolvableConflict")
+                series = recurrence.signature(item) if item.tag == "CalendarItem" else None
+                kinds = {_apply_update(item, upd) for upd in updates}
+                if series is not None and recurrence.signature(item) != series:
+                    # Exchange discards every exception (modified and deleted occurrences)
+                    # when the pattern or the series' time changes.
+                    recurrence.reset_exceptions(item)
+                ctx.store.updated(item, "update" if "update" in kinds else "read")
+                result = item
             if invitations and item.tag == "CalendarItem":
                 item.meeting_requests_sent.append(invitations)
-                ctx.server.sent_log.append({"operation": "UpdateItem", "item_id": item.id,
+                ctx.server.sent_log.append({"operation": "UpdateItem", "item_id": result.id,
                                             "send_meeting_invitations_or_cancellations":
                                             invitations})
-            ctx.store.updated(item, "update" if "update" in kinds else "read")
         except MessageError as exc:
             error(msgs, "UpdateItem", exc.code, exc.message)
             continue
         msg = success(msgs, "UpdateItem")
-        sub(msg, M, "Items").append(item_ids_only(item))
+        sub(msg, M, "Items").append(item_ids_only(result))
         cr = sub(msg, M, "ConflictResults")
         sub(cr, T, "Count", "0")
     return root
@@ -272,16 +334,14 @@ def delete_item(ctx: Context, req: etree._Element) -> etree._Element:
         if not isinstance(id_el.tag, str):
             continue
         try:
-            occ = ids.parse_occurrence_id(id_el.get("Id", ""))
-            if occ is not None:
-                # Deleting an occurrence records it on the master (notes §3.4 DeleteItem).
-                master = ctx.item(occ[0])
-                if recurrence.occurrence(master, occ[1]) is None:
-                    raise MessageError("ErrorItemNotFound")
-                master.deleted_occurrences.add(occ[1])
-                ctx.store.updated(master)
+            item, index = resolve(ctx, id_el)
+            if index is not None:
+                # Deleting an occurrence or exception records its slot on the master
+                # (notes §3.4 DeleteItem); an exception's overrides go with it.
+                item.exceptions.pop(index, None)
+                item.deleted_occurrences.add(index)
+                ctx.store.updated(item)
             else:
-                item = ctx.item(id_el.get("Id", ""))
                 if cancellations and item.tag == "CalendarItem":
                     ctx.server.sent_log.append({"operation": "DeleteItem", "item_id": item.id,
                                                 "send_meeting_cancellations": cancellations})
@@ -307,7 +367,9 @@ def move_item(ctx: Context, req: etree._Element) -> etree._Element:
             continue
         try:
             target = ctx.folder(target_el[0])
-            item = ctx.item(id_el.get("Id", ""))
+            item, index = resolve(ctx, id_el)
+            if index is not None:
+                raise MessageError("ErrorCalendarCannotMoveOrCopyOccurrence")
             if target.mailbox != item.mailbox:
                 raise MessageError("ErrorInvalidOperation", "Cross-mailbox moves not simulated.")
             ctx.store.move_item(item, target)
