@@ -122,6 +122,11 @@ if not ENCRYPTION_KEYS and DEBUG:
 # Folders under which an attachment directory may be chosen; nothing is written elsewhere.
 ATTACHMENT_ROOTS: list[str] = env.list("ATTACHMENT_ROOTS", default=[])
 
+# --- Mailboxes ---------------------------------------------------------------------------
+# How long one sync run may wait in total when Exchange asks it to slow down (throttling);
+# past that the run stops and the next one goes on where it stopped.
+MAILBOX_THROTTLE_BUDGET = env.float("MAILBOX_THROTTLE_BUDGET", default=300.0)
+
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER: dict = {

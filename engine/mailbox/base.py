@@ -1,0 +1,285 @@
+"""The interface every mailbox backend implements (Exchange over EWS today, Graph next).
+
+Modelled on Django's session backends: a small documented base class, one module per backend.
+Nothing here speaks EWS: items are addressed by opaque `ItemRef`s, folders by `FolderInfo`,
+change tracking by an opaque `state` string the engine stores and hands back.
+
+Errors a person can act on are `MailboxError` subclasses with a plain-words message; a bad
+single item is never an exception that stops a batch, but a `WriteResult`/`ItemError` in the
+list of results.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import enum
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from engine.records import EventRecord, Kind, Record
+
+BATCH_SIZE = 100   # items per request: Exchange's and Graph's sweet spot
+
+
+# --- what connecting needs ----------------------------------------------------------------
+class Auth(enum.StrEnum):
+    NTLM = "ntlm"
+    BASIC = "basic"
+    OAUTH2 = "oauth2"
+
+
+@dataclass(frozen=True)
+class MailboxAccess:
+    """Everything a backend needs to reach one mailbox; built from a connection and a profile."""
+
+    mailbox: str                          # SMTP address of the mailbox to open
+    endpoint: str                         # EWS URL (Graph: the API root)
+    auth: Auth
+    username: str = ""
+    secret: str = field(default="", repr=False)
+    impersonate: bool = True              # service account acting as the mailbox's owner
+    tenant_id: str = ""
+    client_id: str = ""
+    token_url: str = ""                   # blank: the identity platform's own
+    verify_tls: bool = True
+    server_version: str = ""              # e.g. Exchange2016; blank: the backend's default
+    time_zone: str = "Europe/Prague"
+    throttle_budget_seconds: float = 300  # total waiting for throttling per run
+    # Changes whenever the connection's settings change, so cached sessions are dropped.
+    settings_version: str = ""
+
+
+# --- what a backend returns ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ItemRef:
+    """An item's identity on the mailbox side and the version seen (EWS: ItemId + ChangeKey)."""
+
+    id: str
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    id: str
+    path: str                 # display path from the top of the mailbox: "Contacts/CRM"
+    kind: Kind | None         # None: a folder of another kind (tasks, notes…)
+    parent_id: str = ""
+    total: int | None = None
+
+
+class ChangeType(enum.StrEnum):
+    UPSERT = "upsert"         # created or updated: `record` holds the current content
+    DELETE = "delete"         # gone from the folder (deleted or moved away)
+
+
+@dataclass
+class ItemChange:
+    type: ChangeType
+    ref: ItemRef
+    record: Record | None = None
+
+
+@dataclass
+class ItemError:
+    """One item that could not be read or written, and why, in words."""
+
+    ref: ItemRef | None
+    message: str
+    code: str = ""
+
+
+# What fetching one item gives: its current identity and record, or why not.
+Fetched = tuple[ItemRef, Record] | ItemError
+
+
+@dataclass
+class ChangePage:
+    """One page of changes. The engine applies them, then stores `state`: that is the checkpoint."""
+
+    changes: list[ItemChange]
+    errors: list[ItemError]
+    state: str
+    done: bool
+    # The stored state was refused (invalid or expired), so this read started from scratch:
+    # every item comes again as an upsert, and the engine must match, not create.
+    restarted: bool = False
+
+
+class WriteStatus(enum.StrEnum):
+    OK = "ok"
+    CONFLICT = "conflict"     # changed on the server since the version we had
+    NOT_FOUND = "not_found"
+    ERROR = "error"
+
+
+@dataclass
+class WriteResult:
+    status: WriteStatus
+    ref: ItemRef | None = None     # the item's new identity/version after the write
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is WriteStatus.OK
+
+
+@dataclass(frozen=True)
+class Update:
+    ref: ItemRef
+    record: Record
+    fields: frozenset[str]         # record field names that changed: only these are sent
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    version: str                   # e.g. "Exchange2016 (15.1.2507.6)"
+    mailbox: str
+
+
+# --- errors a person can act on -------------------------------------------------------------
+class MailboxError(Exception):
+    """A failure of the connection or the mailbox as a whole (not of one item)."""
+
+    reason = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DnsFailure(MailboxError):
+    reason = "dns"
+
+
+class ConnectionRefused(MailboxError):
+    reason = "refused"
+
+
+class TlsFailure(MailboxError):
+    reason = "tls"
+
+
+class AuthenticationFailed(MailboxError):
+    reason = "auth"
+
+
+class ImpersonationDenied(MailboxError):
+    reason = "impersonation"
+
+
+class MailboxNotFound(MailboxError):
+    reason = "mailbox"
+
+
+class ServiceUnavailable(MailboxError):
+    """The server answers, but not as a mailbox service (EWS disabled, wrong URL, 5xx)."""
+
+    reason = "service"
+
+
+class TimedOut(MailboxError):
+    reason = "timeout"
+
+
+class Throttled(MailboxError):
+    """The server kept asking us to wait longer than the run's budget allows."""
+
+    reason = "throttled"
+
+
+class FolderNotFound(MailboxError):
+    reason = "folder"
+
+
+# --- the interface ---------------------------------------------------------------------------
+class MailboxBackend(abc.ABC):
+    """One open mailbox. Use as a context manager; not shared between threads."""
+
+    def __init__(self, access: MailboxAccess) -> None:
+        self.access = access
+
+    def __enter__(self) -> MailboxBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:  # noqa: B027 (optional hook: most backends hold nothing)
+        """Release what this mailbox holds (the connection pool may outlive it)."""
+
+    @property
+    def requests_made(self) -> int:
+        """Requests sent to the server through this object (for history and benchmarks)."""
+        return 0
+
+    # connection and folders
+    @abc.abstractmethod
+    def check(self) -> ServerInfo:
+        """Sign in and open the mailbox; raise a MailboxError saying what is wrong."""
+
+    @abc.abstractmethod
+    def list_folders(self, kind: Kind) -> list[FolderInfo]:
+        """The mailbox's folders that hold `kind` items, as a tree in display-path order."""
+
+    @abc.abstractmethod
+    def get_folder(self, folder_id: str, kind: Kind) -> FolderInfo:
+        """A folder by the id stored in a profile (or a well-known name such as "calendar")."""
+
+    # reading
+    @abc.abstractmethod
+    def read_changes(self, folder: FolderInfo, state: str | None,
+                     page_size: int = BATCH_SIZE) -> Iterator[ChangePage]:
+        """Changes since `state` (None: everything), a page at a time, each with its checkpoint.
+
+        Creates and updates come with their records fetched in batches; deletions (and moves
+        out of the folder) come as DELETE. An invalid or expired `state` restarts the read
+        from scratch and marks that page `restarted`.
+        """
+
+    @abc.abstractmethod
+    def read_window(self, folder: FolderInfo, start: dt.datetime,
+                    end: dt.datetime) -> Iterator[tuple[ItemRef, EventRecord]]:
+        """Events overlapping [start, end): single events and series masters (each master once,
+        with its exceptions and deleted occurrences), not the generated occurrences."""
+
+    @abc.abstractmethod
+    def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:
+        """Current content of these items, in input order."""
+
+    @abc.abstractmethod
+    def find_by_stamp(self, folder: FolderInfo, stamps: Sequence[str]) -> dict[str, ItemRef]:
+        """The items in `folder` carrying these identity stamps (for crash recovery)."""
+
+    # writing (batches of up to BATCH_SIZE; one bad item does not fail its batch)
+    @abc.abstractmethod
+    def create(self, folder: FolderInfo, records: Sequence[Record]) -> list[WriteResult]:
+        """Create items, each stamped with its record's `stamp`. Never sends invitations."""
+
+    @abc.abstractmethod
+    def update(self, kind: Kind, updates: Sequence[Update]) -> list[WriteResult]:
+        """Send only the changed fields; a stale version comes back as CONFLICT."""
+
+    @abc.abstractmethod
+    def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
+        """Move items to Deleted Items (recoverable). Never sends cancellations."""
+
+    # photos and attachments
+    @abc.abstractmethod
+    def read_photo(self, ref: ItemRef) -> bytes | None:
+        """A contact's photo (small by nature), or None."""
+
+    @abc.abstractmethod
+    def set_photo(self, ref: ItemRef, photo: bytes | None) -> WriteResult:
+        """Replace or remove a contact's photo."""
+
+    @abc.abstractmethod
+    def open_attachment(self, item: ItemRef,
+                        attachment_ref: str) -> AbstractContextManager[BinaryIO]:
+        """A file attachment as a stream: read it in chunks, it is never held in memory whole."""
+
+    @abc.abstractmethod
+    def write_item_attachment(self, item: ItemRef, attachment_ref: str, sink: BinaryIO) -> int:
+        """Write an attached item (an e-mail) to `sink` as MIME (.eml); return the bytes written."""

@@ -1,0 +1,1167 @@
+"""Exchange Server over EWS, through exchangelib: the only module that imports exchangelib.
+
+What it takes care of, beyond calling exchangelib (facts: exchangelib notes §0–§2):
+- no discovery round trips: endpoint, auth type and version are always given;
+- throttling is waited out up to a budget per run, HTTP 429 included, while HTTP 401 fails at
+  once ("authentication failed") instead of being retried as throttling;
+- cached protocols are dropped when a connection's settings change (exchangelib keeps the first
+  configuration per endpoint and credentials for the life of the process);
+- TLS verification can be turned off per connection, not per process;
+- incremental reads are checkpointed page by page (exchangelib's `sync_items()` only hands out
+  the state at the very end), and ask only for the fields the records need;
+- writes go in batches with a result per item, never send invitations or cancellations, and
+  report a stale ChangeKey as a conflict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import ipaddress
+import logging
+import os
+import re
+import threading
+import time
+import zoneinfo
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
+
+import requests.adapters
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    OAUTH2,
+    Account,
+    Build,
+    CalendarItem,
+    Configuration,
+    Contact,
+    Credentials,
+    EWSDate,
+    EWSDateTime,
+    EWSTimeZone,
+    ExtendedProperty,
+    FaultTolerance,
+    FileAttachment,
+    Identity,
+    ItemAttachment,
+    Message,
+    OAuth2Credentials,
+    Version,
+)
+from exchangelib import Attendee as ExchangeAttendee
+from exchangelib import Mailbox as ExchangeMailbox
+from exchangelib import errors as ews_errors
+from exchangelib.folders import Folder, FolderCollection
+from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
+from exchangelib.items import BulkCreateResult
+from exchangelib.properties import DistinguishedFolderId, FolderId, ItemId
+from exchangelib.properties import Mailbox as MailboxProperty
+from exchangelib.protocol import BaseProtocol, CachingProtocol
+from exchangelib.recurrence import (
+    AbsoluteMonthlyPattern,
+    AbsoluteYearlyPattern,
+    DailyPattern,
+    EndDatePattern,
+    NoEndPattern,
+    NumberedPattern,
+    Recurrence,
+    RelativeMonthlyPattern,
+    RelativeYearlyPattern,
+    WeeklyPattern,
+)
+from exchangelib.services import (
+    CreateItem,
+    DeleteItem,
+    GetItem,
+    SyncFolderItems,
+    UpdateItem,
+)
+from exchangelib.util import _get_retry_after
+
+from engine.mailbox.base import (
+    BATCH_SIZE,
+    Auth,
+    AuthenticationFailed,
+    ChangePage,
+    ChangeType,
+    ConnectionRefused,
+    DnsFailure,
+    Fetched,
+    FolderInfo,
+    FolderNotFound,
+    ImpersonationDenied,
+    ItemChange,
+    ItemError,
+    ItemRef,
+    MailboxAccess,
+    MailboxBackend,
+    MailboxError,
+    MailboxNotFound,
+    ServerInfo,
+    ServiceUnavailable,
+    Throttled,
+    TimedOut,
+    TlsFailure,
+    Update,
+    WriteResult,
+    WriteStatus,
+)
+from engine.records import (
+    Address,
+    AttachmentInfo,
+    Attendee,
+    ContactRecord,
+    EventRecord,
+    Kind,
+    MessageRecord,
+    PostalAddress,
+    Record,
+    RecurrenceRule,
+)
+
+log = logging.getLogger(__name__)
+
+# --- identity stamps --------------------------------------------------------------------------
+# A property set of the product's own (lower case: exchangelib compares it as sent).
+STAMP_PROPERTY_SET = "b7c1e0d4-2f6a-4e83-9c5d-8a1f3e2b6c47"
+
+
+class SyncStamp(ExtendedProperty):
+    """The CRM key of the record an item is linked to (ARCHITECTURE §3, identity stamps)."""
+
+    property_set_id = STAMP_PROPERTY_SET
+    property_name = "CrmSyncKey"
+    property_type = "String"
+
+
+class DisplayNamePrefix(ExtendedProperty):
+    """A contact's title ("Ing.", "Dr."): EWS has no writable field for it, MAPI does."""
+
+    property_tag = 0x3A45
+    property_type = "String"
+
+
+def _register(cls: type, name: str, prop: type) -> None:
+    # Registration is process-wide and refuses a second registration under the same name.
+    if name not in {f.name for f in cls.FIELDS}:
+        cls.register(name, prop)
+
+
+for _item_class in (Contact, CalendarItem, Message):
+    _register(_item_class, "sync_stamp", SyncStamp)
+_register(Contact, "title_prefix", DisplayNamePrefix)
+
+DEFAULT_VERSION = "Exchange2016"
+VERSIONS = {"Exchange2013": Build(15, 0, 516, 32), "Exchange2013_SP1": Build(15, 0, 847, 32),
+            "Exchange2016": Build(15, 1, 2507, 6)}
+WINDOW_MAX_ITEMS = 1000   # Exchange refuses bigger calendar views (ErrorExceededFindCountLimit)
+WINDOW_MAX_DAYS = 700     # ... and ranges over two years (ErrorCalendarViewRangeTooBig)
+
+
+# --- retrying: throttling is waited out within a budget per run, 401 never -----------------
+class _RunBudget(threading.local):
+    deadline: float | None = None
+
+
+_budget = _RunBudget()
+
+
+class RetryPolicy(FaultTolerance):
+    """FaultTolerance that fails fast on 401, retries 429, and waits at most a run's budget."""
+
+    def raise_response_errors(self, response: Any) -> Any:
+        if response.status_code == 401:
+            raise ews_errors.UnauthorizedError(f"Invalid credentials for {response.url}")
+        if response.status_code == 429:
+            raise ews_errors.ErrorServerBusy("Caused by HTTP 429 response",
+                                             back_off=_get_retry_after(response))
+        return super().raise_response_errors(response)
+
+    def back_off(self, seconds: float | None) -> None:
+        wait = self.DEFAULT_BACKOFF if seconds is None else seconds
+        deadline = _budget.deadline
+        if deadline is not None and time.monotonic() + wait > deadline:
+            raise ews_errors.RateLimitError("Throttling budget of this run used up", wait=wait)
+        super().back_off(seconds)
+
+
+# --- TLS verification per endpoint ----------------------------------------------------------
+_unverified_endpoints: set[str] = set()
+
+
+class _Traffic(threading.local):
+    requests = 0
+
+
+_traffic = _Traffic()
+
+
+class _PerEndpointTlsAdapter(requests.adapters.HTTPAdapter):
+    """exchangelib picks one adapter class for the whole process; this one lets a connection
+    whose administrator turned TLS verification off skip it, and only that connection. It also
+    counts the requests each thread sends, for the run's history."""
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        _traffic.requests += 1
+        if any(request.url.startswith(prefix) for prefix in _unverified_endpoints):
+            kwargs["verify"] = False
+        return super().send(request, *args, **kwargs)
+
+
+BaseProtocol.HTTP_ADAPTER_CLS = _PerEndpointTlsAdapter
+BaseProtocol.TIMEOUT = 60
+
+
+class _TokenUrlCredentials(OAuth2Credentials):
+    """OAuth2 client credentials with an overridable token endpoint (exchangelib hard-codes
+    Microsoft's), so a national cloud, a proxy or the simulator can be used."""
+
+    def __init__(self, *args: Any, token_endpoint: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._token_endpoint = token_endpoint
+
+    @property
+    def token_url(self) -> str:
+        return self._token_endpoint or super().token_url
+
+    def __hash__(self) -> int:
+        return hash((super().__hash__(), self._token_endpoint))
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# Settings version per protocol cache key: a changed connection drops the cached protocol.
+_seen_settings: dict[tuple[str, Any], str] = {}
+_seen_lock = threading.Lock()
+
+
+def _credentials(access: MailboxAccess) -> Any:
+    if access.auth is Auth.OAUTH2:
+        if _is_loopback(access.endpoint) and _is_loopback(access.token_url or access.endpoint):
+            # requests-oauthlib refuses plain http; allowed only for a server on this machine.
+            os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+        return _TokenUrlCredentials(
+            client_id=access.client_id, client_secret=access.secret, tenant_id=access.tenant_id,
+            identity=Identity(primary_smtp_address=access.mailbox),
+            token_endpoint=access.token_url)
+    return Credentials(access.username, access.secret)
+
+
+def _configuration(access: MailboxAccess) -> Configuration:
+    credentials = _credentials(access)
+    key = (access.endpoint, credentials)
+    with _seen_lock:
+        if _seen_settings.get(key, access.settings_version) != access.settings_version:
+            _drop_cached_protocol(key)
+        _seen_settings[key] = access.settings_version
+    if access.verify_tls:
+        _unverified_endpoints.discard(access.endpoint)
+    else:
+        _unverified_endpoints.add(access.endpoint)
+    build = VERSIONS.get(access.server_version or DEFAULT_VERSION, VERSIONS[DEFAULT_VERSION])
+    auth_type = {Auth.NTLM: NTLM, Auth.BASIC: BASIC, Auth.OAUTH2: OAUTH2}[access.auth]
+    return Configuration(
+        service_endpoint=access.endpoint, credentials=credentials, auth_type=auth_type,
+        version=Version(build=build), max_connections=2,
+        retry_policy=RetryPolicy(max_wait=access.throttle_budget_seconds))
+
+
+def _drop_cached_protocol(key: tuple[str, Any]) -> None:
+    with CachingProtocol._protocol_cache_lock:
+        entry = CachingProtocol._protocol_cache.pop(key, None)
+    if entry is not None and not isinstance(entry[0], Exception):
+        entry[0].close()
+
+
+# --- errors in plain words ------------------------------------------------------------------
+def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
+    """Turn whatever exchangelib or the network raised into a MailboxError a person can act on."""
+    host = urlsplit(access.endpoint).hostname or access.endpoint
+    text = str(exc)
+    if isinstance(exc, MailboxError):
+        return exc
+    if isinstance(exc, ews_errors.UnauthorizedError) or "InvalidClientError" in type(exc).__name__:
+        return AuthenticationFailed(
+            f"Authentication failed: the server refused the user name or password of "
+            f"{access.username or access.client_id!r}.")
+    if isinstance(exc, ews_errors.ErrorImpersonateUserDenied):
+        return ImpersonationDenied(
+            f"The service account {access.username or access.client_id!r} may not impersonate "
+            f"{access.mailbox}: grant it the ApplicationImpersonation role.")
+    if isinstance(exc, ews_errors.ErrorNonExistentMailbox | ews_errors.ErrorMailboxStoreUnavailable
+                  ) and "Unavailable" not in type(exc).__name__:
+        return MailboxNotFound(f"There is no mailbox {access.mailbox} on {host}.")
+    if isinstance(exc, ews_errors.ErrorFolderNotFound):
+        return FolderNotFound("The folder no longer exists in the mailbox: choose it again.")
+    if isinstance(exc, ews_errors.RateLimitError):
+        return Throttled(f"{host} kept asking to slow down for longer than this run may wait "
+                         f"({int(access.throttle_budget_seconds)} s); the next run goes on.")
+    if isinstance(exc, ews_errors.ErrorServerBusy):
+        return Throttled(f"{host} is busy and asked to slow down; the next run goes on.")
+    if isinstance(exc, ews_errors.TransportError | ews_errors.ErrorTimeoutExpired | OSError):
+        lowered = text.lower()
+        if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
+            return TlsFailure(f"The TLS connection to {host} failed: {_short(text)}. Check the "
+                              "certificate, or turn TLS verification off for this connection.")
+        if ("name or service not known" in lowered or "nameresolution" in lowered
+                or "getaddrinfo" in lowered or "nodename nor servname" in lowered):
+            return DnsFailure(f"The server name {host} cannot be resolved (DNS).")
+        if "refused" in lowered:
+            return ConnectionRefused(f"{host} refused the connection: nothing listens on "
+                                     f"port {urlsplit(access.endpoint).port or 443}.")
+        if "timed out" in lowered or "timeout" in lowered or "read timed" in lowered:
+            return TimedOut(f"{host} did not answer in time.")
+        if isinstance(exc, ews_errors.ErrorTimeoutExpired):
+            return TimedOut(f"The connection to {host} broke off: {_short(text)}.")
+    if isinstance(exc, ews_errors.RedirectError | ews_errors.MalformedResponseError):
+        return ServiceUnavailable(
+            f"{host} does not answer as an Exchange Web Services endpoint (EWS disabled, or a "
+            f"wrong URL?): {_short(text)}")
+    if isinstance(exc, ews_errors.ErrorAccessDenied):
+        return MailboxNotFound(f"Access to the mailbox {access.mailbox} was denied.")
+    return MailboxError(f"Exchange answered with an error: {type(exc).__name__}: {_short(text)}")
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+# --- services that give a result per item -------------------------------------------------
+# Errors that concern the mailbox or the server, not one item: raised (and retried) as usual.
+_MAILBOX_WIDE = (ews_errors.ErrorServerBusy, ews_errors.ErrorTimeoutExpired,
+                 ews_errors.ErrorTooManyObjectsOpened, ews_errors.ErrorInternalServerTransientError,
+                 ews_errors.ErrorMailboxStoreUnavailable, ews_errors.ErrorMailboxMoveInProgress,
+                 ews_errors.ErrorImpersonateUserDenied, ews_errors.ErrorNonExistentMailbox,
+                 ews_errors.ErrorExceededConnectionCount)
+
+
+class _PerItem:
+    ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+
+    def _get_element_container(self, message: Any, name: Any = None) -> Any:
+        result = super()._get_element_container(message, name)  # type: ignore[misc]
+        if isinstance(result, _MAILBOX_WIDE):
+            raise result
+        return result
+
+
+class _CreateItem(_PerItem, CreateItem):
+    pass
+
+
+class _UpdateItem(_PerItem, UpdateItem):
+    pass
+
+
+class _DeleteItem(_PerItem, DeleteItem):
+    pass
+
+
+class _GetItem(_PerItem, GetItem):
+    pass
+
+
+# --- field lists: only what the records need -------------------------------------------------
+CONTACT_FIELDS = ("title_prefix", "given_name", "middle_name", "surname", "generation",
+                  "display_name", "company_name", "job_title", "department", "business_homepage",
+                  "email_addresses", "phone_numbers", "physical_addresses", "body", "categories",
+                  "attachments", "sync_stamp")
+EVENT_FIELDS = ("subject", "start", "end", "is_all_day", "location", "body", "sensitivity",
+                "categories", "required_attendees", "optional_attendees", "organizer", "uid",
+                "recurrence", "modified_occurrences", "deleted_occurrences", "original_start",
+                "type", "_start_timezone", "sync_stamp")
+MESSAGE_FIELDS = ("message_id", "subject", "author", "sender", "to_recipients", "cc_recipients",
+                  "bcc_recipients", "datetime_sent", "datetime_received", "body", "text_body",
+                  "categories", "attachments", "sync_stamp")
+FIELDS = {Kind.CONTACTS: CONTACT_FIELDS, Kind.CALENDAR: EVENT_FIELDS, Kind.MAIL: MESSAGE_FIELDS}
+ITEM_CLASS = {Kind.CONTACTS: Contact, Kind.CALENDAR: CalendarItem, Kind.MAIL: Message}
+FOLDER_CLASS_KIND = {"IPF.Appointment": Kind.CALENDAR, "IPF.Contact": Kind.CONTACTS,
+                     "IPF.Note": Kind.MAIL}
+DISTINGUISHED = {"calendar", "contacts", "inbox", "sentitems", "drafts", "deleteditems",
+                 "msgfolderroot", "root", "junkemail", "outbox"}
+
+PHONES = {"phone_business": "BusinessPhone", "phone_business2": "BusinessPhone2",
+          "phone_home": "HomePhone", "phone_mobile": "MobilePhone",
+          "phone_business_fax": "BusinessFax", "phone_other": "OtherTelephone"}
+ADDRESSES = {"business_address": "Business", "home_address": "Home", "other_address": "Other"}
+EMAILS = {"email1": "EmailAddress1", "email2": "EmailAddress2", "email3": "EmailAddress3"}
+# record field -> the exchangelib field that carries it
+CONTACT_FIELD_MAP = {
+    "title": "title_prefix", "first_name": "given_name", "middle_name": "middle_name",
+    "last_name": "surname", "suffix": "generation", "display_name": "display_name",
+    "company": "company_name", "job_title": "job_title", "department": "department",
+    "web_page": "business_homepage", "note": "body", "categories": "categories",
+    **dict.fromkeys(EMAILS, "email_addresses"), **dict.fromkeys(PHONES, "phone_numbers"),
+    **dict.fromkeys(ADDRESSES, "physical_addresses"), "stamp": "sync_stamp",
+}
+EVENT_FIELD_MAP = {
+    "subject": "subject", "start": "start", "end": "end", "time_zone": "start",
+    "all_day": "is_all_day", "location": "location", "body": "body", "private": "sensitivity",
+    "categories": "categories", "attendees": "required_attendees", "recurrence": "recurrence",
+    "stamp": "sync_stamp",
+}
+MESSAGE_FIELD_MAP = {"subject": "subject", "categories": "categories", "stamp": "sync_stamp"}
+FIELD_MAP = {Kind.CONTACTS: CONTACT_FIELD_MAP, Kind.CALENDAR: EVENT_FIELD_MAP,
+             Kind.MAIL: MESSAGE_FIELD_MAP}
+
+
+# --- item -> record -------------------------------------------------------------------------
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _text(body: Any) -> str:
+    """Plain text of a body: HTML bodies (Outlook keeps notes as HTML) lose their markup."""
+    if not body:
+        return ""
+    value = str(body)
+    if type(body).__name__ == "HTMLBody" or value.lstrip().startswith("<"):
+        value = re.sub(r"(?i)<br\s*/?>|</p>|</div>", "\n", value)
+        value = html.unescape(_TAG.sub("", value))
+        value = "\n".join(line.rstrip() for line in value.splitlines()).strip()
+    return value.replace("\r\n", "\n")
+
+
+def _utc(value: Any, zone: zoneinfo.ZoneInfo | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        # EWSDateTime.astimezone() takes only EWSTimeZones: go through the timestamp.
+        return dt.datetime.fromtimestamp(value.timestamp(), dt.UTC)
+    # All-day events come back as dates: midnight in the event's own zone.
+    return dt.datetime.combine(value, dt.time(), zone or dt.UTC).astimezone(dt.UTC)
+
+
+def _enum_name(names: Sequence[str], value: Any) -> str:
+    return value if isinstance(value, str) else names[int(value) - 1]
+
+
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+                 "Day", "Weekday", "WeekendDay")
+WEEK_NUMBERS = ("First", "Second", "Third", "Fourth", "Last")
+
+
+def _rule(recurrence: Recurrence | None) -> RecurrenceRule | None:
+    if recurrence is None or recurrence.pattern is None:
+        return None
+    p, b = recurrence.pattern, recurrence.boundary
+    start = getattr(b, "start", None)
+    end = getattr(b, "end", None)
+    common: dict[str, Any] = {
+        "start": _plain_date(start), "end": _plain_date(end),
+        "count": getattr(b, "number", None),
+    }
+    if isinstance(p, DailyPattern):
+        return RecurrenceRule("daily", p.interval, **common)
+    if isinstance(p, WeeklyPattern):
+        days = p.weekdays if isinstance(p.weekdays, list | tuple) else [p.weekdays]
+        return RecurrenceRule("weekly", p.interval,
+                              weekdays=tuple(_enum_name(WEEKDAY_NAMES, d) for d in days),
+                              first_day_of_week=_enum_name(WEEKDAY_NAMES, p.first_day_of_week or 1),
+                              **common)
+    if isinstance(p, AbsoluteMonthlyPattern):
+        return RecurrenceRule("absolute_monthly", p.interval, day_of_month=p.day_of_month,
+                              **common)
+    if isinstance(p, RelativeMonthlyPattern):
+        return RecurrenceRule("relative_monthly", p.interval,
+                              weekdays=(_enum_name(WEEKDAY_NAMES, p.weekday),),
+                              week_index=_enum_name(WEEK_NUMBERS, p.week_number), **common)
+    if isinstance(p, AbsoluteYearlyPattern):
+        return RecurrenceRule("absolute_yearly", 1, day_of_month=p.day_of_month,
+                              month=_month(p.month), **common)
+    if isinstance(p, RelativeYearlyPattern):
+        return RecurrenceRule("relative_yearly", 1,
+                              weekdays=(_enum_name(WEEKDAY_NAMES, p.weekday),),
+                              week_index=_enum_name(WEEK_NUMBERS, p.week_number),
+                              month=_month(p.month), **common)
+    return None
+
+
+def _plain_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return dt.date(value.year, value.month, value.day) if isinstance(value, dt.date) else None
+
+
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December")
+
+
+def _month(value: Any) -> int:
+    return MONTHS.index(value) + 1 if isinstance(value, str) else int(value)
+
+
+def _recurrence(rule: RecurrenceRule) -> Recurrence:
+    pattern: Any
+    if rule.pattern == "daily":
+        pattern = DailyPattern(interval=rule.interval)
+    elif rule.pattern == "weekly":
+        pattern = WeeklyPattern(interval=rule.interval, weekdays=list(rule.weekdays),
+                                first_day_of_week=rule.first_day_of_week)
+    elif rule.pattern == "absolute_monthly":
+        pattern = AbsoluteMonthlyPattern(interval=rule.interval, day_of_month=rule.day_of_month)
+    elif rule.pattern == "relative_monthly":
+        pattern = RelativeMonthlyPattern(interval=rule.interval, weekday=rule.weekdays[0],
+                                         week_number=rule.week_index)
+    elif rule.pattern == "absolute_yearly":
+        pattern = AbsoluteYearlyPattern(day_of_month=rule.day_of_month,
+                                        month=MONTHS[(rule.month or 1) - 1])
+    elif rule.pattern == "relative_yearly":
+        pattern = RelativeYearlyPattern(weekday=rule.weekdays[0], week_number=rule.week_index,
+                                        month=MONTHS[(rule.month or 1) - 1])
+    else:
+        raise ValueError(f"unknown recurrence pattern {rule.pattern!r}")
+    start = EWSDate.from_date(rule.start) if rule.start else None
+    boundary: Any
+    if rule.count:
+        boundary = NumberedPattern(start=start, number=rule.count)
+    elif rule.end:
+        boundary = EndDatePattern(start=start, end=EWSDate.from_date(rule.end))
+    else:
+        boundary = NoEndPattern(start=start)
+    return Recurrence(pattern=pattern, boundary=boundary)
+
+
+def contact_record(item: Contact) -> ContactRecord:
+    emails = {e.label: e.email for e in item.email_addresses or [] if e.email}
+    phones = {p.label: p.phone_number for p in item.phone_numbers or [] if p.phone_number}
+    addresses = {a.label: PostalAddress(a.street or "", a.city or "", a.state or "",
+                                        a.zipcode or "", a.country or "")
+                 for a in item.physical_addresses or []}
+    photo = next((a.attachment_id.id for a in item.attachments or []
+                  if isinstance(a, FileAttachment) and a.is_contact_photo), "")
+    return ContactRecord(
+        title=item.title_prefix or "", first_name=item.given_name or "",
+        middle_name=item.middle_name or "", last_name=item.surname or "",
+        suffix=item.generation or "", display_name=item.display_name or "",
+        company=item.company_name or "", job_title=item.job_title or "",
+        department=item.department or "", web_page=item.business_homepage or "",
+        **{field: emails.get(label, "") for field, label in EMAILS.items()},
+        **{field: addresses.get(label, PostalAddress()) for field, label in ADDRESSES.items()},
+        **{field: phones.get(label, "") for field, label in PHONES.items()},
+        note=_text(item.body), categories=tuple(item.categories or ()), photo_token=photo,
+        stamp=item.sync_stamp or "")
+
+
+def _attendees(item: CalendarItem) -> tuple[Attendee, ...]:
+    out = []
+    for required, group in ((True, item.required_attendees), (False, item.optional_attendees)):
+        for attendee in group or []:
+            mailbox = attendee.mailbox
+            if mailbox is not None and mailbox.email_address:
+                out.append(Attendee(mailbox.email_address.lower(), mailbox.name or "", required))
+    return tuple(out)
+
+
+KINDS_OF_EVENT = {"Single": "single", "RecurringMaster": "master", "Occurrence": "occurrence",
+                  "Exception": "exception"}
+
+
+def event_record(item: CalendarItem, home_zone: str = "") -> EventRecord:
+    zone = item._start_timezone
+    zone_info: zoneinfo.ZoneInfo | None = None
+    problem = ""
+    if zone is not None:
+        try:
+            # Windows names one zone for several cities ("Central Europe Standard Time" is
+            # Prague and Budapest); the user's own city reads better than the canonical one.
+            same_as_home = home_zone and EWSTimeZone(home_zone).ms_id == zone.ms_id
+            zone_info = zoneinfo.ZoneInfo(home_zone if same_as_home else zone.key)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problem = f"unknown time zone {zone.key!r}"
+    elif item.start is not None:
+        problem = "the server named a time zone that has no known equivalent; kept in UTC"
+    return EventRecord(
+        subject=item.subject or "", start=_utc(item.start, zone_info),
+        end=_utc(item.end, zone_info), time_zone=zone_info.key if zone_info else "",
+        all_day=bool(item.is_all_day), location=item.location or "", body=_text(item.body),
+        private=item.sensitivity in ("Private", "Confidential"),
+        categories=tuple(item.categories or ()), attendees=_attendees(item),
+        organizer=(item.organizer.email_address or "").lower() if item.organizer else "",
+        uid=item.uid or "", recurrence=_rule(item.recurrence),
+        deleted_occurrences=tuple(_utc(d.start, None) for d in item.deleted_occurrences or []
+                                  if d.start is not None),
+        original_start=_utc(item.original_start, None),
+        kind=KINDS_OF_EVENT.get(item.type or "Single", "single"), time_zone_problem=problem,
+        stamp=item.sync_stamp or "")
+
+
+def _address(mailbox: Any) -> Address | None:
+    if mailbox is None or not mailbox.email_address:
+        return None
+    return Address(mailbox.email_address.lower(), mailbox.name or "")
+
+
+def _addresses(mailboxes: Any) -> tuple[Address, ...]:
+    return tuple(a for a in (_address(m) for m in mailboxes or []) if a is not None)
+
+
+def message_record(item: Message) -> MessageRecord:
+    body_html = str(item.body) if type(item.body).__name__ == "HTMLBody" else ""
+    attachments = tuple(
+        AttachmentInfo(ref=a.attachment_id.id, name=a.name or "", content_type=a.content_type or "",
+                       size=a.size or 0, is_inline=bool(a.is_inline),
+                       is_item=isinstance(a, ItemAttachment))
+        for a in item.attachments or [] if a.attachment_id is not None)
+    return MessageRecord(
+        message_id=item.message_id or "", subject=item.subject or "",
+        sender=_address(item.author) or _address(item.sender), to=_addresses(item.to_recipients),
+        cc=_addresses(item.cc_recipients), bcc=_addresses(item.bcc_recipients),
+        sent=_utc(item.datetime_sent, None), received=_utc(item.datetime_received, None),
+        body_text=_text(item.text_body) if item.text_body else _text(item.body),
+        body_html=body_html, categories=tuple(item.categories or ()), attachments=attachments,
+        stamp=item.sync_stamp or "")
+
+
+def to_record(item: Any, home_zone: str = "") -> Record | None:
+    if isinstance(item, Contact):
+        return contact_record(item)
+    if isinstance(item, CalendarItem):
+        return event_record(item, home_zone)
+    if isinstance(item, Message):
+        return message_record(item)
+    return None
+
+
+# --- record -> item fields ------------------------------------------------------------------
+def _contact_values(record: ContactRecord) -> dict[str, Any]:
+    return {
+        "title_prefix": record.title or None, "given_name": record.first_name or None,
+        "middle_name": record.middle_name or None, "surname": record.last_name or None,
+        "generation": record.suffix or None,
+        "display_name": record.shown_name() or "(no name)",
+        "company_name": record.company or None, "job_title": record.job_title or None,
+        "department": record.department or None, "business_homepage": record.web_page or None,
+        "email_addresses": [EmailAddress(label=label, email=getattr(record, field))
+                            for field, label in EMAILS.items() if getattr(record, field)] or None,
+        "phone_numbers": [PhoneNumber(label=label, phone_number=getattr(record, field))
+                          for field, label in PHONES.items() if getattr(record, field)] or None,
+        "physical_addresses": [
+            PhysicalAddress(label=label, street=a.street or None, city=a.city or None,
+                            state=a.region or None, zipcode=a.postal_code or None,
+                            country=a.country or None)
+            for field, label in ADDRESSES.items() if (a := getattr(record, field))] or None,
+        "body": record.note or None, "categories": list(record.categories) or None,
+        "file_as": ", ".join(p for p in (record.last_name, record.first_name) if p) or None,
+        "sync_stamp": record.stamp or None,
+    }
+
+
+def _local(value: dt.datetime, zone: EWSTimeZone) -> EWSDateTime:
+    local = value.replace(microsecond=0).astimezone(zone)
+    return local if isinstance(local, EWSDateTime) else EWSDateTime.from_datetime(local)
+
+
+def _event_values(record: EventRecord, default_zone: str) -> dict[str, Any]:
+    zone = EWSTimeZone(record.time_zone or default_zone)
+    if record.start is None or record.end is None:
+        raise ValueError("an event needs a start and an end")
+    start: Any = _local(record.start, zone)
+    end: Any = _local(record.end, zone)
+    if record.all_day:
+        start, end = EWSDate.from_date(start.date()), EWSDate.from_date(end.date())
+    def attendee(a: Attendee) -> ExchangeAttendee:
+        return ExchangeAttendee(mailbox=ExchangeMailbox(email_address=a.email, name=a.name or None),
+                                response_type="Unknown")
+
+    required = [attendee(a) for a in record.attendees if a.required]
+    optional = [attendee(a) for a in record.attendees if not a.required]
+    values: dict[str, Any] = {
+        "subject": record.subject, "start": start, "end": end, "is_all_day": record.all_day,
+        "location": record.location or None, "body": record.body or None,
+        "sensitivity": "Private" if record.private else "Normal",
+        "categories": list(record.categories) or None,
+        "required_attendees": required or None, "optional_attendees": optional or None,
+        "recurrence": _recurrence(record.recurrence) if record.recurrence else None,
+        "sync_stamp": record.stamp or None,
+    }
+    if record.uid:
+        values["uid"] = record.uid
+    return values
+
+
+def _message_values(record: MessageRecord) -> dict[str, Any]:
+    return {"subject": record.subject, "body": record.body_text or None,
+            "categories": list(record.categories) or None, "sync_stamp": record.stamp or None,
+            "to_recipients": [a.email for a in record.to] or None}
+
+
+# --- the backend ----------------------------------------------------------------------------
+class EwsMailbox(MailboxBackend):
+    def __init__(self, access: MailboxAccess) -> None:
+        super().__init__(access)
+        self._account: Account | None = None
+        self._requests_before = _traffic.requests
+        _budget.deadline = time.monotonic() + access.throttle_budget_seconds
+
+    # plumbing
+    @property
+    def account(self) -> Account:
+        if self._account is None:
+            access = self.access
+            try:
+                config = _configuration(access)
+            except Exception as exc:
+                raise translate_error(exc, access) from exc
+            self._account = Account(
+                access.mailbox, config=config, autodiscover=False,
+                access_type=IMPERSONATION if access.impersonate else DELEGATE,
+                default_timezone=EWSTimeZone(access.time_zone), locale="en_US")
+        return self._account
+
+    def close(self) -> None:
+        _budget.deadline = None
+        self._account = None
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except MailboxError:
+            raise
+        except Exception as exc:
+            raise translate_error(exc, self.access) from exc
+
+    def _folder(self, folder: FolderInfo | str) -> Folder:
+        """A folder object for requests, built from the stored id without asking the server."""
+        folder_id = folder.id if isinstance(folder, FolderInfo) else folder
+        account = self.account
+        if folder_id in DISTINGUISHED:
+            mailbox = MailboxProperty(email_address=self.access.mailbox)
+            return _IdFolder(account, DistinguishedFolderId(id=folder_id, mailbox=mailbox))
+        return _IdFolder(account, FolderId(id=folder_id))
+
+    # connection and folders
+    def check(self) -> ServerInfo:
+        with self._errors():
+            self.account.msg_folder_root.refresh()
+        version = self.account.version
+        return ServerInfo(version=f"{version.api_version} ({version.build})",
+                          mailbox=self.access.mailbox)
+
+    def list_folders(self, kind: Kind) -> list[FolderInfo]:
+        with self._errors():
+            top = self.account.msg_folder_root
+            found = list(FolderCollection(account=self.account, folders=[top]).find_folders(
+                depth="Deep"))
+        by_id = {f.id: f for f in found}
+        paths: dict[str, str] = {}
+
+        def path(folder: Any) -> str:
+            if folder.id not in paths:
+                parent = by_id.get(folder.parent_folder_id.id if folder.parent_folder_id else "")
+                prefix = path(parent) + "/" if parent is not None else ""
+                paths[folder.id] = prefix + (folder.name or "")
+            return paths[folder.id]
+
+        result = []
+        for folder in found:
+            folder_kind = FOLDER_CLASS_KIND.get(_base_class(folder.folder_class))
+            if folder_kind is kind:
+                result.append(FolderInfo(
+                    id=folder.id, path=path(folder), kind=folder_kind,
+                    parent_id=folder.parent_folder_id.id if folder.parent_folder_id else "",
+                    total=folder.total_count))
+        return sorted(result, key=lambda f: f.path.lower())
+
+    def get_folder(self, folder_id: str, kind: Kind) -> FolderInfo:
+        with self._errors():
+            account = self.account
+            if folder_id in DISTINGUISHED:
+                folder = {"calendar": account.calendar, "contacts": account.contacts,
+                          "inbox": account.inbox, "sentitems": account.sent}.get(folder_id)
+                if folder is None:
+                    folder = account.root.get_distinguished(account) if folder_id == "root" \
+                        else getattr(account, folder_id)
+            else:
+                folders = list(FolderCollection(account=account, folders=[
+                    _IdFolder(account, FolderId(id=folder_id))]).get_folders())
+                if not folders or isinstance(folders[0], Exception):
+                    raise FolderNotFound("The folder no longer exists in the mailbox: "
+                                         "choose it again.")
+                folder = folders[0]
+        folder_kind = FOLDER_CLASS_KIND.get(_base_class(folder.folder_class))
+        if folder_kind is not kind:
+            raise FolderNotFound(f"The folder {folder.name!r} does not hold {kind.value}.")
+        return FolderInfo(id=folder_id, path=folder.name or folder_id, kind=folder_kind,
+                          total=folder.total_count)
+
+    # reading
+    def read_changes(self, folder: FolderInfo, state: str | None,
+                     page_size: int = BATCH_SIZE) -> Iterator[ChangePage]:
+        restarted = False
+        while True:
+            service = SyncFolderItems(account=self.account)
+            try:
+                with self._errors():
+                    raw = list(service.call(
+                        folder=self._folder(folder), shape="IdOnly", additional_fields=set(),
+                        sync_state=state, ignore=None, max_changes_returned=page_size,
+                        sync_scope="NormalItems"))
+            except MailboxError as exc:
+                if isinstance(exc.__cause__, ews_errors.ErrorInvalidSyncStateData) and state:
+                    log.warning("Sync state of %s refused; reading %s from scratch",
+                                self.access.mailbox, folder.path)
+                    state, restarted = None, True
+                    continue
+                raise
+            upserts: dict[str, ItemRef] = {}
+            changes: list[ItemChange] = []
+            for change_type, obj in raw:
+                if change_type in ("create", "update"):
+                    upserts[obj.id] = ItemRef(obj.id, obj.changekey or "")
+                elif change_type == "delete":
+                    upserts.pop(obj.id, None)
+                    changes.append(ItemChange(ChangeType.DELETE, ItemRef(obj.id)))
+            errors: list[ItemError] = []
+            if upserts and folder.kind is not None:
+                for fetched in self.fetch(folder.kind, list(upserts.values())):
+                    if isinstance(fetched, ItemError):
+                        if fetched.code == "ErrorItemNotFound" and fetched.ref is not None:
+                            # Created and deleted again between the two requests.
+                            changes.append(ItemChange(ChangeType.DELETE, fetched.ref))
+                        else:
+                            errors.append(fetched)
+                    else:
+                        ref, record = fetched
+                        changes.append(ItemChange(ChangeType.UPSERT, ref, record))
+            yield ChangePage(changes=changes, errors=errors, state=service.sync_state,
+                             done=bool(service.includes_last_item_in_range),
+                             restarted=restarted)
+            restarted = False
+            state = service.sync_state
+            if service.includes_last_item_in_range:
+                return
+
+    def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:
+        out: list[Fetched] = []
+        fields = _field_paths(kind)
+        for start in range(0, len(refs), BATCH_SIZE):
+            chunk = refs[start:start + BATCH_SIZE]
+            with self._errors():
+                results = list(_GetItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                    items=[ItemId(r.id) for r in chunk], additional_fields=fields,
+                    shape="IdOnly"))
+            for ref, item in zip(chunk, results, strict=False):
+                out.append(self._converted(ref, item))
+        return out
+
+    def _converted(self, ref: ItemRef, item: Any) -> tuple[ItemRef, Record] | ItemError:
+        if isinstance(item, Exception):
+            return ItemError(ref, _short(str(item)) or type(item).__name__, type(item).__name__)
+        try:
+            record = to_record(item, self.access.time_zone)
+        except Exception as exc:   # a malformed item: reported, the others go on
+            return ItemError(ref, f"The item could not be read: {_short(str(exc))}",
+                             type(exc).__name__)
+        if record is None:
+            return ItemError(ref, f"Not a supported item ({type(item).__name__})", "unsupported")
+        return ItemRef(item.id, item.changekey or ""), record
+
+    def read_window(self, folder: FolderInfo, start: dt.datetime,
+                    end: dt.datetime) -> Iterator[tuple[ItemRef, EventRecord]]:
+        singles: dict[str, ItemRef] = {}
+        occurrence_of: dict[str, str] = {}   # uid -> one occurrence's id (to find the master)
+        for view in self._view(folder, start, end):
+            if view.type in ("Occurrence", "Exception"):
+                occurrence_of.setdefault(view.uid or view.id, view.id)
+            else:
+                singles[view.id] = ItemRef(view.id, view.changekey or "")
+        masters = self._masters(list(occurrence_of.values()))
+        for fetched in self.fetch(Kind.CALENDAR, [*singles.values(), *masters]):
+            if isinstance(fetched, ItemError):
+                log.warning("Calendar item skipped: %s", fetched.message)
+                continue
+            ref, record = fetched
+            assert isinstance(record, EventRecord)
+            if record.kind == "master":
+                record.exceptions = self._exceptions(ref)
+            yield ref, record
+
+    def _view(self, folder: FolderInfo, start: dt.datetime, end: dt.datetime) -> Iterator[Any]:
+        zone = EWSTimeZone(self.access.time_zone)
+        step = dt.timedelta(days=WINDOW_MAX_DAYS)
+        cursor = start
+        while cursor < end:
+            until = min(end, cursor + step)
+            with self._errors():
+                items = list(FolderCollection(account=self.account, folders=[
+                    self._folder(folder)]).view(
+                    start=_local(cursor, zone), end=_local(until, zone),
+                    max_items=WINDOW_MAX_ITEMS).only("type", "uid", "changekey"))
+            if len(items) >= WINDOW_MAX_ITEMS and until - cursor > dt.timedelta(days=1):
+                step = (until - cursor) / 2   # too many in this range: halve it and retry
+                continue
+            yield from items
+            cursor = until
+
+    def _masters(self, occurrence_ids: list[str]) -> list[ItemRef]:
+        from exchangelib.properties import RecurringMasterItemId
+
+        refs: list[ItemRef] = []
+        for start in range(0, len(occurrence_ids), BATCH_SIZE):
+            chunk = occurrence_ids[start:start + BATCH_SIZE]
+            with self._errors():
+                results = list(_GetItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                    items=[RecurringMasterItemId(id=i) for i in chunk],
+                    additional_fields=set(), shape="IdOnly"))
+            refs.extend(ItemRef(r.id, r.changekey or "") for r in results
+                        if not isinstance(r, Exception))
+        return list(dict.fromkeys(refs))
+
+    def _exceptions(self, master: ItemRef) -> list[EventRecord]:
+        with self._errors():
+            items = list(_GetItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=[ItemId(master.id)], additional_fields=_field_paths(Kind.CALENDAR),
+                shape="IdOnly"))
+        if not items or isinstance(items[0], Exception):
+            return []
+        modified = items[0].modified_occurrences or []
+        if not modified:
+            return []
+        refs = [ItemRef(o.id, o.changekey or "") for o in modified]
+        return [r for f in self.fetch(Kind.CALENDAR, refs)
+                if not isinstance(f, ItemError) and isinstance((r := f[1]), EventRecord)]
+
+    def find_by_stamp(self, folder: FolderInfo, stamps: Sequence[str]) -> dict[str, ItemRef]:
+        found: dict[str, ItemRef] = {}
+        wanted = list(dict.fromkeys(s for s in stamps if s))
+        for start in range(0, len(wanted), 50):
+            chunk = wanted[start:start + 50]
+            with self._errors():
+                items = list(self._folder(folder).filter(sync_stamp__in=chunk).only("sync_stamp"))
+            for item in items:
+                found.setdefault(item.sync_stamp, ItemRef(item.id, item.changekey or ""))
+        return found
+
+    # writing
+    def _item(self, kind: Kind, record: Record, **kwargs: Any) -> Any:
+        if kind is Kind.CONTACTS and isinstance(record, ContactRecord):
+            values = _contact_values(record)
+        elif kind is Kind.CALENDAR and isinstance(record, EventRecord):
+            values = _event_values(record, self.access.time_zone)
+        elif kind is Kind.MAIL and isinstance(record, MessageRecord):
+            values = _message_values(record)
+        else:
+            raise ValueError(f"a {type(record).__name__} does not go into a {kind.value} folder")
+        return ITEM_CLASS[kind](account=self.account, **kwargs,
+                                **{k: v for k, v in values.items() if v is not None})
+
+    def create(self, folder: FolderInfo, records: Sequence[Record]) -> list[WriteResult]:
+        if folder.kind is None:
+            raise FolderNotFound(f"The folder {folder.path!r} holds no items this server syncs.")
+        kind = folder.kind
+        results: list[WriteResult] = []
+        for start in range(0, len(records), BATCH_SIZE):
+            chunk = records[start:start + BATCH_SIZE]
+            items: list[Any] = []
+            invalid: dict[int, str] = {}
+            for index, record in enumerate(chunk):
+                try:
+                    items.append(self._item(kind, record, folder=self._folder(folder)))
+                except (ValueError, TypeError) as exc:
+                    invalid[index] = f"The record cannot be written: {exc}"
+            with self._errors():
+                answers = iter(list(_CreateItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                    items=items, folder=self._folder(folder), message_disposition="SaveOnly",
+                    send_meeting_invitations="SendToNone")) if items else [])
+            for index in range(len(chunk)):
+                if index in invalid:
+                    results.append(WriteResult(WriteStatus.ERROR, message=invalid[index]))
+                    continue
+                answer = next(answers, None)
+                results.append(_write_result(answer))
+        return results
+
+    def update(self, kind: Kind, updates: Sequence[Update]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        field_map = FIELD_MAP[kind]
+        for start in range(0, len(updates), BATCH_SIZE):
+            chunk = updates[start:start + BATCH_SIZE]
+            pairs: list[tuple[Any, list[str]]] = []
+            invalid: dict[int, str] = {}
+            for index, update in enumerate(chunk):
+                names = sorted({field_map[f] for f in update.fields if f in field_map})
+                if kind is Kind.CALENDAR and "required_attendees" in names:
+                    names.append("optional_attendees")
+                if kind is Kind.CONTACTS and ({"surname", "given_name"} & set(names)):
+                    names.append("file_as")
+                try:
+                    item = self._item(kind, update.record, id=update.ref.id,
+                                      changekey=update.ref.version or None)
+                except (ValueError, TypeError) as exc:
+                    invalid[index] = f"The record cannot be written: {exc}"
+                    continue
+                if not names:
+                    invalid[index] = ""   # nothing Exchange holds changed: nothing to send
+                    continue
+                pairs.append((item, names))
+            with self._errors():
+                answers = iter(list(_UpdateItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                    items=pairs, conflict_resolution="NeverOverwrite",
+                    message_disposition="SaveOnly",
+                    send_meeting_invitations_or_cancellations="SendToNone",
+                    suppress_read_receipts=True)) if pairs else [])
+            for index, update in enumerate(chunk):
+                if index in invalid:
+                    results.append(WriteResult(WriteStatus.OK, update.ref) if not invalid[index]
+                                   else WriteResult(WriteStatus.ERROR, update.ref,
+                                                    invalid[index]))
+                    continue
+                results.append(_write_result(next(answers, None), update.ref))
+        return results
+
+    def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for start in range(0, len(refs), BATCH_SIZE):
+            chunk = refs[start:start + BATCH_SIZE]
+            with self._errors():
+                answers = list(_DeleteItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                    items=[ItemId(r.id) for r in chunk], delete_type="MoveToDeletedItems",
+                    send_meeting_cancellations="SendToNone",
+                    affected_task_occurrences="AllOccurrences", suppress_read_receipts=True))
+            for ref, answer in zip(chunk, answers, strict=False):
+                result = _write_result(answer, ref)
+                if result.status is WriteStatus.NOT_FOUND:
+                    result = WriteResult(WriteStatus.OK, ref, "already gone")
+                results.append(result)
+        return results
+
+    # photos and attachments
+    def _get_one(self, ref: ItemRef, kind: Kind, fields: tuple[str, ...]) -> Any:
+        with self._errors():
+            results = list(_GetItem(account=self.account, chunk_size=1).call(
+                items=[ItemId(ref.id)], additional_fields=_field_paths(kind, fields),
+                shape="IdOnly"))
+        if not results or isinstance(results[0], Exception):
+            raise MailboxError(f"The item is not in the mailbox any more: {results[:1]}")
+        return results[0]
+
+    def read_photo(self, ref: ItemRef) -> bytes | None:
+        contact = self._get_one(ref, Kind.CONTACTS, ("attachments",))
+        for attachment in contact.attachments or []:
+            if isinstance(attachment, FileAttachment) and attachment.is_contact_photo:
+                with self._errors():
+                    return attachment.content
+        return None
+
+    def set_photo(self, ref: ItemRef, photo: bytes | None) -> WriteResult:
+        contact = self._get_one(ref, Kind.CONTACTS, ("attachments",))
+        with self._errors():
+            for attachment in list(contact.attachments or []):
+                if isinstance(attachment, FileAttachment) and attachment.is_contact_photo:
+                    contact.detach(attachment)
+            if photo:
+                contact.attach(FileAttachment(name="ContactPicture.jpg", content=photo,
+                                              is_contact_photo=True))
+        return WriteResult(WriteStatus.OK, ItemRef(contact.id, contact.changekey or ""))
+
+    def _attachment(self, item: ItemRef, attachment_ref: str) -> Any:
+        message = self._get_one(item, Kind.MAIL, ("attachments",))
+        for attachment in message.attachments or []:
+            attachment_id = attachment.attachment_id
+            if attachment_id is not None and attachment_id.id == attachment_ref:
+                return attachment
+        raise MailboxError("The attachment is not on the e-mail any more.")
+
+    def open_attachment(self, item: ItemRef,
+                        attachment_ref: str) -> AbstractContextManager[BinaryIO]:
+        attachment = self._attachment(item, attachment_ref)
+        if not isinstance(attachment, FileAttachment):
+            raise MailboxError("This attachment is an attached item, not a file.")
+
+        @contextlib.contextmanager
+        def stream() -> Iterator[BinaryIO]:
+            with self._errors(), attachment.fp as fp:
+                yield fp
+
+        return stream()
+
+    def write_item_attachment(self, item: ItemRef, attachment_ref: str, sink: BinaryIO) -> int:
+        attachment = self._attachment(item, attachment_ref)
+        if not isinstance(attachment, ItemAttachment):
+            raise MailboxError("This attachment is a file, not an attached item.")
+        with self._errors():
+            inner = attachment.item
+        mime = inner.mime_content if inner is not None else None
+        if not mime:
+            raise MailboxError("The attached item has no MIME content to save.")
+        data = mime if isinstance(mime, bytes) else str(mime).encode()
+        sink.write(data)
+        return len(data)
+
+    @property
+    def requests_made(self) -> int:
+        return _traffic.requests - self._requests_before
+
+
+class _IdFolder(Folder):
+    """A folder known only by its id: requests can name it without fetching it first."""
+
+    __slots__ = ("_account_ref", "_folder_id")
+
+    def __init__(self, account: Account, folder_id: Any) -> None:
+        super().__init__(id=getattr(folder_id, "id", None), changekey=None)
+        self._account_ref = account
+        self._folder_id = folder_id
+
+    @property
+    def account(self) -> Account:
+        return self._account_ref
+
+    @property
+    def root(self) -> Any:
+        return self._account_ref.root
+
+    def to_id(self) -> Any:
+        return self._folder_id
+
+
+def _base_class(folder_class: str | None) -> str:
+    # "IPF.Contact.MOC.QuickContacts" is a contacts folder too; a mail folder may have no class.
+    if not folder_class:
+        return "IPF.Note"
+    parts = folder_class.split(".")
+    return ".".join(parts[:2])
+
+
+def _field_paths(kind: Kind, fields: tuple[str, ...] | None = None) -> set[Any]:
+    from exchangelib.fields import FieldPath
+
+    cls = ITEM_CLASS[kind]
+    return {FieldPath(field=cls.get_field_by_fieldname(name))
+            for name in (fields or FIELDS[kind])}
+
+
+def _write_result(answer: Any, ref: ItemRef | None = None) -> WriteResult:
+    if answer is None:
+        return WriteResult(WriteStatus.ERROR, ref, "The server gave no answer for this item.")
+    if isinstance(answer, ews_errors.ErrorIrresolvableConflict | ews_errors.ErrorInvalidChangeKey):
+        return WriteResult(WriteStatus.CONFLICT, ref,
+                           "Changed in Exchange since it was read; it will be merged next time.")
+    if isinstance(answer, ews_errors.ErrorItemNotFound):
+        return WriteResult(WriteStatus.NOT_FOUND, ref, "The item is not in the mailbox any more.")
+    if isinstance(answer, Exception):
+        return WriteResult(WriteStatus.ERROR, ref,
+                           f"{type(answer).__name__}: {_short(str(answer))}")
+    if isinstance(answer, BulkCreateResult | CalendarItem | Contact | Message):
+        return WriteResult(WriteStatus.OK, ItemRef(answer.id, answer.changekey or ""))
+    if answer is True:
+        return WriteResult(WriteStatus.OK, ref)
+    item_id, changekey = answer if isinstance(answer, tuple) else (None, None)
+    if item_id:
+        return WriteResult(WriteStatus.OK, ItemRef(item_id, changekey or ""))
+    return WriteResult(WriteStatus.OK, ref)
