@@ -58,6 +58,7 @@ from exchangelib import (
 from exchangelib import Attendee as ExchangeAttendee
 from exchangelib import Mailbox as ExchangeMailbox
 from exchangelib import errors as ews_errors
+from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder, FolderCollection
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import BulkCreateResult
@@ -79,6 +80,7 @@ from exchangelib.recurrence import (
 from exchangelib.services import (
     CreateItem,
     DeleteItem,
+    GetFolder,
     GetItem,
     SyncFolderItems,
     UpdateItem,
@@ -736,18 +738,34 @@ class EwsMailbox(MailboxBackend):
             raise translate_error(exc, self.access) from exc
 
     def _folder(self, folder: FolderInfo | str) -> Folder:
-        """A folder object for requests, built from the stored id without asking the server."""
+        """A folder object for item requests, built from the stored id without asking the
+        server (so a read with no changes costs one request)."""
         folder_id = folder.id if isinstance(folder, FolderInfo) else folder
-        account = self.account
-        if folder_id in DISTINGUISHED:
-            mailbox = MailboxProperty(email_address=self.access.mailbox)
-            return _IdFolder(account, DistinguishedFolderId(id=folder_id, mailbox=mailbox))
-        return _IdFolder(account, FolderId(id=folder_id))
+        return _IdFolder(self.account, self._folder_id(folder_id))
 
-    # connection and folders
-    def check(self) -> ServerInfo:
+    def _folder_id(self, folder_id: str) -> FolderId:
+        if folder_id in DISTINGUISHED:
+            return DistinguishedFolderId(
+                id=folder_id, mailbox=MailboxProperty(email_address=self.access.mailbox))
+        return FolderId(id=folder_id)
+
+    def _describe(self, folder_id: str) -> dict[str, Any]:
+        """One GetFolder: the folder's name, class and size, read straight from the answer."""
         with self._errors():
-            self.account.msg_folder_root.refresh()
+            (answer,) = list(_RawGetFolder(account=self.account).call(
+                folders=[self._folder_id(folder_id)], additional_fields=_FOLDER_FIELDS,
+                shape="IdOnly"))
+        if isinstance(answer, ews_errors.ErrorFolderNotFound | ews_errors.ErrorInvalidIdMalformed
+                      | ews_errors.ErrorItemNotFound):
+            raise FolderNotFound("The folder no longer exists in the mailbox: choose it again.")
+        if isinstance(answer, Exception):
+            raise translate_error(answer, self.access)
+        return {local_name(child): child.text for child in answer.iter()
+                if isinstance(child.tag, str)}
+
+    def check(self) -> ServerInfo:
+        # Opening the mailbox's top folder proves sign-in, impersonation and the mailbox.
+        self._describe("msgfolderroot")
         version = self.account.version
         return ServerInfo(version=f"{version.api_version} ({version.build})",
                           mailbox=self.access.mailbox)
@@ -778,26 +796,14 @@ class EwsMailbox(MailboxBackend):
         return sorted(result, key=lambda f: f.path.lower())
 
     def get_folder(self, folder_id: str, kind: Kind) -> FolderInfo:
-        with self._errors():
-            account = self.account
-            if folder_id in DISTINGUISHED:
-                folder = {"calendar": account.calendar, "contacts": account.contacts,
-                          "inbox": account.inbox, "sentitems": account.sent}.get(folder_id)
-                if folder is None:
-                    folder = account.root.get_distinguished(account) if folder_id == "root" \
-                        else getattr(account, folder_id)
-            else:
-                folders = list(FolderCollection(account=account, folders=[
-                    _IdFolder(account, FolderId(id=folder_id))]).get_folders())
-                if not folders or isinstance(folders[0], Exception):
-                    raise FolderNotFound("The folder no longer exists in the mailbox: "
-                                         "choose it again.")
-                folder = folders[0]
-        folder_kind = FOLDER_CLASS_KIND.get(_base_class(folder.folder_class))
+        described = self._describe(folder_id)
+        name = described.get("DisplayName") or folder_id
+        folder_kind = FOLDER_CLASS_KIND.get(_base_class(described.get("FolderClass")))
         if folder_kind is not kind:
-            raise FolderNotFound(f"The folder {folder.name!r} does not hold {kind.value}.")
-        return FolderInfo(id=folder_id, path=folder.name or folder_id, kind=folder_kind,
-                          total=folder.total_count)
+            raise FolderNotFound(f"The folder {name!r} does not hold {kind.value}.")
+        total = described.get("TotalCount")
+        return FolderInfo(id=folder_id, path=name, kind=folder_kind,
+                          total=int(total) if total and total.isdigit() else None)
 
     # reading
     def read_changes(self, folder: FolderInfo, state: str | None,
@@ -1108,6 +1114,22 @@ class EwsMailbox(MailboxBackend):
         return _traffic.requests - self._requests_before
 
 
+class _RawGetFolder(GetFolder):
+    """GetFolder answering with the XML elements: parsing them into folder objects would need
+    the mailbox's root folder, which costs requests of its own."""
+
+    def _elems_to_objs(self, elems: Any) -> Iterator[Any]:
+        yield from elems
+
+
+_FOLDER_FIELDS = {FieldPath(field=Folder.get_field_by_fieldname(name))
+                  for name in ("name", "folder_class", "total_count")}
+
+
+def local_name(element: Any) -> str:
+    return str(element.tag).rsplit("}", 1)[-1]
+
+
 class _IdFolder(Folder):
     """A folder known only by its id: requests can name it without fetching it first."""
 
@@ -1139,8 +1161,6 @@ def _base_class(folder_class: str | None) -> str:
 
 
 def _field_paths(kind: Kind, fields: tuple[str, ...] | None = None) -> set[Any]:
-    from exchangelib.fields import FieldPath
-
     cls = ITEM_CLASS[kind]
     return {FieldPath(field=cls.get_field_by_fieldname(name))
             for name in (fields or FIELDS[kind])}
