@@ -67,6 +67,7 @@ class ContactRecord:
     # An opaque token that changes when the photo changes (the photo's bytes are read apart).
     photo_token: str = ""
     stamp: str = ""            # the CRM key stamped on the item (identity, not content)
+    modified: dt.datetime | None = None   # when the source last changed it (not content)
 
     @property
     def emails(self) -> list[str]:
@@ -132,6 +133,7 @@ class EventRecord:
     # A zone the server named that we could not map: reported, never silently shifted.
     time_zone_problem: str = ""
     stamp: str = ""
+    modified: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,7 @@ class MessageRecord:
 Record = ContactRecord | EventRecord | MessageRecord
 
 # Fields that identify a record rather than describe it: kept out of the content hash.
-IDENTITY_FIELDS = frozenset({"stamp", "kind", "time_zone_problem"})
+IDENTITY_FIELDS = frozenset({"stamp", "kind", "time_zone_problem", "modified"})
 
 
 def _plain(value: Any) -> Any:
@@ -199,10 +201,15 @@ def canonical(record: Record) -> dict[str, Any]:
     return _plain(record)
 
 
+def data_hash(data: dict[str, Any]) -> str:
+    """sha256 over canonical data, stable across runs and machines."""
+    encoded = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
 def content_hash(record: Record, fields: frozenset[str] | None = None) -> str:
-    """sha256 over the canonical content (optionally only some fields), stable across runs."""
+    """The hash of a record's canonical content (optionally only some fields)."""
     data = canonical(record)
     if fields is not None:
         data = {k: v for k, v in data.items() if k in fields}
-    encoded = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return data_hash(data)

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "syncsite",
     "profiles",
     "crm",
+    "engine",
 ]
 
 MIDDLEWARE = [

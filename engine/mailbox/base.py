@@ -120,6 +120,7 @@ class WriteResult:
     status: WriteStatus
     ref: ItemRef | None = None     # the item's new identity/version after the write
     message: str = ""
+    token: str = ""                # set_photo: the new photo token (ContactRecord.photo_token)
 
     @property
     def ok(self) -> bool:

@@ -381,11 +381,11 @@ class _GetItem(_PerItem, GetItem):
 CONTACT_FIELDS = ("title_prefix", "given_name", "middle_name", "surname", "generation",
                   "display_name", "company_name", "job_title", "department", "business_homepage",
                   "email_addresses", "phone_numbers", "physical_addresses", "body", "categories",
-                  "attachments", "sync_stamp")
+                  "attachments", "sync_stamp", "last_modified_time")
 EVENT_FIELDS = ("subject", "start", "end", "is_all_day", "location", "body", "sensitivity",
                 "categories", "required_attendees", "optional_attendees", "organizer", "uid",
                 "recurrence", "modified_occurrences", "deleted_occurrences", "original_start",
-                "type", "_start_timezone", "sync_stamp")
+                "type", "_start_timezone", "sync_stamp", "last_modified_time")
 MESSAGE_FIELDS = ("message_id", "subject", "author", "sender", "to_recipients", "cc_recipients",
                   "bcc_recipients", "datetime_sent", "datetime_received", "body", "text_body",
                   "categories", "attachments", "sync_stamp")
@@ -555,7 +555,7 @@ def contact_record(item: Contact) -> ContactRecord:
         **{field: addresses.get(label, PostalAddress()) for field, label in ADDRESSES.items()},
         **{field: phones.get(label, "") for field, label in PHONES.items()},
         note=_text(item.body), categories=tuple(item.categories or ()), photo_token=photo,
-        stamp=item.sync_stamp or "")
+        stamp=item.sync_stamp or "", modified=_utc(item.last_modified_time, None))
 
 
 def _attendees(item: CalendarItem) -> tuple[Attendee, ...]:
@@ -598,7 +598,7 @@ def event_record(item: CalendarItem, home_zone: str = "") -> EventRecord:
                                   if d.start is not None),
         original_start=_utc(item.original_start, None),
         kind=KINDS_OF_EVENT.get(item.type or "Single", "single"), time_zone_problem=problem,
-        stamp=item.sync_stamp or "")
+        stamp=item.sync_stamp or "", modified=_utc(item.last_modified_time, None))
 
 
 def _address(mailbox: Any) -> Address | None:
@@ -1070,10 +1070,14 @@ class EwsMailbox(MailboxBackend):
             for attachment in list(contact.attachments or []):
                 if isinstance(attachment, FileAttachment) and attachment.is_contact_photo:
                     contact.detach(attachment)
+            token = ""
             if photo:
-                contact.attach(FileAttachment(name="ContactPicture.jpg", content=photo,
-                                              is_contact_photo=True))
-        return WriteResult(WriteStatus.OK, ItemRef(contact.id, contact.changekey or ""))
+                picture = FileAttachment(name="ContactPicture.jpg", content=photo,
+                                         is_contact_photo=True)
+                contact.attach(picture)
+                token = picture.attachment_id.id if picture.attachment_id else ""
+        return WriteResult(WriteStatus.OK, ItemRef(contact.id, contact.changekey or ""),
+                           token=token)
 
     def _attachment(self, item: ItemRef, attachment_ref: str) -> Any:
         message = self._get_one(item, Kind.MAIL, ("attachments",))

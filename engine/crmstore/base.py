@@ -1,0 +1,100 @@
+"""The interface to a CRM, as the sync engine sees it (the built-in store today, others later).
+
+Records are addressed by opaque string keys; versions are opaque too (the built-in store uses
+its revisions). Like the mailbox interface, nothing here knows Django models or Exchange.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from engine.records import Kind, Record
+
+
+@dataclass(frozen=True)
+class CrmChange:
+    key: str
+    deleted: bool
+    revision: int
+
+
+@dataclass
+class CrmRecord:
+    key: str
+    version: str
+    record: Record
+    modified: dt.datetime | None = None
+
+
+@dataclass
+class CrmWrite:
+    """The result of one write: the record's key and new version, or why it failed."""
+
+    key: str = ""
+    version: str = ""
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+    token: str = ""           # set_photo: the new photo token
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+class CrmBackend(abc.ABC):
+    """One organization's CRM, seen by one CRM user (who owns what the sync creates)."""
+
+    @abc.abstractmethod
+    def current_revision(self) -> int:
+        """A cursor: everything changed after it will come from `changes_since`."""
+
+    @abc.abstractmethod
+    def changes_since(self, kind: Kind, revision: int) -> Iterator[CrmChange]:
+        """Keys created, changed or deleted after `revision`, oldest first."""
+
+    @abc.abstractmethod
+    def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
+        """Current records (missing keys are absent from the result)."""
+
+    @abc.abstractmethod
+    def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:
+        """Which of these records the profile syncs (e.g. the classification branch)."""
+
+    @abc.abstractmethod
+    def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        """Create a record from an Exchange item; `origin` is stamped on it (its identity)."""
+
+    @abc.abstractmethod
+    def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
+        """Write only `fields` of `record` to the record `key`."""
+
+    @abc.abstractmethod
+    def delete(self, kind: Kind, key: str) -> CrmWrite:
+        """Delete a record (a missing one counts as deleted)."""
+
+    @abc.abstractmethod
+    def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
+        """Records created from these Exchange items: origin -> key (crash recovery)."""
+
+    @abc.abstractmethod
+    def find_by_email(self, addresses: Sequence[str]) -> dict[str, list[str]]:
+        """Persons having each address (lower case) among their e-mails, in scope or not."""
+
+    @abc.abstractmethod
+    def read_photo(self, key: str) -> bytes | None:
+        """A person's photo, or None."""
+
+    @abc.abstractmethod
+    def set_photo(self, key: str, photo: bytes | None) -> CrmWrite:
+        """Replace or remove a person's photo."""
+
+    @abc.abstractmethod
+    def stamp(self, kind: Kind, key: str) -> str:
+        """The identity stamp an Exchange item linked to this record carries."""
+
+    @abc.abstractmethod
+    def key_from_stamp(self, kind: Kind, stamp: str) -> str | None:
+        """The key a stamp names, if the stamp is this CRM's (else None)."""

@@ -1,0 +1,216 @@
+"""The CRM backend over the built-in store (the `crm` app)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from crm.models import (
+    ADDRESS_KINDS,
+    ADDRESS_PARTS,
+    PHONE_FIELDS,
+    ClassificationNode,
+    Company,
+    Person,
+    PersonCompany,
+)
+from crm.tracking import Change, changes_since
+from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmWrite
+from engine.records import ContactRecord, Kind, PostalAddress, Record
+
+CHANGE_KIND = {Kind.CONTACTS: Change.Kind.PERSON, Kind.CALENDAR: Change.Kind.EVENT}
+PLAIN_FIELDS = ("title", "first_name", "middle_name", "last_name", "suffix", "job_title",
+                "department", "web_page", "email1", "email2", "email3", *PHONE_FIELDS, "note")
+# How the record's address parts are called on Person ("business_postal_code"...).
+ADDRESS_FIELDS = {f"{kind}_address": kind for kind in ADDRESS_KINDS}
+
+
+def photo_token(photo: bytes | None) -> str:
+    return hashlib.sha256(photo).hexdigest()[:32] if photo else ""
+
+
+def person_record(person: Person, company: str) -> ContactRecord:
+    values: dict[str, Any] = {name: getattr(person, name) for name in PLAIN_FIELDS}
+    for field, prefix in ADDRESS_FIELDS.items():
+        values[field] = PostalAddress(*(getattr(person, f"{prefix}_{part}")
+                                        for part in ADDRESS_PARTS))
+    return ContactRecord(**values, display_name="", company=company,
+                         photo_token=photo_token(person.photo))
+
+
+class BuiltinCrm(CrmBackend):
+    def __init__(self, organization_id: int, classification_node_id: int | None = None) -> None:
+        self.organization_id = organization_id
+        self.classification_node_id = classification_node_id
+
+    # reading
+    def current_revision(self) -> int:
+        from crm.tracking import RevisionCounter
+
+        counter = RevisionCounter.objects.filter(organization_id=self.organization_id).first()
+        return counter.value if counter else 0
+
+    def changes_since(self, kind: Kind, revision: int) -> Iterator[CrmChange]:
+        rows = changes_since(self.organization_id, CHANGE_KIND[kind], revision)
+        for object_id, deleted, rev in rows.values_list("object_id", "deleted", "revision")\
+                .iterator(chunk_size=1000):
+            yield CrmChange(str(object_id), deleted, rev)
+
+    def _persons(self) -> Any:
+        return Person.objects.filter(organization_id=self.organization_id)
+
+    def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
+        ids = [int(k) for k in keys if k.isdigit()]
+        persons = {p.pk: p for p in self._persons().filter(pk__in=ids)}
+        companies: dict[int, str] = {}
+        # A person's first company link is the one Exchange shows as "Company".
+        for link in PersonCompany.objects.filter(person_id__in=persons).order_by("id")\
+                .select_related("company"):
+            companies.setdefault(link.person_id, link.company.name)
+        changed_at = dict(Change.objects.filter(kind=Change.Kind.PERSON, object_id__in=persons)
+                          .values_list("object_id", "changed_at"))
+        return {str(pk): CrmRecord(str(pk), str(p.revision),
+                                   person_record(p, companies.get(pk, "")),
+                                   changed_at.get(pk))
+                for pk, p in persons.items()}
+
+    def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:
+        ids = [int(k) for k in keys if k.isdigit()]
+        persons = self._persons().filter(pk__in=ids)
+        if self.classification_node_id is not None:
+            node = ClassificationNode.objects.get(pk=self.classification_node_id)
+            persons = persons.in_branch(node)
+        return {str(pk) for pk in persons.values_list("pk", flat=True)}
+
+    def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
+        rows = self._persons().filter(origin_item_id__in=[o for o in origins if o])
+        return {origin: str(pk) for pk, origin in rows.values_list("pk", "origin_item_id")}
+
+    def find_by_email(self, addresses: Sequence[str]) -> dict[str, list[str]]:
+        wanted = {a.lower() for a in addresses if a}
+        found: dict[str, list[str]] = {a: [] for a in wanted}
+        if not wanted:
+            return found
+        # iexact uses the UPPER() indexes; addresses are stored as typed.
+        query = Q()
+        for address in wanted:
+            query |= Q(email1__iexact=address) | Q(email2__iexact=address) | \
+                Q(email3__iexact=address)
+        for pk, *emails in self._persons().filter(query).values_list(
+                "pk", "email1", "email2", "email3"):
+            for email in {e.lower() for e in emails if e}:
+                if email in found:
+                    found[email].append(str(pk))
+        return found
+
+    def read_photo(self, key: str) -> bytes | None:
+        photo = self._persons().filter(pk=int(key)).values_list("photo", flat=True).first()
+        return bytes(photo) if photo else None
+
+    # writing
+    def _apply(self, person: Person, record: ContactRecord, fields: frozenset[str],
+               warnings: list[str]) -> None:
+        for name in PLAIN_FIELDS:
+            if name in fields:
+                setattr(person, name, _fit(Person, name, getattr(record, name) or "", warnings))
+        for field, prefix in ADDRESS_FIELDS.items():
+            if field in fields:
+                address: PostalAddress = getattr(record, field)
+                for part in ADDRESS_PARTS:
+                    name = f"{prefix}_{part}"
+                    setattr(person, name, _fit(Person, name, getattr(address, part), warnings))
+
+    def _set_company(self, person: Person, name: str) -> None:
+        current = PersonCompany.objects.filter(person=person).order_by("id").first()
+        if not name.strip():
+            if current is not None:
+                current.delete()
+            return
+        company = Company.find_or_create_by_name(self.organization_id, name[:255])
+        if current is not None and current.company_id == company.pk:
+            return
+        if current is not None:
+            current.delete()
+        PersonCompany.objects.get_or_create(person=person, company=company)
+
+    def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        assert isinstance(record, ContactRecord)
+        warnings: list[str] = []
+        with transaction.atomic():
+            person = Person(organization_id=self.organization_id, origin_item_id=origin)
+            self._apply(person, record, _all_fields(), warnings)
+            person.save()
+            if record.company:
+                self._set_company(person, record.company)
+            if self.classification_node_id is not None:
+                # Keep the new person inside the profile's scope.
+                person.classification_nodes.add(self.classification_node_id)
+            person.refresh_from_db(fields=["revision"])
+        return CrmWrite(str(person.pk), str(person.revision), warnings=warnings)
+
+    def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
+        assert isinstance(record, ContactRecord)
+        warnings: list[str] = []
+        with transaction.atomic():
+            person = self._persons().select_for_update().filter(pk=int(key)).first()
+            if person is None:
+                return CrmWrite(key, error="The person no longer exists in the CRM.")
+            self._apply(person, record, fields, warnings)
+            person.save()
+            if "company" in fields:
+                self._set_company(person, record.company)
+            person.refresh_from_db(fields=["revision"])
+        return CrmWrite(key, str(person.revision), warnings=warnings)
+
+    def delete(self, kind: Kind, key: str) -> CrmWrite:
+        self._persons().filter(pk=int(key)).delete()
+        return CrmWrite(key)
+
+    def set_photo(self, key: str, photo: bytes | None) -> CrmWrite:
+        with transaction.atomic():
+            person = self._persons().select_for_update().filter(pk=int(key)).first()
+            if person is None:
+                return CrmWrite(key, error="The person no longer exists in the CRM.")
+            person.photo = photo or None
+            person.photo_content_type = _image_type(photo) if photo else ""
+            person.save(update_fields=["photo", "photo_content_type"])
+        return CrmWrite(key, str(person.revision), token=photo_token(photo))
+
+    # identity stamps
+    def stamp(self, kind: Kind, key: str) -> str:
+        return f"crm:{self.organization_id}:{CHANGE_KIND[kind]}:{key}"
+
+    def key_from_stamp(self, kind: Kind, stamp: str) -> str | None:
+        prefix = f"crm:{self.organization_id}:{CHANGE_KIND[kind]}:"
+        if stamp.startswith(prefix) and stamp[len(prefix):].isdigit():
+            return stamp[len(prefix):]
+        return None
+
+
+def _all_fields() -> frozenset[str]:
+    return frozenset(PLAIN_FIELDS) | frozenset(ADDRESS_FIELDS)
+
+
+def _fit(model: Any, name: str, value: str, warnings: list[str]) -> str:
+    """Cut a value to the CRM's column and say so: a too-long value must not fail the item."""
+    limit = model._meta.get_field(name).max_length
+    value = value or ""
+    if limit and len(value) > limit:
+        verbose = model._meta.get_field(name).verbose_name
+        warnings.append(f"{verbose} was {len(value)} characters long; the CRM keeps {limit}.")
+        return value[:limit]
+    return value
+
+
+def _image_type(data: bytes) -> str:
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return "application/octet-stream"

@@ -1,0 +1,265 @@
+"""What the sync engine remembers between runs, and what it reports about each run.
+
+- `Link`: one row per pair of records kept the same (a CRM record and an Exchange item), with
+  what each side looked like when last synced: its version, a hash of its synced fields and
+  those fields themselves (so a later change can be told field by field and merged).
+- `FolderState`: the Exchange sync state of a profile's folder and the CRM change cursor.
+- `Lease`: a (profile, agenda) runs once at a time, across processes and machines.
+- `Run` and `RunItem`: the history: every run, and every item it touched or planned.
+- `DuplicateCandidate`: records that look like the same person but are not linked until a
+  user decides.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Agenda(models.TextChoices):
+    CONTACTS = "contacts", _("Contacts")
+    CALENDAR = "calendar", _("Calendar")
+    MAIL = "mail", _("E-mail import")
+
+
+class Link(models.Model):
+    class State(models.TextChoices):
+        ACTIVE = "active", _("linked")
+        # Deleted on one side; the deletion waits to be carried to the other side (it may need
+        # an administrator's approval first: the mass-deletion guard).
+        REMOTE_DELETED = "remote_deleted", _("deleted in Exchange, to delete in the CRM")
+        CRM_DELETED = "crm_deleted", _("deleted in the CRM, to delete in Exchange")
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="links")
+    agenda = models.CharField(max_length=10, choices=Agenda.choices)
+    crm_key = models.CharField(max_length=64)
+    crm_version = models.CharField(max_length=64, blank=True)
+    crm_hash = models.CharField(max_length=64, blank=True)
+    crm_snapshot = models.JSONField(default=dict)
+    remote_id = models.CharField(max_length=512)
+    remote_version = models.CharField(max_length=512, blank=True)
+    remote_hash = models.CharField(max_length=64, blank=True)
+    remote_snapshot = models.JSONField(default=dict)
+    remote_uid = models.CharField(max_length=512, blank=True)   # events: the meeting's UID
+    state = models.CharField(max_length=20, choices=State.choices, default=State.ACTIVE)
+    title = models.CharField(max_length=255, blank=True)         # for people reading history
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda", "crm_key"],
+                                    name="one_link_per_crm_record"),
+            models.UniqueConstraint(fields=["profile", "agenda", "remote_id"],
+                                    name="one_link_per_exchange_item"),
+        ]
+        verbose_name = _("link")
+        verbose_name_plural = _("links")
+
+    def __str__(self) -> str:
+        return self.title or f"{self.crm_key} ↔ {self.remote_id[:12]}…"
+
+
+class FolderState(models.Model):
+    """How far a profile's agenda has read: Exchange's sync state and the CRM revision."""
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="folder_states")
+    agenda = models.CharField(max_length=10, choices=Agenda.choices)
+    folder_id = models.CharField(max_length=512)
+    remote_state = models.TextField(blank=True)
+    crm_cursor = models.BigIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda", "folder_id"],
+                                    name="one_state_per_folder"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile} {self.agenda} {self.folder_id}"
+
+
+class PendingItem(models.Model):
+    """An Exchange item, new and not linked, waiting for the end of the read to be matched.
+
+    Whether an e-mail address identifies exactly one item is known only once the whole
+    folder is read; the item is parked here (not in memory) so the read can checkpoint."""
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="+")
+    agenda = models.CharField(max_length=10, choices=Agenda.choices)
+    remote_id = models.CharField(max_length=512)
+    emails = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda", "remote_id"],
+                                    name="one_pending_per_item"),
+        ]
+
+    def __str__(self) -> str:
+        return self.remote_id
+
+
+class Retry(models.Model):
+    """A record whose write failed: the next run looks at it again as if it had changed
+    (its change was already read, and the sync state has moved past it)."""
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="+")
+    agenda = models.CharField(max_length=10, choices=Agenda.choices)
+    side = models.CharField(max_length=10)          # "crm" or "remote"
+    key = models.CharField(max_length=512)
+    reason = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda", "side", "key"],
+                                    name="one_retry_per_record"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.key}"
+
+
+class Lease(models.Model):
+    """Claimed with a conditional UPDATE; expires if its worker dies (ARCHITECTURE §3)."""
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="+")
+    agenda = models.CharField(max_length=10, choices=Agenda.choices)
+    holder = models.CharField(max_length=64, blank=True)
+    expires_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda"], name="one_lease_per_agenda"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.profile} {self.agenda} until {self.expires_at:%H:%M:%S}"
+
+
+class Run(models.Model):
+    class Kind(models.TextChoices):
+        SYNC = "sync", _("sync")
+        ANALYSIS = "analysis", _("analysis (dry run)")
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("running")
+        SUCCESS = "success", _("success")
+        PARTIAL = "partial", _("success with errors")
+        FAILED = "failed", _("failed")
+        WAITING = "waiting", _("waiting for approval")
+        REFUSED = "refused", _("not started: another run is in progress")
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="runs")
+    agenda = models.CharField(_("agenda"), max_length=10, choices=Agenda.choices)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.SYNC)
+    trigger = models.CharField(_("started by"), max_length=20, default="schedule")
+    started = models.DateTimeField(_("started"), default=timezone.now, db_index=True)
+    finished = models.DateTimeField(_("finished"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices,
+                              default=Status.RUNNING)
+    message = models.TextField(_("message"), blank=True)
+    crm_created = models.PositiveIntegerField(_("created in the CRM"), default=0)
+    crm_updated = models.PositiveIntegerField(_("updated in the CRM"), default=0)
+    crm_deleted = models.PositiveIntegerField(_("deleted in the CRM"), default=0)
+    remote_created = models.PositiveIntegerField(_("created in Exchange"), default=0)
+    remote_updated = models.PositiveIntegerField(_("updated in Exchange"), default=0)
+    remote_deleted = models.PositiveIntegerField(_("deleted in Exchange"), default=0)
+    linked = models.PositiveIntegerField(_("linked"), default=0)
+    conflicts = models.PositiveIntegerField(_("conflicts"), default=0)
+    skipped = models.PositiveIntegerField(_("skipped"), default=0)
+    errors = models.PositiveIntegerField(_("errors"), default=0)
+    duplicates = models.PositiveIntegerField(_("duplicate candidates"), default=0)
+    requests = models.PositiveIntegerField(_("Exchange requests"), default=0)
+    # The mass-deletion guard: an administrator approves the deletions a run stopped before.
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                    null=True, blank=True, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_used = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-started"]
+        indexes = [models.Index(fields=["profile", "agenda", "-started"])]
+        verbose_name = _("sync run")
+        verbose_name_plural = _("sync runs")
+
+    def __str__(self) -> str:
+        return f"{self.profile} {self.get_agenda_display()} {self.started:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+
+class RunItem(models.Model):
+    class Action(models.TextChoices):
+        CREATE_CRM = "create_crm", _("created in the CRM")
+        UPDATE_CRM = "update_crm", _("updated in the CRM")
+        DELETE_CRM = "delete_crm", _("deleted in the CRM")
+        CREATE_REMOTE = "create_remote", _("created in Exchange")
+        UPDATE_REMOTE = "update_remote", _("updated in Exchange")
+        DELETE_REMOTE = "delete_remote", _("deleted in Exchange")
+        LINK = "link", _("linked")
+        UNLINK = "unlink", _("no longer synced")
+        CONFLICT = "conflict", _("conflict resolved")
+        DUPLICATE = "duplicate", _("possible duplicate: waits for a decision")
+        SKIP = "skip", _("skipped")
+        ERROR = "error", _("error")
+        PENDING_DELETE = "pending_delete", _("deletion waiting for approval")
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="items")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    title = models.CharField(max_length=255, blank=True)
+    crm_key = models.CharField(max_length=64, blank=True)
+    remote_id = models.CharField(max_length=512, blank=True)
+    detail = models.TextField(blank=True)       # why, which fields, or the error text
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("run item")
+        verbose_name_plural = _("run items")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.title}"
+
+
+class DuplicateCandidate(models.Model):
+    class Decision(models.TextChoices):
+        OPEN = "open", _("waiting for a decision")
+        LINKED = "linked", _("linked")
+        APART = "apart", _("kept apart")
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="duplicate_candidates")
+    agenda = models.CharField(max_length=10, choices=Agenda.choices, default=Agenda.CONTACTS)
+    crm_key = models.CharField(max_length=64)
+    remote_id = models.CharField(max_length=512)
+    address = models.CharField(_("shared address"), max_length=254)
+    crm_title = models.CharField(max_length=255, blank=True)
+    remote_title = models.CharField(max_length=255, blank=True)
+    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.OPEN)
+    found = models.DateTimeField(default=timezone.now)
+    decided = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda", "crm_key", "remote_id"],
+                                    name="one_candidate_per_pair"),
+        ]
+        verbose_name = _("duplicate candidate")
+        verbose_name_plural = _("duplicate candidates")
+
+    def __str__(self) -> str:
+        return f"{self.crm_title} ~ {self.remote_title} ({self.address})"

@@ -1,0 +1,356 @@
+"""The planner: what to do with one record, as a pure function of what is known about it.
+
+No I/O, no Django, no Exchange: it takes what each side looks like now, what both looked like
+when last synced (the link's snapshots) and the profile's policies, and returns actions; the
+runner executes them. The decision table (docs/sync.md has it as a table):
+
+A linked record, by what the CRM and Exchange show now:
+- unchanged / unchanged: nothing; a new version with the same content is not a change.
+- changed / unchanged: the changed fields go to Exchange; mirrored for a change in Exchange.
+- changed / changed: merge. Fields changed on one side go to the other; a field changed on
+  both to different values is a conflict, settled by the policy (newest change, Exchange
+  wins, CRM wins); changed on both to the same value is no conflict.
+- deleted / unchanged: "propagate" deletes in Exchange, after the mass-deletion guard;
+  "unlink" stops syncing and keeps the Exchange item. Mirrored for a deletion in Exchange.
+- deleted / changed: the change wins: "propagate" re-creates the record where it was deleted;
+  "unlink" stops syncing. Mirrored.
+- deleted / deleted: the link is forgotten.
+- out of scope on either side: stop syncing, touch nothing (leaving the scope is not a
+  deletion).
+One-way directions ignore the other side's changes and deletions: with "import" the CRM's
+edits stay in the CRM (Exchange wins every overlap); with "export" the mirror.
+
+A record not linked yet (the runner looks for its partner first and says what it found):
+- an identity stamp names the partner: link, then merge as above from their contents;
+- exactly one partner shares an e-mail address, and the address is unique on both sides: link;
+- several records share the address, on either side: a duplicate candidate, neither copied
+  nor linked until a user decides ("keep apart" lets the record be created as if unmatched);
+- nothing: create it on the other side, if it is in scope and the direction allows it;
+  otherwise skip, with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.records import Record, canonical, content_hash
+
+
+class Direction(enum.StrEnum):
+    TWO_WAY = "two_way"
+    IMPORT = "import"      # Exchange -> CRM
+    EXPORT = "export"      # CRM -> Exchange
+
+
+class ConflictPolicy(enum.StrEnum):
+    NEWEST = "newest"
+    EXCHANGE = "exchange"
+    CRM = "crm"
+
+
+class DeletionPolicy(enum.StrEnum):
+    PROPAGATE = "propagate"
+    UNLINK = "unlink"
+
+
+class Side(enum.StrEnum):
+    CRM = "crm"
+    REMOTE = "remote"
+
+
+@dataclass(frozen=True)
+class Policy:
+    direction: Direction
+    conflict: ConflictPolicy
+    deletion: DeletionPolicy
+    synced_fields: frozenset[str]
+    # Fields whose values mean different things on the two sides (a photo's token), so
+    # "changed to the same value on both sides" cannot be told for them.
+    side_specific: frozenset[str] = frozenset({"photo_token"})
+
+    def accepts(self, source: Side) -> bool:
+        """May changes made on `source` be carried to the other side?"""
+        if self.direction is Direction.TWO_WAY:
+            return True
+        return (self.direction is Direction.IMPORT) == (source is Side.REMOTE)
+
+
+@dataclass
+class Seen:
+    """One side of a record as read in this run. `record` None: deleted on that side."""
+
+    key: str
+    version: str
+    record: Record | None
+    in_scope: bool = True
+    modified: dt.datetime | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.record is None
+
+
+@dataclass
+class Known:
+    """What the link remembers of both sides at the last sync."""
+
+    crm_key: str
+    crm_version: str
+    crm_hash: str
+    crm_snapshot: dict[str, Any]
+    remote_id: str
+    remote_version: str
+    remote_hash: str
+    remote_snapshot: dict[str, Any]
+
+
+# --- actions -------------------------------------------------------------------------------
+@dataclass
+class Write:
+    """Create (key None) or update `fields` of a record on `side`, from `source`'s record."""
+
+    side: Side
+    key: str | None
+    record: Record
+    fields: frozenset[str]
+    reason: str = ""
+
+
+@dataclass
+class Delete:
+    side: Side
+    key: str
+
+
+@dataclass
+class Link:
+    """Store the pair with what each side will look like once the writes are done."""
+
+    crm_key: str | None          # None: the key the CRM write creates
+    remote_id: str | None        # None: the id the Exchange write creates
+    crm_snapshot: dict[str, Any]
+    remote_snapshot: dict[str, Any]
+    crm_version: str = ""
+    remote_version: str = ""
+
+
+@dataclass
+class Unlink:
+    reason: str
+
+
+@dataclass
+class PendingDeletion:
+    """Deleted on `deleted_on`; the other side's deletion waits for the mass-deletion guard."""
+
+    deleted_on: Side
+
+
+@dataclass
+class Conflict:
+    fields: frozenset[str]
+    winner: Side
+    reason: str
+
+
+@dataclass
+class Skip:
+    reason: str
+
+
+@dataclass
+class Duplicate:
+    crm_key: str
+    remote_id: str
+    address: str
+
+
+Action = Write | Delete | Link | Unlink | PendingDeletion | Conflict | Skip | Duplicate
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+
+    def add(self, action: Action) -> Plan:
+        self.actions.append(action)
+        return self
+
+    def of(self, kind: type) -> list[Any]:
+        return [a for a in self.actions if isinstance(a, kind)]
+
+    @property
+    def writes(self) -> list[Write]:
+        return self.of(Write)
+
+
+def snapshot(record: Record, policy: Policy) -> dict[str, Any]:
+    data = canonical(record)
+    return {k: v for k, v in data.items() if k in policy.synced_fields}
+
+
+def side_hash(record: Record, policy: Policy) -> str:
+    return content_hash(record, policy.synced_fields)
+
+
+def changed_fields(now: dict[str, Any], before: dict[str, Any]) -> frozenset[str]:
+    return frozenset(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+
+
+def _winner(policy: Policy, crm: Seen, remote: Seen) -> Side:
+    if policy.conflict is ConflictPolicy.CRM:
+        return Side.CRM
+    if policy.conflict is ConflictPolicy.EXCHANGE:
+        return Side.REMOTE
+    # Newest change wins; an unknown time counts as older, and a tie goes to the CRM.
+    crm_time = crm.modified or dt.datetime.min.replace(tzinfo=dt.UTC)
+    remote_time = remote.modified or dt.datetime.min.replace(tzinfo=dt.UTC)
+    return Side.REMOTE if remote_time > crm_time else Side.CRM
+
+
+def _merged(base: dict[str, Any], other: dict[str, Any], fields: frozenset[str]) -> dict:
+    return {**base, **{k: other.get(k) for k in fields}}
+
+
+def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | None,
+          remote: Seen | None, policy: Policy, crm_key: str = "", remote_id: str = "") -> Plan:
+    """Carry each side's changes to the other and settle the overlap. A side given as None
+    reported no change: it still holds what the link remembers of it."""
+    crm_now = snapshot(crm.record, policy) if crm and crm.record else known_crm
+    remote_now = snapshot(remote.record, policy) if remote and remote.record else known_remote
+    crm_fields = changed_fields(crm_now, known_crm) if policy.accepts(Side.CRM) else frozenset()
+    remote_fields = (changed_fields(remote_now, known_remote) if policy.accepts(Side.REMOTE)
+                     else frozenset())
+    both = crm_fields & remote_fields
+    overlap = frozenset(f for f in both
+                        if f in policy.side_specific or crm_now.get(f) != remote_now.get(f))
+    plan = Plan()
+    winner = Side.CRM
+    if overlap:
+        assert crm is not None and remote is not None
+        winner = _winner(policy, crm, remote)
+        plan.add(Conflict(overlap, winner, f"changed on both sides: {', '.join(sorted(overlap))}"))
+    to_crm = (remote_fields - both) | (overlap if winner is Side.REMOTE else frozenset())
+    to_remote = (crm_fields - both) | (overlap if winner is Side.CRM else frozenset())
+    crm_key = crm.key if crm else crm_key
+    remote_id = remote.key if remote else remote_id
+    if to_crm:
+        assert remote is not None and remote.record is not None
+        plan.add(Write(Side.CRM, crm_key, remote.record, to_crm, "changed in Exchange"))
+    if to_remote:
+        assert crm is not None and crm.record is not None
+        plan.add(Write(Side.REMOTE, remote_id, crm.record, to_remote, "changed in the CRM"))
+    plan.add(Link(crm_key, remote_id,
+                  crm_snapshot=_merged(crm_now, remote_now, to_crm),
+                  remote_snapshot=_merged(remote_now, crm_now, to_remote),
+                  crm_version=crm.version if crm else "",
+                  remote_version=remote.version if remote else ""))
+    return plan
+
+
+def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Policy) -> Plan:
+    """A linked pair. `crm`/`remote` None: that side reported no change this run."""
+    for side, seen in ((Side.CRM, crm), (Side.REMOTE, remote)):
+        if seen is not None and not seen.deleted and not seen.in_scope:
+            where = "the CRM" if side is Side.CRM else "Exchange"
+            return Plan().add(Unlink(f"left the synced scope in {where}; nothing deleted"))
+
+    crm_changed = crm is not None and (crm.deleted or
+                                       side_hash(crm.record, policy) != known.crm_hash)
+    remote_changed = remote is not None and (
+        remote.deleted or side_hash(remote.record, policy) != known.remote_hash)
+
+    if crm is not None and crm.deleted and remote is not None and remote.deleted:
+        return Plan().add(Unlink("deleted on both sides"))
+    for deleted_side, other_seen, other_changed in ((Side.CRM, remote, remote_changed),
+                                                   (Side.REMOTE, crm, crm_changed)):
+        seen = crm if deleted_side is Side.CRM else remote
+        if seen is None or not seen.deleted:
+            continue
+        where = "the CRM" if deleted_side is Side.CRM else "Exchange"
+        other = Side.REMOTE if deleted_side is Side.CRM else Side.CRM
+        if not policy.accepts(deleted_side) or policy.deletion is DeletionPolicy.UNLINK:
+            return Plan().add(Unlink(f"deleted in {where}; kept on the other side"))
+        if other_changed and other_seen is not None and other_seen.record is not None:
+            # Modified against deleted: the modification wins and comes back.
+            record = other_seen.record
+            return Plan().add(Write(deleted_side, None, record, policy.synced_fields,
+                                    f"deleted in {where} but changed on the other side: "
+                                    "the change wins")).add(
+                Link(None if deleted_side is Side.CRM else other_seen.key,
+                     None if deleted_side is Side.REMOTE else other_seen.key,
+                     crm_snapshot=snapshot(record, policy),
+                     remote_snapshot=snapshot(record, policy),
+                     crm_version=other_seen.version if other is Side.CRM else "",
+                     remote_version=other_seen.version if other is Side.REMOTE else ""))
+        return Plan().add(PendingDeletion(deleted_side))
+
+    if not crm_changed and not remote_changed:
+        # Same content: only remember the new versions (Exchange rewrites ChangeKeys often).
+        return Plan().add(Link(known.crm_key, known.remote_id, known.crm_snapshot,
+                               known.remote_snapshot,
+                               crm_version=crm.version if crm else "",
+                               remote_version=remote.version if remote else ""))
+    return merge(known.crm_snapshot, known.remote_snapshot,
+                 crm if crm_changed else None, remote if remote_changed else None, policy,
+                 crm_key=known.crm_key, remote_id=known.remote_id)
+
+
+def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
+    """A record nobody links yet and no partner found: create it on the other side."""
+    where = "the CRM" if source is Side.CRM else "Exchange"
+    if seen.record is None:
+        return Plan()
+    if not seen.in_scope:
+        return Plan().add(Skip(f"outside the synced scope in {where}"))
+    if not policy.accepts(source):
+        direction = "import only" if policy.direction is Direction.IMPORT else "export only"
+        return Plan().add(Skip(f"new in {where}, but this profile syncs {direction}"))
+    target = Side.REMOTE if source is Side.CRM else Side.CRM
+    snap = snapshot(seen.record, policy)
+    return Plan().add(Write(target, None, seen.record, policy.synced_fields,
+                            f"new in {where}")).add(
+        Link(seen.key if source is Side.CRM else None, seen.key if source is Side.REMOTE else None,
+             crm_snapshot=snap, remote_snapshot=snap,
+             crm_version=seen.version if source is Side.CRM else "",
+             remote_version=seen.version if source is Side.REMOTE else ""))
+
+
+def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
+    """Two records found to be the same (by stamp or a unique shared address): link them,
+    bringing across the fields where they differ (settled like a conflict)."""
+    assert crm.record is not None and remote.record is not None
+    crm_now, remote_now = snapshot(crm.record, policy), snapshot(remote.record, policy)
+    # Everything that differs is "changed on both sides" since there is no common past;
+    # empty values never overwrite filled ones.
+    differs = frozenset(f for f in changed_fields(crm_now, remote_now)
+                        if f not in policy.side_specific)
+    fill_crm = frozenset(f for f in differs if _empty(crm_now.get(f)))
+    fill_remote = frozenset(f for f in differs if _empty(remote_now.get(f)))
+    known_crm = {k: (None if k in differs - fill_crm else v) for k, v in crm_now.items()}
+    known_remote = {k: (None if k in differs - fill_remote else v)
+                    for k, v in remote_now.items()}
+    # Fields only one side has: as if the empty side had not changed them.
+    for f in fill_crm:
+        known_crm[f] = crm_now.get(f)
+    for f in fill_remote:
+        known_remote[f] = remote_now.get(f)
+    # Side-specific fields (photos) count as unchanged on both sides until one changes.
+    for f in policy.side_specific:
+        known_crm[f] = crm_now.get(f)
+        known_remote[f] = remote_now.get(f)
+    return merge(known_crm, known_remote, crm, remote, policy)
+
+
+def _empty(value: Any) -> bool:
+    if isinstance(value, dict):
+        return not any(value.values())
+    return value in (None, "", [], ())
+
+
+def replace_fields(record: Record, values: dict[str, Any]) -> Record:
+    return dataclasses.replace(record, **values)

@@ -1,0 +1,766 @@
+"""The runner: one sync run of one profile's agenda, from reading changes to the history.
+
+Order of a run (contacts; ARCHITECTURE §2):
+1. claim the lease; note the CRM's current revision;
+2. read Exchange's changes page by page; per page plan, write, link, record, and only then
+   store the page's sync state (the checkpoint);
+   new unlinked Exchange items are parked (PendingItem) until the whole folder is read;
+3. match the parked items (stamps, then e-mail addresses unique on both sides) or create them
+   in the CRM, or list them as duplicate candidates;
+4. the CRM's changes since the stored cursor, in batches; then store the cursor noted in 1;
+5. deletions waiting to be carried over: the mass-deletion guard, then delete;
+6. if this run wrote to Exchange, read Exchange's changes once more: they are this run's own
+   writes (no-ops that move the sync state past them, so the next run asks one request).
+
+No network I/O runs inside a database transaction: writes to Exchange happen between the short
+transactions that record them. A crash anywhere leaves what is needed to finish next time:
+items written to Exchange carry the CRM key (identity stamp), records created in the CRM carry
+the Exchange item id (origin), and states advance only after what they cover is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from engine import leases
+from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord
+from engine.mailbox.base import (
+    ChangePage,
+    ChangeType,
+    FolderInfo,
+    ItemChange,
+    ItemError,
+    ItemRef,
+    MailboxBackend,
+    MailboxError,
+    Update,
+    WriteStatus,
+)
+from engine.models import (
+    Agenda,
+    DuplicateCandidate,
+    FolderState,
+    Link,
+    PendingItem,
+    Retry,
+    Run,
+    RunItem,
+)
+from engine.planner import (
+    Conflict,
+    ConflictPolicy,
+    Delete,
+    DeletionPolicy,
+    Direction,
+    Duplicate,
+    Known,
+    PendingDeletion,
+    Plan,
+    Policy,
+    Seen,
+    Side,
+    Skip,
+    Unlink,
+    plan_linked,
+    plan_match,
+    plan_new,
+)
+from engine.planner import Link as LinkAction
+from engine.records import ContactRecord, Kind, Record, data_hash
+from profiles.models import SyncProfile
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+CONTACT_SYNCED = frozenset(f.name for f in dataclasses.fields(ContactRecord)) - {
+    "display_name", "categories", "stamp", "modified"}
+
+
+class Killed(BaseException):
+    """Raised by a test's crash hook: like a worker killed mid-run, nothing below catches it."""
+
+
+@dataclass
+class Planned:
+    """One record's plan and what executing it produced."""
+
+    plan: Plan
+    title: str
+    crm_key: str | None = None
+    remote_id: str | None = None
+    link: Link | None = None
+    failed: str = ""
+    conflict_later: bool = False
+    warnings: list[str] = field(default_factory=list)
+    new_crm_version: str = ""
+    new_remote: ItemRef | None = None
+    crm_photo_token: str | None = None
+    remote_photo_token: str | None = None
+
+
+class ContactSync:
+    agenda = Agenda.CONTACTS
+    kind = Kind.CONTACTS
+
+    def __init__(self, profile: SyncProfile, mailbox: MailboxBackend, crm: CrmBackend, *,
+                 dry_run: bool = False, trigger: str = "manual",
+                 checkpoint: Callable[[str], None] | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.profile = profile
+        self.mailbox = mailbox
+        self.crm = crm
+        self.dry_run = dry_run
+        self.trigger = trigger
+        self._checkpoint = checkpoint
+        self._progress = progress
+        self.settings = profile.contactsettings
+        self.policy = Policy(direction=Direction(self.settings.direction),
+                             conflict=ConflictPolicy(profile.conflict_policy),
+                             deletion=DeletionPolicy(self.settings.deletion_policy),
+                             synced_fields=CONTACT_SYNCED)
+        self.categories = {c.strip().lower() for c in self.settings.only_categories or []
+                           if c.strip()}
+        self.folder = FolderInfo(id=self.settings.folder_id, path=self.settings.folder_path,
+                                 kind=Kind.CONTACTS)
+        self.holder = uuid.uuid4().hex
+        self.run_record: Run | None = None
+        self.wrote_remote = False
+        self._parked: list[tuple[str, list[str]]] = []
+
+    # --- the run as a whole -------------------------------------------------------------------
+    def run(self) -> Run:
+        run = Run.objects.create(
+            profile=self.profile, agenda=self.agenda, trigger=self.trigger,
+            kind=Run.Kind.ANALYSIS if self.dry_run else Run.Kind.SYNC)
+        self.run_record = run
+        if not leases.claim(self.profile.pk, self.agenda, self.holder):
+            run.status = Run.Status.REFUSED
+            run.message = "Another run of this profile's contacts is in progress."
+            run.finished = timezone.now()
+            run.save()
+            return run
+        try:
+            waiting = self._sync()
+        except MailboxError as exc:
+            run.status, run.message = Run.Status.FAILED, exc.message
+        except Exception as exc:   # errors are data: the worker loop never sees them
+            log.exception("Contact sync of %s failed", self.profile)
+            run.status = Run.Status.FAILED
+            run.message = f"Internal error: {type(exc).__name__}: {exc}"
+        else:
+            if waiting:
+                run.status = Run.Status.WAITING
+            else:
+                run.status = Run.Status.PARTIAL if run.errors else Run.Status.SUCCESS
+        leases.release(self.profile.pk, self.agenda, self.holder)
+        run.requests = self.mailbox.requests_made
+        run.finished = timezone.now()
+        run.save()
+        return run
+
+    def _sync(self) -> bool:
+        state, _ = FolderState.objects.get_or_create(
+            profile=self.profile, agenda=self.agenda, folder_id=self.folder.id)
+        cursor_now = self.crm.current_revision()
+        pending_crm = {c.key: c for c in self.crm.changes_since(self.kind, state.crm_cursor)}
+        self._say(f"{len(pending_crm)} CRM changes to look at")
+        self._retries(pending_crm)
+
+        remote_state = self._read_remote(state, state.remote_state or None, pending_crm)
+        self._match_parked(pending_crm)
+        keys = list(pending_crm)
+        for start in range(0, len(keys), BATCH):
+            self._crm_batch(keys[start:start + BATCH])
+            self._renew()
+        if not self.dry_run:
+            state.crm_cursor = cursor_now
+            state.save(update_fields=["crm_cursor", "updated"])
+        waiting = self._deletions()
+        if self.wrote_remote and not self.dry_run:
+            # Our own writes come back as changes: read them now, as no-ops.
+            self._read_remote(state, remote_state, {}, page_size=512)
+        return waiting
+
+    def _retries(self, pending_crm: dict[str, Any]) -> None:
+        """Records whose writes failed last time are looked at again, as if changed."""
+        retries = list(Retry.objects.filter(profile=self.profile, agenda=self.agenda))
+        if not retries:
+            return
+        for retry in retries:
+            if retry.side == "crm":
+                pending_crm.setdefault(retry.key, CrmChange(retry.key, False, 0))
+        remote_ids = [r.key for r in retries if r.side == "remote"]
+        if not self.dry_run:
+            Retry.objects.filter(pk__in=[r.pk for r in retries]).delete()
+        for start in range(0, len(remote_ids), BATCH):
+            changes, errors = [], []
+            for ref, result in zip([ItemRef(i) for i in remote_ids[start:start + BATCH]],
+                                   self.mailbox.fetch(self.kind, [ItemRef(i) for i in
+                                                                  remote_ids[start:start + BATCH]]),
+                                   strict=False):
+                if isinstance(result, ItemError):
+                    if result.code == "ErrorItemNotFound":
+                        changes.append(ItemChange(ChangeType.DELETE, ref))
+                    else:
+                        errors.append(result)
+                else:
+                    changes.append(ItemChange(ChangeType.UPSERT, result[0], result[1]))
+            self._remote_page(ChangePage(changes, errors, "", done=False), pending_crm)
+
+    def _read_remote(self, state: FolderState, remote_state: str | None,
+                     pending_crm: dict[str, Any], page_size: int = BATCH) -> str | None:
+        for page in self.mailbox.read_changes(self.folder, remote_state, page_size=page_size):
+            self._remote_page(page, pending_crm)
+            remote_state = page.state
+            if not self.dry_run:
+                state.remote_state = page.state
+                state.save(update_fields=["remote_state", "updated"])
+            self._point("remote page checkpointed")
+            self._renew()
+        return remote_state
+
+    # --- reading Exchange's changes -----------------------------------------------------------
+    def _in_scope_remote(self, record: Record) -> bool:
+        if not self.categories:
+            return True
+        return any(c.lower() in self.categories for c in getattr(record, "categories", ()))
+
+    def _remote_page(self, page: ChangePage, pending_crm: dict[str, Any]) -> None:
+        for error in page.errors:
+            self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
+                       remote_id=error.ref.id if error.ref else "", detail=error.message)
+        changes = page.changes
+        links = self._links(remote_ids=[c.ref.id for c in changes])
+        stamped = {c.ref.id: self.crm.key_from_stamp(self.kind, c.record.stamp)
+                   for c in changes if c.record is not None and c.record.stamp}
+        stamp_links = self._links(crm_keys=[k for k in stamped.values() if k])
+        origins = self.crm.find_by_origin(self.kind, [c.ref.id for c in changes
+                                                      if c.ref.id not in links])
+        crm_side = self._crm_seen({
+            *(link.crm_key for link in links.values() if link.crm_key in pending_crm),
+            *(k for k in stamped.values() if k), *origins.values()})
+        batch: list[Planned] = []
+        for change in changes:
+            link = links.get(change.ref.id)
+            if change.type is ChangeType.DELETE:
+                if link is not None:
+                    crm = self._pending_side(link.crm_key, pending_crm, crm_side)
+                    pending_crm.pop(link.crm_key, None)
+                    remote = Seen(change.ref.id, "", None)
+                    batch.append(self._planned(plan_linked(self._known(link), crm, remote,
+                                                           self.policy), link))
+                if not self.dry_run:
+                    PendingItem.objects.filter(profile=self.profile, agenda=self.agenda,
+                                               remote_id=change.ref.id).delete()
+                continue
+            record = change.record
+            assert record is not None
+            remote = Seen(change.ref.id, change.ref.version, record,
+                          in_scope=self._in_scope_remote(record),
+                          modified=getattr(record, "modified", None))
+            title = self._title(record)
+            if link is not None:
+                crm = self._pending_side(link.crm_key, pending_crm, crm_side)
+                pending_crm.pop(link.crm_key, None)
+                if link.state != Link.State.ACTIVE:
+                    continue   # its deletion is already decided; the guard handles it
+                batch.append(self._planned(plan_linked(self._known(link), crm, remote,
+                                                       self.policy), link, title))
+                continue
+            # Not linked: a stamp or an origin names its CRM partner (our own earlier write).
+            key = stamped.get(change.ref.id) or origins.get(change.ref.id)
+            partner = crm_side.get(key) if key else None
+            if partner is not None and key not in stamp_links:
+                pending_crm.pop(key, None)
+                batch.append(self._planned(plan_match(partner, remote, self.policy),
+                                           None, title))
+                continue
+            if not remote.in_scope:
+                continue   # never synced and outside the chosen categories: nothing to do
+            self._park(change.ref.id, record)
+        self._execute(batch)
+
+    @staticmethod
+    def _pending_side(key: str, pending_crm: dict[str, Any],
+                      crm_side: dict[str, Seen]) -> Seen | None:
+        """The CRM side of a linked pair: None if it did not change; a record with None if
+        it is gone."""
+        if key not in pending_crm:
+            return None
+        return crm_side.get(key) or Seen(key, "", None)
+
+    def _park(self, remote_id: str, record: Record) -> None:
+        emails = getattr(record, "emails", [])
+        if self.dry_run:
+            self._parked.append((remote_id, emails))
+            return
+        PendingItem.objects.update_or_create(profile=self.profile, agenda=self.agenda,
+                                             remote_id=remote_id, defaults={"emails": emails})
+
+    def _match_parked(self, pending_crm: dict[str, Any]) -> None:
+        """New Exchange items, now that the whole folder is read: link, hold or create."""
+        if self.dry_run:
+            parked = list(self._parked)
+        else:
+            parked = list(PendingItem.objects.filter(profile=self.profile, agenda=self.agenda)
+                          .values_list("remote_id", "emails"))
+        if not parked:
+            return
+        per_address: dict[str, int] = defaultdict(int)
+        for _, emails in parked:
+            for address in set(emails):
+                per_address[address] += 1
+        crm_by_address = self.crm.find_by_email(list(per_address))
+        candidates = {k for keys in crm_by_address.values() for k in keys}
+        linked = set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
+                                         crm_key__in=candidates)
+                     .values_list("crm_key", flat=True))
+        apart = set(DuplicateCandidate.objects.filter(
+            profile=self.profile, agenda=self.agenda,
+            decision=DuplicateCandidate.Decision.APART).values_list("crm_key", "remote_id"))
+        for start in range(0, len(parked), BATCH):
+            chunk = parked[start:start + BATCH]
+            fetched = self.mailbox.fetch(self.kind, [ItemRef(rid) for rid, _ in chunk])
+            crm_keys = {k for _, emails in chunk for a in emails
+                        for k in crm_by_address.get(a, [])}
+            crm_side = self._crm_seen(crm_keys)
+            batch: list[Planned] = []
+            for (remote_id, emails), result in zip(chunk, fetched, strict=False):
+                if isinstance(result, ItemError):
+                    if result.code != "ErrorItemNotFound":
+                        self._item(RunItem.Action.ERROR, remote_id, remote_id=remote_id,
+                                   detail=result.message)
+                    continue
+                ref, record = result
+                remote = Seen(ref.id, ref.version, record, modified=getattr(record, "modified",
+                                                                             None))
+                batch.append(self._decide_new_remote(
+                    remote, emails, crm_by_address, per_address, linked, apart, crm_side,
+                    pending_crm))
+            self._execute(batch)
+            if not self.dry_run:
+                PendingItem.objects.filter(profile=self.profile, agenda=self.agenda,
+                                           remote_id__in=[rid for rid, _ in chunk]).delete()
+            self._renew()
+
+    def _decide_new_remote(self, remote: Seen, emails: list[str],
+                           crm_by_address: dict[str, list[str]], per_address: dict[str, int],
+                           linked: set[str], apart: set[tuple[str, str]],
+                           crm_side: dict[str, Seen], pending_crm: dict[str, Any]) -> Planned:
+        title = self._title(remote.record)
+        pairs = [(a, k) for a in dict.fromkeys(emails) for k in crm_by_address.get(a, [])
+                 if (k, remote.key) not in apart]
+        if not pairs:
+            return self._planned(plan_new(Side.REMOTE, remote, self.policy), None, title)
+        keys = {k for _, k in pairs}
+        unique = (len(keys) == 1 and not (keys & linked)
+                  and all(per_address[a] == 1 for a, _ in pairs)
+                  and all(len(crm_by_address[a]) == 1 for a, _ in pairs))
+        key = next(iter(keys))
+        if unique and key in crm_side:
+            linked.add(key)
+            pending_crm.pop(key, None)
+            return self._planned(plan_match(crm_side[key], remote, self.policy), None, title)
+        plan = Plan()
+        for address, crm_key in pairs:
+            plan.add(Duplicate(crm_key, remote.key, address))
+        return Planned(plan, title, remote_id=remote.key)
+
+    # --- the CRM's changes --------------------------------------------------------------------
+    def _crm_batch(self, keys: Sequence[str]) -> None:
+        links = self._links(crm_keys=keys)
+        seen = self._crm_seen(keys)
+        held = set(DuplicateCandidate.objects.filter(
+            profile=self.profile, agenda=self.agenda, crm_key__in=keys,
+            decision=DuplicateCandidate.Decision.OPEN).values_list("crm_key", flat=True))
+        batch: list[Planned] = []
+        for key in keys:
+            link = links.get(key)
+            crm = seen.get(key) or Seen(key, "", None)
+            if link is not None:
+                if link.state != Link.State.ACTIVE or (crm.record is not None
+                                                       and crm.version == link.crm_version):
+                    continue   # deletion already decided, or our own write read back
+                batch.append(self._planned(plan_linked(self._known(link), crm, None,
+                                                       self.policy), link))
+            elif crm.record is not None and key not in held:
+                batch.append(self._planned(plan_new(Side.CRM, crm, self.policy), None,
+                                           self._title(crm.record)))
+        self._execute(batch)
+
+    # --- deletions and the mass-deletion guard ------------------------------------------------
+    def _deletions(self) -> bool:
+        waiting = Link.objects.filter(profile=self.profile, agenda=self.agenda).exclude(
+            state=Link.State.ACTIVE)
+        count = waiting.count()
+        if not count:
+            return False
+        total = Link.objects.filter(profile=self.profile, agenda=self.agenda).count()
+        too_many = (count > self.profile.mass_delete_min_items
+                    and count * 100 > self.profile.mass_delete_min_percent * total)
+        if too_many and not self._approved():
+            self._say(f"{count} deletions wait for an administrator's approval")
+            for link in waiting:
+                self._item(RunItem.Action.PENDING_DELETE, link.title, link.crm_key,
+                           link.remote_id, "more deletions than the mass-deletion guard allows")
+            return True
+        if self.dry_run:
+            for link in waiting:
+                action = (RunItem.Action.DELETE_REMOTE if link.state == Link.State.CRM_DELETED
+                          else RunItem.Action.DELETE_CRM)
+                self._item(action, link.title, link.crm_key, link.remote_id)
+            return False
+        remote_doomed = list(waiting.filter(state=Link.State.CRM_DELETED))
+        for start in range(0, len(remote_doomed), BATCH):
+            chunk = remote_doomed[start:start + BATCH]
+            results = self.mailbox.delete(self.kind, [ItemRef(link.remote_id) for link in chunk])
+            self.wrote_remote = True
+            for link, result in zip(chunk, results, strict=False):
+                if result.ok:
+                    link.delete()
+                    self._item(RunItem.Action.DELETE_REMOTE, link.title, link.crm_key,
+                               link.remote_id, "deleted in the CRM")
+                else:
+                    self._item(RunItem.Action.ERROR, link.title, link.crm_key, link.remote_id,
+                               result.message)
+            self._point("remote deletions done")
+        for link in waiting.filter(state=Link.State.REMOTE_DELETED):
+            result = self.crm.delete(self.kind, link.crm_key)
+            if result.ok:
+                link.delete()
+                self._item(RunItem.Action.DELETE_CRM, link.title, link.crm_key, link.remote_id,
+                           "deleted in Exchange")
+            else:
+                self._item(RunItem.Action.ERROR, link.title, link.crm_key, link.remote_id,
+                           result.error)
+            self._point("crm deletion done")
+        return False
+
+    def _approved(self) -> bool:
+        approval = Run.objects.filter(profile=self.profile, agenda=self.agenda,
+                                      status=Run.Status.WAITING, approved_at__isnull=False,
+                                      approval_used=False).first()
+        if approval is None:
+            return False
+        if not self.dry_run:
+            Run.objects.filter(pk=approval.pk).update(approval_used=True)
+        return True
+
+    # --- executing plans ------------------------------------------------------------------------
+    def _planned(self, plan: Plan, link: Link | None, title: str = "") -> Planned:
+        return Planned(plan, title or (link.title if link else ""),
+                       crm_key=link.crm_key if link else None,
+                       remote_id=link.remote_id if link else None, link=link)
+
+    def _execute(self, batch: list[Planned]) -> None:
+        if not batch:
+            return
+        if not self.dry_run:
+            for planned in batch:
+                self._write_crm(planned)
+                self._point("crm write")
+            self._write_remote(batch)
+            self._point("remote writes")
+            for planned in batch:
+                self._photos(planned)
+        for planned in batch:
+            self._record(planned)
+            self._point("link recorded")
+
+    def _write_crm(self, planned: Planned) -> None:
+        for write in planned.plan.writes:
+            if write.side is not Side.CRM:
+                continue
+            if write.key is None:
+                origin = planned.remote_id or self._link_action(planned).remote_id or ""
+                result = self.crm.create(self.kind, write.record, origin)
+            else:
+                result = self.crm.update(self.kind, write.key, write.record,
+                                         write.fields - {"photo_token"})
+            planned.warnings.extend(result.warnings)
+            if not result.ok:
+                planned.failed = result.error
+                return
+            planned.crm_key = result.key
+            planned.new_crm_version = result.version
+
+    def _write_remote(self, batch: list[Planned]) -> None:
+        creates: list[tuple[Planned, Record]] = []
+        updates: list[tuple[Planned, Update]] = []
+        for planned in batch:
+            if planned.failed:
+                continue
+            for write in planned.plan.writes:
+                if write.side is not Side.REMOTE:
+                    continue
+                crm_key = planned.crm_key or self._link_action(planned).crm_key or ""
+                record = self._outgoing(write.record, crm_key)
+                if write.key is None:
+                    creates.append((planned, record))
+                else:
+                    version = (self._link_action(planned).remote_version
+                               or (planned.link.remote_version if planned.link else ""))
+                    updates.append((planned, Update(ItemRef(write.key, version), record,
+                                                    write.fields - {"photo_token"}
+                                                    | {"stamp"})))
+        if creates:
+            results = self.mailbox.create(self.folder, [r for _, r in creates])
+            self.wrote_remote = True
+            for (planned, _), result in zip(creates, results, strict=False):
+                if result.ok and result.ref is not None:
+                    planned.new_remote = result.ref
+                else:
+                    planned.failed = result.message
+        if updates:
+            results = self.mailbox.update(self.kind, [u for _, u in updates])
+            self.wrote_remote = True
+            for (planned, _), result in zip(updates, results, strict=False):
+                if result.status is WriteStatus.CONFLICT:
+                    planned.conflict_later = True
+                    planned.failed = result.message
+                elif result.ok and result.ref is not None:
+                    planned.new_remote = result.ref
+                else:
+                    planned.failed = result.message
+
+    def _outgoing(self, record: Record, crm_key: str) -> Record:
+        """The record as written to Exchange: stamped with its CRM key, and inside the
+        chosen categories so that it stays in the synced scope."""
+        changes: dict[str, Any] = {"stamp": self.crm.stamp(self.kind, crm_key)}
+        if self.categories and isinstance(record, ContactRecord):
+            wanted = [c for c in self.settings.only_categories if c.strip()]
+            if not self._in_scope_remote(record):
+                changes["categories"] = (*record.categories, wanted[0])
+        return dataclasses.replace(record, **changes)
+
+    def _photos(self, planned: Planned) -> None:
+        """Photos travel apart from the other fields: bytes read from one side, written to the
+        other; each side's token for it goes into that side's snapshot."""
+        if planned.failed:
+            return
+        action = self._link_action(planned)
+        for write in planned.plan.writes:
+            if "photo_token" not in write.fields:
+                continue
+            has_photo = bool(getattr(write.record, "photo_token", ""))
+            if write.side is Side.CRM:
+                if not has_photo and write.key is None:
+                    planned.crm_photo_token = ""
+                    continue
+                source = planned.remote_id or action.remote_id or ""
+                photo = self.mailbox.read_photo(ItemRef(source)) if has_photo else None
+                written = self.crm.set_photo(planned.crm_key or "", photo)
+                planned.crm_photo_token = written.token
+            else:
+                if not has_photo and write.key is None:
+                    planned.remote_photo_token = ""
+                    continue
+                crm_key = planned.crm_key or action.crm_key or ""
+                photo = self.crm.read_photo(crm_key) if has_photo else None
+                result = self.mailbox.set_photo(planned.new_remote or ItemRef(write.key or ""),
+                                                photo)
+                if result.ok and result.ref is not None:
+                    planned.new_remote = result.ref
+                    planned.remote_photo_token = result.token
+                else:
+                    planned.warnings.append(f"The photo was not written: {result.message}")
+
+    @staticmethod
+    def _link_action(planned: Planned) -> LinkAction:
+        links = planned.plan.of(LinkAction)
+        return links[0] if links else LinkAction(None, None, {}, {})
+
+    # --- recording ----------------------------------------------------------------------------
+    def _record(self, planned: Planned) -> None:
+        plan = planned.plan
+        for conflict in plan.of(Conflict):
+            winner = "Exchange" if conflict.winner is Side.REMOTE else "the CRM"
+            self._item(RunItem.Action.CONFLICT, planned.title, planned.crm_key or "",
+                       planned.remote_id or "", f"{conflict.reason}; kept the values from "
+                                                f"{winner}")
+        if planned.failed:
+            action = RunItem.Action.CONFLICT if planned.conflict_later else RunItem.Action.ERROR
+            self._item(action, planned.title, planned.crm_key or "", planned.remote_id or "",
+                       planned.failed + " (tried again next run)")
+            if not self.dry_run:
+                self._retry_later(planned)
+            return
+        for write in plan.writes:
+            action = {(Side.CRM, True): RunItem.Action.CREATE_CRM,
+                      (Side.CRM, False): RunItem.Action.UPDATE_CRM,
+                      (Side.REMOTE, True): RunItem.Action.CREATE_REMOTE,
+                      (Side.REMOTE, False): RunItem.Action.UPDATE_REMOTE}[
+                (write.side, write.key is None)]
+            fields = "" if write.key is None else ", ".join(sorted(write.fields))
+            detail = write.reason + (f": {fields}" if fields else "")
+            if planned.warnings:
+                detail += " — " + " ".join(planned.warnings)
+            self._item(action, planned.title, planned.crm_key or "",
+                       (planned.new_remote.id if planned.new_remote else planned.remote_id)
+                       or "", detail)
+        for skip in plan.of(Skip):
+            self._item(RunItem.Action.SKIP, planned.title, planned.crm_key or "",
+                       planned.remote_id or "", skip.reason)
+        for duplicate in plan.of(Duplicate):
+            self._item(RunItem.Action.DUPLICATE, planned.title, duplicate.crm_key,
+                       duplicate.remote_id, f"shares {duplicate.address}")
+            if not self.dry_run:
+                DuplicateCandidate.objects.get_or_create(
+                    profile=self.profile, agenda=self.agenda, crm_key=duplicate.crm_key,
+                    remote_id=duplicate.remote_id,
+                    defaults={"address": duplicate.address, "remote_title": planned.title,
+                              "crm_title": self._crm_title(duplicate.crm_key)})
+        for unlink in plan.of(Unlink):
+            self._item(RunItem.Action.UNLINK, planned.title, planned.crm_key or "",
+                       planned.remote_id or "", unlink.reason)
+            if not self.dry_run and planned.link is not None:
+                planned.link.delete()
+        for pending in plan.of(PendingDeletion):
+            state = (Link.State.CRM_DELETED if pending.deleted_on is Side.CRM
+                     else Link.State.REMOTE_DELETED)
+            if not self.dry_run and planned.link is not None:
+                planned.link.state = state
+                planned.link.save(update_fields=["state", "updated"])
+            elif self.dry_run:
+                action = (RunItem.Action.DELETE_REMOTE if pending.deleted_on is Side.CRM
+                          else RunItem.Action.DELETE_CRM)
+                self._item(action, planned.title, planned.crm_key or "",
+                           planned.remote_id or "", "deleted on the other side")
+        for delete in plan.of(Delete):
+            self._item(RunItem.Action.DELETE_CRM if delete.side is Side.CRM
+                       else RunItem.Action.DELETE_REMOTE, planned.title, delete.key)
+        for link_action in plan.of(LinkAction):
+            self._save_link(planned, link_action)
+
+    def _retry_later(self, planned: Planned) -> None:
+        action = self._link_action(planned)
+        for side, key in (("crm", planned.crm_key or action.crm_key),
+                          ("remote", planned.remote_id or action.remote_id)):
+            if key:
+                Retry.objects.update_or_create(profile=self.profile, agenda=self.agenda,
+                                               side=side, key=key,
+                                               defaults={"reason": planned.failed[:2000]})
+
+    def _save_link(self, planned: Planned, action: LinkAction) -> None:
+        if self.dry_run:
+            if planned.link is None and not plan_has_create(planned.plan):
+                self._item(RunItem.Action.LINK, planned.title, action.crm_key or "",
+                           action.remote_id or "")
+            return
+        crm_key = planned.crm_key or action.crm_key
+        remote = planned.new_remote
+        remote_id = remote.id if remote else (action.remote_id or planned.remote_id)
+        if not crm_key or not remote_id:
+            return
+        crm_snapshot = dict(action.crm_snapshot)
+        remote_snapshot = dict(action.remote_snapshot)
+        if planned.crm_photo_token is not None:
+            crm_snapshot["photo_token"] = planned.crm_photo_token
+        if planned.remote_photo_token is not None:
+            remote_snapshot["photo_token"] = planned.remote_photo_token
+        link = planned.link
+        values = {
+            "crm_key": crm_key, "remote_id": remote_id,
+            "crm_version": planned.new_crm_version or action.crm_version
+            or (link.crm_version if link else ""),
+            "remote_version": (remote.version if remote else "") or action.remote_version
+            or (link.remote_version if link else ""),
+            "crm_snapshot": crm_snapshot, "remote_snapshot": remote_snapshot,
+            "crm_hash": data_hash(crm_snapshot), "remote_hash": data_hash(remote_snapshot),
+            "state": Link.State.ACTIVE, "title": planned.title[:255],
+        }
+        with transaction.atomic():
+            if link is not None:
+                if all(getattr(link, name) == value for name, value in values.items()):
+                    return   # nothing new to remember (e.g. our own write read back)
+                for name, value in values.items():
+                    setattr(link, name, value)
+                link.save()
+            else:
+                Link.objects.update_or_create(profile=self.profile, agenda=self.agenda,
+                                              crm_key=crm_key, defaults=values)
+                if not plan_has_create(planned.plan):
+                    self._item(RunItem.Action.LINK, planned.title, crm_key, remote_id,
+                               "the same record on both sides")
+
+    def _item(self, action: str, title: str, crm_key: str = "", remote_id: str = "",
+              detail: str = "") -> None:
+        run = self.run_record
+        assert run is not None
+        RunItem.objects.create(run=run, action=action, title=(title or "")[:255],
+                               crm_key=crm_key or "", remote_id=remote_id or "",
+                               detail=detail)
+        counter = COUNTERS.get(action)
+        if counter:
+            setattr(run, counter, getattr(run, counter) + 1)
+        if counter and not self.dry_run:
+            Run.objects.filter(pk=run.pk).update(**{counter: getattr(run, counter)})
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _links(self, remote_ids: Iterable[str] = (), crm_keys: Iterable[str] = ()) -> dict:
+        remote_ids, crm_keys = list(remote_ids), list(crm_keys)
+        query = Link.objects.filter(profile=self.profile, agenda=self.agenda)
+        if remote_ids:
+            return {link.remote_id: link for link in query.filter(remote_id__in=remote_ids)}
+        if crm_keys:
+            return {link.crm_key: link for link in query.filter(crm_key__in=crm_keys)}
+        return {}
+
+    def _crm_seen(self, keys: Iterable[str]) -> dict[str, Seen]:
+        keys = [k for k in keys if k]
+        if not keys:
+            return {}
+        records: dict[str, CrmRecord] = self.crm.fetch(self.kind, keys)
+        in_scope = self.crm.in_scope(self.kind, list(records))
+        return {key: Seen(key, r.version, r.record, in_scope=key in in_scope,
+                          modified=r.modified) for key, r in records.items()}
+
+    @staticmethod
+    def _known(link: Link) -> Known:
+        return Known(link.crm_key, link.crm_version, link.crm_hash, link.crm_snapshot,
+                     link.remote_id, link.remote_version, link.remote_hash, link.remote_snapshot)
+
+    def _crm_title(self, key: str) -> str:
+        fetched = self.crm.fetch(self.kind, [key]).get(key)
+        return self._title(fetched.record) if fetched else key
+
+    @staticmethod
+    def _title(record: Record | None) -> str:
+        if isinstance(record, ContactRecord):
+            return record.shown_name()
+        return getattr(record, "subject", "") or ""
+
+    def _point(self, label: str) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint(label)
+
+    def _say(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress(message)
+
+    def _renew(self) -> None:
+        if not leases.renew(self.profile.pk, self.agenda, self.holder):
+            raise MailboxError("The run lost its lease (it took too long without progress).")
+
+
+def plan_has_create(plan: Plan) -> bool:
+    return any(w.key is None for w in plan.writes)
+
+
+COUNTERS = {
+    RunItem.Action.CREATE_CRM: "crm_created", RunItem.Action.UPDATE_CRM: "crm_updated",
+    RunItem.Action.DELETE_CRM: "crm_deleted", RunItem.Action.CREATE_REMOTE: "remote_created",
+    RunItem.Action.UPDATE_REMOTE: "remote_updated",
+    RunItem.Action.DELETE_REMOTE: "remote_deleted", RunItem.Action.LINK: "linked",
+    RunItem.Action.CONFLICT: "conflicts", RunItem.Action.SKIP: "skipped",
+    RunItem.Action.ERROR: "errors", RunItem.Action.DUPLICATE: "duplicates",
+}

@@ -1,0 +1,59 @@
+"""A profile whose contacts sync with Alice's ewsim mailbox, and ways to look at both sides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm.models import CrmUser, Person
+from engine.crmstore.builtin import BuiltinCrm
+from engine.mailbox.ews import EwsMailbox
+from engine.models import Run
+from engine.records import ContactRecord, Kind
+from engine.runner import ContactSync
+from ewsim.testing import SimHandle
+from profiles.models import MailboxConnection, Organization, SyncProfile
+from tests.engine.conftest import access_to
+
+SERVICE, SERVICE_PASSWORD = "svc@example.com", "svc-secret"
+
+
+def make_profile(sim: SimHandle, **contact_settings: Any) -> SyncProfile:
+    from django.contrib.auth.models import User
+
+    sim.control.add_user(SERVICE, SERVICE_PASSWORD, can_impersonate=["*"])
+    organization = Organization.objects.create(name="Acme")
+    connection = MailboxConnection(organization=organization, name="ewsim",
+                                   ews_url=sim.url, auth_type="basic", username=SERVICE)
+    connection.set_secret(SERVICE_PASSWORD)
+    connection.save()
+    user = User.objects.create_user("alice", "alice@example.com", "pw")
+    crm_user = CrmUser.objects.create(organization=organization, name="Alice", login="alice")
+    profile = SyncProfile.objects.create(organization=organization, user=user,
+                                         mailbox=sim.user, crm_user=crm_user,
+                                         connection=connection)
+    settings = profile.contactsettings
+    for name, value in contact_settings.items():
+        setattr(settings, name, value)
+    settings.save()
+    return profile
+
+
+def run_contacts(sim: SimHandle, profile: SyncProfile, **options: Any) -> Run:
+    profile = SyncProfile.objects.get(pk=profile.pk)   # fresh settings, as a worker would
+    node = profile.contactsettings.classification_node_id
+    access = access_to(sim, username=SERVICE, secret=SERVICE_PASSWORD, impersonate=True)
+    with EwsMailbox(access) as mailbox:
+        return ContactSync(profile, mailbox, BuiltinCrm(profile.organization_id, node),
+                           **options).run()
+
+
+def exchange_contacts(sim: SimHandle) -> dict[str, ContactRecord]:
+    """Every contact in Alice's Contacts folder, read afresh through the EWS backend."""
+    with EwsMailbox(access_to(sim)) as mailbox:
+        folder = mailbox.get_folder("contacts", Kind.CONTACTS)
+        return {change.ref.id: change.record for page in mailbox.read_changes(folder, None)
+                for change in page.changes if isinstance(change.record, ContactRecord)}
+
+
+def persons(profile: SyncProfile) -> list[Person]:
+    return list(Person.objects.filter(organization_id=profile.organization_id))
