@@ -25,6 +25,8 @@ class Agenda(models.TextChoices):
 
 
 class Link(models.Model):
+    organization_path = "profile__organization"
+
     class State(models.TextChoices):
         ACTIVE = "active", _("linked")
         # Deleted on one side; the deletion waits to be carried to the other side (it may need
@@ -147,6 +149,8 @@ class Lease(models.Model):
 
 
 class Run(models.Model):
+    organization_path = "profile__organization"
+
     class Kind(models.TextChoices):
         SYNC = "sync", _("sync")
         ANALYSIS = "analysis", _("analysis (dry run)")
@@ -204,6 +208,8 @@ class Run(models.Model):
 
 
 class RunItem(models.Model):
+    organization_path = "run__profile__organization"
+
     class Action(models.TextChoices):
         CREATE_CRM = "create_crm", _("created in the CRM")
         UPDATE_CRM = "update_crm", _("updated in the CRM")
@@ -236,6 +242,8 @@ class RunItem(models.Model):
 
 
 class DuplicateCandidate(models.Model):
+    organization_path = "profile__organization"
+
     class Decision(models.TextChoices):
         OPEN = "open", _("waiting for a decision")
         LINKED = "linked", _("linked")
@@ -252,6 +260,7 @@ class DuplicateCandidate(models.Model):
     decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.OPEN)
     found = models.DateTimeField(default=timezone.now)
     decided = models.DateTimeField(null=True, blank=True)
+    applied = models.BooleanField(default=False)   # the next run carried the decision out
 
     class Meta:
         constraints = [

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from engine import leases
@@ -174,6 +174,7 @@ class ContactSync:
         pending_crm = {c.key: c for c in self.crm.changes_since(self.kind, state.crm_cursor)}
         self._say(f"{len(pending_crm)} CRM changes to look at")
         self._retries(pending_crm)
+        self._apply_decisions(pending_crm)
 
         remote_state = self._read_remote(state, state.remote_state or None, pending_crm)
         self._match_parked(pending_crm)
@@ -189,6 +190,43 @@ class ContactSync:
             # Our own writes come back as changes: read them now, as no-ops.
             self._read_remote(state, remote_state, {}, page_size=512)
         return waiting
+
+    def _apply_decisions(self, pending_crm: dict[str, Any]) -> None:
+        """Carry out what users decided on duplicate candidates since the last run: links
+        first (which closes the pair's other candidacies), then the pairs kept apart."""
+        for decision in (DuplicateCandidate.Decision.LINKED, DuplicateCandidate.Decision.APART):
+            for candidate in DuplicateCandidate.objects.filter(
+                    profile=self.profile, agenda=self.agenda, applied=False, decision=decision):
+                self._apply_decision(candidate, pending_crm)
+
+    def _apply_decision(self, candidate: DuplicateCandidate, pending_crm: dict[str, Any]) -> None:
+        (result,) = self.mailbox.fetch(self.kind, [ItemRef(candidate.remote_id)])
+        crm = self._crm_seen([candidate.crm_key]).get(candidate.crm_key)
+        linked = bool(self._links(crm_keys=[candidate.crm_key]))
+        if isinstance(result, ItemError) or crm is None:
+            pass   # one of them is gone: nothing left to decide
+        elif candidate.decision == DuplicateCandidate.Decision.LINKED:
+            if not linked and not self._links(remote_ids=[result[0].id]):
+                remote = Seen(result[0].id, result[0].version, result[1],
+                              modified=getattr(result[1], "modified", None))
+                self._execute([self._planned(plan_match(crm, remote, self.policy), None,
+                                             candidate.remote_title)])
+                pending_crm.pop(candidate.crm_key, None)
+                if not self.dry_run:
+                    DuplicateCandidate.objects.filter(
+                        profile=self.profile, agenda=self.agenda,
+                        decision=DuplicateCandidate.Decision.OPEN).filter(
+                        models.Q(crm_key=candidate.crm_key)
+                        | models.Q(remote_id=candidate.remote_id)).update(
+                        decision=DuplicateCandidate.Decision.APART)
+        else:
+            # Kept apart: both are looked at again as new records, this pair excluded.
+            if not self._links(remote_ids=[result[0].id]):
+                self._park(result[0].id, result[1])
+            if not linked:
+                pending_crm.setdefault(candidate.crm_key, CrmChange(candidate.crm_key, False, 0))
+        if not self.dry_run:
+            DuplicateCandidate.objects.filter(pk=candidate.pk).update(applied=True)
 
     def _retries(self, pending_crm: dict[str, Any]) -> None:
         """Records whose writes failed last time are looked at again, as if changed."""

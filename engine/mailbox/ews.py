@@ -211,10 +211,13 @@ class _PerEndpointTlsAdapter(requests.adapters.HTTPAdapter):
     counts the requests each thread sends, for the run's history."""
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        _traffic.requests += 1
         if any(request.url.startswith(prefix) for prefix in _unverified_endpoints):
             kwargs["verify"] = False
-        return super().send(request, *args, **kwargs)
+        response = super().send(request, *args, **kwargs)
+        # NTLM's handshake answers 401 twice before the real answer: count operations only.
+        if response.status_code != 401 or "WWW-Authenticate" not in response.headers:
+            _traffic.requests += 1
+        return response
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = _PerEndpointTlsAdapter

@@ -103,3 +103,23 @@ def test_a_dry_run_plans_exactly_what_the_real_run_then_does(ewsim: SimHandle) -
     assert summary(analysis) == summary(real)
     assert (analysis.crm_created, analysis.remote_created) == (real.crm_created,
                                                                real.remote_created)
+
+
+def test_a_users_decision_on_a_duplicate_candidate_is_carried_out(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    add_exchange_contact(ewsim, "Petr", "Svoboda", "info@stavby.cz")
+    petr, pavel = (Person.objects.create(organization_id=profile.organization_id,
+                                         first_name=first, last_name="Svoboda",
+                                         email1="info@stavby.cz") for first in ("Petr", "Pavel"))
+    run_contacts(ewsim, profile)
+    DuplicateCandidate.objects.filter(crm_key=str(petr.pk)).update(
+        decision=DuplicateCandidate.Decision.LINKED)
+    run = run_contacts(ewsim, profile)
+    assert run.status == Run.Status.SUCCESS, run.message
+    petr_link = Link.objects.get(profile=profile, crm_key=str(petr.pk))
+    assert exchange_contacts(ewsim)[petr_link.remote_id].first_name == "Petr"
+    # Pavel's candidacy is closed: he is a person of his own and goes to Exchange.
+    assert DuplicateCandidate.objects.get(crm_key=str(pavel.pk)).decision == "apart"
+    assert run.remote_created == 1
+    assert len(exchange_contacts(ewsim)) == 2 and len(persons(profile)) == 2
+    assert run_contacts(ewsim, profile).items.count() == 0
