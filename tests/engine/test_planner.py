@@ -1,0 +1,174 @@
+"""The decision table, case by case, on plain records: no database, no Exchange."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from engine.planner import (
+    Conflict,
+    ConflictPolicy,
+    DeletionPolicy,
+    Direction,
+    Known,
+    Link,
+    PendingDeletion,
+    Policy,
+    Seen,
+    Side,
+    Skip,
+    Unlink,
+    plan_linked,
+    plan_match,
+    plan_new,
+    side_hash,
+    snapshot,
+)
+from engine.records import ContactRecord
+from engine.runner import CONTACT_SYNCED
+
+T0 = dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
+BASE = ContactRecord(first_name="Petr", last_name="Svoboda", email1="petr@stavby.cz",
+                     job_title="Jednatel")
+
+
+def policy(direction: str = "two_way", conflict: str = "newest",
+           deletion: str = "unlink") -> Policy:
+    return Policy(Direction(direction), ConflictPolicy(conflict), DeletionPolicy(deletion),
+                  CONTACT_SYNCED)
+
+
+def known(record: ContactRecord = BASE, pol: Policy | None = None) -> Known:
+    pol = pol or policy()
+    snap = snapshot(record, pol)
+    return Known("1", "10", side_hash(record, pol), snap, "X", "ck1", side_hash(record, pol),
+                 snap)
+
+
+def crm(record: ContactRecord | None, minutes: int = 0, **kw: object) -> Seen:
+    return Seen("1", "11", record, modified=T0 + dt.timedelta(minutes=minutes), **kw)
+
+
+def remote(record: ContactRecord | None, minutes: int = 0, **kw: object) -> Seen:
+    return Seen("X", "ck2", record, modified=T0 + dt.timedelta(minutes=minutes), **kw)
+
+
+def edit(**changes: object) -> ContactRecord:
+    from dataclasses import replace
+
+    return replace(BASE, **changes)
+
+
+def test_unchanged_on_both_sides_only_refreshes_versions() -> None:
+    plan = plan_linked(known(), crm(BASE), remote(BASE), policy())
+    assert plan.writes == [] and len(plan.of(Link)) == 1
+
+
+def test_a_new_version_with_the_same_content_is_not_a_change() -> None:
+    plan = plan_linked(known(), None, remote(edit(modified=T0)), policy())
+    assert plan.writes == []
+
+
+def test_a_crm_change_goes_to_exchange_with_only_its_fields() -> None:
+    (write,) = plan_linked(known(), crm(edit(job_title="CEO")), None, policy()).writes
+    assert (write.side, write.key, write.fields) == (Side.REMOTE, "X", {"job_title"})
+
+
+def test_an_exchange_change_goes_to_the_crm_with_only_its_fields() -> None:
+    (write,) = plan_linked(known(), None, remote(edit(phone_mobile="+420 1")), policy()).writes
+    assert (write.side, write.key, write.fields) == (Side.CRM, "1", {"phone_mobile"})
+
+
+def test_changes_to_different_fields_on_both_sides_are_both_kept() -> None:
+    plan = plan_linked(known(), crm(edit(job_title="CEO")), remote(edit(note="VIP")), policy())
+    assert not plan.of(Conflict)
+    by_side = {w.side: w.fields for w in plan.writes}
+    assert by_side == {Side.REMOTE: {"job_title"}, Side.CRM: {"note"}}
+    (link,) = plan.of(Link)
+    assert link.crm_snapshot == link.remote_snapshot     # both end with both edits
+
+
+def test_the_same_change_on_both_sides_is_no_conflict() -> None:
+    plan = plan_linked(known(), crm(edit(job_title="CEO")), remote(edit(job_title="CEO")),
+                       policy())
+    assert not plan.of(Conflict) and plan.writes == []
+
+
+@pytest.mark.parametrize(("conflict", "crm_minutes", "remote_minutes", "winner"), [
+    ("newest", 5, 1, Side.CRM), ("newest", 1, 5, Side.REMOTE), ("newest", 3, 3, Side.CRM),
+    ("exchange", 9, 1, Side.REMOTE), ("crm", 1, 9, Side.CRM)])
+def test_a_field_changed_on_both_sides_is_settled_by_the_policy(
+        conflict: str, crm_minutes: int, remote_minutes: int, winner: Side) -> None:
+    plan = plan_linked(known(), crm(edit(job_title="CEO"), crm_minutes),
+                       remote(edit(job_title="Owner"), remote_minutes), policy(conflict=conflict))
+    (found,) = plan.of(Conflict)
+    assert found.winner is winner and found.fields == {"job_title"}
+    (write,) = plan.writes
+    assert write.side is (Side.REMOTE if winner is Side.CRM else Side.CRM)
+
+
+def test_a_deletion_with_unlink_policy_only_stops_syncing() -> None:
+    plan = plan_linked(known(), crm(None), None, policy(deletion="unlink"))
+    assert plan.writes == [] and len(plan.of(Unlink)) == 1
+
+
+@pytest.mark.parametrize("deleted_on", [Side.CRM, Side.REMOTE])
+def test_a_deletion_with_propagate_policy_waits_for_the_guard(deleted_on: Side) -> None:
+    args = (crm(None), None) if deleted_on is Side.CRM else (None, remote(None))
+    plan = plan_linked(known(), *args, policy(deletion="propagate"))
+    (pending,) = plan.of(PendingDeletion)
+    assert pending.deleted_on is deleted_on and plan.writes == []
+
+
+def test_deleted_against_changed_the_change_wins_and_comes_back() -> None:
+    plan = plan_linked(known(), crm(None), remote(edit(note="still here")),
+                       policy(deletion="propagate"))
+    (write,) = plan.writes
+    assert (write.side, write.key) == (Side.CRM, None) and write.record.note == "still here"
+
+
+def test_deleted_on_both_sides_forgets_the_link() -> None:
+    assert plan_linked(known(), crm(None), remote(None), policy()).of(Unlink)
+
+
+@pytest.mark.parametrize("side", ["crm", "remote"])
+def test_leaving_the_scope_is_not_a_deletion(side: str) -> None:
+    out = {"crm": (crm(edit(), in_scope=False), None),
+           "remote": (None, remote(edit(), in_scope=False))}[side]
+    plan = plan_linked(known(), *out, policy(deletion="propagate"))
+    assert plan.writes == [] and not plan.of(PendingDeletion) and plan.of(Unlink)
+
+
+def test_import_ignores_crm_edits_and_exchange_wins_overlaps() -> None:
+    plan = plan_linked(known(), crm(edit(job_title="CEO", note="crm"), 9),
+                       remote(edit(job_title="Owner"), 1), policy(direction="import"))
+    assert [(w.side, w.fields) for w in plan.writes] == [(Side.CRM, {"job_title"})]
+
+
+def test_export_ignores_exchange_deletions() -> None:
+    plan = plan_linked(known(), None, remote(None), policy(direction="export",
+                                                          deletion="propagate"))
+    assert plan.of(Unlink) and not plan.of(PendingDeletion)
+
+
+def test_a_new_record_is_created_on_the_other_side_unless_the_direction_forbids() -> None:
+    (write,) = plan_new(Side.CRM, crm(BASE), policy()).writes
+    assert (write.side, write.key) == (Side.REMOTE, None)
+    assert plan_new(Side.CRM, crm(BASE), policy(direction="import")).of(Skip)
+    assert plan_new(Side.REMOTE, remote(BASE, in_scope=False), policy()).of(Skip)
+
+
+def test_matching_fills_empty_fields_both_ways_and_settles_differences() -> None:
+    plan = plan_match(crm(edit(phone_mobile="+420 1", job_title="CEO"), 9),
+                      remote(edit(note="VIP", job_title="Owner"), 1), policy())
+    by_side = {w.side: w.fields for w in plan.writes}
+    assert by_side[Side.REMOTE] == {"phone_mobile", "job_title"}
+    assert by_side[Side.CRM] == {"note"}
+    (found,) = plan.of(Conflict)
+    assert found.fields == {"job_title"} and found.winner is Side.CRM
+
+
+def test_matching_identical_records_writes_nothing() -> None:
+    plan = plan_match(crm(BASE), remote(edit(display_name="Petr Svoboda")), policy())
+    assert plan.writes == [] and not plan.of(Conflict) and plan.of(Link)
