@@ -256,7 +256,8 @@ class ContactSync:
 
     def _read_remote(self, state: FolderState, remote_state: str | None,
                      pending_crm: dict[str, Any], page_size: int = BATCH) -> str | None:
-        for page in self.mailbox.read_changes(self.folder, remote_state, page_size=page_size):
+        for page in self.mailbox.read_changes(self.folder, remote_state, page_size=page_size,
+                                              known=self._known_versions):
             self._remote_page(page, pending_crm)
             remote_state = page.state
             if not self.dry_run:
@@ -265,6 +266,14 @@ class ContactSync:
             self._point("remote page checkpointed")
             self._renew()
         return remote_state
+
+    def _known_versions(self, refs: list[ItemRef]) -> set[str]:
+        """Items whose version the links already hold: this run's or an earlier run's own
+        writes, read back. They need not be fetched."""
+        versions = dict(Link.objects.filter(
+            profile=self.profile, agenda=self.agenda, remote_id__in=[r.id for r in refs],
+            state=Link.State.ACTIVE).values_list("remote_id", "remote_version"))
+        return {r.id for r in refs if r.version and versions.get(r.id) == r.version}
 
     # --- reading Exchange's changes -----------------------------------------------------------
     def _in_scope_remote(self, record: Record) -> bool:
@@ -301,7 +310,8 @@ class ContactSync:
                                                remote_id=change.ref.id).delete()
                 continue
             record = change.record
-            assert record is not None
+            if record is None:
+                continue   # known in exactly this version: nothing changed
             remote = Seen(change.ref.id, change.ref.version, record,
                           in_scope=self._in_scope_remote(record),
                           modified=getattr(record, "modified", None))

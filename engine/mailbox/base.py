@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -90,6 +90,10 @@ class ItemError:
     message: str
     code: str = ""
 
+
+# Which of these items the caller already has in exactly this version (so they need not be
+# fetched again: the engine's own writes, read back).
+KnownVersions = Callable[[list[ItemRef]], set[str]]
 
 # What fetching one item gives: its current identity and record, or why not.
 Fetched = tuple[ItemRef, Record] | ItemError
@@ -232,12 +236,14 @@ class MailboxBackend(abc.ABC):
     # reading
     @abc.abstractmethod
     def read_changes(self, folder: FolderInfo, state: str | None,
-                     page_size: int = BATCH_SIZE) -> Iterator[ChangePage]:
+                     page_size: int = BATCH_SIZE,
+                     known: KnownVersions | None = None) -> Iterator[ChangePage]:
         """Changes since `state` (None: everything), a page at a time, each with its checkpoint.
 
-        Creates and updates come with their records fetched in batches; deletions (and moves
-        out of the folder) come as DELETE. An invalid or expired `state` restarts the read
-        from scratch and marks that page `restarted`.
+        Creates and updates come with their records fetched in batches, except those `known`
+        names (they come as UPSERT with no record); deletions (and moves out of the folder)
+        come as DELETE. An invalid or expired `state` restarts the read from scratch and
+        marks that page `restarted`.
         """
 
     @abc.abstractmethod

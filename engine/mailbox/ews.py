@@ -102,6 +102,7 @@ from engine.mailbox.base import (
     ItemChange,
     ItemError,
     ItemRef,
+    KnownVersions,
     MailboxAccess,
     MailboxBackend,
     MailboxError,
@@ -810,7 +811,8 @@ class EwsMailbox(MailboxBackend):
 
     # reading
     def read_changes(self, folder: FolderInfo, state: str | None,
-                     page_size: int = BATCH_SIZE) -> Iterator[ChangePage]:
+                     page_size: int = BATCH_SIZE,
+                     known: KnownVersions | None = None) -> Iterator[ChangePage]:
         restarted = False
         while True:
             service = SyncFolderItems(account=self.account)
@@ -836,6 +838,9 @@ class EwsMailbox(MailboxBackend):
                     upserts.pop(obj.id, None)
                     changes.append(ItemChange(ChangeType.DELETE, ItemRef(obj.id)))
             errors: list[ItemError] = []
+            already = known(list(upserts.values())) if known and upserts else set()
+            for item_id in already:
+                changes.append(ItemChange(ChangeType.UPSERT, upserts.pop(item_id)))
             if upserts and folder.kind is not None:
                 for fetched in self.fetch(folder.kind, list(upserts.values())):
                     if isinstance(fetched, ItemError):
