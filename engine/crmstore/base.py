@@ -84,6 +84,14 @@ class CrmBackend(abc.ABC):
         """Persons having each address (lower case) among their e-mails, in scope or not."""
 
     @abc.abstractmethod
+    def find_or_create_company(self, name: str) -> str:
+        """The company of that name, matched case- and space-insensitively, created if new."""
+
+    @abc.abstractmethod
+    def persons_in_branch(self, node: str) -> Iterator[str]:
+        """Keys of the persons of a classification node and of its sub-nodes."""
+
+    @abc.abstractmethod
     def read_photo(self, key: str) -> bytes | None:
         """A person's photo, or None."""
 

@@ -107,6 +107,14 @@ class BuiltinCrm(CrmBackend):
                     found[email].append(str(pk))
         return found
 
+    def find_or_create_company(self, name: str) -> str:
+        return str(Company.find_or_create_by_name(self.organization_id, name[:255]).pk)
+
+    def persons_in_branch(self, node: str) -> Iterator[str]:
+        branch = ClassificationNode.objects.get(pk=int(node), organization_id=self.organization_id)
+        for pk in self._persons().in_branch(branch).values_list("pk", flat=True).iterator():
+            yield str(pk)
+
     def read_photo(self, key: str) -> bytes | None:
         photo = self._persons().filter(pk=int(key)).values_list("photo", flat=True).first()
         return bytes(photo) if photo else None
@@ -130,12 +138,12 @@ class BuiltinCrm(CrmBackend):
             if current is not None:
                 current.delete()
             return
-        company = Company.find_or_create_by_name(self.organization_id, name[:255])
-        if current is not None and current.company_id == company.pk:
+        company_id = int(self.find_or_create_company(name))
+        if current is not None and current.company_id == company_id:
             return
         if current is not None:
             current.delete()
-        PersonCompany.objects.get_or_create(person=person, company=company)
+        PersonCompany.objects.get_or_create(person=person, company_id=company_id)
 
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
         assert isinstance(record, ContactRecord)
