@@ -8,8 +8,12 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import models
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, path
 
+from engine.mailbox.diagnose import Target, connection_target, profile_target
+from engine.records import Kind
+from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
 from profiles.forms import (
     CategoryPairingFormSet,
@@ -130,7 +134,7 @@ class OrganizationUserAdmin(OrganizationScopedMixin, UserAdmin):
 
 
 @admin.register(MailboxConnection)
-class MailboxConnectionAdmin(OrganizationScopedAdmin):
+class MailboxConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     form = ConnectionForm
     list_display = ["name", "organization", "kind", "auth_type", "access", "ews_url",
                     "verify_tls", "profile_count"]
@@ -158,6 +162,9 @@ class MailboxConnectionAdmin(OrganizationScopedAdmin):
             return fieldsets
         return _without_field(fieldsets, "organization")
 
+    def test_target(self, connection: Any) -> Target:
+        return connection_target(connection)
+
 
 def _without_field(fieldsets: Any, name: str) -> list:
     return [
@@ -176,8 +183,9 @@ class AgendaInline(OrganizationScopedMixin, admin.StackedInline):
     min_num = 1
 
 
-class CalendarSettingsInline(AgendaInline):
+class CalendarSettingsInline(FolderPickerInline, AgendaInline):
     model = CalendarSettings
+    folder_kind = Kind.CALENDAR
     fieldsets = (
         (None, {"fields": ("direction", ("days_past", "days_future"),
                            ("folder_path", "folder_id"))}),
@@ -195,8 +203,9 @@ class CategoryPairingInline(OrganizationScopedMixin, admin.TabularInline):
     verbose_name_plural = "calendar category pairings (CRM category = Exchange category)"
 
 
-class ContactSettingsInline(AgendaInline):
+class ContactSettingsInline(FolderPickerInline, AgendaInline):
     model = ContactSettings
+    folder_kind = Kind.CONTACTS
     form = ContactSettingsForm
     fields = ["direction", ("folder_path", "folder_id"), "only_categories",
               "classification_node", "deletion_policy"]
@@ -212,14 +221,16 @@ class MailSettingsInline(AgendaInline):
     )
 
 
-class MailFolderInline(OrganizationScopedMixin, admin.TabularInline):
+class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.TabularInline):
     model = MailFolder
+    folder_kind = Kind.MAIL
+    fields = ["folder_path", "folder_id"]
     extra = 0
     verbose_name_plural = "mail folders to import (none chosen: Inbox and Sent Items)"
 
 
 @admin.register(SyncProfile)
-class SyncProfileAdmin(OrganizationScopedAdmin):
+class SyncProfileAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     form = ProfileForm
     inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,
                MailSettingsInline, MailFolderInline]
@@ -252,3 +263,21 @@ class SyncProfileAdmin(OrganizationScopedAdmin):
         for formset in formsets:
             formset.sibling_formsets = formsets
         return formsets, inline_instances
+
+    class Media:
+        js = ["profiles/folder_picker.js"]
+        css = {"all": ["profiles/folder_picker.css"]}
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.folders_view)
+        return [
+            path("<path:object_id>/folders/<str:kind>/", view, name="profiles_syncprofile_folders"),
+            *super().get_urls(),
+        ]
+
+    def folders_view(self, request: HttpRequest, object_id: str, kind: str) -> JsonResponse:
+        """The profile's mailbox folders of one kind, for the "…" folder picker (JSON)."""
+        return folders_response(self.changeable_object(request, object_id), kind)
+
+    def test_target(self, profile: Any) -> Target:
+        return profile_target(profile)

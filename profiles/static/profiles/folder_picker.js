@@ -1,0 +1,154 @@
+/* The "…" folder picker of the sync profile admin.
+ *
+ * Beside every input marked data-folder-kind it puts a "…" button that lists the mailbox's
+ * folders of that kind, live, from data-folder-list-url (JSON), as an indented tree. Choosing
+ * one fills the path input and its sibling folder_id input (same name, "folder_id" instead of
+ * "folder_path"). Clicks are handled by delegation, so rows added with "Add another" (clones
+ * of the empty form, button included) work too.
+ */
+"use strict";
+(function () {
+    const t = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+    let dialog = null;
+
+    function idInputFor(pathInput) {
+        const name = pathInput.name.replace(/folder_path$/, "folder_id");
+        return pathInput.form ? pathInput.form.elements.namedItem(name) : null;
+    }
+
+    function addButton(pathInput) {
+        if (pathInput.nextElementSibling && pathInput.nextElementSibling.matches(".folder-picker-button")) {
+            return;
+        }
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "button folder-picker-button";
+        button.textContent = "…";
+        if (pathInput.dataset.folderListUrl) {
+            button.title = t("Choose a folder from the mailbox");
+        } else {
+            button.disabled = true;
+            button.title = pathInput.dataset.folderHint || "";
+        }
+        pathInput.after(button);
+    }
+
+    function closeDialog() {
+        if (dialog) {
+            dialog.close();
+            dialog.remove();
+            dialog = null;
+        }
+    }
+
+    function openDialog(button, pathInput) {
+        closeDialog();
+        dialog = document.createElement("dialog");
+        dialog.className = "folder-picker-dialog";
+        const heading = document.createElement("p");
+        heading.className = "folder-picker-status";
+        heading.textContent = t("Reading the mailbox's folders…");
+        const list = document.createElement("ul");
+        list.className = "folder-picker-list";
+        const close = document.createElement("button");
+        close.type = "button";
+        close.className = "button folder-picker-close";
+        close.textContent = t("Close");
+        close.addEventListener("click", closeDialog);
+        dialog.append(heading, list, close);
+        dialog.addEventListener("keydown", (event) => {
+            if (event.key === "Escape") {
+                closeDialog();
+                button.focus();
+            }
+        });
+        document.body.append(dialog);
+        const box = pathInput.getBoundingClientRect();
+        dialog.style.left = `${box.left + window.scrollX}px`;
+        dialog.style.top = `${box.bottom + window.scrollY + 4}px`;
+        dialog.show();
+        return {dialog, heading, list};
+    }
+
+    function showFolders(parts, pathInput, button, folders) {
+        const {heading, list} = parts;
+        if (!folders.length) {
+            heading.textContent = t("The mailbox has no folders of this kind.");
+            return;
+        }
+        heading.textContent = t("Choose a folder:");
+        const idInput = idInputFor(pathInput);
+        for (const folder of folders) {
+            const item = document.createElement("li");
+            item.style.paddingLeft = `${folder.depth * 1.5}em`;
+            const choice = document.createElement("button");
+            choice.type = "button";
+            choice.className = "folder-picker-choice";
+            choice.textContent = folder.name;
+            choice.title = folder.path;
+            choice.dataset.folderId = folder.id;
+            choice.dataset.folderPath = folder.path;
+            // A default folder is stored by its well-known name ("calendar"), not its id.
+            if ((idInput && idInput.value === folder.id) || pathInput.value === folder.path) {
+                choice.classList.add("selected");
+            }
+            choice.addEventListener("click", () => {
+                pathInput.value = folder.path;
+                if (idInput) {
+                    idInput.value = folder.id;
+                }
+                pathInput.dispatchEvent(new Event("change", {bubbles: true}));
+                closeDialog();
+                button.focus();
+            });
+            item.append(choice);
+            if (folder.total !== null && folder.total !== undefined) {
+                const count = document.createElement("span");
+                count.className = "folder-picker-count";
+                count.textContent = ` (${folder.total})`;
+                item.append(count);
+            }
+            list.append(item);
+        }
+        list.querySelector("button").focus();
+    }
+
+    async function pick(button) {
+        const pathInput = button.previousElementSibling;
+        const url = pathInput && pathInput.dataset.folderListUrl;
+        if (!url) {
+            return;
+        }
+        const parts = openDialog(button, pathInput);
+        const shown = dialog;
+        let data;
+        try {
+            const response = await fetch(url, {headers: {Accept: "application/json"},
+                                               credentials: "same-origin"});
+            data = await response.json();
+        } catch (error) {
+            data = {error: t("The folder list could not be read from this server.")};
+        }
+        if (dialog !== shown) {
+            return;   // closed, or another picker opened, while the list was on its way
+        }
+        if (data.error) {
+            parts.heading.textContent = data.error;
+            parts.heading.classList.add("errornote");
+            return;
+        }
+        showFolders(parts, pathInput, button, data.folders);
+    }
+
+    document.addEventListener("click", (event) => {
+        const button = event.target.closest(".folder-picker-button");
+        if (button) {
+            event.preventDefault();
+            pick(button);
+        }
+    });
+
+    document.addEventListener("DOMContentLoaded", () => {
+        document.querySelectorAll("input[data-folder-kind]").forEach(addButton);
+    });
+})();

@@ -1,0 +1,111 @@
+"""The folder picker in a real browser: headless Chromium on the real profile change page.
+
+Needs the Debian packages `chromium` and `chromium-driver` (CI installs them); without them
+the test is skipped, saying so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
+from django.test import Client
+
+from crm.models import CrmUser
+from ewsim.testing import SimHandle, ewsim, ewsim_server  # noqa: F401 (fixtures)
+from profiles.models import MailboxConnection, Organization, SyncProfile
+
+CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
+                                                 "google-chrome"))), None)
+try:
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+except ImportError:  # pragma: no cover (the test extras install it)
+    webdriver = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(webdriver is None, reason="selenium is not installed: "
+                       "pip install -e '.[test]'"),
+    pytest.mark.skipif(not (CHROMEDRIVER and CHROMIUM), reason="headless Chromium is not "
+                       "installed: apt-get install chromium chromium-driver"),
+]
+
+WAIT = 15   # seconds; the page and ewsim answer in well under one
+
+
+class FolderPickerBrowserTests(StaticLiveServerTestCase):
+    sim: SimHandle
+
+    @pytest.fixture(autouse=True)
+    def _browser(self, ewsim: SimHandle) -> Iterator[None]:  # noqa: F811
+        self.sim = ewsim
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        # Root in a container has no user namespaces for Chromium's sandbox.
+        for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--window-size=1400,1000"):
+            options.add_argument(argument)
+        self.browser = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER),
+                                        options=options)
+        yield
+        self.browser.quit()
+
+    def _sign_in(self, user: User) -> None:
+        client = Client()
+        client.force_login(user)
+        self.browser.get(f"{self.live_server_url}/admin/login/")
+        self.browser.add_cookie({"name": settings.SESSION_COOKIE_NAME,
+                                 "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                                 "path": "/"})
+
+    def test_choosing_a_calendar_folder_with_the_picker_saves_its_id_and_path(self) -> None:
+        crm_folder = self.sim.control.call("POST", "folders", {
+            "mailbox": self.sim.user, "parent": "calendar", "name": "CRM",
+            "folder_class": "IPF.Appointment"})
+        organization = Organization.objects.create(name="Acme")
+        alice = User.objects.create_superuser("alice", "alice@example.org", "unused-password")
+        connection = MailboxConnection(
+            organization=organization, name="ewsim", ews_url=self.sim.url,
+            auth_type=MailboxConnection.Auth.BASIC,
+            access=MailboxConnection.Access.PER_USER)
+        connection.save()
+        profile = SyncProfile(
+            organization=organization, user=alice, mailbox=self.sim.user,
+            crm_user=CrmUser.objects.create(organization=organization, name="Alice",
+                                            login="alice"),
+            connection=connection, mailbox_username=self.sim.user)
+        profile.set_mailbox_secret(self.sim.password)
+        profile.save()
+
+        self._sign_in(alice)
+        browser = self.browser
+        browser.get(f"{self.live_server_url}/admin/profiles/syncprofile/{profile.pk}/change/")
+        wait = WebDriverWait(browser, WAIT)
+        path_input = browser.find_element(By.ID, "id_calendarsettings-0-folder_path")
+        self.assertEqual(path_input.get_attribute("value"), "Calendar")
+        browser.find_element(
+            By.CSS_SELECTOR, "#id_calendarsettings-0-folder_path + .folder-picker-button").click()
+        choice = wait.until(expected_conditions.element_to_be_clickable((By.CSS_SELECTOR,
+            'dialog[open] .folder-picker-choice[data-folder-path="Calendar/CRM"]')))
+        self.assertEqual(choice.text, "CRM")
+        choice.click()
+        wait.until(expected_conditions.invisibility_of_element_located(
+            (By.CSS_SELECTOR, "dialog.folder-picker-dialog")))
+        self.assertEqual(path_input.get_attribute("value"), "Calendar/CRM")
+        self.assertEqual(browser.find_element(By.ID, "id_calendarsettings-0-folder_id")
+                         .get_attribute("value"), crm_folder["id"])
+
+        browser.find_element(By.NAME, "_continue").click()
+        wait.until(expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, ".messagelist .success")))
+        stored = SyncProfile.objects.get(pk=profile.pk).calendarsettings
+        self.assertEqual((stored.folder_id, stored.folder_path),
+                         (crm_folder["id"], "Calendar/CRM"))
