@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import zoneinfo
 
 from hypothesis import given
@@ -61,4 +62,4 @@ def test_occurrences_are_strictly_increasing_and_counted(pattern: str, interval:
     found = list(occurrences(rule, MONDAY_9, "Europe/Prague"))
     assert [i for i, _ in found] == list(range(1, len(found) + 1))
     assert len(found) == count
-    assert all(a[1] < b[1] for a, b in zip(found, found[1:], strict=False))
+    assert all(a[1] < b[1] for a, b in itertools.pairwise(found))
