@@ -26,6 +26,15 @@ def connect() -> None:
     for owner, field_name in ((Person, "companies"), (Person, "classification_nodes"),
                               (Event, "persons"), (Event, "companies")):
         _track_links(owner, field_name)
+    # A series is synced as one record with its exceptions: changing, adding or removing an
+    # exception changes the series.
+    post_save.connect(_exception_changed, sender=Event, dispatch_uid="exception-saved")
+    post_delete.connect(_exception_changed, sender=Event, dispatch_uid="exception-deleted")
+
+
+def _exception_changed(sender: Any, instance: Event, **kwargs: Any) -> None:
+    if instance.recurrence_master_id:
+        bump(Event, [instance.recurrence_master_id])   # a master being deleted is skipped
 
 
 def _track_links(owner: type[TrackedModel], field_name: str) -> None:

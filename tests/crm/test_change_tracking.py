@@ -189,3 +189,25 @@ class ChangeTrackingTestCase(BaseTestCase):
             pass
         self.assertEqual(Change.objects.count(), before)
         self.assertFalse(Person.objects.filter(first_name="Ghost").exists())
+
+
+class SeriesTrackingTestCase(BaseTestCase):
+    def test_changing_an_exception_changes_its_series(self) -> None:
+        owner = CrmUser.objects.create(organization=self.acme, name="Owner", login="o")
+        master = Event.objects.create(organization=self.acme, owner=owner, subject="Weekly",
+                                      start=START, end=START + timedelta(hours=1),
+                                      recurrence={"pattern": {"type": "weekly"}})
+        before = changes_since(self.acme.id, "event", 0).last().revision
+        exception = Event.objects.create(organization=self.acme, owner=owner, subject="Moved",
+                                         start=START, end=START + timedelta(hours=1),
+                                         recurrence_master=master, original_start=START)
+        changed = {c.object_id for c in changes_since(self.acme.id, "event", before)}
+        assert changed == {master.pk, exception.pk}
+        before = changes_since(self.acme.id, "event", 0).last().revision
+        exception_id = exception.pk
+        exception.delete()
+        changed = {(c.object_id, c.deleted) for c in changes_since(self.acme.id, "event",
+                                                                   before)}
+        assert changed == {(master.pk, False), (exception_id, True)}
+        master.delete()   # exceptions go with it; no resurrected journal row
+        assert all(c.deleted for c in changes_since(self.acme.id, "event", 0))
