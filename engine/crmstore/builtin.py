@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,12 +16,19 @@ from crm.models import (
     PHONE_FIELDS,
     ClassificationNode,
     Company,
+    Event,
     Person,
     PersonCompany,
 )
 from crm.tracking import Change, changes_since
 from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmWrite
-from engine.records import ContactRecord, Kind, PostalAddress, Record
+from engine.crmstore.builtin_events import (
+    EventOptions,
+    create_event,
+    fetch_events,
+    update_event,
+)
+from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, Record
 
 CHANGE_KIND = {Kind.CONTACTS: Change.Kind.PERSON, Kind.CALENDAR: Change.Kind.EVENT}
 PLAIN_FIELDS = ("title", "first_name", "middle_name", "last_name", "suffix", "job_title",
@@ -43,9 +51,17 @@ def person_record(person: Person, company: str) -> ContactRecord:
 
 
 class BuiltinCrm(CrmBackend):
-    def __init__(self, organization_id: int, classification_node_id: int | None = None) -> None:
+    def __init__(self, organization_id: int, classification_node_id: int | None = None,
+                 event_options: EventOptions | None = None) -> None:
         self.organization_id = organization_id
         self.classification_node_id = classification_node_id
+        self.event_options = event_options
+
+    @property
+    def _events(self) -> EventOptions:
+        if self.event_options is None:
+            raise ValueError("calendar access needs the profile's event options")
+        return self.event_options
 
     # reading
     def current_revision(self) -> int:
@@ -64,6 +80,14 @@ class BuiltinCrm(CrmBackend):
         return Person.objects.filter(organization_id=self.organization_id)
 
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
+        if kind is Kind.CALENDAR:
+            found = fetch_events(self.organization_id, keys)
+            changed_at = dict(Change.objects.filter(
+                kind=Change.Kind.EVENT, object_id__in=[int(k) for k in found])
+                .values_list("object_id", "changed_at"))
+            return {key: CrmRecord(key, str(event.revision), record,
+                                   changed_at.get(event.pk))
+                    for key, (event, record) in found.items()}
         ids = [int(k) for k in keys if k.isdigit()]
         persons = {p.pk: p for p in self._persons().filter(pk__in=ids)}
         companies: dict[int, str] = {}
@@ -80,6 +104,12 @@ class BuiltinCrm(CrmBackend):
 
     def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:
         ids = [int(k) for k in keys if k.isdigit()]
+        if kind is Kind.CALENDAR:
+            # The profile's own events; shared meetings it is linked to stay in scope through
+            # their links (the agenda decides about those).
+            return {str(pk) for pk in Event.objects.filter(
+                organization_id=self.organization_id, pk__in=ids,
+                owner_id=self._events.owner_id).values_list("pk", flat=True)}
         persons = self._persons().filter(pk__in=ids)
         if self.classification_node_id is not None:
             node = ClassificationNode.objects.get(pk=self.classification_node_id)
@@ -87,6 +117,10 @@ class BuiltinCrm(CrmBackend):
         return {str(pk) for pk in persons.values_list("pk", flat=True)}
 
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
+        if kind is Kind.CALENDAR:
+            rows = Event.objects.filter(organization_id=self.organization_id,
+                                        origin_item_id__in=[o for o in origins if o])
+            return {origin: str(pk) for pk, origin in rows.values_list("pk", "origin_item_id")}
         rows = self._persons().filter(origin_item_id__in=[o for o in origins if o])
         return {origin: str(pk) for pk, origin in rows.values_list("pk", "origin_item_id")}
 
@@ -146,6 +180,11 @@ class BuiltinCrm(CrmBackend):
         PersonCompany.objects.get_or_create(person=person, company_id=company_id)
 
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        if isinstance(record, EventRecord):
+            if record.start is None or record.end is None or record.end < record.start:
+                return CrmWrite(error="The event has no valid start and end.")
+            event = create_event(self.organization_id, record, origin, self._events)
+            return CrmWrite(str(event.pk), str(event.revision))
         assert isinstance(record, ContactRecord)
         warnings: list[str] = []
         with transaction.atomic():
@@ -161,6 +200,13 @@ class BuiltinCrm(CrmBackend):
         return CrmWrite(str(person.pk), str(person.revision), warnings=warnings)
 
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
+        if isinstance(record, EventRecord):
+            if record.start is None or record.end is None or record.end < record.start:
+                return CrmWrite(key, error="The event has no valid start and end.")
+            event = update_event(self.organization_id, key, record, fields, self._events)
+            if event is None:
+                return CrmWrite(key, error="The event no longer exists in the CRM.")
+            return CrmWrite(key, str(event.revision))
         assert isinstance(record, ContactRecord)
         warnings: list[str] = []
         with transaction.atomic():
@@ -175,8 +221,26 @@ class BuiltinCrm(CrmBackend):
         return CrmWrite(key, str(person.revision), warnings=warnings)
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
-        self._persons().filter(pk=int(key)).delete()
+        model = Event if kind is Kind.CALENDAR else Person
+        model.objects.filter(organization_id=self.organization_id, pk=int(key)).delete()
         return CrmWrite(key)
+
+    # calendar lookups
+    def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
+        """Events of the organization with these meeting UIDs, whoever owns them."""
+        rows = Event.objects.filter(organization_id=self.organization_id,
+                                    uid__in=[u for u in uids if u],
+                                    recurrence_master__isnull=True)
+        return {uid: str(pk) for pk, uid in rows.values_list("pk", "uid")}
+
+    def events_in_window(self, start: dt.datetime, end: dt.datetime) -> list[str]:
+        """The profile's singles overlapping the window, and series whose range may."""
+        own = Event.objects.filter(organization_id=self.organization_id,
+                                   owner_id=self._events.owner_id,
+                                   recurrence_master__isnull=True)
+        singles = own.filter(recurrence__isnull=True, start__lt=end, end__gt=start)
+        series = own.filter(recurrence__isnull=False, start__lt=end)
+        return [str(pk) for pk in singles.union(series).values_list("pk", flat=True)]
 
     def set_photo(self, key: str, photo: bytes | None) -> CrmWrite:
         with transaction.atomic():

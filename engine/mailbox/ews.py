@@ -16,6 +16,7 @@ What it takes care of, beyond calling exchangelib (facts: exchangelib notes ยง0โ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import html
 import ipaddress
@@ -62,7 +63,7 @@ from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder, FolderCollection
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import BulkCreateResult
-from exchangelib.properties import DistinguishedFolderId, FolderId, ItemId
+from exchangelib.properties import DistinguishedFolderId, FolderId, ItemId, OccurrenceItemId
 from exchangelib.properties import Mailbox as MailboxProperty
 from exchangelib.protocol import BaseProtocol, CachingProtocol
 from exchangelib.recurrence import (
@@ -128,6 +129,7 @@ from engine.records import (
     Record,
     RecurrenceRule,
 )
+from engine.recurrence import index_of
 
 log = logging.getLogger(__name__)
 
@@ -997,7 +999,7 @@ class EwsMailbox(MailboxBackend):
                     results.append(WriteResult(WriteStatus.ERROR, message=invalid[index]))
                     continue
                 answer = next(answers, None)
-                results.append(_write_result(answer))
+                results.append(self._with_occurrences(_write_result(answer), chunk[index]))
         return results
 
     def update(self, kind: Kind, updates: Sequence[Update]) -> list[WriteResult]:
@@ -1035,8 +1037,65 @@ class EwsMailbox(MailboxBackend):
                                    else WriteResult(WriteStatus.ERROR, update.ref,
                                                     invalid[index]))
                     continue
-                results.append(_write_result(next(answers, None), update.ref))
+                result = _write_result(next(answers, None), update.ref)
+                if update.fields & {"exceptions", "deleted_occurrences", "recurrence"}:
+                    result = self._with_occurrences(result, update.record)
+                results.append(result)
         return results
+
+    def _with_occurrences(self, result: WriteResult, record: Record) -> WriteResult:
+        """A series written: now its exceptions and deleted occurrences, which Exchange keeps
+        on the occurrences themselves (addressed by their index in the series)."""
+        if (not result.ok or result.ref is None or not isinstance(record, EventRecord)
+                or record.recurrence is None or record.start is None
+                or not (record.exceptions or record.deleted_occurrences)):
+            return result
+        zone = record.time_zone or self.access.time_zone
+        master = result.ref
+
+        def occurrence(original: dt.datetime | None) -> OccurrenceItemId | None:
+            index = index_of(record.recurrence, record.start, zone, original) \
+                if original and record.recurrence else None
+            return OccurrenceItemId(id=master.id, instance_index=index) if index else None
+
+        problems: list[str] = []
+        changes: list[tuple[Any, list[str]]] = []
+        for exception in record.exceptions:
+            target = occurrence(exception.original_start)
+            if target is None:
+                problems.append(f"no occurrence starts at {exception.original_start}")
+                continue
+            try:
+                values = _event_values(dataclasses.replace(
+                    exception, recurrence=None, uid="", stamp=""), self.access.time_zone)
+            except ValueError as exc:
+                problems.append(str(exc))
+                continue
+            names = ["subject", "start", "end", "location", "body", "is_all_day"]
+            item = CalendarItem(account=self.account, **{n: values.get(n) for n in names})
+            item._id = target
+            changes.append((item, names))
+        doomed = [t for t in map(occurrence, record.deleted_occurrences) if t is not None]
+        with self._errors():
+            answers = list(_UpdateItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=changes, conflict_resolution="AlwaysOverwrite",
+                message_disposition="SaveOnly",
+                send_meeting_invitations_or_cancellations="SendToNone",
+                suppress_read_receipts=True)) if changes else []
+            answers += list(_DeleteItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=doomed, delete_type="MoveToDeletedItems",
+                send_meeting_cancellations="SendToNone",
+                affected_task_occurrences="AllOccurrences", suppress_read_receipts=True)
+            ) if doomed else []
+            (current,) = list(_GetItem(account=self.account, chunk_size=1).call(
+                items=[ItemId(master.id)], additional_fields=set(), shape="IdOnly"))
+        problems += [_short(str(a)) for a in answers if isinstance(a, Exception)
+                     and not isinstance(a, ews_errors.ErrorItemNotFound)]
+        ref = ItemRef(current.id, current.changekey or "") if not isinstance(
+            current, Exception) else master
+        message = ("Some occurrences could not be written: " + "; ".join(problems)) \
+            if problems else result.message
+        return WriteResult(result.status, ref, message)
 
     def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
         results: list[WriteResult] = []

@@ -1,0 +1,181 @@
+"""Events of the built-in CRM as records: series with their exceptions, categories, persons.
+
+A series is one record: the master Event with its `recurrence`, its exceptions (child Events
+with `original_start`) and its deleted occurrences. Exceptions are never records of their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from crm.models import Event, EventCategory, Person
+from engine.records import EventRecord, RecurrenceRule
+
+EVENT_FIELDS = ("subject", "start", "end", "time_zone", "all_day", "location", "body",
+                "private")
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """How the profile wants events written into the CRM."""
+
+    owner_id: int
+    imported_status_id: int | None = None
+    link_attendees: bool = True
+    link_attendee_companies: bool = False
+
+
+def rule_to_json(rule: RecurrenceRule | None) -> dict[str, Any] | None:
+    if rule is None:
+        return None
+    return {
+        "pattern": {"type": rule.pattern, "interval": rule.interval,
+                    "weekdays": list(rule.weekdays), "day_of_month": rule.day_of_month,
+                    "month": rule.month, "week_index": rule.week_index,
+                    "first_day_of_week": rule.first_day_of_week},
+        "range": {"start": rule.start.isoformat() if rule.start else None,
+                  "end": rule.end.isoformat() if rule.end else None, "count": rule.count},
+    }
+
+
+def rule_from_json(data: dict[str, Any] | None) -> RecurrenceRule | None:
+    if not data or not data.get("pattern"):
+        return None
+    pattern, span = data["pattern"], data.get("range") or {}
+
+    def day(value: str | None) -> dt.date | None:
+        return dt.date.fromisoformat(value) if value else None
+
+    return RecurrenceRule(
+        pattern=pattern.get("type", "weekly"), interval=int(pattern.get("interval") or 1),
+        weekdays=tuple(pattern.get("weekdays") or ()), day_of_month=pattern.get("day_of_month"),
+        month=pattern.get("month"), week_index=pattern.get("week_index"),
+        first_day_of_week=pattern.get("first_day_of_week") or "Monday",
+        start=day(span.get("start")), end=day(span.get("end")), count=span.get("count"))
+
+
+def _deleted(values: list[str]) -> tuple[dt.datetime, ...]:
+    return tuple(sorted(dt.datetime.fromisoformat(v).astimezone(dt.UTC) for v in values))
+
+
+def event_record(event: Event, exceptions: Sequence[Event] = ()) -> EventRecord:
+    return EventRecord(
+        subject=event.subject, start=event.start.astimezone(dt.UTC),
+        end=event.end.astimezone(dt.UTC), time_zone=event.time_zone, all_day=event.all_day,
+        location=event.location, body=event.body, private=event.private,
+        categories=(event.category.name,) if event.category_id else (),
+        uid=event.uid, recurrence=rule_from_json(event.recurrence),
+        exceptions=sorted((_exception_record(e) for e in exceptions),
+                          key=lambda r: r.original_start or r.start or dt.datetime.min),
+        deleted_occurrences=_deleted(event.deleted_occurrences or []),
+        original_start=event.original_start.astimezone(dt.UTC) if event.original_start else None,
+        kind="master" if event.recurrence else "single")
+
+
+def _exception_record(event: Event) -> EventRecord:
+    record = event_record(event)
+    record.kind = "exception"
+    return record
+
+
+def fetch_events(organization_id: int, keys: Sequence[str]) -> dict[str, tuple[Event, EventRecord]]:
+    ids = [int(k) for k in keys if k.isdigit()]
+    events = {e.pk: e for e in Event.objects.filter(organization_id=organization_id, pk__in=ids,
+                                                    recurrence_master__isnull=True)
+              .select_related("category")}
+    children: dict[int, list[Event]] = {}
+    for child in Event.objects.filter(recurrence_master_id__in=list(events)).select_related(
+            "category"):
+        children.setdefault(child.recurrence_master_id, []).append(child)
+    return {str(pk): (e, event_record(e, children.get(pk, []))) for pk, e in events.items()}
+
+
+def _category(organization_id: int, record: EventRecord) -> EventCategory | None:
+    if not record.categories:
+        return None
+    return EventCategory.objects.filter(organization_id=organization_id,
+                                        name__iexact=record.categories[0]).first()
+
+
+def _apply(event: Event, record: EventRecord, fields: frozenset[str]) -> None:
+    for name in EVENT_FIELDS:
+        if name in fields:
+            value = getattr(record, name)
+            if name in ("subject", "location") and isinstance(value, str):
+                value = value[:255]
+            setattr(event, name, value if value is not None else "")
+    if "recurrence" in fields:
+        event.recurrence = rule_to_json(record.recurrence)
+    if "deleted_occurrences" in fields:
+        event.deleted_occurrences = [d.isoformat() for d in record.deleted_occurrences]
+    if "categories" in fields:
+        event.category = _category(event.organization_id, record)
+
+
+def _link_attendees(event: Event, record: EventRecord, options: EventOptions) -> None:
+    if not options.link_attendees:
+        return
+    addresses = [a.email.lower() for a in record.attendees if a.email]
+    query = Q()
+    for address in addresses:
+        query |= Q(email1__iexact=address) | Q(email2__iexact=address) | \
+            Q(email3__iexact=address)
+    persons = list(Person.objects.filter(query, organization_id=event.organization_id)) \
+        if addresses else []
+    event.persons.set(persons)
+    if options.link_attendee_companies:
+        companies = {c.pk for p in persons for c in p.companies.all()}
+        event.companies.set(companies)
+
+
+def _write_exceptions(master: Event, record: EventRecord) -> None:
+    master.exceptions.all().delete()
+    for exception in record.exceptions:
+        child = Event(organization_id=master.organization_id, owner_id=master.owner_id,
+                      recurrence_master=master, original_start=exception.original_start,
+                      category=master.category, status=master.status)
+        _apply(child, exception, frozenset(EVENT_FIELDS))
+        child.start = child.start or exception.original_start
+        child.end = child.end or child.start
+        child.save()
+
+
+def create_event(organization_id: int, record: EventRecord, origin: str,
+                 options: EventOptions) -> Event:
+    with transaction.atomic():
+        event = Event(organization_id=organization_id, owner_id=options.owner_id,
+                      origin_item_id=origin, uid=record.uid[:512],
+                      status_id=options.imported_status_id)
+        _apply(event, record, frozenset({*EVENT_FIELDS, "recurrence", "deleted_occurrences",
+                                         "categories"}))
+        event.save()
+        _link_attendees(event, record, options)
+        if record.exceptions:
+            _write_exceptions(event, record)
+        event.refresh_from_db(fields=["revision"])
+    return event
+
+
+def update_event(organization_id: int, key: str, record: EventRecord, fields: frozenset[str],
+                 options: EventOptions) -> Event | None:
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(
+            organization_id=organization_id, pk=int(key)).first()
+        if event is None:
+            return None
+        _apply(event, record, fields)
+        if "uid" in fields and record.uid and not event.uid:
+            event.uid = record.uid[:512]
+        event.save()
+        if "attendees" in fields:
+            _link_attendees(event, record, options)
+        if "exceptions" in fields or "recurrence" in fields:
+            _write_exceptions(event, record)
+        event.refresh_from_db(fields=["revision"])
+    return event
