@@ -96,7 +96,7 @@ class PendingItem(models.Model):
                                 related_name="+")
     agenda = models.CharField(max_length=10, choices=Agenda.choices)
     remote_id = models.CharField(max_length=512)
-    emails = models.JSONField(default=list)
+    match_keys = models.JSONField(default=list)    # e-mail addresses, a meeting's UID...
 
     class Meta:
         constraints = [

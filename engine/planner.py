@@ -71,6 +71,12 @@ class Policy:
     # Fields whose values mean different things on the two sides (a photo's token), so
     # "changed to the same value on both sides" cannot be told for them.
     side_specific: frozenset[str] = frozenset({"photo_token"})
+    # Fields carried from one side only: e.g. attendees, which link CRM persons but are
+    # never written to Exchange (that would make meetings nobody was invited to).
+    one_way: dict[str, Side] = field(default_factory=dict)
+
+    def carries(self, source: Side, name: str) -> bool:
+        return self.accepts(source) and self.one_way.get(name, source) is source
 
     def accepts(self, source: Side) -> bool:
         """May changes made on `source` be carried to the other side?"""
@@ -222,9 +228,10 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
     reported no change: it still holds what the link remembers of it."""
     crm_now = snapshot(crm.record, policy) if crm and crm.record else known_crm
     remote_now = snapshot(remote.record, policy) if remote and remote.record else known_remote
-    crm_fields = changed_fields(crm_now, known_crm) if policy.accepts(Side.CRM) else frozenset()
-    remote_fields = (changed_fields(remote_now, known_remote) if policy.accepts(Side.REMOTE)
-                     else frozenset())
+    crm_fields = frozenset(f for f in changed_fields(crm_now, known_crm)
+                           if policy.carries(Side.CRM, f))
+    remote_fields = frozenset(f for f in changed_fields(remote_now, known_remote)
+                              if policy.carries(Side.REMOTE, f))
     both = crm_fields & remote_fields
     overlap = frozenset(f for f in both
                         if f in policy.side_specific or crm_now.get(f) != remote_now.get(f))

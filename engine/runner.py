@@ -107,9 +107,13 @@ class Planned:
     remote_photo_token: str | None = None
 
 
-class ContactSync:
-    agenda = Agenda.CONTACTS
-    kind = Kind.CONTACTS
+class AgendaSync:
+    """One run of one agenda. Subclasses say what is in scope, how records are matched and
+    how they look on each side; everything else (order, batching, checkpoints, history,
+    crash safety) is the same for every agenda."""
+
+    agenda: str
+    kind: Kind
 
     def __init__(self, profile: SyncProfile, mailbox: MailboxBackend, crm: CrmBackend, *,
                  dry_run: bool = False, trigger: str = "manual",
@@ -122,19 +126,57 @@ class ContactSync:
         self.trigger = trigger
         self._checkpoint = checkpoint
         self._progress = progress
-        self.settings = profile.contactsettings
+        self.settings = self.agenda_settings()
         self.policy = Policy(direction=Direction(self.settings.direction),
                              conflict=ConflictPolicy(profile.conflict_policy),
                              deletion=DeletionPolicy(self.settings.deletion_policy),
-                             synced_fields=CONTACT_SYNCED)
-        self.categories = {c.strip().lower() for c in self.settings.only_categories or []
-                           if c.strip()}
+                             synced_fields=self.synced_fields(),
+                             one_way=self.one_way_fields())
         self.folder = FolderInfo(id=self.settings.folder_id, path=self.settings.folder_path,
-                                 kind=Kind.CONTACTS)
+                                 kind=self.kind)
         self.holder = uuid.uuid4().hex
         self.run_record: Run | None = None
         self.wrote_remote = False
         self._parked: list[tuple[str, list[str]]] = []
+
+    # --- what an agenda says ------------------------------------------------------------------
+    def agenda_settings(self) -> Any:
+        raise NotImplementedError
+
+    def synced_fields(self) -> frozenset[str]:
+        raise NotImplementedError
+
+    def one_way_fields(self) -> dict[str, Side]:
+        """Fields carried from one side only (the other side's changes to them are ignored)."""
+        return {}
+
+    def remote_in_scope(self, record: Record) -> bool:
+        return True
+
+    def incoming(self, record: Record) -> Record:
+        """An Exchange record in the CRM's terms (e.g. categories through the pairings)."""
+        return record
+
+    def outgoing(self, record: Record, crm_key: str) -> Record:
+        """A record as written to Exchange: stamped with its CRM key."""
+        return dataclasses.replace(record, stamp=self.crm.stamp(self.kind, crm_key))
+
+    def match_keys(self, record: Record) -> list[str]:
+        """What may identify the same record on the other side (e-mail addresses...)."""
+        return []
+
+    def crm_candidates(self, keys: list[str]) -> dict[str, list[str]]:
+        """CRM records sharing each match key."""
+        return {}
+
+    def describe_key(self, key: str) -> str:
+        return key
+
+    def window_entries(self, pending_crm: dict[str, Any]) -> None:
+        """Records that came into scope without changing (calendar: the window moved)."""
+
+    def title(self, record: Record | None) -> str:
+        return getattr(record, "subject", "") or ""
 
     # --- the run as a whole -------------------------------------------------------------------
     def run(self) -> Run:
@@ -144,7 +186,8 @@ class ContactSync:
         self.run_record = run
         if not leases.claim(self.profile.pk, self.agenda, self.holder):
             run.status = Run.Status.REFUSED
-            run.message = "Another run of this profile's contacts is in progress."
+            run.message = (f"Another run of this profile's {self.agenda} agenda is in "
+                           "progress.")
             run.finished = timezone.now()
             run.save()
             return run
@@ -153,7 +196,7 @@ class ContactSync:
         except MailboxError as exc:
             run.status, run.message = Run.Status.FAILED, exc.message
         except Exception as exc:   # errors are data: the worker loop never sees them
-            log.exception("Contact sync of %s failed", self.profile)
+            log.exception("%s sync of %s failed", self.agenda, self.profile)
             run.status = Run.Status.FAILED
             run.message = f"Internal error: {type(exc).__name__}: {exc}"
         else:
@@ -177,6 +220,7 @@ class ContactSync:
         self._apply_decisions(pending_crm)
 
         remote_state = self._read_remote(state, state.remote_state or None, pending_crm)
+        self.window_entries(pending_crm)
         self._match_parked(pending_crm)
         keys = list(pending_crm)
         for start in range(0, len(keys), BATCH):
@@ -276,11 +320,6 @@ class ContactSync:
         return {r.id for r in refs if r.version and versions.get(r.id) == r.version}
 
     # --- reading Exchange's changes -----------------------------------------------------------
-    def _in_scope_remote(self, record: Record) -> bool:
-        if not self.categories:
-            return True
-        return any(c.lower() in self.categories for c in getattr(record, "categories", ()))
-
     def _remote_page(self, page: ChangePage, pending_crm: dict[str, Any]) -> None:
         for error in page.errors:
             self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
@@ -309,13 +348,13 @@ class ContactSync:
                     PendingItem.objects.filter(profile=self.profile, agenda=self.agenda,
                                                remote_id=change.ref.id).delete()
                 continue
-            record = change.record
-            if record is None:
+            if change.record is None:
                 continue   # known in exactly this version: nothing changed
+            record = self.incoming(change.record)
             remote = Seen(change.ref.id, change.ref.version, record,
-                          in_scope=self._in_scope_remote(record),
+                          in_scope=self.remote_in_scope(record),
                           modified=getattr(record, "modified", None))
-            title = self._title(record)
+            title = self.title(record)
             if link is not None:
                 crm = self._pending_side(link.crm_key, pending_crm, crm_side)
                 pending_crm.pop(link.crm_key, None)
@@ -347,12 +386,13 @@ class ContactSync:
         return crm_side.get(key) or Seen(key, "", None)
 
     def _park(self, remote_id: str, record: Record) -> None:
-        emails = getattr(record, "emails", [])
+        keys = self.match_keys(record)
         if self.dry_run:
-            self._parked.append((remote_id, emails))
+            self._parked.append((remote_id, keys))
             return
         PendingItem.objects.update_or_create(profile=self.profile, agenda=self.agenda,
-                                             remote_id=remote_id, defaults={"emails": emails})
+                                             remote_id=remote_id,
+                                             defaults={"match_keys": keys})
 
     def _match_parked(self, pending_crm: dict[str, Any]) -> None:
         """New Exchange items, now that the whole folder is read: link, hold or create."""
@@ -360,14 +400,14 @@ class ContactSync:
             parked = list(self._parked)
         else:
             parked = list(PendingItem.objects.filter(profile=self.profile, agenda=self.agenda)
-                          .values_list("remote_id", "emails"))
+                          .values_list("remote_id", "match_keys"))
         if not parked:
             return
         per_address: dict[str, int] = defaultdict(int)
         for _, emails in parked:
             for address in set(emails):
                 per_address[address] += 1
-        crm_by_address = self.crm.find_by_email(list(per_address))
+        crm_by_address = self.crm_candidates(list(per_address))
         candidates = {k for keys in crm_by_address.values() for k in keys}
         linked = set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
                                          crm_key__in=candidates)
@@ -389,8 +429,9 @@ class ContactSync:
                                    detail=result.message)
                     continue
                 ref, record = result
-                remote = Seen(ref.id, ref.version, record, modified=getattr(record, "modified",
-                                                                             None))
+                record = self.incoming(record)
+                remote = Seen(ref.id, ref.version, record,
+                              modified=getattr(record, "modified", None))
                 batch.append(self._decide_new_remote(
                     remote, emails, crm_by_address, per_address, linked, apart, crm_side,
                     pending_crm))
@@ -404,7 +445,7 @@ class ContactSync:
                            crm_by_address: dict[str, list[str]], per_address: dict[str, int],
                            linked: set[str], apart: set[tuple[str, str]],
                            crm_side: dict[str, Seen], pending_crm: dict[str, Any]) -> Planned:
-        title = self._title(remote.record)
+        title = self.title(remote.record)
         pairs = [(a, k) for a in dict.fromkeys(emails) for k in crm_by_address.get(a, [])
                  if (k, remote.key) not in apart]
         if not pairs:
@@ -420,7 +461,7 @@ class ContactSync:
             return self._planned(plan_match(crm_side[key], remote, self.policy), None, title)
         plan = Plan()
         for address, crm_key in pairs:
-            plan.add(Duplicate(crm_key, remote.key, address))
+            plan.add(Duplicate(crm_key, remote.key, self.describe_key(address)))
         return Planned(plan, title, remote_id=remote.key)
 
     # --- the CRM's changes --------------------------------------------------------------------
@@ -442,7 +483,7 @@ class ContactSync:
                                                        self.policy), link))
             elif crm.record is not None and key not in held:
                 batch.append(self._planned(plan_new(Side.CRM, crm, self.policy), None,
-                                           self._title(crm.record)))
+                                           self.title(crm.record)))
         self._execute(batch)
 
     # --- deletions and the mass-deletion guard ------------------------------------------------
@@ -551,7 +592,7 @@ class ContactSync:
                 if write.side is not Side.REMOTE:
                     continue
                 crm_key = planned.crm_key or self._link_action(planned).crm_key or ""
-                record = self._outgoing(write.record, crm_key)
+                record = self.outgoing(write.record, crm_key)
                 if write.key is None:
                     creates.append((planned, record))
                 else:
@@ -579,16 +620,6 @@ class ContactSync:
                     planned.new_remote = result.ref
                 else:
                     planned.failed = result.message
-
-    def _outgoing(self, record: Record, crm_key: str) -> Record:
-        """The record as written to Exchange: stamped with its CRM key, and inside the
-        chosen categories so that it stays in the synced scope."""
-        changes: dict[str, Any] = {"stamp": self.crm.stamp(self.kind, crm_key)}
-        if self.categories and isinstance(record, ContactRecord):
-            wanted = [c for c in self.settings.only_categories if c.strip()]
-            if not self._in_scope_remote(record):
-                changes["categories"] = (*record.categories, wanted[0])
-        return dataclasses.replace(record, **changes)
 
     def _photos(self, planned: Planned) -> None:
         """Photos travel apart from the other fields: bytes read from one side, written to the
@@ -779,13 +810,7 @@ class ContactSync:
 
     def _crm_title(self, key: str) -> str:
         fetched = self.crm.fetch(self.kind, [key]).get(key)
-        return self._title(fetched.record) if fetched else key
-
-    @staticmethod
-    def _title(record: Record | None) -> str:
-        if isinstance(record, ContactRecord):
-            return record.shown_name()
-        return getattr(record, "subject", "") or ""
+        return self.title(fetched.record) if fetched else key
 
     def _point(self, label: str) -> None:
         if self._checkpoint is not None:
@@ -798,6 +823,47 @@ class ContactSync:
     def _renew(self) -> None:
         if not leases.renew(self.profile.pk, self.agenda, self.holder):
             raise MailboxError("The run lost its lease (it took too long without progress).")
+
+
+class ContactSync(AgendaSync):
+    """Contacts: PRODUCT.md §4.2. Matched by e-mail address; scoped by Exchange categories
+    and the CRM classification branch (the CRM backend knows the branch)."""
+
+    agenda = Agenda.CONTACTS
+    kind = Kind.CONTACTS
+
+    def agenda_settings(self) -> Any:
+        return self.profile.contactsettings
+
+    def synced_fields(self) -> frozenset[str]:
+        return CONTACT_SYNCED
+
+    @property
+    def categories(self) -> set[str]:
+        return {c.strip().lower() for c in self.settings.only_categories or [] if c.strip()}
+
+    def remote_in_scope(self, record: Record) -> bool:
+        wanted = self.categories
+        return not wanted or any(c.lower() in wanted for c in getattr(record, "categories", ()))
+
+    def outgoing(self, record: Record, crm_key: str) -> Record:
+        record = super().outgoing(record, crm_key)
+        if self.categories and not self.remote_in_scope(record):
+            # Put it inside the chosen categories, or it would leave the scope at once.
+            first = next(c.strip() for c in self.settings.only_categories if c.strip())
+            record = dataclasses.replace(record, categories=(*record.categories, first))
+        return record
+
+    def match_keys(self, record: Record) -> list[str]:
+        return list(getattr(record, "emails", []))
+
+    def crm_candidates(self, keys: list[str]) -> dict[str, list[str]]:
+        return self.crm.find_by_email(keys)
+
+    def title(self, record: Record | None) -> str:
+        if isinstance(record, ContactRecord):
+            return record.shown_name()
+        return super().title(record)
 
 
 def plan_has_create(plan: Plan) -> bool:
