@@ -136,6 +136,17 @@ class EventRecord:
     modified: dt.datetime | None = None
 
 
+# What an exception of a series holds of its own; the rest comes from its series.
+EXCEPTION_FIELDS = ("subject", "start", "end", "all_day", "location", "body", "private",
+                    "original_start")
+
+
+def exception_view(record: EventRecord) -> EventRecord:
+    """An exception as both sides describe it: only what an occurrence can change."""
+    return EventRecord(**{name: getattr(record, name) for name in EXCEPTION_FIELDS},
+                       kind="exception")
+
+
 @dataclass(frozen=True)
 class AttachmentInfo:
     ref: str                  # opaque: the backend opens it by this

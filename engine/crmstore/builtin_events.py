@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from crm.models import Event, EventCategory, Person
-from engine.records import EventRecord, RecurrenceRule
+from engine.records import EventRecord, RecurrenceRule, exception_view
 
 EVENT_FIELDS = ("subject", "start", "end", "time_zone", "all_day", "location", "body",
                 "private")
@@ -79,9 +79,7 @@ def event_record(event: Event, exceptions: Sequence[Event] = ()) -> EventRecord:
 
 
 def _exception_record(event: Event) -> EventRecord:
-    record = event_record(event)
-    record.kind = "exception"
-    return record
+    return exception_view(event_record(event))
 
 
 def fetch_events(organization_id: int, keys: Sequence[str]) -> dict[str, tuple[Event, EventRecord]]:

@@ -247,10 +247,15 @@ class MailboxBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def read_window(self, folder: FolderInfo, start: dt.datetime,
-                    end: dt.datetime) -> Iterator[tuple[ItemRef, EventRecord]]:
+    def read_window(self, folder: FolderInfo, start: dt.datetime, end: dt.datetime,
+                    known: KnownVersions | None = None,
+                    known_series: Callable[[list[str]], set[str]] | None = None,
+                    ) -> Iterator[tuple[ItemRef, EventRecord]]:
         """Events overlapping [start, end): single events and series masters (each master once,
-        with its exceptions and deleted occurrences), not the generated occurrences."""
+        with its exceptions and deleted occurrences), not the generated occurrences.
+
+        Items `known` names and series whose UID `known_series` names are left out: the
+        caller holds them already (their changes come through `read_changes`)."""
 
     @abc.abstractmethod
     def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:

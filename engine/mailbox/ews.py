@@ -26,7 +26,7 @@ import re
 import threading
 import time
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -128,6 +128,7 @@ from engine.records import (
     PostalAddress,
     Record,
     RecurrenceRule,
+    exception_view,
 )
 from engine.recurrence import index_of
 
@@ -865,6 +866,7 @@ class EwsMailbox(MailboxBackend):
     def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:
         out: list[Fetched] = []
         fields = _field_paths(kind)
+        modified: dict[str, list[str]] = {}   # master id -> its exceptions' ids
         for start in range(0, len(refs), BATCH_SIZE):
             chunk = refs[start:start + BATCH_SIZE]
             with self._errors():
@@ -873,7 +875,26 @@ class EwsMailbox(MailboxBackend):
                     shape="IdOnly"))
             for ref, item in zip(chunk, results, strict=False):
                 out.append(self._converted(ref, item))
+                if isinstance(item, CalendarItem) and item.modified_occurrences:
+                    modified[item.id] = [o.id for o in item.modified_occurrences]
+        if modified:
+            self._attach_exceptions(out, modified)
         return out
+
+    def _attach_exceptions(self, fetched: list[Fetched], modified: dict[str, list[str]]) -> None:
+        """A series is one record with its exceptions: read them all in batches."""
+        wanted = [ItemRef(i) for ids in modified.values() for i in ids]
+        exceptions: dict[str, EventRecord] = {}
+        for result in self.fetch(Kind.CALENDAR, wanted):
+            if not isinstance(result, ItemError) and isinstance(result[1], EventRecord):
+                exceptions[result[0].id] = exception_view(result[1])
+        for result in fetched:
+            if isinstance(result, ItemError) or not isinstance(result[1], EventRecord):
+                continue
+            ids = modified.get(result[0].id, [])
+            result[1].exceptions = sorted(
+                (exceptions[i] for i in ids if i in exceptions),
+                key=lambda r: r.original_start or r.start or dt.datetime.min.replace(tzinfo=dt.UTC))
 
     def _converted(self, ref: ItemRef, item: Any) -> tuple[ItemRef, Record] | ItemError:
         if isinstance(item, Exception):
@@ -887,8 +908,10 @@ class EwsMailbox(MailboxBackend):
             return ItemError(ref, f"Not a supported item ({type(item).__name__})", "unsupported")
         return ItemRef(item.id, item.changekey or ""), record
 
-    def read_window(self, folder: FolderInfo, start: dt.datetime,
-                    end: dt.datetime) -> Iterator[tuple[ItemRef, EventRecord]]:
+    def read_window(self, folder: FolderInfo, start: dt.datetime, end: dt.datetime,
+                    known: KnownVersions | None = None,
+                    known_series: Callable[[list[str]], set[str]] | None = None,
+                    ) -> Iterator[tuple[ItemRef, EventRecord]]:
         singles: dict[str, ItemRef] = {}
         occurrence_of: dict[str, str] = {}   # uid -> one occurrence's id (to find the master)
         for view in self._view(folder, start, end):
@@ -896,15 +919,21 @@ class EwsMailbox(MailboxBackend):
                 occurrence_of.setdefault(view.uid or view.id, view.id)
             else:
                 singles[view.id] = ItemRef(view.id, view.changekey or "")
+        # What the caller holds already needs no fetching (nor a master lookup).
+        for item_id in known(list(singles.values())) if known and singles else set():
+            singles.pop(item_id, None)
+        for uid in known_series(list(occurrence_of)) if known_series and occurrence_of else set():
+            occurrence_of.pop(uid, None)
         masters = self._masters(list(occurrence_of.values()))
+        if known and masters:
+            held = known(masters)
+            masters = [m for m in masters if m.id not in held]
         for fetched in self.fetch(Kind.CALENDAR, [*singles.values(), *masters]):
             if isinstance(fetched, ItemError):
                 log.warning("Calendar item skipped: %s", fetched.message)
                 continue
             ref, record = fetched
             assert isinstance(record, EventRecord)
-            if record.kind == "master":
-                record.exceptions = self._exceptions(ref)
             yield ref, record
 
     def _view(self, folder: FolderInfo, start: dt.datetime, end: dt.datetime) -> Iterator[Any]:
@@ -937,20 +966,6 @@ class EwsMailbox(MailboxBackend):
             refs.extend(ItemRef(r.id, r.changekey or "") for r in results
                         if not isinstance(r, Exception))
         return list(dict.fromkeys(refs))
-
-    def _exceptions(self, master: ItemRef) -> list[EventRecord]:
-        with self._errors():
-            items = list(_GetItem(account=self.account, chunk_size=BATCH_SIZE).call(
-                items=[ItemId(master.id)], additional_fields=_field_paths(Kind.CALENDAR),
-                shape="IdOnly"))
-        if not items or isinstance(items[0], Exception):
-            return []
-        modified = items[0].modified_occurrences or []
-        if not modified:
-            return []
-        refs = [ItemRef(o.id, o.changekey or "") for o in modified]
-        return [r for f in self.fetch(Kind.CALENDAR, refs)
-                if not isinstance(f, ItemError) and isinstance((r := f[1]), EventRecord)]
 
     def find_by_stamp(self, folder: FolderInfo, stamps: Sequence[str]) -> dict[str, ItemRef]:
         found: dict[str, ItemRef] = {}
