@@ -74,6 +74,8 @@ class FolderState(models.Model):
     folder_id = models.CharField(max_length=512)
     remote_state = models.TextField(blank=True)
     crm_cursor = models.BigIntegerField(default=0)
+    # Calendar: the day the window was last read whole (it moves once a day).
+    window_checked = models.DateField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -313,7 +313,9 @@ def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
     if seen.record is None:
         return Plan()
     if not seen.in_scope:
-        return Plan().add(Skip(f"outside the synced scope in {where}"))
+        # Not the profile's business (another branch, outside the window): no history line,
+        # or every past event would be "skipped" on every first sync.
+        return Plan()
     if not policy.accepts(source):
         direction = "import only" if policy.direction is Direction.IMPORT else "export only"
         return Plan().add(Skip(f"new in {where}, but this profile syncs {direction}"))

@@ -138,6 +138,7 @@ class AgendaSync:
         self.run_record: Run | None = None
         self.wrote_remote = False
         self._parked: list[tuple[str, list[str]]] = []
+        self.state: FolderState | None = None
 
     # --- what an agenda says ------------------------------------------------------------------
     def agenda_settings(self) -> Any:
@@ -178,6 +179,10 @@ class AgendaSync:
     def title(self, record: Record | None) -> str:
         return getattr(record, "subject", "") or ""
 
+    def crm_in_scope(self, records: dict[str, CrmRecord]) -> set[str]:
+        """Which of these CRM records the profile syncs."""
+        return self.crm.in_scope(self.kind, list(records))
+
     # --- the run as a whole -------------------------------------------------------------------
     def run(self) -> Run:
         run = Run.objects.create(
@@ -213,6 +218,7 @@ class AgendaSync:
     def _sync(self) -> bool:
         state, _ = FolderState.objects.get_or_create(
             profile=self.profile, agenda=self.agenda, folder_id=self.folder.id)
+        self.state = state
         cursor_now = self.crm.current_revision()
         pending_crm = {c.key: c for c in self.crm.changes_since(self.kind, state.crm_cursor)}
         self._say(f"{len(pending_crm)} CRM changes to look at")
@@ -756,6 +762,7 @@ class AgendaSync:
             "crm_snapshot": crm_snapshot, "remote_snapshot": remote_snapshot,
             "crm_hash": data_hash(crm_snapshot), "remote_hash": data_hash(remote_snapshot),
             "state": Link.State.ACTIVE, "title": planned.title[:255],
+            "remote_uid": str(remote_snapshot.get("uid") or "")[:512],
         }
         with transaction.atomic():
             if link is not None:
@@ -799,7 +806,7 @@ class AgendaSync:
         if not keys:
             return {}
         records: dict[str, CrmRecord] = self.crm.fetch(self.kind, keys)
-        in_scope = self.crm.in_scope(self.kind, list(records))
+        in_scope = self.crm_in_scope(records)
         return {key: Seen(key, r.version, r.record, in_scope=key in in_scope,
                           modified=r.modified) for key, r in records.items()}
 

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from engine.calendar_sync import CalendarSync
 from engine.crmstore.builtin import BuiltinCrm
+from engine.crmstore.builtin_events import EventOptions
 from engine.mailbox import open_mailbox
 from engine.models import Agenda, Run
-from engine.runner import ContactSync
+from engine.runner import AgendaSync, ContactSync
 from profiles.models import SyncProfile
 
-RUNNERS = {Agenda.CONTACTS: ContactSync}
+RUNNERS: dict[str, type[AgendaSync]] = {Agenda.CONTACTS: ContactSync,
+                                        Agenda.CALENDAR: CalendarSync}
 
 
 def crm_for(profile: SyncProfile, agenda: str) -> BuiltinCrm:
-    node_id = None
-    if agenda == Agenda.CONTACTS:
-        node_id = profile.contactsettings.classification_node_id
-    return BuiltinCrm(profile.organization_id, classification_node_id=node_id)
+    """The built-in CRM as this profile sees it: its classification branch, its own events."""
+    calendar = profile.calendarsettings
+    return BuiltinCrm(
+        profile.organization_id,
+        classification_node_id=profile.contactsettings.classification_node_id,
+        event_options=EventOptions(owner_id=profile.crm_user_id,
+                                   imported_status_id=calendar.imported_status_id,
+                                   link_attendees=calendar.link_attendees,
+                                   link_attendee_companies=calendar.link_attendee_companies))
 
 
 def sync(profile: SyncProfile, agenda: str, *, dry_run: bool = False, trigger: str = "manual",

@@ -92,6 +92,14 @@ class CrmBackend(abc.ABC):
         """Keys of the persons of a classification node and of its sub-nodes."""
 
     @abc.abstractmethod
+    def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
+        """Events with these meeting UIDs, whoever owns them: uid -> key."""
+
+    @abc.abstractmethod
+    def events_in_window(self, start: dt.datetime, end: dt.datetime) -> list[str]:
+        """Keys of the profile's events that may overlap [start, end)."""
+
+    @abc.abstractmethod
     def read_photo(self, key: str) -> bytes | None:
         """A person's photo, or None."""
 

@@ -238,9 +238,9 @@ class BuiltinCrm(CrmBackend):
         own = Event.objects.filter(organization_id=self.organization_id,
                                    owner_id=self._events.owner_id,
                                    recurrence_master__isnull=True)
-        singles = own.filter(recurrence__isnull=True, start__lt=end, end__gt=start)
-        series = own.filter(recurrence__isnull=False, start__lt=end)
-        return [str(pk) for pk in singles.union(series).values_list("pk", flat=True)]
+        found = own.filter(Q(recurrence__isnull=True, start__lt=end, end__gt=start)
+                           | Q(recurrence__isnull=False, start__lt=end))
+        return [str(pk) for pk in found.order_by().values_list("pk", flat=True)]
 
     def set_photo(self, key: str, photo: bytes | None) -> CrmWrite:
         with transaction.atomic():

@@ -63,7 +63,13 @@ from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder, FolderCollection
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 from exchangelib.items import BulkCreateResult
-from exchangelib.properties import DistinguishedFolderId, FolderId, ItemId, OccurrenceItemId
+from exchangelib.properties import (
+    CalendarView,
+    DistinguishedFolderId,
+    FolderId,
+    ItemId,
+    OccurrenceItemId,
+)
 from exchangelib.properties import Mailbox as MailboxProperty
 from exchangelib.protocol import BaseProtocol, CachingProtocol
 from exchangelib.recurrence import (
@@ -81,6 +87,7 @@ from exchangelib.recurrence import (
 from exchangelib.services import (
     CreateItem,
     DeleteItem,
+    FindItem,
     GetFolder,
     GetItem,
     SyncFolderItems,
@@ -669,6 +676,11 @@ def _contact_values(record: ContactRecord) -> dict[str, Any]:
     }
 
 
+def _as_ews_utc(value: dt.datetime) -> EWSDateTime:
+    return EWSDateTime.from_datetime(value.astimezone(dt.UTC).replace(microsecond=0)
+                                     ).astimezone(EWSTimeZone("UTC"))
+
+
 def _local(value: dt.datetime, zone: EWSTimeZone) -> EWSDateTime:
     local = value.replace(microsecond=0).astimezone(zone)
     return local if isinstance(local, EWSDateTime) else EWSDateTime.from_datetime(local)
@@ -914,11 +926,14 @@ class EwsMailbox(MailboxBackend):
                     ) -> Iterator[tuple[ItemRef, EventRecord]]:
         singles: dict[str, ItemRef] = {}
         occurrence_of: dict[str, str] = {}   # uid -> one occurrence's id (to find the master)
+        occurrences: list[str] = []
         for view in self._view(folder, start, end):
             if view.type in ("Occurrence", "Exception"):
-                occurrence_of.setdefault(view.uid or view.id, view.id)
+                occurrences.append(view.id)
             else:
                 singles[view.id] = ItemRef(view.id, view.changekey or "")
+        for item_id, uid in self._uids(occurrences).items():
+            occurrence_of.setdefault(uid, item_id)
         # What the caller holds already needs no fetching (nor a master lookup).
         for item_id in known(list(singles.values())) if known and singles else set():
             singles.pop(item_id, None)
@@ -937,21 +952,40 @@ class EwsMailbox(MailboxBackend):
             yield ref, record
 
     def _view(self, folder: FolderInfo, start: dt.datetime, end: dt.datetime) -> Iterator[Any]:
-        zone = EWSTimeZone(self.access.time_zone)
+        """A CalendarView (FindItem) asking only each item's id and type, in ranges small
+        enough for Exchange's limits."""
         step = dt.timedelta(days=WINDOW_MAX_DAYS)
         cursor = start
+        type_field = {FieldPath(field=CalendarItem.get_field_by_fieldname("type"))}
         while cursor < end:
             until = min(end, cursor + step)
+            view = CalendarView(start=_as_ews_utc(cursor), end=_as_ews_utc(until),
+                                max_items=WINDOW_MAX_ITEMS)
             with self._errors():
-                items = list(FolderCollection(account=self.account, folders=[
-                    self._folder(folder)]).view(
-                    start=_local(cursor, zone), end=_local(until, zone),
-                    max_items=WINDOW_MAX_ITEMS).only("type", "uid", "changekey"))
+                items = [i for i in FindItem(account=self.account, page_size=WINDOW_MAX_ITEMS)
+                         .call(folders=[self._folder(folder)], additional_fields=type_field,
+                               restriction=None, order_fields=None, shape="IdOnly",
+                               query_string=None, depth="Shallow", calendar_view=view,
+                               max_items=WINDOW_MAX_ITEMS, offset=0)
+                         if not isinstance(i, Exception)]
             if len(items) >= WINDOW_MAX_ITEMS and until - cursor > dt.timedelta(days=1):
                 step = (until - cursor) / 2   # too many in this range: halve it and retry
                 continue
             yield from items
             cursor = until
+
+    def _uids(self, item_ids: list[str]) -> dict[str, str]:
+        """The meeting UID of each occurrence (CalendarView cannot return it)."""
+        uids: dict[str, str] = {}
+        fields = {FieldPath(field=CalendarItem.get_field_by_fieldname("uid"))}
+        for start in range(0, len(item_ids), BATCH_SIZE):
+            with self._errors():
+                for item in _GetItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                        items=[ItemId(i) for i in item_ids[start:start + BATCH_SIZE]],
+                        additional_fields=fields, shape="IdOnly"):
+                    if not isinstance(item, Exception):
+                        uids[item.id] = item.uid or item.id
+        return uids
 
     def _masters(self, occurrence_ids: list[str]) -> list[ItemRef]:
         from exchangelib.properties import RecurringMasterItemId

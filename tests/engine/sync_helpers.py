@@ -8,7 +8,7 @@ from crm.models import CrmUser, Person
 from engine.crmstore.builtin import BuiltinCrm
 from engine.mailbox.ews import EwsMailbox
 from engine.models import Run
-from engine.records import ContactRecord, Kind
+from engine.records import ContactRecord, EventRecord, Kind
 from engine.runner import ContactSync
 from ewsim.testing import SimHandle
 from profiles.models import MailboxConnection, Organization, SyncProfile
@@ -57,3 +57,23 @@ def exchange_contacts(sim: SimHandle) -> dict[str, ContactRecord]:
 
 def persons(profile: SyncProfile) -> list[Person]:
     return list(Person.objects.filter(organization_id=profile.organization_id))
+
+
+def run_calendar(sim: SimHandle, profile: SyncProfile, **options: Any) -> Run:
+    from engine.calendar_sync import CalendarSync
+    from engine.sync import crm_for
+
+    profile = SyncProfile.objects.get(pk=profile.pk)
+    access = access_to(sim, username=SERVICE, secret=SERVICE_PASSWORD, impersonate=True,
+                       mailbox=profile.mailbox)
+    with EwsMailbox(access) as mailbox:
+        return CalendarSync(profile, mailbox, crm_for(profile, "calendar"), **options).run()
+
+
+def exchange_events(sim: SimHandle, mailbox: str | None = None) -> dict[str, EventRecord]:
+    """Every event (singles and series masters) in a Calendar folder, read afresh."""
+    with EwsMailbox(access_to(sim, username=SERVICE, secret=SERVICE_PASSWORD, impersonate=True,
+                              mailbox=mailbox or sim.user)) as backend:
+        folder = backend.get_folder("calendar", Kind.CALENDAR)
+        return {change.ref.id: change.record for page in backend.read_changes(folder, None)
+                for change in page.changes if isinstance(change.record, EventRecord)}

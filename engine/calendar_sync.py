@@ -1,0 +1,194 @@
+"""Calendar: PRODUCT.md §4.1 on the sync core.
+
+What is particular to events:
+- scope is a time window (today − days in the past … today + days in the future); an event
+  that leaves it is left alone, one that enters it (the window moves every day) is found by
+  reading the window, matched, never duplicated;
+- a meeting is matched by its global UID, across all synced users: one CRM event per meeting;
+  an event without a common UID is matched by the same subject and start;
+- categories: with "all events", an Exchange category never changes the CRM category
+  (imported events get the default one) while a CRM event's category is written to Exchange;
+  with "only paired categories", the pairings map both ways and define the scope;
+- attendees are carried one way, Exchange → CRM (they link CRM persons); writing them to
+  Exchange would make meetings nobody was invited to;
+- private events may be left out; series travel with their exceptions; nothing sends an
+  invitation or a cancellation (the mailbox backend never asks Exchange to).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+from django.conf import settings as django_settings
+
+from engine import recurrence
+from engine.crmstore.base import CrmChange, CrmRecord
+from engine.mailbox.base import ChangePage, ChangeType, ItemChange, ItemRef
+from engine.models import Agenda, Link
+from engine.planner import Side
+from engine.records import EventRecord, Kind, Record
+from engine.runner import AgendaSync
+from profiles.models.agendas import CalendarSettings
+
+EVENT_SYNCED = frozenset({
+    "subject", "start", "end", "time_zone", "all_day", "location", "body", "private",
+    "categories", "attendees", "uid", "recurrence", "exceptions", "deleted_occurrences"})
+
+
+class CalendarSync(AgendaSync):
+    agenda = Agenda.CALENDAR
+    kind = Kind.CALENDAR
+
+    def __init__(self, *args: Any, today: dt.date | None = None, **kwargs: Any) -> None:
+        self._today = today
+        super().__init__(*args, **kwargs)
+        cal: CalendarSettings = self.settings
+        zone = zoneinfo.ZoneInfo(django_settings.TIME_ZONE)
+        today = self._today or dt.datetime.now(zone).date()
+        self.today = today
+        self.window = (
+            dt.datetime.combine(today - dt.timedelta(days=cal.days_past), dt.time(), zone)
+            .astimezone(dt.UTC),
+            dt.datetime.combine(today + dt.timedelta(days=cal.days_future + 1), dt.time(), zone)
+            .astimezone(dt.UTC))
+        self.paired_only = cal.scope == CalendarSettings.Scope.PAIRED
+        pairings = list(self.profile.category_pairings.select_related("crm_category"))
+        self.to_crm = {p.exchange_category.lower(): p.crm_category.name for p in pairings}
+        self.to_exchange = {p.crm_category.name.lower(): p.exchange_category for p in pairings}
+        self.default_category = cal.default_category.name if cal.default_category_id else ""
+
+    # --- what the calendar agenda says --------------------------------------------------------
+    def agenda_settings(self) -> Any:
+        return self.profile.calendarsettings
+
+    def synced_fields(self) -> frozenset[str]:
+        return EVENT_SYNCED
+
+    def one_way_fields(self) -> dict[str, Side]:
+        one_way = {"attendees": Side.REMOTE, "uid": Side.REMOTE}
+        if not self.paired_only_setting():
+            one_way["categories"] = Side.CRM
+        return one_way
+
+    def paired_only_setting(self) -> bool:
+        return self.profile.calendarsettings.scope == CalendarSettings.Scope.PAIRED
+
+    def incoming(self, record: Record) -> Record:
+        assert isinstance(record, EventRecord)
+        if self.paired_only:
+            mapped = tuple(dict.fromkeys(self.to_crm[c.lower()] for c in record.categories
+                                         if c.lower() in self.to_crm))
+        else:
+            mapped = (self.default_category,) if self.default_category else ()
+        return dataclasses.replace(record, categories=mapped)
+
+    def outgoing(self, record: Record, crm_key: str) -> Record:
+        record = super().outgoing(record, crm_key)
+        assert isinstance(record, EventRecord)
+        categories = tuple(self.to_exchange.get(c.lower(), c) for c in record.categories)
+        # Exchange has no attendees from the CRM: see the module's docstring.
+        return dataclasses.replace(record, categories=categories, attendees=(), organizer="")
+
+    def in_window(self, record: EventRecord) -> bool:
+        if record.start is None or record.end is None:
+            return False
+        start, end = self.window
+        if record.recurrence is not None:
+            duration = max(record.end - record.start, dt.timedelta(0))
+            return recurrence.overlaps(record.recurrence, record.start, duration,
+                                       record.time_zone or django_settings.TIME_ZONE, start, end)
+        return record.start < end and record.end > start
+
+    def remote_in_scope(self, record: Record) -> bool:
+        assert isinstance(record, EventRecord)
+        if self.settings.skip_private and record.private:
+            return False
+        if self.paired_only and not record.categories:
+            return False
+        return self.in_window(record)
+
+    def crm_in_scope(self, records: dict[str, CrmRecord]) -> set[str]:
+        own = self.crm.in_scope(self.kind, list(records))
+        # A meeting another user owns is in this profile's scope once linked to it.
+        linked = set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
+                                         crm_key__in=list(records))
+                     .values_list("crm_key", flat=True))
+        out = set()
+        for key, found in records.items():
+            record = found.record
+            assert isinstance(record, EventRecord)
+            if key not in own and key not in linked:
+                continue
+            if self.paired_only and not any(c.lower() in self.to_exchange
+                                            for c in record.categories):
+                continue
+            if self.in_window(record):
+                out.add(key)
+        return out
+
+    def match_keys(self, record: Record) -> list[str]:
+        assert isinstance(record, EventRecord)
+        keys = [f"uid:{record.uid}"] if record.uid else []
+        if record.start is not None:
+            keys.append(f"at:{record.start.isoformat()}|{record.subject.strip().lower()}")
+        return keys
+
+    def crm_candidates(self, keys: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {k: [] for k in keys}
+        by_uid = self.crm.find_by_uid([k[4:] for k in keys if k.startswith("uid:")])
+        for uid, crm_key in by_uid.items():
+            found[f"uid:{uid}"] = [crm_key]
+        at_keys = [k for k in keys if k.startswith("at:")]
+        if at_keys:
+            for crm_key, record in self._window_records().items():
+                # An event with a UID would have matched by it: only UID-less ones here.
+                if not record.uid and record.start is not None:
+                    key = f"at:{record.start.isoformat()}|{record.subject.strip().lower()}"
+                    if key in found:
+                        found[key].append(crm_key)
+        return found
+
+    def describe_key(self, key: str) -> str:
+        return "the same meeting UID" if key.startswith("uid:") else "the same subject and start"
+
+    def window_entries(self, pending_crm: dict[str, Any]) -> None:
+        """Events that came into the window without changing: the CRM's by a query, Exchange's
+        by reading the window, both leaving out what is linked already. The window moves once
+        a day, so this is done by the first run of each day (and the first run ever)."""
+        state = self.state
+        if state is not None and state.window_checked == self.today:
+            return
+        linked = set(Link.objects.filter(profile=self.profile, agenda=self.agenda)
+                     .values_list("crm_key", flat=True))
+        for key in self.crm.events_in_window(*self.window):
+            if key not in linked:
+                pending_crm.setdefault(key, CrmChange(key, False, 0))
+        changes = [ItemChange(ChangeType.UPSERT, ref, record)
+                   for ref, record in self.mailbox.read_window(
+                       self.folder, *self.window, known=self._linked_items,
+                       known_series=self._linked_series)]
+        for start in range(0, len(changes), 100):
+            self._remote_page(ChangePage(changes[start:start + 100], [], "", done=False),
+                              pending_crm)
+        if state is not None and not self.dry_run:
+            state.window_checked = self.today
+            state.save(update_fields=["window_checked", "updated"])
+
+    def _linked_items(self, refs: list[ItemRef]) -> set[str]:
+        return set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
+                                       remote_id__in=[r.id for r in refs])
+                   .values_list("remote_id", flat=True))
+
+    def _linked_series(self, uids: list[str]) -> set[str]:
+        return set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
+                                       remote_uid__in=uids).values_list("remote_uid", flat=True))
+
+    def _window_records(self) -> dict[str, EventRecord]:
+        if not hasattr(self, "_window_cache"):
+            keys = self.crm.events_in_window(*self.window)
+            self._window_cache = {k: r.record for k, r in self.crm.fetch(self.kind, keys).items()
+                                  if isinstance(r.record, EventRecord)}
+        return self._window_cache
