@@ -129,13 +129,12 @@ class BuiltinCrm(CrmBackend):
         found: dict[str, list[str]] = {a: [] for a in wanted}
         if not wanted:
             return found
-        # iexact uses the UPPER() indexes; addresses are stored as typed.
-        query = Q()
-        for address in wanted:
-            query |= Q(email1__iexact=address) | Q(email2__iexact=address) | \
-                Q(email3__iexact=address)
-        for pk, *emails in self._persons().filter(query).values_list(
-                "pk", "email1", "email2", "email3"):
+        addresses_list = sorted(wanted)
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(addresses_list), 500):   # bounded query parameters
+            rows += self._persons().with_any_email(addresses_list[start:start + 500]) \
+                .values_list("pk", "email1", "email2", "email3")
+        for pk, *emails in rows:
             for email in {e.lower() for e in emails if e}:
                 if email in found:
                     found[email].append(str(pk))

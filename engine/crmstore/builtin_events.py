@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 
 from crm.models import Event, EventCategory, Person
 from engine.records import EventRecord, RecurrenceRule, exception_view
@@ -120,12 +119,10 @@ def _link_attendees(event: Event, record: EventRecord, options: EventOptions) ->
     if not options.link_attendees:
         return
     addresses = [a.email.lower() for a in record.attendees if a.email]
-    query = Q()
-    for address in addresses:
-        query |= Q(email1__iexact=address) | Q(email2__iexact=address) | \
-            Q(email3__iexact=address)
-    persons = list(Person.objects.filter(query, organization_id=event.organization_id)) \
-        if addresses else []
+    persons: list[Person] = []
+    for start in range(0, len(addresses), 500):   # bounded query parameters
+        persons += Person.objects.filter(organization_id=event.organization_id) \
+            .with_any_email(addresses[start:start + 500])
     event.persons.set(persons)
     if options.link_attendee_companies:
         companies = {c.pk for p in persons for c in p.companies.all()}

@@ -151,3 +151,86 @@ def test_one_meeting_attended_by_two_users_is_one_crm_event(ewsim: SimHandle) ->
     assert run.linked == 1 and run.crm_created == 0, list(run.items.values_list("action"))
     assert Event.objects.count() == 1
     assert Link.objects.filter(crm_key=str(Event.objects.get().pk)).count() == 2
+
+
+def test_deleting_an_event_deletes_it_on_the_other_side_by_default(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    item_id = add_exchange_event(ewsim, "Cancelled", at(2, 9))
+    kept = crm_event(profile, "Kept", at(3, 9))
+    run_calendar(ewsim, profile, today=TODAY)
+    ewsim.control.delete_item(item_id)
+    kept.delete()
+    run = run_calendar(ewsim, profile, today=TODAY)
+    assert (run.crm_deleted, run.remote_deleted) == (1, 1), run.message
+    assert Event.objects.count() == 0 and exchange_events(ewsim) == {}
+    assert_no_invitations(ewsim)
+
+
+def test_private_events_can_be_left_out(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    configure(profile, skip_private=True)
+    add_exchange_event(ewsim, "Lékař", at(1, 7), extra="<t:Sensitivity>Private</t:Sensitivity>")
+    add_exchange_event(ewsim, "Porada", at(1, 9))
+    crm_event(profile, "Soukromé", at(2, 9), private=True)
+    run = run_calendar(ewsim, profile, today=TODAY)
+    assert [e.subject for e in Event.objects.order_by("subject")] == ["Porada", "Soukromé"]
+    exported = next(e for e in exchange_events(ewsim).values() if e.subject == "Soukromé")
+    assert exported.private and run.remote_created == 1
+
+
+def test_only_paired_categories_map_both_ways(ewsim: SimHandle) -> None:
+    from profiles.models import CategoryPairing
+
+    profile = make_profile(ewsim)
+    hotline = EventCategory.objects.create(organization_id=profile.organization_id,
+                                           name="HOTLINE")
+    CategoryPairing.objects.create(profile=profile, crm_category=hotline,
+                                   exchange_category="Hotline")
+    configure(profile, scope="paired")
+    paired = "<t:Categories><t:String>Hotline</t:String></t:Categories>"
+    add_exchange_event(ewsim, "Support call", at(1, 9), extra=paired)
+    add_exchange_event(ewsim, "Lunch", at(1, 12))
+    crm_event(profile, "Callback", at(2, 9), category=hotline)
+    crm_event(profile, "Internal", at(2, 11))
+    run = run_calendar(ewsim, profile, today=TODAY)
+    assert (run.crm_created, run.remote_created) == (1, 1)
+    assert Event.objects.get(subject="Support call").category == hotline
+    exported = next(e for e in exchange_events(ewsim).values() if e.subject == "Callback")
+    assert exported.categories == ("Hotline",)
+
+
+def test_a_series_from_exchange_keeps_its_wall_clock_across_dst(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    configure(profile, days_past=200, days_future=200)
+    first = dt.datetime(2026, 3, 23, 9, tzinfo=PRAGUE)    # CET, DST starts on 29 March
+    recurrence = ("<t:Recurrence><t:WeeklyRecurrence><t:Interval>1</t:Interval>"
+                  "<t:DaysOfWeek>Monday</t:DaysOfWeek></t:WeeklyRecurrence>"
+                  "<t:NumberedRecurrence><t:StartDate>2026-03-23</t:StartDate>"
+                  "<t:NumberOfOccurrences>4</t:NumberOfOccurrences></t:NumberedRecurrence>"
+                  "</t:Recurrence>")
+    add_exchange_event(ewsim, "Weekly", first, extra=recurrence)
+    run = run_calendar(ewsim, profile, today=dt.date(2026, 4, 1))
+    assert run.crm_created == 1, list(run.items.values_list("action", "detail"))
+    series = Event.objects.get()
+    assert series.start == first and series.time_zone == "Europe/Prague"
+    from engine.crmstore.builtin_events import rule_from_json
+    from engine.recurrence import occurrences
+
+    starts = [s.astimezone(PRAGUE).hour for _, s in occurrences(
+        rule_from_json(series.recurrence), series.start, series.time_zone)]
+    assert starts == [9, 9, 9, 9]
+
+
+def test_bad_events_are_recorded_and_the_run_goes_on(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    add_exchange_event(ewsim, "Backwards", at(1, 10), hours=-1)
+    add_exchange_event(ewsim, "", at(1, 11), hours=0)             # no subject, zero length
+    many = "".join(f"<t:Attendee><t:Mailbox><t:EmailAddress>p{i}@x.cz</t:EmailAddress>"
+                   "</t:Mailbox></t:Attendee>" for i in range(500))
+    add_exchange_event(ewsim, "Town hall", at(2, 10),
+                       extra=f"<t:RequiredAttendees>{many}</t:RequiredAttendees>")
+    add_exchange_event(ewsim, "Fine", at(2, 12))
+    run = run_calendar(ewsim, profile, today=TODAY)
+    assert run.status == Run.Status.PARTIAL, run.message
+    assert run.errors == 1 and "no valid start and end" in run.items.get(action="error").detail
+    assert sorted(e.subject for e in Event.objects.all()) == ["", "Fine", "Town hall"]
