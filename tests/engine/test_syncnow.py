@@ -42,5 +42,5 @@ def test_a_failed_run_exits_non_zero_with_the_reason(ewsim: SimHandle) -> None:
 
 
 def test_an_unknown_profile_is_named() -> None:
-    with pytest.raises(CommandError, match="No sync profile 'nobody@example.com'"):
+    with pytest.raises(CommandError, match=r"No sync profile 'nobody@example\.com'"):
         call_command("syncnow", "nobody@example.com", stdout=io.StringIO())
