@@ -687,8 +687,10 @@ class AgendaSync:
                 (write.side, write.key is None)]
             fields = "" if write.key is None else ", ".join(sorted(write.fields))
             detail = write.reason + (f": {fields}" if fields else "")
-            if planned.warnings:
-                detail += " — " + " ".join(planned.warnings)
+            problem = getattr(write.record, "time_zone_problem", "")
+            warnings = [*planned.warnings, *([f"Time zone: {problem}."] if problem else [])]
+            if warnings:
+                detail += " — " + " ".join(warnings)
             self._item(action, planned.title, planned.crm_key or "",
                        (planned.new_remote.id if planned.new_remote else planned.remote_id)
                        or "", detail)

@@ -234,3 +234,37 @@ def test_bad_events_are_recorded_and_the_run_goes_on(ewsim: SimHandle) -> None:
     assert run.status == Run.Status.PARTIAL, run.message
     assert run.errors == 1 and "no valid start and end" in run.items.get(action="error").detail
     assert sorted(e.subject for e in Event.objects.all()) == ["", "Fine", "Town hall"]
+
+
+def test_an_unknown_time_zone_is_reported_on_the_item_not_shifted(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    start = at(1, 10)
+    xml = ("<t:CalendarItem><t:Subject>Custom zone</t:Subject>"
+           f"<t:Start>{utc(start)}</t:Start><t:End>{utc(start + dt.timedelta(hours=1))}"
+           '</t:End><t:StartTimeZone Id="Customized Time Zone"/>'
+           '<t:EndTimeZone Id="Customized Time Zone"/></t:CalendarItem>')
+    ewsim.control.create_item(ewsim.user, folder="calendar", xml=xml, tag="CalendarItem")
+    run = run_calendar(ewsim, profile, today=TODAY)
+    event = Event.objects.get()
+    assert event.start == start                       # the UTC instant is kept as it was
+    assert "Time zone:" in run.items.get(action="create_crm").detail
+
+
+def test_with_all_events_only_the_crm_category_goes_to_exchange(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    hotline, registrace = (EventCategory.objects.create(
+        organization_id=profile.organization_id, name=name) for name in ("HOTLINE",
+                                                                         "REGISTRACE"))
+    configure(profile, default_category=hotline)
+    item_id = add_exchange_event(ewsim, "Call", at(1, 9))
+    run_calendar(ewsim, profile, today=TODAY)
+    event = Event.objects.get()
+    assert event.category == hotline
+    ewsim.control.update_item(item_id, Categories=["Personal"])
+    run_calendar(ewsim, profile, today=TODAY)
+    event.refresh_from_db()
+    assert event.category == hotline                  # an Exchange category never changes it
+    event.category = registrace
+    event.save()
+    run_calendar(ewsim, profile, today=TODAY)
+    assert exchange_events(ewsim)[item_id].categories == ("REGISTRACE",)
