@@ -127,12 +127,14 @@ class AgendaSync:
         self._checkpoint = checkpoint
         self._progress = progress
         self.settings = self.agenda_settings()
-        self.policy = Policy(direction=Direction(self.settings.direction),
-                             conflict=ConflictPolicy(profile.conflict_policy),
-                             deletion=DeletionPolicy(self.settings.deletion_policy),
-                             synced_fields=self.synced_fields(),
-                             one_way=self.one_way_fields())
-        self.folder = FolderInfo(id=self.settings.folder_id, path=self.settings.folder_path,
+        # E-mail import only imports: it has no direction, deletions or a single folder.
+        self.policy = Policy(
+            direction=Direction(getattr(self.settings, "direction", Direction.IMPORT)),
+            conflict=ConflictPolicy(profile.conflict_policy),
+            deletion=DeletionPolicy(getattr(self.settings, "deletion_policy", "unlink")),
+            synced_fields=self.synced_fields(), one_way=self.one_way_fields())
+        self.folder = FolderInfo(id=getattr(self.settings, "folder_id", "inbox"),
+                                 path=getattr(self.settings, "folder_path", "Inbox"),
                                  kind=self.kind)
         self.holder = uuid.uuid4().hex
         self.run_record: Run | None = None

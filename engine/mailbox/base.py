@@ -236,14 +236,15 @@ class MailboxBackend(abc.ABC):
     # reading
     @abc.abstractmethod
     def read_changes(self, folder: FolderInfo, state: str | None,
-                     page_size: int = BATCH_SIZE,
-                     known: KnownVersions | None = None) -> Iterator[ChangePage]:
+                     page_size: int = BATCH_SIZE, known: KnownVersions | None = None,
+                     received_after: dt.datetime | None = None) -> Iterator[ChangePage]:
         """Changes since `state` (None: everything), a page at a time, each with its checkpoint.
 
         Creates and updates come with their records fetched in batches, except those `known`
         names (they come as UPSERT with no record); deletions (and moves out of the folder)
-        come as DELETE. An invalid or expired `state` restarts the read from scratch and
-        marks that page `restarted`.
+        come as DELETE. With `received_after`, mail received earlier is left out unread. An
+        invalid or expired `state` restarts the read from scratch and marks that page
+        `restarted`.
         """
 
     @abc.abstractmethod
