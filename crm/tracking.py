@@ -140,10 +140,13 @@ def bump(model: type[TrackedModel], object_ids: Iterable[int]) -> None:
     for organization_id, ids in by_organization.items():
         if organization_id in _organizations_going.get():
             continue
-        revision = allocate_revision(organization_id)
-        # _base_manager's plain update: this *is* the tracking, recorded on the next line.
-        models.QuerySet(model).filter(pk__in=ids).update(revision=revision)
-        record_changes(organization_id, model.change_kind, ids, revision, deleted=False)
+        # A link row saved on its own (PersonCompany's post_save) runs with no transaction
+        # open; the revision must still be taken inside one.
+        with transaction.atomic():
+            revision = allocate_revision(organization_id)
+            # _base_manager's plain update: this *is* the tracking, recorded on the next line.
+            models.QuerySet(model).filter(pk__in=ids).update(revision=revision)
+            record_changes(organization_id, model.change_kind, ids, revision, deleted=False)
 
 
 _bulk_update_running: ContextVar[bool] = ContextVar("bulk_update_running", default=False)

@@ -4,8 +4,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
+from django.test import TransactionTestCase
 
-from crm.models import ClassificationNode, Company, CrmUser, Event, Person
+from crm.models import ClassificationNode, Company, CrmUser, Event, Person, PersonCompany
 from crm.tracking import Change, changes_since
 from profiles.models import Organization
 from tests.base import BaseTestCase
@@ -211,3 +212,13 @@ class SeriesTrackingTestCase(BaseTestCase):
         assert changed == {(master.pk, False), (exception_id, True)}
         master.delete()   # exceptions go with it; no resurrected journal row
         assert all(c.deleted for c in changes_since(self.acme.id, "event", 0))
+
+
+class LinkOutsideTransactionTestCase(TransactionTestCase):
+    def test_a_company_link_saved_with_no_transaction_open_is_tracked(self) -> None:
+        acme = Organization.objects.create(name="Acme")
+        person = Person.objects.create(organization=acme, first_name="Jana")
+        company = Company.objects.create(organization=acme, name="ACME")
+        before = changes_since(acme.id, "person", 0).last().revision
+        PersonCompany.objects.create(person=person, company=company)
+        assert [c.object_id for c in changes_since(acme.id, "person", before)] == [person.pk]
