@@ -33,7 +33,8 @@ def _addr_list(values: Any) -> list[tuple[str, str]]:
         return []
     if isinstance(values, str):
         values = [values]
-    return [email.utils.parseaddr(v) for v in values]
+    # One header may name several people ("A <a@x>, B <b@x>"): parseaddr would keep only one.
+    return email.utils.getaddresses(values)
 
 
 def message_from_fields(fields: dict[str, Any]) -> Item:
@@ -99,12 +100,23 @@ def message_from_mime(raw: bytes) -> Item:
     if msg.get("Date"):
         with contextlib.suppress(TypeError, ValueError):
             fields["received"] = email.utils.parsedate_to_datetime(str(msg["Date"])).isoformat()
+    attached_mail: list[Attachment] = []
     for part in msg.iter_attachments():
+        if part.get_content_type() == "message/rfc822":
+            # An attached e-mail is an item attachment in Exchange, not a file.
+            inner = part.get_content()
+            inner_item = message_from_mime(inner.as_bytes())
+            attached_mail.append(Attachment(id=ids.attachment_id(),
+                                            name=str(inner.get("Subject", "")) or "message",
+                                            content_type="message/rfc822", item=inner_item))
+            continue
         fields["attachments"].append({
             "name": part.get_filename() or "attachment",
             "content_type": part.get_content_type(),
             "content": part.get_payload(decode=True) or b"",
         })
     item = message_from_fields(fields)
+    item.attachments.extend(attached_mail)
+    item.size += sum(a.size for a in attached_mail)
     item.mime = raw
     return item

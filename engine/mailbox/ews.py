@@ -691,10 +691,13 @@ def _event_values(record: EventRecord, default_zone: str) -> dict[str, Any]:
     zone = EWSTimeZone(record.time_zone or default_zone)
     if record.start is None or record.end is None:
         raise ValueError("an event needs a start and an end")
+    if record.end < record.start:
+        raise ValueError("the event ends before it starts")
     start: Any = _local(record.start, zone)
     end: Any = _local(record.end, zone)
     if record.all_day:
-        start, end = EWSDate.from_date(start.date()), EWSDate.from_date(end.date())
+        # EWSDateTime.date() is an EWSDate already (from_date() refuses one).
+        start, end = start.date(), end.date()
     def attendee(a: Attendee) -> ExchangeAttendee:
         return ExchangeAttendee(mailbox=ExchangeMailbox(email_address=a.email, name=a.name or None),
                                 response_type="Unknown")
@@ -780,7 +783,8 @@ class EwsMailbox(MailboxBackend):
             raise FolderNotFound("The folder no longer exists in the mailbox: choose it again.")
         if isinstance(answer, Exception):
             raise translate_error(answer, self.access)
-        return {local_name(child): child.text for child in answer.iter()
+        # Ids (FolderId, ParentFolderId) are attributes, names and counts are text.
+        return {local_name(child): child.text or child.get("Id") for child in answer.iter()
                 if isinstance(child.tag, str)}
 
     def check(self) -> ServerInfo:
@@ -822,8 +826,21 @@ class EwsMailbox(MailboxBackend):
         if folder_kind is not kind:
             raise FolderNotFound(f"The folder {name!r} does not hold {kind.value}.")
         total = described.get("TotalCount")
-        return FolderInfo(id=folder_id, path=name, kind=folder_kind,
+        return FolderInfo(id=folder_id, path=self._path(described), kind=folder_kind,
+                          parent_id=described.get("ParentFolderId") or "",
                           total=int(total) if total and total.isdigit() else None)
+
+    def _path(self, described: dict[str, Any]) -> str:
+        """The display path from the top of the mailbox ("Contacts/CRM"), as list_folders
+        gives it: one GetFolder per level, since a profile stores only the folder's id."""
+        top = self._describe("msgfolderroot").get("FolderId")
+        names = [described.get("DisplayName") or ""]
+        parent = described.get("ParentFolderId")
+        while parent and parent != top and len(names) < 64:
+            above = self._describe(parent)
+            names.append(above.get("DisplayName") or "")
+            parent = above.get("ParentFolderId")
+        return "/".join(reversed(names))
 
     # reading
     def read_changes(self, folder: FolderInfo, state: str | None,
@@ -1049,7 +1066,11 @@ class EwsMailbox(MailboxBackend):
             invalid: dict[int, str] = {}
             for index, record in enumerate(chunk):
                 try:
-                    items.append(self._item(kind, record, folder=self._folder(folder)))
+                    item = self._item(kind, record, folder=self._folder(folder))
+                    # exchangelib validates while serializing the whole batch: one bad item
+                    # would fail all of them, so each is validated on its own first.
+                    item.clean(version=self.account.version)
+                    items.append(item)
                 except (ValueError, TypeError) as exc:
                     invalid[index] = f"The record cannot be written: {exc}"
             with self._errors():
@@ -1256,7 +1277,7 @@ class _RawGetFolder(GetFolder):
 
 
 _FOLDER_FIELDS = {FieldPath(field=Folder.get_field_by_fieldname(name))
-                  for name in ("name", "folder_class", "total_count")}
+                  for name in ("name", "folder_class", "total_count", "parent_folder_id")}
 
 
 def local_name(element: Any) -> str:

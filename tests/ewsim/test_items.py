@@ -235,3 +235,27 @@ def test_mail_delivered_from_raw_mime_keeps_headers_and_attachments(ewsim, accou
         while chunk := fp.read(1 << 20):
             total += len(chunk)
     assert total == 3_000_000
+
+
+def test_raw_mime_keeps_every_recipient_of_a_header_and_attached_mail_as_an_item(
+        ewsim, account):
+    from email.message import EmailMessage
+
+    from exchangelib import ItemAttachment
+    inner = EmailMessage()
+    inner["Subject"] = "Původní dotaz"
+    inner["From"] = "customer@example.org"
+    inner.set_content("Original")
+    mime = EmailMessage()
+    mime["Subject"] = "Fwd"
+    mime["From"] = "bob@example.com"
+    mime["To"] = "Alice <alice@example.com>, Dan <dan@example.com>"
+    mime.set_content("See below")
+    mime.add_attachment(inner)
+    ewsim.control.deliver(ewsim.user, mime=mime.as_bytes())
+    msg = account.inbox.all().only("to_recipients", "attachments")[0]
+    assert [r.email_address for r in msg.to_recipients] == ["alice@example.com",
+                                                            "dan@example.com"]
+    (attached,) = msg.attachments
+    assert isinstance(attached, ItemAttachment) and attached.name == "Původní dotaz"
+    assert b"Subject:" in attached.item.mime_content
