@@ -1,0 +1,241 @@
+"""E-mail import (PRODUCT.md §4.3): each chosen folder's new mail, filed in the CRM once.
+
+A run, per folder: read changes since the stored state (mail received before the import
+window is never fetched), and for each message:
+1. find its CRM e-mail by Internet Message-ID (by Exchange item for a message without one),
+   or create it — one CRM e-mail per message, however many mailboxes and folders hold it;
+2. link it to this profile's CRM user and to the CRM persons among its sender and recipients
+   (and their companies); with the option "skip", a message matching nobody is not filed;
+3. save its allowed attachments under the profile's attachment directory (streamed, under
+   names the server builds), each with a CRM document;
+then store the folder's sync state. A message that failed (the share full, a permission
+refused) is recorded and tried again by the next run; nothing half-written stays behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from crm.models import Document, DocumentCategory, Email, Person
+from engine.mailbox.base import ChangeType, FolderInfo, ItemError, ItemRef, MailboxError
+from engine.models import Agenda, FolderState, Retry, RunItem
+from engine.records import AttachmentInfo, Kind, MessageRecord, Record
+from engine.runner import AgendaSync
+from mailimport import filenames, storage
+
+
+class MailImport(AgendaSync):
+    agenda = Agenda.MAIL
+    kind = Kind.MAIL
+
+    def agenda_settings(self) -> Any:
+        return self.profile.mailsettings
+
+    def synced_fields(self) -> frozenset[str]:
+        return frozenset()
+
+    def title(self, record: Record | None) -> str:
+        return getattr(record, "subject", "") or "(no subject)"
+
+    # --- the run --------------------------------------------------------------------------
+    def _sync(self) -> bool:
+        mail = self.settings
+        self.since = timezone.now() - dt.timedelta(days=mail.received_within_days)
+        self.store: storage.AttachmentStore | None = None
+        if mail.save_attachments:
+            try:
+                self.store = storage.AttachmentStore(
+                    Path(mail.attachment_directory),
+                    [Path(r) for r in django_settings.ATTACHMENT_ROOTS])
+            except storage.StorageError as exc:
+                raise MailboxError(f"Attachments cannot be saved: {exc}") from exc
+        self._retry_messages()
+        for folder_id, path in mail.folders():
+            folder = FolderInfo(id=folder_id, path=path, kind=Kind.MAIL)
+            state, _ = FolderState.objects.get_or_create(
+                profile=self.profile, agenda=self.agenda, folder_id=folder_id)
+            self._say(f"Reading {path}")
+            for page in self.mailbox.read_changes(folder, state.remote_state or None,
+                                                  known=self._already_filed,
+                                                  received_after=self.since):
+                for error in page.errors:
+                    self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
+                               remote_id=error.ref.id if error.ref else "",
+                               detail=error.message)
+                for change in page.changes:
+                    if change.type is ChangeType.UPSERT and isinstance(change.record,
+                                                                       MessageRecord):
+                        self._import(change.ref, change.record)
+                        self._point("message filed")
+                if not self.dry_run:
+                    state.remote_state = page.state
+                    state.save(update_fields=["remote_state", "updated"])
+                self._point("mail page checkpointed")
+                self._renew()
+        return False
+
+    def _retry_messages(self) -> None:
+        retries = list(Retry.objects.filter(profile=self.profile, agenda=self.agenda))
+        if not retries:
+            return
+        if not self.dry_run:
+            Retry.objects.filter(pk__in=[r.pk for r in retries]).delete()
+        refs = [ItemRef(r.key) for r in retries]
+        for result in self.mailbox.fetch(Kind.MAIL, refs):
+            if isinstance(result, ItemError):
+                continue   # gone from the mailbox: nothing left to file
+            ref, record = result
+            if isinstance(record, MessageRecord):
+                self._import(ref, record)
+
+    def _already_filed(self, refs: list[ItemRef]) -> set[str]:
+        """Items this profile has filed already need no fetching (a flag or read change)."""
+        return set(Email.objects.filter(
+            organization_id=self.profile.organization_id, users=self.profile.crm_user_id,
+            origin_item_id__in=[r.id for r in refs]).values_list("origin_item_id", flat=True))
+
+    # --- one message ----------------------------------------------------------------------
+    def _import(self, ref: ItemRef, message: MessageRecord) -> None:
+        title = self.title(message)
+        if message.received is not None and message.received < self.since:
+            return
+        persons = list(Person.objects.filter(organization_id=self.profile.organization_id)
+                       .with_any_email(message.addresses())) if message.addresses() else []
+        if not persons and self.settings.unmatched == self.settings.Unmatched.SKIP:
+            self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
+                       detail="no CRM person among its sender and recipients")
+            return
+        existing = self._existing(ref, message)
+        if existing is not None and existing.users.filter(pk=self.profile.crm_user_id).exists() \
+                and self._attachments_done(existing, message):
+            return   # filed already, by this profile: a flag or read change
+        matched = ", ".join(sorted(p.display_name for p in persons)) or "nobody in the CRM"
+        if self.dry_run:
+            action = RunItem.Action.UPDATE_CRM if existing else RunItem.Action.CREATE_CRM
+            self._item(action, title, remote_id=ref.id, detail=f"linked to {matched}")
+            return
+        email, created = self._file(ref, message, existing, persons)
+        notes: list[str] = []
+        failed = False
+        if self.store is not None:
+            failed = self._save_attachments(ref, message, email, notes)
+        detail = f"linked to {matched}" + (f"; {'; '.join(notes)}" if notes else "")
+        if failed:
+            self._item(RunItem.Action.ERROR, title, str(email.pk), ref.id,
+                       detail + " (tried again next run)")
+            Retry.objects.update_or_create(profile=self.profile, agenda=self.agenda,
+                                           side="remote", key=ref.id,
+                                           defaults={"reason": detail[:2000]})
+            return
+        action = RunItem.Action.CREATE_CRM if created else RunItem.Action.UPDATE_CRM
+        self._item(action, title, str(email.pk), ref.id, detail)
+
+    def _existing(self, ref: ItemRef, message: MessageRecord) -> Email | None:
+        emails = Email.objects.filter(organization_id=self.profile.organization_id)
+        if message.message_id:
+            return emails.filter(message_id=message.message_id[:998]).first()
+        return emails.filter(message_id__isnull=True, origin_item_id=ref.id).first()
+
+    def _file(self, ref: ItemRef, message: MessageRecord, existing: Email | None,
+              persons: list[Person]) -> tuple[Email, bool]:
+        created = False
+        with transaction.atomic():
+            email = existing
+            if email is None:
+                try:
+                    with transaction.atomic():
+                        email = Email.objects.create(
+                            organization_id=self.profile.organization_id,
+                            message_id=message.message_id[:998] or None,
+                            origin_item_id=ref.id, subject=message.subject[:998],
+                            sender_address=(message.sender.email if message.sender else "")[:320],
+                            sender_name=(message.sender.name if message.sender else "")[:255],
+                            recipients={"to": [a.email for a in message.to],
+                                        "cc": [a.email for a in message.cc]},
+                            sent_at=message.sent, received_at=message.received,
+                            body_text=message.body_text, body_html=message.body_html)
+                        created = True
+                except IntegrityError:
+                    # Another mailbox's run filed the same Message-ID meanwhile: take it.
+                    email = Email.objects.get(organization_id=self.profile.organization_id,
+                                              message_id=message.message_id[:998])
+            email.users.add(self.profile.crm_user_id)
+            if persons:
+                email.persons.add(*persons)
+                companies = {c.pk for p in persons for c in p.companies.all()}
+                if companies:
+                    email.companies.add(*companies)
+        return email, created
+
+    # --- attachments ------------------------------------------------------------------------
+    def _wanted(self, attachment: AttachmentInfo, notes: list[str]) -> bool:
+        name = attachment.name or ("message.eml" if attachment.is_item else "attachment")
+        if attachment.is_item and not name.lower().endswith(".eml"):
+            name += ".eml"
+        if not filenames.allowed(name, self.settings.extensions):
+            if not attachment.is_inline:
+                notes.append(f"{filenames.safe_filename(name)} not saved (type not allowed)")
+            return False
+        limit = self.settings.max_attachment_mb * 1024 * 1024
+        if attachment.size and attachment.size > limit:
+            notes.append(f"{filenames.safe_filename(name)} not saved: "
+                         f"{attachment.size // (1024 * 1024)} MB is over the "
+                         f"{self.settings.max_attachment_mb} MB limit")
+            return False
+        return True
+
+    def _attachments_done(self, email: Email, message: MessageRecord) -> bool:
+        if self.store is None:
+            return True
+        wanted = [a for a in message.attachments if self._wanted(a, [])]
+        return email.documents.count() >= len(wanted)
+
+    def _save_attachments(self, ref: ItemRef, message: MessageRecord, email: Email,
+                          notes: list[str]) -> bool:
+        """Save what is allowed; True if something failed and must be tried again."""
+        assert self.store is not None
+        category, _ = DocumentCategory.objects.get_or_create(
+            organization_id=self.profile.organization_id,
+            name=self.settings.attachment_category or "Příloha")
+        saved = set(email.documents.values_list("original_name", flat=True))
+        limit = self.settings.max_attachment_mb * 1024 * 1024
+        received = message.received or timezone.now()
+        failed = False
+        for attachment in message.attachments:
+            if not self._wanted(attachment, notes):
+                continue
+            name = attachment.name or "attachment"
+            if attachment.is_item and not name.lower().endswith(".eml"):
+                name += ".eml"
+            if name in saved:
+                continue
+            try:
+                if attachment.is_item:
+                    result = self.store.save_eml(
+                        lambda sink, a=attachment: self.mailbox.write_item_attachment(
+                            ref, a.ref, sink), name, received, limit)
+                else:
+                    with self.mailbox.open_attachment(ref, attachment.ref) as stream:
+                        result = self.store.save(stream, name, received, limit)
+            except storage.TooLarge as exc:
+                notes.append(f"{filenames.safe_filename(name)} not saved: {exc}")
+                continue
+            except (storage.StorageError, MailboxError) as exc:
+                notes.append(f"{filenames.safe_filename(name)}: {exc}")
+                failed = True
+                continue
+            below_root = self.store.directory.relative_to(self.store.root) / result.relative_path
+            Document.objects.create(
+                organization_id=self.profile.organization_id,
+                root=str(self.store.root), path=below_root.as_posix(),
+                original_name=name[:1000], category=category, size=result.size,
+                sha256=result.sha256, email=email)
+            saved.add(name)
+            notes.append(f"saved {result.relative_path}")
+        return failed

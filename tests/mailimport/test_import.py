@@ -1,0 +1,116 @@
+"""E-mail import end to end: raw MIME delivered into ewsim, filed in the CRM."""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from crm.models import Company, Document, Email, Person, PersonCompany
+from engine.models import Run
+from ewsim.testing import SimHandle
+from tests.engine.sync_helpers import make_profile, run_mail
+
+pytestmark = pytest.mark.django_db(transaction=True)
+NOW = dt.datetime.now(dt.UTC)
+
+
+def mime(subject: str, sender: str = "Petr Svoboda <petr@stavby.cz>",
+         to: str = "alice@example.com", message_id: str | None = None,
+         attachments: tuple[tuple[str, bytes], ...] = (), days_ago: int = 1) -> bytes:
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = (NOW - dt.timedelta(days=days_ago)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    if message_id:
+        message["Message-ID"] = message_id
+    message.set_content("Dobrý den,\nposílám podklady.\n")
+    for name, content in attachments:
+        message.add_attachment(content, maintype="application", subtype="octet-stream",
+                               filename=name)
+    return message.as_bytes()
+
+
+def settings_for(profile, **values: object) -> None:  # type: ignore[no-untyped-def]
+    mail = profile.mailsettings
+    for name, value in values.items():
+        setattr(mail, name, value)
+    mail.save()
+
+
+def test_mail_is_filed_once_and_linked_to_persons_and_companies(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    petr = Person.objects.create(organization_id=profile.organization_id, first_name="Petr",
+                                 email1="Petr@Stavby.cz")
+    company = Company.objects.create(organization_id=profile.organization_id, name="Stavby")
+    PersonCompany.objects.create(person=petr, company=company)
+    ewsim.control.deliver(ewsim.user, mime=mime("Nabídka", message_id="<a1@stavby.cz>"))
+    ewsim.control.deliver(ewsim.user, mime=mime("Stará", days_ago=60))
+    ewsim.control.deliver(ewsim.user, mime=mime("Nobody", sender="x@unknown.example"))
+    run = run_mail(ewsim, profile)
+    assert run.status == Run.Status.SUCCESS, run.message
+    email = Email.objects.get(message_id="<a1@stavby.cz>")
+    assert list(email.persons.all()) == [petr] and list(email.companies.all()) == [company]
+    assert list(email.users.all()) == [profile.crm_user]
+    assert sorted(Email.objects.values_list("subject", flat=True)) == ["Nabídka", "Nobody"]
+    assert run_mail(ewsim, profile).items.count() == 0     # nothing new
+
+
+def test_unmatched_mail_can_be_skipped(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    settings_for(profile, unmatched="skip")
+    ewsim.control.deliver(ewsim.user, mime=mime("Nobody", sender="x@unknown.example"))
+    run = run_mail(ewsim, profile)
+    assert run.skipped == 1 and not Email.objects.exists()
+
+
+def test_the_same_message_in_two_mailboxes_is_one_crm_email(ewsim: SimHandle) -> None:
+    from django.contrib.auth.models import User
+
+    from crm.models import CrmUser
+    from profiles.models import SyncProfile
+
+    profile = make_profile(ewsim)
+    ewsim.control.add_user("bob@example.com", "bob-pw")
+    bob = SyncProfile.objects.create(
+        organization_id=profile.organization_id, mailbox="bob@example.com",
+        user=User.objects.create_user("bob"), connection=profile.connection,
+        crm_user=CrmUser.objects.create(organization_id=profile.organization_id, name="Bob",
+                                        login="bob"))
+    raw = mime("Meeting notes", to="alice@example.com, bob@example.com",
+               message_id="<notes@northwind.co.uk>")
+    ewsim.control.deliver(ewsim.user, mime=raw)
+    ewsim.control.deliver("bob@example.com", mime=raw)
+    run_mail(ewsim, profile)
+    run_mail(ewsim, bob)
+    email = Email.objects.get()
+    assert {u.login for u in email.users.all()} == {"alice", "bob"}
+
+
+def test_allowed_attachments_are_saved_inside_the_directory(ewsim: SimHandle,
+                                                            tmp_path: Path) -> None:
+    share = tmp_path / "share"
+    (share / "crm").mkdir(parents=True)
+    with override_settings(ATTACHMENT_ROOTS=[str(share)]):
+        profile = make_profile(ewsim)
+        settings_for(profile, save_attachments=True, attachment_directory=str(share / "crm"))
+        hostile = (("../../etc/passwd.pdf", b"%PDF-1.4 a"), ("CON.txt", b"text"),
+                   ("a/b\\c.pdf", b"%PDF-1.4 b"), ("x" * 300 + ".pdf", b"%PDF-1.4 c"),
+                   ("‮fdp.exe", b"MZ"), ("setup.exe", b"MZ"), ("empty.txt", b""))
+        ewsim.control.deliver(ewsim.user, mime=mime("Files", attachments=hostile))
+        run = run_mail(ewsim, profile)
+    assert run.status == Run.Status.SUCCESS, (run.message, list(run.items.values_list(
+        "detail", flat=True)))
+    documents = list(Document.objects.all())
+    assert len(documents) == 5     # the .exe files are not allowed
+    written = [p for p in share.rglob("*") if p.is_file()]
+    assert len(written) >= 4       # identical content is stored once
+    for path in written:
+        assert path.resolve().is_relative_to((share / "crm").resolve())
+    for document in documents:
+        assert (Path(document.root) / document.path).resolve().is_relative_to(share / "crm")
+        assert document.category.name == "Příloha"
