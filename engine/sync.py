@@ -10,10 +10,12 @@ from engine.crmstore.builtin_events import EventOptions
 from engine.mailbox import open_mailbox
 from engine.models import Agenda, Run
 from engine.runner import AgendaSync, ContactSync
+from mailimport.importer import MailImport
 from profiles.models import SyncProfile
 
 RUNNERS: dict[str, type[AgendaSync]] = {Agenda.CONTACTS: ContactSync,
-                                        Agenda.CALENDAR: CalendarSync}
+                                        Agenda.CALENDAR: CalendarSync,
+                                        Agenda.MAIL: MailImport}
 
 
 def crm_for(profile: SyncProfile, agenda: str) -> BuiltinCrm:

@@ -6,6 +6,7 @@ import contextlib
 import email
 import email.policy
 import email.utils
+import re
 import uuid
 from typing import Any
 
@@ -37,7 +38,23 @@ def _addr_list(values: Any) -> list[tuple[str, str]]:
     return email.utils.getaddresses(values)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_safe(value: Any) -> Any:
+    """Exchange serves what XML can carry: characters XML forbids (NUL, other controls, lone
+    surrogates from undecodable headers) become U+FFFD, as Exchange replaces them."""
+    if isinstance(value, str):
+        return _NOT_XML.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_xml_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {key: _xml_safe(v) for key, v in value.items()}
+    return value
+
+
 def message_from_fields(fields: dict[str, Any]) -> Item:
+    fields = {key: _xml_safe(value) for key, value in fields.items()}
     item = Item(id=ids.item_id(), tag="Message", folder_id="", mailbox="")
     p = item.props
     p["Subject"] = t_el("Subject", fields.get("subject", ""))
