@@ -279,6 +279,13 @@ class MailboxBackend(abc.ABC):
     def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
         """Move items to Deleted Items (recoverable). Never sends cancellations."""
 
+    # notifications
+    def watch(self, folders: Sequence[FolderInfo], minutes: int = 30) -> Iterator[set[str]]:
+        """Wait for changes in these folders; yield the ids of the folders that changed.
+        Returns after about `minutes`; the caller watches again. A backend without push
+        notifications does not override this, and its profiles sync on their schedule."""
+        raise NotImplementedError("This mailbox backend cannot watch for changes.")
+
     # photos and attachments
     @abc.abstractmethod
     def read_photo(self, ref: ItemRef) -> bytes | None:

@@ -91,7 +91,10 @@ from exchangelib.services import (
     FindItem,
     GetFolder,
     GetItem,
+    GetStreamingEvents,
+    SubscribeToStreaming,
     SyncFolderItems,
+    Unsubscribe,
     UpdateItem,
 )
 from exchangelib.util import _get_retry_after
@@ -1262,6 +1265,30 @@ class EwsMailbox(MailboxBackend):
         data = mime if isinstance(mime, bytes) else str(mime).encode()
         sink.write(data)
         return len(data)
+
+    # notifications
+    def watch(self, folders: Sequence[FolderInfo], minutes: int = 30) -> Iterator[set[str]]:
+        """Wait for changes in these folders (a streaming subscription); yield the ids (as
+        given) of the folders that changed, as Exchange reports them. Returns when Exchange
+        closes the connection after `minutes`; the caller watches again. Notifications only
+        trigger syncs: a change missed between two connections is found by the next sync."""
+        ours = {self._describe(f.id).get("FolderId") or f.id: f.id for f in folders}
+        with self._errors():
+            subscription = SubscribeToStreaming(account=self.account).get(
+                folders=[self._folder(f) for f in folders],
+                event_types=SubscribeToStreaming.EVENT_TYPES)
+        try:
+            with self._errors():
+                for notification in GetStreamingEvents(account=self.account).call(
+                        subscription_ids=[subscription], connection_timeout=minutes):
+                    changed = {ours[e.parent_folder_id.id] for e in notification.events
+                               if getattr(e, "parent_folder_id", None) is not None
+                               and e.parent_folder_id.id in ours}
+                    if changed:
+                        yield changed
+        finally:
+            with contextlib.suppress(Exception):   # it expires on its own anyway
+                Unsubscribe(account=self.account).get(subscription_id=subscription)
 
     @property
     def requests_made(self) -> int:
