@@ -8,6 +8,8 @@
 - `Run` and `RunItem`: the history: every run, and every item it touched or planned.
 - `DuplicateCandidate`: records that look like the same person but are not linked until a
   user decides.
+- `Job`: when each (profile, agenda) runs next, its back-off, pause and alert state;
+  `Heartbeat`: when a worker was last seen (for the health check).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class Link(models.Model):
         # an administrator's approval first: the mass-deletion guard).
         REMOTE_DELETED = "remote_deleted", _("deleted in Exchange, to delete in the CRM")
         CRM_DELETED = "crm_deleted", _("deleted in the CRM, to delete in Exchange")
+        # Deleted on one side under the "unlink" policy: the other side's record is kept and
+        # never synced again (until a force resync).
+        UNLINKED = "unlinked", _("no longer synced")
 
     profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
                                 related_name="links")
@@ -274,3 +279,56 @@ class DuplicateCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.crm_title} ~ {self.remote_title} ({self.address})"
+
+
+class Job(models.Model):
+    """When one agenda of one profile runs next, and how its recent runs went.
+
+    One row per enabled agenda of each active profile (kept up to date by `engine.jobs`). The
+    dispatcher moves `next_run_at` forward before it enqueues a run, so a slow queue never gets
+    the same job twice; failures push it further out (exponential back-off)."""
+
+    organization_path = "profile__organization"
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="jobs", verbose_name=_("sync profile"))
+    agenda = models.CharField(_("agenda"), max_length=10, choices=Agenda.choices)
+    next_run_at = models.DateTimeField(_("next run"), default=timezone.now, db_index=True)
+    paused = models.BooleanField(_("paused"), default=False)
+    enqueued_at = models.DateTimeField(_("last enqueued"), null=True, blank=True)
+    last_run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="+", verbose_name=_("last run"))
+    last_run_at = models.DateTimeField(_("last run finished"), null=True, blank=True)
+    last_status = models.CharField(_("last result"), max_length=10, choices=Run.Status.choices,
+                                   blank=True)
+    last_message = models.TextField(_("last message"), blank=True)
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(_("failures in a row"), default=0)
+    # An incident: the administrators were told this job is failing. Cleared (and a
+    # "recovered" message sent) by the next successful run; one message per incident.
+    alerted_at = models.DateTimeField(_("alert sent"), null=True, blank=True)
+    alert_reason = models.TextField(_("alert reason"), blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda"], name="one_job_per_agenda"),
+        ]
+        ordering = ["next_run_at"]
+        verbose_name = _("scheduled job")
+        verbose_name_plural = _("scheduled jobs")
+
+    def __str__(self) -> str:
+        return f"{self.profile} {self.get_agenda_display()}"
+
+
+class Heartbeat(models.Model):
+    """When a background worker last did something (the dispatcher writes it every minute).
+
+    Kept in the database, not the cache: the default cache is per process, and the health
+    check runs in the web process while the worker runs elsewhere."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.seen_at:%Y-%m-%d %H:%M:%S}"

@@ -147,6 +147,9 @@ class Link:
 @dataclass
 class Unlink:
     reason: str
+    # The survivor of a deletion stays out of sync for good (its link is kept, marked);
+    # a record that only left the scope is forgotten, and matched again if it comes back.
+    for_good: bool = False
 
 
 @dataclass
@@ -281,7 +284,8 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
         where = "the CRM" if deleted_side is Side.CRM else "Exchange"
         other = Side.REMOTE if deleted_side is Side.CRM else Side.CRM
         if not policy.accepts(deleted_side) or policy.deletion is DeletionPolicy.UNLINK:
-            return Plan().add(Unlink(f"deleted in {where}; kept on the other side"))
+            return Plan().add(Unlink(f"deleted in {where}; kept on the other side",
+                                     for_good=True))
         if other_changed and other_seen is not None and other_seen.record is not None:
             # Modified against deleted: the modification wins and comes back.
             record = other_seen.record
@@ -302,9 +306,16 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
                                known.remote_snapshot,
                                crm_version=crm.version if crm else "",
                                remote_version=remote.version if remote else ""))
-    return merge(known.crm_snapshot, known.remote_snapshot,
+    plan = merge(known.crm_snapshot, known.remote_snapshot,
                  crm if crm_changed else None, remote if remote_changed else None, policy,
                  crm_key=known.crm_key, remote_id=known.remote_id)
+    # A side seen in a new version with the same content is "unchanged" for the merge, but
+    # its new version is still what the link must remember and what a write to it must
+    # name: Exchange refuses an update naming the old ChangeKey (a conflict, run after run).
+    for link in plan.of(Link):
+        link.crm_version = link.crm_version or (crm.version if crm else "")
+        link.remote_version = link.remote_version or (remote.version if remote else "")
+    return plan
 
 
 def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:

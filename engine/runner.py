@@ -81,6 +81,9 @@ from profiles.models import SyncProfile
 log = logging.getLogger(__name__)
 
 BATCH = 100
+# At most this many parked records are kept in memory for matching (the rest are fetched
+# again): ~2 kB each, so a first import of a huge mailbox stays within tens of MB.
+PARKED_IN_MEMORY = 10_000
 CONTACT_SYNCED = frozenset(f.name for f in dataclasses.fields(ContactRecord)) - {
     "display_name", "categories", "stamp", "modified"}
 
@@ -140,6 +143,13 @@ class AgendaSync:
         self.run_record: Run | None = None
         self.wrote_remote = False
         self._parked: list[tuple[str, list[str]]] = []
+        # Records of the items parked by this run's read, kept so matching them need not
+        # fetch them a second time (a first import would read every contact twice). Items
+        # parked by an earlier, interrupted run are not here and are fetched as before.
+        self._parked_records: dict[str, tuple[ItemRef, Record]] = {}
+        # While a batch is recorded: its history lines and new links, written together.
+        self._items_buffer: list[RunItem] | None = None
+        self._links_buffer: dict[str, dict[str, Any]] | None = None
         self.state: FolderState | None = None
 
     # --- what an agenda says ------------------------------------------------------------------
@@ -230,7 +240,8 @@ class AgendaSync:
         remote_state = self._read_remote(state, state.remote_state or None, pending_crm)
         self.window_entries(pending_crm)
         self._match_parked(pending_crm)
-        keys = list(pending_crm)
+        unchanged = self._linked_as_is(pending_crm)
+        keys = [key for key in pending_crm if key not in unchanged]
         for start in range(0, len(keys), BATCH):
             self._crm_batch(keys[start:start + BATCH])
             self._renew()
@@ -343,6 +354,7 @@ class AgendaSync:
             *(link.crm_key for link in links.values() if link.crm_key in pending_crm),
             *(k for k in stamped.values() if k), *origins.values()})
         batch: list[Planned] = []
+        to_park: list[tuple[ItemRef, Record]] = []
         for change in changes:
             link = links.get(change.ref.id)
             if change.type is ChangeType.DELETE:
@@ -379,9 +391,16 @@ class AgendaSync:
                 batch.append(self._planned(plan_match(partner, remote, self.policy),
                                            None, title))
                 continue
+            if key and partner is None and stamped.get(change.ref.id) == key:
+                # Our own copy of a CRM record deleted before its link was saved (a crash in
+                # between): importing it would bring the deleted record back.
+                self._item(RunItem.Action.SKIP, title, key, change.ref.id,
+                           "a copy of a CRM record that was deleted meanwhile; left alone")
+                continue
             if not remote.in_scope:
                 continue   # never synced and outside the chosen categories: nothing to do
-            self._park(change.ref.id, record)
+            to_park.append((change.ref, record))
+        self._park_page(to_park)
         self._execute(batch)
 
     @staticmethod
@@ -392,6 +411,21 @@ class AgendaSync:
         if key not in pending_crm:
             return None
         return crm_side.get(key) or Seen(key, "", None)
+
+    def _park_page(self, items: list[tuple[ItemRef, Record]]) -> None:
+        """A page's new items parked with one statement (not a transaction per item)."""
+        for ref, record in items:
+            if len(self._parked_records) < PARKED_IN_MEMORY:
+                self._parked_records[ref.id] = (ref, record)
+        if self.dry_run or len(items) < 2:
+            for ref, record in items:
+                self._park(ref.id, record)
+            return
+        PendingItem.objects.bulk_create(
+            [PendingItem(profile=self.profile, agenda=self.agenda, remote_id=ref.id,
+                         match_keys=self.match_keys(record)) for ref, record in items],
+            update_conflicts=True, unique_fields=["profile", "agenda", "remote_id"],
+            update_fields=["match_keys"])
 
     def _park(self, remote_id: str, record: Record) -> None:
         keys = self.match_keys(record)
@@ -425,7 +459,7 @@ class AgendaSync:
             decision=DuplicateCandidate.Decision.APART).values_list("crm_key", "remote_id"))
         for start in range(0, len(parked), BATCH):
             chunk = parked[start:start + BATCH]
-            fetched = self.mailbox.fetch(self.kind, [ItemRef(rid) for rid, _ in chunk])
+            fetched = self._parked_items([rid for rid, _ in chunk])
             crm_keys = {k for _, emails in chunk for a in emails
                         for k in crm_by_address.get(a, [])}
             crm_side = self._crm_seen(crm_keys)
@@ -448,6 +482,13 @@ class AgendaSync:
                 PendingItem.objects.filter(profile=self.profile, agenda=self.agenda,
                                            remote_id__in=[rid for rid, _ in chunk]).delete()
             self._renew()
+
+    def _parked_items(self, remote_ids: list[str]) -> list[Any]:
+        """The parked items' records: read in this run already, or fetched (in order)."""
+        missing = [ItemRef(rid) for rid in remote_ids if rid not in self._parked_records]
+        fetched = iter(self.mailbox.fetch(self.kind, missing) if missing else [])
+        return [self._parked_records.pop(rid) if rid in self._parked_records
+                else next(fetched) for rid in remote_ids]
 
     def _decide_new_remote(self, remote: Seen, emails: list[str],
                            crm_by_address: dict[str, list[str]], per_address: dict[str, int],
@@ -473,6 +514,23 @@ class AgendaSync:
         return Planned(plan, title, remote_id=remote.key)
 
     # --- the CRM's changes --------------------------------------------------------------------
+    def _linked_as_is(self, pending_crm: dict[str, Any]) -> set[str]:
+        """CRM changes whose revision is the version their link holds: this run's or an
+        earlier run's own writes. Told apart by one query per 500, without fetching the
+        records: the run after a first import of thousands of contacts took seconds reading
+        them all back (bench/). The built-in CRM's version is its change revision; any
+        later change has a higher one, so an equal version means unchanged."""
+        wanted = {key: str(change.revision) for key, change in pending_crm.items()
+                  if isinstance(change, CrmChange) and not change.deleted and change.revision}
+        keys = list(wanted)
+        same: set[str] = set()
+        for start in range(0, len(keys), 500):
+            same.update(crm_key for crm_key, version in Link.objects.filter(
+                profile=self.profile, agenda=self.agenda, state=Link.State.ACTIVE,
+                crm_key__in=keys[start:start + 500]).values_list("crm_key", "crm_version")
+                if wanted[crm_key] == version)
+        return same
+
     def _crm_batch(self, keys: Sequence[str]) -> None:
         links = self._links(crm_keys=keys)
         seen = self._crm_seen(keys)
@@ -496,12 +554,13 @@ class AgendaSync:
 
     # --- deletions and the mass-deletion guard ------------------------------------------------
     def _deletions(self) -> bool:
-        waiting = Link.objects.filter(profile=self.profile, agenda=self.agenda).exclude(
-            state=Link.State.ACTIVE)
+        waiting = Link.objects.filter(profile=self.profile, agenda=self.agenda, state__in=[
+            Link.State.CRM_DELETED, Link.State.REMOTE_DELETED])
         count = waiting.count()
         if not count:
             return False
-        total = Link.objects.filter(profile=self.profile, agenda=self.agenda).count()
+        total = Link.objects.filter(profile=self.profile, agenda=self.agenda).exclude(
+            state=Link.State.UNLINKED).count()
         too_many = (count > self.profile.mass_delete_min_items
                     and count * 100 > self.profile.mass_delete_min_percent * total)
         if too_many and not self._approved():
@@ -562,16 +621,76 @@ class AgendaSync:
         if not batch:
             return
         if not self.dry_run:
-            for planned in batch:
-                self._write_crm(planned)
-                self._point("crm write")
+            # One transaction per batch, not one per record: a commit is a disk sync, and a
+            # first sync of thousands of contacts spent most of its time in them (bench/).
+            # The built-in CRM writes to this database, so no network I/O runs inside. A
+            # crash rolls back the whole batch, as if it had come before the batch.
+            with transaction.atomic():
+                created = self._create_crm_many(batch)
+                for planned in batch:
+                    if id(planned) not in created:
+                        self._write_crm(planned)
+                    self._point("crm write")
             self._write_remote(batch)
             self._point("remote writes")
             for planned in batch:
                 self._photos(planned)
+        # Recording is database work only: one commit for the batch's links and history.
+        # Rolled back by a crash, it is found again next run (stamps, origins; ARCHITECTURE).
+        with transaction.atomic():
+            self._items_buffer, self._links_buffer = [], {}
+            try:
+                for planned in batch:
+                    self._record(planned)
+                    self._point("link recorded")
+                self._flush_recorded()
+            finally:
+                self._items_buffer = self._links_buffer = None
+
+    def _flush_recorded(self) -> None:
+        """The batch's new links and history lines, a few statements for the lot."""
+        run = self.run_record
+        assert run is not None and self._items_buffer is not None
+        new_links = self._links_buffer or {}
+        if new_links:
+            existing = {link.crm_key: link for link in Link.objects.filter(
+                profile=self.profile, agenda=self.agenda, crm_key__in=list(new_links))}
+            fresh: list[Link] = []
+            for crm_key, values in new_links.items():
+                link = existing.get(crm_key)
+                if link is None:
+                    fresh.append(Link(profile=self.profile, agenda=self.agenda, **values))
+                    continue
+                for name, value in values.items():   # a link left by an interrupted run
+                    setattr(link, name, value)
+                link.save()
+            Link.objects.bulk_create(fresh)
+        RunItem.objects.bulk_create(self._items_buffer)
+        if self._items_buffer and not self.dry_run:
+            Run.objects.filter(pk=run.pk).update(
+                **{name: getattr(run, name) for name in set(COUNTERS.values())})
+
+    def _create_crm_many(self, batch: list[Planned]) -> set[int]:
+        """The batch's new CRM records created together (a first import creates thousands);
+        the ids of the Planned whose CRM writes are thereby done."""
+        creates: list[tuple[Planned, Any]] = []
         for planned in batch:
-            self._record(planned)
-            self._point("link recorded")
+            crm_writes = [w for w in planned.plan.writes if w.side is Side.CRM]
+            if not planned.failed and len(crm_writes) == 1 and crm_writes[0].key is None:
+                creates.append((planned, crm_writes[0]))
+        if len(creates) < 2:
+            return set()
+        results = self.crm.create_many(self.kind, [
+            (write.record, planned.remote_id or self._link_action(planned).remote_id or "")
+            for planned, write in creates])
+        for (planned, _), result in zip(creates, results, strict=True):
+            planned.warnings.extend(result.warnings)
+            if not result.ok:
+                planned.failed = result.error
+                continue
+            planned.crm_key = result.key
+            planned.new_crm_version = result.version
+        return {id(planned) for planned, _ in creates}
 
     def _write_crm(self, planned: Planned) -> None:
         for write in planned.plan.writes:
@@ -712,7 +831,11 @@ class AgendaSync:
             self._item(RunItem.Action.UNLINK, planned.title, planned.crm_key or "",
                        planned.remote_id or "", unlink.reason)
             if not self.dry_run and planned.link is not None:
-                planned.link.delete()
+                if unlink.for_good:
+                    planned.link.state = Link.State.UNLINKED
+                    planned.link.save(update_fields=["state", "updated"])
+                else:
+                    planned.link.delete()
         for pending in plan.of(PendingDeletion):
             state = (Link.State.CRM_DELETED if pending.deleted_on is Side.CRM
                      else Link.State.REMOTE_DELETED)
@@ -768,6 +891,13 @@ class AgendaSync:
             "state": Link.State.ACTIVE, "title": planned.title[:255],
             "remote_uid": str(remote_snapshot.get("uid") or "")[:512],
         }
+        if link is None and self._links_buffer is not None:
+            # Written with the batch's other new links (_flush_recorded).
+            self._links_buffer[crm_key] = values
+            if not plan_has_create(planned.plan):
+                self._item(RunItem.Action.LINK, planned.title, crm_key, remote_id,
+                           "the same record on both sides")
+            return
         with transaction.atomic():
             if link is not None:
                 if all(getattr(link, name) == value for name, value in values.items()):
@@ -786,12 +916,15 @@ class AgendaSync:
               detail: str = "") -> None:
         run = self.run_record
         assert run is not None
-        RunItem.objects.create(run=run, action=action, title=(title or "")[:255],
-                               crm_key=crm_key or "", remote_id=remote_id or "",
-                               detail=detail)
+        item = RunItem(run=run, action=action, title=(title or "")[:255],
+                       crm_key=crm_key or "", remote_id=remote_id or "", detail=detail)
         counter = COUNTERS.get(action)
         if counter:
             setattr(run, counter, getattr(run, counter) + 1)
+        if self._items_buffer is not None:
+            self._items_buffer.append(item)   # with the batch, counters too (_flush_recorded)
+            return
+        item.save()
         if counter and not self.dry_run:
             Run.objects.filter(pk=run.pk).update(**{counter: getattr(run, counter)})
 

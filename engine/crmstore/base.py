@@ -67,6 +67,11 @@ class CrmBackend(abc.ABC):
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
         """Create a record from an Exchange item; `origin` is stamped on it (its identity)."""
 
+    def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
+        """Several `create()`s, one result per (record, origin) in order. A backend may do
+        them together (a first import creates thousands); this one does them one by one."""
+        return [self.create(kind, record, origin) for record, origin in items]
+
     @abc.abstractmethod
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
         """Write only `fields` of `record` to the record `key`."""

@@ -132,7 +132,7 @@ class Migration(migrations.Migration):
                 ('remote_hash', models.CharField(blank=True, max_length=64)),
                 ('remote_snapshot', models.JSONField(default=dict)),
                 ('remote_uid', models.CharField(blank=True, max_length=512)),
-                ('state', models.CharField(choices=[('active', 'linked'), ('remote_deleted', 'deleted in Exchange, to delete in the CRM'), ('crm_deleted', 'deleted in the CRM, to delete in Exchange')], default='active', max_length=20)),
+                ('state', models.CharField(choices=[('active', 'linked'), ('remote_deleted', 'deleted in Exchange, to delete in the CRM'), ('crm_deleted', 'deleted in the CRM, to delete in Exchange'), ('unlinked', 'no longer synced')], default='active', max_length=20)),
                 ('title', models.CharField(blank=True, max_length=255)),
                 ('created', models.DateTimeField(auto_now_add=True)),
                 ('updated', models.DateTimeField(auto_now=True)),

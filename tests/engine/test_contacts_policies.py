@@ -52,7 +52,14 @@ def test_deleting_a_contact_by_default_only_stops_syncing_it(ewsim: SimHandle) -
     ewsim.control.delete_item(item_id)
     run = run_contacts(ewsim, profile)
     assert run.items.get().action == RunItem.Action.UNLINK
-    assert len(persons(profile)) == 1 and not Link.objects.exists()
+    assert len(persons(profile)) == 1
+    assert Link.objects.get().state == Link.State.UNLINKED
+    # The survivor stays out of sync: editing it does not send it back to Exchange.
+    petr = Person.objects.get()
+    petr.job_title = "CEO"
+    petr.save()
+    assert run_contacts(ewsim, profile).items.count() == 0
+    assert exchange_contacts(ewsim) == {}
 
 
 def test_propagated_deletions_go_both_ways(ewsim: SimHandle) -> None:
@@ -227,3 +234,22 @@ def test_a_crash_anywhere_then_another_run_leaves_no_duplicate(ewsim: SimHandle,
     assert len(persons(profile)) == 6 and len(exchange_contacts(ewsim)) == 6
     assert Link.objects.filter(profile=profile).count() == 6
     assert run_contacts(ewsim, profile).items.count() == 0
+
+
+def test_a_crash_then_a_deletion_in_the_crm_does_not_bring_the_record_back(
+        ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim, deletion_policy="propagate")
+    eva = person(profile, first_name="Eva", email1="eva@acme.cz")
+
+    def kill(label: str) -> None:
+        if label == "remote writes":
+            raise Killed(label)
+
+    with pytest.raises(Killed):
+        run_contacts(ewsim, profile, checkpoint=kill)    # Eva copied, link not saved
+    Lease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    eva.delete()
+    run = run_contacts(ewsim, profile)
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert persons(profile) == []                        # not brought back
+    assert "deleted meanwhile" in run.items.get(action=RunItem.Action.SKIP).detail
