@@ -120,21 +120,36 @@ class MailImport(AgendaSync):
             action = RunItem.Action.UPDATE_CRM if existing else RunItem.Action.CREATE_CRM
             self._item(action, title, remote_id=ref.id, detail=f"linked to {matched}")
             return
-        email, created = self._file(ref, message, existing, persons)
         notes: list[str] = []
         failed = False
+        documents: list[Document] = []
         if self.store is not None:
-            failed = self._save_attachments(ref, message, email, notes)
+            failed = self._save_attachments(ref, message, existing, notes, documents)
         detail = f"linked to {matched}" + (f"; {'; '.join(notes)}" if notes else "")
-        if failed:
-            self._item(RunItem.Action.ERROR, title, str(email.pk), ref.id,
-                       detail + " (tried again next run)")
-            Retry.objects.update_or_create(profile=self.profile, agenda=self.agenda,
-                                           side="remote", key=ref.id,
-                                           defaults={"reason": detail[:2000]})
-            return
-        action = RunItem.Action.CREATE_CRM if created else RunItem.Action.UPDATE_CRM
-        self._item(action, title, str(email.pk), ref.id, detail)
+        # One commit for all the message leaves in the database (the e-mail and its links,
+        # its documents, the history line, a retry): a commit is a disk sync, and one per
+        # e-mail, per document and per line was a good part of an import run's time
+        # (bench/mail.py). The attachments are saved first, so no network I/O runs inside.
+        # A crash before it leaves saved files without an e-mail: the message is read again
+        # (its page's state was not stored) and the store finds the files by their content.
+        with transaction.atomic():
+            email, created = self._file(ref, message, existing, persons)
+            if documents:
+                # Another mailbox's run may have filed this message and its files meanwhile.
+                taken = set(email.documents.values_list("original_name", flat=True))
+                for document in documents:
+                    document.email = email
+                Document.objects.bulk_create(
+                    [d for d in documents if d.original_name not in taken])
+            if failed:
+                self._item(RunItem.Action.ERROR, title, str(email.pk), ref.id,
+                           detail + " (tried again next run)")
+                Retry.objects.update_or_create(profile=self.profile, agenda=self.agenda,
+                                               side="remote", key=ref.id,
+                                               defaults={"reason": detail[:2000]})
+                return
+            action = RunItem.Action.CREATE_CRM if created else RunItem.Action.UPDATE_CRM
+            self._item(action, title, str(email.pk), ref.id, detail)
 
     def _existing(self, ref: ItemRef, message: MessageRecord) -> Email | None:
         emails = Email.objects.filter(organization_id=self.profile.organization_id)
@@ -196,14 +211,16 @@ class MailImport(AgendaSync):
         wanted = [a for a in message.attachments if self._wanted(a, [])]
         return email.documents.count() >= len(wanted)
 
-    def _save_attachments(self, ref: ItemRef, message: MessageRecord, email: Email,
-                          notes: list[str]) -> bool:
-        """Save what is allowed; True if something failed and must be tried again."""
+    def _save_attachments(self, ref: ItemRef, message: MessageRecord, email: Email | None,
+                          notes: list[str], documents: list[Document]) -> bool:
+        """Save what is allowed (what the e-mail filed already has no more), adding a CRM
+        document, not yet stored and without its e-mail, per saved file to `documents`;
+        True if something failed and must be tried again."""
         assert self.store is not None
         category, _ = DocumentCategory.objects.get_or_create(
             organization_id=self.profile.organization_id,
             name=self.settings.attachment_category or "Příloha")
-        saved = set(email.documents.values_list("original_name", flat=True))
+        saved = set(email.documents.values_list("original_name", flat=True)) if email else set()
         limit = self.settings.max_attachment_mb * 1024 * 1024
         received = message.received or timezone.now()
         failed = False
@@ -231,11 +248,11 @@ class MailImport(AgendaSync):
                 failed = True
                 continue
             below_root = self.store.directory.relative_to(self.store.root) / result.relative_path
-            Document.objects.create(
+            documents.append(Document(
                 organization_id=self.profile.organization_id,
                 root=str(self.store.root), path=below_root.as_posix(),
                 original_name=name[:1000], category=category, size=result.size,
-                sha256=result.sha256, email=email)
+                sha256=result.sha256))
             saved.add(name)
             notes.append(f"saved {result.relative_path}")
         return failed

@@ -60,6 +60,7 @@ from exchangelib import (
 from exchangelib import Attendee as ExchangeAttendee
 from exchangelib import Mailbox as ExchangeMailbox
 from exchangelib import errors as ews_errors
+from exchangelib.attachments import AttachmentId
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder, FolderCollection
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
@@ -369,7 +370,35 @@ _MAILBOX_WIDE = (ews_errors.ErrorServerBusy, ews_errors.ErrorTimeoutExpired,
                  ews_errors.ErrorExceededConnectionCount)
 
 
-class _PerItem:
+class _LoadedAnswer:
+    """An answer already read into memory, handed to the XML parser in one piece."""
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    def iter_content(self) -> bytes:
+        return self.content   # exchangelib's to_xml() parses bytes directly
+
+
+class _WholeAnswer:
+    """exchangelib parses every answer from `response.iter_content()`, whose default chunk
+    is one byte: a Python call per byte, most of the client's time on a big GetItem answer
+    (a first sync reads megabytes; bench/). The answers of these services are not streamed,
+    so they are in memory already: parse them in one piece."""
+
+    @classmethod
+    def _get_soap_parts(cls, response: Any) -> Any:
+        content = getattr(response, "content", None)
+        if isinstance(content, bytes):
+            response = _LoadedAnswer(content)
+        return super()._get_soap_parts(response)  # type: ignore[misc]
+
+
+class _SyncFolderItems(_WholeAnswer, SyncFolderItems):
+    pass
+
+
+class _PerItem(_WholeAnswer):
     ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
 
     def _get_element_container(self, message: Any, name: Any = None) -> Any:
@@ -855,7 +884,7 @@ class EwsMailbox(MailboxBackend):
         cheap = {FieldPath(field=Message.get_field_by_fieldname("datetime_received"))} \
             if received_after is not None else set()
         while True:
-            service = SyncFolderItems(account=self.account)
+            service = _SyncFolderItems(account=self.account)
             try:
                 with self._errors():
                     raw = list(service.call(
@@ -1065,21 +1094,31 @@ class EwsMailbox(MailboxBackend):
         results: list[WriteResult] = []
         for start in range(0, len(records), BATCH_SIZE):
             chunk = records[start:start + BATCH_SIZE]
-            items: list[Any] = []
+            items: dict[int, Any] = {}
             invalid: dict[int, str] = {}
             for index, record in enumerate(chunk):
                 try:
-                    item = self._item(kind, record, folder=self._folder(folder))
-                    # exchangelib validates while serializing the whole batch: one bad item
-                    # would fail all of them, so each is validated on its own first.
-                    item.clean(version=self.account.version)
-                    items.append(item)
+                    items[index] = self._item(kind, record, folder=self._folder(folder))
                 except (ValueError, TypeError) as exc:
                     invalid[index] = f"The record cannot be written: {exc}"
-            with self._errors():
-                answers = iter(list(_CreateItem(account=self.account, chunk_size=BATCH_SIZE).call(
-                    items=items, folder=self._folder(folder), message_disposition="SaveOnly",
-                    send_meeting_invitations="SendToNone")) if items else [])
+            sent_before = _traffic.requests
+            try:
+                answers = self._create_items(folder, list(items.values()))
+            except MailboxError as exc:
+                # exchangelib validates while serializing the whole batch, before sending
+                # it: one bad item fails all of them, and nothing went out. Only then is
+                # each validated on its own and the valid ones sent (validating all of them
+                # up front cost as much as serializing them again; bench/).
+                if _traffic.requests != sent_before or \
+                        not isinstance(exc.__cause__, ValueError | TypeError):
+                    raise
+                for index, item in list(items.items()):
+                    try:
+                        item.clean(version=self.account.version)
+                    except (ValueError, TypeError) as error:
+                        invalid[index] = f"The record cannot be written: {error}"
+                        del items[index]
+                answers = self._create_items(folder, list(items.values()))
             for index in range(len(chunk)):
                 if index in invalid:
                     results.append(WriteResult(WriteStatus.ERROR, message=invalid[index]))
@@ -1087,6 +1126,15 @@ class EwsMailbox(MailboxBackend):
                 answer = next(answers, None)
                 results.append(self._with_occurrences(_write_result(answer), chunk[index]))
         return results
+
+    def _create_items(self, folder: FolderInfo, items: list[Any]) -> Iterator[Any]:
+        """One CreateItem request for `items`; its answers, in order."""
+        if not items:
+            return iter([])
+        with self._errors():
+            return iter(list(_CreateItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=items, folder=self._folder(folder), message_disposition="SaveOnly",
+                send_meeting_invitations="SendToNone")))
 
     def update(self, kind: Kind, updates: Sequence[Update]) -> list[WriteResult]:
         results: list[WriteResult] = []
@@ -1242,9 +1290,12 @@ class EwsMailbox(MailboxBackend):
 
     def open_attachment(self, item: ItemRef,
                         attachment_ref: str) -> AbstractContextManager[BinaryIO]:
-        attachment = self._attachment(item, attachment_ref)
-        if not isinstance(attachment, FileAttachment):
-            raise MailboxError("This attachment is an attached item, not a file.")
+        # Built from the id the read gave, not looked up with a GetItem of the message first:
+        # streaming needs only the id and the account, and the lookup was a second request
+        # per attachment (half of an import run's requests). An attachment gone meanwhile
+        # fails on GetAttachment instead, as a MailboxError all the same.
+        attachment = FileAttachment(attachment_id=AttachmentId(id=attachment_ref),
+                                    parent_item=Message(account=self.account, id=item.id))
 
         @contextlib.contextmanager
         def stream() -> Iterator[BinaryIO]:
