@@ -77,3 +77,14 @@ def exchange_events(sim: SimHandle, mailbox: str | None = None) -> dict[str, Eve
         folder = backend.get_folder("calendar", Kind.CALENDAR)
         return {change.ref.id: change.record for page in backend.read_changes(folder, None)
                 for change in page.changes if isinstance(change.record, EventRecord)}
+
+
+def run_mail(sim: SimHandle, profile: SyncProfile, **options: Any) -> Run:
+    from mailimport.importer import MailImport
+
+    profile = SyncProfile.objects.get(pk=profile.pk)
+    access = access_to(sim, username=SERVICE, secret=SERVICE_PASSWORD, impersonate=True,
+                       mailbox=profile.mailbox)
+    with EwsMailbox(access) as mailbox:
+        return MailImport(profile, mailbox, BuiltinCrm(profile.organization_id),
+                          **options).run()

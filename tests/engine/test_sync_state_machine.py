@@ -361,7 +361,10 @@ class ContactSyncMachine(RuleBasedStateMachine):
                      if isinstance(r.record, ContactRecord)},
             origins={str(pk): origin for pk, origin in origins.items() if origin},
             contacts=exchange_contacts(self.sim),
-            links=list(Link.objects.filter(profile=self.profile)),
+            # A link kept as "no longer synced" (the survivor of an unlink-policy deletion)
+            # pairs nothing.
+            links=list(Link.objects.filter(profile=self.profile).exclude(
+                state=Link.State.UNLINKED)),
             candidates=list(DuplicateCandidate.objects.filter(
                 profile=self.profile, decision=DuplicateCandidate.Decision.OPEN)))
 
