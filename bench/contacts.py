@@ -236,7 +236,7 @@ class Measured:
     queries: int
 
 
-def timed_sync(control: Any, profile: Any) -> Measured:
+def timed_sync(control: Any, profile: Any, agenda: str = "contacts") -> Measured:
     from engine.sync import sync
     from profiles.models import SyncProfile
 
@@ -249,7 +249,7 @@ def timed_sync(control: Any, profile: Any) -> Measured:
         started = time.perf_counter()
         if profiler is not None:
             profiler.enable()
-        run = sync(profile, "contacts", trigger="manual")
+        run = sync(profile, agenda, trigger="manual")
         if profiler is not None:
             profiler.disable()
         seconds = time.perf_counter() - started
@@ -267,10 +267,11 @@ def timed_baseline(control: Any, work: Callable[[], Any]) -> tuple[float, int]:
 
 
 def result_line(name: str, items: int, first: Measured, baseline: tuple[float, int],
-                after: Measured, **extra: Any) -> dict[str, Any]:
+                after: Measured, *, benchmark: str = "contacts-first-sync",
+                **extra: Any) -> dict[str, Any]:
     run = first.run
     return {
-        "benchmark": f"contacts-first-sync.{name}", "items": items,
+        "benchmark": f"{benchmark}.{name}", "items": items,
         "seconds": round(first.seconds, 3), "ews_requests": first.requests,
         "baseline_seconds": round(baseline[0], 3),
         "ratio_to_baseline": round(first.seconds / baseline[0], 2) if baseline[0] else None,
@@ -386,10 +387,11 @@ def case_two_way(url: str, control: Any, n: int) -> dict[str, Any]:
             and persons == 2 * each - shared and in_exchange == 2 * each - shared))
 
 
-def control_count(control: Any, mailbox: str) -> int:
-    """Items in a mailbox's Contacts folder, from the simulator's own listing (untimed)."""
+def control_count(control: Any, mailbox: str, distinguished: str = "contacts") -> int:
+    """Items in a mailbox's Contacts (or other distinguished) folder, from the simulator's
+    own listing (untimed)."""
     for folder in control.call("GET", "folders", {"mailbox": mailbox}):
-        if folder["distinguished"] == "contacts":
+        if folder["distinguished"] == distinguished:
             return int(folder["total"])
     return -1
 

@@ -9,6 +9,10 @@
         a profile's first contact sync (export, import, two-way), one line per case, against
         exchangelib alone doing the same EWS work (bench/contacts.py); exits non-zero when a
         case misses its targets, naming them on stderr.
+    python bench/run.py calendar-first-sync --n 2000 [--case import]
+        a profile's first calendar sync (export, import, two-way), one line per case, against
+        exchangelib alone doing the same EWS work (bench/calendar.py); exits non-zero when a
+        case misses its targets, naming them on stderr.
     python bench/run.py ews-read --n 10000
         EwsMailbox's first read of N contacts and the next read with no changes, one line each
         (bench/ews_read.py); exits non-zero when a read needs more requests than its target.
@@ -36,6 +40,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+# Run as a script, this file's own directory comes first on sys.path: bench/calendar.py would
+# then shadow the standard library's calendar module (which http.cookiejar, email... import).
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 
 from exchangelib import (  # noqa: E402 (after the path set-up above)
@@ -186,6 +193,20 @@ def _first_sync_misses(result: dict[str, Any]) -> list[str]:
     return contacts.misses(result)
 
 
+def bench_calendar_sync(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from bench import calendar
+
+    cases = tuple(args.case) if args.case else calendar.CASES
+    return calendar.bench_first_sync(args.n, args.latency_ms, cases,
+                                     check_timings=not args.smoke)
+
+
+def _calendar_sync_misses(result: dict[str, Any]) -> list[str]:
+    from bench import calendar
+
+    return calendar.misses(result)
+
+
 def bench_ews_read(args: argparse.Namespace) -> list[dict[str, Any]]:
     from bench import ews_read
 
@@ -220,11 +241,13 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | list[dict[
     "ewsim": lambda args: (bench_attachment(args.attachment_mb, args.latency_ms)
                            if args.attachment_mb else bench_contacts(args.n, args.latency_ms)),
     "contacts-first-sync": bench_first_sync,
+    "calendar-first-sync": bench_calendar_sync,
     "ews-read": bench_ews_read,
     "mail-import": bench_mail_import,
 }
 MISSES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "ewsim": _ewsim_misses, "contacts-first-sync": _first_sync_misses,
+    "calendar-first-sync": _calendar_sync_misses,
     "ews-read": _ews_read_misses,
     "mail-import": _mail_import_misses,
 }
@@ -239,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stream one attachment of this size instead")
     parser.add_argument("--latency-ms", type=int, default=0, help="added per EWS request")
     parser.add_argument("--case", action="append", choices=("export", "import", "two-way"),
-                        help="contacts-first-sync: only this case (repeatable)")
+                        help="contacts-/calendar-first-sync: only this case (repeatable)")
     parser.add_argument("--smoke", action="store_true",
-                        help="contacts-first-sync: check results and request counts, not "
+                        help="*-first-sync: check results and request counts, not "
                              "timings (CI's shared machines are too noisy for those)")
     args = parser.parse_args(argv)
     outcome = BENCHMARKS[args.benchmark](args)

@@ -11,7 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from engine.models import DuplicateCandidate, Link, Run, RunItem
+from engine import jobs
+from engine.models import DuplicateCandidate, Job, Link, Run, RunItem
 from profiles.admin_scoping import OrganizationScopedAdmin
 
 
@@ -51,11 +52,22 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     @admin.action(description=_("Approve the deletions these runs stopped before"))
     def approve_deletions(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
         waiting = queryset.filter(status=Run.Status.WAITING, approved_at__isnull=True)
-        count = waiting.update(approved_by=request.user, approved_at=timezone.now())
+        approved = list(waiting.select_related("profile"))
+        count = Run.objects.filter(pk__in=[run.pk for run in approved]).update(
+            approved_by=request.user, approved_at=timezone.now())
         if count:
+            # The approved deletions are carried out by a sync queued now, not at the next
+            # scheduled time (one per agenda, however many of its runs were approved).
+            for profile, agenda in {(run.profile, run.agenda) for run in approved}:
+                try:
+                    jobs.enqueue(profile, agenda, trigger="approval")
+                except Exception:
+                    self.message_user(request, _(
+                        "Could not queue the sync of “%(profile)s”: it runs at its next "
+                        "scheduled time.") % {"profile": profile}, messages.WARNING)
             self.message_user(request, ngettext(
-                "Approved %(count)d run: its deletions are carried out by the next sync.",
-                "Approved %(count)d runs: their deletions are carried out by the next sync.",
+                "Approved %(count)d run: its deletions are carried out by a sync queued now.",
+                "Approved %(count)d runs: their deletions are carried out by syncs queued now.",
                 count) % {"count": count}, messages.SUCCESS)
         else:
             self.message_user(request, _("None of the chosen runs waits for approval."),
@@ -90,3 +102,31 @@ class DuplicateCandidateAdmin(OrganizationScopedAdmin):
                    change: bool) -> None:
         obj.decided = timezone.now() if obj.decision != obj.Decision.OPEN else None
         super().save_model(request, obj, form, change)
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
+    """Every scheduled job, to find the failing and paused ones across profiles."""
+
+    list_display = ["profile", "agenda", "next_run_at", "paused", "last_status", "last_run_at",
+                    "last_success_at", "consecutive_failures", "alerted_at"]
+    list_filter = ["paused", "agenda", "last_status"]
+    list_select_related = ["profile"]
+    search_fields = ["profile__mailbox", "last_message"]
+    readonly_fields = [f.name for f in Job._meta.fields]
+    actions = ["pause", "resume"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False   # jobs follow the profiles' switches; deleting one would only recreate it
+
+    @admin.action(description=_("Pause the selected jobs"), permissions=["view"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        count = queryset.update(paused=True)
+        self.message_user(request, ngettext("Paused %(count)d job.", "Paused %(count)d jobs.",
+                                            count) % {"count": count}, messages.SUCCESS)
+
+    @admin.action(description=_("Resume the selected jobs"), permissions=["view"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        count = queryset.update(paused=False)
+        self.message_user(request, ngettext("Resumed %(count)d job.", "Resumed %(count)d jobs.",
+                                            count) % {"count": count}, messages.SUCCESS)

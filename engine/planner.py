@@ -112,6 +112,10 @@ class Known:
     remote_version: str
     remote_hash: str
     remote_snapshot: dict[str, Any]
+    # Whether what the link remembers still lies in the synced scope. Only asked when one
+    # side is deleted and the other did not change: that side was not read, so nothing else
+    # tells whether the pair has left the scope (an event that fell out of the window).
+    in_scope: bool = True
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -276,6 +280,11 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
 
     if crm is not None and crm.deleted and remote is not None and remote.deleted:
         return Plan().add(Unlink("deleted on both sides"))
+    if not known.in_scope and (crm is None or remote is None):
+        # One side deleted, the other unchanged and out of scope: "left the scope | any"
+        # touches nothing, so the deletion is not carried over to the other side.
+        return Plan().add(Unlink("deleted on one side after the pair left the synced scope; "
+                                 "the other side is left alone"))
     for deleted_side, other_seen, other_changed in ((Side.CRM, remote, remote_changed),
                                                    (Side.REMOTE, crm, crm_changed)):
         seen = crm if deleted_side is Side.CRM else remote

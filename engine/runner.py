@@ -191,6 +191,11 @@ class AgendaSync:
     def title(self, record: Record | None) -> str:
         return getattr(record, "subject", "") or ""
 
+    def snapshot_in_scope(self, snapshot: dict[str, Any]) -> bool:
+        """Whether a side as its link remembers it (canonical data) is in scope now: asked
+        when the other side is deleted and this one was not read (calendar: the window)."""
+        return True
+
     def crm_in_scope(self, records: dict[str, CrmRecord]) -> set[str]:
         """Which of these CRM records the profile syncs."""
         return self.crm.in_scope(self.kind, list(records))
@@ -362,7 +367,10 @@ class AgendaSync:
                     crm = self._pending_side(link.crm_key, pending_crm, crm_side)
                     pending_crm.pop(link.crm_key, None)
                     remote = Seen(change.ref.id, "", None)
-                    batch.append(self._planned(plan_linked(self._known(link), crm, remote,
+                    known = self._known(link)
+                    if crm is None:   # the CRM side did not change: is it still in scope?
+                        known.in_scope = self.snapshot_in_scope(link.crm_snapshot)
+                    batch.append(self._planned(plan_linked(known, crm, remote,
                                                            self.policy), link))
                 if not self.dry_run:
                     PendingItem.objects.filter(profile=self.profile, agenda=self.agenda,
@@ -545,7 +553,10 @@ class AgendaSync:
                 if link.state != Link.State.ACTIVE or (crm.record is not None
                                                        and crm.version == link.crm_version):
                     continue   # deletion already decided, or our own write read back
-                batch.append(self._planned(plan_linked(self._known(link), crm, None,
+                known = self._known(link)
+                if crm.record is None:   # deleted; Exchange unchanged: is it still in scope?
+                    known.in_scope = self.snapshot_in_scope(link.remote_snapshot)
+                batch.append(self._planned(plan_linked(known, crm, None,
                                                        self.policy), link))
             elif crm.record is not None and key not in held:
                 batch.append(self._planned(plan_new(Side.CRM, crm, self.policy), None,

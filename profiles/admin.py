@@ -11,6 +11,7 @@ from django.db import models
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path
 
+from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
 from engine.mailbox.diagnose import Target, connection_target, profile_target
 from engine.records import Kind
 from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
@@ -230,10 +231,11 @@ class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.Tabula
 
 
 @admin.register(SyncProfile)
-class SyncProfileAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
+class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScopedAdmin):
     form = ProfileForm
     inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,
                MailSettingsInline, MailFolderInline]
+    actions = ["test_connection", *OPERATION_ACTIONS]
     list_display = ["mailbox", "user", "crm_user", "organization", "connection",
                     "interval_minutes", "active", "sync_calendar", "sync_contacts",
                     "import_mail"]

@@ -153,6 +153,13 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# --- Operations ------------------------------------------------------------------------
+# An agenda failing this many times in a row e-mails its organization's administrators
+# (rejected credentials: at once); one message per incident, one when it recovers.
+ALERT_AFTER_FAILURES = env.int("ALERT_AFTER_FAILURES", default=3)
+# A bearer token that opens /metrics to a Prometheus scraper (staff users need none).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- E-mail for alerts -----------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)

@@ -26,6 +26,7 @@ from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmWrite
 from engine.crmstore.builtin_events import (
     EventOptions,
     create_event,
+    create_events,
     fetch_events,
     update_event,
 )
@@ -211,7 +212,10 @@ class BuiltinCrm(CrmBackend):
     def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
         """New persons in bulk: one revision, a few statements per batch instead of a dozen
         per person (a first import of thousands of contacts spent its time in them; bench/).
-        Events, and a single record, go through create() one by one."""
+        Events in bulk too (builtin_events.create_events); a single record goes through
+        create()."""
+        if kind is Kind.CALENDAR and len(items) >= 2:
+            return self._create_events(items)
         if kind is not Kind.CONTACTS or len(items) < 2:
             return super().create_many(kind, items)
         persons: list[Person] = []
@@ -243,6 +247,22 @@ class BuiltinCrm(CrmBackend):
                     for person in created])
         return [CrmWrite(str(person.pk), str(person.revision), warnings=found)
                 for person, found in zip(created, warnings, strict=True)]
+
+    def _create_events(self, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
+        """create() of many events: the invalid ones refused as create() refuses them, the
+        others created together."""
+        results: list[CrmWrite | None] = []
+        valid: list[tuple[EventRecord, str]] = []
+        for record, origin in items:
+            assert isinstance(record, EventRecord)
+            if record.start is None or record.end is None or record.end < record.start:
+                results.append(CrmWrite(error="The event has no valid start and end."))
+                continue
+            results.append(None)
+            valid.append((record, origin))
+        created = iter(create_events(self.organization_id, valid, self._events))
+        return [result or CrmWrite(str((event := next(created)).pk), str(event.revision))
+                for result in results]
 
     def _company_ids(self, names: dict[str, str]) -> dict[str, int]:
         """Company ids by name key, creating the missing companies (one query for those that

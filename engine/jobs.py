@@ -1,0 +1,244 @@
+"""Scheduling: which agenda of which profile runs when, and the django-q2 tasks that run them.
+
+- One django-q2 `Schedule` (created on `migrate`, see `ensure_schedule`) calls `dispatch` every
+  minute. `dispatch` keeps one `Job` row per enabled agenda of each active profile, picks the
+  due, unpaused ones, moves each one's next run time forward *before* enqueueing it (with a
+  conditional UPDATE, so two dispatchers or a slow queue never enqueue the same job twice),
+  and enqueues one `run_job` task per job.
+- `run_job` runs one agenda through `engine.sync.sync` (whose lease makes a second delivery of
+  the same task harmless: it is refused, and a refused run is not a failure), then records the
+  result on the job: success → next run after the profile's interval; failure → exponential
+  back-off, and the alerts in `engine.alerts`.
+
+Neither task ever raises into the worker loop: with `ack_failures` a raised task would be
+dropped anyway, and the error belongs in the sync history, not in django-q2's failure list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from engine import alerts
+from engine.models import Agenda, Heartbeat, Job, Run
+from profiles.models import SyncProfile
+
+log = logging.getLogger(__name__)
+
+DISPATCH_FUNC = "engine.jobs.dispatch"
+RUN_FUNC = "engine.jobs.run_job"
+SCHEDULE_NAME = "Dispatch due syncs"
+# Failures push a job's next run out exponentially, but never further than this (or than the
+# profile's own interval, when that is longer: back-off must not make retries more frequent).
+MAX_BACKOFF = dt.timedelta(hours=1)
+# A job enqueued and not started within this time is taken for lost (a Redis broker drops
+# the tasks of a worker that dies) and enqueued again. Matches Q_CLUSTER["retry"], after
+# which the ORM broker would hand the task out again anyway.
+LOST_AFTER = dt.timedelta(minutes=20)
+WORKER_HEARTBEAT = "worker"
+
+# Which profile switch turns each agenda on.
+AGENDA_SWITCHES: dict[str, str] = {
+    Agenda.CONTACTS: "sync_contacts",
+    Agenda.CALENDAR: "sync_calendar",
+    Agenda.MAIL: "import_mail",
+}
+
+
+# --- which jobs exist ----------------------------------------------------------------------
+def runnable_agendas() -> set[str]:
+    """Agendas the engine can run at all (an agenda without a runner gets no job yet)."""
+    from engine.sync import RUNNERS  # the runners import a lot: only when needed
+
+    return {str(agenda) for agenda in RUNNERS}
+
+
+def enabled_agendas(profile: SyncProfile) -> list[str]:
+    runnable = runnable_agendas()
+    return [agenda for agenda, switch in AGENDA_SWITCHES.items()
+            if getattr(profile, switch) and agenda in runnable]
+
+
+def reconcile_jobs(profiles: Iterable[SyncProfile] | None = None) -> None:
+    """Create the jobs of enabled agendas of active profiles and delete every other job
+    (of `profiles`, or of all profiles)."""
+    scope = Job.objects.all()
+    if profiles is None:
+        candidates: Iterable[SyncProfile] = SyncProfile.objects.filter(active=True).only(
+            "pk", "active", *AGENDA_SWITCHES.values())
+    else:
+        candidates = list(profiles)
+        scope = scope.filter(profile_id__in=[p.pk for p in candidates])
+    wanted = {(p.pk, agenda) for p in candidates if p.active for agenda in enabled_agendas(p)}
+    existing = {(profile_id, agenda): pk
+                for pk, profile_id, agenda in scope.values_list("pk", "profile_id", "agenda")}
+    gone = [pk for key, pk in existing.items() if key not in wanted]
+    if gone:
+        Job.objects.filter(pk__in=gone).delete()
+    new = [Job(profile_id=profile_id, agenda=agenda)
+           for profile_id, agenda in sorted(wanted - existing.keys())]
+    if new:
+        # Another dispatcher may create the same rows at the same moment: the unique
+        # constraint keeps one, and this one is ignored.
+        Job.objects.bulk_create(new, ignore_conflicts=True)
+
+
+def on_profile_saved(sender: type, instance: SyncProfile, raw: bool = False,
+                     **kwargs: Any) -> None:
+    """A profile saved in the admin shows its jobs at once, not a minute later."""
+    if not raw:
+        reconcile_jobs([instance])
+
+
+# --- timing --------------------------------------------------------------------------------
+def backoff(interval_minutes: int, failures: int) -> dt.timedelta:
+    """How long after a run the next one starts: the interval, doubled per failure in a row,
+    capped at an hour (or at the interval itself, when that is longer)."""
+    interval = dt.timedelta(minutes=max(1, interval_minutes))
+    if failures <= 0:
+        return interval
+    cap = max(MAX_BACKOFF, interval)
+    # Bounded exponent: 2**failures of a long-failing job would grow without need.
+    return min(interval * (2 ** min(failures, 20)), cap)
+
+
+def beat(name: str = WORKER_HEARTBEAT) -> None:
+    """Note that a worker is alive (read by /healthz)."""
+    now = timezone.now()
+    if not Heartbeat.objects.filter(name=name).update(seen_at=now):
+        Heartbeat.objects.get_or_create(name=name, defaults={"seen_at": now})
+
+
+# --- enqueueing ----------------------------------------------------------------------------
+def enqueue(profile: SyncProfile, agenda: str, *, dry_run: bool = False,
+            trigger: str = "schedule") -> str:
+    """Queue one run of `agenda` for a worker; returns django-q2's task id.
+
+    Only ids travel through the broker (never a model instance or a secret)."""
+    kind = "analysis" if dry_run else "sync"
+    return async_task(RUN_FUNC, profile.pk, agenda, dry_run=dry_run, trigger=trigger,
+                      group=f"profile:{profile.pk}",
+                      task_name=f"{kind} {agenda} {profile.mailbox}"[:100])
+
+
+def dispatch() -> int:
+    """Enqueue every due job once; returns how many were enqueued. Called every minute."""
+    try:
+        beat()
+        reconcile_jobs()
+        return _dispatch_due(timezone.now())
+    except Exception:
+        log.exception("The dispatcher failed; it runs again in a minute")
+        return 0
+
+
+def _dispatch_due(now: dt.datetime) -> int:
+    due = (Job.objects.filter(paused=False, next_run_at__lte=now, profile__active=True)
+           # Still waiting in the queue: enqueueing it again would only stack up copies.
+           .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - LOST_AFTER))
+           .select_related("profile").order_by("next_run_at"))
+    enqueued = 0
+    for job in due:
+        pushed_to = now + backoff(job.profile.interval_minutes, job.consecutive_failures)
+        # The claim: only the dispatcher that moves next_run_at from the value it read enqueues.
+        claimed = Job.objects.filter(pk=job.pk, next_run_at=job.next_run_at, paused=False).update(
+            next_run_at=pushed_to, enqueued_at=now)
+        if claimed != 1:
+            continue
+        try:
+            enqueue(job.profile, job.agenda, trigger="schedule")
+        except Exception:
+            log.exception("Could not enqueue %s; trying again at the next dispatch", job)
+            Job.objects.filter(pk=job.pk, next_run_at=pushed_to).update(
+                next_run_at=job.next_run_at, enqueued_at=job.enqueued_at)
+            continue
+        enqueued += 1
+    return enqueued
+
+
+# --- running -------------------------------------------------------------------------------
+def run_job(profile_id: int, agenda: str, *, dry_run: bool = False,
+            trigger: str = "schedule") -> str | None:
+    """The task: one run of one agenda; returns the run's status (django-q2 keeps it)."""
+    try:
+        return _run_job(profile_id, agenda, dry_run=dry_run, trigger=trigger)
+    except Exception:
+        log.exception("Running %s of profile %s failed", agenda, profile_id)
+        return None
+
+
+def _run_job(profile_id: int, agenda: str, *, dry_run: bool, trigger: str) -> str | None:
+    from engine.sync import sync
+
+    beat()
+    profile = SyncProfile.objects.select_related("connection", "organization").filter(
+        pk=profile_id).first()
+    if profile is None:
+        return None   # deleted since it was enqueued
+    job = Job.objects.filter(profile_id=profile_id, agenda=agenda).first()
+    if trigger == "schedule":
+        if job is None or job.paused or not profile.active:
+            return None   # paused, switched off or deactivated since it was enqueued
+        Job.objects.filter(pk=job.pk).update(enqueued_at=None)
+    if agenda not in enabled_agendas(profile):
+        return None
+    try:
+        run = sync(profile, agenda, dry_run=dry_run, trigger=trigger)
+    except Exception as exc:
+        # The runner records its own failures; this is what fails before it starts (no
+        # backend for the connection, an undecryptable secret...): still history, not a crash.
+        log.exception("%s sync of %s could not start", agenda, profile)
+        run = Run.objects.create(
+            profile=profile, agenda=agenda, trigger=trigger, status=Run.Status.FAILED,
+            kind=Run.Kind.ANALYSIS if dry_run else Run.Kind.SYNC, finished=timezone.now(),
+            message=str(exc) if isinstance(exc, NotImplementedError)
+            else f"Internal error: {type(exc).__name__}: {exc}")
+    beat()
+    if job is not None and not dry_run:
+        record_result(job, profile, run)
+    return run.status
+
+
+def record_result(job: Job, profile: SyncProfile, run: Run) -> None:
+    """Move the job on after a run: its next time, its failure count, its alerts."""
+    if run.status == Run.Status.REFUSED:
+        return   # another run of this agenda is going on: it records its own result
+    now = timezone.now()
+    failed = run.status == Run.Status.FAILED
+    failures = job.consecutive_failures + 1 if failed else 0
+    fields: dict[str, Any] = {
+        "last_run": run, "last_run_at": run.finished or now, "last_status": run.status,
+        "last_message": run.message, "consecutive_failures": failures,
+        "next_run_at": now + backoff(profile.interval_minutes, failures),
+    }
+    if run.status in (Run.Status.SUCCESS, Run.Status.PARTIAL):
+        fields["last_success_at"] = run.finished or now
+    if not Job.objects.filter(pk=job.pk).update(**fields):
+        return   # the job was deleted meanwhile (agenda switched off)
+    for name, value in fields.items():
+        setattr(job, name, value)
+    alerts.after_run(job, profile, run)
+
+
+# --- the dispatcher's schedule -------------------------------------------------------------
+def ensure_schedule(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    """The one django-q2 schedule that runs `dispatch` every minute; idempotent.
+
+    Connected to `post_migrate`, so `manage.py migrate` (and so `make run`) leaves it in place
+    on a fresh database. A schedule an administrator edited (e.g. paused) is left as it is."""
+    from django_q.models import Schedule
+
+    if Schedule._meta.db_table not in connections[using].introspection.table_names():
+        return   # django_q not migrated (yet) in this database
+    if Schedule.objects.using(using).filter(func=DISPATCH_FUNC).exists():
+        return
+    Schedule.objects.using(using).create(
+        name=SCHEDULE_NAME, func=DISPATCH_FUNC, schedule_type=Schedule.MINUTES, minutes=1,
+        repeats=-1, next_run=timezone.now())
