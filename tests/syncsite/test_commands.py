@@ -80,6 +80,9 @@ def test_serve_runs_web_worker_and_demo_mailbox_and_ctrl_c_stops_all(tmp_path: P
                                     capture_output=True, text=True).stdout.strip()
             time.sleep(0.2)
         assert worker, "the worker cluster is not running"
+        listener = subprocess.run(["pgrep", "-f", "-s", str(server.pid), "manage.py listen"],
+                                  capture_output=True, text=True).stdout.strip()
+        assert listener, "the change listener is not running"
         folders = _json(f"http://127.0.0.1:{ews_port}/_control/folders"
                         "?mailbox=jana.novakova@example.com", deadline)
         assert {f["name"]: f["total"] for f in folders}["Contacts"] == 10

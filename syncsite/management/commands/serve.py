@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Start the web server and a django-q2 worker cluster together."
+    help = "Start the web server, a django-q2 worker cluster and the change listener together."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--addrport", default="127.0.0.1:8000")
@@ -30,7 +30,8 @@ class Command(BaseCommand):
         manage = [sys.executable, os.path.abspath(sys.argv[0])]
         commands = {
             "web": [*manage, "runserver", addrport, "--noreload"],
-            "worker": [*manage, "qcluster"],
+            "worker": [*manage, "qcluster"],      # also runs the dispatcher schedule
+            "listener": [*manage, "listen"],      # syncs within seconds of a change
         }
         if demo_mailbox:
             host, _, port = demo_mailbox.rpartition(":")
