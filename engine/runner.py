@@ -687,7 +687,8 @@ class AgendaSync:
         creates: list[tuple[Planned, Any]] = []
         for planned in batch:
             crm_writes = [w for w in planned.plan.writes if w.side is Side.CRM]
-            if not planned.failed and len(crm_writes) == 1 and crm_writes[0].key is None:
+            if (not planned.failed and len(crm_writes) == 1 and crm_writes[0].key is None
+                    and planned.link is None):   # re-creations go one by one (_write_crm)
                 creates.append((planned, crm_writes[0]))
         if len(creates) < 2:
             return set()
@@ -709,7 +710,12 @@ class AgendaSync:
                 continue
             if write.key is None:
                 origin = planned.remote_id or self._link_action(planned).remote_id or ""
-                result = self.crm.create(self.kind, write.record, origin)
+                # Re-creating a record deleted in the CRM (its change won): a run killed after
+                # creating it may have done so already — its origin says.
+                done = self.crm.find_by_origin(self.kind, [origin]).get(origin) \
+                    if planned.link is not None and origin else None
+                result = (self.crm.update(self.kind, done, write.record, write.fields)
+                          if done else self.crm.create(self.kind, write.record, origin))
             else:
                 result = self.crm.update(self.kind, write.key, write.record,
                                          write.fields - {"photo_token"})
@@ -739,6 +745,8 @@ class AgendaSync:
                     updates.append((planned, Update(ItemRef(write.key, version), record,
                                                     write.fields - {"photo_token"}
                                                     | {"stamp"})))
+        if any(planned.link is not None for planned, _ in creates):
+            creates = self._recreated_already(creates, updates)
         if creates:
             results = self.mailbox.create(self.folder, [r for _, r in creates])
             self.wrote_remote = True
@@ -758,6 +766,24 @@ class AgendaSync:
                     planned.new_remote = result.ref
                 else:
                     planned.failed = result.message
+
+    def _recreated_already(self, creates: list[tuple[Planned, Record]],
+                           updates: list[tuple[Planned, Update]]
+                           ) -> list[tuple[Planned, Record]]:
+        """Re-creating in Exchange a record deleted there (its change in the CRM won): a run
+        killed after creating it may have done so already. Its stamp finds that copy, which
+        is then updated instead of created twice."""
+        stamps = [getattr(r, "stamp", "") for planned, r in creates if planned.link is not None]
+        found = self.mailbox.find_by_stamp(self.folder, [s for s in stamps if s])
+        remaining: list[tuple[Planned, Record]] = []
+        for planned, record in creates:
+            ref = found.get(getattr(record, "stamp", "")) if planned.link is not None else None
+            if ref is None:
+                remaining.append((planned, record))
+            else:
+                updates.append((planned, Update(ref, record, self.policy.synced_fields
+                                                - {"photo_token"} | {"stamp"})))
+        return remaining
 
     def _photos(self, planned: Planned) -> None:
         """Photos travel apart from the other fields: bytes read from one side, written to the
