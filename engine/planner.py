@@ -31,7 +31,6 @@ A record not linked yet (the runner looks for its partner first and says what it
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -131,12 +130,6 @@ class Write:
 
 
 @dataclass
-class Delete:
-    side: Side
-    key: str
-
-
-@dataclass
 class Link:
     """Store the pair with what each side will look like once the writes are done."""
 
@@ -182,7 +175,7 @@ class Duplicate:
     address: str
 
 
-Action = Write | Delete | Link | Unlink | PendingDeletion | Conflict | Skip | Duplicate
+Action = Write | Link | Unlink | PendingDeletion | Conflict | Skip | Duplicate
 
 
 @dataclass
@@ -379,7 +372,3 @@ def _empty(value: Any) -> bool:
     if isinstance(value, dict):
         return not any(value.values())
     return value in (None, "", [], ())
-
-
-def replace_fields(record: Record, values: dict[str, Any]) -> Record:
-    return dataclasses.replace(record, **values)

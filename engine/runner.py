@@ -58,7 +58,6 @@ from engine.models import (
 from engine.planner import (
     Conflict,
     ConflictPolicy,
-    Delete,
     DeletionPolicy,
     Direction,
     Duplicate,
@@ -884,9 +883,6 @@ class AgendaSync:
                           else RunItem.Action.DELETE_CRM)
                 self._item(action, planned.title, planned.crm_key or "",
                            planned.remote_id or "", "deleted on the other side")
-        for delete in plan.of(Delete):
-            self._item(RunItem.Action.DELETE_CRM if delete.side is Side.CRM
-                       else RunItem.Action.DELETE_REMOTE, planned.title, delete.key)
         for link_action in plan.of(LinkAction):
             self._save_link(planned, link_action)
 
