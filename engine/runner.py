@@ -21,6 +21,7 @@ the Exchange item id (origin), and states advance only after what they cover is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import uuid
 from collections import defaultdict
@@ -42,7 +43,9 @@ from engine.mailbox.base import (
     ItemRef,
     MailboxBackend,
     MailboxError,
+    Pending,
     Update,
+    WriteResult,
     WriteStatus,
 )
 from engine.models import (
@@ -109,6 +112,14 @@ class Planned:
     remote_photo_token: str | None = None
 
 
+@dataclass
+class RemoteWrites:
+    """A batch's Exchange writes: the Planned each belongs to, and what is sent."""
+
+    creates: list[tuple[Planned, Record]]
+    updates: list[tuple[Planned, Update]]
+
+
 class AgendaSync:
     """One run of one agenda. Subclasses say what is in scope, how records are matched and
     how they look on each side; everything else (order, batching, checkpoints, history,
@@ -146,10 +157,15 @@ class AgendaSync:
         # fetch them a second time (a first import would read every contact twice). Items
         # parked by an earlier, interrupted run are not here and are fetched as before.
         self._parked_records: dict[str, tuple[ItemRef, Record]] = {}
+        # CRM records this run created from new Exchange items while reading: not partners
+        # for the items read after them (matching looks at the CRM as the run found it).
+        self._imported_keys: set[str] = set()
         # While a batch is recorded: its history lines and new links, written together.
         self._items_buffer: list[RunItem] | None = None
         self._links_buffer: dict[str, dict[str, Any]] | None = None
         self.state: FolderState | None = None
+        # A batch whose Exchange writes are under way (_execute with overlap).
+        self._in_flight: tuple[list[Planned], RemoteWrites, Pending[Any] | None] | None = None
 
     # --- what an agenda says ------------------------------------------------------------------
     def agenda_settings(self) -> Any:
@@ -249,6 +265,7 @@ class AgendaSync:
         for start in range(0, len(keys), BATCH):
             self._crm_batch(keys[start:start + BATCH])
             self._renew()
+        self._settle()
         if not self.dry_run:
             state.crm_cursor = cursor_now
             state.save(update_fields=["crm_cursor", "updated"])
@@ -407,8 +424,39 @@ class AgendaSync:
             if not remote.in_scope:
                 continue   # never synced and outside the chosen categories: nothing to do
             to_park.append((change.ref, record))
-        self._park_page(to_park)
         self._execute(batch)
+        self._new_remote_items(to_park)
+
+    def _new_remote_items(self, items: list[tuple[ItemRef, Record]]) -> None:
+        """A page's new Exchange items. One that no CRM record could be the partner of (no
+        record shares a match key) is created in the CRM now, while the next page is being
+        read (EwsMailbox reads ahead); the others are parked until the whole folder is read,
+        since whether a match is unique depends on every item (_match_parked)."""
+        if not items:
+            return
+        keys = {key for _, record in items for key in self.match_keys(record)}
+        candidates = self._crm_candidates(list(keys)) if keys else {}
+        now: list[Planned] = []
+        to_park: list[tuple[ItemRef, Record]] = []
+        for ref, record in items:
+            if any(candidates.get(key) for key in self.match_keys(record)):
+                to_park.append((ref, record))
+                continue
+            remote = Seen(ref.id, ref.version, record,
+                          modified=getattr(record, "modified", None))
+            now.append(self._planned(plan_new(Side.REMOTE, remote, self.policy), None,
+                                     self.title(record)))
+        self._park_page(to_park)
+        self._execute(now)
+        self._imported_keys.update(p.crm_key for p in now if p.crm_key)
+
+    def _crm_candidates(self, keys: list[str]) -> dict[str, list[str]]:
+        """crm_candidates, leaving out the records this run created from Exchange items."""
+        found = self.crm_candidates(keys)
+        if not self._imported_keys:
+            return found
+        return {key: [k for k in crm_keys if k not in self._imported_keys]
+                for key, crm_keys in found.items()}
 
     @staticmethod
     def _pending_side(key: str, pending_crm: dict[str, Any],
@@ -456,7 +504,7 @@ class AgendaSync:
         for _, emails in parked:
             for address in set(emails):
                 per_address[address] += 1
-        crm_by_address = self.crm_candidates(list(per_address))
+        crm_by_address = self._crm_candidates(list(per_address))
         candidates = {k for keys in crm_by_address.values() for k in keys}
         linked = set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
                                          crm_key__in=candidates)
@@ -560,7 +608,7 @@ class AgendaSync:
             elif crm.record is not None and key not in held:
                 batch.append(self._planned(plan_new(Side.CRM, crm, self.policy), None,
                                            self.title(crm.record)))
-        self._execute(batch)
+        self._execute(batch, overlap=True)
 
     # --- deletions and the mass-deletion guard ------------------------------------------------
     def _deletions(self) -> bool:
@@ -627,24 +675,61 @@ class AgendaSync:
                        crm_key=link.crm_key if link else None,
                        remote_id=link.remote_id if link else None, link=link)
 
-    def _execute(self, batch: list[Planned]) -> None:
+    def _execute(self, batch: list[Planned], overlap: bool = False) -> None:
+        """Carry out a batch's plans and record them. With `overlap`, its Exchange writes
+        may still be under way when this returns: they are applied and recorded by the next
+        batch's _execute or by _settle(), so the Exchange round trips of one batch overlap
+        the database work of the next (a first export of thousands of contacts waited on
+        Exchange and on the database in turn; bench/)."""
         if not batch:
             return
-        if not self.dry_run:
-            # One transaction per batch, not one per record: a commit is a disk sync, and a
-            # first sync of thousands of contacts spent most of its time in them (bench/).
-            # The built-in CRM writes to this database, so no network I/O runs inside. A
-            # crash rolls back the whole batch, as if it had come before the batch.
-            with transaction.atomic():
-                created = self._create_crm_many(batch)
-                for planned in batch:
-                    if id(planned) not in created:
-                        self._write_crm(planned)
-                    self._point("crm write")
-            self._write_remote(batch)
-            self._point("remote writes")
+        if self.dry_run:
+            self._record_batch(batch)
+            return
+        # One transaction per batch, not one per record: a commit is a disk sync, and a first
+        # sync of thousands of contacts spent most of its time in them (bench/). The built-in
+        # CRM writes to this database, so no network I/O runs inside. A crash rolls back the
+        # whole batch, as if it had come before the batch.
+        # A batch that writes to the CRM only (an import) is recorded in the same
+        # transaction: one commit, and a crash can leave no write without its record.
+        local_only = not any(w.side is Side.REMOTE or "photo_token" in w.fields
+                             for planned in batch for w in planned.plan.writes)
+        if local_only:
+            self._settle()   # history stays in the order things were done
+        with transaction.atomic():
+            created = self._create_crm_many(batch)
+            created |= self._update_crm_many(batch, created)
             for planned in batch:
-                self._photos(planned)
+                if id(planned) not in created:
+                    self._write_crm(planned)
+                self._point("crm write")
+            if local_only:
+                self._point("remote writes")
+                self._record_batch(batch)
+        if local_only:
+            return
+        writes = self._remote_writes(batch)
+        self._settle()   # one batch's Exchange writes under way at a time, in order
+        sending = self.mailbox.start(functools.partial(self._send, writes)) \
+            if writes.creates or writes.updates else None
+        self._in_flight = (batch, writes, sending)
+        if not overlap:
+            self._settle()
+
+    def _settle(self) -> None:
+        """The batch whose Exchange writes are under way: their results, photos, history."""
+        if self._in_flight is None:
+            return
+        batch, writes, sending = self._in_flight
+        self._in_flight = None
+        if sending is not None:
+            self._apply_sent(writes, sending.result())
+        self._point("remote writes")
+        for planned in batch:
+            self._photos(planned)
+        self._record_batch(batch)
+
+    def _record_batch(self, batch: list[Planned]) -> None:
         # Recording is database work only: one commit for the batch's links and history.
         # Rolled back by a crash, it is found again next run (stamps, origins; ARCHITECTURE).
         with transaction.atomic():
@@ -694,14 +779,34 @@ class AgendaSync:
         results = self.crm.create_many(self.kind, [
             (write.record, planned.remote_id or self._link_action(planned).remote_id or "")
             for planned, write in creates])
-        for (planned, _), result in zip(creates, results, strict=True):
+        return self._crm_written([planned for planned, _ in creates], results)
+
+    @staticmethod
+    def _crm_written(done: list[Planned], results: list[Any]) -> set[int]:
+        """Each Planned's CRM write result noted on it; the ids of those Planned."""
+        for planned, result in zip(done, results, strict=True):
             planned.warnings.extend(result.warnings)
             if not result.ok:
                 planned.failed = result.error
                 continue
             planned.crm_key = result.key
             planned.new_crm_version = result.version
-        return {id(planned) for planned, _ in creates}
+        return {id(planned) for planned in done}
+
+    def _update_crm_many(self, batch: list[Planned], done: set[int]) -> set[int]:
+        """The batch's plain CRM updates done together (a first two-way sync fills fields of
+        many linked pairs); the ids of the Planned whose CRM writes are thereby done."""
+        updates: list[tuple[Planned, Any]] = []
+        for planned in batch:
+            crm_writes = [w for w in planned.plan.writes if w.side is Side.CRM]
+            if (id(planned) not in done and not planned.failed and len(crm_writes) == 1
+                    and crm_writes[0].key is not None):
+                updates.append((planned, crm_writes[0]))
+        if len(updates) < 2:
+            return set()
+        results = self.crm.update_many(self.kind, [
+            (write.key, write.record, write.fields - {"photo_token"}) for _, write in updates])
+        return self._crm_written([planned for planned, _ in updates], results)
 
     def _write_crm(self, planned: Planned) -> None:
         for write in planned.plan.writes:
@@ -725,7 +830,9 @@ class AgendaSync:
             planned.crm_key = result.key
             planned.new_crm_version = result.version
 
-    def _write_remote(self, batch: list[Planned]) -> None:
+    def _remote_writes(self, batch: list[Planned]) -> RemoteWrites:
+        """The batch's Exchange writes, as the records Exchange gets (database work: stamps,
+        categories); a re-creation a killed run made already becomes an update."""
         creates: list[tuple[Planned, Record]] = []
         updates: list[tuple[Planned, Update]] = []
         for planned in batch:
@@ -746,25 +853,33 @@ class AgendaSync:
                                                     | {"stamp"})))
         if any(planned.link is not None for planned, _ in creates):
             creates = self._recreated_already(creates, updates)
-        if creates:
-            results = self.mailbox.create(self.folder, [r for _, r in creates])
-            self.wrote_remote = True
-            for (planned, _), result in zip(creates, results, strict=False):
-                if result.ok and result.ref is not None:
-                    planned.new_remote = result.ref
-                else:
-                    planned.failed = result.message
-        if updates:
-            results = self.mailbox.update(self.kind, [u for _, u in updates])
-            self.wrote_remote = True
-            for (planned, _), result in zip(updates, results, strict=False):
-                if result.status is WriteStatus.CONFLICT:
-                    planned.conflict_later = True
-                    planned.failed = result.message
-                elif result.ok and result.ref is not None:
-                    planned.new_remote = result.ref
-                else:
-                    planned.failed = result.message
+        return RemoteWrites(creates, updates)
+
+    def _send(self, writes: RemoteWrites) -> tuple[list[WriteResult], list[WriteResult]]:
+        """Exchange I/O only: it may run in the mailbox's background thread."""
+        created = self.mailbox.create(self.folder, [r for _, r in writes.creates]) \
+            if writes.creates else []
+        updated = self.mailbox.update(self.kind, [u for _, u in writes.updates]) \
+            if writes.updates else []
+        return created, updated
+
+    def _apply_sent(self, writes: RemoteWrites,
+                    results: tuple[list[WriteResult], list[WriteResult]]) -> None:
+        created, updated = results
+        self.wrote_remote = True
+        for (planned, _), result in zip(writes.creates, created, strict=False):
+            if result.ok and result.ref is not None:
+                planned.new_remote = result.ref
+            else:
+                planned.failed = result.message
+        for (planned, _), result in zip(writes.updates, updated, strict=False):
+            if result.status is WriteStatus.CONFLICT:
+                planned.conflict_later = True
+                planned.failed = result.message
+            elif result.ok and result.ref is not None:
+                planned.new_remote = result.ref
+            else:
+                planned.failed = result.message
 
     def _recreated_already(self, creates: list[tuple[Planned, Record]],
                            updates: list[tuple[Planned, Update]]
@@ -920,7 +1035,10 @@ class AgendaSync:
             "remote_version": (remote.version if remote else "") or action.remote_version
             or (link.remote_version if link else ""),
             "crm_snapshot": crm_snapshot, "remote_snapshot": remote_snapshot,
-            "crm_hash": data_hash(crm_snapshot), "remote_hash": data_hash(remote_snapshot),
+            "crm_hash": (crm_hash := data_hash(crm_snapshot)),
+            # After a create or a match both sides usually hold the same data: hashed once.
+            "remote_hash": crm_hash if remote_snapshot == crm_snapshot
+            else data_hash(remote_snapshot),
             "state": Link.State.ACTIVE, "title": planned.title[:255],
             "remote_uid": str(remote_snapshot.get("uid") or "")[:512],
         }

@@ -76,6 +76,12 @@ class CrmBackend(abc.ABC):
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
         """Write only `fields` of `record` to the record `key`."""
 
+    def update_many(self, kind: Kind,
+                    items: Sequence[tuple[str, Record, frozenset[str]]]) -> list[CrmWrite]:
+        """Several `update()`s, one result per (key, record, fields) in order. A backend may
+        do them together (a first two-way sync fills fields of many linked pairs)."""
+        return [self.update(kind, key, record, fields) for key, record, fields in items]
+
     @abc.abstractmethod
     def delete(self, kind: Kind, key: str) -> CrmWrite:
         """Delete a record (a missing one counts as deleted)."""

@@ -17,7 +17,7 @@ import enum
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 from engine.records import EventRecord, Kind, Record
 
@@ -199,6 +199,23 @@ class FolderNotFound(MailboxError):
     reason = "folder"
 
 
+# --- a call under way ----------------------------------------------------------------------
+T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """A backend call started with `MailboxBackend.start`: `result()` waits for it and returns
+    its value or raises its exception, in the caller's thread."""
+
+    def __init__(self, value: T | None = None, error: BaseException | None = None) -> None:
+        self._value, self._error = value, error
+
+    def result(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value   # type: ignore[return-value]
+
+
 # --- the interface ---------------------------------------------------------------------------
 class MailboxBackend(abc.ABC):
     """One open mailbox. Use as a context manager; not shared between threads."""
@@ -219,6 +236,15 @@ class MailboxBackend(abc.ABC):
     def requests_made(self) -> int:
         """Requests sent to the server through this object (for history and benchmarks)."""
         return 0
+
+    def start(self, call: Callable[[], T]) -> Pending[T]:
+        """Begin `call` (a call of this backend's own methods, touching nothing else) so that
+        it may run while the caller goes on with database work; one at a time. This default
+        runs it at once; a backend with network round trips runs it in the background."""
+        try:
+            return Pending(call())
+        except Exception as exc:
+            return Pending(error=exc)
 
     # connection and folders
     @abc.abstractmethod

@@ -28,6 +28,7 @@ import time
 import warnings
 import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
@@ -120,6 +121,7 @@ from engine.mailbox.base import (
     MailboxBackend,
     MailboxError,
     MailboxNotFound,
+    Pending,
     ServerInfo,
     ServiceUnavailable,
     Throttled,
@@ -181,6 +183,12 @@ VERSIONS = {"Exchange2013": Build(15, 0, 516, 32), "Exchange2013_SP1": Build(15,
             "Exchange2016": Build(15, 1, 2507, 6)}
 WINDOW_MAX_ITEMS = 1000   # Exchange refuses bigger calendar views (ErrorExceededFindCountLimit)
 WINDOW_MAX_DAYS = 700     # ... and ranges over two years (ErrorCalendarViewRangeTooBig)
+
+
+# An unknown Windows zone id is reported on the item (time_zone_problem), not as a warning in
+# the worker's log for every read. Set once for the process: catch_warnings() per call is not
+# thread-safe, and reads run in a background thread too (_ReadAhead).
+warnings.filterwarnings("ignore", message="Cannot convert value", category=UserWarning)
 
 
 # --- retrying: throttling is waited out within a budget per run, 401 never -----------------
@@ -777,6 +785,7 @@ class EwsMailbox(MailboxBackend):
     def __init__(self, access: MailboxAccess) -> None:
         super().__init__(access)
         self._account: Account | None = None
+        self._writer: _Worker | None = None
         self._requests_before = _traffic.requests
         _budget.deadline = time.monotonic() + access.throttle_budget_seconds
 
@@ -796,6 +805,9 @@ class EwsMailbox(MailboxBackend):
         return self._account
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         _budget.deadline = None
         self._account = None
 
@@ -894,60 +906,76 @@ class EwsMailbox(MailboxBackend):
     def read_changes(self, folder: FolderInfo, state: str | None,
                      page_size: int = BATCH_SIZE, known: KnownVersions | None = None,
                      received_after: dt.datetime | None = None) -> Iterator[ChangePage]:
+        """Pages of changes, read one page ahead: while the caller works on a page (database
+        writes), the next page's items are being fetched in a background thread, so the
+        Exchange round trips and the caller's work overlap instead of adding up. Only the
+        fetch runs there; `known` (a database query) is always asked from the caller's
+        thread."""
         restarted = False
         # Mail older than the import window is never fetched: the sync asks each change's
         # receipt time (a cheap property) and only newer mail is read in full.
         cheap = {FieldPath(field=Message.get_field_by_fieldname("datetime_received"))} \
             if received_after is not None else set()
-        while True:
-            service = _SyncFolderItems(account=self.account)
-            try:
-                with self._errors():
-                    raw = list(service.call(
-                        folder=self._folder(folder), shape="IdOnly", additional_fields=cheap,
-                        sync_state=state, ignore=None, max_changes_returned=page_size,
-                        sync_scope="NormalItems"))
-            except MailboxError as exc:
-                if isinstance(exc.__cause__, ews_errors.ErrorInvalidSyncStateData) and state:
+        ahead = _Worker(self, "ews-read-ahead")
+        try:
+            pending: _ListedPage | None = None
+            while True:
+                try:
+                    listed = self._list_changes(folder, state, page_size, cheap, known,
+                                                received_after)
+                except _SyncStateRefused:
                     log.warning("Sync state of %s refused; reading %s from scratch",
                                 self.access.mailbox, folder.path)
-                    state, restarted = None, True
+                    state, restarted, pending = None, True, None
+                    ahead.discard()
                     continue
-                raise
-            upserts: dict[str, ItemRef] = {}
-            changes: list[ItemChange] = []
-            for change_type, obj in raw:
-                if change_type in ("create", "update"):
-                    received = getattr(obj, "datetime_received", None)
-                    if received_after is not None and received is not None and \
-                            _utc(received, None) < received_after:
-                        continue
-                    upserts[obj.id] = ItemRef(obj.id, obj.changekey or "")
-                elif change_type == "delete":
-                    upserts.pop(obj.id, None)
-                    changes.append(ItemChange(ChangeType.DELETE, ItemRef(obj.id)))
-            errors: list[ItemError] = []
-            already = known(list(upserts.values())) if known and upserts else set()
-            for item_id in already:
-                changes.append(ItemChange(ChangeType.UPSERT, upserts.pop(item_id)))
-            if upserts and folder.kind is not None:
-                for fetched in self.fetch(folder.kind, list(upserts.values())):
-                    if isinstance(fetched, ItemError):
-                        if fetched.code == "ErrorItemNotFound" and fetched.ref is not None:
-                            # Created and deleted again between the two requests.
-                            changes.append(ItemChange(ChangeType.DELETE, fetched.ref))
-                        else:
-                            errors.append(fetched)
-                    else:
-                        ref, record = fetched
-                        changes.append(ItemChange(ChangeType.UPSERT, ref, record))
-            yield ChangePage(changes=changes, errors=errors, state=service.sync_state,
-                             done=bool(service.includes_last_item_in_range),
-                             restarted=restarted)
-            restarted = False
-            state = service.sync_state
-            if service.includes_last_item_in_range:
-                return
+                listed.restarted, restarted = restarted, False
+                kind, refs = folder.kind, listed.to_fetch
+                fetching = ahead.submit(lambda kind=kind, refs=refs: self.fetch(kind, refs)) \
+                    if kind is not None and refs else None
+                if pending is not None:
+                    yield pending.page()
+                pending = _ListedPage(listed, fetching)
+                state = listed.state
+                if listed.done:
+                    yield pending.page()
+                    return
+        finally:
+            ahead.close()
+
+    def _list_changes(self, folder: FolderInfo, state: str | None, page_size: int,
+                      cheap: set[Any], known: KnownVersions | None,
+                      received_after: dt.datetime | None) -> _Listed:
+        """One SyncFolderItems page: its deletions, the items whose version is known already,
+        and the items still to fetch."""
+        service = _SyncFolderItems(account=self.account)
+        try:
+            with self._errors():
+                raw = list(service.call(
+                    folder=self._folder(folder), shape="IdOnly", additional_fields=cheap,
+                    sync_state=state, ignore=None, max_changes_returned=page_size,
+                    sync_scope="NormalItems"))
+        except MailboxError as exc:
+            if isinstance(exc.__cause__, ews_errors.ErrorInvalidSyncStateData) and state:
+                raise _SyncStateRefused from exc
+            raise
+        upserts: dict[str, ItemRef] = {}
+        changes: list[ItemChange] = []
+        for change_type, obj in raw:
+            if change_type in ("create", "update"):
+                received = getattr(obj, "datetime_received", None)
+                if received_after is not None and received is not None and \
+                        _utc(received, None) < received_after:
+                    continue
+                upserts[obj.id] = ItemRef(obj.id, obj.changekey or "")
+            elif change_type == "delete":
+                upserts.pop(obj.id, None)
+                changes.append(ItemChange(ChangeType.DELETE, ItemRef(obj.id)))
+        already = known(list(upserts.values())) if known and upserts else set()
+        for item_id in already:
+            changes.append(ItemChange(ChangeType.UPSERT, upserts.pop(item_id)))
+        return _Listed(changes, list(upserts.values()) if folder.kind is not None else [],
+                       service.sync_state, bool(service.includes_last_item_in_range))
 
     def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:
         out: list[Fetched] = []
@@ -955,11 +983,7 @@ class EwsMailbox(MailboxBackend):
         modified: dict[str, list[str]] = {}   # master id -> its exceptions' ids
         for start in range(0, len(refs), BATCH_SIZE):
             chunk = refs[start:start + BATCH_SIZE]
-            with self._errors(), warnings.catch_warnings():
-                # An unknown Windows zone id is reported on the item (time_zone_problem),
-                # not as a warning in the worker's log for every read.
-                warnings.filterwarnings("ignore", message="Cannot convert value",
-                                        category=UserWarning)
+            with self._errors():
                 results = list(_GetItem(account=self.account, chunk_size=BATCH_SIZE).call(
                     items=[ItemId(r.id) for r in chunk], additional_fields=fields,
                     shape="IdOnly"))
@@ -1360,6 +1384,110 @@ class EwsMailbox(MailboxBackend):
     @property
     def requests_made(self) -> int:
         return _traffic.requests - self._requests_before
+
+    def start(self, call: Callable[[], Any]) -> Pending[Any]:
+        if self._writer is None:
+            self._writer = _Worker(self, "ews-write-behind")
+        return self._writer.submit(call)
+
+
+class _SyncStateRefused(Exception):
+    """Exchange no longer knows a stored sync state: the folder is read from scratch."""
+
+
+@dataclasses.dataclass
+class _Listed:
+    """One SyncFolderItems page before its items are fetched."""
+
+    changes: list[ItemChange]   # deletions, and items whose version is known already
+    to_fetch: list[ItemRef]
+    state: str
+    done: bool
+    restarted: bool = False
+
+
+@dataclasses.dataclass
+class _ListedPage:
+    listed: _Listed
+    fetching: Pending[list[Fetched]] | None
+
+    def page(self) -> ChangePage:
+        changes, errors = list(self.listed.changes), []
+        for result in self.fetching.result() if self.fetching is not None else []:
+            if isinstance(result, ItemError):
+                if result.code == "ErrorItemNotFound" and result.ref is not None:
+                    # Created and deleted again between the two requests.
+                    changes.append(ItemChange(ChangeType.DELETE, result.ref))
+                else:
+                    errors.append(result)
+            else:
+                ref, record = result
+                changes.append(ItemChange(ChangeType.UPSERT, ref, record))
+        listed = self.listed
+        return ChangePage(changes=changes, errors=errors, state=listed.state, done=listed.done,
+                          restarted=listed.restarted)
+
+
+class _Background(Pending[Any]):
+    """A call under way in a _Worker's thread."""
+
+    def __init__(self, worker: _Worker, future: Future[Any]) -> None:
+        super().__init__()
+        self._worker, self._future, self._done = worker, future, False
+
+    def result(self) -> Any:
+        if not self._done:
+            self._done = True
+            self._value, self._error = self._worker.finish(self, self._future)
+        return super().result()
+
+
+class _Worker:
+    """One background thread for a mailbox's calls. It carries the caller's throttling budget
+    there and the requests it sent back (both are per thread); what runs there touches no
+    database (Django's connections and transactions are per thread)."""
+
+    def __init__(self, mailbox: EwsMailbox, name: str) -> None:
+        self.mailbox, self.name = mailbox, name
+        self._pool: ThreadPoolExecutor | None = None
+        self._outstanding: list[_Background] = []
+
+    def submit(self, call: Callable[[], Any]) -> _Background:
+        _ = self.mailbox.account   # created here: two threads must not race to create it
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        deadline = _budget.deadline
+
+        def run() -> tuple[Any, BaseException | None, int]:
+            _budget.deadline = deadline
+            before = _traffic.requests
+            try:
+                return call(), None, _traffic.requests - before
+            except BaseException as exc:   # raised in the caller's thread (Pending.result)
+                return None, exc, _traffic.requests - before
+
+        pending = _Background(self, self._pool.submit(run))
+        self._outstanding.append(pending)
+        return pending
+
+    def finish(self, pending: _Background, future: Future[Any]
+               ) -> tuple[Any, BaseException | None]:
+        self._outstanding.remove(pending)
+        value, error, sent = future.result()
+        _traffic.requests += sent
+        return value, error
+
+    def discard(self) -> None:
+        """Waits for what is under way and drops it (its requests still count)."""
+        for pending in list(self._outstanding):
+            with contextlib.suppress(Exception):
+                pending.result()
+
+    def close(self) -> None:
+        self.discard()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 class _RawGetFolder(GetFolder):

@@ -71,3 +71,39 @@ class BuiltinCrmTestCase(TestCase):
         stamp = self.crm.stamp(Kind.CONTACTS, "42")
         assert self.crm.key_from_stamp(Kind.CONTACTS, stamp) == "42"
         assert BuiltinCrm(self.acme.pk + 1).key_from_stamp(Kind.CONTACTS, stamp) is None
+
+    def test_many_updates_write_only_their_fields_and_report_each_person(self) -> None:
+        eva = self.crm.create(Kind.CONTACTS, ContactRecord(
+            first_name="Eva", last_name="Malá", job_title="Buyer", company="Alfa s.r.o."), "")
+        jan = self.crm.create(Kind.CONTACTS, ContactRecord(
+            first_name="Jan", last_name="Velký", phone_mobile="+420 601"), "")
+        gone = Person.objects.create(organization=self.acme, first_name="Gone")
+        gone_key = str(gone.pk)
+        gone.delete()
+        start = self.crm.current_revision()
+        results = self.crm.update_many(Kind.CONTACTS, [
+            (eva.key, ContactRecord(first_name="IGNORED", job_title="Head of purchasing",
+                                    company="Beta a.s."), frozenset({"job_title", "company"})),
+            (gone_key, ContactRecord(first_name="X"), frozenset({"first_name"})),
+            (jan.key, ContactRecord(phone_mobile="+420 602", department="d" * 300,
+                                    business_address=PostalAddress("Husova 1", "Brno", "",
+                                                                   "602 00", "CZ")),
+             frozenset({"phone_mobile", "department", "business_address"})),
+            (jan.key, ContactRecord(last_name="Veliký"), frozenset({"last_name"})),
+        ])
+        assert [r.ok for r in results] == [True, False, True, True]
+        assert "no longer exists" in results[1].error
+        assert any("characters long" in w for w in results[2].warnings)
+        fetched = self.crm.fetch(Kind.CONTACTS, [eva.key, jan.key])
+        eva_now, jan_now = fetched[eva.key], fetched[jan.key]
+        assert (eva_now.record.first_name, eva_now.record.job_title, eva_now.record.company) \
+            == ("Eva", "Head of purchasing", "Beta a.s.")
+        assert (jan_now.record.first_name, jan_now.record.last_name,
+                jan_now.record.phone_mobile, jan_now.record.business_address.city) \
+            == ("Jan", "Veliký", "+420 602", "Brno")
+        assert jan_now.record.department == "d" * 200   # cut to the column, as update() does
+        # Each result's version is the person's revision now, and the sync finds the changes.
+        assert results[0].version == eva_now.version
+        assert results[3].version == jan_now.version
+        changed = {c.key for c in self.crm.changes_since(Kind.CONTACTS, start)}
+        assert changed == {eva.key, jan.key}

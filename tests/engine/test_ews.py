@@ -188,3 +188,62 @@ def test_requests_made_counts_only_this_mailbox_in_this_thread(ewsim: SimHandle)
         mailbox.check()
         mailbox.check()
         assert mailbox.requests_made == 2
+
+
+# --- reading ahead and writing behind (background thread) ---------------------------------
+def test_reading_ahead_counts_every_request_and_keeps_the_pages_in_order(
+        ewsim: SimHandle) -> None:
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        folder = mailbox.get_folder("contacts", Kind.CONTACTS)
+        assert all(r.ok for r in mailbox.create(folder, _contacts(250)))
+        ewsim.control.reset_counters()
+        before = mailbox.requests_made
+        pages = list(mailbox.read_changes(folder, None))
+        # The GetItems ran in the read-ahead thread: they count for this mailbox all the same.
+        assert mailbox.requests_made - before == 6
+    assert ewsim.control.counters() == {"SyncFolderItems": 3, "GetItem": 3}
+    names = [c.record.first_name for p in pages for c in p.changes]
+    assert sorted(names, key=lambda n: int(n[1:])) == names == [f"F{i}" for i in range(250)]
+    assert [p.done for p in pages] == [False, False, True]
+
+
+def test_a_failed_fetch_in_the_read_ahead_thread_is_raised_to_the_reader(
+        ewsim: SimHandle) -> None:
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        folder = mailbox.get_folder("contacts", Kind.CONTACTS)
+        mailbox.create(folder, _contacts(150))
+        ewsim.control.fault("http_401", "GetItem")
+        with pytest.raises(AuthenticationFailed):
+            list(mailbox.read_changes(folder, None))
+        # Nothing is left behind: the next read gets everything.
+        assert sum(len(p.changes) for p in mailbox.read_changes(folder, None)) == 150
+
+
+def test_a_reader_that_stops_early_leaves_no_request_under_way(ewsim: SimHandle) -> None:
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        folder = mailbox.get_folder("contacts", Kind.CONTACTS)
+        mailbox.create(folder, _contacts(250))
+        ewsim.control.reset_counters()
+        pages = mailbox.read_changes(folder, None)
+        assert len(next(pages).changes) == 100
+        pages.close()   # the second page's fetch, already started, is waited for and dropped
+        counted = mailbox.requests_made
+        time.sleep(0.2)
+        assert mailbox.requests_made == counted
+    assert ewsim.control.counters() == {"SyncFolderItems": 2, "GetItem": 2}
+
+
+def test_a_started_write_runs_in_the_background_and_reports_in_the_callers_thread(
+        ewsim: SimHandle) -> None:
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        folder = mailbox.get_folder("contacts", Kind.CONTACTS)
+        before = mailbox.requests_made
+        pending = mailbox.start(lambda: mailbox.create(folder, _contacts(3)))
+        assert all(r.ok for r in pending.result())
+        assert mailbox.requests_made - before == 1
+        ewsim.control.fault("http_401", "CreateItem")
+        failing = mailbox.start(lambda: mailbox.create(folder, _contacts(1)))
+        with pytest.raises(AuthenticationFailed):
+            failing.result()
+        with pytest.raises(AuthenticationFailed):   # asked again: the same answer
+            failing.result()

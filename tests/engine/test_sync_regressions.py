@@ -35,3 +35,27 @@ def test_a_new_change_key_without_new_content_is_what_the_next_write_names(
     assert Link.objects.get().remote_version == ewsim.control.get_item(item_id)["changekey"]
     assert not run_contacts(ewsim, profile).items.exclude(
         action=RunItem.Action.LINK).exists()
+
+
+def test_an_exchange_failure_while_writes_are_under_way_fails_the_run_and_loses_nothing(
+        ewsim: SimHandle) -> None:
+    # A first export writes batch after batch, each batch's CreateItem running while the next
+    # batch is prepared. The server refusing one of them fails the run in plain words; the
+    # next run creates what is missing, once.
+    profile = make_profile(ewsim)
+    Person.objects.bulk_create([
+        Person(organization_id=profile.organization_id, first_name=f"P{i}", last_name="Test",
+               email1=f"p{i}@example.com") for i in range(250)])
+    ewsim.control.fault("http_401", "CreateItem")
+    failed = run_contacts(ewsim, profile)
+    assert failed.status == Run.Status.FAILED
+    assert "Authentication failed" in failed.message
+    run = run_contacts(ewsim, profile)
+    assert run.status == Run.Status.SUCCESS, run.message
+    in_exchange = exchange_contacts(ewsim)
+    assert len(in_exchange) == 250
+    assert sorted(c.first_name for c in in_exchange.values()) == sorted(
+        f"P{i}" for i in range(250))
+    assert Link.objects.filter(profile=profile).count() == 250
+    assert not run_contacts(ewsim, profile).items.exclude(
+        action=RunItem.Action.LINK).exists()
