@@ -29,6 +29,7 @@ from engine.crmstore.builtin_events import (
     create_events,
     fetch_events,
     update_event,
+    update_events,
 )
 from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, Record
 
@@ -264,6 +265,29 @@ class BuiltinCrm(CrmBackend):
         return [result or CrmWrite(str((event := next(created)).pk), str(event.revision))
                 for result in results]
 
+    def _update_events(self, items: Sequence[tuple[str, Record, frozenset[str]]]
+                       ) -> list[CrmWrite]:
+        """update() of many events: the invalid ones refused as update() refuses them, the
+        others updated together."""
+        results: list[CrmWrite | None] = []
+        valid: list[tuple[str, EventRecord, frozenset[str]]] = []
+        for key, record, fields in items:
+            assert isinstance(record, EventRecord)
+            if record.start is None or record.end is None or record.end < record.start:
+                results.append(CrmWrite(key, error="The event has no valid start and end."))
+                continue
+            results.append(None)
+            valid.append((key, record, fields))
+        updated = iter(update_events(self.organization_id, valid, self._events))
+        out: list[CrmWrite] = []
+        for (key, _, _), result in zip(items, results, strict=True):
+            if result is None:
+                event = next(updated)
+                result = CrmWrite(key, str(event.revision)) if event is not None else \
+                    CrmWrite(key, error="The event no longer exists in the CRM.")
+            out.append(result)
+        return out
+
     def _company_ids(self, names: dict[str, str]) -> dict[str, int]:
         """Company ids by name key, creating the missing companies (one query for those that
         exist)."""
@@ -312,6 +336,8 @@ class BuiltinCrm(CrmBackend):
         """Persons updated together: one locking read, one tracked bulk update (one revision
         for the batch), instead of a handful of statements per person. A changed company goes
         through _set_company per person, as update() does it. Events one by one."""
+        if kind is Kind.CALENDAR and len(items) >= 2:
+            return self._update_events(items)
         if kind is not Kind.CONTACTS or len(items) < 2:
             return super().update_many(kind, items)
         results: list[CrmWrite] = []

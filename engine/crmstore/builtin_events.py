@@ -219,9 +219,69 @@ def create_events(organization_id: int, items: Sequence[tuple[EventRecord, str]]
     return created
 
 
+def update_events(organization_id: int, items: Sequence[tuple[str, EventRecord, frozenset[str]]],
+                  options: EventOptions) -> list[Event | None]:
+    """update_event() of many events: one locking read, one tracked bulk update (one revision
+    for the batch), attendee links replaced in bulk (a first two-way sync fills fields of
+    hundreds of linked meetings; bench/calendar.py). An event named twice, or whose series
+    changes, goes through update_event(); a gone one is None."""
+    results: list[Event | None] = []
+    with transaction.atomic():
+        ids = [int(key) for key, _, _ in items if key.isdigit()]
+        events = {str(e.pk): e for e in Event.objects.select_for_update().filter(
+            organization_id=organization_id, pk__in=ids)}
+        bulk: dict[str, Event] = {}
+        columns: set[str] = set()
+        attendees: list[tuple[Event, EventRecord]] = []
+        for key, record, fields in items:
+            event = events.get(key)
+            if event is None or key in bulk or fields & {"exceptions", "recurrence"}:
+                continue   # gone, or done one by one below
+            _apply(event, record, fields)
+            columns.update(_columns(fields))
+            if "uid" in fields and record.uid and not event.uid:
+                event.uid = record.uid[:512]
+                columns.add("uid")
+            if "attendees" in fields:
+                attendees.append((event, record))
+            bulk[key] = event
+        # Unchanged columns are written back as read: the rows are locked meanwhile.
+        Event.objects.bulk_update(list(bulk.values()), sorted(columns))
+        if options.link_attendees and attendees:
+            linked = [event.pk for event, _ in attendees]
+            Event.persons.through.objects.filter(event_id__in=linked).delete()
+            if options.link_attendee_companies:
+                Event.companies.through.objects.filter(event_id__in=linked).delete()
+            _link_attendees_many([e for e, _ in attendees], [r for _, r in attendees], options)
+        # The versions handed back are the revisions as stored now, whatever bumped them.
+        revisions = dict(Event.objects.filter(pk__in=[e.pk for e in bulk.values()])
+                         .values_list("pk", "revision"))
+        for event in bulk.values():
+            event.revision = revisions[event.pk]
+        for key, record, fields in items:
+            event = bulk.pop(key, None)
+            if event is not None:
+                results.append(event)
+            elif key in events:
+                results.append(update_event(organization_id, key, record, fields, options))
+            else:
+                results.append(None)
+    return results
+
+
+def _columns(fields: frozenset[str]) -> set[str]:
+    """The Event columns _apply() writes for these synced fields."""
+    columns = {name for name in EVENT_FIELDS if name in fields}
+    columns |= {name for name in ("recurrence", "deleted_occurrences") if name in fields}
+    if "categories" in fields:
+        columns.add("category")
+    return columns
+
+
 def _link_attendees_many(events: Sequence[Event], records: Sequence[EventRecord],
                          options: EventOptions) -> None:
-    """_link_attendees() for new events: one lookup of every address (per 500), bulk links."""
+    """_link_attendees() for events without attendee links yet: one lookup of every address
+    (per 500), bulk links."""
     if not options.link_attendees or not events:
         return
     wanted = [{a.email.lower() for a in r.attendees if a.email} for r in records]

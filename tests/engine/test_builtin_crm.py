@@ -107,3 +107,46 @@ class BuiltinCrmTestCase(TestCase):
         assert results[3].version == jan_now.version
         changed = {c.key for c in self.crm.changes_since(Kind.CONTACTS, start)}
         assert changed == {eva.key, jan.key}
+
+    def test_many_event_updates_write_their_fields_and_attendees_and_report_each(self) -> None:
+        import datetime as dt
+
+        from crm.models import CrmUser, Event
+        from engine.crmstore.builtin_events import EventOptions
+        from engine.records import Attendee, EventRecord
+
+        owner = CrmUser.objects.create(organization=self.acme, name="Alice", login="alice")
+        crm = BuiltinCrm(self.acme.pk, event_options=EventOptions(
+            owner_id=owner.pk, link_attendees=True, link_attendee_companies=True))
+        eva = crm.create(Kind.CONTACTS, ContactRecord(first_name="Eva", email1="eva@alfa.cz",
+                                                      company="Alfa s.r.o."), "")
+        at = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+        one = crm.create(Kind.CALENDAR, EventRecord(subject="One", start=at,
+                                                    end=at + dt.timedelta(hours=1)), "")
+        two = crm.create(Kind.CALENDAR, EventRecord(subject="Two", start=at,
+                                                    end=at + dt.timedelta(hours=1)), "")
+        gone = crm.create(Kind.CALENDAR, EventRecord(subject="Gone", start=at, end=at), "")
+        Event.objects.filter(pk=int(gone.key)).delete()
+        start = crm.current_revision()
+        results = crm.update_many(Kind.CALENDAR, [
+            (one.key, EventRecord(subject="IGNORED", location="Room 3", start=at, end=at,
+                                  attendees=(Attendee("EVA@alfa.cz"),)),
+             frozenset({"location", "attendees"})),
+            (two.key, EventRecord(subject="Two, moved", start=at + dt.timedelta(days=1),
+                                  end=at + dt.timedelta(days=1, hours=2)),
+             frozenset({"subject", "start", "end"})),
+            (gone.key, EventRecord(subject="X", start=at, end=at), frozenset({"subject"})),
+            (two.key, EventRecord(start=at, end=at - dt.timedelta(hours=1)),
+             frozenset({"end"})),
+        ])
+        assert [r.ok for r in results] == [True, True, False, False]
+        assert "no longer exists" in results[2].error and "no valid" in results[3].error
+        first, second = Event.objects.get(pk=int(one.key)), Event.objects.get(pk=int(two.key))
+        assert (first.subject, first.location) == ("One", "Room 3")
+        assert [p.pk for p in first.persons.all()] == [int(eva.key)]
+        assert [c.name for c in first.companies.all()] == ["Alfa s.r.o."]
+        assert (second.subject, second.start) == ("Two, moved", at + dt.timedelta(days=1))
+        assert (results[0].version, results[1].version) == (str(first.revision),
+                                                            str(second.revision))
+        changed = {c.key for c in crm.changes_since(Kind.CALENDAR, start)}
+        assert {one.key, two.key} <= changed
