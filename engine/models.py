@@ -192,6 +192,11 @@ class Run(models.Model):
     errors = models.PositiveIntegerField(_("errors"), default=0)
     duplicates = models.PositiveIntegerField(_("duplicate candidates"), default=0)
     requests = models.PositiveIntegerField(_("Exchange requests"), default=0)
+    # Live progress for the dashboard while the run goes on (engine.progress writes it):
+    # records handled, records known so far (0: not known yet) and what the run is doing.
+    progress_done = models.PositiveIntegerField(_("records handled"), default=0)
+    progress_total = models.PositiveIntegerField(_("records known"), default=0)
+    progress_note = models.CharField(_("doing now"), max_length=200, blank=True)
     # The mass-deletion guard: an administrator approves the deletions a run stopped before.
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                     null=True, blank=True, related_name="+")

@@ -32,7 +32,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from engine import leases
+from engine import leases, progress
 from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord
 from engine.mailbox.base import (
     ChangePage,
@@ -262,6 +262,7 @@ class AgendaSync:
         self._match_parked(pending_crm)
         unchanged = self._linked_as_is(pending_crm)
         keys = [key for key in pending_crm if key not in unchanged]
+        progress.report(self.run_record, more=len(keys))
         for start in range(0, len(keys), BATCH):
             self._crm_batch(keys[start:start + BATCH])
             self._renew()
@@ -342,6 +343,8 @@ class AgendaSync:
                      pending_crm: dict[str, Any], page_size: int = BATCH) -> str | None:
         for page in self.mailbox.read_changes(self.folder, remote_state, page_size=page_size,
                                               known=self._known_versions):
+            progress.report(self.run_record, more=sum(
+                1 for c in page.changes if c.record is not None or c.type is ChangeType.DELETE))
             self._remote_page(page, pending_crm)
             remote_state = page.state
             if not self.dry_run:
@@ -741,6 +744,8 @@ class AgendaSync:
                 self._flush_recorded()
             finally:
                 self._items_buffer = self._links_buffer = None
+        # Live progress for the dashboard (written after the commit, at most once a second).
+        progress.report(self.run_record, done=len(batch))
 
     def _flush_recorded(self) -> None:
         """The batch's new links and history lines, a few statements for the lot."""

@@ -9,6 +9,7 @@ from engine.crmstore.builtin import BuiltinCrm
 from engine.crmstore.builtin_events import EventOptions
 from engine.mailbox import open_mailbox
 from engine.models import Agenda, Run
+from engine.progress import report as report_progress
 from engine.runner import AgendaSync, ContactSync
 from mailimport.importer import MailImport
 from profiles.models import SyncProfile
@@ -36,7 +37,15 @@ def sync(profile: SyncProfile, agenda: str, *, dry_run: bool = False, trigger: s
         runner_class = RUNNERS[Agenda(agenda)]
     except (KeyError, ValueError):
         raise NotImplementedError(f"The {agenda} agenda cannot be synced yet.") from None
+
+    def say(message: str) -> None:
+        # What the run is doing shows on the dashboard too (the runner has its run by the
+        # time it says anything).
+        report_progress(runner.run_record, note=message)
+        if progress is not None:
+            progress(message)
+
     with open_mailbox(profile) as mailbox:
         runner = runner_class(profile, mailbox, crm_for(profile, agenda), dry_run=dry_run,
-                              trigger=trigger, progress=progress)
+                              trigger=trigger, progress=say)
         return runner.run()

@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from crm.models import Document, DocumentCategory, Email, Person
+from engine import progress
 from engine.mailbox.base import ChangeType, FolderInfo, ItemError, ItemRef, MailboxError
 from engine.models import Agenda, FolderState, Retry, RunItem
 from engine.records import AttachmentInfo, Kind, MessageRecord, Record
@@ -64,6 +65,7 @@ class MailImport(AgendaSync):
             for page in self.mailbox.read_changes(folder, state.remote_state or None,
                                                   known=self._already_filed,
                                                   received_after=self.since):
+                progress.report(self.run_record, more=len(page.changes))
                 for error in page.errors:
                     self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
                                remote_id=error.ref.id if error.ref else "",
@@ -73,6 +75,7 @@ class MailImport(AgendaSync):
                                                                        MessageRecord):
                         self._import(change.ref, change.record)
                         self._point("message filed")
+                    progress.report(self.run_record, done=1)
                 if not self.dry_run:
                     state.remote_state = page.state
                     state.save(update_fields=["remote_state", "updated"])

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "profiles",
     "crm",
     "engine",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -109,7 +110,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
 
-LOGIN_URL = "admin:login"
+# Users sign in on the user pages; the admin keeps its own sign-in page.
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:dashboard"
+LOGOUT_REDIRECT_URL = "portal:login"
 
 # --- Secrets at rest -------------------------------------------------------------------
 # Comma-separated Fernet keys: the first encrypts, every one decrypts (rotation).
@@ -131,7 +135,9 @@ MAILBOX_THROTTLE_BUDGET = env.float("MAILBOX_THROTTLE_BUDGET", default=300.0)
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 Q_CLUSTER: dict = {
-    "name": "crm_sync",
+    # The queue's name (and the salt of its signed tasks): every web process and worker of one
+    # installation uses the same; installations sharing a Redis server need different ones.
+    "name": env.str("Q_NAME", default="crm_sync"),
     "workers": env.int("Q_WORKERS", default=2),
     # A sync task may run long; the broker redelivers a task only after `retry` seconds,
     # which must exceed `timeout` or a running sync would be started a second time.
@@ -152,6 +158,9 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+# How long a sync run's lease on its (profile, agenda) lasts without renewal (the run renews
+# it after every batch): a worker that dies mid-run blocks that agenda this long at most.
+SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=300)
 
 # --- Operations ------------------------------------------------------------------------
 # An agenda failing this many times in a row e-mails its organization's administrators

@@ -1,14 +1,18 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 
 from engine import monitoring
 
-admin.site.site_header = "Exchange ↔ CRM sync server"
-admin.site.site_title = "Sync server"
-admin.site.index_title = "Configuration"
+admin.site.site_header = _("Exchange ↔ CRM sync server")
+admin.site.site_title = _("Sync server")
+admin.site.index_title = _("Configuration")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", monitoring.healthz, name="healthz"),
     path("metrics", monitoring.metrics, name="metrics"),
+    # The language switch (set_language): the choice is kept in a cookie.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("portal.urls")),
 ]

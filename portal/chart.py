@@ -1,0 +1,96 @@
+"""The sync history's chart: items and errors of recent runs as bars, drawn on the server.
+
+Pure geometry: points in, rectangles in SVG user units out; the template draws them. No
+script and no chart library, so it shows the same with JavaScript off and prints well.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+WIDTH, HEIGHT = 640.0, 200.0
+LEFT, TOP, BOTTOM = 44.0, 10.0, 10.0   # room for the scale's labels
+
+
+@dataclass(frozen=True)
+class Point:
+    items: int
+    errors: int
+    title: str      # what a pointer over the column is told
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Column:
+    point: Point
+    items: Bar
+    errors: Bar
+
+
+@dataclass(frozen=True)
+class Tick:
+    y: float
+    value: int
+
+
+@dataclass(frozen=True)
+class Chart:
+    columns: list[Column]
+    ticks: list[Tick]
+    width: float = WIDTH
+    height: float = HEIGHT
+    left: float = LEFT
+    baseline: float = HEIGHT - BOTTOM
+
+    @property
+    def label_x(self) -> float:
+        """Where the scale's numbers end, just left of the plot."""
+        return self.left - 6
+
+
+def nice_ceiling(value: int) -> int:
+    """The scale's top: `value` rounded up to 1, 2 or 5 times a power of ten (at least 1)."""
+    if value <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if value <= step * power:
+            return step * power
+    return 10 * power   # not reached: value <= 10 * power always
+
+
+def bar_chart(points: Sequence[Point], slots: int = 0) -> Chart:
+    """One column per point, in the given order (oldest first reads left to right).
+
+    With `slots`, the chart has room for that many columns and the points fill it from the
+    right: a few runs make narrow bars beside the scale's end, not a few wide slabs."""
+    top = nice_ceiling(max((max(p.items, p.errors) for p in points), default=0))
+    plot_height = HEIGHT - TOP - BOTTOM
+    baseline = HEIGHT - BOTTOM
+    count = max(len(points), slots, 1)
+    slot = (WIDTH - LEFT) / count
+    bar_width = slot * 0.4
+    first = count - len(points)
+
+    def bar(x: float, value: int) -> Bar:
+        height = plot_height * value / top
+        return Bar(round(x, 2), round(baseline - height, 2), round(bar_width, 2),
+                   round(height, 2))
+
+    columns = [Column(point, bar(LEFT + i * slot + slot * 0.1, point.items),
+                      bar(LEFT + i * slot + slot * 0.5, point.errors))
+               for i, point in enumerate(points, start=first)]
+    # A middle line only where it falls on a whole number (the scale's top is 1, 2 or 5 × 10ⁿ).
+    fractions = (0, 0.5, 1) if top % 2 == 0 else (0, 1)
+    ticks = [Tick(round(baseline - plot_height * fraction, 2), int(top * fraction))
+             for fraction in fractions]
+    return Chart(columns, ticks)

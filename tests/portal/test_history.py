@@ -1,0 +1,183 @@
+"""The sync history: filters, paging, the chart, a run's detail and the CSV exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from django.urls import reverse
+from django.utils import timezone
+
+from crm.models import Person
+from engine.models import Run, RunItem
+from portal import chart
+from portal.history import RUNS_PER_PAGE
+from tests.portal.base import PortalTestCase
+
+
+def csv_rows(response) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    assert response["Content-Type"].startswith("text/csv")
+    text = b"".join(response.streaming_content).decode("utf-8")
+    assert text.startswith("\ufeff")   # Excel reads UTF-8 only with the byte order mark
+    return list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+
+
+class HistoryTestCase(PortalTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.sign_in(self.dave)
+        now = timezone.now()
+        self.contacts = self.make_run(self.daves, crm_created=5, errors=2,
+                                      started=now - dt.timedelta(days=3))
+        self.calendar = self.make_run(self.daves, agenda="calendar",
+                                      status=Run.Status.FAILED, message="Exchange said 401",
+                                      started=now - dt.timedelta(days=1))
+        self.analysis = self.make_run(self.daves, kind=Run.Kind.ANALYSIS, remote_created=4,
+                                      started=now - dt.timedelta(hours=1))
+
+    def _listed(self, query: str = "") -> list[int]:
+        response = self.client.get(reverse("portal:history") + query)
+        assert response.status_code == 200
+        return [run.pk for run in response.context["page"].items]
+
+    def test_it_lists_runs_newest_first_and_filters_by_agenda_status_kind_and_date(
+            self) -> None:
+        assert self._listed() == [self.analysis.pk, self.calendar.pk, self.contacts.pk]
+        assert self._listed("?agenda=calendar") == [self.calendar.pk]
+        assert self._listed("?status=failed") == [self.calendar.pk]
+        assert self._listed("?kind=analysis") == [self.analysis.pk]
+        today = timezone.localdate()
+        two_days_ago = (today - dt.timedelta(days=2)).isoformat()
+        assert self._listed(f"?since={two_days_ago}") == [self.analysis.pk, self.calendar.pk]
+        assert self._listed(f"?until={two_days_ago}") == [self.contacts.pk]
+        assert self._listed(f"?since={today.isoformat()}&until={today.isoformat()}") == [
+            self.analysis.pk]
+        # A value that does not parse filters nothing rather than failing.
+        assert len(self._listed("?since=yesterday&agenda=nonsense&page=x")) == 3
+
+    def test_it_pages_without_counting(self) -> None:
+        for minutes in range(RUNS_PER_PAGE):
+            self.make_run(self.daves, started=timezone.now() - dt.timedelta(days=10,
+                                                                             minutes=minutes))
+        first = self.client.get(reverse("portal:history") + "?kind=sync&agenda=contacts")
+        assert len(first.context["page"].items) == RUNS_PER_PAGE
+        self.assertContains(first, "?kind=sync&amp;agenda=contacts&amp;page=2")
+        second = self.client.get(reverse("portal:history") + "?kind=sync&agenda=contacts&page=2")
+        assert len(second.context["page"].items) == 1   # 51 runs of the kind
+        self.assertNotContains(second, "page=3")
+        self.assertContains(second, "page=1")
+
+    def test_the_chart_draws_the_last_thirty_runs_as_svg(self) -> None:
+        for minutes in range(35):
+            self.make_run(self.daves, crm_created=minutes, errors=minutes % 3,
+                          started=timezone.now() - dt.timedelta(days=5, minutes=minutes))
+        page = self.client.get(reverse("portal:history"))
+        self.assertContains(page, "<svg", count=1)
+        self.assertContains(page, 'class="bar-items"', count=30)
+        self.assertContains(page, 'class="bar-errors"', count=30)
+        self.assertContains(page, "Changed items and errors of the last 30 runs shown")
+
+    def test_the_chart_keeps_svg_numbers_unlocalized_in_czech(self) -> None:
+        self.make_run(self.daves, crm_created=7)
+        page = self.client.get(reverse("portal:history"), headers={"accept-language": "cs"})
+        svg = page.content.decode().split("<svg", 1)[1].split("</svg>", 1)[0]
+        for rect in svg.split("<rect")[1:]:
+            assert "," not in rect.split(">")[0], rect   # 12,5 would break the drawing
+
+    def test_the_history_exports_as_csv_with_the_filters(self) -> None:
+        rows = csv_rows(self.client.get(reverse("portal:history_csv")
+                                        + "?kind=sync&agenda=contacts"))
+        assert rows[0][:4] == ["Run", "Started", "Finished", "Profile"]
+        assert [row[0] for row in rows[1:]] == [str(self.contacts.pk)]
+        assert rows[1][3:7] == ["dave@acme.example", "Contacts", "sync", "success"]
+        assert rows[1][8] == "5" and rows[1][17] == "2"
+
+    def test_a_runs_detail_shows_the_counts_per_side_and_its_items(self) -> None:
+        person = Person.objects.create(organization=self.acme, first_name="Petr",
+                                       last_name="Svoboda")
+        self.make_item(self.contacts, RunItem.Action.ERROR, "Petr Svoboda",
+                       crm_key=str(person.pk), detail="ErrorInvalidPropertyRequest")
+        self.make_item(self.contacts, RunItem.Action.SKIP, "Private lunch",
+                       detail="private: not synced")
+        self.make_item(self.contacts, RunItem.Action.CONFLICT, "Eva Nová",
+                       detail="changed on both sides; kept the values from Exchange")
+        page = self.client.get(reverse("portal:run", args=[self.contacts.pk]))
+        self.assertContains(page, "Sync run")
+        self.assertContains(page, "In the CRM")
+        self.assertContains(page, "<td>5</td>", html=False)
+        for text in ("Petr Svoboda", "ErrorInvalidPropertyRequest", "private: not synced",
+                     "kept the values from Exchange", "Errors (2)"):
+            self.assertContains(page, text)
+        # A plain user cannot open the admin: the record is named, not linked.
+        self.assertNotContains(page, reverse("admin:crm_person_change", args=[person.pk]))
+        errors = self.client.get(reverse("portal:run", args=[self.contacts.pk])
+                                 + "?action=error")
+        self.assertContains(errors, "Petr Svoboda")
+        self.assertNotContains(errors, "Private lunch")
+
+    def test_staff_get_a_link_to_the_crm_record(self) -> None:
+        self.sign_in(self.bob)
+        self.make_item(self.contacts, RunItem.Action.ERROR, "Petr Svoboda", crm_key="42")
+        self.make_item(self.calendar, RunItem.Action.ERROR, "Porada", crm_key="43")
+        self.assertContains(self.client.get(reverse("portal:run", args=[self.contacts.pk])),
+                            reverse("admin:crm_person_change", args=[42]))
+        self.assertContains(self.client.get(reverse("portal:run", args=[self.calendar.pk])),
+                            reverse("admin:crm_event_change", args=[43]))
+
+    def test_an_analysis_shows_its_planned_items_and_says_it_changed_nothing(self) -> None:
+        self.make_item(self.analysis, RunItem.Action.CREATE_REMOTE, "Eva Nová")
+        page = self.client.get(reverse("portal:run", args=[self.analysis.pk]))
+        self.assertContains(page, "Planned items")
+        self.assertContains(page, "Planned changes")
+        self.assertContains(page, "An analysis changes nothing")
+        self.assertContains(page, "Created in Exchange")
+        self.assertContains(page, "Eva Nová")
+
+    def test_a_failed_run_shows_its_message(self) -> None:
+        page = self.client.get(reverse("portal:run", args=[self.calendar.pk]))
+        self.assertContains(page, "Exchange said 401")
+        self.assertContains(page, "Failed")
+
+    def test_a_runs_items_export_as_csv(self) -> None:
+        self.make_item(self.contacts, RunItem.Action.ERROR, "Petr Svoboda", crm_key="42",
+                       remote_id="AAMkAG=", detail="ErrorInvalidPropertyRequest")
+        rows = csv_rows(self.client.get(reverse("portal:run_items_csv",
+                                                args=[self.contacts.pk])))
+        assert rows == [["Action", "Item", "Detail", "CRM record", "Exchange item"],
+                        ["error", "Petr Svoboda", "ErrorInvalidPropertyRequest", "42",
+                         "AAMkAG="]]
+
+    def test_text_that_excel_would_run_as_a_formula_is_exported_as_text(self) -> None:
+        self.make_item(self.contacts, RunItem.Action.CREATE_CRM, '=HYPERLINK("http://x")',
+                       detail="-1+2")
+        rows = csv_rows(self.client.get(reverse("portal:run_items_csv",
+                                                args=[self.contacts.pk])))
+        assert rows[1][1:3] == ["'=HYPERLINK(\"http://x\")", "'-1+2"]
+
+
+class ChartTestCase(PortalTestCase):
+    def test_the_scale_rounds_up_to_one_two_or_five(self) -> None:
+        assert [chart.nice_ceiling(v) for v in (0, 1, 2, 3, 7, 10, 11, 180, 501)] == [
+            1, 1, 2, 5, 10, 10, 20, 200, 1000]
+
+    def test_bars_stand_on_the_baseline_in_proportion(self) -> None:
+        drawn = chart.bar_chart([chart.Point(10, 0, "a"), chart.Point(5, 5, "b")])
+        first, second = drawn.columns
+        assert first.items.y + first.items.height == drawn.baseline
+        assert first.items.height == 2 * second.items.height
+        assert second.items.height == second.errors.height and first.errors.height == 0
+        assert first.items.x < first.errors.x < second.items.x
+        assert [tick.value for tick in drawn.ticks] == [0, 5, 10]
+
+    def test_a_few_runs_fill_the_chart_from_the_right(self) -> None:
+        drawn = chart.bar_chart([chart.Point(3, 1, "only")], slots=30)
+        (column,) = drawn.columns
+        assert column.items.width == drawn.columns[0].errors.width < (
+            chart.WIDTH - chart.LEFT) / 30
+        assert column.errors.x + column.errors.width > chart.WIDTH - (
+            chart.WIDTH - chart.LEFT) / 30
+
+    def test_no_runs_draw_an_empty_chart(self) -> None:
+        drawn = chart.bar_chart([])
+        assert drawn.columns == [] and [tick.value for tick in drawn.ticks] == [0, 1]

@@ -1,0 +1,112 @@
+"""The user pages in Czech: the browser's language, the language switch, a complete
+catalog in the product's Czech terms."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import translation
+
+from tests.portal.base import PortalTestCase
+
+CATALOG = Path(settings.BASE_DIR) / "locale" / "cs" / "LC_MESSAGES" / "django.po"
+
+
+def catalog_entries() -> list[dict[str, object]]:
+    """The Czech catalog's entries: msgid, msgid_plural, msgstr (by index), flags."""
+    entries: list[dict[str, object]] = []
+    entry: dict[str, object] = {}
+    field = ""
+    for line in [*CATALOG.read_text(encoding="utf-8").splitlines(), ""]:
+        if not line.strip():
+            if entry:
+                entries.append(entry)
+            entry, field = {}, ""
+        elif line.startswith("#,"):
+            entry["flags"] = line
+        elif line.startswith("#"):
+            continue
+        elif line.startswith('"'):
+            entry[field] = str(entry[field]) + ast.literal_eval(line)
+        else:
+            field, _space, value = line.partition(" ")
+            entry[field] = ast.literal_eval(value)
+    return entries[1:]   # the first is the header
+
+
+class CzechTestCase(PortalTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.sign_in(self.dave)
+
+    def test_the_browsers_language_chooses_czech(self) -> None:
+        self.make_run(self.daves, errors=5)
+        page = self.client.get(reverse("portal:dashboard"), headers={"accept-language": "cs"})
+        self.assertContains(page, '<html lang="cs">')
+        for text in ("Synchronizovat nyní", "Historie synchronizace", "Duplicitní kontakty",
+                     "Přehled", "Kontakty", "Kalendář", "Analyzovat", "Poslední běh",
+                     "5 chyb", "Úspěch", "Odhlásit se"):
+            self.assertContains(page, text)
+        self.assertNotContains(page, "Sync now")
+
+    def test_english_stays_the_default(self) -> None:
+        page = self.client.get(reverse("portal:dashboard"), headers={"accept-language": "de"})
+        self.assertContains(page, '<html lang="en">')
+        self.assertContains(page, "Sync now")
+
+    def test_the_language_switch_keeps_the_choice(self) -> None:
+        response = self.client.post(reverse("set_language"),
+                                    {"language": "cs", "next": reverse("portal:history")})
+        self.assertRedirects(response, reverse("portal:history"))
+        assert self.client.cookies[settings.LANGUAGE_COOKIE_NAME].value == "cs"
+        page = self.client.get(reverse("portal:history"), headers={"accept-language": "en"})
+        self.assertContains(page, "Historie synchronizace")
+        self.assertContains(page, '<option value="cs" lang="cs" selected>česky</option>',
+                            html=False)
+
+    def test_czech_plurals_follow_czech_grammar(self) -> None:
+        with translation.override("cs"):
+            from django.utils.translation import ngettext
+
+            forms = [ngettext("%(n)s error", "%(n)s errors", n) % {"n": n} for n in (1, 3, 5)]
+        assert forms == ["1 chyba", "3 chyby", "5 chyb"]
+
+    def test_the_live_status_and_the_other_pages_speak_czech_too(self) -> None:
+        headers = {"accept-language": "cs"}
+        status = self.client.get(reverse("portal:status") + f"?profile={self.daves.pk}",
+                                 headers=headers).json()
+        assert "Neprobíhá" in status["rows"][0]["cells"]["now"]
+        for name, text in (("portal:history", "Filtrovat historii"),
+                           ("portal:duplicates", "Ponechat odděleně"),
+                           ("portal:password_change", "Změnit heslo")):
+            self.make_candidate(self.daves)
+            self.assertContains(self.client.get(reverse(name), headers=headers), text)
+        self.client.logout()
+        self.assertContains(self.client.get(reverse("portal:login"), headers=headers),
+                            "Přihlásit se")
+
+    def test_the_product_terms_are_the_manuals(self) -> None:
+        with translation.override("cs"):
+            from django.utils.translation import gettext
+
+            assert gettext("attachment category") == "kategorie přílohy"
+            assert gettext("Two-way") == "Obousměrná synchronizace"
+            assert gettext("check for changes every (minutes)") == \
+                "kontrolovat změny každých (minut)"
+
+    def test_the_czech_catalog_is_complete_and_compiled(self) -> None:
+        entries = catalog_entries()
+        assert len(entries) > 500
+        untranslated = [e["msgid"] for e in entries
+                        if "fuzzy" in str(e.get("flags", ""))
+                        or not all(value for key, value in e.items() if key.startswith("msgstr"))]
+        assert not untranslated, untranslated
+        with translation.override("cs"):
+            from django.utils.translation import gettext
+
+            stale = [e["msgid"] for e in entries if "msgstr" in e
+                     and gettext(str(e["msgid"])) != e["msgstr"]]
+        assert not stale, f"run manage.py compilemessages: {stale[:5]}"
