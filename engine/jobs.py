@@ -8,7 +8,8 @@
 - `run_job` runs one agenda through `engine.sync.sync` (whose lease makes a second delivery of
   the same task harmless: it is refused, and a refused run is not a failure), then records the
   result on the job: success → next run after the profile's interval; failure → exponential
-  back-off, and the alerts in `engine.alerts`.
+  back-off, and the alerts in `engine.alerts`. A run that held the lease also closes the runs
+  of its agenda that a dead worker left "running" (`close_abandoned_runs`).
 
 Neither task ever raises into the worker loop: with `ack_failures` a raised task would be
 dropped anyway, and the error belongs in the sync history, not in django-q2's failure list.
@@ -26,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from engine import alerts
+from engine import alerts, leases
 from engine.models import Agenda, Heartbeat, Job, Run
 from profiles.models import SyncProfile
 
@@ -43,6 +44,8 @@ MAX_BACKOFF = dt.timedelta(hours=1)
 # which the ORM broker would hand the task out again anyway.
 LOST_AFTER = dt.timedelta(minutes=20)
 WORKER_HEARTBEAT = "worker"
+ABANDONED = ("The worker running this stopped before it finished (killed, crashed or its "
+             "machine lost); its lease expired and a later run took over.")
 
 # Which profile switch turns each agenda on.
 AGENDA_SWITCHES: dict[str, str] = {
@@ -189,8 +192,10 @@ def _run_job(profile_id: int, agenda: str, *, dry_run: bool, trigger: str) -> st
         Job.objects.filter(pk=job.pk).update(enqueued_at=None)
     if agenda not in enabled_agendas(profile):
         return None
+    held_lease = False
     try:
         run = sync(profile, agenda, dry_run=dry_run, trigger=trigger)
+        held_lease = run.status != Run.Status.REFUSED
     except Exception as exc:
         # The runner records its own failures; this is what fails before it starts (no
         # backend for the connection, an undecryptable secret...): still history, not a crash.
@@ -201,9 +206,27 @@ def _run_job(profile_id: int, agenda: str, *, dry_run: bool, trigger: str) -> st
             message=str(exc) if isinstance(exc, NotImplementedError)
             else f"Internal error: {type(exc).__name__}: {exc}")
     beat()
+    if held_lease:
+        close_abandoned_runs(profile_id, agenda)
     if job is not None and not dry_run:
         record_result(job, profile, run)
     return run.status
+
+
+def close_abandoned_runs(profile_id: int, agenda: str) -> int:
+    """Mark as failed the runs of this agenda that a worker dying mid-run left "running".
+
+    Nothing else ever finishes them: the history would show them running forever, and
+    /metrics would count them in syncserver_runs_in_progress. Call it only after a run that
+    held the agenda's lease: a run still "running" that started more than a lease's lifetime
+    ago cannot be alive then, since alive it would have kept its lease (renewed after every
+    batch) and that run could not have taken it. (One that only stalled past its lease fails
+    at its next renewal and records so itself, over this.) Returns how many runs it closed."""
+    now = timezone.now()
+    return Run.objects.filter(
+        profile_id=profile_id, agenda=agenda, status=Run.Status.RUNNING,
+        started__lt=now - leases.lease_ttl()).update(
+        status=Run.Status.FAILED, finished=now, message=ABANDONED)
 
 
 def record_result(job: Job, profile: SyncProfile, run: Run) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -18,7 +19,17 @@ from engine.models import Lease
 DEFAULT_TTL = dt.timedelta(minutes=5)
 
 
-def claim(profile_id: int, agenda: str, holder: str, ttl: dt.timedelta = DEFAULT_TTL) -> bool:
+def lease_ttl() -> dt.timedelta:
+    """How long a lease lasts without renewal: SYNC_LEASE_SECONDS, else five minutes.
+
+    Read at each call, not bound as a default argument, so a process started with a short
+    value (the scale tests kill a worker and wait for its lease to expire) really uses it."""
+    seconds = getattr(settings, "SYNC_LEASE_SECONDS", None)
+    return dt.timedelta(seconds=seconds) if seconds else DEFAULT_TTL
+
+
+def claim(profile_id: int, agenda: str, holder: str, ttl: dt.timedelta | None = None) -> bool:
+    ttl = ttl or lease_ttl()
     now = timezone.now()
     Lease.objects.get_or_create(profile_id=profile_id, agenda=agenda,
                                 defaults={"expires_at": now - dt.timedelta(seconds=1)})
@@ -27,10 +38,10 @@ def claim(profile_id: int, agenda: str, holder: str, ttl: dt.timedelta = DEFAULT
     return claimed == 1
 
 
-def renew(profile_id: int, agenda: str, holder: str, ttl: dt.timedelta = DEFAULT_TTL) -> bool:
+def renew(profile_id: int, agenda: str, holder: str, ttl: dt.timedelta | None = None) -> bool:
     """Extend a lease still held; False if it expired and someone else took it."""
     return Lease.objects.filter(profile_id=profile_id, agenda=agenda, holder=holder).update(
-        expires_at=timezone.now() + ttl) == 1
+        expires_at=timezone.now() + (ttl or lease_ttl())) == 1
 
 
 def release(profile_id: int, agenda: str, holder: str) -> None:

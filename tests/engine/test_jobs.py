@@ -251,3 +251,28 @@ def test_a_run_that_cannot_start_is_recorded_not_raised(ewsim: SimHandle) -> Non
     run = Run.objects.get()
     assert run.status == Run.Status.FAILED and run.message
     assert Job.objects.get(profile=profile, agenda=Agenda.CONTACTS).consecutive_failures == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_a_dead_worker_left_running_is_closed_by_the_next_run(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    now = timezone.now()
+    dead = Run.objects.create(profile=profile, agenda=Agenda.CONTACTS,
+                              started=now - leases.lease_ttl() - dt.timedelta(seconds=5))
+    # Younger than a lease: it might still be claiming its lease, so it is left alone.
+    young = Run.objects.create(profile=profile, agenda=Agenda.CONTACTS,
+                               started=now - dt.timedelta(seconds=30))
+    other_agenda = Run.objects.create(profile=profile, agenda=Agenda.CALENDAR, started=dead.started)
+
+    # A refused run held no lease: it proves nothing about the others.
+    assert leases.claim(profile.pk, "contacts", "someone-else")
+    assert run_job(profile.pk, "contacts") == Run.Status.REFUSED
+    assert Run.objects.get(pk=dead.pk).status == Run.Status.RUNNING
+    leases.release(profile.pk, "contacts", "someone-else")
+
+    assert run_job(profile.pk, "contacts") == Run.Status.SUCCESS
+    dead.refresh_from_db()
+    assert (dead.status, dead.message) == (Run.Status.FAILED, jobs.ABANDONED)
+    assert dead.finished is not None
+    assert Run.objects.get(pk=young.pk).status == Run.Status.RUNNING
+    assert Run.objects.get(pk=other_agenda.pk).status == Run.Status.RUNNING
