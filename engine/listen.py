@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from crm.tracking import Change
+from crm.tracking import Change, RevisionCounter
 from engine.mailbox import open_mailbox
 from engine.mailbox.base import FolderInfo, MailboxError
 from engine.models import Agenda, Link
@@ -32,6 +32,9 @@ from profiles.models import SyncProfile
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[SyncProfile, str], Any]
+# Changed CRM events of one organization looked up one by one (their links and owners) in one
+# tick; past that, every calendar of the organization is queued.
+EVENTS_LOOKED_UP = 5000
 
 
 def _default_enqueue(profile: SyncProfile, agenda: str) -> Any:
@@ -133,37 +136,56 @@ class Listener:
                 thread.start()
 
     # --- watching the CRM -------------------------------------------------------------------
-    def _crm_changes(self, cursor: int) -> int:
-        """Queue the syncs concerned by journal rows after `cursor`; return the new cursor.
-        The journal's revisions are per organization, so the cursor is its row id order."""
-        rows = list(Change.objects.filter(pk__gt=cursor).order_by("pk")
-                    .values_list("pk", "organization_id", "kind", "object_id")[:5000])
-        if not rows:
-            return cursor
-        person_orgs = {org for _, org, kind, _ in rows if kind == Change.Kind.PERSON}
-        for profile_id in SyncProfile.objects.filter(
-                organization_id__in=person_orgs, active=True, sync_contacts=True
-        ).values_list("pk", flat=True):
-            self.trigger(profile_id, Agenda.CONTACTS)
-        events = [str(object_id) for _, _, kind, object_id in rows if kind == Change.Kind.EVENT]
-        if events:
-            linked = set(Link.objects.filter(agenda=Agenda.CALENDAR, crm_key__in=events)
-                         .values_list("profile_id", flat=True))
+    def _crm_changes(self, seen: dict[int, int]) -> dict[int, int]:
+        """Queue the syncs concerned by journal rows newer than `seen` (organization -> the
+        last revision looked at); return the revisions looked at now.
+
+        Not by row id: the journal keeps one row per object and an edit moves that row to a
+        new revision in place, so only a newly created object gets a new row id. A counter
+        visible at revision R means every write up to R has committed (allocate_revision
+        locks the counter until its write commits), so the rows up to R are all there."""
+        current = dict(RevisionCounter.objects.values_list("organization_id", "value"))
+        for organization_id, revision in current.items():
+            since = seen.get(organization_id, 0)
+            if revision > since:
+                self._organization_changes(organization_id, since, revision)
+        return current
+
+    def _organization_changes(self, organization_id: int, since: int, until: int) -> None:
+        rows = Change.objects.filter(organization_id=organization_id, revision__gt=since,
+                                     revision__lte=until)
+        if rows.filter(kind=Change.Kind.PERSON).exists():
+            for profile_id in SyncProfile.objects.filter(
+                    organization_id=organization_id, active=True, sync_contacts=True
+            ).values_list("pk", flat=True):
+                self.trigger(profile_id, Agenda.CONTACTS)
+        events = list(rows.filter(kind=Change.Kind.EVENT)
+                      .values_list("object_id", flat=True)[:EVENTS_LOOKED_UP + 1])
+        if not events:
+            return
+        calendars = SyncProfile.objects.filter(organization_id=organization_id, active=True,
+                                               sync_calendar=True)
+        if len(events) > EVENTS_LOOKED_UP:
+            # A bulk change: every calendar of the organization is cheaper than the look-up
+            # (a sync with nothing to do costs one request).
+            concerned = set(calendars.values_list("pk", flat=True))
+        else:
             from crm.models import Event
 
-            owners = set(Event.objects.filter(pk__in=[int(e) for e in events])
-                         .values_list("owner_id", flat=True))
-            owned = set(SyncProfile.objects.filter(crm_user_id__in=owners, active=True,
-                                                   sync_calendar=True)
-                        .values_list("pk", flat=True))
-            for profile_id in linked | owned:
-                self.trigger(profile_id, Agenda.CALENDAR)
-        return rows[-1][0]
+            linked = set(Link.objects.filter(agenda=Agenda.CALENDAR,
+                                             crm_key__in=[str(e) for e in events],
+                                             profile__organization_id=organization_id)
+                         .values_list("profile_id", flat=True))
+            owners = set(Event.objects.filter(pk__in=events).values_list("owner_id", flat=True))
+            concerned = linked | set(calendars.filter(crm_user_id__in=owners)
+                                     .values_list("pk", flat=True))
+        for profile_id in concerned:
+            self.trigger(profile_id, Agenda.CALENDAR)
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
         """Until `stop` is set: watch, poll the CRM, queue what is due."""
-        cursor = Change.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        seen = dict(RevisionCounter.objects.values_list("organization_id", "value"))
         next_refresh = 0.0
         while not self.stop.is_set():
             now = time.monotonic()
@@ -171,7 +193,7 @@ class Listener:
                 self._start_watchers()
                 next_refresh = now + self.refresh
             try:
-                cursor = self._crm_changes(cursor)
+                seen = self._crm_changes(seen)
                 self._flush()
             except Exception:   # a database hiccup: try again on the next tick
                 log.exception("The listener's tick failed")

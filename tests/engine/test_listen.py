@@ -66,3 +66,18 @@ def test_a_crm_change_queues_the_profiles_it_concerns_once_per_burst(ewsim: SimH
     _wait(queued, "contacts")
     time.sleep(0.6)
     assert [a for _, a, _ in queued].count("contacts") == 1
+
+
+def test_an_edit_of_an_existing_crm_person_queues_its_contacts(ewsim: SimHandle,
+                                                                listening) -> None:  # type: ignore[no-untyped-def]
+    # The journal keeps one row per object and an edit moves it to a new revision in place:
+    # a listener following row ids alone never saw edits, only creations.
+    listener, queued = listening
+    profile = make_profile(ewsim)
+    existing = Person.objects.create(organization_id=profile.organization_id, first_name="Eva")
+    threading.Thread(target=listener.run, daemon=True).start()
+    time.sleep(0.5)
+    assert queued == []
+    existing.job_title = "Accountant"
+    existing.save()
+    _wait(queued, "contacts")
