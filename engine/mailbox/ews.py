@@ -1245,7 +1245,7 @@ class EwsMailbox(MailboxBackend):
             except ValueError as exc:
                 problems.append(str(exc))
                 continue
-            names = ["subject", "start", "end", "location", "body", "is_all_day"]
+            names = ["subject", "start", "end", "location", "body", "is_all_day", "sensitivity"]
             item = CalendarItem(account=self.account, **{n: values.get(n) for n in names})
             item._id = target
             changes.append((item, names))

@@ -79,3 +79,28 @@ def test_a_run_killed_after_reading_the_window_still_copies_crm_events_that_ente
     assert sorted(Event.objects.values_list("subject", flat=True)) == [
         "CRM, later", "Exchange, later"]
     assert Link.objects.filter(profile=profile).count() == 2
+
+
+def test_an_occurrence_keeps_its_own_privacy_when_the_series_is_private(
+        ewsim: SimHandle) -> None:
+    """A CRM series made private after one occurrence was moved: Exchange's copy of that
+    occurrence took the series' sensitivity (it was not written with the exception), so the
+    linked sides differed for ever."""
+    profile = make_profile(ewsim)
+    start = at(8, 13)
+    series = crm_event(profile, "Porada", start, private=True, recurrence={
+        "pattern": {"type": "weekly", "interval": 1,
+                    "weekdays": [start.strftime("%A")]},
+        "range": {"start": start.date().isoformat(), "end": None, "count": 4}})
+    moved_from = start + dt.timedelta(days=14)
+    Event.objects.create(organization_id=profile.organization_id, owner=profile.crm_user,
+                         recurrence_master=series, original_start=moved_from,
+                         subject="Porada (moved)", start=moved_from + dt.timedelta(hours=1),
+                         end=moved_from + dt.timedelta(hours=2), time_zone="Europe/Prague",
+                         private=False)
+    run = run_calendar(ewsim, profile, today=TODAY)
+    assert run.status == Run.Status.SUCCESS, run.message
+    (copy,) = exchange_events(ewsim).values()
+    assert copy.private is True
+    assert [(e.subject, e.private) for e in copy.exceptions] == [("Porada (moved)", False)]
+    assert run_calendar(ewsim, profile, today=TODAY).items.count() == 0
