@@ -194,10 +194,26 @@ Record = ContactRecord | EventRecord | MessageRecord
 IDENTITY_FIELDS = frozenset({"stamp", "kind", "time_zone_problem", "modified"})
 
 
+# Values _plain returns as they are: most fields of a record. Checked first, since hashing
+# every record of a first sync walks some forty values each.
+_SCALARS = (str, int, float, type(None))
+_HASHED_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _hashed_fields(cls: type) -> tuple[str, ...]:
+    names = _HASHED_FIELDS.get(cls)
+    if names is None:
+        names = _HASHED_FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in IDENTITY_FIELDS)
+    return names
+
+
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.name not in IDENTITY_FIELDS}
+    if isinstance(value, _SCALARS):
+        return value
+    cls = type(value)
+    if dataclasses.is_dataclass(cls):
+        return {name: _plain(getattr(value, name)) for name in _hashed_fields(cls)}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dt.datetime):
