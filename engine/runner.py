@@ -530,6 +530,11 @@ class AgendaSync:
                     continue
                 ref, record = result
                 record = self.incoming(record)
+                if not self.remote_in_scope(record):
+                    # Parked by a run killed before it matched, and out of scope since (an
+                    # event that left the window): left alone like any other. Its partner
+                    # may be out of scope too, and importing it would double the pair.
+                    continue
                 remote = Seen(ref.id, ref.version, record,
                               modified=getattr(record, "modified", None))
                 batch.append(self._decide_new_remote(

@@ -1212,7 +1212,11 @@ class EwsMailbox(MailboxBackend):
                                                     invalid[index]))
                     continue
                 result = _write_result(next(answers, None), update.ref)
-                if update.fields & {"exceptions", "deleted_occurrences", "recurrence"}:
+                # Exchange carries a master's change over to the occurrences that do not set
+                # that field themselves, moved ones included: a series with exceptions has
+                # them written again after any change, so they stay as the record says.
+                if update.fields & {"exceptions", "deleted_occurrences", "recurrence"} or (
+                        isinstance(update.record, EventRecord) and update.record.exceptions):
                     result = self._with_occurrences(result, update.record)
                 results.append(result)
         return results

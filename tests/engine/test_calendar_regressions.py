@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from crm.models import Event
-from engine.models import Link, Run
+from engine.models import Lease, Link, Run
 from ewsim.testing import SimHandle
 
 from .sync_helpers import exchange_events, make_profile, run_calendar
@@ -104,3 +105,55 @@ def test_an_occurrence_keeps_its_own_privacy_when_the_series_is_private(
     assert copy.private is True
     assert [(e.subject, e.private) for e in copy.exceptions] == [("Porada (moved)", False)]
     assert run_calendar(ewsim, profile, today=TODAY).items.count() == 0
+
+
+def test_editing_a_series_that_has_a_moved_occurrence_keeps_the_occurrence_as_it_is(
+        ewsim: SimHandle) -> None:
+    """A CRM series' location edited after one occurrence was moved: Exchange carries a
+    master's change over to occurrences that do not set that field themselves, so the
+    moved occurrence took the new location in Exchange while the CRM's kept its own, and
+    the linked sides differed for ever."""
+    profile = make_profile(ewsim)
+    start = at(8, 10)
+    series = crm_event(profile, "Porada", start, recurrence={
+        "pattern": {"type": "weekly", "interval": 1, "weekdays": [start.strftime("%A")]},
+        "range": {"start": start.date().isoformat(), "end": None, "count": 2}})
+    Event.objects.create(organization_id=profile.organization_id, owner=profile.crm_user,
+                         recurrence_master=series, original_start=start,
+                         subject="Porada (moved)", start=start + dt.timedelta(hours=1),
+                         end=start + dt.timedelta(hours=2), time_zone="Europe/Prague")
+    assert run_calendar(ewsim, profile, today=TODAY).status == Run.Status.SUCCESS
+    series.location = "Praha"
+    series.save()
+    run = run_calendar(ewsim, profile, today=TODAY)
+    assert run.status == Run.Status.SUCCESS, run.message
+    (copy,) = exchange_events(ewsim).values()
+    assert copy.location == "Praha"
+    assert [(e.subject, e.location) for e in copy.exceptions] == [("Porada (moved)", "")]
+    assert run_calendar(ewsim, profile, today=TODAY).items.count() == 0
+
+
+def test_twins_seen_by_a_killed_run_are_not_doubled_once_they_left_the_window(
+        ewsim: SimHandle) -> None:
+    """One meeting entered in the CRM and in Outlook (matched by subject and start); the run
+    that saw both was killed at its first checkpoint, and the next ran after the pair had
+    left the window: the Exchange event was copied into the CRM beside its twin."""
+    from engine.runner import Killed
+
+    profile = make_profile(ewsim)
+    assert run_calendar(ewsim, profile, today=TODAY).status == Run.Status.SUCCESS
+    start = at(0, 8)
+    crm_event(profile, "Porada", start)
+    add_exchange_event(ewsim, "Porada", start)
+
+    def kill(label: str) -> None:
+        raise Killed(label)
+
+    with pytest.raises(Killed):
+        run_calendar(ewsim, profile, today=TODAY, checkpoint=kill)
+    Lease.objects.filter(profile=profile).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1))
+    run = run_calendar(ewsim, profile, today=TODAY + dt.timedelta(days=16))
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert Event.objects.filter(subject="Porada").count() == 1
+    assert len(exchange_events(ewsim)) == 1
