@@ -20,6 +20,13 @@
         one MailImport run over N e-mails with two 100 KB attachments each (at most 30 s), or
         over one e-mail with one attachment of that size, its peak RSS against the same run
         without it (at most 50 MB above) (bench/mail.py).
+    python bench/run.py propagation --n 50 [--smoke]
+        with the listener and a worker cluster running as in production, N changes one at a
+        time in each direction (Exchange -> CRM, CRM -> Exchange), each timed until the other
+        side shows it; one line per direction, p95 at most 5 s (bench/propagation.py).
+    python bench/run.py schedule --profiles 1000 --latency-ms 30 [--smoke]
+        every agenda of N profiles due at once, dispatched and run by 4 workers: the cycle
+        at most 300 s, worker utilization, failed runs (bench/schedule.py).
 
 The simulator runs in a child process, so its memory is measured apart from the client's.
 """
@@ -231,6 +238,30 @@ def _mail_import_misses(result: dict[str, Any]) -> list[str]:
     return mail.misses(result)
 
 
+def bench_propagation(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from bench import propagation
+
+    return propagation.bench_propagation(args.n, args.latency_ms, args.smoke)
+
+
+def _propagation_misses(result: dict[str, Any]) -> list[str]:
+    from bench import propagation
+
+    return propagation.misses(result)
+
+
+def bench_schedule(args: argparse.Namespace) -> dict[str, Any]:
+    from bench import schedule
+
+    return schedule.bench_schedule(args.profiles, args.latency_ms, args.smoke)
+
+
+def _schedule_misses(result: dict[str, Any]) -> list[str]:
+    from bench import schedule
+
+    return schedule.misses(result)
+
+
 def _ewsim_misses(result: dict[str, Any]) -> list[str]:
     if result.get("errors") or not result.get("sim_growth_within_3x", True):
         return [f"{result['benchmark']}: errors, or the simulator grew more than 3x"]
@@ -244,12 +275,16 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace], dict[str, Any] | list[dict[
     "calendar-first-sync": bench_calendar_sync,
     "ews-read": bench_ews_read,
     "mail-import": bench_mail_import,
+    "propagation": bench_propagation,
+    "schedule": bench_schedule,
 }
 MISSES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "ewsim": _ewsim_misses, "contacts-first-sync": _first_sync_misses,
     "calendar-first-sync": _calendar_sync_misses,
     "ews-read": _ews_read_misses,
     "mail-import": _mail_import_misses,
+    "propagation": _propagation_misses,
+    "schedule": _schedule_misses,
 }
 
 
@@ -263,9 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=0, help="added per EWS request")
     parser.add_argument("--case", action="append", choices=("export", "import", "two-way"),
                         help="contacts-/calendar-first-sync: only this case (repeatable)")
+    parser.add_argument("--profiles", type=int, default=1000,
+                        help="schedule: profiles (each its own mailbox), all due at once")
     parser.add_argument("--smoke", action="store_true",
-                        help="*-first-sync: check results and request counts, not "
-                             "timings (CI's shared machines are too noisy for those)")
+                        help="*-first-sync, propagation, schedule: check results and request "
+                             "counts, not timings (CI's shared machines are too noisy for "
+                             "those)")
     args = parser.parse_args(argv)
     outcome = BENCHMARKS[args.benchmark](args)
     results = outcome if isinstance(outcome, list) else [outcome]
