@@ -1,9 +1,21 @@
 """Near-real-time syncs: watch mailboxes and the CRM, and queue a sync when something changed.
 
 `manage.py listen` runs a `Listener`:
-- for every active profile, a thread holds a streaming subscription on the profile's synced
-  folders and, when Exchange reports a change, queues a sync of the agenda that folder
-  belongs to; it reconnects when Exchange closes the stream and backs off when it fails;
+- mailboxes are watched in groups, one thread and one server connection per group: the
+  active profiles of a connection whose service account acts for every mailbox
+  (impersonation) share a group, up to the backend's group size (EWS: Microsoft's 200 per
+  affinity group; more make more groups); a profile signing in with its own credentials is
+  a group of its own. The thread subscribes each profile's synced folders (EWS: one
+  streaming subscription per mailbox, made as that mailbox) and reads them all through one
+  stream (one GetStreamingEvents request); a change queues a sync of the agenda of that
+  profile's folder. It reconnects when the server closes the stream, resubscribes what the
+  server forgot (expired subscriptions), and backs off when the connection fails;
+- every `refresh` seconds the groups are fitted to the active profiles: a profile that
+  joins or leaves a group makes its stream reopen with the new members at the next word
+  from the server (a keep-alive at the latest), the others keep their subscriptions;
+- a profile that cannot be watched (its mailbox is gone, no right to impersonate it) is
+  tried again later, backing off, while the rest of its group streams on; a profile whose
+  backend cannot watch at all is left to the schedule;
 - one thread reads the CRM's change journal every second and queues the syncs of the
   profiles a change concerns (contacts: every profile of the organization syncing contacts;
   events: the profiles linked to the event, or its owner's);
@@ -14,17 +26,25 @@ between two connections delays a change until the next scheduled run, never lose
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from crm.tracking import Change, RevisionCounter
-from engine.mailbox import open_mailbox
-from engine.mailbox.base import FolderInfo, MailboxError
+from engine.mailbox import access_for, backend_class
+from engine.mailbox.base import (
+    FolderInfo,
+    MailboxBackend,
+    MailboxError,
+    WatchReport,
+    WatchTarget,
+)
 from engine.models import Agenda, Link
 from engine.records import Kind
 from profiles.models import SyncProfile
@@ -35,6 +55,7 @@ Enqueue = Callable[[SyncProfile, str], Any]
 # Changed CRM events of one organization looked up one by one (their links and owners) in one
 # tick; past that, every calendar of the organization is queued.
 EVENTS_LOOKED_UP = 5000
+FIRST_BACKOFF, MAX_BACKOFF = 5.0, 300.0   # seconds before watching a failed one again
 
 
 def _default_enqueue(profile: SyncProfile, agenda: str) -> Any:
@@ -60,6 +81,51 @@ def watched_folders(profile: SyncProfile) -> dict[str, tuple[str, FolderInfo]]:
     return folders
 
 
+# A group's key: ("connection", connection id, chunk) for profiles sharing their connection's
+# stream, ("profile", profile id, 0) for a profile on a stream of its own.
+GroupKey = tuple[str, int, int]
+GroupOwner = tuple[str, int]   # a key without its chunk: what the profiles share
+
+
+@dataclass
+class _Group:
+    """Profiles watched together: one thread, one backend object, one stream."""
+
+    key: GroupKey
+    kind: str                                  # the connection's kind: which backend
+    members: set[int] = field(default_factory=set)
+    version: int = 0                           # bumped when `members` change
+    thread: threading.Thread | None = None
+
+
+@dataclass
+class _Backoff:
+    """When each failed profile of a group is tried again, and how long it waits next time."""
+
+    retry_at: dict[int, float] = field(default_factory=dict)
+    delays: dict[int, float] = field(default_factory=dict)
+
+    def failed(self, profile_id: int) -> float:
+        delay = self.delays.get(profile_id, FIRST_BACKOFF)
+        self.retry_at[profile_id] = time.monotonic() + delay
+        self.delays[profile_id] = min(delay * 2, MAX_BACKOFF)
+        return delay
+
+    def waiting(self, profile_id: int) -> bool:
+        """Whether the profile still waits; once its time has come, it is due for a try."""
+        if self.retry_at.get(profile_id, 0.0) > time.monotonic():
+            return True
+        self.retry_at.pop(profile_id, None)
+        return False
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        return any(when <= now for when in self.retry_at.values())
+
+    def next_try(self) -> float:
+        return min(self.retry_at.values(), default=time.monotonic())
+
+
 class Listener:
     def __init__(self, enqueue: Enqueue | None = None, *, debounce: float = 2.0,
                  minutes: int = 30, crm_poll: float = 1.0, refresh: float = 60.0) -> None:
@@ -71,7 +137,8 @@ class Listener:
         self.stop = threading.Event()
         self._due: dict[tuple[int, str], float] = {}
         self._lock = threading.Lock()
-        self._watchers: dict[int, threading.Thread] = {}
+        self._groups: dict[GroupKey, _Group] = {}
+        self._unwatchable: set[GroupKey] = set()   # their backend cannot watch: schedule only
 
     # --- queueing, debounced ----------------------------------------------------------------
     def trigger(self, profile_id: int, agenda: str) -> None:
@@ -93,47 +160,168 @@ class Listener:
                     log.exception("Could not queue a sync of %s %s", profile, agenda)
 
     # --- watching mailboxes -----------------------------------------------------------------
-    def _watch(self, profile_id: int) -> None:
-        delay = 5.0
-        while not self.stop.is_set():
-            close_old_connections()
-            profile = SyncProfile.objects.select_related("connection").filter(
-                pk=profile_id, active=True).first()
-            if profile is None:
-                return
+    def _watch_group(self, group: _Group) -> None:
+        """The group's thread: stream its members' changes until it has none left."""
+        backoff = _Backoff()
+        delay = FIRST_BACKOFF
+        mailbox: MailboxBackend | None = None
+        try:
+            while not self.stop.is_set():
+                close_old_connections()
+                with self._lock:
+                    version, members = group.version, set(group.members)
+                if not members:
+                    return   # they all left: closing the backend below unsubscribes them
+                targets, agendas = self._targets(members, backoff)
+                # The stream may stay open for half an hour: hold no database connection
+                # (this thread's own) meanwhile.
+                connections.close_all()
+                if not targets:   # every member waits for its next try (or watches nothing)
+                    self.stop.wait(min(max(backoff.next_try() - time.monotonic(), 0.05), 1.0))
+                    continue
+                try:
+                    if mailbox is None:
+                        mailbox = backend_class(group.kind)(targets[0].access)
+
+                    def until(version: int = version) -> bool:
+                        return self.stop.is_set() or group.version != version or backoff.due()
+
+                    failed_now: set[int] = set()
+                    for report in mailbox.watch_many(targets, minutes=self.minutes,
+                                                     until=until):
+                        self._queue_changes(report, agendas)
+                        failed_now |= self._note_failures(report, backoff)
+                    for target in targets:   # watched through a whole stream: start afresh
+                        if target.key not in failed_now:
+                            backoff.delays.pop(target.key, None)
+                    delay = FIRST_BACKOFF
+                except NotImplementedError:
+                    self._unwatchable.add(group.key)   # the schedule alone syncs them
+                    return
+                except MailboxError as exc:
+                    log.warning("Watching %s failed (%s); trying again in %.0f s",
+                                self._describe(targets), exc.message, delay)
+                    self.stop.wait(delay)
+                    delay = min(delay * 2, MAX_BACKOFF)
+                except Exception:
+                    log.exception("Watching %s failed", self._describe(targets))
+                    self.stop.wait(delay)
+                    delay = min(delay * 2, MAX_BACKOFF)
+        finally:
+            if mailbox is not None:
+                with contextlib.suppress(Exception):
+                    mailbox.close()
+
+    @staticmethod
+    def _targets(members: set[int], backoff: _Backoff
+                 ) -> tuple[list[WatchTarget], dict[int, dict[str, str]]]:
+        """What to watch of these profiles now (leaving out those waiting after a failure),
+        and for each, folder id -> agenda."""
+        targets: list[WatchTarget] = []
+        agendas: dict[int, dict[str, str]] = {}
+        for profile in SyncProfile.objects.select_related("connection").filter(
+                pk__in=members, active=True):
+            if backoff.waiting(profile.pk):
+                continue
             folders = watched_folders(profile)
             if not folders:
-                return
-            try:
-                with open_mailbox(profile) as mailbox:
-                    for changed in mailbox.watch([f for _, f in folders.values()],
-                                                 minutes=self.minutes):
-                        for folder_id in changed:
-                            self.trigger(profile_id, folders[folder_id][0])
-                        if self.stop.is_set():
-                            return
-                delay = 5.0
-            except NotImplementedError:
-                return   # this backend cannot watch: the schedule alone syncs it
-            except MailboxError as exc:
-                log.warning("Watching %s failed (%s); trying again in %.0f s", profile,
-                            exc.message, delay)
-                self.stop.wait(delay)
-                delay = min(delay * 2, 300.0)
-            except Exception:
-                log.exception("Watching %s failed", profile)
-                self.stop.wait(delay)
-                delay = min(delay * 2, 300.0)
+                continue
+            agendas[profile.pk] = {folder_id: agenda for folder_id, (agenda, _) in folders.items()}
+            targets.append(WatchTarget(
+                key=profile.pk, access=access_for(profile.connection, profile.mailbox, profile),
+                folders=tuple(folder for _, folder in folders.values())))
+        return sorted(targets, key=lambda t: t.access.mailbox), agendas
+
+    def _queue_changes(self, report: WatchReport, agendas: dict[int, dict[str, str]]) -> None:
+        for profile_id, folder_ids in report.changed.items():
+            for folder_id in folder_ids:
+                agenda = agendas.get(profile_id, {}).get(folder_id)
+                if agenda is not None:
+                    self.trigger(profile_id, agenda)
+
+    @staticmethod
+    def _note_failures(report: WatchReport, backoff: _Backoff) -> set[int]:
+        for profile_id, error in report.failed.items():
+            log.warning("Cannot watch profile %s (%s); trying again in %.0f s", profile_id,
+                        error.message, backoff.failed(profile_id))
+        return set(report.failed)
+
+    @staticmethod
+    def _describe(targets: list[WatchTarget]) -> str:
+        mailboxes = [t.access.mailbox for t in targets]
+        more = f" and {len(mailboxes) - 3} more" if len(mailboxes) > 3 else ""
+        return ", ".join(mailboxes[:3]) + more
+
+    def _wanted_groups(self) -> tuple[dict[GroupOwner, list[int]], dict[GroupOwner, int],
+                                      dict[GroupOwner, str]]:
+        """The active profiles by what may share a stream (a connection that signs in itself,
+        or the profile alone), in mailbox order; and each owner's group size and kind."""
+        wanted: dict[GroupOwner, list[int]] = {}
+        sizes: dict[GroupOwner, int] = {}
+        kinds: dict[GroupOwner, str] = {}
+        for profile in SyncProfile.objects.select_related("connection").filter(
+                active=True).order_by("mailbox"):
+            connection = profile.connection
+            size = self._group_size(connection.kind)
+            # Only a service account acting for every mailbox can open one stream for many;
+            # a profile with its own credentials signs in as itself, on a stream of its own.
+            shared = connection.uses_own_credentials and size > 1
+            owner = ("connection", connection.pk) if shared else ("profile", profile.pk)
+            wanted.setdefault(owner, []).append(profile.pk)
+            sizes[owner] = size if shared else 1
+            kinds[owner] = connection.kind
+        return wanted, sizes, kinds
+
+    @staticmethod
+    def _group_size(kind: str) -> int:
+        try:
+            return backend_class(kind).watch_group_size
+        except NotImplementedError:
+            return 1   # no backend: a group of one, which finds out it cannot watch
+
+    def _regroup(self, wanted: dict[GroupOwner, list[int]], sizes: dict[GroupOwner, int],
+                 kinds: dict[GroupOwner, str]) -> None:
+        """Fit the groups to the profiles wanted now, moving as few as possible: a profile
+        that changes group is subscribed again, and both groups reconnect."""
+        for group in self._groups.values():
+            self._set_members(group, group.members & set(wanted.get(group.key[:2], ())))
+        for owner, profile_ids in wanted.items():
+            mine = sorted((g for g in self._groups.values() if g.key[:2] == owner),
+                          key=lambda g: g.key)
+            placed = {profile_id for g in mine for profile_id in g.members}
+            for profile_id in profile_ids:
+                if profile_id in placed:
+                    continue
+                group = next((g for g in mine if len(g.members) < sizes[owner]), None)
+                if group is None:   # the owner's groups are full: one more
+                    chunk = max((g.key[2] for g in mine), default=-1) + 1
+                    group = _Group(key=(owner[0], owner[1], chunk), kind=kinds[owner])
+                    self._groups[group.key] = group
+                    mine.append(group)
+                self._set_members(group, group.members | {profile_id})
+        for key in [k for k, g in self._groups.items() if not g.members]:
+            del self._groups[key]   # its thread sees no members left and ends
+
+    @staticmethod
+    def _set_members(group: _Group, members: set[int]) -> None:
+        if members != group.members:
+            group.members = members
+            group.version += 1   # its stream reopens with them
 
     def _start_watchers(self) -> None:
-        active = set(SyncProfile.objects.filter(active=True).values_list("pk", flat=True))
-        for profile_id in active:
-            thread = self._watchers.get(profile_id)
-            if thread is None or not thread.is_alive():
-                thread = threading.Thread(target=self._watch, args=(profile_id,),
-                                          name=f"watch-{profile_id}", daemon=True)
-                self._watchers[profile_id] = thread
-                thread.start()
+        wanted, sizes, kinds = self._wanted_groups()
+        with self._lock:
+            self._regroup(wanted, sizes, kinds)
+            groups = list(self._groups.values())
+        for group in groups:
+            if group.key in self._unwatchable:
+                continue
+            if group.thread is None or not group.thread.is_alive():
+                kind, owner, chunk = group.key
+                group.thread = threading.Thread(target=self._watch_group, args=(group,),
+                                                name=f"watch-{kind}-{owner}-{chunk}",
+                                                daemon=True)
+                group.thread.start()
 
     # --- watching the CRM -------------------------------------------------------------------
     def _crm_changes(self, seen: dict[int, int]) -> dict[int, int]:

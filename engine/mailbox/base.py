@@ -17,7 +17,7 @@ import enum
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import BinaryIO, Generic, TypeVar
+from typing import BinaryIO, ClassVar, Generic, TypeVar
 
 from engine.records import EventRecord, Kind, Record
 
@@ -142,6 +142,24 @@ class Update:
 class ServerInfo:
     version: str                   # e.g. "Exchange2016 (15.1.2507.6)"
     mailbox: str
+
+
+@dataclass(frozen=True)
+class WatchTarget:
+    """One mailbox of a group watched together (`MailboxBackend.watch_many`)."""
+
+    key: int                          # the caller's name for it (the listener: a profile id)
+    access: MailboxAccess             # how to reach it: the group's connection, as this mailbox
+    folders: tuple[FolderInfo, ...]
+
+
+@dataclass
+class WatchReport:
+    """What a group's stream brought: the folders that changed (ids as the target gave them)
+    per target key, and the targets that could not be watched, each with why."""
+
+    changed: dict[int, set[str]] = field(default_factory=dict)
+    failed: dict[int, MailboxError] = field(default_factory=dict)
 
 
 # --- errors a person can act on -------------------------------------------------------------
@@ -311,6 +329,33 @@ class MailboxBackend(abc.ABC):
         Returns after about `minutes`; the caller watches again. A backend without push
         notifications does not override this, and its profiles sync on their schedule."""
         raise NotImplementedError("This mailbox backend cannot watch for changes.")
+
+    # How many mailboxes one watch_many() call may carry (1: every mailbox needs its own).
+    watch_group_size: ClassVar[int] = 1
+
+    def watch_many(self, targets: Sequence[WatchTarget], minutes: int = 30,
+                   until: Callable[[], bool] | None = None) -> Iterator[WatchReport]:
+        """Wait for changes in several mailboxes of this backend's connection (each reached
+        as its target's `access` says) over as few server connections as the backend can.
+
+        Subscriptions outlive a call, so that nothing is missed between two: calling again
+        with the same targets reuses them; a target no longer given is unsubscribed, one the
+        server forgot (expired) is subscribed again. A target that cannot be watched (no such
+        mailbox, no right to it) comes back in `failed` and is left out while the others go
+        on; a failure of the connection as a whole raises a MailboxError. Returns when the
+        server closes the connection after about `minutes`, or soon after `until()` turns
+        true (asked whenever the server sends anything); the caller calls again. `close()`
+        ends the subscriptions.
+
+        This default watches one target, the mailbox this backend was opened on, with
+        `watch()`; it raises NotImplementedError where `watch()` does."""
+        if len(targets) != 1:
+            raise NotImplementedError("This mailbox backend watches one mailbox at a time.")
+        (target,) = targets
+        for changed in self.watch(target.folders, minutes):
+            yield WatchReport(changed={target.key: changed})
+            if until is not None and until():
+                return
 
     # photos and attachments
     @abc.abstractmethod

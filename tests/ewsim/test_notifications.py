@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from exchangelib import Contact, Message
+from exchangelib import IMPERSONATION, Contact, Message
 from exchangelib.errors import (
     ErrorInvalidSubscription,
     ErrorInvalidWatermark,
@@ -432,3 +432,40 @@ def test_modified_and_moved_events_on_a_stream(ewsim, account):
     assert events[1].parent_folder_id.id == account.junk.id
     assert not any(isinstance(e, DeletedEvent) for e in events)
     account.inbox.unsubscribe(sub_id)
+
+
+def test_one_stream_carries_the_subscriptions_of_several_impersonated_mailboxes(ewsim):
+    # A service account subscribes each mailbox as that mailbox, then reads them all through
+    # one GetStreamingEvents sent as any one of them (Microsoft's grouped subscriptions).
+    ewsim.control.add_user("svc@example.com", "svc-secret", can_impersonate=["*"])
+    ewsim.control.add_user("bob@example.com", "bob-secret")
+    alice, bob = (make_account(ewsim, username="svc@example.com", password="svc-secret",
+                               primary=address, access_type=IMPERSONATION, max_connections=2)
+                  for address in (ewsim.user, "bob@example.com"))
+    ewsim.control.settings(notification_minute_seconds=20)
+    ids = {"alice": alice.inbox.subscribe_to_streaming(),
+           "bob": bob.inbox.subscribe_to_streaming()}
+    thread, received, svc, errors = _stream_in_thread(alice, list(ids.values()))
+    for sub_id in ids.values():
+        _wait_attached(ewsim, sub_id)
+    created = {"alice": ewsim.control.create_item(ewsim.user, "inbox", Subject="A")["id"],
+               "bob": ewsim.control.create_item("bob@example.com", "inbox", Subject="B")["id"]}
+    seen: dict[str, str] = {}
+    while len(seen) < 2:
+        notification = received.get(timeout=5)
+        for event in notification.events:
+            seen[notification.subscription_id] = event.item_id.id
+    assert seen == {ids["alice"]: created["alice"], ids["bob"]: created["bob"]}
+    bob.inbox.unsubscribe(ids["bob"])   # the stream goes on for the other
+    alice.inbox.unsubscribe(ids["alice"])
+    thread.join(5)
+    assert not thread.is_alive() and not errors and svc.connection_status == "Closed"
+    assert ewsim.control.counters()["GetStreamingEvents"] == 1
+
+
+def test_a_stream_naming_a_forgotten_subscription_names_that_one_alone(ewsim, account):
+    good = account.inbox.subscribe_to_streaming()
+    with pytest.raises(ErrorInvalidSubscription, match=r"subscription IDs: \['BADSUB'\]"):
+        list(GetStreamingEvents(account=account).call(subscription_ids=[good, "BADSUB"],
+                                                      connection_timeout=1))
+    account.inbox.unsubscribe(good)

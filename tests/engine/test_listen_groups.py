@@ -1,0 +1,245 @@
+"""The listener watches the profiles of one connection together: one stream per group.
+
+Against ewsim over HTTP; the stream count comes from ewsim's request counters and its
+notification hub (which subscriptions a GetStreamingEvents connection holds)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.contrib.auth.models import User
+
+from crm.models import CrmUser
+from engine.listen import Listener
+from engine.mailbox.ews import EwsMailbox
+from ewsim.testing import SimHandle
+from profiles.models import MailboxConnection, Organization, SyncProfile
+
+from .sync_helpers import SERVICE, SERVICE_PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BOB, CAROL, GHOST = "bob@example.com", "carol@example.com", "ghost@example.com"
+Queued = list[tuple[int, str]]
+
+
+# --- building profiles --------------------------------------------------------------------
+def _organization() -> Organization:
+    return Organization.objects.get_or_create(name="Acme")[0]
+
+
+def _connection(sim: SimHandle, *, per_user: bool = False) -> MailboxConnection:
+    organization = _organization()
+    connection = MailboxConnection(
+        organization=organization, name="per user" if per_user else "service account",
+        ews_url=sim.url, auth_type="basic",
+        access=MailboxConnection.Access.PER_USER if per_user
+        else MailboxConnection.Access.IMPERSONATION,
+        username="" if per_user else SERVICE)
+    if not per_user:
+        sim.control.add_user(SERVICE, SERVICE_PASSWORD, can_impersonate=["*"])
+        connection.set_secret(SERVICE_PASSWORD)
+    connection.save()
+    return connection
+
+
+def _profile(connection: MailboxConnection, mailbox: str, password: str = "") -> SyncProfile:
+    login = mailbox.split("@")[0]
+    user = User.objects.create_user(login, mailbox, "pw")
+    crm_user = CrmUser.objects.create(organization=connection.organization, name=login.title(),
+                                      login=login)
+    profile = SyncProfile(organization=connection.organization, user=user, mailbox=mailbox,
+                          crm_user=crm_user, connection=connection,
+                          mailbox_username=mailbox if password else "")
+    if password:
+        profile.set_mailbox_secret(password)
+    profile.save()
+    return profile
+
+
+def _add_mailbox(sim: SimHandle, address: str, password: str = "secret") -> None:
+    sim.control.add_user(address, password)
+
+
+def _new_contact(sim: SimHandle, mailbox: str) -> None:
+    sim.control.create_item(mailbox, folder="contacts", tag="Contact",
+                            xml="<t:Contact><t:DisplayName>New</t:DisplayName></t:Contact>")
+
+
+# --- watching the listener and ewsim --------------------------------------------------------
+@pytest.fixture
+def listen(ewsim: SimHandle) -> Iterator[Callable[..., tuple[Listener, Queued]]]:
+    listeners: list[Listener] = []
+
+    def start(minute_seconds: float = 20.0, refresh: float = 60.0) -> tuple[Listener, Queued]:
+        queued: Queued = []
+        ewsim.control.settings(notification_minute_seconds=minute_seconds)
+        listener = Listener(lambda profile, agenda: queued.append((profile.pk, agenda)),
+                            debounce=0.2, crm_poll=0.1, minutes=1, refresh=refresh)
+        listeners.append(listener)
+        threading.Thread(target=listener.run, daemon=True).start()
+        return listener, queued
+
+    yield start
+    for listener in listeners:
+        listener.stop.set()
+
+
+def _until(condition: Callable[[], bool], what: str, limit: float = 8.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not within {limit} s: {what}")
+
+
+def _streamed(sim: SimHandle) -> dict[str, int]:
+    """Mailbox -> stream token of each subscription an open GetStreamingEvents holds."""
+    hub = sim.server.store.notifications
+    with sim.server.store.lock:
+        return {s.mailbox: s.stream_token for s in hub.subscriptions.values()
+                if s.kind == "streaming" and s.expires_at is None}
+
+
+def _subscription_of(sim: SimHandle, mailbox: str) -> str:
+    hub = sim.server.store.notifications
+    with sim.server.store.lock:
+        return next(s.id for s in hub.subscriptions.values() if s.mailbox == mailbox)
+
+
+def _queued_for(queued: Queued, profile: SyncProfile, agenda: str = "contacts") -> bool:
+    return (profile.pk, agenda) in queued
+
+
+# --- the tests ------------------------------------------------------------------------------
+def test_profiles_of_one_connection_share_one_stream(ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
+    for address in (BOB, CAROL):
+        _add_mailbox(ewsim, address)
+    connection = _connection(ewsim)
+    profiles = [_profile(connection, address) for address in (ewsim.user, BOB, CAROL)]
+    _, queued = listen()
+    _until(lambda: len(_streamed(ewsim)) == 3, "all three mailboxes streamed")
+    counters = ewsim.control.counters()
+    assert counters["GetStreamingEvents"] == 1 and counters["Subscribe"] == 3
+    for profile in profiles:
+        _new_contact(ewsim, profile.mailbox)
+        _until(lambda profile=profile: _queued_for(queued, profile),
+               f"a contacts sync of {profile.mailbox}")
+    time.sleep(0.5)   # nothing else comes: each change queued exactly its own profile
+    assert sorted(queued) == sorted((p.pk, "contacts") for p in profiles)
+    assert ewsim.control.counters()["GetStreamingEvents"] == 1
+
+
+def test_a_profile_added_while_listening_joins_the_stream(ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
+    _add_mailbox(ewsim, BOB)
+    connection = _connection(ewsim)
+    _profile(connection, ewsim.user)
+    _, queued = listen(minute_seconds=2.0, refresh=0.3)   # keep-alives every second
+    _until(lambda: set(_streamed(ewsim)) == {ewsim.user}, "Alice streamed")
+    first = _subscription_of(ewsim, ewsim.user)
+    bob = _profile(connection, BOB)
+    _until(lambda: set(_streamed(ewsim)) == {ewsim.user, BOB}, "Bob joined the stream")
+    _new_contact(ewsim, BOB)
+    _until(lambda: _queued_for(queued, bob), "a contacts sync of Bob")
+    # Alice kept her subscription: only Bob's was made.
+    assert _subscription_of(ewsim, ewsim.user) == first
+    assert ewsim.control.counters()["Subscribe"] == 2
+
+
+def test_a_profile_that_leaves_is_unsubscribed(ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
+    _add_mailbox(ewsim, BOB)
+    connection = _connection(ewsim)
+    alice, bob = _profile(connection, ewsim.user), _profile(connection, BOB)
+    _, queued = listen(minute_seconds=2.0, refresh=0.3)
+    _until(lambda: set(_streamed(ewsim)) == {ewsim.user, BOB}, "both streamed")
+    SyncProfile.objects.filter(pk=bob.pk).update(active=False)
+    _until(lambda: set(_streamed(ewsim)) == {ewsim.user}, "Bob left the stream")
+    _new_contact(ewsim, ewsim.user)
+    _until(lambda: _queued_for(queued, alice), "a contacts sync of Alice")
+    hub = ewsim.server.store.notifications
+    assert {s.mailbox for s in hub.subscriptions.values()} == {ewsim.user}
+
+
+def test_a_subscription_exchange_forgot_is_made_again(ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
+    _add_mailbox(ewsim, BOB)
+    connection = _connection(ewsim)
+    _profile(connection, ewsim.user)
+    bob = _profile(connection, BOB)
+    _, queued = listen(minute_seconds=1.0)   # the stream reconnects every second
+    _until(lambda: set(_streamed(ewsim)) == {ewsim.user, BOB}, "both streamed")
+    forgotten = _subscription_of(ewsim, BOB)
+    ewsim.server.store.notifications.remove(forgotten)   # expired, as far as the client knows
+    # The next GetStreamingEvents names it: ErrorInvalidSubscription for that id alone.
+    _until(lambda: BOB in _streamed(ewsim), "Bob subscribed again")
+    assert _subscription_of(ewsim, BOB) != forgotten
+    _new_contact(ewsim, BOB)
+    _until(lambda: _queued_for(queued, bob), "a contacts sync of Bob")
+    assert ewsim.control.counters()["Subscribe"] == 3
+
+
+def test_a_mailbox_that_does_not_exist_does_not_stop_the_others(ewsim: SimHandle,
+                                                                  listen) -> None:  # type: ignore[no-untyped-def]
+    _add_mailbox(ewsim, BOB)
+    connection = _connection(ewsim)
+    # The missing mailbox sorts first: it would have been the group's anchor.
+    ghost = _profile(connection, "aaron@example.com")
+    alice, bob = _profile(connection, ewsim.user), _profile(connection, BOB)
+    _, queued = listen()
+    _until(lambda: set(_streamed(ewsim)) == {ewsim.user, BOB}, "the others streamed")
+    for profile in (alice, bob):
+        _new_contact(ewsim, profile.mailbox)
+        _until(lambda profile=profile: _queued_for(queued, profile),
+               f"a contacts sync of {profile.mailbox}")
+    assert not any(pk == ghost.pk for pk, _ in queued)
+    assert ewsim.control.counters()["GetStreamingEvents"] == 1
+
+
+def test_a_mailbox_created_later_is_watched_on_a_retry(ewsim: SimHandle, listen,
+                                                       monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("engine.listen.FIRST_BACKOFF", 0.5)
+    connection = _connection(ewsim)
+    _profile(connection, ewsim.user)
+    late = _profile(connection, GHOST)
+    _, queued = listen(minute_seconds=2.0)
+    _until(lambda: set(_streamed(ewsim)) == {ewsim.user}, "Alice streamed")
+    _add_mailbox(ewsim, GHOST)   # the mailbox appears: its retry succeeds
+    _until(lambda: GHOST in _streamed(ewsim), "the new mailbox streamed")
+    _new_contact(ewsim, GHOST)
+    _until(lambda: _queued_for(queued, late), "a contacts sync of the new mailbox")
+
+
+def test_profiles_with_their_own_credentials_get_a_stream_each(ewsim: SimHandle,
+                                                               listen) -> None:  # type: ignore[no-untyped-def]
+    _add_mailbox(ewsim, BOB, "bob-secret")
+    connection = _connection(ewsim, per_user=True)
+    alice = _profile(connection, ewsim.user, ewsim.password)
+    bob = _profile(connection, BOB, "bob-secret")
+    _, queued = listen()
+    _until(lambda: len(_streamed(ewsim)) == 2, "both mailboxes streamed")
+    assert ewsim.control.counters()["GetStreamingEvents"] == 2
+    hub = ewsim.server.store.notifications
+    assert {s.owner for s in hub.subscriptions.values()} == {ewsim.user, BOB}
+    for profile in (alice, bob):
+        _new_contact(ewsim, profile.mailbox)
+        _until(lambda profile=profile: _queued_for(queued, profile),
+               f"a contacts sync of {profile.mailbox}")
+
+
+def test_a_connection_with_more_mailboxes_than_a_group_holds_gets_more_streams(
+        ewsim: SimHandle, listen, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(EwsMailbox, "watch_group_size", 2)
+    for address in (BOB, CAROL):
+        _add_mailbox(ewsim, address)
+    connection = _connection(ewsim)
+    profiles = [_profile(connection, address) for address in (ewsim.user, BOB, CAROL)]
+    _, queued = listen()
+    _until(lambda: len(_streamed(ewsim)) == 3, "all three mailboxes streamed")
+    assert ewsim.control.counters()["GetStreamingEvents"] == 2
+    for profile in profiles:
+        _new_contact(ewsim, profile.mailbox)
+        _until(lambda profile=profile: _queued_for(queued, profile),
+               f"a contacts sync of {profile.mailbox}")
