@@ -411,6 +411,17 @@ class _WholeAnswer:
         return super()._get_soap_parts(response)  # type: ignore[misc]
 
 
+@dataclasses.dataclass
+class _SeriesOccurrences:
+    """The occurrence writes of one series in a batch: `position` is its place in the batch."""
+
+    position: int
+    master: ItemRef
+    changes: list[tuple[Any, list[str]]] = dataclasses.field(default_factory=list)
+    doomed: list[Any] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+
+
 class _ChangedId(NamedTuple):
     """An item of an IdOnly SyncFolderItems answer: all read_changes() asks of it."""
 
@@ -1174,12 +1185,13 @@ class EwsMailbox(MailboxBackend):
                         invalid[index] = f"The record cannot be written: {error}"
                         del items[index]
                 answers = self._create_items(folder, list(items.values()))
+            written: list[WriteResult] = []
             for index in range(len(chunk)):
                 if index in invalid:
-                    results.append(WriteResult(WriteStatus.ERROR, message=invalid[index]))
+                    written.append(WriteResult(WriteStatus.ERROR, message=invalid[index]))
                     continue
-                answer = next(answers, None)
-                results.append(self._with_occurrences(_write_result(answer), chunk[index]))
+                written.append(_write_result(next(answers, None)))
+            results += self._with_occurrences(list(zip(written, chunk, strict=True)))
         return results
 
     def _create_items(self, folder: FolderInfo, items: list[Any]) -> Iterator[Any]:
@@ -1220,75 +1232,98 @@ class EwsMailbox(MailboxBackend):
                     message_disposition="SaveOnly",
                     send_meeting_invitations_or_cancellations="SendToNone",
                     suppress_read_receipts=True)) if pairs else [])
+            written: list[tuple[WriteResult, Record | None]] = []
             for index, update in enumerate(chunk):
                 if index in invalid:
-                    results.append(WriteResult(WriteStatus.OK, update.ref) if not invalid[index]
-                                   else WriteResult(WriteStatus.ERROR, update.ref,
-                                                    invalid[index]))
+                    written.append((WriteResult(WriteStatus.OK, update.ref) if not invalid[index]
+                                    else WriteResult(WriteStatus.ERROR, update.ref,
+                                                     invalid[index]), None))
                     continue
                 result = _write_result(next(answers, None), update.ref)
                 # Exchange carries a master's change over to the occurrences that do not set
                 # that field themselves, moved ones included: a series with exceptions has
                 # them written again after any change, so they stay as the record says.
-                if update.fields & {"exceptions", "deleted_occurrences", "recurrence"} or (
-                        isinstance(update.record, EventRecord) and update.record.exceptions):
-                    result = self._with_occurrences(result, update.record)
-                results.append(result)
+                rewrite = update.fields & {"exceptions", "deleted_occurrences", "recurrence"} or (
+                    isinstance(update.record, EventRecord) and update.record.exceptions)
+                written.append((result, update.record if rewrite else None))
+            results += self._with_occurrences(written)
         return results
 
-    def _with_occurrences(self, result: WriteResult, record: Record) -> WriteResult:
-        """A series written: now its exceptions and deleted occurrences, which Exchange keeps
-        on the occurrences themselves (addressed by their index in the series)."""
-        if (not result.ok or result.ref is None or not isinstance(record, EventRecord)
-                or record.recurrence is None or record.start is None
-                or not (record.exceptions or record.deleted_occurrences)):
-            return result
+    def _with_occurrences(self, written: Sequence[tuple[WriteResult, Record | None]]
+                          ) -> list[WriteResult]:
+        """A batch's series written: now their exceptions and deleted occurrences, which
+        Exchange keeps on the occurrences themselves (addressed by their index in the series),
+        for the whole batch in one UpdateItem, one DeleteItem and one GetItem (the masters'
+        new change keys) however many series it holds. `None` for a record: nothing to do."""
+        series: list[_SeriesOccurrences] = []
+        for position, (result, record) in enumerate(written):
+            if (result.ok and result.ref is not None and isinstance(record, EventRecord)
+                    and record.recurrence is not None and record.start is not None
+                    and (record.exceptions or record.deleted_occurrences)):
+                series.append(self._series_occurrences(position, result.ref, record))
+        results = [result for result, _ in written]
+        if not series:
+            return results
+        changes = [change for one in series for change in one.changes]
+        doomed = [target for one in series for target in one.doomed]
+        with self._errors():
+            updated = list(_UpdateItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=changes, conflict_resolution="AlwaysOverwrite",
+                message_disposition="SaveOnly",
+                send_meeting_invitations_or_cancellations="SendToNone",
+                suppress_read_receipts=True)) if changes else []
+            deleted = list(_DeleteItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=doomed, delete_type="MoveToDeletedItems",
+                send_meeting_cancellations="SendToNone",
+                affected_task_occurrences="AllOccurrences", suppress_read_receipts=True)
+            ) if doomed else []
+            current = list(_GetItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=[ItemId(one.master.id) for one in series], additional_fields=set(),
+                shape="IdOnly"))
+        updated_answers, deleted_answers = iter(updated), iter(deleted)
+        for one, now in zip(series, current, strict=False):
+            answers = [next(updated_answers, None) for _ in one.changes] + \
+                [next(deleted_answers, None) for _ in one.doomed]
+            problems = one.problems + [
+                _short(str(a)) for a in answers if isinstance(a, Exception)
+                and not isinstance(a, ews_errors.ErrorItemNotFound)]
+            ref = ItemRef(now.id, now.changekey or "") if not isinstance(now, Exception) \
+                else one.master
+            result = results[one.position]
+            message = ("Some occurrences could not be written: " + "; ".join(problems)) \
+                if problems else result.message
+            results[one.position] = WriteResult(result.status, ref, message)
+        return results
+
+    def _series_occurrences(self, position: int, master: ItemRef,
+                            record: EventRecord) -> _SeriesOccurrences:
+        """What writing `record`'s exceptions and deleted occurrences takes (no I/O)."""
+        assert record.recurrence is not None and record.start is not None
         zone = record.time_zone or self.access.time_zone
-        master = result.ref
+        rule, first = record.recurrence, record.start
 
         def occurrence(original: dt.datetime | None) -> OccurrenceItemId | None:
-            index = index_of(record.recurrence, record.start, zone, original) \
-                if original and record.recurrence else None
+            index = index_of(rule, first, zone, original) if original else None
             return OccurrenceItemId(id=master.id, instance_index=index) if index else None
 
-        problems: list[str] = []
-        changes: list[tuple[Any, list[str]]] = []
+        one = _SeriesOccurrences(position, master)
         for exception in record.exceptions:
             target = occurrence(exception.original_start)
             if target is None:
-                problems.append(f"no occurrence starts at {exception.original_start}")
+                one.problems.append(f"no occurrence starts at {exception.original_start}")
                 continue
             try:
                 values = _event_values(dataclasses.replace(
                     exception, recurrence=None, uid="", stamp=""), self.access.time_zone)
             except ValueError as exc:
-                problems.append(str(exc))
+                one.problems.append(str(exc))
                 continue
             names = ["subject", "start", "end", "location", "body", "is_all_day", "sensitivity"]
             item = CalendarItem(account=self.account, **{n: values.get(n) for n in names})
             item._id = target
-            changes.append((item, names))
-        doomed = [t for t in map(occurrence, record.deleted_occurrences) if t is not None]
-        with self._errors():
-            answers = list(_UpdateItem(account=self.account, chunk_size=BATCH_SIZE).call(
-                items=changes, conflict_resolution="AlwaysOverwrite",
-                message_disposition="SaveOnly",
-                send_meeting_invitations_or_cancellations="SendToNone",
-                suppress_read_receipts=True)) if changes else []
-            answers += list(_DeleteItem(account=self.account, chunk_size=BATCH_SIZE).call(
-                items=doomed, delete_type="MoveToDeletedItems",
-                send_meeting_cancellations="SendToNone",
-                affected_task_occurrences="AllOccurrences", suppress_read_receipts=True)
-            ) if doomed else []
-            (current,) = list(_GetItem(account=self.account, chunk_size=1).call(
-                items=[ItemId(master.id)], additional_fields=set(), shape="IdOnly"))
-        problems += [_short(str(a)) for a in answers if isinstance(a, Exception)
-                     and not isinstance(a, ews_errors.ErrorItemNotFound)]
-        ref = ItemRef(current.id, current.changekey or "") if not isinstance(
-            current, Exception) else master
-        message = ("Some occurrences could not be written: " + "; ".join(problems)) \
-            if problems else result.message
-        return WriteResult(result.status, ref, message)
+            one.changes.append((item, names))
+        one.doomed = [t for t in map(occurrence, record.deleted_occurrences) if t is not None]
+        return one
 
     def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
         results: list[WriteResult] = []
