@@ -135,14 +135,37 @@ def _ntlm_step(store: Store, handler: Any, token: str, modes: set[str]) -> AuthR
 
 def issue_token(store: Store, form: dict[str, str], basic: str | None,
                 tenant: str) -> tuple[int, dict[str, Any]]:
-    """The client-credentials / ROPC token endpoint `/{tenant}/oauth2/v2.0/token`."""
+    """The client-credentials / ROPC token endpoint `/{tenant}/oauth2/v2.0/token`.
+
+    Client secret (form or Basic) or client assertion (a JWT signed with the app's
+    certificate, what MSAL sends for certificate credentials). Errors as Entra ID words
+    them: unknown tenant AADSTS90002, unknown app AADSTS700016, wrong secret AADSTS7000215.
+    """
+    from . import oidc
+
     client_id = form.get("client_id", "")
     secret = form.get("client_secret", "")
     if basic:
         client_id, _, secret = base64.b64decode(basic).decode().partition(":")
     with store.lock:
+        if not oidc.known_tenant(store, tenant):
+            return 400, oidc.unknown_tenant(tenant)
         app = store.apps.get(client_id)
-        if app is None or app.client_secret != secret or app.tenant not in (tenant, "common"):
+        if app is None or app.tenant.lower() not in (tenant.lower(), "common"):
+            return 400, {"error": "unauthorized_client",
+                         "error_description": f"AADSTS700016: Application with identifier "
+                                              f"'{client_id}' was not found in the directory "
+                                              f"'{tenant}'."}
+        assertion = form.get("client_assertion")
+        if assertion is not None:
+            if form.get("client_assertion_type") != oidc.JWT_BEARER:
+                return 400, {"error": "invalid_request",
+                             "error_description": "AADSTS50027: Invalid client assertion "
+                                                  "type."}
+            problem = oidc.check_assertion(app, assertion)
+            if problem is not None:
+                return 401, {"error": "invalid_client", "error_description": problem}
+        elif app.client_secret != secret:
             return 401, {"error": "invalid_client",
                          "error_description": "AADSTS7000215: Invalid client secret provided."}
         grant = form.get("grant_type")

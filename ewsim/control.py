@@ -83,9 +83,11 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
             return {"address": user.address}
         if route == "apps" and method == "POST":
             from .store import App
-            app = App(client_id=data["client_id"], client_secret=data["client_secret"],
+            app = App(client_id=data["client_id"], client_secret=data.get("client_secret", ""),
                       tenant=data.get("tenant", "common"),
-                      can_impersonate={a.lower() for a in data.get("can_impersonate", ["*"])})
+                      can_impersonate={a.lower() for a in data.get("can_impersonate", ["*"])},
+                      admin_consent=bool(data.get("admin_consent", True)),
+                      certificate_pem=data.get("certificate"))
             store.apps[app.client_id] = app
             return {"client_id": app.client_id}
         if route == "folders":
@@ -110,6 +112,9 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
                 item = message_from_fields(data)
             store.add_item(folder, item, new_mail=True)
             return _summary(item)
+        if route == "graph":
+            from .graph.control import handle as graph_handle
+            return graph_handle(server, method, parts[1:], data)
         if route == "items":
             return _items(server, method, parts[1] if len(parts) > 1 else None, data)
         if route == "faults":
@@ -128,6 +133,7 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
         if route == "counters":
             if method in ("DELETE", "POST"):
                 server.counters.clear()
+                server.graph.clear_counters()
                 return {}
             return dict(server.counters)
         if route == "settings":

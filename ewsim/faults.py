@@ -17,6 +17,7 @@ KINDS = {
     "http_401",             # HTTP 401 regardless of credentials
     "connection_reset",     # TCP RST without a response
     "delay",                # sleep delay_ms, then answer normally
+    "hold",                 # Graph: park the request until POST /_control/graph/release
     "invalid_sync_state",   # SyncFolderItems ErrorInvalidSyncStateData in the exact shape
     "irresolvable_conflict",  # every item of the request fails with ErrorIrresolvableConflict
     "response_error",       # every item of the request fails with response_code

@@ -12,6 +12,11 @@ def item_id() -> str:
     return "AAMkA" + secrets.token_urlsafe(30)
 
 
+def immutable_id() -> str:
+    # Graph's immutable ids (Prefer: IdType="ImmutableId") stay the same when an item moves.
+    return "AAkALg" + secrets.token_urlsafe(30)
+
+
 def folder_id() -> str:
     return "AAMkF" + secrets.token_urlsafe(24)
 

@@ -20,9 +20,12 @@ from typing import Any
 
 from lxml import etree
 
-from . import auth, control, schema, soap
+from . import auth, control, oidc, schema, soap
 from .context import Context
 from .faults import Fault, FaultInjector
+from .graph import http as graph_http
+from .graph.router import load_routes as load_graph_routes
+from .graph.state import GraphState
 from .ns import PARSER, M, S, T, local, mq, sub
 from .operations import load_all
 from .operations.attachments import StreamedContent
@@ -32,6 +35,7 @@ from .store import Principal, Store
 
 log = logging.getLogger("ewsim")
 TOKEN_PATH = re.compile(r"^/([^/]+)/oauth2/v2\.0/token/?$")
+OPENID_PATH = oidc.OPENID_PATH
 SERVER_ERROR_PAGE = (b"<html><head><title>Runtime Error</title></head><body>"
                      b"<h1>Server Error in '/EWS' Application.</h1></body></html>")
 STREAM_CHUNK = 3 * 64 * 1024   # multiple of 3: base64 chunks concatenate cleanly
@@ -43,11 +47,13 @@ class EwsServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: int = 0,
                  capture_dir: str | None = None, validate: bool = False,
                  auth_modes: set[str] | None = None,
-                 notification_minute_seconds: float = 60.0) -> None:
+                 notification_minute_seconds: float = 60.0, tls: bool = False,
+                 tls_port: int = 0) -> None:
         self.store = Store()
         auth.register_store(self.store)
         self.faults = FaultInjector()
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()      # EWS requests per operation
+        self.graph = GraphState()                   # Graph counters, concurrency, delta expiry
         self.sent_log: list[dict[str, Any]] = []
         self.validation_errors: list[dict[str, Any]] = []
         self.internal_errors: list[dict[str, Any]] = []
@@ -61,9 +67,22 @@ class EwsServer:
         self.notification_minute_seconds = notification_minute_seconds
         self._default_minute_seconds = notification_minute_seconds
         self.operations = load_all()
+        load_graph_routes()
         self.httpd = _HTTPServer((host, port), _Handler)
         self.httpd.ews = self
         self._thread: threading.Thread | None = None
+        # Optional second listener with TLS on the same store: MSAL accepts only https
+        # authorities. Clients trust `tls_ca_file` (a self-signed certificate).
+        self.https_httpd: _TLSHTTPServer | None = None
+        self._tls_thread: threading.Thread | None = None
+        if tls:
+            from .tls import certificate_files, server_context
+            self.tls_ca_file: str | None = certificate_files()[0]
+            self.https_httpd = _TLSHTTPServer((host, tls_port), _Handler)
+            self.https_httpd.ews = self
+            self.https_httpd.ssl_context = server_context()
+        else:
+            self.tls_ca_file = None
 
     @property
     def host(self) -> str:
@@ -81,11 +100,22 @@ class EwsServer:
     def url(self) -> str:
         return f"{self.base_url}/EWS/Exchange.asmx"
 
+    @property
+    def graph_url(self) -> str:
+        return f"{self.base_url}{graph_http.PREFIX}"
+
+    @property
+    def https_base_url(self) -> str | None:
+        if self.https_httpd is None:
+            return None
+        return f"https://{self.host}:{self.https_httpd.server_address[1]}"
+
     def reset(self) -> None:
         with self.store.lock:
             self.store.reset()
             self.faults.clear()
             self.counters.clear()
+            self.graph.reset()
             self.sent_log.clear()
             self.validation_errors.clear()
             self.internal_errors.clear()
@@ -95,6 +125,10 @@ class EwsServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="ewsim",
                                         daemon=True)
         self._thread.start()
+        if self.https_httpd is not None:
+            self._tls_thread = threading.Thread(target=self.https_httpd.serve_forever,
+                                                name="ewsim-tls", daemon=True)
+            self._tls_thread.start()
         return self
 
     def serve_forever(self) -> None:
@@ -104,6 +138,9 @@ class EwsServer:
         self.store.notifications.close()   # open GetStreamingEvents end with Closed now
         self.httpd.shutdown()
         self.httpd.server_close()
+        if self.https_httpd is not None:
+            self.https_httpd.shutdown()
+            self.https_httpd.server_close()
 
     def capture(self, op: str, request: bytes, response: bytes) -> None:
         if self.capture_dir is None:
@@ -120,6 +157,24 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     ews: EwsServer
+
+
+class _TLSHTTPServer(_HTTPServer):
+    tls = True
+    ssl_context: Any
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs here, in the request's own thread, so a slow client
+        # never stalls the accept loop.
+        try:
+            tls_socket = self.ssl_context.wrap_socket(request, server_side=True)
+        except (OSError, ValueError):
+            return
+        try:
+            super().finish_request(tls_socket, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                tls_socket.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -162,25 +217,60 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(data, default=str).encode(), "application/json")
 
     # --- verbs --------------------------------------------------------------------------
+    def _base(self) -> str:
+        scheme = "https" if getattr(self.server, "tls", False) else "http"
+        return f"{scheme}://{self.headers.get('Host') or self.server.ews.host}"
+
     def do_GET(self) -> None:
         path = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(path.query))
         if path.path.startswith("/_control"):
-            query = dict(urllib.parse.parse_qsl(path.query))
             self._control("GET", path.path, query)
+        elif graph_http.is_graph_path(path.path):
+            graph_http.serve(self, "GET", self._body())
+        elif OPENID_PATH.match(path.path):
+            tenant = OPENID_PATH.match(path.path).group(1)   # type: ignore[union-attr]
+            with self.server.ews.store.lock:
+                known = oidc.known_tenant(self.server.ews.store, tenant)
+            if known:
+                self._json(200, oidc.openid_configuration(self._base(), tenant))
+            else:
+                self._json(400, oidc.unknown_tenant(tenant))
+        elif path.path == oidc.DISCOVERY_PATH:
+            self._json(200, oidc.instance_discovery(self._base(), query))
         else:
             self._send(200, b"ewsim: POST SOAP to /EWS/Exchange.asmx", "text/plain")
 
     def do_DELETE(self) -> None:
-        self._body()
-        self._control("DELETE", urllib.parse.urlsplit(self.path).path, {})
+        body = self._body()
+        path = urllib.parse.urlsplit(self.path).path
+        if graph_http.is_graph_path(path):
+            graph_http.serve(self, "DELETE", body)
+            return
+        self._control("DELETE", path, {})
 
     def do_PATCH(self) -> None:
-        data = json.loads(self._body() or b"{}")
-        self._control("PATCH", urllib.parse.urlsplit(self.path).path, data)
+        body = self._body()
+        path = urllib.parse.urlsplit(self.path).path
+        if graph_http.is_graph_path(path):
+            graph_http.serve(self, "PATCH", body)
+            return
+        self._control("PATCH", path, json.loads(body or b"{}"))
+
+    def do_PUT(self) -> None:
+        body = self._body()
+        path = urllib.parse.urlsplit(self.path).path
+        if graph_http.is_graph_path(path):
+            graph_http.serve(self, "PUT", body)
+            return
+        self._control("PUT", path, json.loads(body or b"{}"))
 
     def do_POST(self) -> None:
         body = self._body()
         path = urllib.parse.urlsplit(self.path).path
+        if graph_http.is_graph_path(path):
+            graph_http.serve(self, "POST", body)
+            return
         if path.startswith("/_control"):
             self._control("POST", path, json.loads(body or b"{}"))
             return

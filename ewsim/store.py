@@ -65,6 +65,9 @@ class App:
     client_secret: str
     tenant: str = "common"
     can_impersonate: set[str] = field(default_factory=lambda: {"*"})
+    # False: tokens are issued, but Graph answers 403 (no admin consent for the permissions).
+    admin_consent: bool = True
+    certificate_pem: str | None = None      # for client assertions (certificate credentials)
 
 
 @dataclass
@@ -122,6 +125,8 @@ class Item:
     deleted_occurrences: set[int] = field(default_factory=set)
     # Recurring masters: instance index -> recurrence.OccurrenceException (modified occurrence).
     exceptions: dict[int, Any] = field(default_factory=dict)
+    # Graph's immutable id: kept by move_item (same object), unlike `id`.
+    immutable_id: str = field(default_factory=ids.immutable_id)
 
     def text(self, name: str) -> str | None:
         el = self.props.get(name)
@@ -178,6 +183,10 @@ class Store:
             self.folders: dict[str, Folder] = {}
             self.items: dict[str, Item] = {}
             self.attachments: dict[str, tuple[Item, Attachment]] = {}
+            self.by_immutable: dict[str, Item] = {}
+            # Every store id an item ever had -> its immutable id (Graph delta names removed
+            # items by the id the client knows).
+            self.immutable_of: dict[str, str] = {}
             self.listeners: list[Any] = []   # notification hubs: callables(event dict)
             # Subscriptions + event log (notifications.py); closing the old hub ends open streams.
             old_hub: NotificationHub | None = getattr(self, "notifications", None)
@@ -268,6 +277,8 @@ class Store:
         item.mailbox = folder.mailbox
         folder.items[item.id] = item
         self.items[item.id] = item
+        self.by_immutable[item.immutable_id] = item
+        self.immutable_of[item.id] = item.immutable_id
         for att in item.attachments:
             self.attachments[att.id] = (item, att)
         self.record(folder, item.id, "create")
@@ -278,6 +289,7 @@ class Store:
         folder = self.folders[item.folder_id]
         folder.items.pop(item.id, None)
         self.items.pop(item.id, None)
+        self.by_immutable.pop(item.immutable_id, None)
         for att in item.attachments:
             self.attachments.pop(att.id, None)
         self.record(folder, item.id, "delete")

@@ -96,6 +96,39 @@ class ControlClient:
     def sent(self) -> list[dict[str, Any]]:
         return self.call("GET", "sent")
 
+    # --- Graph ---------------------------------------------------------------------------
+    def graph_stats(self) -> dict[str, Any]:
+        """Requests per Graph route, peak concurrency / throttled count per mailbox."""
+        return self.call("GET", "graph/stats")
+
+    def graph_settings(self, **values: Any) -> Any:
+        """e.g. graph_settings(mailbox_concurrency=2)."""
+        return self.call("POST", "graph/settings", values)
+
+    def expire_delta(self, mailbox: str) -> Any:
+        """Every Graph delta token of `mailbox` issued so far answers 410 from now on."""
+        return self.call("POST", "graph/expire-delta", {"mailbox": mailbox})
+
+    def expire_tokens(self) -> Any:
+        """Every bearer token issued so far is expired (401 InvalidAuthenticationToken)."""
+        return self.call("POST", "graph/expire-tokens")
+
+    def set_mailbox(self, mailbox: str, rest_enabled: bool) -> Any:
+        return self.call("POST", "graph/mailbox", {"mailbox": mailbox,
+                                                   "rest_enabled": rest_enabled})
+
+    def set_app(self, client_id: str, **values: Any) -> Any:
+        """e.g. set_app("app-1", admin_consent=False) or certificate=PEM."""
+        return self.call("POST", "graph/app", {"client_id": client_id, **values})
+
+    def release_held(self) -> Any:
+        """Let every Graph request parked by a `hold` fault go on."""
+        return self.call("POST", "graph/release")
+
+    def invitations(self) -> list[dict[str, Any]]:
+        """Graph writes that real Graph would have mailed to attendees."""
+        return self.call("GET", "graph/invitations")
+
     def settings(self, **values: Any) -> Any:
         """e.g. settings(notification_minute_seconds=0.5); no arguments = read them."""
         return self.call("POST", "settings", values)
@@ -106,6 +139,9 @@ class SimHandle:
         self.server = server
         self.url = server.url
         self.base_url = server.base_url
+        self.graph_url = server.graph_url
+        self.https_base_url = server.https_base_url     # TLS listener (MSAL needs https)
+        self.tls_ca_file = server.tls_ca_file
         self.control = ControlClient(server.base_url)
         self.user = DEFAULT_USER
         self.password = DEFAULT_PASSWORD
@@ -130,7 +166,7 @@ def _close_exchangelib() -> None:
 
 @pytest.fixture(scope="session")
 def ewsim_server() -> Iterator[EwsServer]:
-    server = EwsServer(port=0, validate=True).start()
+    server = EwsServer(port=0, validate=True, tls=True).start()
     yield server
     server.stop()
 

@@ -1,0 +1,88 @@
+"""What every item kind shares: one entity with $select/$expand, lists with the stamp
+$filter and paging, and the body of writes (extended properties, changeKey checks)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..store import Item
+from . import extprops
+from .context import GraphContext, GraphResponse
+from .errors import GraphError
+from .odata import parse_expand, parse_select, project
+
+Render = Callable[[GraphContext, Item], dict[str, Any]]
+DEFAULT_TOP = 10     # Graph's default page for message/contact/event lists
+MAX_TOP = 1000
+
+
+def expansions(ctx: GraphContext, item: Item, expand: dict[str, dict[str, str]],
+               extra: Callable[[GraphContext, Item, str, dict[str, str]], Any] | None = None,
+               ) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, options in expand.items():
+        if name == "singlevalueextendedproperties":
+            out["singleValueExtendedProperties"] = extprops.render(
+                item, extprops.expand_ids(options))
+            out["singleValueExtendedProperties@odata.context"] = ctx.context_url(
+                "singleValueExtendedProperties")
+        elif extra is not None:
+            key, value = extra(ctx, item, name, options)
+            out[key] = value
+        else:
+            raise GraphError(400, "BadRequest",
+                             f"Parsing OData Select and Expand failed: Could not find a "
+                             f"property named '{name}'.")
+    return out
+
+
+def shaped(ctx: GraphContext, item: Item, render: Render,
+           extra: Callable[..., Any] | None = None) -> dict[str, Any]:
+    """The item as $select and $expand of the request ask for it."""
+    data = project(render(ctx, item), parse_select(ctx.request.query.get("$select")))
+    data.update(expansions(ctx, item, parse_expand(ctx.request.query.get("$expand")), extra))
+    return data
+
+
+def entity(ctx: GraphContext, item: Item, render: Render, fragment: str,
+           extra: Callable[..., Any] | None = None, status: int = 200) -> GraphResponse:
+    return GraphResponse(status, {"@odata.context": ctx.context_url(fragment),
+                                  **shaped(ctx, item, render, extra)})
+
+
+def listing(ctx: GraphContext, items: Iterable[Item], render: Render, path: str,
+            fragment: str, extra: Callable[..., Any] | None = None) -> GraphResponse:
+    """GET of a collection: optional stamp $filter, $top/$skip paging with a nextLink."""
+    query = ctx.request.query
+    chosen = list(items)
+    if query.get("$filter"):
+        prop, value = extprops.parse_filter(query["$filter"])
+        chosen = [i for i in chosen if extprops.stored_value(i, prop) == value]
+    try:
+        skip = int(query.get("$skip") or 0)
+        top = min(int(query.get("$top") or DEFAULT_TOP), MAX_TOP)
+    except ValueError as exc:
+        raise GraphError(400, "ErrorInvalidUrlQuery", "Invalid $top or $skip.") from exc
+    page = chosen[skip:skip + top]
+    body: dict[str, Any] = {"@odata.context": ctx.context_url(fragment),
+                            "value": [shaped(ctx, i, render, extra) for i in page]}
+    if skip + top < len(chosen):
+        params = {k: v for k, v in query.items() if k != "$skip"}
+        params["$skip"] = str(skip + top)
+        body["@odata.nextLink"] = ctx.link(path, **params)
+    return GraphResponse(200, body)
+
+
+def check_if_match(ctx: GraphContext, item: Item) -> None:
+    """If-Match with a stale etag: 412 like Graph (Exchange's ErrorIrresolvableConflict)."""
+    wanted = ctx.request.headers.get("if-match")
+    if not wanted or wanted.strip() == "*":
+        return
+    if wanted.strip().removeprefix("W/").strip('"') != item.changekey:
+        raise GraphError(412, "ErrorIrresolvableConflict")
+
+
+def apply_extended(item: Item, data: dict[str, Any]) -> None:
+    if "singleValueExtendedProperties" in data:
+        extprops.set_values(item, data["singleValueExtendedProperties"])
