@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 
 BACKENDS = {
     "ews": "engine.mailbox.ews.EwsMailbox",
+    "graph": "engine.mailbox.graph.GraphMailbox",
 }
+# Graph connections leave the URL blank: Microsoft's API root (a national cloud, a proxy or
+# a test server is given as the connection's URL).
+GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
 
 
 def backend_class(kind: str) -> type[MailboxBackend]:
@@ -39,13 +43,21 @@ def access_for(connection: MailboxConnection, mailbox: str,
         username, secret = connection.username, connection.get_secret()
     else:
         username, secret = profile.mailbox_username, profile.get_mailbox_secret()
+    endpoint = connection.ews_url
+    if connection.kind == "graph" and not endpoint:
+        endpoint = GRAPH_ROOT
+    window: dict[str, int] = {}
+    calendar = getattr(profile, "calendarsettings", None) if profile is not None else None
+    if calendar is not None:
+        window = {"calendar_days_past": calendar.days_past,
+                  "calendar_days_future": calendar.days_future}
     return MailboxAccess(
-        mailbox=mailbox, endpoint=connection.ews_url, auth=Auth(connection.auth_type),
+        mailbox=mailbox, endpoint=endpoint, auth=Auth(connection.auth_type),
         username=username, secret=secret, impersonate=connection.uses_own_credentials,
         tenant_id=connection.tenant_id, client_id=connection.client_id,
         token_url=connection.token_url, verify_tls=connection.verify_tls,
         server_version=connection.server_version, time_zone=settings.TIME_ZONE,
-        throttle_budget_seconds=settings.MAILBOX_THROTTLE_BUDGET,
+        throttle_budget_seconds=settings.MAILBOX_THROTTLE_BUDGET, **window,
         settings_version=f"{connection.pk}:{connection.updated.isoformat()}"
         if connection.updated else "")
 

@@ -48,6 +48,10 @@ class MailboxAccess:
     server_version: str = ""              # e.g. Exchange2016; blank: the backend's default
     time_zone: str = "Europe/Prague"
     throttle_budget_seconds: float = 300  # total waiting for throttling per run
+    # The profile's calendar window (days before and after today): a backend that reads
+    # calendar changes over a window (Graph's calendarView delta) reads this one.
+    calendar_days_past: int = 14
+    calendar_days_future: int = 31
     # Changes whenever the connection's settings change, so cached sessions are dropped.
     settings_version: str = ""
 
