@@ -149,7 +149,7 @@ def issue_token(store: Store, form: dict[str, str], basic: str | None,
         client_id, _, secret = base64.b64decode(basic).decode().partition(":")
     with store.lock:
         if not oidc.known_tenant(store, tenant):
-            return 400, oidc.unknown_tenant(tenant)
+            return 400, {**oidc.unknown_tenant(tenant), "error": "invalid_request"}
         app = store.apps.get(client_id)
         if app is None or app.tenant.lower() not in (tenant.lower(), "common"):
             return 400, {"error": "unauthorized_client",

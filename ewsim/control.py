@@ -40,6 +40,7 @@ def _summary(item: Item) -> dict[str, Any]:
     return {"id": item.id, "changekey": item.changekey, "tag": item.tag,
             "folder_id": item.folder_id, "mailbox": item.mailbox,
             "subject": item.text("Subject"), "display_name": item.text("DisplayName"),
+            "immutable_id": item.immutable_id,   # the id Graph clients see (IdType=ImmutableId)
             "attachments": [{"id": a.id, "name": a.name, "size": a.size}
                             for a in item.attachments],
             "meeting_requests_sent": item.meeting_requests_sent}
@@ -177,7 +178,7 @@ def _items(server: Any, method: str, item_id: str | None, data: dict[str, Any]) 
         mailbox = data.get("mailbox", "")
         folder = _folder(server, mailbox, data.get("folder"), "inbox")
         return [_summary(i) for i in folder.items.values()]
-    item = store.items.get(item_id)
+    item = store.items.get(item_id) or store.by_immutable.get(item_id)
     if item is None:
         raise ControlError(404, "no such item")
     if method == "GET":

@@ -207,7 +207,12 @@ def list_in_folder(ctx: GraphContext, folder: str) -> GraphResponse:
 def delta(ctx: GraphContext, folder: str) -> GraphResponse:
     found = contact_folder(ctx, folder)
     return folder_delta(ctx, found, f"contactFolders/{folder}/contacts/delta", ODATA_TYPE,
-                        lambda i: i.tag == "Contact", to_json)
+                        lambda i, _where: i.tag == "Contact", _delta_shape)
+
+
+def _delta_shape(ctx: GraphContext, item: Item, select: str | None,
+                 expand: str | None) -> dict[str, Any]:
+    return items.shaped(ctx, item, to_json, select=select, expand=expand, from_query=False)
 
 
 @route("GET", "contacts/{contact}", "contacts.get")
@@ -239,7 +244,7 @@ def update_in_folder(ctx: GraphContext, folder: str, contact: str) -> GraphRespo
 def delete(ctx: GraphContext, contact: str) -> GraphResponse:
     item = _contact(ctx, contact)
     items.check_if_match(ctx, item)
-    ctx.store.remove_item(item)
+    items.soft_delete(ctx, item)
     return GraphResponse(204)
 
 
@@ -291,6 +296,7 @@ def photo_put(ctx: GraphContext, contact: str) -> GraphResponse:
     return GraphResponse(200)
 
 
+@route("DELETE", "contacts/{contact}/photo", "contacts.photo.delete")
 @route("DELETE", "contacts/{contact}/photo/$value", "contacts.photo.delete")
 def photo_delete(ctx: GraphContext, contact: str) -> GraphResponse:
     item = _contact(ctx, contact)

@@ -28,6 +28,15 @@ def parse_prefer(values: list[str]) -> dict[str, str]:
     return out
 
 
+ID_PREFIXES = ("AAMk", "AAkALg")     # what ewsim's ids (ids.py) start with
+
+
+def check_id(graph_id: str) -> None:
+    """Exchange tells a malformed id (400) from a well-formed unknown one (404)."""
+    if not graph_id.startswith(ID_PREFIXES) or len(graph_id) < 12:
+        raise GraphError(400, "ErrorInvalidIdMalformed")
+
+
 @dataclass
 class GraphRequest:
     method: str
@@ -106,6 +115,7 @@ class GraphContext:
         return store_id
 
     def find_item(self, graph_id: str) -> Item:
+        check_id(graph_id)
         item = self.store.items.get(graph_id) or self.store.by_immutable.get(graph_id)
         if item is None or item.mailbox != self.mailbox:
             raise GraphError(404, "ErrorItemNotFound")

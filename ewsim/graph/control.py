@@ -70,8 +70,7 @@ def handle(server: Any, method: str, parts: list[str], data: dict[str, Any]) -> 
         state.release()
         return {"released": True}
     if route == "invitations":
-        with state.lock:
-            if method == "DELETE":
-                state.invitations.clear()
-            return list(state.invitations)
+        # What real Graph would have mailed (it has no SendToNone): recorded in the
+        # shared sent log with protocol "graph".
+        return [entry for entry in server.sent_log if entry.get("protocol") == "graph"]
     raise ControlError(404, f"unknown control endpoint {method} /_control/graph/{route}")

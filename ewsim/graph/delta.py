@@ -19,7 +19,6 @@ from ..operations.sync import net_changes
 from ..store import Folder, Item
 from .context import GraphContext, GraphResponse
 from .errors import GraphError
-from .odata import parse_select, project
 
 DEFAULT_PAGE = 10       # Graph's page size for Outlook delta without odata.maxpagesize
 MAX_PAGE = 1000
@@ -53,25 +52,32 @@ def incoming_token(ctx: GraphContext) -> str | None:
     return query.get("$skiptoken") or query.get("$deltatoken") or None
 
 
+Accepts = Callable[[Item, str | None], bool]          # (item, the round's $filter)
+Shape = Callable[[GraphContext, Item, str | None, str | None], dict[str, Any]]
+
+
 def folder_delta(ctx: GraphContext, folder: Folder, path: str, odata_type: str,
-                 accepts: Callable[[Item], bool],
-                 render: Callable[[GraphContext, Item], dict[str, Any]]) -> GraphResponse:
-    """One page of `{path}` (e.g. "contactFolders/{id}/contacts/delta")."""
+                 accepts: Accepts, shape: Shape) -> GraphResponse:
+    """One page of `{path}` (e.g. "contactFolders/{id}/contacts/delta").
+
+    $select, $expand and $filter of the round's first request are kept in its tokens,
+    as Graph keeps them in the nextLink/deltaLink it returns.
+    """
     link = ctx.link(path)
     token = incoming_token(ctx)
     scope = f"folder:{folder.id}"
     if token is None:
         since = 0
-        select = ctx.request.query.get("$select")
+        query = ctx.request.query
+        select, expand, where = query.get("$select"), query.get("$expand"), query.get("$filter")
     else:
         state = decode_token(ctx, token, scope, link)
         since = int(state["seq"])
-        select = state.get("sel")
-    fields = parse_select(select)
+        select, expand, where = state.get("sel"), state.get("exp"), state.get("flt")
     changes = []
     for seq, item_id, kind in net_changes(folder, since):
         item = folder.items.get(item_id)
-        if kind != "delete" and (item is None or not accepts(item)):
+        if kind != "delete" and (item is None or not accepts(item, where)):
             continue
         changes.append((seq, item_id, kind, item))
     size = ctx.page_size(DEFAULT_PAGE, MAX_PAGE)
@@ -82,15 +88,17 @@ def folder_delta(ctx: GraphContext, folder: Folder, path: str, odata_type: str,
             values.append({"@odata.type": odata_type, "id": ctx.removed_id(item_id),
                            "@removed": {"reason": "deleted"}})
         else:
-            values.append(project(render(ctx, item), fields))
+            values.append(shape(ctx, item, select, expand))
     gen = ctx.server.graph.generation[ctx.mailbox]
     body: dict[str, Any] = {"@odata.context": ctx.context_url(f"Collection({odata_type[1:]})"),
                             "value": values}
     if len(page) < len(changes):
-        state = {"scope": scope, "seq": page[-1][0], "sel": select, "gen": gen}
+        state = {"scope": scope, "seq": page[-1][0], "sel": select, "exp": expand,
+                 "flt": where, "gen": gen}
         body["@odata.nextLink"] = ctx.link(path, **{"$skiptoken": encode_token(state)})
     else:
         mbx = ctx.store.mailboxes[folder.mailbox]
-        state = {"scope": scope, "seq": mbx.seq, "sel": select, "gen": gen}
+        state = {"scope": scope, "seq": mbx.seq, "sel": select, "exp": expand,
+                 "flt": where, "gen": gen}
         body["@odata.deltaLink"] = ctx.link(path, **{"$deltatoken": encode_token(state)})
     return GraphResponse(200, body)

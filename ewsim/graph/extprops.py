@@ -89,11 +89,17 @@ class PropertyName:
         return keys
 
 
+HAS_PICTURE = ("00062004-0000-0000-c000-000000000046", 0x8015)   # PidLidHasPicture
+
+
 def stored_value(item: Item, prop: PropertyName) -> str | None:
     for key in prop.store_keys():
         el = item.ext.get(key)
         if el is not None:
             return el.findtext(tq("Value"))
+    if (prop.set_id, prop.prop_id) == HAS_PICTURE and item.tag == "Contact":
+        # Computed by Exchange from the contact's photo attachment.
+        return "true" if any(a.is_contact_photo for a in item.attachments) else "false"
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..store import Folder
-from .context import GraphContext, GraphResponse
+from .context import GraphContext, GraphResponse, check_id
 from .errors import GraphError
 from .odata import parse_select, project
 from .router import route
@@ -22,6 +22,7 @@ def folder_by_ref(ctx: GraphContext, ref: str, well_known: set[str]) -> Folder:
     if name in well_known:
         folder = store.folder_by_distinguished(ctx.mailbox, name)
     else:
+        check_id(ref)
         folder = store.folders.get(ref)
     if folder is None or folder.mailbox != ctx.mailbox:
         raise GraphError(404, "ErrorItemNotFound")

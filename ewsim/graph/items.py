@@ -38,11 +38,24 @@ def expansions(ctx: GraphContext, item: Item, expand: dict[str, dict[str, str]],
 
 
 def shaped(ctx: GraphContext, item: Item, render: Render,
-           extra: Callable[..., Any] | None = None) -> dict[str, Any]:
-    """The item as $select and $expand of the request ask for it."""
-    data = project(render(ctx, item), parse_select(ctx.request.query.get("$select")))
-    data.update(expansions(ctx, item, parse_expand(ctx.request.query.get("$expand")), extra))
+           extra: Callable[..., Any] | None = None, select: str | None = None,
+           expand: str | None = None, from_query: bool = True) -> dict[str, Any]:
+    """The item as $select and $expand ask for it (the request's, or a delta token's)."""
+    if from_query:
+        select = ctx.request.query.get("$select")
+        expand = ctx.request.query.get("$expand")
+    data = project(render(ctx, item), parse_select(select))
+    data.update(expansions(ctx, item, parse_expand(expand), extra))
     return data
+
+
+def soft_delete(ctx: GraphContext, item: Item) -> None:
+    """DELETE moves an item to Deleted Items (deleting it there removes it for good)."""
+    trash = ctx.store.folder_by_distinguished(item.mailbox, "deleteditems")
+    if trash is None or item.folder_id == trash.id:
+        ctx.store.remove_item(item)
+    else:
+        ctx.store.move_item(item, trash)
 
 
 def entity(ctx: GraphContext, item: Item, render: Render, fragment: str,

@@ -38,7 +38,6 @@ class GraphState:
             self.view_states: OrderedDict[str, dict[str, Any]] = OrderedDict()
             self.holding = 0                             # requests parked by "hold"
             self.hold_released = 0                       # release generation
-            self.invitations: list[dict[str, Any]] = []  # writes Graph would have mailed
             self.expired_tokens: set[str] = set()        # bearer tokens expired by control
             self.released.notify_all()
 

@@ -72,9 +72,15 @@ def test_unknown_property_is_400_and_creates_nothing(ewsim):
     assert graph.get("contacts").json["value"] == []
 
 
-def test_delete_then_get_is_404_item_not_found(ewsim):
+def test_delete_moves_to_deleted_items_and_keeps_the_immutable_id(ewsim):
     graph = Graph.connect(ewsim)
     contact = graph.post("contacts", JANA).json
+    assert graph.delete(f"contacts/{contact['id']}").status == 204
+    trash = graph.get("mailFolders/deleteditems").json
+    assert trash["totalItemCount"] == 1
+    moved = graph.get(f"contacts/{contact['id']}").json
+    assert moved["parentFolderId"] == trash["id"]
+    # Deleted again from Deleted Items: gone for good.
     assert graph.delete(f"contacts/{contact['id']}").status == 204
     gone = graph.get(f"contacts/{contact['id']}")
     assert gone.status == 404 and gone.code == "ErrorItemNotFound"
@@ -171,8 +177,12 @@ def test_contact_folders_list_children_of_the_default_folder(ewsim):
     assert listed[0]["parentFolderId"] == default["id"]
     created = graph.post(f"contactFolders/{sub['id']}/contacts", {"givenName": "In CRM"}).json
     assert created["parentFolderId"] == sub["id"]
-    missing = graph.get("contactFolders/AAMkFnope")
+    missing = graph.get("contactFolders/AAMkF" + "x" * 30)
     assert missing.status == 404 and missing.code == "ErrorItemNotFound"
+    calendar = graph.get("calendar").json["id"]    # a folder of another kind
+    assert graph.get(f"contactFolders/{calendar}").status == 404
+    malformed = graph.get("contactFolders/nope")
+    assert malformed.status == 400 and malformed.code == "ErrorInvalidIdMalformed"
 
 
 def test_photo_put_get_delete(ewsim):
