@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import environ
 import pytest
 from django.conf import settings
 
@@ -48,6 +49,15 @@ def test_env_example_sets_no_variable_the_settings_ignore() -> None:
 def test_env_example_leaves_blank_only_what_each_installation_must_choose() -> None:
     blank = {name for name, value in env_example().items() if not value}
     assert blank == {"SECRET_KEY", "ENCRYPTION_KEYS", "REDIS_URL", "METRICS_TOKEN"}
+
+
+def test_env_example_names_postgresql_and_an_smtp_server_in_urls_the_settings_accept() -> None:
+    values = env_example()
+    database = environ.Env.db_url_config(values["DATABASE_URL"])
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    email = environ.Env.email_url_config(values["EMAIL_URL"])
+    assert email["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert email["EMAIL_USE_TLS"] and email["EMAIL_HOST_USER"] == "sync-server@example.com"
 
 
 @pytest.mark.parametrize("unit", UNITS)
