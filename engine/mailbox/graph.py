@@ -461,11 +461,10 @@ class GraphMailbox(MailboxBackend):
             given.add(_short_id(master))
             upserts[master] = ItemRef(master)
         changes, errors = self._with_records(Kind.CALENDAR, changes, upserts, known)
+        wanted = set(masters)
         for change in changes:
-            if change.ref.id in upserts and change.type is ChangeType.UPSERT and (
-                    change.record is None or getattr(change.record, "kind", "") == "master"):
-                if change.ref.id in masters:
-                    state.masters[change.ref.id] = change.ref.version
+            if change.type is ChangeType.UPSERT and change.ref.id in wanted:
+                state.masters[change.ref.id] = change.ref.version
         state.given = sorted(given)
         if done:
             changes += self._series_check(folder, state)

@@ -121,6 +121,10 @@ def format_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _email(address: str, name: str) -> dict[str, str]:
+    return {"address": address, "name": name} if name else {"address": address}
+
+
 # --- contacts ---------------------------------------------------------------------------------
 CONTACT_SELECT = ("id,changeKey,givenName,middleName,surname,generation,displayName,"
                   "companyName,jobTitle,department,businessHomePage,emailAddresses,"
@@ -436,7 +440,7 @@ def event_json(record: EventRecord, default_zone: str,
         "body": {"contentType": "text", "content": record.body},
         "sensitivity": "private" if record.private else "normal",
         "categories": list(record.categories),
-        "attendees": [{"emailAddress": {"address": a.email, "name": a.name or a.email},
+        "attendees": [{"emailAddress": _email(a.email, a.name),
                        "type": "required" if a.required else "optional"}
                       for a in record.attendees],
         "recurrence": recurrence_json(record.recurrence, name) if record.recurrence else None,
@@ -519,8 +523,7 @@ def message_json(record: MessageRecord, fields: Iterable[str] | None = None) -> 
     body: dict[str, Any] = {
         "subject": record.subject, "body": {"contentType": "text", "content": record.body_text},
         "categories": list(record.categories),
-        "toRecipients": [{"emailAddress": {"address": a.email, "name": a.name or a.email}}
-                         for a in record.to],
+        "toRecipients": [{"emailAddress": _email(a.email, a.name)} for a in record.to],
     }
     props = {STAMP_PROPERTY: record.stamp}
     if fields is not None:
