@@ -23,13 +23,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models, transaction
+from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
 from engine import leases, progress
@@ -86,6 +87,9 @@ BATCH = 100
 # At most this many parked records are kept in memory for matching (the rest are fetched
 # again): ~2 kB each, so a first import of a huge mailbox stays within tens of MB.
 PARKED_IN_MEMORY = 10_000
+# A database restarted or failed over mid-run is back within seconds: the run's end is
+# recorded on a new connection, tried this many times a second apart.
+RECORD_ATTEMPTS = 30
 CONTACT_SYNCED = frozenset(f.name for f in dataclasses.fields(ContactRecord)) - {
     "display_name", "categories", "stamp", "modified"}
 
@@ -232,6 +236,11 @@ class AgendaSync:
             waiting = self._sync()
         except MailboxError as exc:
             run.status, run.message = Run.Status.FAILED, exc.message
+        except (OperationalError, InterfaceError) as exc:
+            log.exception("%s sync of %s lost its database", self.agenda, self.profile)
+            run.status = Run.Status.FAILED
+            run.message = (f"The database failed during the run ({str(exc).strip()}); what "
+                           "was recorded before stays, and the next run goes on from there.")
         except Exception as exc:   # errors are data: the worker loop never sees them
             log.exception("%s sync of %s failed", self.agenda, self.profile)
             run.status = Run.Status.FAILED
@@ -241,11 +250,28 @@ class AgendaSync:
                 run.status = Run.Status.WAITING
             else:
                 run.status = Run.Status.PARTIAL if run.errors else Run.Status.SUCCESS
-        leases.release(self.profile.pk, self.agenda, self.holder)
-        run.requests = self.mailbox.requests_made
-        run.finished = timezone.now()
-        run.save()
+        self._finish(run)
         return run
+
+    def _finish(self, run: Run) -> None:
+        """Release the lease and record the run's end. A database lost mid-run (restarted,
+        failed over) is waited for on a new connection: else the run would stay "running",
+        its lease held until it expired, and nothing would say why."""
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                leases.release(self.profile.pk, self.agenda, self.holder)
+                run.requests = self.mailbox.requests_made
+                run.finished = timezone.now()
+                run.save()
+                return
+            except (OperationalError, InterfaceError):
+                # Inside a transaction a new connection would not be the caller's.
+                if attempt == RECORD_ATTEMPTS - 1 or connection.in_atomic_block:
+                    raise
+                log.warning("The database is unreachable; recording the %s run's end again "
+                            "in a second", self.agenda)
+                connection.close()
+                time.sleep(1)
 
     def _sync(self) -> bool:
         state, _ = FolderState.objects.get_or_create(
