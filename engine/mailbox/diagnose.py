@@ -72,9 +72,11 @@ def diagnose(access: MailboxAccess, kind: str = "ews",
     url = urlsplit(access.endpoint)
     host = url.hostname or ""
     if url.scheme not in ("http", "https") or not host:
-        return Report(False, "setup",
-                      _("The EWS URL %(url)s is not a web address: it starts with https://.")
-                      % {"url": access.endpoint or "—"}, mailbox=access.mailbox)
+        message = _("The Microsoft Graph URL %(url)s is not a web address: leave it blank for "
+                    "https://graph.microsoft.com/v1.0.") if kind == "graph" else \
+            _("The EWS URL %(url)s is not a web address: it starts with https://.")
+        return Report(False, "setup", message % {"url": access.endpoint or "—"},
+                      mailbox=access.mailbox)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         _resolve(host, port, steps)

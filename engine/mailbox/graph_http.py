@@ -84,15 +84,16 @@ def _short(text: str, limit: int = 300) -> str:
 # Entra's answers to a token request that a person can act on, by their AADSTS code.
 def _token_problem(error: GraphError, access: MailboxAccess) -> MailboxError:
     text = f"{error.code} {error.message}"
-    if "AADSTS90002" in text or "AADSTS900023" in text or ("tenant" in text.lower() and \
-            "not found" in text.lower()):
-        return AuthenticationFailed(
-            f"The tenant {access.tenant_id!r} does not exist: check the tenant id (a GUID, or "
-            f"a domain such as contoso.onmicrosoft.com).")
+    lowered = text.lower()
     if "AADSTS700016" in text:
         return AuthenticationFailed(
             f"There is no application {access.client_id!r} in the tenant {access.tenant_id!r}: "
             "check the client id, and that the app is registered in this tenant.")
+    if "AADSTS90002" in text or "AADSTS900023" in text or "authority configuration" in \
+            lowered or ("tenant" in lowered and "not found" in lowered):
+        return AuthenticationFailed(
+            f"The tenant {access.tenant_id!r} does not exist: check the tenant id (a GUID, or "
+            f"a domain such as contoso.onmicrosoft.com).")
     if "AADSTS7000215" in text or "AADSTS7000222" in text:
         return AuthenticationFailed(
             f"The client secret of the application {access.client_id!r} is wrong or has "

@@ -246,7 +246,7 @@ def test_success_names_the_mailbox_and_the_server_version(ewsim: SimHandle) -> N
 
 
 def test_a_kind_without_a_backend_is_not_tested(ewsim: SimHandle) -> None:
-    report = diagnose(access_to(ewsim), kind="graph")
+    report = diagnose(access_to(ewsim), kind="imap")
     assert (report.ok, report.reason) == (False, "unsupported")
 
 
