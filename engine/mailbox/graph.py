@@ -15,9 +15,10 @@ both); how Graph gets there:
   series' instances). A series deleted or moved away shows only as removed occurrences: each
   round ends by comparing the calendar's series masters with those it has seen;
 - writes go in `$batch`es of 20 with a result per item; a stale `changeKey` (If-Match) is a
-  CONFLICT; the identity stamp is a single-value extended property; no invitation is ever
-  asked for (Graph sends none for a deletion through DELETE, and the engine never writes
-  attendees: calendar_sync keeps them Exchange -> CRM only);
+  CONFLICT; the identity stamp is a single-value extended property. Attendees are never
+  written: Graph has no SendToNone and mails invitations for any event written with
+  attendees (the engine keeps attendees Exchange -> CRM only anyway; a written record's
+  attendees are reported in its result's message);
 - attachments stream from `/$value` in chunks.
 """
 
@@ -640,7 +641,11 @@ class GraphMailbox(MailboxBackend):
         if kind is Kind.CONTACTS and isinstance(record, ContactRecord):
             return m.contact_json(record, fields)
         if kind is Kind.CALENDAR and isinstance(record, EventRecord):
-            return m.event_json(record, self.access.time_zone, fields)
+            # Graph mails invitations (or updates) whenever attendees are written, and has no
+            # SendToNone: attendees are never written (the engine keeps them Exchange -> CRM).
+            without = dataclasses.replace(record, attendees=())
+            return m.event_json(without, self.access.time_zone,
+                                None if fields is None else fields - {"attendees"})
         if kind is Kind.MAIL and isinstance(record, MessageRecord):
             return m.message_json(record, fields)
         raise ValueError(f"a {type(record).__name__} does not go into a {kind.value} folder")
@@ -669,7 +674,7 @@ class GraphMailbox(MailboxBackend):
             indexes.append(index)
         for index, answer in zip(indexes, self._batch(requests, self._write_prefer(kind)),
                                  strict=True):
-            results[index] = _write_result(answer)
+            results[index] = _with_note(_write_result(answer), records[index])
         out = [r for r in results if r is not None]
         if kind is Kind.CALENDAR:
             out = self._with_occurrences(list(records), out)
@@ -781,15 +786,32 @@ class GraphMailbox(MailboxBackend):
         return out
 
     def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
-        answers = self._batch([BatchRequest("DELETE", self._item_url(kind, r.id)) for r in refs],
-                              self._write_prefer(kind))
+        """DELETE moves an item to Deleted Items, and deletes one there for good; an immutable
+        id follows the item into Deleted Items, so items found there already are left alone
+        (deleted once already: recoverable, as the first deletion promised)."""
+        trashed = self._in_deleted_items(kind, refs)
+        doomed = [r for r in refs if r.id not in trashed]
+        answers = iter(self._batch([BatchRequest("DELETE", self._item_url(kind, r.id))
+                                    for r in doomed], self._write_prefer(kind)))
         results = []
-        for ref, answer in zip(refs, answers, strict=True):
-            result = _write_result(answer, ref)
+        for ref in refs:
+            if ref.id in trashed:
+                results.append(WriteResult(WriteStatus.OK, ref, "already gone"))
+                continue
+            result = _write_result(next(answers), ref)
             if result.status is WriteStatus.NOT_FOUND:
                 result = WriteResult(WriteStatus.OK, ref, "already gone")
             results.append(result)
         return results
+
+    def _in_deleted_items(self, kind: Kind, refs: Sequence[ItemRef]) -> set[str]:
+        if not refs or kind is Kind.CALENDAR:   # events have no parentFolderId in v1.0
+            return set()
+        trash = self._get_folder_json(Kind.MAIL, "deleteditems")["id"]
+        answers = self._batch([BatchRequest("GET", self._item_url(
+            kind, r.id, "?$select=id,parentFolderId")) for r in refs])
+        return {r.id for r, a in zip(refs, answers, strict=True)
+                if a.ok and isinstance(a.body, dict) and a.body.get("parentFolderId") == trash}
 
     # photos and attachments
     def read_photo(self, ref: ItemRef) -> bytes | None:
@@ -859,6 +881,16 @@ class _Background(Pending[Any]):
             except BaseException as exc:
                 self._error = exc
         return super().result()
+
+
+ATTENDEES_LEFT_OUT = ("Attendees are not written through Microsoft Graph: it would mail "
+                      "them invitations.")
+
+
+def _with_note(result: WriteResult, record: Record) -> WriteResult:
+    if result.ok and isinstance(record, EventRecord) and record.attendees:
+        return dataclasses.replace(result, message=result.message or ATTENDEES_LEFT_OUT)
+    return result
 
 
 def _write_result(answer: BatchResult, ref: ItemRef | None = None) -> WriteResult:
