@@ -145,10 +145,6 @@ def _short_id(item_id: str) -> str:
     return hashlib.sha1(item_id.encode()).hexdigest()[:16]
 
 
-class _Restart(Exception):
-    """The stored delta link was refused: read from scratch."""
-
-
 # --- the backend ----------------------------------------------------------------------------
 class GraphMailbox(MailboxBackend):
     def __init__(self, access: MailboxAccess) -> None:
@@ -369,18 +365,22 @@ class GraphMailbox(MailboxBackend):
                 link, window = self._first_link(folder, page_size, received_after)
                 current = _State(link, window)
             try:
-                with self._errors():
-                    try:
-                        answer = self.client.call("GET", current.link, prefer=prefer)
-                    except GraphError as exc:
-                        if exc.status in (400, 404, 410) and restarted is False and state:
-                            raise _Restart from exc
-                        raise
-            except _Restart:
-                log.warning("Delta link of %s refused; reading %s from scratch",
-                            self.access.mailbox, folder.path)
-                current, restarted = None, True
-                continue
+                answer = self.client.call("GET", current.link, prefer=prefer)
+            except GraphError as exc:
+                if exc.status == 404 and exc.code != "SyncStateNotFound":
+                    raise FolderNotFound("The folder no longer exists in the mailbox: choose "
+                                         "it again.") from exc
+                if exc.status in (400, 410) and not restarted and state:
+                    # 410 SyncStateNotFound: expired (or another mailbox's) delta token.
+                    log.warning("Delta link of %s refused (%s); reading %s from scratch",
+                                self.access.mailbox, exc.code, folder.path)
+                    current, restarted = None, True
+                    continue
+                raise translate(exc, self.access) from exc
+            except MailboxError:
+                raise
+            except Exception as exc:
+                raise translate(exc, self.access) from exc
             next_link = answer.get("@odata.nextLink")
             done = next_link is None
             following = dataclasses.replace(

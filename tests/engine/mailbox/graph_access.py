@@ -12,7 +12,7 @@ import itertools
 from engine.mailbox.base import Auth, MailboxAccess
 from ewsim.testing import SimHandle
 
-TENANT = "contoso-tenant"
+TENANT = "contoso.onmicrosoft.com"
 CLIENT_ID = "5b4f2a6e-1c3d-4e8f-9a0b-7c6d5e4f3a2b"
 CLIENT_SECRET = "graph-app-secret"
 _resets = itertools.count()
