@@ -57,8 +57,16 @@ def _https_by_default(db_field: models.Field, **kwargs: Any) -> forms.Field | No
 
 class ConnectionForm(WriteOnlySecretForm):
     secret = forms.CharField(
-        label=_("password or client secret"), required=False, strip=False, widget=SecretInput()
+        label=_("password, client secret or certificate"), required=False, strip=False,
+        widget=SecretInput(),
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["secret"].help_text += " " + _(
+            "For app-only OAuth with a certificate, paste the private key and its certificate "
+            "in PEM, one after the other (-----BEGIN PRIVATE KEY----- … -----END "
+            "CERTIFICATE-----); upload the certificate to the app registration in Entra ID.")
 
     class Meta:
         model = MailboxConnection

@@ -203,6 +203,19 @@ class Budget:
 _PEM_KEY = re.compile(r"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----.+?"
                       r"-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----", re.S)
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
+
+
+def normalize_pem(text: str) -> str:
+    """PEM blocks as PEM readers want them, however they were pasted: a password field
+    drops the line breaks, a text area may add spaces or CRs. Header lines inside a block
+    (an encrypted key's Proc-Type) are not supported: such keys are refused by MSAL anyway."""
+    blocks = []
+    for label, body in _PEM_BLOCK.findall(text or ""):
+        data = re.sub(r"\s+", "", body)
+        lines = [data[i:i + 64] for i in range(0, len(data), 64)]
+        blocks.append("\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"]))
+    return "\n".join(blocks) + "\n" if blocks else text
 
 
 def is_certificate(secret: str) -> bool:
@@ -216,6 +229,9 @@ def client_credential(secret: str) -> str | dict[str, str]:
     key = _PEM_KEY.search(secret or "")
     if key is None:
         return secret
+    secret = normalize_pem(secret)
+    key = _PEM_KEY.search(secret)
+    assert key is not None
     cert = _PEM_CERT.search(secret)
     if cert is None:
         raise AuthenticationFailed("The stored certificate holds a private key but no "

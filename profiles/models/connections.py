@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -15,7 +16,7 @@ from profiles.validation import check_guid, check_tenant
 class MailboxConnection(models.Model):
     class Kind(models.TextChoices):
         EWS = "ews", _("Exchange Server (on-premises) over EWS")
-        GRAPH = "graph", _("Exchange Online over Microsoft Graph")
+        GRAPH = "graph", _("Exchange Online (Microsoft Graph)")
 
     class Auth(models.TextChoices):
         NTLM = "ntlm", _("NTLM")
@@ -106,6 +107,24 @@ class MailboxConnection(models.Model):
         """Whether the connection itself signs in (else every profile brings credentials)."""
         return self.access == self.Access.IMPERSONATION
 
+    def _check_certificate(self, need: Any) -> None:
+        """A secret that is a certificate must hold a key and a certificate PEM can read."""
+        from engine.mailbox.graph_http import is_certificate, normalize_pem
+
+        secret = self.get_secret()
+        if not is_certificate(secret):
+            return
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        pem = normalize_pem(secret).encode()
+        try:
+            serialization.load_pem_private_key(pem, password=None)
+            x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE-----"):])
+        except (ValueError, TypeError) as exc:
+            need("secret", _("The certificate cannot be read (%(error)s): paste the unencrypted "
+                             "private key and the certificate, both in PEM.") % {"error": exc})
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
 
@@ -146,7 +165,10 @@ class MailboxConnection(models.Model):
                 except ValidationError as exc:
                     need("client_id", exc.messages[0])
             if not self.has_secret:
-                need("secret", _("OAuth 2.0 needs the client secret."))
+                need("secret", _("OAuth 2.0 needs the client secret, or a certificate (its "
+                                 "private key and certificate in PEM)."))
+            elif self.kind == self.Kind.GRAPH:
+                self._check_certificate(need)
             if self.access != self.Access.IMPERSONATION and "access" not in errors:
                 need("access", _("App-only OAuth reaches mailboxes only through impersonation."))
         elif self.uses_own_credentials:
