@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import backend
 from bench.contacts import SERVICE, SERVICE_PASSWORD, counting_queries, make_profile, setup_django
 from bench.run import MB, REPO, USER, _reset_peak, _rss_mb, simulator
 
@@ -130,7 +131,7 @@ def _timed_import(control: Any, profile: Any, sim_pid: int) -> dict[str, Any]:
     peak = _rss_mb(os.getpid(), "VmHWM")
     if profiler is not None and profile_dir:
         profiler.dump_stats(Path(profile_dir) / f"mail-run-{run.pk}.prof")
-    return {"seconds": round(seconds, 3), "ews_requests": sum(control.counters().values()),
+    return {"seconds": round(seconds, 3), "ews_requests": backend.requests(control, run),
             "peak_rss_mb": round(peak, 1), "status": run.status,
             "crm_created": run.crm_created, "errors": run.errors, "db_queries": queries[0],
             "cpu_seconds": round(cpu, 3), "sim_cpu_seconds": round(sim_cpu, 3)}

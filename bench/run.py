@@ -13,6 +13,9 @@
         a profile's first calendar sync (export, import, two-way), one line per case, against
         exchangelib alone doing the same EWS work (bench/calendar.py); exits non-zero when a
         case misses its targets, naming them on stderr.
+    ... --backend graph (contacts-first-sync, calendar-first-sync, mail-import)
+        the same runs through an Exchange Online (Microsoft Graph) connection to ewsim's
+        Graph front door: same JSON fields, same targets (requests: see bench/backend.py).
     python bench/run.py ews-read --n 10000
         EwsMailbox's first read of N contacts and the next read with no changes, one line each
         (bench/ews_read.py); exits non-zero when a read needs more requests than its target.
@@ -304,7 +307,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="*-first-sync, propagation, schedule: check results and request "
                              "counts, not timings (CI's shared machines are too noisy for "
                              "those)")
+    parser.add_argument("--backend", choices=("ews", "graph"), default="ews",
+                        help="contacts-/calendar-first-sync, mail-import: the profiles' "
+                             "mailbox backend (graph: ewsim's Microsoft Graph front door)")
     args = parser.parse_args(argv)
+    from bench import backend
+
+    backend.choose(args.backend)
     outcome = BENCHMARKS[args.benchmark](args)
     results = outcome if isinstance(outcome, list) else [outcome]
     missed: list[str] = []

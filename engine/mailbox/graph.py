@@ -507,10 +507,15 @@ class GraphMailbox(MailboxBackend):
         answers = self._batch([BatchRequest("GET", f"{self._item_url(kind, r.id)}?{query}")
                                for r in refs], prefer)
         out: list[Fetched] = []
+        pictured: set[str] = set()   # contacts Outlook flags as having a photo
         for ref, answer in zip(refs, answers, strict=True):
             out.append(self._converted(kind, ref, answer))
-        if kind is Kind.CONTACTS:
-            self._photo_tokens(out)
+            if kind is Kind.CONTACTS and answer.ok and isinstance(answer.body, dict) \
+                    and m.has_picture(answer.body):
+                pictured.add(ref.id)
+        if pictured:
+            self._photo_tokens([r for r, ref in zip(out, refs, strict=True)
+                                if ref.id in pictured])
         if kind is Kind.CALENDAR:
             self._series_details(out)
         return out
@@ -535,7 +540,8 @@ class GraphMailbox(MailboxBackend):
         return ItemRef(str(item.get("id") or ref.id), str(item.get("changeKey") or "")), record
 
     def _photo_tokens(self, fetched: list[Fetched]) -> None:
-        """A contact with a photo gets its photo's ETag as token (one request per 20)."""
+        """A contact with a photo gets its photo's ETag as token (one request per 20 of
+        them; contacts without the PidLidHasPicture flag cost none)."""
         with_photo: list[tuple[ItemRef, ContactRecord]] = []
         for result in fetched:
             if not isinstance(result, ItemError) and isinstance(result[1], ContactRecord):
