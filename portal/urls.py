@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from portal import dashboard, duplicates, history
+from security.forms import ThrottledAuthenticationForm
 
 app_name = "portal"
 
@@ -24,7 +25,8 @@ urlpatterns = [
     path("duplicates/<int:pk>/keep-apart/", duplicates.keep_apart, name="keep_apart"),
     # Signing in and out and the password, with Django's views and our own templates.
     path("login/", auth_views.LoginView.as_view(
-        template_name="portal/login.html", redirect_authenticated_user=True), name="login"),
+        template_name="portal/login.html", authentication_form=ThrottledAuthenticationForm,
+        redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("password/", auth_views.PasswordChangeView.as_view(
         template_name="portal/password_change.html",

@@ -14,6 +14,7 @@ from django.urls import URLPattern, path
 from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
 from engine.mailbox.diagnose import Target, connection_target, profile_target
 from engine.records import Kind
+from profiles import admin_audit  # noqa: F401  (registers the audit log)
 from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
 from profiles.forms import (

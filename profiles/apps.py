@@ -6,4 +6,6 @@ class ProfilesConfig(AppConfig):
     verbose_name = "Sync configuration"
 
     def ready(self) -> None:
-        from profiles import checks  # noqa: F401  (registers the system checks)
+        from profiles import audit, checks  # noqa: F401  (checks: registers the system checks)
+
+        audit.connect()

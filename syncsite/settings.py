@@ -49,10 +49,12 @@ INSTALLED_APPS = [
     "crm",
     "engine",
     "portal",
+    "security",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "security.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "profiles.audit.AuditActorMiddleware",
 ]
 
 ROOT_URLCONF = "syncsite.urls"
@@ -113,6 +116,29 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "static")
+
+# --- HTTPS and browser protections (docs/security.md) ------------------------------------
+# Off with DEBUG, so that `make run` works on plain http://localhost. In production the site
+# is behind nginx with TLS; gunicorn takes the scheme from nginx's X-Forwarded-Proto.
+_HTTPS_ONLY = not DEBUG
+SECURE_SSL_REDIRECT = _HTTPS_ONLY
+# Probes may ask gunicorn directly over plain http on the machine itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = _HTTPS_ONLY
+CSRF_COOKIE_SECURE = _HTTPS_ONLY
+SECURE_HSTS_SECONDS = 31_536_000 if _HTTPS_ONLY else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS_ONLY
+# Preloading commits the whole registrable domain to HTTPS in every browser, a decision for
+# the domain's owner, not for this server: not requested, and its check silenced.
+SECURE_HSTS_PRELOAD = False
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Proxies whose X-Forwarded-For names the real client (sign-in throttling counts by client
+# address). Default: nginx on this machine, as docs/deploy.md installs it.
+TRUSTED_PROXIES: list[str] = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 
 # Users sign in on the user pages; the admin keeps its own sign-in page.
 LOGIN_URL = "portal:login"

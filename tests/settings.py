@@ -16,3 +16,9 @@ os.environ["DEBUG"] = "false"
 from syncsite.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The test client and the browser tests speak plain http to the test server; production's
+# HTTPS-only settings are checked by tests/security/test_deploy_check.py in their own process.
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+SECURE_HSTS_SECONDS = 0

@@ -5,11 +5,13 @@ from profiles.models.agendas import (
     MailFolder,
     MailSettings,
 )
+from profiles.models.audit import AuditEntry
 from profiles.models.connections import MailboxConnection
 from profiles.models.organizations import Membership, Organization
 from profiles.models.sync_profiles import SyncProfile
 
 __all__ = [
+    "AuditEntry",
     "CalendarSettings",
     "CategoryPairing",
     "ContactSettings",
