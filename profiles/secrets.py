@@ -11,6 +11,8 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from security import log_redaction
+
 
 class SecretKeyError(Exception):
     """ENCRYPTION_KEYS is missing, malformed, or lacks the key a stored secret needs."""
@@ -41,18 +43,22 @@ def current_keys() -> MultiFernet:
 
 
 def encrypt(plaintext: str) -> str:
+    log_redaction.remember(plaintext)
     return current_keys().encrypt(plaintext.encode()).decode()
 
 
 def decrypt(token: str) -> str:
     try:
-        return current_keys().decrypt(token.encode()).decode()
+        plaintext = current_keys().decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise SecretKeyError(
             "A stored secret cannot be decrypted with any key in ENCRYPTION_KEYS: "
             "the key that encrypted it was removed or changed. Put that key back "
             "(after the new one) or enter the secret again."
         ) from exc
+    # Whatever the process does with it next, it never shows in a log line.
+    log_redaction.remember(plaintext)
+    return plaintext
 
 
 def reencrypt(token: str) -> str:

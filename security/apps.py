@@ -7,6 +7,10 @@ class SecurityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from security import log_redaction
+
+        log_redaction.install()
+
         # The admin's own sign-in page is throttled like the user pages' one.
         from django.contrib import admin
 
