@@ -458,9 +458,9 @@ class GraphMailbox(MailboxBackend):
             master = str(value.get("seriesMasterId") or item_id)
             if _short_id(master) not in given and master not in masters:
                 masters.append(master)
-        for master in masters:
-            given.add(_short_id(master))
-            upserts[master] = ItemRef(master)
+        for ref in self._master_refs(masters, known is not None):
+            given.add(_short_id(ref.id))
+            upserts[ref.id] = ref
         changes, errors = self._with_records(Kind.CALENDAR, changes, upserts, known)
         wanted = set(masters)
         for change in changes:
@@ -471,6 +471,17 @@ class GraphMailbox(MailboxBackend):
             changes += self._series_check(folder, state)
         return changes, errors
 
+    def _master_refs(self, masters: list[str], versions: bool) -> list[ItemRef]:
+        """The series masters as refs; with their versions when the caller may hold them
+        (its own writes: neither the master nor its instances are then fetched)."""
+        if not versions or not masters:
+            return [ItemRef(i) for i in masters]
+        heads = self._batch([BatchRequest("GET", self._item_url(
+            Kind.CALENDAR, i, "?$select=id,changeKey")) for i in masters], EVENTS_PREFER)
+        return [ItemRef(i, str(a.body.get("changeKey") or "")) if a.ok
+                and isinstance(a.body, dict) else ItemRef(i) for i, a in zip(
+                    masters, heads, strict=True)]
+
     def _series_check(self, folder: FolderInfo, state: _State) -> list[ItemChange]:
         """The masters seen before, compared with the calendar's: gone ones are DELETEs,
         changed ones (an occurrence deleted, say) come again."""
@@ -480,10 +491,11 @@ class GraphMailbox(MailboxBackend):
         with self._errors():
             for page in self.client.pages(
                     f"{self.client.user}/calendars/{_q(folder.id)}/events",
-                    {"$filter": "type eq 'seriesMaster'", "$select": "id,changeKey",
-                     "$top": 500}):
+                    {"$select": "id,changeKey,type", "$top": 500}, prefer=EVENTS_PREFER):
                 for value in page.get("value") or []:
-                    present[str(value["id"])] = str(value.get("changeKey") or "")
+                    # Singles come too: filtered here ($filter on type is not documented).
+                    if value.get("type") == "seriesMaster":
+                        present[str(value["id"])] = str(value.get("changeKey") or "")
         changes: list[ItemChange] = []
         changed: list[ItemRef] = []
         for master_id, version in list(state.masters.items()):
@@ -594,31 +606,41 @@ class GraphMailbox(MailboxBackend):
                     known_series: Callable[[list[str]], set[str]] | None = None,
                     ) -> Iterator[tuple[ItemRef, EventRecord]]:
         singles: dict[str, ItemRef] = {}
-        series: dict[str, str] = {}   # uid -> master id
+        master_ids: dict[str, None] = {}
         with self._errors():
             for page in self.client.pages(
                     f"{self.client.user}/calendars/{_q(folder.id)}/calendarView",
                     {"startDateTime": m.format_time(start), "endDateTime": m.format_time(end),
-                     "$select": "id,changeKey,type,seriesMasterId,iCalUId", "$top": 500},
+                     "$select": "id,changeKey,type,seriesMasterId", "$top": 500},
                     prefer=EVENTS_PREFER):
                 for value in page.get("value") or []:
                     if (value.get("type") or "singleInstance") == "singleInstance":
                         singles[value["id"]] = ItemRef(value["id"], value.get("changeKey") or "")
                     elif value.get("seriesMasterId"):
-                        series.setdefault(value.get("iCalUId") or value["seriesMasterId"],
-                                          value["seriesMasterId"])
+                        master_ids.setdefault(value["seriesMasterId"])
         for item_id in known(list(singles.values())) if known and singles else set():
             singles.pop(item_id, None)
-        for uid in known_series(list(series)) if known_series and series else set():
-            series.pop(uid, None)
-        masters = [ItemRef(i) for i in dict.fromkeys(series.values())]
+        # An occurrence's iCalUId is its own: the series' UID and version are the master's.
+        masters: list[ItemRef] = []
+        uids: dict[str, str] = {}
+        heads = self._batch([BatchRequest("GET", self._item_url(
+            Kind.CALENDAR, i, "?$select=id,changeKey,iCalUId")) for i in master_ids],
+            EVENTS_PREFER)
+        for answer in heads:
+            if answer.ok and isinstance(answer.body, dict):
+                ref = ItemRef(answer.body["id"], answer.body.get("changeKey") or "")
+                masters.append(ref)
+                uids[ref.id] = answer.body.get("iCalUId") or ref.id
+        held = known_series(list(uids.values())) if known_series and uids else set()
+        masters = [r for r in masters if uids[r.id] not in held]
+        if known and masters:
+            mine = known(masters)
+            masters = [r for r in masters if r.id not in mine]
         for fetched in self.fetch(Kind.CALENDAR, [*singles.values(), *masters]):
             if isinstance(fetched, ItemError):
                 log.warning("Calendar item skipped: %s", fetched.message)
                 continue
             ref, record = fetched
-            if known and record.kind == "master" and ref.id in known([ref]):
-                continue
             assert isinstance(record, EventRecord)
             yield ref, record
 

@@ -17,12 +17,23 @@ from tests.engine.mailbox import test_ews_contract as ews
 from tests.engine.mailbox.contract import MailboxContract
 from tests.engine.mailbox.graph_access import graph_access, immutable_id, store_id
 
+# Contract tests Graph cannot pass, and why. Strict: should one pass, the suite says so.
+KNOWN_LIMITS = {
+    "test_a_full_read_returns_every_created_item_with_its_fields_in_pages[calendar]":
+        "Graph mails invitations whenever an event is written with attendees (it has no "
+        "SendToNone), so the Graph backend never writes attendees: a meeting written with "
+        "attendees reads back without them (docs/graph.md, Limits).",
+}
+
 
 class TestGraphMailbox(MailboxContract):
     @pytest.fixture(autouse=True)
-    def _simulator(self, ewsim: SimHandle) -> None:
+    def _simulator(self, ewsim: SimHandle, request: pytest.FixtureRequest) -> None:
         self.sim = ewsim
         self.access = graph_access(ewsim)
+        reason = KNOWN_LIMITS.get(request.node.name)
+        if reason:
+            request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
 
     def open_backend(self) -> MailboxBackend:
         return GraphMailbox(self.access)
