@@ -65,11 +65,15 @@ def entity(ctx: GraphContext, item: Item, render: Render, fragment: str,
 
 
 def listing(ctx: GraphContext, items: Iterable[Item], render: Render, path: str,
-            fragment: str, extra: Callable[..., Any] | None = None) -> GraphResponse:
-    """GET of a collection: optional stamp $filter, $top/$skip paging with a nextLink."""
+            fragment: str, extra: Callable[..., Any] | None = None,
+            apply_filter: bool = True) -> GraphResponse:
+    """GET of a collection: optional stamp $filter, $top/$skip paging with a nextLink.
+
+    `apply_filter=False`: the caller already applied a $filter of its own kind.
+    """
     query = ctx.request.query
     chosen = list(items)
-    if query.get("$filter"):
+    if apply_filter and query.get("$filter"):
         prop, value = extprops.parse_filter(query["$filter"])
         chosen = [i for i in chosen if extprops.stored_value(i, prop) == value]
     try:
