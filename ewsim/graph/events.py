@@ -244,12 +244,14 @@ def resolve(ctx: GraphContext, event: str) -> tuple[Item, int | None]:
     """An event id -> (stored item, instance index or None)."""
     occurrence = ids.parse_occurrence_id(event)
     if occurrence is not None:
-        master = ctx.find_item(occurrence[0])
+        master, _ = resolve(ctx, occurrence[0])
         if recurrence.occurrence(master, occurrence[1]) is None:
             raise GraphError(404, "ErrorItemNotFound")
         return master, occurrence[1]
     item = ctx.find_item(event)
-    if item.tag != "CalendarItem":
+    folder = ctx.store.folders.get(item.folder_id)
+    if item.tag != "CalendarItem" or folder is None or folder.folder_class != "IPF.Appointment":
+        # An event moved to Deleted Items is no longer one of the calendar's events.
         raise GraphError(404, "ErrorItemNotFound")
     return item, None
 

@@ -90,9 +90,44 @@ class PropertyName:
 
 
 HAS_PICTURE = ("00062004-0000-0000-c000-000000000046", 0x8015)   # PidLidHasPicture
+# MAPI tags that Exchange keeps as a contact's EWS PhoneNumbers entries: the same value
+# whichever way a client reads or writes it.
+PHONE_TAGS = {0x3A24: "BusinessFax", 0x3A1F: "OtherTelephone"}
+
+
+def _phone_key(item: Item, prop: PropertyName) -> str | None:
+    if item.tag == "Contact" and prop.tag in PHONE_TAGS and prop.ptype.lower() == "string":
+        return PHONE_TAGS[prop.tag]
+    return None
+
+
+def _phone_entry(item: Item, key: str) -> etree._Element | None:
+    holder = item.props.get("PhoneNumbers")
+    if holder is None:
+        return None
+    return next((e for e in holder if e.get("Key") == key), None)
+
+
+def _set_phone(item: Item, key: str, value: object) -> None:
+    holder = item.props.get("PhoneNumbers")
+    old = _phone_entry(item, key)
+    if old is not None and holder is not None:
+        holder.remove(old)
+    if value not in (None, ""):
+        if holder is None:
+            holder = t_el("PhoneNumbers")
+            item.props["PhoneNumbers"] = holder
+        entry = etree.SubElement(holder, tq("Entry"), Key=key)
+        entry.text = str(value)
+    if holder is not None and not len(holder):
+        del item.props["PhoneNumbers"]
 
 
 def stored_value(item: Item, prop: PropertyName) -> str | None:
+    phone = _phone_key(item, prop)
+    if phone is not None:
+        entry = _phone_entry(item, phone)
+        return entry.text if entry is not None else None
     for key in prop.store_keys():
         el = item.ext.get(key)
         if el is not None:
@@ -111,9 +146,13 @@ def set_values(item: Item, specs: object) -> None:
         if not isinstance(spec, dict) or "id" not in spec:
             raise bad_request("Each singleValueExtendedProperty needs an id and a value.")
         prop = PropertyName.parse(str(spec["id"]))
+        value = spec.get("value")
+        phone = _phone_key(item, prop)
+        if phone is not None:
+            _set_phone(item, phone, value)
+            continue
         for key in prop.store_keys():
             item.ext.pop(key, None)
-        value = spec.get("value")
         if value is None:
             continue
         el = t_el("ExtendedProperty")

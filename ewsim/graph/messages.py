@@ -41,6 +41,13 @@ def is_mail(item: Item) -> bool:
     return item.tag in MAIL_TAGS
 
 
+def in_mail_folder(ctx: GraphContext, item: Item) -> bool:
+    """A mail folder's /messages is its item table: a contact or appointment moved to
+    Deleted Items is listed there too, as a message resource."""
+    folder = ctx.store.folders.get(item.folder_id)
+    return is_mail(item) or (folder is not None and folder.folder_class in MAIL_CLASSES)
+
+
 def to_json(ctx: GraphContext, item: Item) -> dict[str, Any]:
     folder = ctx.store.folders.get(item.folder_id)
     body = props.body(item)
@@ -61,7 +68,7 @@ def to_json(ctx: GraphContext, item: Item) -> dict[str, Any]:
         "receivedDateTime": fmt_offset(item.received), "sentDateTime": fmt_offset(item.received),
         "hasAttachments": any(not a.is_inline for a in item.attachments),
         "internetMessageId": item.text("InternetMessageId"),
-        "subject": item.text("Subject") or "",
+        "subject": item.text("Subject") or item.text("DisplayName") or "",
         "bodyPreview": " ".join(preview.split())[:255],
         "importance": IMPORTANCE.get(item.text("Importance") or "Normal", "normal"),
         "parentFolderId": item.folder_id,
@@ -160,7 +167,7 @@ def _received_filter(where: str | None) -> Any:
 
 def _message(ctx: GraphContext, message: str) -> Item:
     item = ctx.find_item(message)
-    if not is_mail(item):
+    if not in_mail_folder(ctx, item):
         raise GraphError(404, "ErrorItemNotFound")
     return item
 
@@ -233,7 +240,7 @@ def delta(ctx: GraphContext, folder: str) -> GraphResponse:
     found = mail_folder(ctx, folder)
 
     def accepts(item: Item, where: str | None) -> bool:
-        if not is_mail(item):
+        if not in_mail_folder(ctx, item):
             return False
         bound = _received_filter(where)
         if bound is None:
@@ -254,7 +261,7 @@ def delta(ctx: GraphContext, folder: str) -> GraphResponse:
 def list_all(ctx: GraphContext) -> GraphResponse:
     mbx = ctx.store.mailboxes[ctx.mailbox]
     chosen = [i for f in mbx.folders.values() if f.folder_class in MAIL_CLASSES
-              for i in f.items.values() if is_mail(i)]
+              for i in f.items.values()]
     return items.listing(ctx, chosen, to_json, "messages", f"users('{ctx.mailbox}')/messages",
                          _expand_attachments)
 
@@ -262,7 +269,7 @@ def list_all(ctx: GraphContext) -> GraphResponse:
 @route("GET", "mailFolders/{folder}/messages", "messages.list")
 def list_in_folder(ctx: GraphContext, folder: str) -> GraphResponse:
     found = mail_folder(ctx, folder)
-    return items.listing(ctx, [i for i in found.items.values() if is_mail(i)], to_json,
+    return items.listing(ctx, list(found.items.values()), to_json,
                          f"mailFolders/{folder}/messages",
                          f"users('{ctx.mailbox}')/mailFolders('{found.id}')/messages",
                          _expand_attachments)

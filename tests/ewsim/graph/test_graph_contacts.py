@@ -196,3 +196,33 @@ def test_photo_put_get_delete(ewsim):
     assert got.status == 200 and got.raw == jpeg and got.headers["Content-Type"] == "image/jpeg"
     assert graph.delete(path).status == 204
     assert graph.get(path).status == 404
+
+
+def test_fax_and_other_phone_tags_are_the_ews_phone_entries(ewsim):
+    graph = Graph.connect(ewsim)
+    fax, other = "String 0x3A24", "String 0x3A1F"
+    contact = graph.post("contacts", {"givenName": "Fax", "singleValueExtendedProperties": [
+        {"id": fax, "value": "+420 5 1234"}]}).json
+    store_id = ewsim.server.store.by_immutable[contact["id"]].id
+    assert "BusinessFax" in ewsim.control.get_item(store_id)["props"]["PhoneNumbers"]
+    xml = ('<t:Contact><t:PhoneNumbers><t:Entry Key="OtherTelephone">+420 9</t:Entry>'
+           '</t:PhoneNumbers></t:Contact>')
+    ewsim.control.update_item(store_id, xml=xml)
+    expand = quote(f"singleValueExtendedProperties($filter=id eq '{fax}' or id eq '{other}')")
+    read = graph.get(f"contacts/{contact['id']}?$expand={expand}").json
+    assert read["singleValueExtendedProperties"] == [{"id": fax, "value": "+420 5 1234"},
+                                                     {"id": other, "value": "+420 9"}]
+    graph.patch(f"contacts/{contact['id']}", {"singleValueExtendedProperties": [
+        {"id": fax, "value": None}]})
+    props = ewsim.control.get_item(store_id)["props"]["PhoneNumbers"]
+    assert "BusinessFax" not in props and "OtherTelephone" in props
+
+
+def test_deleted_contact_is_listed_among_deleted_items_messages_by_stamp(ewsim):
+    graph = Graph.connect(ewsim)
+    contact = graph.post("contacts", JANA).json
+    graph.delete(f"contacts/{contact['id']}")
+    flt = quote(f"singleValueExtendedProperties/any(p: p/id eq '{STAMP}' and p/value eq 'crm-1')")
+    found = graph.get(f"mailFolders/deleteditems/messages?$filter={flt}&$select=subject,"
+                      f"parentFolderId").json["value"]
+    assert [(m["id"], m["subject"]) for m in found] == [(contact["id"], "Jana Nováková")]

@@ -108,6 +108,17 @@ def test_delete_of_an_occurrence_removes_that_instance_only(ewsim):
     assert graph.get(f"events/{instances[2]['id']}").status == 404
 
 
+def test_deleted_event_moves_to_deleted_items_and_is_no_longer_an_event(ewsim):
+    graph = _graph(ewsim)
+    master = _weekly(graph)
+    assert graph.delete(f"events/{master['id']}").status == 204
+    gone = graph.get(f"events/{master['id']}")
+    assert gone.status == 404 and gone.code == "ErrorItemNotFound"
+    trash = graph.get("mailFolders/deleteditems/messages").json["value"]
+    assert [m["id"] for m in trash] == [master["id"]]
+    assert graph.get(f"calendarView?{WINDOW}").json["value"] == []
+
+
 def test_calendar_view_delta_reports_instances_changes_and_removals(ewsim):
     graph = _graph(ewsim)
     _weekly(graph)
