@@ -44,3 +44,41 @@ def test_msal_reports_wrong_secret_and_unknown_tenant(ewsim):
     # Tenant discovery answers 400 AADSTS90002; MSAL turns that into this ValueError.
     with pytest.raises(ValueError, match="double check your tenant"):
         _app(ewsim, tenant="no-such-tenant")
+
+
+def test_msal_certificate_credential_is_accepted_and_another_key_refused(ewsim):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    def make() -> tuple[str, str, str]:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app-1")])
+        now = dt.datetime.now(dt.UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(7).not_valid_before(now)
+                .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+        key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+        return (key_pem, cert.public_bytes(serialization.Encoding.PEM).decode(),
+                cert.fingerprint(hashes.SHA1()).hex())   # MSAL sends it as x5t
+
+    key_pem, cert_pem, thumbprint = make()
+    ewsim.control.add_app("app-1", "", tenant="tenant-1", certificate=cert_pem)
+
+    def ask(credential: dict) -> dict:
+        app = msal.ConfidentialClientApplication(
+            "app-1", client_credential=credential, authority=f"{ewsim.https_base_url}/tenant-1",
+            verify=ewsim.tls_ca_file, instance_discovery=False)
+        return app.acquire_token_for_client(scopes=["https://graph.microsoft.com/.default"])
+
+    assert "access_token" in ask({"private_key": key_pem, "thumbprint": thumbprint})
+    assert "access_token" in ask({"private_key": key_pem, "public_certificate": cert_pem})
+    other_key, _other_cert, other_thumbprint = make()
+    refused = ask({"private_key": other_key, "thumbprint": other_thumbprint})
+    assert refused["error"] == "invalid_client"
+    assert refused["error_description"].startswith("AADSTS700027")
