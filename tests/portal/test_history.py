@@ -33,8 +33,11 @@ class HistoryTestCase(PortalTestCase):
         self.calendar = self.make_run(self.daves, agenda="calendar",
                                       status=Run.Status.FAILED, message="Exchange said 401",
                                       started=now - dt.timedelta(days=1))
+        # Today in the site's time zone whatever the hour (an hour ago is yesterday just
+        # after midnight): halfway between local midnight and now.
+        midnight = timezone.make_aware(dt.datetime.combine(timezone.localdate(now), dt.time()))
         self.analysis = self.make_run(self.daves, kind=Run.Kind.ANALYSIS, remote_created=4,
-                                      started=now - dt.timedelta(hours=1))
+                                      started=midnight + (now - midnight) / 2)
 
     def _listed(self, query: str = "") -> list[int]:
         response = self.client.get(reverse("portal:history") + query)
