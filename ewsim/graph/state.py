@@ -28,7 +28,11 @@ class GraphState:
         with self.lock:
             self.counters: Counter[str] = Counter()      # requests per route name
             self.in_flight: Counter[str] = Counter()     # per mailbox, right now
-            self.peak: Counter[str] = Counter()          # per mailbox, highest admitted
+            # Per mailbox: the most requests that arrived while others were in flight
+            # (the rejected one included, so a client that overruns the cap shows 5),
+            # and the most actually served at once (never above the cap).
+            self.peak: Counter[str] = Counter()
+            self.peak_admitted: Counter[str] = Counter()
             self.throttled: Counter[str] = Counter()     # per mailbox, 429 for concurrency
             self.limit = MAILBOX_CONCURRENCY
             # Bumped by the control plane: every delta token of the mailbox issued before
@@ -44,11 +48,13 @@ class GraphState:
     # --- per-mailbox concurrency -----------------------------------------------------------
     def enter(self, mailbox: str) -> None:
         with self.lock:
+            self.peak[mailbox] = max(self.peak[mailbox], self.in_flight[mailbox] + 1)
             if self.in_flight[mailbox] >= self.limit:
                 self.throttled[mailbox] += 1
                 raise ConcurrencyExceeded(mailbox)
             self.in_flight[mailbox] += 1
-            self.peak[mailbox] = max(self.peak[mailbox], self.in_flight[mailbox])
+            self.peak_admitted[mailbox] = max(self.peak_admitted[mailbox],
+                                              self.in_flight[mailbox])
 
     def leave(self, mailbox: str) -> None:
         with self.lock:
@@ -87,6 +93,7 @@ class GraphState:
         with self.lock:
             return {"requests": dict(self.counters), "total": sum(self.counters.values()),
                     "in_flight": dict(self.in_flight), "peak_concurrency": dict(self.peak),
+                    "peak_admitted": dict(self.peak_admitted),
                     "throttled": dict(self.throttled), "holding": self.holding,
                     "concurrency_limit": self.limit}
 
@@ -94,4 +101,5 @@ class GraphState:
         with self.lock:
             self.counters.clear()
             self.peak.clear()
+            self.peak_admitted.clear()
             self.throttled.clear()
