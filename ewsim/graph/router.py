@@ -130,7 +130,7 @@ def fault_response(fault: Fault) -> GraphResponse | None:
     else:   # soap_fault / response_error: any code, status given or 400
         error = GraphError(int(p.get("status", 400)),
                            p.get("response_code", "ErrorInvalidRequest"), p.get("message"))
-    return GraphResponse(error.status, error.body(), error.headers)
+    return error_response(error)
 
 
 def error_response(error: GraphError) -> GraphResponse:
