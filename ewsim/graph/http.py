@@ -65,7 +65,25 @@ def serve(handler: Any, method: str, body: bytes) -> None:
         handler.close_connection = True
         handler.connection.close()
         return
+    applied = applied_preferences(request, response)
+    if applied:
+        response.headers.setdefault("Preference-Applied", applied)
     write(handler, response, request.headers.get("client-request-id"))
+
+
+def applied_preferences(request: GraphRequest, response: GraphResponse) -> str:
+    """Graph names the preferences it honoured in Preference-Applied."""
+    if response.status >= 400:
+        return ""
+    parts = []
+    if request.prefer.get("idtype", "").lower() == "immutableid":
+        parts.append('IdType="ImmutableId"')
+    if "odata.maxpagesize" in request.prefer and isinstance(response.body, dict) \
+            and "value" in response.body:
+        parts.append(f"odata.maxpagesize={request.prefer['odata.maxpagesize']}")
+    if "outlook.timezone" in request.prefer:
+        parts.append(f'outlook.timezone="{request.prefer["outlook.timezone"]}"')
+    return ", ".join(parts)
 
 
 def encode(response: GraphResponse) -> bytes:

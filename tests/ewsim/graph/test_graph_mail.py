@@ -147,3 +147,18 @@ def test_mail_folders_are_mail_only_and_children_listed(ewsim):
     assert [(c["id"], c["displayName"]) for c in children] == [(sub["id"], "Projects")]
     assert graph.get("mailFolders/inbox").json["childFolderCount"] == 1
     assert graph.get("mailFolders/calendar").status == 400     # not a well-known mail name
+
+
+def test_default_ids_change_on_move_and_immutable_ids_do_not(ewsim):
+    immutable = Graph.connect(ewsim)
+    default = Graph(ewsim, immutable.access_token, prefer=[])
+    made = _deliver(ewsim, "Moving")
+    assert default.get(f"messages/{made['id']}").json["id"] == made["id"]
+    answer = immutable.get(f"messages/{made['id']}")
+    assert answer.json["id"] == made["immutable_id"]
+    assert 'IdType="ImmutableId"' in answer.headers["Preference-Applied"]
+    moved = ewsim.control.move_item(made["id"], "deleteditems")
+    assert moved["id"] != made["id"] and moved["immutable_id"] == made["immutable_id"]
+    assert default.get(f"messages/{made['id']}").status == 404
+    assert default.get(f"messages/{moved['id']}").json["id"] == moved["id"]
+    assert immutable.get(f"messages/{made['immutable_id']}").json["subject"] == "Moving"
