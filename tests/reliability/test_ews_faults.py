@@ -75,6 +75,7 @@ def test_exchange_faults_at_random_points_are_recorded_and_the_next_runs_converg
     outcomes: Counter[str] = Counter()
     history: list[str] = []
     for _ in range(FAULTS):
+        world.look_up_exchange()
         world.step(rng.randint(0, 4))
         agenda = rng.choice(AGENDAS)
         plan = draw_fault(rng, horizon[agenda])

@@ -4,8 +4,10 @@ The worker is a process of its own running one job as django-q2's workers do
 (`engine.jobs.run_job`), against the suite's database and ewsim. At a random EWS request of a
 run — before ewsim handles it (the request dies with the worker) or after ewsim answered it
 (Exchange did the work, the worker never recorded it) — the kill switch SIGKILLs it. Between
-runs, users go on creating and editing records on both sides. When RELIABILITY_KILLS kills
-have landed, runs go on without kills until each agenda's run succeeds, and then:
+runs (and with RELIABILITY_EDITS_DURING_RUNS=1 also while each run goes on), users create and
+edit records on both sides. When
+RELIABILITY_KILLS kills have landed, runs go on without kills until each agenda's run
+succeeds, and then:
 
 - both sides converge: every record made on either side exists once on each, one link per
   pair, no token, identity stamp or origin twice (`TwoWayWorld.check`);
@@ -22,8 +24,11 @@ RELIABILITY_KILLS=50 (docs/reliability.md).
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,6 +49,9 @@ ITEMS = count("RELIABILITY_ITEMS", 60)
 # A killed run's lease must expire before the next run can start: short, but long enough that
 # a live run on a loaded machine renews it (after every page and batch) in time.
 LEASE_SECONDS = 5
+# Edits made while a run goes on, not only between runs: off by default, as the full campaign
+# found an Exchange edit made during a run lost (docs/reliability.md, known problems).
+EDITS_DURING_RUNS = os.environ.get("RELIABILITY_EDITS_DURING_RUNS", "") == "1"
 WRITTEN = ("crm_created", "crm_updated", "crm_deleted", "remote_created", "remote_updated",
            "remote_deleted")
 
@@ -58,10 +66,13 @@ def wait_for_lease(profile_id: int, agenda: str) -> None:
 
 
 def run_worker(worker: Worker, switch: KillSwitch, profile_id: int, agenda: str,
-               point: KillPoint | None) -> Outcome:
+               point: KillPoint | None, meanwhile: Callable[[subprocess.Popen[bytes]], None]
+               = lambda process: None) -> Outcome:
+    """One run in a worker process, killed at `point`; `meanwhile` runs while it does."""
     wait_for_lease(profile_id, agenda)
     process = worker.start(profile_id, agenda)
     with switch.armed(process, point):
+        meanwhile(process)
         outcome = Worker.finish(process, switch)
     switch.wait_quiet()
     if not outcome.killed:
@@ -86,16 +97,27 @@ def test_a_worker_killed_at_random_points_of_a_two_way_sync_loses_and_duplicates
     kills: list[tuple[str, KillPoint, str]] = []
     finished: Counter[str] = Counter()
     changes_per_step = max(2, ITEMS // 40)
+
+    def users_at_work(process: subprocess.Popen[bytes]) -> None:
+        """Changes while the worker runs, at random moments until it ends."""
+        def pause() -> None:
+            if process.poll() is None:
+                time.sleep(rng.uniform(0, 0.4))
+
+        if EDITS_DURING_RUNS:
+            world.step(rng.randint(0, changes_per_step), pause)
+
     while len(kills) < KILLS:
         agenda = rng.choice(AGENDAS)
         point = KillPoint(rng.randint(1, horizon[agenda]), before=rng.random() < 0.5)
-        outcome = run_worker(worker, switch, profile.pk, agenda, point)
+        world.look_up_exchange()
+        outcome = run_worker(worker, switch, profile.pk, agenda, point, users_at_work)
         if outcome.killed:
             kills.append((agenda, point, switch.operation))
         else:
             finished[outcome.status] += 1
             horizon[agenda] = max(4, switch.seen)
-        world.step(rng.randint(0, changes_per_step))
+        world.step(rng.randint(0, changes_per_step))   # and between runs
     print(f"seed {seed}: {len(kills)} kills, {sum(finished.values())} runs not killed "
           f"{dict(finished)}; changes {dict(world.changes)}")
     print("kill points:", Counter(f"{a} {'before' if p.before else 'after'} {op}"

@@ -19,6 +19,7 @@ import datetime as dt
 import random
 import zoneinfo
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -80,6 +81,7 @@ class TwoWayWorld:
         self.numbers = 0
         self.edits = 0
         self.changes: Counter[str] = Counter()   # what was done, for the report
+        self.exchange: dict[str, dict[str, str]] = {agenda: {} for agenda in AGENDAS}
 
     # --- creating records -----------------------------------------------------------------
     def seed(self, items: int) -> None:
@@ -128,12 +130,18 @@ class TwoWayWorld:
         self.expected[(str(agenda), token)] = Expected(str(agenda), token)
         self.changes[f"{agenda} created in {side}"] += 1
 
-    # --- changing them between runs -------------------------------------------------------
-    def step(self, changes: int) -> None:
-        """`changes` random creations and edits, on both sides, as users would make them
-        between (and, to the worker, during) runs."""
-        exchange = {agenda: self.exchange_ids(agenda) for agenda in AGENDAS}
+    # --- changing them between and during runs ------------------------------------------
+    def look_up_exchange(self) -> None:
+        """Note every Exchange item's id by token, for the edits that follow (read through
+        EWS: call it while no worker runs, so the kill switch counts only the worker's)."""
+        self.exchange = {agenda: self.exchange_ids(agenda) for agenda in AGENDAS}
+
+    def step(self, changes: int, pause: Callable[[], None] = lambda: None) -> None:
+        """`changes` random creations and edits, on both sides, as users would make them —
+        between runs, or while one runs (`pause` spreads them over its time). Exchange items
+        are found by the ids `look_up_exchange` noted (an item made since is not edited)."""
         for _ in range(changes):
+            pause()
             agenda = self.rng.choice(AGENDAS)
             crm_side = self.rng.random() < 0.5
             if self.rng.random() < 0.2:
@@ -146,8 +154,8 @@ class TwoWayWorld:
                 if self.edit_crm(agenda, token, value):
                     self.expected[(agenda, token)].crm_value = value
                     self.changes[f"{agenda} edited in crm"] += 1
-            elif token in exchange[agenda]:
-                self.edit_exchange(agenda, exchange[agenda][token], token, value)
+            elif token in self.exchange[agenda]:
+                self.edit_exchange(agenda, self.exchange[agenda][token], token, value)
                 self.expected[(agenda, token)].ex_value = value
                 self.changes[f"{agenda} edited in exchange"] += 1
 
@@ -160,14 +168,16 @@ class TwoWayWorld:
             if person is None:
                 return False
             person.job_title = value
-            person.save()
+            # Only the field edited, as a CRM form saving its changed fields does: a
+            # whole-row save from a stale read would undo what a run wrote meanwhile.
+            person.save(update_fields=["job_title"])
             return True
         event = Event.objects.filter(owner=self.profile.crm_user,
                                      subject__startswith=token).first()
         if event is None or event_token(event.subject) != token:
             return False
         event.location = value
-        event.save()
+        event.save(update_fields=["location"])
         return True
 
     def edit_exchange(self, agenda: str, item_id: str, token: str, value: str) -> None:
