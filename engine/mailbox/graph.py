@@ -119,11 +119,15 @@ class _State:
     window: tuple[str, str] | None = None
     masters: dict[str, str] = dataclasses.field(default_factory=dict)
     given: list[str] = dataclasses.field(default_factory=list)
+    # Short hashes of the single events seen: a removed instance is a deletion only if it
+    # was one (a removed occurrence is its series' change, found by the series check).
+    singles: list[str] = dataclasses.field(default_factory=list)
 
     def dump(self) -> str:
         data: dict[str, Any] = {"link": self.link}
         if self.window is not None:
-            data.update(window=list(self.window), masters=self.masters, given=self.given)
+            data.update(window=list(self.window), masters=self.masters, given=self.given,
+                        singles=self.singles)
         return STATE_PREFIX + base64.urlsafe_b64encode(
             json.dumps(data, separators=(",", ":")).encode()).decode()
 
@@ -136,13 +140,14 @@ class _State:
             data = json.loads(base64.urlsafe_b64decode(text[len(STATE_PREFIX):]))
             window = tuple(data["window"]) if data.get("window") else None
             return cls(str(data["link"]), window,  # type: ignore[arg-type]
-                       dict(data.get("masters") or {}), list(data.get("given") or []))
+                       dict(data.get("masters") or {}), list(data.get("given") or []),
+                       list(data.get("singles") or []))
         except (ValueError, KeyError, TypeError):
             return None
 
 
 def _short_id(item_id: str) -> str:
-    return hashlib.sha1(item_id.encode()).hexdigest()[:16]
+    return hashlib.sha1(item_id.encode()).hexdigest()[:12]
 
 
 # --- the backend ----------------------------------------------------------------------------
@@ -385,7 +390,8 @@ class GraphMailbox(MailboxBackend):
             done = next_link is None
             following = dataclasses.replace(
                 current, link=next_link or answer.get("@odata.deltaLink") or current.link,
-                masters=dict(current.masters), given=list(current.given))
+                masters=dict(current.masters), given=list(current.given),
+                singles=list(current.singles))
             if folder.kind is Kind.CALENDAR:
                 changes, errors = self._calendar_page(folder, answer.get("value") or [],
                                                       following, known, done)
@@ -443,16 +449,18 @@ class GraphMailbox(MailboxBackend):
         upserts: dict[str, ItemRef] = {}
         masters: list[str] = []
         given = set(state.given)
+        singles = set(state.singles)
         for value in values:
             item_id = str(value.get("id") or "")
             if "@removed" in value:
-                if item_id in state.masters:
-                    continue   # found again by the check of the series below
-                upserts.pop(item_id, None)
-                changes.append(ItemChange(ChangeType.DELETE, ItemRef(item_id)))
-                continue
+                if _short_id(item_id) in singles:
+                    singles.discard(_short_id(item_id))
+                    upserts.pop(item_id, None)
+                    changes.append(ItemChange(ChangeType.DELETE, ItemRef(item_id)))
+                continue   # an occurrence: its series is looked at by the series check
             kind = value.get("type") or "singleInstance"
             if kind == "singleInstance":
+                singles.add(_short_id(item_id))
                 upserts[item_id] = ItemRef(item_id, str(value.get("changeKey") or ""))
                 continue
             master = str(value.get("seriesMasterId") or item_id)
@@ -467,6 +475,7 @@ class GraphMailbox(MailboxBackend):
             if change.type is ChangeType.UPSERT and change.ref.id in wanted:
                 state.masters[change.ref.id] = change.ref.version
         state.given = sorted(given)
+        state.singles = sorted(singles)
         if done:
             changes += self._series_check(folder, state)
         return changes, errors

@@ -23,12 +23,6 @@ KNOWN_LIMITS = {
         "Graph mails invitations whenever an event is written with attendees (it has no "
         "SendToNone), so the Graph backend never writes attendees: a meeting written with "
         "attendees reads back without them (docs/graph.md, Limits).",
-    # Not yet done: the calendar on Graph is unfinished (open in the Graph backend issue).
-    "test_a_read_from_the_stored_state_shows_changes_made_elsewhere[calendar]":
-        "Not yet: a calendarView delta read from a stored state misses an event another "
-        "client changed.",
-    "test_deleted_items_are_gone_from_the_folder_and_recoverable[calendar]":
-        "Not yet: a deleted event is not reported as removed by the calendarView delta.",
 }
 
 

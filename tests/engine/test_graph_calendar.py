@@ -1,0 +1,92 @@
+"""Calendar end to end on Exchange Online: the runner, the built-in CRM and ewsim's Graph
+front door (calendarView delta over the profile's window, series masters with their
+exceptions), on a real database; the connection's kind picks the Graph backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+
+from crm.models import Event, Person
+from engine.models import Link, Run
+from engine.records import Kind, RecurrenceRule
+from ewsim.testing import SimHandle
+from tests.engine.graph_sync_helpers import make_graph_profile, run_graph
+from tests.engine.test_calendar_sync import add_exchange_event, crm_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PRAGUE = zoneinfo.ZoneInfo("Europe/Prague")
+
+
+def at(days: int, hour: int, minute: int = 0) -> dt.datetime:
+    today = dt.datetime.now(PRAGUE).date()
+    return dt.datetime.combine(today + dt.timedelta(days=days), dt.time(hour, minute), PRAGUE)
+
+
+def exchange_events(sim: SimHandle) -> dict[str, object]:
+    """Alice's events (singles and masters), read through EWS: the other backend."""
+    from tests.engine.sync_helpers import exchange_events as through_ews
+
+    return {r.subject: r for r in through_ews(sim).values()}  # type: ignore[union-attr]
+
+
+def test_a_first_sync_through_graph_copies_events_both_ways(ewsim: SimHandle) -> None:
+    profile = make_graph_profile(ewsim)
+    Person.objects.create(organization_id=profile.organization_id, first_name="Jana",
+                          email1="jana@acme.cz")
+    attendees = ("<t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>jana@acme.cz"
+                 "</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees>")
+    add_exchange_event(ewsim, "Schůzka", at(1, 10), extra=attendees)
+    add_exchange_event(ewsim, "Far away", at(120, 10))
+    crm_event(profile, "Call Eva", at(2, 14))
+    run = run_graph(profile, "calendar")
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert (run.crm_created, run.remote_created) == (1, 1)
+    imported = Event.objects.get(subject="Schůzka")
+    assert imported.start == at(1, 10)
+    assert [p.email1 for p in imported.persons.all()] == ["jana@acme.cz"]
+    in_exchange = exchange_events(ewsim)
+    assert in_exchange["Call Eva"].start == at(2, 14)   # type: ignore[attr-defined]
+    assert in_exchange["Call Eva"].stamp                # type: ignore[attr-defined]
+    assert "Far away" not in set(Event.objects.values_list("subject", flat=True))
+    assert ewsim.control.invitations() == []
+
+    again = run_graph(profile, "calendar")
+    assert again.status == Run.Status.SUCCESS, again.message
+    assert again.items.count() == 0
+
+
+def test_a_series_with_an_exception_reaches_the_crm_and_edits_come_back(
+        ewsim: SimHandle) -> None:
+    from engine.mailbox import open_mailbox
+    from engine.records import EventRecord
+
+    profile = make_graph_profile(ewsim)
+    first = at(1, 9)
+    moved = EventRecord(subject="Moved standup", start=at(8, 11), end=at(8, 11, 30),
+                        original_start=at(8, 9).astimezone(dt.UTC), kind="exception")
+    series = EventRecord(
+        subject="Standup", start=first.astimezone(dt.UTC),
+        end=(first + dt.timedelta(minutes=30)).astimezone(dt.UTC), time_zone="Europe/Prague",
+        recurrence=RecurrenceRule("daily", 1, start=first.date(), count=10),
+        exceptions=[moved], deleted_occurrences=(at(5, 9).astimezone(dt.UTC),))
+    with open_mailbox(profile) as mailbox:   # written as another Graph client would
+        folder = mailbox.get_folder("calendar", Kind.CALENDAR)
+        (written,) = mailbox.create(folder, [series])
+    assert written.ok, written
+    run = run_graph(profile, "calendar")
+    assert run.status == Run.Status.SUCCESS, run.message
+    event = Event.objects.get(subject="Standup")
+    assert event.recurrence and event.recurrence["range"]["count"] == 10
+
+    event.location = "Room 2"
+    event.save()
+    run = run_graph(profile, "calendar")
+    assert run.status == Run.Status.SUCCESS, run.message
+    ews_view = exchange_events(ewsim)["Standup"]
+    assert ews_view.location == "Room 2"                                   # type: ignore[attr-defined]
+    assert [e.subject for e in ews_view.exceptions] == ["Moved standup"]  # type: ignore[attr-defined]
+    assert ews_view.deleted_occurrences == (at(5, 9).astimezone(dt.UTC),)  # type: ignore[attr-defined]
+    assert Link.objects.filter(profile=profile).count() == 1
