@@ -139,6 +139,12 @@ class Link:
     remote_snapshot: dict[str, Any]
     crm_version: str = ""
     remote_version: str = ""
+    # A plan writing to the CRM: the snapshots (CRM's, Exchange's) that are true once only
+    # its CRM write is done, before its Exchange write and photos. Stored with that write,
+    # they keep the link true should the Exchange write never happen (the worker dies,
+    # Exchange refuses it): the fields carried into the CRM agreed on both sides, the CRM's
+    # own changes still to carry.
+    before_remote: tuple[dict[str, Any], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -251,12 +257,19 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
     if to_remote:
         assert crm is not None and crm.record is not None
         plan.add(Write(Side.REMOTE, remote_id, crm.record, to_remote, "changed in the CRM"))
-    plan.add(Link(crm_key, remote_id,
-                  crm_snapshot=_merged(crm_now, remote_now, to_crm),
-                  remote_snapshot=_merged(remote_now, crm_now, to_remote),
-                  crm_version=crm.version if crm else "",
-                  remote_version=remote.version if remote else ""))
-    return plan
+    link = Link(crm_key, remote_id,
+                crm_snapshot=_merged(crm_now, remote_now, to_crm),
+                remote_snapshot=_merged(remote_now, crm_now, to_remote),
+                crm_version=crm.version if crm else "",
+                remote_version=remote.version if remote else "")
+    if to_crm:
+        # Not yet on the other side: the CRM's changes, and Exchange's photo (side-specific
+        # fields travel after the Exchange write).
+        pending = to_remote | (to_crm & policy.side_specific)
+        link.before_remote = (
+            {**link.crm_snapshot, **{f: known_crm.get(f) for f in pending}},
+            {**link.remote_snapshot, **{f: known_remote.get(f) for f in pending}})
+    return plan.add(link)
 
 
 def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Policy) -> Plan:

@@ -34,7 +34,7 @@ from django.db import InterfaceError, OperationalError, connection, models, tran
 from django.utils import timezone
 
 from engine import leases, progress
-from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord
+from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate
 from engine.mailbox.base import (
     ChangePage,
     ChangeType,
@@ -724,11 +724,13 @@ class AgendaSync:
         # sync of thousands of contacts spent most of its time in them (bench/). The built-in
         # CRM writes to this database, so no network I/O runs inside. A crash rolls back the
         # whole batch, as if it had come before the batch.
-        # A batch that writes to the CRM only (an import) is recorded in the same
-        # transaction: one commit, and a crash can leave no write without its record.
-        local_only = not any(w.side is Side.REMOTE or "photo_token" in w.fields
-                             for planned in batch for w in planned.plan.writes)
-        if local_only:
+        # What is written to the CRM is on record in the same commit, so a crash can leave no
+        # CRM write the links do not know of: plans that write only to the CRM are recorded
+        # whole; the others' links are stored as they stand until their Exchange writes are
+        # done (LinkAction.before_remote).
+        remote = [p for p in batch if _waits_for_exchange(p)]
+        local = [p for p in batch if not _waits_for_exchange(p)]
+        if not remote:
             self._settle()   # history stays in the order things were done
         with transaction.atomic():
             created = self._create_crm_many(batch)
@@ -737,16 +739,18 @@ class AgendaSync:
                 if id(planned) not in created:
                     self._write_crm(planned)
                 self._point("crm write")
-            if local_only:
-                self._point("remote writes")
-                self._record_batch(batch)
-        if local_only:
+            if local:
+                if not remote:
+                    self._point("remote writes")
+                self._record_batch(local)
+            self._links_before_remote(remote)
+        if not remote:
             return
-        writes = self._remote_writes(batch)
+        writes = self._remote_writes(remote)
         self._settle()   # one batch's Exchange writes under way at a time, in order
         sending = self.mailbox.start(functools.partial(self._send, writes)) \
             if writes.creates or writes.updates else None
-        self._in_flight = (batch, writes, sending)
+        self._in_flight = (remote, writes, sending)
         if not overlap:
             self._settle()
 
@@ -787,14 +791,16 @@ class AgendaSync:
             existing = {link.crm_key: link for link in Link.objects.filter(
                 profile=self.profile, agenda=self.agenda, crm_key__in=list(new_links))}
             fresh: list[Link] = []
+            stored: list[Link] = []   # left by an interrupted run, or by _links_before_remote
             for crm_key, values in new_links.items():
                 link = existing.get(crm_key)
                 if link is None:
                     fresh.append(Link(profile=self.profile, agenda=self.agenda, **values))
                     continue
-                for name, value in values.items():   # a link left by an interrupted run
+                for name, value in values.items():
                     setattr(link, name, value)
-                link.save()
+                stored.append(link)
+            Link.objects.bulk_update(stored, sorted(LINK_STATE_FIELDS))
             Link.objects.bulk_create(fresh)
         RunItem.objects.bulk_create(self._items_buffer)
         if self._items_buffer and not self.dry_run:
@@ -824,6 +830,7 @@ class AgendaSync:
             planned.warnings.extend(result.warnings)
             if not result.ok:
                 planned.failed = result.error
+                planned.conflict_later = result.conflict
                 continue
             planned.crm_key = result.key
             planned.new_crm_version = result.version
@@ -841,8 +848,15 @@ class AgendaSync:
         if len(updates) < 2:
             return set()
         results = self.crm.update_many(self.kind, [
-            (write.key, write.record, write.fields - {"photo_token"}) for _, write in updates])
+            CrmUpdate(write.key, write.record, write.fields - {"photo_token"},
+                      self._crm_version_read(planned)) for planned, write in updates])
         return self._crm_written([planned for planned, _ in updates], results)
+
+    def _crm_version_read(self, planned: Planned) -> str:
+        """The CRM version a plan was made from: its update of the CRM names it, so a user's
+        edit made since is not overwritten unseen (nor hidden behind the write's version)."""
+        return self._link_action(planned).crm_version or (
+            planned.link.crm_version if planned.link else "")
 
     def _write_crm(self, planned: Planned) -> None:
         for write in planned.plan.writes:
@@ -858,10 +872,12 @@ class AgendaSync:
                           if done else self.crm.create(self.kind, write.record, origin))
             else:
                 result = self.crm.update(self.kind, write.key, write.record,
-                                         write.fields - {"photo_token"})
+                                         write.fields - {"photo_token"},
+                                         self._crm_version_read(planned))
             planned.warnings.extend(result.warnings)
             if not result.ok:
                 planned.failed = result.error
+                planned.conflict_later = result.conflict
                 return
             planned.crm_key = result.key
             planned.new_crm_version = result.version
@@ -1064,20 +1080,12 @@ class AgendaSync:
         if planned.remote_photo_token is not None:
             remote_snapshot["photo_token"] = planned.remote_photo_token
         link = planned.link
-        values = {
-            "crm_key": crm_key, "remote_id": remote_id,
-            "crm_version": planned.new_crm_version or action.crm_version
+        values = _link_values(
+            planned, crm_key, remote_id, crm_snapshot, remote_snapshot,
+            crm_version=planned.new_crm_version or action.crm_version
             or (link.crm_version if link else ""),
-            "remote_version": (remote.version if remote else "") or action.remote_version
-            or (link.remote_version if link else ""),
-            "crm_snapshot": crm_snapshot, "remote_snapshot": remote_snapshot,
-            "crm_hash": (crm_hash := data_hash(crm_snapshot)),
-            # After a create or a match both sides usually hold the same data: hashed once.
-            "remote_hash": crm_hash if remote_snapshot == crm_snapshot
-            else data_hash(remote_snapshot),
-            "state": Link.State.ACTIVE, "title": planned.title[:255],
-            "remote_uid": str(remote_snapshot.get("uid") or "")[:512],
-        }
+            remote_version=(remote.version if remote else "") or action.remote_version
+            or (link.remote_version if link else ""))
         if link is None and self._links_buffer is not None:
             # Written with the batch's other new links (_flush_recorded).
             self._links_buffer[crm_key] = values
@@ -1098,6 +1106,34 @@ class AgendaSync:
                 if not plan_has_create(planned.plan):
                     self._item(RunItem.Action.LINK, planned.title, crm_key, remote_id,
                                "the same record on both sides")
+
+    def _links_before_remote(self, batch: list[Planned]) -> None:
+        """The links of plans whose CRM writes are done and whose Exchange writes are not yet:
+        as LinkAction.before_remote says, with the versions they had (so that both records
+        are looked at again next time, should the Exchange writes never happen). Saved in
+        the CRM writes' transaction; _save_link replaces them once the writes are done."""
+        fresh: list[Link] = []
+        changed: list[Link] = []
+        for planned in batch:
+            action = self._link_action(planned)
+            crm_key = planned.crm_key or action.crm_key
+            remote_id = action.remote_id or planned.remote_id
+            if (planned.failed or action.before_remote is None or not crm_key or not remote_id
+                    or not any(w.side is Side.CRM for w in planned.plan.writes)):
+                continue
+            link = planned.link
+            values = _link_values(planned, crm_key, remote_id, *action.before_remote,
+                                  crm_version=link.crm_version if link else "",
+                                  remote_version=link.remote_version if link else "")
+            if link is None:
+                fresh.append(Link(profile=self.profile, agenda=self.agenda, **values))
+            else:
+                # A copy: planned.link keeps what the plan was made from.
+                changed.append(Link(pk=link.pk, **values))
+        if changed:
+            Link.objects.bulk_update(changed, sorted(LINK_STATE_FIELDS))
+        if fresh:
+            Link.objects.bulk_create(fresh)
 
     def _item(self, action: str, title: str, crm_key: str = "", remote_id: str = "",
               detail: str = "") -> None:
@@ -1199,6 +1235,35 @@ class ContactSync(AgendaSync):
 
 def plan_has_create(plan: Plan) -> bool:
     return any(w.key is None for w in plan.writes)
+
+
+def _waits_for_exchange(planned: Planned) -> bool:
+    """Whether the plan is done only after Exchange I/O: writes to Exchange, or a photo
+    (read from one side, written to the other after the batch's Exchange writes)."""
+    return any(w.side is Side.REMOTE or "photo_token" in w.fields for w in planned.plan.writes)
+
+
+# What a link knows of the pair, as _link_values() gives it.
+LINK_STATE_FIELDS = frozenset({"crm_key", "remote_id", "crm_version", "remote_version",
+                               "crm_snapshot", "remote_snapshot", "crm_hash", "remote_hash",
+                               "state", "title", "remote_uid"})
+
+
+def _link_values(planned: Planned, crm_key: str, remote_id: str, crm_snapshot: dict[str, Any],
+                 remote_snapshot: dict[str, Any], *, crm_version: str,
+                 remote_version: str) -> dict[str, Any]:
+    crm_hash = data_hash(crm_snapshot)
+    return {
+        "crm_key": crm_key, "remote_id": remote_id,
+        "crm_version": crm_version, "remote_version": remote_version,
+        "crm_snapshot": crm_snapshot, "remote_snapshot": remote_snapshot,
+        "crm_hash": crm_hash,
+        # After a create or a match both sides usually hold the same data: hashed once.
+        "remote_hash": crm_hash if remote_snapshot == crm_snapshot
+        else data_hash(remote_snapshot),
+        "state": Link.State.ACTIVE, "title": planned.title[:255],
+        "remote_uid": str(remote_snapshot.get("uid") or "")[:512],
+    }
 
 
 COUNTERS = {

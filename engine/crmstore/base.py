@@ -29,6 +29,21 @@ class CrmRecord:
     modified: dt.datetime | None = None
 
 
+@dataclass(frozen=True)
+class CrmUpdate:
+    """Write `fields` of `record` to the record `key`. With `version` (the one the change was
+    planned from), only if the record is still in that version: a user's edit made since is
+    not overwritten unseen."""
+
+    key: str
+    record: Record
+    fields: frozenset[str]
+    version: str = ""
+
+
+CHANGED_MEANWHILE = "Changed in the CRM since it was read; it will be merged next time."
+
+
 @dataclass
 class CrmWrite:
     """The result of one write: the record's key and new version, or why it failed."""
@@ -38,6 +53,11 @@ class CrmWrite:
     error: str = ""
     warnings: list[str] = field(default_factory=list)
     token: str = ""           # set_photo: the new photo token
+    conflict: bool = False    # refused: not in the version the update named
+
+    @classmethod
+    def changed_meanwhile(cls, key: str) -> CrmWrite:
+        return cls(key, error=CHANGED_MEANWHILE, conflict=True)
 
     @property
     def ok(self) -> bool:
@@ -73,14 +93,15 @@ class CrmBackend(abc.ABC):
         return [self.create(kind, record, origin) for record, origin in items]
 
     @abc.abstractmethod
-    def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
-        """Write only `fields` of `record` to the record `key`."""
+    def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
+               version: str = "") -> CrmWrite:
+        """Write only `fields` of `record` to the record `key`; with `version`, only if the
+        record is still in that version (else a `conflict` result, nothing written)."""
 
-    def update_many(self, kind: Kind,
-                    items: Sequence[tuple[str, Record, frozenset[str]]]) -> list[CrmWrite]:
-        """Several `update()`s, one result per (key, record, fields) in order. A backend may
-        do them together (a first two-way sync fills fields of many linked pairs)."""
-        return [self.update(kind, key, record, fields) for key, record, fields in items]
+    def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
+        """Several `update()`s, one result per update in order. A backend may do them
+        together (a first two-way sync fills fields of many linked pairs)."""
+        return [self.update(kind, u.key, u.record, u.fields, u.version) for u in updates]
 
     @abc.abstractmethod
     def delete(self, kind: Kind, key: str) -> CrmWrite:

@@ -22,7 +22,7 @@ from crm.models import (
     company_name_key,
 )
 from crm.tracking import Change, changes_since
-from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmWrite
+from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate, CrmWrite
 from engine.crmstore.builtin_events import (
     EventOptions,
     create_event,
@@ -265,26 +265,27 @@ class BuiltinCrm(CrmBackend):
         return [result or CrmWrite(str((event := next(created)).pk), str(event.revision))
                 for result in results]
 
-    def _update_events(self, items: Sequence[tuple[str, Record, frozenset[str]]]
-                       ) -> list[CrmWrite]:
+    def _update_events(self, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
         """update() of many events: the invalid ones refused as update() refuses them, the
         others updated together."""
         results: list[CrmWrite | None] = []
         valid: list[tuple[str, EventRecord, frozenset[str]]] = []
-        for key, record, fields in items:
+        for update in updates:
+            record = update.record
             assert isinstance(record, EventRecord)
             if record.start is None or record.end is None or record.end < record.start:
-                results.append(CrmWrite(key, error="The event has no valid start and end."))
+                results.append(CrmWrite(update.key,
+                                        error="The event has no valid start and end."))
                 continue
             results.append(None)
-            valid.append((key, record, fields))
+            valid.append((update.key, record, update.fields))
         updated = iter(update_events(self.organization_id, valid, self._events))
         out: list[CrmWrite] = []
-        for (key, _, _), result in zip(items, results, strict=True):
+        for update, result in zip(updates, results, strict=True):
             if result is None:
                 event = next(updated)
-                result = CrmWrite(key, str(event.revision)) if event is not None else \
-                    CrmWrite(key, error="The event no longer exists in the CRM.")
+                result = CrmWrite(update.key, str(event.revision)) if event is not None else \
+                    CrmWrite(update.key, error="The event no longer exists in the CRM.")
             out.append(result)
         return out
 
@@ -309,7 +310,28 @@ class BuiltinCrm(CrmBackend):
                 found[key] = int(self.find_or_create_company(name))
         return found
 
-    def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
+    def _stale(self, kind: Kind, updates: Sequence[CrmUpdate]) -> set[str]:
+        """Keys of the records no longer in the version their update names. Call inside the
+        writes' transaction: the rows stay locked (SQLite: the whole database, its
+        transactions being IMMEDIATE) until the writes commit, so no user's edit slips in
+        between this check and the write."""
+        wanted = {u.key: u.version for u in updates if u.version and u.key.isdigit()}
+        if not wanted:
+            return set()
+        model = Event if kind is Kind.CALENDAR else Person
+        current = model.objects.select_for_update().filter(
+            organization_id=self.organization_id, pk__in=[int(k) for k in wanted]
+        ).values_list("pk", "revision")
+        return {str(pk) for pk, revision in current if str(revision) != wanted[str(pk)]}
+
+    def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
+               version: str = "") -> CrmWrite:
+        with transaction.atomic():
+            if self._stale(kind, [CrmUpdate(key, record, fields, version)]):
+                return CrmWrite.changed_meanwhile(key)
+            return self._update(key, record, fields)
+
+    def _update(self, key: str, record: Record, fields: frozenset[str]) -> CrmWrite:
         if isinstance(record, EventRecord):
             if record.start is None or record.end is None or record.end < record.start:
                 return CrmWrite(key, error="The event has no valid start and end.")
@@ -331,45 +353,58 @@ class BuiltinCrm(CrmBackend):
                 person.refresh_from_db(fields=["revision"])
         return CrmWrite(key, str(person.revision), warnings=warnings)
 
-    def update_many(self, kind: Kind,
-                    items: Sequence[tuple[str, Record, frozenset[str]]]) -> list[CrmWrite]:
+    def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
         """Persons updated together: one locking read, one tracked bulk update (one revision
         for the batch), instead of a handful of statements per person. A changed company goes
-        through _set_company per person, as update() does it. Events one by one."""
-        if kind is Kind.CALENDAR and len(items) >= 2:
-            return self._update_events(items)
-        if kind is not Kind.CONTACTS or len(items) < 2:
-            return super().update_many(kind, items)
+        through _set_company per person, as update() does it. Events in bulk too
+        (builtin_events.update_events). Records changed since the version their update names
+        are refused (`CrmWrite.changed_meanwhile`), the others written."""
+        with transaction.atomic():
+            stale = self._stale(kind, updates)
+            fresh = [u for u in updates if u.key not in stale]
+            if kind is Kind.CALENDAR and len(fresh) >= 2:
+                written = iter(self._update_events(fresh))
+            elif kind is Kind.CONTACTS and len(fresh) >= 2:
+                written = iter(self._update_persons(fresh))
+            else:
+                written = iter([self._update(u.key, u.record, u.fields) for u in fresh])
+            return [CrmWrite.changed_meanwhile(u.key) if u.key in stale else next(written)
+                    for u in updates]
+
+    def _update_persons(self, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
         results: list[CrmWrite] = []
         with transaction.atomic():
-            ids = [int(key) for key, _, _ in items if key.isdigit()]
+            ids = [int(u.key) for u in updates if u.key.isdigit()]
             persons = {str(p.pk): p for p in
                        self._persons().select_for_update().filter(pk__in=ids)}
             changed: dict[str, Person] = {}
             columns: set[str] = set()
             warnings: dict[str, list[str]] = {}
-            for key, record, fields in items:
-                person = persons.get(key)
-                if person is None or key in changed:
-                    continue   # gone (reported below), or twice in one batch (update() it)
-                assert isinstance(record, ContactRecord)
-                warnings[key] = []
-                self._apply(person, record, fields, warnings[key])
-                columns.update(_columns(fields))
-                changed[key] = person
+            for update in updates:
+                person = persons.get(update.key)
+                if person is None or update.key in changed:
+                    continue   # gone (reported below), or twice in one batch (_update() it)
+                assert isinstance(update.record, ContactRecord)
+                warnings[update.key] = []
+                self._apply(person, update.record, update.fields, warnings[update.key])
+                columns.update(_columns(update.fields))
+                changed[update.key] = person
             # Unchanged columns are written back as read: the rows are locked meanwhile.
             Person.objects.bulk_update(list(changed.values()), sorted(columns))
-            for key, record, fields in items:
-                person = changed.pop(key, None)
+            for update in updates:
+                person = changed.pop(update.key, None)
                 if person is None:
                     results.append(
-                        self.update(kind, key, record, fields) if key in persons else
-                        CrmWrite(key, error="The person no longer exists in the CRM."))
+                        self._update(update.key, update.record, update.fields)
+                        if update.key in persons else
+                        CrmWrite(update.key, error="The person no longer exists in the CRM."))
                     continue
-                assert isinstance(record, ContactRecord)
-                if "company" in fields and self._set_company(person, record.company):
+                assert isinstance(update.record, ContactRecord)
+                if "company" in update.fields and self._set_company(person,
+                                                                    update.record.company):
                     person.refresh_from_db(fields=["revision"])
-                results.append(CrmWrite(key, str(person.revision), warnings=warnings[key]))
+                results.append(CrmWrite(update.key, str(person.revision),
+                                        warnings=warnings[update.key]))
         return results
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.test import TestCase
 
 from crm.models import ClassificationNode, Company, Person
+from engine.crmstore.base import CrmUpdate
 from engine.crmstore.builtin import BuiltinCrm
 from engine.records import ContactRecord, Kind, PostalAddress
 from profiles.models import Organization
@@ -67,6 +68,30 @@ class BuiltinCrmTestCase(TestCase):
         person.refresh_from_db()
         assert (person.first_name, person.note) == ("Eve", "keep")
 
+    def test_an_update_naming_an_older_version_is_refused_and_writes_nothing(self) -> None:
+        # A user's edit made after the sync read the person is neither overwritten nor hidden
+        # behind the sync's write: the write is refused as a conflict, for the next run.
+        eva = self.crm.create(Kind.CONTACTS, ContactRecord(first_name="Eva"), "")
+        jan = self.crm.create(Kind.CONTACTS, ContactRecord(first_name="Jan"), "")
+        Person.objects.filter(pk=int(eva.key)).update(department="Nákup")   # the user's edit
+        fields = frozenset({"department"})
+        single = self.crm.update(Kind.CONTACTS, eva.key, ContactRecord(department="Prodej"),
+                                 fields, version=eva.version)
+        many = self.crm.update_many(Kind.CONTACTS, [
+            CrmUpdate(eva.key, ContactRecord(department="Prodej"), fields, eva.version),
+            CrmUpdate(jan.key, ContactRecord(department="Servis"), fields, jan.version),
+            CrmUpdate(jan.key, ContactRecord(job_title="Jednatel"), frozenset({"job_title"}))])
+        assert (single.ok, single.conflict) == (False, True)
+        assert [(r.ok, r.conflict) for r in many] == [(False, True), (True, False),
+                                                      (True, False)]
+        assert "since it was read" in many[0].error
+        assert Person.objects.get(pk=int(eva.key)).department == "Nákup"
+        assert Person.objects.get(pk=int(jan.key)).department == "Servis"
+        now = self.crm.fetch(Kind.CONTACTS, [jan.key])[jan.key].version
+        written = self.crm.update(Kind.CONTACTS, jan.key, ContactRecord(first_name="Honza"),
+                                  frozenset({"first_name"}), version=now)
+        assert written.ok and written.version != now
+
     def test_stamps_name_this_organizations_records_only(self) -> None:
         stamp = self.crm.stamp(Kind.CONTACTS, "42")
         assert self.crm.key_from_stamp(Kind.CONTACTS, stamp) == "42"
@@ -81,7 +106,7 @@ class BuiltinCrmTestCase(TestCase):
         gone_key = str(gone.pk)
         gone.delete()
         start = self.crm.current_revision()
-        results = self.crm.update_many(Kind.CONTACTS, [
+        results = self.crm.update_many(Kind.CONTACTS, [CrmUpdate(*u) for u in [
             (eva.key, ContactRecord(first_name="IGNORED", job_title="Head of purchasing",
                                     company="Beta a.s."), frozenset({"job_title", "company"})),
             (gone_key, ContactRecord(first_name="X"), frozenset({"first_name"})),
@@ -90,7 +115,7 @@ class BuiltinCrmTestCase(TestCase):
                                                                    "602 00", "CZ")),
              frozenset({"phone_mobile", "department", "business_address"})),
             (jan.key, ContactRecord(last_name="Veliký"), frozenset({"last_name"})),
-        ])
+        ]])
         assert [r.ok for r in results] == [True, False, True, True]
         assert "no longer exists" in results[1].error
         assert any("characters long" in w for w in results[2].warnings)
@@ -128,7 +153,7 @@ class BuiltinCrmTestCase(TestCase):
         gone = crm.create(Kind.CALENDAR, EventRecord(subject="Gone", start=at, end=at), "")
         Event.objects.filter(pk=int(gone.key)).delete()
         start = crm.current_revision()
-        results = crm.update_many(Kind.CALENDAR, [
+        results = crm.update_many(Kind.CALENDAR, [CrmUpdate(*u) for u in [
             (one.key, EventRecord(subject="IGNORED", location="Room 3", start=at, end=at,
                                   attendees=(Attendee("EVA@alfa.cz"),)),
              frozenset({"location", "attendees"})),
@@ -138,7 +163,7 @@ class BuiltinCrmTestCase(TestCase):
             (gone.key, EventRecord(subject="X", start=at, end=at), frozenset({"subject"})),
             (two.key, EventRecord(start=at, end=at - dt.timedelta(hours=1)),
              frozenset({"end"})),
-        ])
+        ]])
         assert [r.ok for r in results] == [True, True, False, False]
         assert "no longer exists" in results[2].error and "no valid" in results[3].error
         first, second = Event.objects.get(pk=int(one.key)), Event.objects.get(pk=int(two.key))

@@ -89,6 +89,28 @@ def test_changes_to_different_fields_on_both_sides_are_both_kept() -> None:
     assert link.crm_snapshot == link.remote_snapshot     # both end with both edits
 
 
+def test_the_link_after_only_the_crm_write_agrees_on_what_came_in_and_keeps_the_rest() -> None:
+    # Until the Exchange write is done (or if it never is), the link says: Exchange's note is
+    # on both sides; the CRM's job title and its overlap with Exchange's phone are still to
+    # carry, so the next plan from this link writes exactly what is missing.
+    plan = plan_linked(known(), crm(edit(job_title="CEO", phone_mobile="1"), 5),
+                       remote(edit(note="VIP", phone_mobile="2"), 1), policy())
+    (link,) = plan.of(Link)
+    assert link.before_remote is not None
+    crm_then, remote_then = link.before_remote
+    assert crm_then["note"] == remote_then["note"] == "VIP"
+    assert crm_then["job_title"] == remote_then["job_title"] == "Jednatel"
+    assert (crm_then["phone_mobile"], remote_then["phone_mobile"]) == ("", "")
+    pol = policy()
+    after = Known("1", "10", "", crm_then, "X", "ck1", "", remote_then)
+    again = plan_linked(after, crm(edit(job_title="CEO", phone_mobile="1", note="VIP"), 5),
+                        remote(edit(note="VIP", phone_mobile="2"), 1), pol)
+    assert {w.side: w.fields for w in again.writes} == {
+        Side.REMOTE: {"job_title", "phone_mobile"}}
+    assert plan_linked(known(), crm(edit(job_title="CEO")), None, pol).of(Link)[0] \
+        .before_remote is None   # nothing written to the CRM: nothing to keep apart
+
+
 def test_the_same_change_on_both_sides_is_no_conflict() -> None:
     plan = plan_linked(known(), crm(edit(job_title="CEO")), remote(edit(job_title="CEO")),
                        policy())

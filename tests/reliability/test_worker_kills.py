@@ -4,7 +4,7 @@ The worker is a process of its own running one job as django-q2's workers do
 (`engine.jobs.run_job`), against the suite's database and ewsim. At a random EWS request of a
 run — before ewsim handles it (the request dies with the worker) or after ewsim answered it
 (Exchange did the work, the worker never recorded it) — the kill switch SIGKILLs it. Between
-runs (and with RELIABILITY_EDITS_DURING_RUNS=1 also while each run goes on), users create and
+runs, and while each run goes on (unless RELIABILITY_EDITS_DURING_RUNS=0), users create and
 edit records on both sides. When
 RELIABILITY_KILLS kills have landed, runs go on without kills until each agenda's run
 succeeds, and then:
@@ -49,9 +49,9 @@ ITEMS = count("RELIABILITY_ITEMS", 60)
 # A killed run's lease must expire before the next run can start: short, but long enough that
 # a live run on a loaded machine renews it (after every page and batch) in time.
 LEASE_SECONDS = 5
-# Edits made while a run goes on, not only between runs: off by default, as the full campaign
-# found an Exchange edit made during a run lost (docs/reliability.md, known problems).
-EDITS_DURING_RUNS = os.environ.get("RELIABILITY_EDITS_DURING_RUNS", "") == "1"
+# Edits made while a run goes on, not only between runs (RELIABILITY_EDITS_DURING_RUNS=0
+# leaves them out, to tell a failure's cause apart).
+EDITS_DURING_RUNS = os.environ.get("RELIABILITY_EDITS_DURING_RUNS", "1") != "0"
 WRITTEN = ("crm_created", "crm_updated", "crm_deleted", "remote_created", "remote_updated",
            "remote_deleted")
 
