@@ -136,6 +136,7 @@ from engine.mailbox.base import (
     WatchTarget,
     WriteResult,
     WriteStatus,
+    server_stream,
 )
 from engine.records import (
     Address,
@@ -1391,12 +1392,7 @@ class EwsMailbox(MailboxBackend):
         attachment = FileAttachment(attachment_id=AttachmentId(id=attachment_ref),
                                     parent_item=Message(account=self.account, id=item.id))
 
-        @contextlib.contextmanager
-        def stream() -> Iterator[BinaryIO]:
-            with self._errors(), attachment.fp as fp:
-                yield fp
-
-        return stream()
+        return server_stream(attachment.fp, self._errors)
 
     def write_item_attachment(self, item: ItemRef, attachment_ref: str, sink: BinaryIO) -> int:
         attachment = self._attachment(item, attachment_ref)

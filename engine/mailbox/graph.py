@@ -59,6 +59,7 @@ from engine.mailbox.base import (
     Update,
     WriteResult,
     WriteStatus,
+    server_stream,
 )
 from engine.mailbox.graph_http import (
     CHUNK,
@@ -886,18 +887,27 @@ class GraphMailbox(MailboxBackend):
         url = self._item_url(Kind.MAIL, item.id, f"/attachments/{_q(attachment_ref)}/$value")
 
         @contextlib.contextmanager
-        def stream() -> Iterator[BinaryIO]:
-            with self._errors(), self.client.stream(url) as response:
+        def download() -> Iterator[BinaryIO]:
+            with self.client.stream(url) as response:
                 response.raw.decode_content = True
                 yield response.raw   # type: ignore[misc]
 
-        return stream()
+        return server_stream(download(), self._errors)
 
     def write_item_attachment(self, item: ItemRef, attachment_ref: str, sink: BinaryIO) -> int:
         url = self._item_url(Kind.MAIL, item.id, f"/attachments/{_q(attachment_ref)}/$value")
         written = 0
-        with self._errors(), self.client.stream(url) as response:
-            for chunk in response.iter_content(CHUNK):
+        with contextlib.ExitStack() as stack:
+            with self._errors():
+                response = stack.enter_context(self.client.stream(url))
+            chunks = response.iter_content(CHUNK)
+            # Only the download's failures are the mailbox's: the sink's (a full share)
+            # reach the caller as they are.
+            while True:
+                with self._errors():
+                    chunk = next(chunks, b"")
+                if not chunk:
+                    break
                 sink.write(chunk)
                 written += len(chunk)
         if not written:

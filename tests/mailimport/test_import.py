@@ -184,7 +184,9 @@ def test_a_full_share_leaves_nothing_half_written_and_is_retried(ewsim: SimHandl
             first = run_mail(ewsim, profile)
         finally:
             storage._write = real
-        assert first.errors == 1 and "share is full" in first.items.get(action="error").detail
+        detail = first.items.get(action="error").detail
+        assert first.errors == 1 and "share is full" in detail
+        assert "Exchange" not in detail   # the share's fault, not the mailbox's
         assert not Document.objects.exists()
         assert not [p for p in share.rglob("*") if p.is_file() and p.suffix == ".pdf"]
         second = run_mail(ewsim, profile)

@@ -640,6 +640,25 @@ class MailboxContract(abc.ABC):
         assert len(chunks) > 1
         assert b"".join(chunks) == data
 
+    def test_what_the_reader_of_an_attachment_raises_reaches_it_as_raised(
+            self, backend: MailboxBackend) -> None:
+        # A full share while saving is the share's fault: not a MailboxError blaming Exchange.
+        ref, record = self._delivered(backend, rich_mail(b"%PDF" * 1000, "Original request"))
+        file, item = (next(a for a in record.attachments if a.is_item is kind)
+                      for kind in (False, True))
+
+        class ShareFull(OSError):
+            pass
+
+        class FullSink(io.BytesIO):
+            def write(self, data: object) -> int:
+                raise ShareFull("No space left on device")
+
+        with pytest.raises(ShareFull), backend.open_attachment(ref, file.ref) as stream:
+            FullSink().write(stream.read(1000))
+        with pytest.raises(ShareFull):
+            backend.write_item_attachment(ref, item.ref, FullSink())
+
     def test_an_attached_email_is_written_as_mime(self, backend: MailboxBackend) -> None:
         ref, record = self._delivered(backend, rich_mail(b"%PDF", "Original request"))
         (attached,) = [a for a in record.attachments if a.is_item]
