@@ -788,20 +788,13 @@ class AgendaSync:
         assert run is not None and self._items_buffer is not None
         new_links = self._links_buffer or {}
         if new_links:
-            existing = {link.crm_key: link for link in Link.objects.filter(
-                profile=self.profile, agenda=self.agenda, crm_key__in=list(new_links))}
-            fresh: list[Link] = []
-            stored: list[Link] = []   # left by an interrupted run, or by _links_before_remote
-            for crm_key, values in new_links.items():
-                link = existing.get(crm_key)
-                if link is None:
-                    fresh.append(Link(profile=self.profile, agenda=self.agenda, **values))
-                    continue
-                for name, value in values.items():
-                    setattr(link, name, value)
-                stored.append(link)
-            Link.objects.bulk_update(stored, sorted(LINK_STATE_FIELDS))
-            Link.objects.bulk_create(fresh)
+            # Rows left by an interrupted run or by _links_before_remote are replaced: one
+            # delete and the batch's one insert cost less than an UPDATE per row (or
+            # bulk_update's CASE per field and row: a second of a two-way first sync).
+            Link.objects.filter(profile=self.profile, agenda=self.agenda,
+                                crm_key__in=list(new_links)).delete()
+            Link.objects.bulk_create([Link(profile=self.profile, agenda=self.agenda, **values)
+                                      for values in new_links.values()])
         RunItem.objects.bulk_create(self._items_buffer)
         if self._items_buffer and not self.dry_run:
             Run.objects.filter(pk=run.pk).update(
