@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint audit
 
 setup: $(STAMP)
 
@@ -30,3 +30,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Known vulnerabilities in the installed dependencies (pip-audit, in a venv of its own).
+audit: setup
+	.ci/audit
