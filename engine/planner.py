@@ -139,11 +139,11 @@ class Link:
     remote_snapshot: dict[str, Any]
     crm_version: str = ""
     remote_version: str = ""
-    # A plan writing to the CRM: the snapshots (CRM's, Exchange's) that are true once only
-    # its CRM write is done, before its Exchange write and photos. Stored with that write,
-    # they keep the link true should the Exchange write never happen (the worker dies,
-    # Exchange refuses it): the fields carried into the CRM agreed on both sides, the CRM's
-    # own changes still to carry.
+    # The snapshots (CRM's, Exchange's) that are true while, or if, the plan's Exchange write
+    # is not done: the fields carried into the CRM agreed on both sides, the CRM's own
+    # changes still to carry. Stored with the CRM write, they keep the link true should the
+    # worker die before the Exchange write; Exchange's side of them is what a refused write
+    # (a meeting Graph cannot change silently) leaves there.
     before_remote: tuple[dict[str, Any], dict[str, Any]] | None = None
 
 
@@ -262,7 +262,7 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
                 remote_snapshot=_merged(remote_now, crm_now, to_remote),
                 crm_version=crm.version if crm else "",
                 remote_version=remote.version if remote else "")
-    if to_crm:
+    if to_crm or to_remote:
         # Not yet on the other side: the CRM's changes, and Exchange's photo (side-specific
         # fields travel after the Exchange write).
         pending = to_remote | (to_crm & policy.side_specific)

@@ -109,6 +109,7 @@ class Planned:
     link: Link | None = None
     failed: str = ""
     conflict_later: bool = False
+    refused: str = ""        # Exchange will not take the write (WriteStatus.REFUSED): why
     warnings: list[str] = field(default_factory=list)
     new_crm_version: str = ""
     new_remote: ItemRef | None = None
@@ -677,6 +678,11 @@ class AgendaSync:
                     link.delete()
                     self._item(RunItem.Action.DELETE_REMOTE, link.title, link.crm_key,
                                link.remote_id, "deleted in the CRM")
+                elif result.status is WriteStatus.REFUSED:
+                    link.state = Link.State.UNLINKED   # Exchange keeps it, no longer synced
+                    link.save(update_fields=["state", "updated"])
+                    self._item(RunItem.Action.SKIP, link.title, link.crm_key, link.remote_id,
+                               f"deleted in the CRM: {result.message}")
                 else:
                     self._item(RunItem.Action.ERROR, link.title, link.crm_key, link.remote_id,
                                result.message)
@@ -921,6 +927,8 @@ class AgendaSync:
             if result.status is WriteStatus.CONFLICT:
                 planned.conflict_later = True
                 planned.failed = result.message
+            elif result.status is WriteStatus.REFUSED:
+                planned.refused = result.message
             elif result.ok and result.ref is not None:
                 planned.new_remote = result.ref
             else:
@@ -997,6 +1005,12 @@ class AgendaSync:
                 self._retry_later(planned)
             return
         for write in plan.writes:
+            if planned.refused and write.side is Side.REMOTE:
+                # Kept as Exchange has it; the link remembers the CRM's change as carried, so
+                # it is not tried again until either side changes.
+                self._item(RunItem.Action.SKIP, planned.title, planned.crm_key or "",
+                           planned.remote_id or "", f"{write.reason}: {planned.refused}")
+                continue
             action = {(Side.CRM, True): RunItem.Action.CREATE_CRM,
                       (Side.CRM, False): RunItem.Action.UPDATE_CRM,
                       (Side.REMOTE, True): RunItem.Action.CREATE_REMOTE,
@@ -1067,7 +1081,8 @@ class AgendaSync:
         if not crm_key or not remote_id:
             return
         crm_snapshot = dict(action.crm_snapshot)
-        remote_snapshot = dict(action.remote_snapshot)
+        remote_snapshot = dict(action.remote_snapshot if not planned.refused
+                                or action.before_remote is None else action.before_remote[1])
         if planned.crm_photo_token is not None:
             crm_snapshot["photo_token"] = planned.crm_photo_token
         if planned.remote_photo_token is not None:

@@ -123,6 +123,9 @@ class WriteStatus(enum.StrEnum):
     CONFLICT = "conflict"     # changed on the server since the version we had
     NOT_FOUND = "not_found"
     ERROR = "error"
+    # Not written, and never will be as things stand: the write would have the server mail
+    # people (Graph on a meeting the mailbox organizes). Not tried again; the message says why.
+    REFUSED = "refused"
 
 
 @dataclass

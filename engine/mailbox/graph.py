@@ -721,11 +721,27 @@ class GraphMailbox(MailboxBackend):
     def _write_prefer(self, kind: Kind) -> str:
         return EVENTS_PREFER if kind is Kind.CALENDAR else IMMUTABLE_IDS
 
+    def _meetings_with_attendees(self, kind: Kind, refs: Sequence[ItemRef]) -> set[str]:
+        """Events this mailbox organizes that have attendees: Exchange Online mails them an
+        update on any change and a cancellation on deletion, and Graph (unlike EWS's
+        SendToNone) cannot say not to. One $batch of GETs per 20."""
+        if kind is not Kind.CALENDAR or not refs:
+            return set()
+        answers = self._batch([BatchRequest("GET", self._item_url(
+            kind, r.id, "?$select=id,isOrganizer,attendees")) for r in refs], EVENTS_PREFER)
+        return {r.id for r, a in zip(refs, answers, strict=True)
+                if a.ok and isinstance(a.body, dict) and a.body.get("isOrganizer")
+                and a.body.get("attendees")}
+
     def update(self, kind: Kind, updates: Sequence[Update]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(updates)
         requests: list[BatchRequest] = []
         indexes: list[int] = []
+        meetings = self._meetings_with_attendees(kind, [u.ref for u in updates])
         for index, update in enumerate(updates):
+            if update.ref.id in meetings:
+                results[index] = WriteResult(WriteStatus.REFUSED, update.ref, MEETING_UPDATE)
+                continue
             try:
                 body = self._json(kind, update.record, update.fields)
             except (ValueError, TypeError) as exc:
@@ -828,13 +844,17 @@ class GraphMailbox(MailboxBackend):
         id follows the item into Deleted Items, so items found there already are left alone
         (deleted once already: recoverable, as the first deletion promised)."""
         trashed = self._in_deleted_items(kind, refs)
-        doomed = [r for r in refs if r.id not in trashed]
+        meetings = self._meetings_with_attendees(kind, refs)
+        doomed = [r for r in refs if r.id not in trashed and r.id not in meetings]
         answers = iter(self._batch([BatchRequest("DELETE", self._item_url(kind, r.id))
                                     for r in doomed], self._write_prefer(kind)))
         results = []
         for ref in refs:
             if ref.id in trashed:
                 results.append(WriteResult(WriteStatus.OK, ref, "already gone"))
+                continue
+            if ref.id in meetings:
+                results.append(WriteResult(WriteStatus.REFUSED, ref, MEETING_DELETE))
                 continue
             result = _write_result(next(answers), ref)
             if result.status is WriteStatus.NOT_FOUND:
@@ -930,6 +950,12 @@ class _Background(Pending[Any]):
         return super().result()
 
 
+MEETING_UPDATE = ("Not written to Exchange: a meeting this mailbox organizes, with attendees; "
+                  "through Microsoft Graph, Exchange Online would mail them an update. Change "
+                  "it in Outlook.")
+MEETING_DELETE = ("Not deleted in Exchange: a meeting this mailbox organizes, with attendees; "
+                  "through Microsoft Graph, Exchange Online would mail them a cancellation. "
+                  "Cancel it in Outlook.")
 ATTENDEES_LEFT_OUT = ("Attendees are not written through Microsoft Graph: it would mail "
                       "them invitations.")
 

@@ -14,6 +14,7 @@ from engine.models import Link, Run
 from engine.records import Kind, RecurrenceRule
 from ewsim.testing import SimHandle
 from tests.engine.graph_sync_helpers import make_graph_profile, run_graph
+from tests.engine.sync_helpers import exchange_events as events_by_id
 from tests.engine.test_calendar_sync import add_exchange_event, crm_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,3 +91,45 @@ def test_a_series_with_an_exception_reaches_the_crm_and_edits_come_back(
     assert [e.subject for e in ews_view.exceptions] == ["Moved standup"]  # type: ignore[attr-defined]
     assert ews_view.deleted_occurrences == (at(5, 9).astimezone(dt.UTC),)  # type: ignore[attr-defined]
     assert Link.objects.filter(profile=profile).count() == 1
+
+
+def test_a_meeting_the_mailbox_organizes_is_never_changed_or_cancelled_through_graph(
+        ewsim: SimHandle) -> None:
+    # Through Graph, Exchange Online mails attendees an update on any change to a meeting the
+    # mailbox organizes and a cancellation on its deletion; nothing says not to. So the CRM's
+    # edit and deletion are left there, each said in the history, and nobody gets mail.
+    profile = make_graph_profile(ewsim)
+    attendees = ("<t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>jana@acme.cz"
+                 "</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees>")
+    add_exchange_event(ewsim, "Board meeting", at(1, 10), extra=attendees)
+    add_exchange_event(ewsim, "Site visit", at(2, 10), extra=attendees)
+    add_exchange_event(ewsim, "Dentist", at(3, 10))
+    assert run_graph(profile, "calendar").status == Run.Status.SUCCESS
+    Event.objects.filter(subject="Board meeting").update(location="Room 7")
+    Event.objects.filter(subject="Dentist").update(location="Brno")
+    Event.objects.get(subject="Site visit").delete()
+
+    run = run_graph(profile, "calendar")
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert (run.remote_updated, run.remote_deleted, run.skipped) == (1, 0, 2)
+    skipped = dict(run.items.filter(action="skip").values_list("title", "detail"))
+    assert "would mail them an update" in skipped["Board meeting"]
+    assert "would mail them a cancellation" in skipped["Site visit"]
+    assert ewsim.control.invitations() == []
+    in_exchange = exchange_events(ewsim)
+    assert in_exchange["Board meeting"].location == ""      # type: ignore[attr-defined]
+    assert in_exchange["Dentist"].location == "Brno"        # type: ignore[attr-defined]
+    assert "Site visit" in in_exchange
+    assert Link.objects.get(remote_id__isnull=False, title="Site visit").state == \
+        Link.State.UNLINKED
+
+    # Not tried again; an edit made in Outlook still comes to the CRM.
+    assert run_graph(profile, "calendar").items.count() == 0
+    board = next(i for i, r in events_by_id(ewsim).items()
+                 if r.subject == "Board meeting")  # type: ignore[attr-defined]
+    ewsim.control.update_item(board, xml="<t:CalendarItem><t:Location>Room 9</t:Location>"
+                                         "</t:CalendarItem>")
+    later = run_graph(profile, "calendar")
+    assert later.crm_updated == 1, list(later.items.values_list("action", "detail"))
+    assert Event.objects.get(subject="Board meeting").location == "Room 9"
+    assert ewsim.control.invitations() == []

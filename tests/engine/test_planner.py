@@ -107,8 +107,11 @@ def test_the_link_after_only_the_crm_write_agrees_on_what_came_in_and_keeps_the_
                         remote(edit(note="VIP", phone_mobile="2"), 1), pol)
     assert {w.side: w.fields for w in again.writes} == {
         Side.REMOTE: {"job_title", "phone_mobile"}}
-    assert plan_linked(known(), crm(edit(job_title="CEO")), None, pol).of(Link)[0] \
-        .before_remote is None   # nothing written to the CRM: nothing to keep apart
+    # A CRM change alone: Exchange's side, should the write be refused, stays as it is.
+    (only_crm,) = plan_linked(known(), crm(edit(job_title="CEO")), None, pol).of(Link)
+    assert only_crm.before_remote is not None
+    assert only_crm.before_remote[1]["job_title"] == "Jednatel"
+    assert only_crm.remote_snapshot["job_title"] == "CEO"
 
 
 def test_the_same_change_on_both_sides_is_no_conflict() -> None:
