@@ -110,6 +110,7 @@ class Planned:
     failed: str = ""
     conflict_later: bool = False
     refused: str = ""        # Exchange will not take the write (WriteStatus.REFUSED): why
+    unpark: str = ""         # the parked item (PendingItem) this plan settles, once recorded
     warnings: list[str] = field(default_factory=list)
     new_crm_version: str = ""
     new_remote: ItemRef | None = None
@@ -155,6 +156,7 @@ class AgendaSync:
                                  path=getattr(self.settings, "folder_path", "Inbox"),
                                  kind=self.kind)
         self.holder = uuid.uuid4().hex
+        self._renewed_at = 0.0   # time.monotonic() of the lease's last claim or renewal
         self.run_record: Run | None = None
         self.wrote_remote = False
         self._parked: list[tuple[str, list[str]]] = []
@@ -226,6 +228,7 @@ class AgendaSync:
             profile=self.profile, agenda=self.agenda, trigger=self.trigger,
             kind=Run.Kind.ANALYSIS if self.dry_run else Run.Kind.SYNC)
         self.run_record = run
+        self._renewed_at = time.monotonic()
         if not leases.claim(self.profile.pk, self.agenda, self.holder):
             run.status = Run.Status.REFUSED
             run.message = (f"Another run of this profile's {self.agenda} agenda is in "
@@ -564,13 +567,19 @@ class AgendaSync:
                     continue
                 remote = Seen(ref.id, ref.version, record,
                               modified=getattr(record, "modified", None))
-                batch.append(self._decide_new_remote(
-                    remote, emails, crm_by_address, per_address, linked, apart, crm_side,
-                    pending_crm))
-            self._execute(batch)
+                planned = self._decide_new_remote(remote, emails, crm_by_address, per_address,
+                                                  linked, apart, crm_side, pending_crm)
+                planned.unpark = remote_id
+                batch.append(planned)
+            # The batch's Exchange writes (matched pairs filled in) overlap what follows; each
+            # item stays parked until its plan is recorded (_record_batch), so a crash before
+            # then finds it parked again.
+            self._execute(batch, overlap=True)
+            settled = {planned.unpark for planned in batch}
             if not self.dry_run:
-                PendingItem.objects.filter(profile=self.profile, agenda=self.agenda,
-                                           remote_id__in=[rid for rid, _ in chunk]).delete()
+                PendingItem.objects.filter(
+                    profile=self.profile, agenda=self.agenda,
+                    remote_id__in=[rid for rid, _ in chunk if rid not in settled]).delete()
             self._renew()
 
     def _parked_items(self, remote_ids: list[str]) -> list[Any]:
@@ -783,6 +792,10 @@ class AgendaSync:
                     self._record(planned)
                     self._point("link recorded")
                 self._flush_recorded()
+                unparked = [planned.unpark for planned in batch if planned.unpark]
+                if unparked and not self.dry_run:
+                    PendingItem.objects.filter(profile=self.profile, agenda=self.agenda,
+                                               remote_id__in=unparked).delete()
             finally:
                 self._items_buffer = self._links_buffer = None
         # Live progress for the dashboard (written after the commit, at most once a second).
@@ -1196,8 +1209,15 @@ class AgendaSync:
             self._progress(message)
 
     def _renew(self) -> None:
+        # After every page and batch, but at most ten times per lease period: a statement
+        # per batch is time a first sync of thousands of items waits on (bench/), and a lease
+        # renewed a tenth of its period ago can be neither expired nor taken.
+        now = time.monotonic()
+        if now - self._renewed_at < leases.lease_ttl().total_seconds() / 10:
+            return
         if not leases.renew(self.profile.pk, self.agenda, self.holder):
             raise MailboxError("The run lost its lease (it took too long without progress).")
+        self._renewed_at = now
 
 
 class ContactSync(AgendaSync):
