@@ -12,8 +12,9 @@ both); how Graph gets there:
   delta of the occurrences over a date window (the profile's, with a margin, so that the
   daily move of the window does not start a new round every day). Occurrences lead to their
   series master, read once per round with its exceptions and deleted occurrences (from the
-  series' instances). A series deleted or moved away shows only as removed occurrences: each
-  round ends by comparing the calendar's series masters with those it has seen;
+  series' instances). A series deleted or moved away shows only as removed occurrences: a
+  round that removed any ends by comparing the calendar's series masters with those it has
+  seen;
 - writes go in `$batch`es of 20 with a result per item; a stale `changeKey` (If-Match) is a
   CONFLICT; the identity stamp is a single-value extended property. Attendees are never
   written: Graph has no SendToNone and mails invitations for any event written with
@@ -123,12 +124,15 @@ class _State:
     # Short hashes of the single events seen: a removed instance is a deletion only if it
     # was one (a removed occurrence is its series' change, found by the series check).
     singles: list[str] = dataclasses.field(default_factory=list)
+    # Whether this round removed an instance that was no single event (an occurrence): only
+    # then can a series have changed or gone unseen, and the round end with the series check.
+    occurrences_removed: bool = False
 
     def dump(self) -> str:
         data: dict[str, Any] = {"link": self.link}
         if self.window is not None:
             data.update(window=list(self.window), masters=self.masters, given=self.given,
-                        singles=self.singles)
+                        singles=self.singles, occurrences_removed=self.occurrences_removed)
         return STATE_PREFIX + base64.urlsafe_b64encode(
             json.dumps(data, separators=(",", ":")).encode()).decode()
 
@@ -142,7 +146,8 @@ class _State:
             window = tuple(data["window"]) if data.get("window") else None
             return cls(str(data["link"]), window,  # type: ignore[arg-type]
                        dict(data.get("masters") or {}), list(data.get("given") or []),
-                       list(data.get("singles") or []))
+                       list(data.get("singles") or []),
+                       bool(data.get("occurrences_removed", True)))
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -392,7 +397,7 @@ class GraphMailbox(MailboxBackend):
             following = dataclasses.replace(
                 current, link=next_link or answer.get("@odata.deltaLink") or current.link,
                 masters=dict(current.masters), given=list(current.given),
-                singles=list(current.singles))
+                singles=list(current.singles), occurrences_removed=current.occurrences_removed)
             if folder.kind is Kind.CALENDAR:
                 changes, errors = self._calendar_page(folder, answer.get("value") or [],
                                                       following, known, done)
@@ -458,7 +463,9 @@ class GraphMailbox(MailboxBackend):
                     singles.discard(_short_id(item_id))
                     upserts.pop(item_id, None)
                     changes.append(ItemChange(ChangeType.DELETE, ItemRef(item_id)))
-                continue   # an occurrence: its series is looked at by the series check
+                else:   # an occurrence: its series is looked at by the series check
+                    state.occurrences_removed = True
+                continue
             kind = value.get("type") or "singleInstance"
             if kind == "singleInstance":
                 singles.add(_short_id(item_id))
@@ -477,8 +484,9 @@ class GraphMailbox(MailboxBackend):
                 state.masters[change.ref.id] = change.ref.version
         state.given = sorted(given)
         state.singles = sorted(singles)
-        if done:
+        if done and state.occurrences_removed:
             changes += self._series_check(folder, state)
+            state.occurrences_removed = False
         return changes, errors
 
     def _master_refs(self, masters: list[str], versions: bool) -> list[ItemRef]:

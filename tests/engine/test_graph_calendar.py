@@ -133,3 +133,27 @@ def test_a_meeting_the_mailbox_organizes_is_never_changed_or_cancelled_through_g
     assert later.crm_updated == 1, list(later.items.values_list("action", "detail"))
     assert Event.objects.get(subject="Board meeting").location == "Room 9"
     assert ewsim.control.invitations() == []
+
+
+def test_a_run_with_nothing_changed_costs_one_request_even_with_series(
+        ewsim: SimHandle) -> None:
+    # The series check (a listing of the whole calendar) runs only in a round that removed an
+    # occurrence; a round with nothing removed is one calendarView delta request.
+    from engine.mailbox import open_mailbox
+    from engine.records import EventRecord
+
+    profile = make_graph_profile(ewsim)
+    first = at(1, 9)
+    series = EventRecord(
+        subject="Standup", start=first.astimezone(dt.UTC),
+        end=(first + dt.timedelta(minutes=30)).astimezone(dt.UTC), time_zone="Europe/Prague",
+        recurrence=RecurrenceRule("daily", 1, start=first.date(), count=10),
+        deleted_occurrences=(at(3, 9).astimezone(dt.UTC),))
+    with open_mailbox(profile) as mailbox:
+        (written,) = mailbox.create(mailbox.get_folder("calendar", Kind.CALENDAR), [series])
+    assert written.ok, written
+    add_exchange_event(ewsim, "Single", at(2, 10))
+    assert run_graph(profile, "calendar").crm_created == 2
+    run_graph(profile, "calendar")
+    quiet = run_graph(profile, "calendar")
+    assert (quiet.requests, quiet.items.count()) == (1, 0)
