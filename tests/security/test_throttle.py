@@ -38,6 +38,14 @@ class SignInThrottlingTests(BaseTestCase):
         assert "Try again in 15 minutes" in answer.content.decode()
         assert "_auth_user_id" not in self.client.session
 
+    def test_the_lockout_is_said_in_czech_to_a_czech_browser(self) -> None:
+        self._fail("dave", 5)
+        self.client.logout()
+        answer = self.client.post(USER_LOGIN, {"username": "dave", "password": self.password},
+                                  REMOTE_ADDR="198.51.100.1", HTTP_ACCEPT_LANGUAGE="cs")
+        assert "Příliš mnoho neúspěšných pokusů o přihlášení. Zkuste to znovu za 15 minut." \
+            in answer.content.decode()
+
     def test_below_the_limit_the_right_password_signs_in_and_wipes_the_count(self) -> None:
         self._fail("dave", 4)
         assert self._sign_in("dave", self.password).status_code == 302
