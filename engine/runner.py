@@ -551,8 +551,21 @@ class AgendaSync:
             crm_keys = {k for _, emails in chunk for a in emails
                         for k in crm_by_address.get(a, [])}
             crm_side = self._crm_seen(crm_keys)
+            # Parked items a link already names: a run killed after its CRM write left the
+            # match's link as it stood then (LinkAction.before_remote). Each is a linked
+            # item read again, not a new one (its partner is linked: a duplicate candidate).
+            already = set(Link.objects.filter(
+                profile=self.profile, agenda=self.agenda,
+                remote_id__in=[rid for rid, _ in chunk]).values_list("remote_id", flat=True))
+            self._remote_page(ChangePage(
+                [ItemChange(ChangeType.UPSERT, result[0], result[1])
+                 for (remote_id, _), result in zip(chunk, fetched, strict=False)
+                 if remote_id in already and not isinstance(result, ItemError)],
+                [], "", done=False), pending_crm)
             batch: list[Planned] = []
             for (remote_id, emails), result in zip(chunk, fetched, strict=False):
+                if remote_id in already:
+                    continue
                 if isinstance(result, ItemError):
                     if result.code != "ErrorItemNotFound":
                         self._item(RunItem.Action.ERROR, remote_id, remote_id=remote_id,

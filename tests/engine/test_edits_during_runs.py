@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Person
-from engine.models import Lease, Link, Retry, Run, RunItem
+from engine.models import DuplicateCandidate, Lease, Link, Retry, Run, RunItem
 from engine.runner import Killed
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
@@ -150,3 +150,36 @@ def test_a_crm_edit_of_the_field_the_run_is_writing_is_a_conflict_not_overwritte
     person.refresh_from_db()
     assert (exchange_contacts(ewsim)[item_id].department, person.department) == \
         ("Servis", "Servis")
+
+
+@pytest.mark.parametrize("dies_at", ["remote writes", "link recorded"])
+def test_a_worker_killed_while_matching_a_pair_leaves_no_duplicate_candidate(
+        ewsim: SimHandle, dies_at: str) -> None:
+    # The first sync matches a CRM person and an Exchange contact by their one shared address
+    # and fills each side's missing field; the worker dies after the CRM write (and Exchange's)
+    # but before the match is recorded. The next run finds the pair linked as far as it got,
+    # not a second candidate for the same person.
+    profile = make_profile(ewsim)
+    person = Person.objects.create(organization_id=profile.organization_id, first_name="Petr",
+                                   last_name="Svoboda", email1="petr@stavby.cz",
+                                   job_title="Jednatel")
+    item_id = add_exchange_contact(ewsim, "Petr", "Svoboda", "petr@stavby.cz")
+    set_department(ewsim, item_id, "Nákup")
+
+    def dies(label: str) -> None:
+        if label == dies_at:
+            raise Killed(label)
+
+    with pytest.raises(Killed):
+        run_contacts(ewsim, profile, checkpoint=dies)
+    Lease.objects.filter(profile=profile).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1))
+    settle(ewsim, profile)
+    person.refresh_from_db()
+    in_exchange = exchange_contacts(ewsim)
+    assert list(in_exchange) == [item_id]
+    assert (in_exchange[item_id].department, person.department) == ("Nákup", "Nákup")
+    assert (in_exchange[item_id].job_title, person.job_title) == ("Jednatel", "Jednatel")
+    assert not DuplicateCandidate.objects.filter(profile=profile).exists()
+    assert Person.objects.count() == 1
+    assert Link.objects.get(profile=profile).remote_id == item_id
