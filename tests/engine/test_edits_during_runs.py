@@ -4,6 +4,7 @@ lost, whatever the run writes meanwhile (the fault campaign's edits during runs 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import pytest
 from django.utils import timezone
@@ -43,6 +44,24 @@ def set_job_title(person: Person, value: str) -> None:
     person.save(update_fields=["job_title"])
 
 
+def killed_run(sim: SimHandle, profile: SyncProfile, checkpoint: Callable[[str], None]
+               ) -> None:
+    """A run whose worker dies at `checkpoint` (it raises Killed); its lease then expires as
+    a dead worker's would."""
+    with pytest.raises(Killed):
+        run_contacts(sim, profile, checkpoint=checkpoint)
+    Lease.objects.filter(profile=profile).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+
+def assert_on_both_sides(sim: SimHandle, item_id: str, person: Person, department: str,
+                         job_title: str) -> None:
+    in_exchange = exchange_contacts(sim)[item_id]
+    person.refresh_from_db()
+    assert (in_exchange.department, person.department) == (department, department)
+    assert (in_exchange.job_title, person.job_title) == (job_title, job_title)
+
+
 def settle(sim: SimHandle, profile: SyncProfile) -> None:
     """Runs until one writes nothing: the state users then see on both sides."""
     for _ in range(4):
@@ -78,10 +97,7 @@ def test_an_exchange_edit_made_while_the_run_writes_the_pair_survives_a_crm_winn
                             detail__startswith="Changed in Exchange since").count() == 1
     assert Retry.objects.filter(profile=profile).exists()
     settle(ewsim, profile)
-    in_exchange = exchange_contacts(ewsim)[item_id]
-    person.refresh_from_db()
-    assert (in_exchange.department, person.department) == ("Prodej", "Prodej")
-    assert (in_exchange.job_title, person.job_title) == ("Jednatel", "Jednatel")
+    assert_on_both_sides(ewsim, item_id, person, "Prodej", "Jednatel")
 
 
 def test_a_worker_killed_after_writing_the_crm_half_of_a_pair_loses_no_exchange_edit(
@@ -100,15 +116,9 @@ def test_a_worker_killed_after_writing_the_crm_half_of_a_pair_loses_no_exchange_
         if label == "remote writes":
             raise Killed(label)
 
-    with pytest.raises(Killed):
-        run_contacts(ewsim, profile, checkpoint=outlook_saves_then_the_worker_dies)
-    Lease.objects.filter(profile=profile).update(
-        expires_at=timezone.now() - dt.timedelta(seconds=1))
+    killed_run(ewsim, profile, outlook_saves_then_the_worker_dies)
     settle(ewsim, profile)
-    in_exchange = exchange_contacts(ewsim)[item_id]
-    person.refresh_from_db()
-    assert (in_exchange.department, person.department) == ("Prodej", "Prodej")
-    assert (in_exchange.job_title, person.job_title) == ("Jednatel", "Jednatel")
+    assert_on_both_sides(ewsim, item_id, person, "Prodej", "Jednatel")
 
 
 def test_a_crm_edit_made_while_the_run_writes_the_same_person_reaches_exchange(
@@ -125,10 +135,7 @@ def test_a_crm_edit_made_while_the_run_writes_the_same_person_reaches_exchange(
     run = run_contacts(ewsim, profile, progress=crm_user_saves_meanwhile)
     assert run.status in (Run.Status.SUCCESS, Run.Status.PARTIAL), run.message
     settle(ewsim, profile)
-    in_exchange = exchange_contacts(ewsim)[item_id]
-    person.refresh_from_db()
-    assert (in_exchange.department, person.department) == ("Nákup", "Nákup")
-    assert (in_exchange.job_title, person.job_title) == ("Jednatel", "Jednatel")
+    assert_on_both_sides(ewsim, item_id, person, "Nákup", "Jednatel")
     assert Link.objects.get(profile=profile).state == Link.State.ACTIVE
 
 
@@ -170,10 +177,7 @@ def test_a_worker_killed_while_matching_a_pair_leaves_no_duplicate_candidate(
         if label == dies_at:
             raise Killed(label)
 
-    with pytest.raises(Killed):
-        run_contacts(ewsim, profile, checkpoint=dies)
-    Lease.objects.filter(profile=profile).update(
-        expires_at=timezone.now() - dt.timedelta(seconds=1))
+    killed_run(ewsim, profile, dies)
     settle(ewsim, profile)
     person.refresh_from_db()
     in_exchange = exchange_contacts(ewsim)
