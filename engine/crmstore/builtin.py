@@ -341,16 +341,16 @@ class BuiltinCrm(CrmBackend):
             return CrmWrite(key, str(event.revision))
         assert isinstance(record, ContactRecord)
         warnings: list[str] = []
-        with transaction.atomic():
-            person = self._persons().select_for_update().filter(pk=int(key)).first()
-            if person is None:
-                return CrmWrite(key, error="The person no longer exists in the CRM.")
-            self._apply(person, record, fields, warnings)
-            person.save()   # sets person.revision
-            # Only a changed company link bumps the revision again; otherwise save()'s is
-            # current and needs no query (a two-way first sync updates many linked pairs).
-            if "company" in fields and self._set_company(person, record.company):
-                person.refresh_from_db(fields=["revision"])
+        # Inside update()'s or update_many()'s transaction: no savepoint of its own.
+        person = self._persons().select_for_update().filter(pk=int(key)).first()
+        if person is None:
+            return CrmWrite(key, error="The person no longer exists in the CRM.")
+        self._apply(person, record, fields, warnings)
+        person.save()   # sets person.revision
+        # Only a changed company link bumps the revision again; otherwise save()'s is
+        # current and needs no query (a two-way first sync updates many linked pairs).
+        if "company" in fields and self._set_company(person, record.company):
+            person.refresh_from_db(fields=["revision"])
         return CrmWrite(key, str(person.revision), warnings=warnings)
 
     def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
@@ -372,39 +372,39 @@ class BuiltinCrm(CrmBackend):
                     for u in updates]
 
     def _update_persons(self, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
+        """Inside update_many()'s transaction: the rows read here stay locked until it ends."""
         results: list[CrmWrite] = []
-        with transaction.atomic():
-            ids = [int(u.key) for u in updates if u.key.isdigit()]
-            persons = {str(p.pk): p for p in
-                       self._persons().select_for_update().filter(pk__in=ids)}
-            changed: dict[str, Person] = {}
-            columns: set[str] = set()
-            warnings: dict[str, list[str]] = {}
-            for update in updates:
-                person = persons.get(update.key)
-                if person is None or update.key in changed:
-                    continue   # gone (reported below), or twice in one batch (_update() it)
-                assert isinstance(update.record, ContactRecord)
-                warnings[update.key] = []
-                self._apply(person, update.record, update.fields, warnings[update.key])
-                columns.update(_columns(update.fields))
-                changed[update.key] = person
-            # Unchanged columns are written back as read: the rows are locked meanwhile.
-            Person.objects.bulk_update(list(changed.values()), sorted(columns))
-            for update in updates:
-                person = changed.pop(update.key, None)
-                if person is None:
-                    results.append(
-                        self._update(update.key, update.record, update.fields)
-                        if update.key in persons else
-                        CrmWrite(update.key, error="The person no longer exists in the CRM."))
-                    continue
-                assert isinstance(update.record, ContactRecord)
-                if "company" in update.fields and self._set_company(person,
-                                                                    update.record.company):
-                    person.refresh_from_db(fields=["revision"])
-                results.append(CrmWrite(update.key, str(person.revision),
-                                        warnings=warnings[update.key]))
+        ids = [int(u.key) for u in updates if u.key.isdigit()]
+        persons = {str(p.pk): p for p in
+                   self._persons().select_for_update().filter(pk__in=ids)}
+        changed: dict[str, Person] = {}
+        columns: set[str] = set()
+        warnings: dict[str, list[str]] = {}
+        for update in updates:
+            person = persons.get(update.key)
+            if person is None or update.key in changed:
+                continue   # gone (reported below), or twice in one batch (_update() it)
+            assert isinstance(update.record, ContactRecord)
+            warnings[update.key] = []
+            self._apply(person, update.record, update.fields, warnings[update.key])
+            columns.update(_columns(update.fields))
+            changed[update.key] = person
+        # Unchanged columns are written back as read: the rows are locked meanwhile.
+        Person.objects.bulk_update(list(changed.values()), sorted(columns))
+        for update in updates:
+            person = changed.pop(update.key, None)
+            if person is None:
+                results.append(
+                    self._update(update.key, update.record, update.fields)
+                    if update.key in persons else
+                    CrmWrite(update.key, error="The person no longer exists in the CRM."))
+                continue
+            assert isinstance(update.record, ContactRecord)
+            if "company" in update.fields and self._set_company(person,
+                                                                update.record.company):
+                person.refresh_from_db(fields=["revision"])
+            results.append(CrmWrite(update.key, str(person.revision),
+                                    warnings=warnings[update.key]))
         return results
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
