@@ -1,7 +1,9 @@
 """Admin tools that reach a mailbox live: "Test connection" and the folder picker.
 
 Both read the configuration first and only then go out to the network, so no database work
-(and no transaction) is held open while a server takes its time to answer.
+(and no transaction) is held open while a server takes its time to answer. Both answer POSTs
+only: a request that reaches out must come from our own page with its CSRF token, never from
+an <img src> or a link on some other site an administrator happens to open.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
 
 from engine.mailbox import backend_class
 from engine.mailbox.base import FolderInfo, MailboxError
@@ -43,7 +46,9 @@ class MailboxToolsMixin:
 
     def get_urls(self) -> list[URLPattern]:
         opts = self.opts  # type: ignore[attr-defined]
-        view = self.admin_site.admin_view(self.test_connection_view)  # type: ignore[attr-defined]
+        # admin_view adds the CSRF check; require_POST makes it apply (GETs are never checked).
+        view = self.admin_site.admin_view(  # type: ignore[attr-defined]
+            require_POST(self.test_connection_view))
         return [
             path("<path:object_id>/test-connection/", view,
                  name=f"{opts.app_label}_{opts.model_name}_test_connection"),

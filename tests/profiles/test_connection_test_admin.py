@@ -1,11 +1,14 @@
 """The admin's "Test connection": an action on connections and profiles, and a change-page
-button, against ewsim, confined to the administrator's organization."""
+button, against ewsim, confined to the administrator's organization; a POST from our own page
+only, so no other site can make it reach out."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from typing import Any
 
 from django.http import HttpResponse
+from django.test import Client
 
 from ewsim.testing import ewsim, ewsim_server  # noqa: F401 (fixtures)
 from profiles.models import MailboxConnection, SyncProfile
@@ -13,6 +16,33 @@ from tests.profiles.ewsim_cases import SERVICE, EwsimAdminTestCase
 
 CONNECTIONS = "/admin/profiles/mailboxconnection/"
 PROFILES = "/admin/profiles/syncprofile/"
+
+
+class _FormFields(HTMLParser):
+    """The hidden fields of the page's forms, by each form's action."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: dict[str, dict[str, str]] = {}
+        self._action: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "form":
+            self._action = attributes.get("action") or ""
+            self.forms[self._action] = {"method": attributes.get("method") or "get"}
+        elif tag == "input" and self._action is not None and attributes.get("name"):
+            self.forms[self._action][str(attributes["name"])] = attributes.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._action = None
+
+
+def form_posting_to(page: HttpResponse, action: str) -> dict[str, str]:
+    parser = _FormFields()
+    parser.feed(page.content.decode())
+    return parser.forms[action]
 
 
 class ConnectionTestAdminTestCase(EwsimAdminTestCase):
@@ -94,20 +124,49 @@ class ConnectionTestAdminTestCase(EwsimAdminTestCase):
         response = self._action(CONNECTIONS, self.foreign_connection)
         self.assertNotIn("Globex", " ".join(text for _, text in self.messages_of(response)))
         self.assertEqual(self.requests_to_exchange(), 0)
-        page = self.client.get(f"{CONNECTIONS}{self.foreign_connection.pk}/test-connection/")
+        page = self.client.post(f"{CONNECTIONS}{self.foreign_connection.pk}/test-connection/")
         self.assertEqual(page.status_code, 404)
         self.assertEqual(self.requests_to_exchange(), 0)
 
-    def test_the_change_page_has_a_test_connection_button_that_reports_back(self) -> None:
-        self.client.force_login(self.bob)
+    def test_the_change_page_has_a_test_connection_button_that_posts_and_reports_back(
+            self) -> None:
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(self.bob)
         change = f"{CONNECTIONS}{self.connection.pk}/change/"
         button = f"{CONNECTIONS}{self.connection.pk}/test-connection/"
-        self.assertContains(self.client.get(change), f'href="{button}"')
-        response = self.client.get(button, follow=True)
+        form = form_posting_to(client.get(change), button)
+        self.assertEqual(form["method"], "post")
+        response = client.post(button, {
+            "csrfmiddlewaretoken": form["csrfmiddlewaretoken"]}, follow=True)
         self.assertEqual(response.redirect_chain, [(change, 302)])
         [message] = response.context["messages"]
         self.assertEqual(message.level_tag, "success")
         self.assertIn("The connection works", str(message))
+
+    def test_a_get_of_the_test_is_refused_and_sends_nothing_to_the_server(self) -> None:
+        profile = self.make_profile(self.acme, self.dave, "bob@acme.example",
+                                    connection=self.connection)
+        self.client.force_login(self.bob)
+        self.sim.control.reset_counters()
+        for url in (f"{CONNECTIONS}{self.connection.pk}/test-connection/",
+                    f"{PROFILES}{profile.pk}/test-connection/"):
+            with self.subTest(url=url):
+                self.assertEqual(self.client.get(url).status_code, 405)
+        self.assertEqual(self.requests_to_exchange(), 0)
+
+    def test_another_site_can_neither_get_nor_post_the_test_without_the_csrf_token(
+            self) -> None:
+        profile = self.make_profile(self.acme, self.dave, "bob@acme.example",
+                                    connection=self.connection)
+        client = Client(enforce_csrf_checks=True)   # a real browser: the check is not skipped
+        client.force_login(self.bob)
+        self.sim.control.reset_counters()
+        for url in (f"{CONNECTIONS}{self.connection.pk}/test-connection/",
+                    f"{PROFILES}{profile.pk}/test-connection/"):
+            with self.subTest(url=url):
+                self.assertEqual(client.get(url).status_code, 405)   # an <img src>, a link
+                self.assertEqual(client.post(url).status_code, 403)  # a form on another site
+        self.assertEqual(self.requests_to_exchange(), 0)
 
     def test_the_add_page_has_no_test_button(self) -> None:
         self.client.force_login(self.bob)
@@ -164,11 +223,14 @@ class ConnectionTestAdminTestCase(EwsimAdminTestCase):
         profile = self.make_profile(self.acme, self.dave, "bob@acme.example",
                                     connection=self.connection)
         self.client.force_login(self.bob)
-        response = self.client.get(f"{PROFILES}{profile.pk}/test-connection/", follow=True)
-        self.assertEqual(response.redirect_chain, [(f"{PROFILES}{profile.pk}/change/", 302)])
+        change = f"{PROFILES}{profile.pk}/change/"
+        button = f"{PROFILES}{profile.pk}/test-connection/"
+        self.assertEqual(form_posting_to(self.client.get(change), button)["method"], "post")
+        response = self.client.post(button, follow=True)
+        self.assertEqual(response.redirect_chain, [(change, 302)])
         self.assertEqual([m.level_tag for m in response.context["messages"]], ["success"])
         self.sim.control.reset_counters()
-        foreign = self.client.get(f"{PROFILES}{self.foreign_profile.pk}/test-connection/")
+        foreign = self.client.post(f"{PROFILES}{self.foreign_profile.pk}/test-connection/")
         self.assertEqual(foreign.status_code, 404)
         self.assertEqual(self.requests_to_exchange(), 0)
         self.assertTrue(SyncProfile.objects.filter(pk=self.foreign_profile.pk).exists())
