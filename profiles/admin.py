@@ -10,6 +10,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.db import models
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path
+from django.views.decorators.http import require_POST
 
 from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
 from engine.mailbox.diagnose import Target, connection_target, profile_target
@@ -272,7 +273,8 @@ class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScope
         css = {"all": ["profiles/folder_picker.css"]}
 
     def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view(self.folders_view)
+        # Listing reaches out to the mailbox: POST only, so the CSRF check applies.
+        view = self.admin_site.admin_view(require_POST(self.folders_view))
         return [
             path("<path:object_id>/folders/<str:kind>/", view, name="profiles_syncprofile_folders"),
             *super().get_urls(),

@@ -1,4 +1,5 @@
-"""The "…" folder picker: the admin lists a profile's mailbox folders live, from ewsim."""
+"""The "…" folder picker: the admin lists a profile's mailbox folders live, from ewsim, when
+our own page POSTs for them with its CSRF token."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from html.parser import HTMLParser
 from unittest import mock
 
 from django.contrib import admin
+from django.test import Client
 
 from ewsim.testing import ewsim, ewsim_server  # noqa: F401 (fixtures)
 from profiles.models import MailboxConnection, MailFolder, SyncProfile
@@ -47,7 +49,7 @@ class FolderPickerTestCase(EwsimAdminTestCase):
 
     def test_the_calendar_folders_come_as_a_tree_with_display_paths(self) -> None:
         self.client.force_login(self.bob)
-        response = self.client.get(folders_url(self.profile, "calendar"))
+        response = self.client.post(folders_url(self.profile, "calendar"))
         self.assertEqual(response.status_code, 200)
         folders = response.json()["folders"]
         self.assertEqual([(f["path"], f["name"], f["depth"]) for f in folders],
@@ -57,8 +59,8 @@ class FolderPickerTestCase(EwsimAdminTestCase):
 
     def test_contact_and_mail_folders_are_listed_by_their_own_kind(self) -> None:
         self.client.force_login(self.alice)
-        contacts = self.client.get(folders_url(self.profile, "contacts")).json()["folders"]
-        mail = self.client.get(folders_url(self.profile, "mail")).json()["folders"]
+        contacts = self.client.post(folders_url(self.profile, "contacts")).json()["folders"]
+        mail = self.client.post(folders_url(self.profile, "mail")).json()["folders"]
         self.assertEqual([f["path"] for f in contacts], ["Contacts"])
         self.assertIn("Inbox", [f["path"] for f in mail])
         self.assertIn("Sent Items", [f["path"] for f in mail])
@@ -72,7 +74,7 @@ class FolderPickerTestCase(EwsimAdminTestCase):
         profile.set_mailbox_secret("bob-secret")
         profile.save()
         self.client.force_login(self.bob)
-        response = self.client.get(folders_url(profile, "calendar"))
+        response = self.client.post(folders_url(profile, "calendar"))
         self.assertEqual([f["path"] for f in response.json()["folders"]], ["Calendar"])
 
     def test_a_mailbox_error_comes_back_as_plain_words_in_json(self) -> None:
@@ -80,14 +82,14 @@ class FolderPickerTestCase(EwsimAdminTestCase):
         connection.set_secret("wrong")
         connection.save()
         self.client.force_login(self.bob)
-        response = self.client.get(folders_url(self.profile, "calendar"))
+        response = self.client.post(folders_url(self.profile, "calendar"))
         self.assertEqual(response.status_code, 502)
         self.assertIn("Authentication failed", response.json()["error"])
 
     def test_an_organization_admin_cannot_list_another_organizations_folders(self) -> None:
         self.sim.control.reset_counters()
         self.client.force_login(self.bob)
-        response = self.client.get(folders_url(self.foreign, "calendar"))
+        response = self.client.post(folders_url(self.foreign, "calendar"))
         self.assertEqual(response.status_code, 404)
         self.assertEqual(self.requests_to_exchange(), 0)
 
@@ -95,18 +97,45 @@ class FolderPickerTestCase(EwsimAdminTestCase):
         self.client.force_login(self.bob)
         profile_admin = admin.site._registry[SyncProfile]
         with mock.patch.object(profile_admin, "has_change_permission", return_value=False):
-            response = self.client.get(folders_url(self.profile, "calendar"))
+            response = self.client.post(folders_url(self.profile, "calendar"))
         self.assertEqual(response.status_code, 403)
 
     def test_a_plain_user_is_sent_to_the_login_page(self) -> None:
         self.client.force_login(self.dave)
-        response = self.client.get(folders_url(self.profile, "calendar"))
+        response = self.client.post(folders_url(self.profile, "calendar"))
         self.assertEqual(response.status_code, 302)
         self.assertIn("/admin/login/", response["Location"])
 
+    def test_a_get_is_refused_and_sends_nothing_to_the_server(self) -> None:
+        self.client.force_login(self.bob)
+        self.sim.control.reset_counters()
+        self.assertEqual(self.client.get(folders_url(self.profile, "calendar")).status_code, 405)
+        self.assertEqual(self.requests_to_exchange(), 0)
+
+    def test_another_site_can_neither_get_nor_post_for_the_list_without_the_csrf_token(
+            self) -> None:
+        client = Client(enforce_csrf_checks=True)   # a real browser: the check is not skipped
+        client.force_login(self.bob)
+        self.sim.control.reset_counters()
+        url = folders_url(self.profile, "calendar")
+        self.assertEqual(client.get(url).status_code, 405)    # an <img src>, a link
+        self.assertEqual(client.post(url).status_code, 403)   # a form or fetch on another site
+        self.assertEqual(self.requests_to_exchange(), 0)
+
+    def test_the_change_pages_csrf_token_lets_the_picker_post_for_the_list(self) -> None:
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(self.bob)
+        page = client.get(f"/admin/profiles/syncprofile/{self.profile.pk}/change/")
+        token = _inputs(page.content.decode())["csrfmiddlewaretoken"]["value"]
+        response = client.post(folders_url(self.profile, "calendar"),
+                               {"csrfmiddlewaretoken": token})
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual([f["path"] for f in response.json()["folders"]],
+                         ["Calendar", "Calendar/CRM"])
+
     def test_an_unknown_kind_of_folder_is_not_found(self) -> None:
         self.client.force_login(self.bob)
-        self.assertEqual(self.client.get(folders_url(self.profile, "tasks")).status_code, 404)
+        self.assertEqual(self.client.post(folders_url(self.profile, "tasks")).status_code, 404)
 
     def test_the_change_page_offers_the_picker_beside_every_folder_choice(self) -> None:
         MailFolder.objects.create(profile=self.profile, folder_id="inbox", folder_path="Inbox")

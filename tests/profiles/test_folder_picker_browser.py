@@ -1,4 +1,5 @@
-"""The folder picker in a real browser: headless Chromium on the real profile change page.
+"""The folder picker and the "Test connection" button in a real browser: headless Chromium on
+the real profile change page, where both must POST with the page's CSRF token (a GET is refused).
 
 Needs the Debian packages `chromium` and `chromium-driver` (CI installs them); without them
 the test is skipped, saying so.
@@ -66,10 +67,8 @@ class FolderPickerBrowserTests(StaticLiveServerTestCase):
                                  "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
                                  "path": "/"})
 
-    def test_choosing_a_calendar_folder_with_the_picker_saves_its_id_and_path(self) -> None:
-        crm_folder = self.sim.control.call("POST", "folders", {
-            "mailbox": self.sim.user, "parent": "calendar", "name": "CRM",
-            "folder_class": "IPF.Appointment"})
+    def _profile(self) -> SyncProfile:
+        """Alice's profile on ewsim with its own credentials; Alice signed in (a superuser)."""
         organization = Organization.objects.create(name="Acme")
         alice = User.objects.create_superuser("alice", "alice@example.org", "unused-password")
         connection = MailboxConnection(
@@ -84,8 +83,14 @@ class FolderPickerBrowserTests(StaticLiveServerTestCase):
             connection=connection, mailbox_username=self.sim.user)
         profile.set_mailbox_secret(self.sim.password)
         profile.save()
-
         self._sign_in(alice)
+        return profile
+
+    def test_choosing_a_calendar_folder_with_the_picker_saves_its_id_and_path(self) -> None:
+        crm_folder = self.sim.control.call("POST", "folders", {
+            "mailbox": self.sim.user, "parent": "calendar", "name": "CRM",
+            "folder_class": "IPF.Appointment"})
+        profile = self._profile()
         browser = self.browser
         browser.get(f"{self.live_server_url}/admin/profiles/syncprofile/{profile.pk}/change/")
         wait = WebDriverWait(browser, WAIT)
@@ -109,3 +114,15 @@ class FolderPickerBrowserTests(StaticLiveServerTestCase):
         stored = SyncProfile.objects.get(pk=profile.pk).calendarsettings
         self.assertEqual((stored.folder_id, stored.folder_path),
                          (crm_folder["id"], "Calendar/CRM"))
+
+    def test_the_test_connection_button_posts_and_shows_the_answer_on_the_change_page(
+            self) -> None:
+        profile = self._profile()
+        browser = self.browser
+        change = f"{self.live_server_url}/admin/profiles/syncprofile/{profile.pk}/change/"
+        browser.get(change)
+        browser.find_element(By.CSS_SELECTOR, ".object-tools button.test-connection").click()
+        success = WebDriverWait(browser, WAIT).until(expected_conditions
+            .presence_of_element_located((By.CSS_SELECTOR, ".messagelist .success")))
+        self.assertIn("The connection works", success.text)
+        self.assertEqual(browser.current_url, change)

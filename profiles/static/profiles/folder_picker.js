@@ -5,6 +5,9 @@
  * one fills the path input and its sibling folder_id input (same name, "folder_id" instead of
  * "folder_path"). Clicks are handled by delegation, so rows added with "Add another" (clones
  * of the empty form, button included) work too.
+ *
+ * The list is asked for with a POST carrying the page's CSRF token: listing reaches out to the
+ * mail server, so the server refuses a GET that any other page could set off.
  */
 "use strict";
 (function () {
@@ -123,8 +126,14 @@
         const shown = dialog;
         let data;
         try {
-            const response = await fetch(url, {headers: {Accept: "application/json"},
-                                               credentials: "same-origin"});
+            // The change form's own token, sent as a form field: it works whatever the CSRF
+            // settings (the cookie is unreadable with CSRF_COOKIE_HTTPONLY, absent with
+            // CSRF_USE_SESSIONS; the header's name is a setting too).
+            const token = pathInput.form.elements.namedItem("csrfmiddlewaretoken");
+            const response = await fetch(url, {
+                method: "POST", credentials: "same-origin", headers: {Accept: "application/json"},
+                body: new URLSearchParams({csrfmiddlewaretoken: token ? token.value : ""}),
+            });
             data = await response.json();
         } catch (error) {
             data = {error: t("The folder list could not be read from this server.")};
