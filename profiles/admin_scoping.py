@@ -1,7 +1,8 @@
 """An admin base class that confines organization administrators to their organization.
 
 Every list, every object page and every choice field is filtered; an object of another
-organization is simply not found (404), as if it did not exist.
+organization is simply not found (404), as if it did not exist. That holds for the ways the
+admin names related objects too: raw-id inputs, autocomplete inputs and list filters.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import widgets
+from django.contrib.admin.utils import get_fields_from_path, reverse_field_path
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import Http404, HttpRequest
 
@@ -76,6 +80,12 @@ class OrganizationScopedMixin:
         raise Http404(f"No {opts.verbose_name} with the id {object_id!r}.")
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):  # type: ignore[no-untyped-def]
+        # The same choice of widget as Django's, with a raw-id input that names only objects
+        # of the field's (scoped) choices.
+        if ("widget" not in kwargs and db_field.name in self.raw_id_fields
+                and db_field.name not in self.get_autocomplete_fields(request)):
+            kwargs["widget"] = ScopedForeignKeyRawIdWidget(
+                db_field.remote_field, self.admin_site, using=kwargs.get("using"))
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
         return _restrict_choices(formfield, request)
 
@@ -95,7 +105,8 @@ class OrganizationScopedMixin:
     def get_list_filter(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         filters = list(super().get_list_filter(request))
         if not sees_everything(request.user):
-            filters = [f for f in filters if f != self.organization_field]
+            filters = [_scoped_list_filter(self.model, f) for f in filters
+                       if f != self.organization_field]
         return filters
 
 
@@ -132,3 +143,87 @@ def _form_for_organization(form_class: type, field: str, organization: Any) -> t
 
     OrganizationForm.__name__ = form_class.__name__
     return OrganizationForm
+
+
+class ScopedForeignKeyRawIdWidget(widgets.ForeignKeyRawIdWidget):
+    """A raw-id input that names only an object its form field offers.
+
+    Django's looks the label up through the model's default manager, so an id put in the URL
+    (`add/?email=<id>`) or posted back showed another organization's object by name, with a
+    link. Here the lookup goes through the field's choices, already limited to the
+    administrator's organization; any other id is shown bare, as one that does not exist.
+    """
+
+    def label_and_url_for_value(self, value: Any) -> tuple[str, str]:
+        # ModelChoiceField keeps `choices` in step with its queryset (also per form copy).
+        queryset = getattr(getattr(self, "choices", None), "queryset", None)
+        if queryset is None:
+            return "", ""
+        key = self.rel.get_related_field().name
+        try:
+            offered = queryset.using(self.db).filter(**{key: value}).exists()
+        except (ValueError, TypeError, ValidationError):
+            return "", ""
+        return super().label_and_url_for_value(value) if offered else ("", "")
+
+
+class OrganizationRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A list filter by a related object offering only the administrator's organization's.
+
+    Django's offers every object of the related model, whoever owns it, by name.
+    """
+
+    def field_choices(self, field, request: HttpRequest, model_admin):  # type: ignore[no-untyped-def]
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        # The field's own limit, which a limit passed to get_choices() would replace.
+        own_limit = (field.get_limit_choices_to() if hasattr(field, "get_limit_choices_to")
+                     else field.limit_choices_to)
+        related = field.related_model._default_manager.complex_filter(own_limit or {})
+        in_scope = restrict_to_organization(related, request).values("pk")
+        return field.get_choices(include_blank=False, ordering=ordering,
+                                 limit_choices_to=models.Q(pk__in=in_scope))
+
+
+class OrganizationAllValuesFieldListFilter(admin.AllValuesFieldListFilter):
+    """A list filter by the values of a field, offering only values of the organization's.
+
+    For a field reached through a relation (`profile__mailbox`), Django's takes the values from
+    every object of the related model, whoever owns it.
+    """
+
+    def __init__(self, field, request: HttpRequest, params, model, model_admin, field_path):  # type: ignore[no-untyped-def]
+        super().__init__(field, request, params, model, model_admin, field_path)
+        parent_model, _ = reverse_field_path(model, field_path)
+        if parent_model is not model:
+            values = restrict_to_organization(parent_model._default_manager.all(), request)
+            self.lookup_choices = (values.distinct().order_by(field.name)
+                                   .values_list(field.name, flat=True))
+
+
+_SCOPED_LIST_FILTERS: dict[type, type] = {
+    admin.RelatedFieldListFilter: OrganizationRelatedFieldListFilter,
+    admin.AllValuesFieldListFilter: OrganizationAllValuesFieldListFilter,
+}
+
+
+def _scoped_list_filter(model: type[models.Model], list_filter: Any) -> Any:
+    """`list_filter` with the filter class Django would use replaced by its scoped version.
+
+    Filters by a related object or by the values of a field are scoped; the others offer
+    fixed choices (booleans, a field's choices, dates) or are custom classes, whose choices are
+    their author's to scope.
+    """
+    if isinstance(list_filter, str):
+        field = get_fields_from_path(model, list_filter)[-1]
+        django_class = _default_list_filter_class(field)
+        return (list_filter, _SCOPED_LIST_FILTERS.get(django_class, django_class))
+    if isinstance(list_filter, (list, tuple)):
+        path, filter_class = list_filter
+        return (path, _SCOPED_LIST_FILTERS.get(filter_class, filter_class))
+    return list_filter
+
+
+def _default_list_filter_class(field: Any) -> type:
+    """The class FieldListFilter.create() picks for `field` (the last entry matches any)."""
+    return next(filter_class for test, filter_class
+                in admin.FieldListFilter._field_list_filters if test(field))
