@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -52,6 +53,23 @@ class OrganizationAdmin(OrganizationScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return sees_everything(request.user)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        readonly = list(super().get_readonly_fields(request, obj))
+        if not sees_everything(request.user):
+            # Shown, so they know where their attachments may go; never theirs to widen
+            # towards another organization's files. Read-only fields are left out of the
+            # form, so a value posted anyway is ignored.
+            readonly.append("attachment_roots")
+        return readonly
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        if not Organization.objects.exists():
+            # A server's first organization is often its only one: offer it the server's
+            # roots, in plain view, for the superuser to keep or narrow.
+            initial.setdefault("attachment_roots", "\n".join(settings.ATTACHMENT_ROOTS))
+        return initial
 
 
 # --- users --------------------------------------------------------------------------------

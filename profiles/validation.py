@@ -73,6 +73,23 @@ def check_inside_roots(directory: str, roots: Iterable[str]) -> str:
     )
 
 
+def paths_overlap(first: str, second: str) -> bool:
+    """Whether one folder lies inside the other (or is it), after `..` and symlinks."""
+    first, second = os.path.realpath(first), os.path.realpath(second)
+    common = os.path.commonpath([first, second])
+    return common in (first, second)
+
+
+def path_lines(text: str) -> list[str]:
+    """One path per line, blank lines and exact duplicates dropped (paths are case-sensitive)."""
+    paths: list[str] = []
+    for line in text.splitlines():
+        path = line.strip()
+        if path and path not in paths:
+            paths.append(path)
+    return paths
+
+
 def check_guid(value: str, label: str) -> None:
     if not _GUID.match(value.strip()):
         raise ValidationError(

@@ -5,12 +5,17 @@ Two organizations, Acme and Globex:
 - bob: Acme's organization administrator;
 - charlie: Globex's organization administrator;
 - dave: a plain user in Acme.
+
+Each organization has its own attachment root, a folder of the test share (ATTACHMENT_ROOTS):
+`<share>/acme` and `<share>/globex`.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import TestCase
 
@@ -23,8 +28,11 @@ class BaseTestCase(TestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        self.acme = Organization.objects.create(name="Acme")
-        self.globex = Organization.objects.create(name="Globex")
+        share = settings.ATTACHMENT_ROOTS[0]
+        self.acme = Organization.objects.create(
+            name="Acme", attachment_roots=os.path.join(share, "acme"))
+        self.globex = Organization.objects.create(
+            name="Globex", attachment_roots=os.path.join(share, "globex"))
         self.alice = User.objects.create_superuser("alice", "alice@example.org", self.password)
         self.bob = self._member("bob", self.acme, Membership.Role.ADMIN)
         self.charlie = self._member("charlie", self.globex, Membership.Role.ADMIN)

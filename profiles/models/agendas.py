@@ -5,14 +5,14 @@ Defaults are the ones of the XchgSync manual the product replaces.
 
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
-from profiles.validation import MAX_DAYS, check_inside_roots, normalize_extensions
+from profiles.models.organizations import NO_ATTACHMENT_ROOTS
+from profiles.validation import MAX_DAYS, normalize_extensions
 
 DEFAULT_ATTACHMENT_TYPES = "doc;docx;xls;xlsx;pdf;jpg;jpeg;txt;png"
 DAY_VALIDATORS = [MinValueValidator(0), MaxValueValidator(MAX_DAYS)]
@@ -214,7 +214,7 @@ class MailSettings(AgendaSettings):
         _("attachment directory"),
         max_length=1000,
         blank=True,
-        help_text=_("A folder on the share, inside one of the approved attachment roots."),
+        help_text=_("A folder on the share, inside one of the organization's attachment roots."),
     )
     attachment_category = models.CharField(
         _("attachment category"), max_length=100, default="Příloha"
@@ -249,11 +249,19 @@ class MailSettings(AgendaSettings):
                 errors["attachment_directory"] = _("Choose where attachments are saved.")
             else:
                 try:
-                    check_inside_roots(self.attachment_directory, settings.ATTACHMENT_ROOTS)
+                    self._check_directory()
                 except ValidationError as exc:
                     errors["attachment_directory"] = exc
         if errors:
             raise ValidationError(errors)
+
+    def _check_directory(self) -> None:
+        # The organization's roots, never the server's: those would reach every organization.
+        try:
+            organization = self.profile.organization
+        except ObjectDoesNotExist:   # no organization chosen yet: the profile's form says so
+            raise ValidationError(NO_ATTACHMENT_ROOTS, code="no_roots") from None
+        organization.check_attachment_directory(self.attachment_directory)
 
     @property
     def extensions(self) -> frozenset[str]:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Collection, Iterable
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from profiles.validation import check_inside_roots, path_lines, paths_overlap
+
+NO_ATTACHMENT_ROOTS = _(
+    "No attachment folders are approved for this organization yet: ask the server's operator "
+    "to set its attachment roots."
+)
 
 
 class Organization(models.Model):
@@ -18,6 +29,16 @@ class Organization(models.Model):
             "The organization's administrators are always told."
         ),
     )
+    # The share is the operator's to divide: only a superuser sets this (OrganizationAdmin).
+    attachment_roots = models.TextField(
+        _("attachment roots"),
+        blank=True,
+        help_text=_(
+            "Folders on the share, one full path per line, under which this organization's "
+            "profiles may save attachments. Each lies inside the server's ATTACHMENT_ROOTS and "
+            "apart from every other organization's roots. Only a superuser sets them."
+        ),
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -27,6 +48,73 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        # Here rather than in clean(): a form without the field (an organization
+        # administrator's, where it is read-only) must not be refused for its value.
+        errors: dict[str, list[ValidationError]] = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if "attachment_roots" not in (exclude or ()):
+            self.attachment_roots = "\n".join(path_lines(self.attachment_roots))
+            problems = self.attachment_root_problems(
+                Organization.objects.exclude(pk=self.pk).exclude(attachment_roots=""))
+            if problems:
+                errors.setdefault("attachment_roots", []).extend(problems)
+        if errors:
+            raise ValidationError(errors)
+
+    def attachment_root_list(self) -> list[str]:
+        return path_lines(self.attachment_roots)
+
+    def attachment_root_problems(self, others: Iterable[Organization]) -> list[ValidationError]:
+        """What is wrong with the roots: outside the server's ATTACHMENT_ROOTS, or sharing
+        folders with another organization's (whose administrator could then name, reuse or
+        fill this one's files)."""
+        problems: list[ValidationError] = []
+        others = list(others)
+        for root in self.attachment_root_list():
+            try:
+                check_inside_roots(root, settings.ATTACHMENT_ROOTS)
+            except ValidationError as exc:
+                problems.append(exc if exc.code != "outside_roots" else ValidationError(
+                    _("%(root)s is not inside the server's ATTACHMENT_ROOTS (%(roots)s).")
+                    % {"root": root, "roots": ", ".join(settings.ATTACHMENT_ROOTS)},
+                    code="outside_server_roots"))
+                continue
+            for other in others:
+                clash = next((r for r in other.attachment_root_list()
+                              if os.path.isabs(r) and paths_overlap(root, r)), None)
+                if clash is not None:
+                    problems.append(ValidationError(
+                        _("%(root)s overlaps %(other)s, an attachment root of "
+                          "%(organization)s: each organization needs folders of its own.")
+                        % {"root": root, "other": clash, "organization": other.name},
+                        code="overlapping_roots"))
+        return problems
+
+    def approved_attachment_roots(self) -> list[str]:
+        """The roots attachments may be saved under now: those inside the server's
+        ATTACHMENT_ROOTS as they are today (the operator may have narrowed them since the
+        roots were saved, or the database may hold what validation refused)."""
+        approved: list[str] = []
+        for root in self.attachment_root_list():
+            try:
+                check_inside_roots(root, settings.ATTACHMENT_ROOTS)
+            except ValidationError:
+                continue
+            approved.append(root)
+        return approved
+
+    def check_attachment_directory(self, directory: str) -> str:
+        """The directory resolved (after `..` and symlinks) if it lies inside one of the
+        organization's approved roots; never the server's roots in their place."""
+        roots = self.approved_attachment_roots()
+        if not roots:
+            raise ValidationError(NO_ATTACHMENT_ROOTS, code="no_roots")
+        return check_inside_roots(directory, roots)
 
 
 class Membership(models.Model):

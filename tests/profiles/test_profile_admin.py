@@ -44,7 +44,7 @@ class ProfileAdminTestCase(BaseTestCase):
             contacts={"direction": "export", "only_categories": "Hotline\nInstalace\nhotline",
                       "classification_node": self.branch.id, "deletion_policy": "propagate"},
             mail={"received_within_days": 7, "save_attachments": True,
-                  "attachment_directory": _a_root() + "/crm/mail",
+                  "attachment_directory": self.acme.attachment_roots + "/crm/mail",
                   "attachment_types": "PDF;docx;pdf", "attachment_category": "Smlouva",
                   "max_attachment_mb": 20, "unmatched": "skip"},
             pairings=[(self.hotline.id, "Hotline"), (self.registration.id, "Registrace")],
@@ -146,12 +146,6 @@ class ProfileAdminTestCase(BaseTestCase):
         response = self.client.post(ADD_URL, self._data(organization_id=None))
         self.assertEqual(response.status_code, 200)
         self.assertContains(response, "already exists")
-
-
-def _a_root() -> str:
-    from django.conf import settings
-
-    return settings.ATTACHMENT_ROOTS[0]
 
 
 def _errors_of(response: Any) -> str:

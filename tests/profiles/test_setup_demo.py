@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import TestCase
@@ -36,3 +37,15 @@ class SetupDemoTests(TestCase):
         self.assertIn("exists already", again.getvalue())
         self.assertNotIn(jana_password, again.getvalue())
         self.assertEqual(SyncProfile.objects.count(), 2)
+
+    def test_the_demo_alone_on_a_server_may_save_attachments_where_the_server_may(self) -> None:
+        call_command("setup_demo", stdout=io.StringIO())
+        demo = Organization.objects.get()
+        self.assertEqual(demo.attachment_roots, "\n".join(settings.ATTACHMENT_ROOTS))
+
+    def test_the_demo_beside_other_organizations_gets_no_roots_and_says_so(self) -> None:
+        Organization.objects.create(name="Acme", attachment_roots=settings.ATTACHMENT_ROOTS[0])
+        out = io.StringIO()
+        call_command("setup_demo", stdout=out)
+        self.assertEqual(Organization.objects.get(name="Demo s.r.o.").attachment_roots, "")
+        self.assertIn("sets the demo organization's attachment roots", out.getvalue())

@@ -144,9 +144,10 @@ class ProfileValidationTestCase(BaseTestCase):
         mail.attachment_directory = ""
         assert "attachment_directory" in self._errors(mail)
         with override_settings(ATTACHMENT_ROOTS=["/srv/share"]):
-            mail.attachment_directory = "/srv/share/crm/../../../etc"
+            self.acme.attachment_roots = "/srv/share/acme"
+            mail.attachment_directory = "/srv/share/acme/crm/../../../etc"
             assert "not inside" in self._errors(mail)["attachment_directory"][0]
-            mail.attachment_directory = "/srv/share/crm/attachments"
+            mail.attachment_directory = "/srv/share/acme/attachments"
             assert self._errors(mail) == {}
 
     def test_pairings_are_unique_on_both_sides_ignoring_case_in_exchange(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -41,10 +42,23 @@ class Command(BaseCommand):
                 self.stdout.write(f"The demo organization {ORGANIZATION!r} exists already.")
                 return
             logins = self._configure(organization, ews_url)
+            share = self._share(organization)
         lines = "\n".join(f"    {login:<6} {password}" for login, password in logins.items())
         self.stdout.write(self.style.SUCCESS(
             f"\n  Demo organization {ORGANIZATION!r} created; its profiles use the demo mailbox"
-            f"\n  at {ews_url}. Users (shown only now):\n{lines}\n"))
+            f"\n  at {ews_url}. Users (shown only now):\n{lines}\n  {share}\n"))
+
+    def _share(self, organization: Organization) -> str:
+        """Alone on the server (`make run`), the demo may save attachments where the server
+        may; beside other organizations it takes none of their folders."""
+        roots = [root for root in settings.ATTACHMENT_ROOTS if root]
+        if roots and not Organization.objects.exclude(pk=organization.pk).exists():
+            organization.attachment_roots = "\n".join(roots)
+            organization.full_clean()
+            organization.save(update_fields=["attachment_roots"])
+            return f"Attachments may be saved below {', '.join(roots)}."
+        return ("No attachment roots: a superuser sets the demo organization's attachment "
+                "roots in the admin before its profiles can save attachments.")
 
     def _configure(self, organization: Organization, ews_url: str) -> dict[str, str]:
         connection = MailboxConnection(
