@@ -18,7 +18,6 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,6 +28,7 @@ from engine.models import Agenda, FolderState, Retry, RunItem
 from engine.records import AttachmentInfo, Kind, MessageRecord, Record
 from engine.runner import AgendaSync
 from mailimport import filenames, storage
+from profiles.models.organizations import NO_ATTACHMENT_ROOTS
 
 
 class MailImport(AgendaSync):
@@ -48,14 +48,7 @@ class MailImport(AgendaSync):
     def _sync(self) -> bool:
         mail = self.settings
         self.since = timezone.now() - dt.timedelta(days=mail.received_within_days)
-        self.store: storage.AttachmentStore | None = None
-        if mail.save_attachments:
-            try:
-                self.store = storage.AttachmentStore(
-                    Path(mail.attachment_directory),
-                    [Path(r) for r in django_settings.ATTACHMENT_ROOTS])
-            except storage.StorageError as exc:
-                raise MailboxError(f"Attachments cannot be saved: {exc}") from exc
+        self.store = self._open_store() if mail.save_attachments else None
         self._retry_messages()
         for folder_id, path in mail.folders():
             folder = FolderInfo(id=folder_id, path=path, kind=Kind.MAIL)
@@ -82,6 +75,22 @@ class MailImport(AgendaSync):
                 self._point("mail page checkpointed")
                 self._renew()
         return False
+
+    def _open_store(self) -> storage.AttachmentStore:
+        """The profile's attachment directory, checked again against its organization's roots
+        as they are now: the database may hold a directory that validation never saw, and
+        the server-wide roots stand in for no organization's."""
+        organization = self.profile.organization
+        roots = organization.approved_attachment_roots()
+        if not roots:
+            raise MailboxError(f"Attachments cannot be saved: {NO_ATTACHMENT_ROOTS}")
+        try:
+            # Owned by the organization, so that the store's index of contents never hands
+            # one organization a file another one saved (say, in a folder since given over).
+            return storage.AttachmentStore(Path(self.settings.attachment_directory), roots,
+                                           owner=str(organization.pk))
+        except storage.StorageError as exc:
+            raise MailboxError(f"Attachments cannot be saved: {exc}") from exc
 
     def _retry_messages(self) -> None:
         retries = list(Retry.objects.filter(profile=self.profile, agenda=self.agenda))

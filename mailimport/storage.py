@@ -15,11 +15,17 @@ Bookkeeping lives in folders whose names start with a dot, which no safe file na
 - `.incoming/` holds the file being written. It is in the store, on the same file system,
   so the finished file is linked into place atomically; after a crash (power cut, killed
   process) a stale `*.part` may remain there and can be deleted.
-- `.sha256/<aa>/<sha256>` holds the relative path of the file with that content, so the same
-  content arriving again (the same PDF in every reply of a thread) is stored once, across
-  runs and without a database. Before a stored file is reused it is hashed again: a person may
-  have edited or deleted it on the share since. Two imports saving the same new content at
-  the same moment may both store it; nothing is lost, one copy is simply not shared.
+- `.sha256/<aa>/<sha256>` holds the store's owner and the relative path of the file with that
+  content, so the same content arriving again (the same PDF in every reply of a thread) is
+  stored once, across runs and without a database. Before a stored file is reused it is
+  hashed again: a person may have edited or deleted it on the share since. Two imports saving
+  the same new content at the same moment may both store it; nothing is lost, one copy is
+  simply not shared.
+- The owner (the e-mail import passes its organization) keeps de-duplication from crossing
+  organizations: an entry another owner wrote is never followed, so a store is never handed,
+  and never names, a file it did not save itself — not even where a folder once used by one
+  organization has since been given to another. Entries without an owner (written before
+  there were owners) are not followed either; the content is stored once more.
 
 Safety: the directory must resolve inside an approved root; every folder below it is opened
 with O_NOFOLLOW relative to its parent, and files are created with O_EXCL, so a symbolic link
@@ -97,7 +103,10 @@ class TooLarge(Exception):
 
 class AttachmentStore:
     def __init__(self, directory: Path | str, roots: Iterable[Path | str],
-                 *, name_length: int = NAME_LENGTH) -> None:
+                 *, owner: str, name_length: int = NAME_LENGTH) -> None:
+        if not owner or "\n" in owner:
+            raise ValueError(f"An attachment store's owner is one non-empty line: {owner!r}")
+        self.owner = owner
         approved = [str(r) for r in roots if str(r)]
         try:
             resolved = check_inside_roots(str(directory), approved)
@@ -211,7 +220,10 @@ class AttachmentStore:
         """The stored file with this content, if the index knows one and it is unchanged."""
         try:
             with _folders(store, [INDEX, digest[:2]], create=False) as index:
-                relative = _read_regular(index, digest, limit=4096).decode()
+                entry = _read_regular(index, digest, limit=4096).decode()
+            owner, separator, relative = entry.partition("\n")
+            if not separator or owner != self.owner:
+                return None
             parts = relative.split("/")
             if len(parts) != 4 or any(part in ("", ".", "..") for part in parts):
                 return None
@@ -232,7 +244,7 @@ class AttachmentStore:
         # were a third of an import run's time (bench/mail.py).
         with _folders(store, [INDEX, digest[:2]]) as index, \
                 _temporary_file(incoming, None) as sink:
-            sink.write(relative.encode())
+            sink.write(f"{self.owner}\n{relative}".encode())
             sink.close()
             os.replace(sink.name, digest, src_dir_fd=incoming, dst_dir_fd=index)
 

@@ -16,6 +16,7 @@ from crm.models import Company, Document, Email, Person, PersonCompany
 from engine.models import Run
 from ewsim.testing import SimHandle
 from tests.engine.graph_sync_helpers import make_graph_profile, run_graph
+from tests.mailimport.conftest import give_roots
 from tests.mailimport.test_import import mime, settings_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,6 +55,7 @@ def test_attachments_stream_into_files_and_an_attached_email_is_saved_as_eml(
     outer.add_attachment(inner)
     with override_settings(ATTACHMENT_ROOTS=[str(share)]):
         profile = make_graph_profile(ewsim)
+        give_roots(profile, share)
         settings_for(profile, save_attachments=True, attachment_directory=str(share / "crm"),
                      attachment_types="pdf;eml")
         ewsim.control.deliver(ewsim.user, mime=outer.as_bytes())

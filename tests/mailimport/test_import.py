@@ -13,6 +13,7 @@ from crm.models import Company, Document, Email, Person, PersonCompany
 from engine.models import Run
 from ewsim.testing import SimHandle
 from tests.engine.sync_helpers import make_profile, run_mail
+from tests.mailimport.conftest import give_roots
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOW = dt.datetime.now(dt.UTC)
@@ -97,6 +98,7 @@ def test_allowed_attachments_are_saved_inside_the_directory(ewsim: SimHandle,
     (share / "crm").mkdir(parents=True)
     with override_settings(ATTACHMENT_ROOTS=[str(share)]):
         profile = make_profile(ewsim)
+        give_roots(profile, share)
         settings_for(profile, save_attachments=True, attachment_directory=str(share / "crm"))
         hostile = (("../../etc/passwd.pdf", b"%PDF-1.4 a"), ("CON.txt", b"text"),
                    ("a/b\\c.pdf", b"%PDF-1.4 b"), ("x" * 300 + ".pdf", b"%PDF-1.4 c"),
@@ -150,6 +152,7 @@ def test_broken_mail_is_filed_or_recorded_and_the_run_goes_on(ewsim: SimHandle,
     share.mkdir()
     with override_settings(ATTACHMENT_ROOTS=[str(share)]):
         profile = make_profile(ewsim)
+        give_roots(profile, share)
         settings_for(profile, save_attachments=True, attachment_directory=str(share))
         for raw in [*BROKEN, nested(20)]:
             ewsim.control.deliver(ewsim.user, mime=raw)
@@ -168,6 +171,7 @@ def test_a_full_share_leaves_nothing_half_written_and_is_retried(ewsim: SimHandl
     share.mkdir()
     with override_settings(ATTACHMENT_ROOTS=[str(share)]):
         profile = make_profile(ewsim)
+        give_roots(profile, share)
         settings_for(profile, save_attachments=True, attachment_directory=str(share))
         ewsim.control.deliver(ewsim.user, mime=mime(
             "Files", message_id="<f@x.cz>", attachments=(("big.pdf", b"%PDF" * 1000),)))
@@ -205,6 +209,7 @@ def test_an_attached_email_is_saved_as_eml(ewsim: SimHandle, tmp_path: Path) -> 
     outer.add_attachment(message_from_bytes(inner))
     with override_settings(ATTACHMENT_ROOTS=[str(share)]):
         profile = make_profile(ewsim)
+        give_roots(profile, share)
         settings_for(profile, save_attachments=True, attachment_directory=str(share),
                      attachment_types="pdf;eml")
         ewsim.control.deliver(ewsim.user, mime=outer.as_bytes())

@@ -26,6 +26,7 @@ from mailimport.storage import AttachmentStore, SavedFile, StorageError, TooLarg
 
 RECEIVED = datetime(2026, 3, 29, 8, tzinfo=UTC)
 MB = 1024 * 1024
+OWNER = "1"  # the organization a store saves for
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
     f"{port}{n}" for port in ("COM", "LPT") for n in "123456789¹²³"
 }
@@ -122,7 +123,7 @@ def share(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(share: Path) -> AttachmentStore:
-    return AttachmentStore(share / "crm", [share])
+    return AttachmentStore(share / "crm", [share], owner=OWNER)
 
 
 class SafeFilenameTestCase:
@@ -235,11 +236,11 @@ class AttachmentStoreTestCase:
                                   deduplicated=False)
         assert (store.directory / saved.relative_path).read_bytes() == b"%PDF-1.7"
         assert (store.directory / ".sha256" / digest[:2] / digest).read_text() == \
-            saved.relative_path
+            f"{OWNER}\n{saved.relative_path}"
         assert files_under(store.directory / ".incoming") == []
 
     def test_the_directory_is_made_when_it_is_missing(self, share: Path) -> None:
-        store = AttachmentStore(share / "crm" / "přílohy", [share])
+        store = AttachmentStore(share / "crm" / "přílohy", [share], owner=OWNER)
         saved = store.save(stream(b"data"), "a.txt", RECEIVED, MB)
         assert (share / "crm" / "přílohy" / saved.relative_path).is_file()
         assert store.root == share.resolve()
@@ -307,6 +308,27 @@ class AttachmentStoreTestCase:
         assert third.deduplicated
         assert third.relative_path == again.relative_path
 
+    def test_content_another_owner_stored_is_neither_reused_nor_named(
+            self, store: AttachmentStore) -> None:
+        theirs = store.save(stream(b"the same offer"), "nabidka.pdf", RECEIVED, MB)
+        # The folder given over to another organization: its store is not handed their file.
+        other = AttachmentStore(store.directory, [store.root], owner="2")
+        mine = other.save(stream(b"the same offer"), "offer.pdf", RECEIVED, MB)
+        assert not mine.deduplicated
+        assert mine.relative_path != theirs.relative_path
+        assert (other.directory / mine.relative_path).read_bytes() == b"the same offer"
+        assert other.save(stream(b"the same offer"), "again.pdf", RECEIVED, MB) == \
+            SavedFile(mine.relative_path, mine.size, mine.sha256, deduplicated=True)
+
+    def test_an_index_entry_without_an_owner_is_not_followed(
+            self, store: AttachmentStore) -> None:
+        first = store.save(stream(b"older"), "a.pdf", RECEIVED, MB)
+        entry = store.directory / ".sha256" / first.sha256[:2] / first.sha256
+        entry.write_text(first.relative_path)   # as written before stores had owners
+        again = store.save(stream(b"older"), "a.pdf", RECEIVED, MB)
+        assert not again.deduplicated and again.relative_path != first.relative_path
+        assert entry.read_text() == f"{OWNER}\n{again.relative_path}"
+
     def test_a_name_taken_by_other_content_gets_a_number(self, store: AttachmentStore) -> None:
         first = b"invoice from Alpha"
         second = next(other for other in (b"invoice from Beta %d" % i for i in count())
@@ -361,24 +383,24 @@ class StoreDirectoryTestCase:
     def test_a_directory_outside_the_roots_is_refused(self, tmp_path: Path,
                                                        share: Path) -> None:
         with pytest.raises(StorageError, match="not inside an approved attachment root"):
-            AttachmentStore(tmp_path / "elsewhere", [share])
+            AttachmentStore(tmp_path / "elsewhere", [share], owner=OWNER)
 
     def test_a_directory_climbing_out_with_dots_is_refused(self, share: Path) -> None:
         with pytest.raises(StorageError, match="not inside an approved attachment root"):
-            AttachmentStore(share / "crm" / ".." / ".." / "etc", [share])
+            AttachmentStore(share / "crm" / ".." / ".." / "etc", [share], owner=OWNER)
 
     def test_a_directory_that_is_a_link_to_outside_is_refused(
             self, tmp_path: Path, share: Path) -> None:
         (tmp_path / "outside").mkdir()
         (share / "crm").symlink_to(tmp_path / "outside")
         with pytest.raises(StorageError, match="not inside an approved attachment root"):
-            AttachmentStore(share / "crm", [share])
+            AttachmentStore(share / "crm", [share], owner=OWNER)
 
     def test_a_relative_directory_and_missing_roots_are_refused(self, share: Path) -> None:
         with pytest.raises(StorageError, match="full path"):
-            AttachmentStore("crm", [share])
+            AttachmentStore("crm", [share], owner=OWNER)
         with pytest.raises(StorageError, match="ATTACHMENT_ROOTS"):
-            AttachmentStore(share / "crm", [])
+            AttachmentStore(share / "crm", [], owner=OWNER)
 
     def test_a_link_planted_in_the_store_is_not_followed(
             self, tmp_path: Path, store: AttachmentStore) -> None:
@@ -408,10 +430,10 @@ class StoreDirectoryTestCase:
         digest = hashlib.sha256(b"payload").hexdigest()
         index = store.directory / ".sha256" / digest[:2]
         index.mkdir(parents=True)
-        (index / digest).write_text("../../outside.pdf/x")
+        (index / digest).write_text(f"{OWNER}\n../../outside.pdf/x")
         saved = store.save(stream(b"payload"), "a.pdf", RECEIVED, MB)
         assert not saved.deduplicated
-        assert (index / digest).read_text() == saved.relative_path
+        assert (index / digest).read_text() == f"{OWNER}\n{saved.relative_path}"
 
     def test_a_file_in_place_of_a_folder_is_reported_plainly(
             self, store: AttachmentStore) -> None:
@@ -460,7 +482,7 @@ def run_as_nobody(action: Callable[[], object]) -> str:
 class StoreFailureTestCase:
     def test_a_full_share_leaves_nothing_and_says_so(self, tmp_path: Path) -> None:
         with tmpfs(tmp_path / "small", "size=1m") as share:
-            store = AttachmentStore(share / "crm", [share])
+            store = AttachmentStore(share / "crm", [share], owner=OWNER)
             with pytest.raises(StorageError, match="The share is full") as raised:
                 store.save(cast(BinaryIO, RepeatingStream(2 * MB)), "big.pdf", RECEIVED,
                            10 * MB)
@@ -469,7 +491,7 @@ class StoreFailureTestCase:
 
     def test_a_read_only_share_says_so(self, tmp_path: Path) -> None:
         with tmpfs(tmp_path / "readonly", "ro,size=1m") as share:
-            store = AttachmentStore(share, [share])
+            store = AttachmentStore(share, [share], owner=OWNER)
             with pytest.raises(StorageError, match="The share is read-only"):
                 store.save(stream(b"data"), "a.pdf", RECEIVED, MB)
 
@@ -510,7 +532,7 @@ class StoreFailureTestCase:
             (share / "crm").mkdir(mode=0o755)
 
             def save() -> SavedFile:
-                store = AttachmentStore(share / "crm", [share])
+                store = AttachmentStore(share / "crm", [share], owner=OWNER)
                 return store.save(stream(b"data"), "a.pdf", RECEIVED, MB)
 
             if os.geteuid() == 0:

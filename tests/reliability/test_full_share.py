@@ -116,6 +116,8 @@ def test_a_share_filling_up_during_an_import_loses_nothing_and_is_retried_later(
         profile.sync_contacts = profile.sync_calendar = False
         profile.import_mail = True
         profile.save()
+        profile.organization.attachment_roots = str(share)   # the organization's own root
+        profile.organization.save()
         mail = profile.mailsettings
         mail.save_attachments, mail.attachment_directory = True, str(store)
         mail.save()
