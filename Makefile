@@ -19,11 +19,15 @@ $(STAMP): pyproject.toml
 # default) it also runs the EWS simulator's demo mailboxes and a demo organization using them.
 DEMO ?= 1
 DEMO_FLAG := $(if $(filter 1 true yes on,$(DEMO)),--demo-mailbox,)
+comma := ,
+# The demo mailbox server listens on this machine: the operator's switch allows loopback for
+# it (added to whatever MAILBOX_ALLOWED_NETWORKS the environment holds).
+DEMO_NETWORK := $(if $(DEMO_FLAG),MAILBOX_ALLOWED_NETWORKS=$${MAILBOX_ALLOWED_NETWORKS:+$$MAILBOX_ALLOWED_NETWORKS$(comma)}127.0.0.1/32,)
 run: setup
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bootstrap_admin
 	$(if $(DEMO_FLAG),DEBUG=$${DEBUG:-true} $(BIN)/python manage.py setup_demo)
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py serve $(DEMO_FLAG)
+	DEBUG=$${DEBUG:-true} $(DEMO_NETWORK) $(BIN)/python manage.py serve $(DEMO_FLAG)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

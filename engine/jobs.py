@@ -28,6 +28,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from engine import alerts, leases
+from engine.mailbox.base import internal_error
 from engine.models import Agenda, Heartbeat, Job, Run
 from profiles.models import SyncProfile
 
@@ -204,7 +205,7 @@ def _run_job(profile_id: int, agenda: str, *, dry_run: bool, trigger: str) -> st
             profile=profile, agenda=agenda, trigger=trigger, status=Run.Status.FAILED,
             kind=Run.Kind.ANALYSIS if dry_run else Run.Kind.SYNC, finished=timezone.now(),
             message=str(exc) if isinstance(exc, NotImplementedError)
-            else f"Internal error: {type(exc).__name__}: {exc}")
+            else internal_error(exc))
     beat()
     if held_lease:
         close_abandoned_runs(profile_id, agenda)

@@ -48,6 +48,7 @@ from engine.mailbox.base import (
     Update,
     WriteResult,
     WriteStatus,
+    internal_error,
 )
 from engine.models import (
     Agenda,
@@ -248,7 +249,7 @@ class AgendaSync:
         except Exception as exc:   # errors are data: the worker loop never sees them
             log.exception("%s sync of %s failed", self.agenda, self.profile)
             run.status = Run.Status.FAILED
-            run.message = f"Internal error: {type(exc).__name__}: {exc}"
+            run.message = internal_error(exc)
         else:
             if waiting:
                 run.status = Run.Status.WAITING

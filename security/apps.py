@@ -7,7 +7,7 @@ class SecurityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from security import log_redaction
+        from security import checks, log_redaction  # noqa: F401  (checks: registers them)
 
         log_redaction.install()
 

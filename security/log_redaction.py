@@ -50,7 +50,30 @@ def redact(text: str) -> str:
     return text
 
 
+# exchangelib logs each exchange at DEBUG with these members: what the server answered. Its
+# headers and body are the server's words, which this server never repeats (the EWS URL is
+# typed by an organization's administrator and may point anywhere).
+_REMOTE_ANSWER = frozenset({"response_headers", "xml_response"})
+NOT_LOGGED = "[the server's answer is not logged]"
+
+
+# Messages of other libraries whose arguments are a server's answer (MSAL logs a token
+# endpoint's body when it is no JSON).
+_REMOTE_ANSWER_MESSAGES = frozenset({"Token response is not in json format: %s"})
+
+
+def _without_remote_answer(record: logging.LogRecord) -> Any:
+    args = record.args
+    if isinstance(args, dict) and _REMOTE_ANSWER & args.keys():
+        return {key: NOT_LOGGED if key in _REMOTE_ANSWER and value is not None else value
+                for key, value in args.items()}
+    if args and record.msg in _REMOTE_ANSWER_MESSAGES:
+        return tuple(NOT_LOGGED for _ in args) if isinstance(args, tuple) else NOT_LOGGED
+    return args
+
+
 def _cleaned(record: logging.LogRecord) -> logging.LogRecord:
+    record.args = _without_remote_answer(record)
     try:
         message = record.getMessage()
     except Exception:   # a malformed call: let logging report it as it always does

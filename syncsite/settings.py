@@ -161,6 +161,10 @@ ATTACHMENT_ROOTS: list[str] = env.list("ATTACHMENT_ROOTS", default=[])
 # How long one sync run may wait in total when Exchange asks it to slow down (throttling);
 # past that the run stops and the next one goes on where it stopped.
 MAILBOX_THROTTLE_BUDGET = env.float("MAILBOX_THROTTLE_BUDGET", default=300.0)
+# Loopback and private networks (CIDR) the server may connect to for a connection, e.g. the
+# on-premises Exchange servers' subnet. Empty: public addresses only. Link-local, multicast
+# and reserved addresses are refused whatever this says (security/outbound.py).
+MAILBOX_ALLOWED_NETWORKS: list[str] = env.list("MAILBOX_ALLOWED_NETWORKS", default=[])
 
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

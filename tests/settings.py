@@ -11,6 +11,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use
 os.environ.setdefault("ENCRYPTION_KEYS", "x4Kp7eHk0iG1w2l3Xl8m2nV2mC8wqk9D0c3hQmO0bq8=")
 os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="syncsite-test-var-"))
 os.environ.setdefault("ATTACHMENT_ROOTS", tempfile.mkdtemp(prefix="syncsite-test-share-"))
+# ewsim, the loopback simulator every test talks to, is reached through the operator's
+# switch like any on-premises server would be (security/outbound.py), not around it.
+os.environ.setdefault("MAILBOX_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 os.environ["DEBUG"] = "false"
 
 from syncsite.settings import *  # noqa: F403

@@ -15,7 +15,9 @@ import abc
 import contextlib
 import datetime as dt
 import enum
+import http
 import io
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -182,8 +184,40 @@ class MailboxError(Exception):
         self.message = message
 
 
+def internal_error(exc: BaseException) -> str:
+    """A run's message for a failure that is no MailboxError. Its class only: an unforeseen
+    exception's text may hold what a server answered, which the history never repeats (the
+    server's log has the traceback)."""
+    return f"Internal error ({type(exc).__name__}); the server's log has the details."
+
+
 class DnsFailure(MailboxError):
     reason = "dns"
+
+
+_OPENSSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
+
+
+def tls_reason(text: str) -> str:
+    """OpenSSL's reason code in an error text (" (CERTIFICATE_VERIFY_FAILED)"), or "": what
+    this server's TLS library made of a handshake, never words of the remote server."""
+    found = _OPENSSL_REASON.search(text)
+    return f" ({found.group(1)})" if found else ""
+
+
+def status_words(status: int) -> str:
+    """"HTTP 502 Bad Gateway": a remote answer told by its status code alone."""
+    try:
+        return f"HTTP {status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+class NetworkRefused(MailboxError):
+    """The address the server would connect to is outside what the operator allows
+    (security/outbound.py): nothing was sent to it."""
+
+    reason = "network_policy"
 
 
 class ConnectionRefused(MailboxError):

@@ -14,6 +14,7 @@ and run the network steps outside any transaction.
 from __future__ import annotations
 
 import dataclasses
+import re
 import socket
 import ssl
 import time
@@ -24,7 +25,8 @@ from urllib.parse import urlsplit
 from django.utils.translation import gettext as _
 
 from engine.mailbox import access_for, backend_class
-from engine.mailbox.base import MailboxAccess, MailboxError
+from engine.mailbox.base import MailboxAccess, MailboxError, NetworkRefused, status_words
+from security import outbound
 
 if TYPE_CHECKING:
     from profiles.models import MailboxConnection, SyncProfile
@@ -110,22 +112,30 @@ def diagnose(access: MailboxAccess, kind: str = "ews",
 
 # --- the steps ---------------------------------------------------------------------------------
 def _resolve(host: str, port: int, steps: list[Step]) -> None:
+    """The name resolves, to at least one address this server may connect to."""
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        allowed = outbound.allowed_addresses(host, port)
     except (socket.gaierror, UnicodeError) as exc:
         steps.append(Step("dns", False, str(exc)))
         raise _StepFailed("dns", _(
             "The server name %(host)s cannot be resolved (DNS failure): check the EWS URL, or "
             "this server's DNS settings.") % {"host": host}) from exc
-    addresses = dict.fromkeys(str(entry[4][0]) for entry in found)
-    steps.append(Step("dns", True, ", ".join(addresses)))
+    except outbound.AddressRefused as refusal:
+        # Said before anything is sent, and the same for every port: a refused network is
+        # not probed for which ports answer.
+        steps.append(Step("dns", False, refusal.address))
+        raise _StepFailed(NetworkRefused.reason, refusal.message) from refusal
+    steps.append(Step("dns", True, ", ".join(allowed)))
 
 
 def _connect(host: str, port: int, timeout: float, steps: list[Step]) -> socket.socket:
     started = time.monotonic()
     try:
-        # By name again: create_connection tries every address (IPv6 and IPv4) in turn.
-        sock = socket.create_connection((host, port), timeout=timeout)
+        # By name again, through the policy: it tries every allowed address in turn.
+        sock = outbound.open_connection(host, port, timeout)
+    except outbound.AddressRefused as refusal:   # the name now resolves elsewhere
+        steps.append(Step("tcp", False, refusal.address))
+        raise _StepFailed(NetworkRefused.reason, refusal.message) from refusal
     except ConnectionRefusedError as exc:
         steps.append(Step("tcp", False, str(exc)))
         raise _StepFailed("refused", _(
@@ -199,12 +209,14 @@ def _speaks_http(sock: socket.socket, host: str, port: int, path: str, timeout: 
         raise _StepFailed("service", _(
             "%(host)s accepted the connection on port %(port)s but broke it off without an "
             "answer (%(error)s).") % {"host": host, "port": port, "error": exc}) from exc
-    if not status_line.startswith(b"HTTP/"):
-        steps.append(Step("http", False, repr(status_line[:40])))
+    status = re.match(rb"HTTP/\d(?:\.\d)? (\d{3})", status_line)
+    if status is None:
+        steps.append(Step("http", False, _("no HTTP status line")))
         raise _StepFailed("service", _(
             "%(host)s answers on port %(port)s, but not in HTTP: is the port in the EWS URL "
             "right?") % {"host": host, "port": port})
-    steps.append(Step("http", True, status_line.decode("latin-1").strip()))
+    # The code only: the reason phrase and everything after it are the server's own words.
+    steps.append(Step("http", True, status_words(int(status.group(1)))))
 
 
 def _timed_out(host: str, timeout: float, stage: str) -> _StepFailed:

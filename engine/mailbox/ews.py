@@ -37,7 +37,6 @@ from contextlib import AbstractContextManager
 from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit
 
-import requests.adapters
 from exchangelib import (
     BASIC,
     DELEGATE,
@@ -125,6 +124,7 @@ from engine.mailbox.base import (
     MailboxBackend,
     MailboxError,
     MailboxNotFound,
+    NetworkRefused,
     Pending,
     ServerInfo,
     ServiceUnavailable,
@@ -137,6 +137,8 @@ from engine.mailbox.base import (
     WriteResult,
     WriteStatus,
     server_stream,
+    status_words,
+    tls_reason,
 )
 from engine.records import (
     Address,
@@ -152,6 +154,7 @@ from engine.records import (
     exception_view,
 )
 from engine.recurrence import index_of
+from security.outbound import AddressRefused, CheckedAdapter
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +221,13 @@ class RetryPolicy(FaultTolerance):
         if response.status_code == 429:
             raise ews_errors.ErrorServerBusy("Caused by HTTP 429 response",
                                              back_off=_get_retry_after(response))
-        return super().raise_response_errors(response)
+        try:
+            return super().raise_response_errors(response)
+        except (ews_errors.MalformedResponseError, ews_errors.CASError):
+            # exchangelib writes the answer's headers and body (or a redirect's target) into
+            # these; what an unknown server answered is never echoed into a page, a run or a
+            # log: the status says enough (issue: an EWS URL pointed at another service).
+            raise UnexpectedAnswer(response.status_code) from None
 
     def back_off(self, seconds: float | None) -> None:
         wait = self.DEFAULT_BACKOFF if seconds is None else seconds
@@ -226,6 +235,14 @@ class RetryPolicy(FaultTolerance):
         if deadline is not None and time.monotonic() + wait > deadline:
             raise ews_errors.RateLimitError("Throttling budget of this run used up", wait=wait)
         super().back_off(seconds)
+
+
+class UnexpectedAnswer(ews_errors.MalformedResponseError):
+    """An HTTP answer that is no EWS answer, known by its status code alone."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(status_words(status))
 
 
 # --- TLS verification per endpoint ----------------------------------------------------------
@@ -239,10 +256,12 @@ class _Traffic(threading.local):
 _traffic = _Traffic()
 
 
-class _PerEndpointTlsAdapter(requests.adapters.HTTPAdapter):
-    """exchangelib picks one adapter class for the whole process; this one lets a connection
-    whose administrator turned TLS verification off skip it, and only that connection. It also
-    counts the requests each thread sends, for the run's history."""
+class _PerEndpointTlsAdapter(CheckedAdapter):
+    """exchangelib picks one adapter class for the whole process (its token requests use it
+    too); this one connects only where the outbound address policy allows
+    (security/outbound.py), lets a connection whose administrator turned TLS verification off
+    skip it, and only that connection, and counts the requests each thread sends, for the
+    run's history."""
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         if any(request.url.startswith(prefix) for prefix in _unverified_endpoints):
@@ -327,11 +346,17 @@ def _drop_cached_protocol(key: tuple[str, Any]) -> None:
 
 # --- errors in plain words ------------------------------------------------------------------
 def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
-    """Turn whatever exchangelib or the network raised into a MailboxError a person can act on."""
+    """Turn whatever exchangelib or the network raised into a MailboxError a person can act on.
+
+    Only our own words, the status code and local (TLS, socket) errors reach the message:
+    exchangelib's texts may carry what the server answered (headers, body, a redirect's
+    target), which is never echoed."""
     host = urlsplit(access.endpoint).hostname or access.endpoint
     text = str(exc)
     if isinstance(exc, MailboxError):
         return exc
+    if isinstance(exc, AddressRefused):
+        return NetworkRefused(exc.message)
     if isinstance(exc, ews_errors.UnauthorizedError) or "InvalidClientError" in type(exc).__name__:
         return AuthenticationFailed(
             f"Authentication failed: the server refused the user name or password of "
@@ -350,11 +375,21 @@ def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
                          f"({int(access.throttle_budget_seconds)} s); the next run goes on.")
     if isinstance(exc, ews_errors.ErrorServerBusy):
         return Throttled(f"{host} is busy and asked to slow down; the next run goes on.")
+    if isinstance(exc, UnexpectedAnswer):
+        return ServiceUnavailable(
+            f"{host} does not answer as an Exchange Web Services endpoint (it answered {exc}; "
+            "EWS disabled, or a wrong URL?).")
+    if isinstance(exc, ews_errors.ResponseMessageError | ews_errors.SOAPError) and not \
+            isinstance(exc, ews_errors.ErrorTimeoutExpired):   # exchangelib's network error
+        # The class is the response code Exchange sent (exchangelib's fixed set); its text is
+        # the server's own and stays out.
+        return MailboxError(f"Exchange answered with the error {type(exc).__name__}.")
     if isinstance(exc, ews_errors.TransportError | ews_errors.ErrorTimeoutExpired | OSError):
         lowered = text.lower()
         if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
-            return TlsFailure(f"The TLS connection to {host} failed: {_short(text)}. Check the "
-                              "certificate, or turn TLS verification off for this connection.")
+            return TlsFailure(f"The TLS connection to {host} failed{tls_reason(text)}. Check "
+                              "the certificate, or turn TLS verification off for this "
+                              "connection.")
         if ("name or service not known" in lowered or "nameresolution" in lowered
                 or "getaddrinfo" in lowered or "nodename nor servname" in lowered):
             return DnsFailure(f"The server name {host} cannot be resolved (DNS).")
@@ -364,14 +399,12 @@ def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
         if "timed out" in lowered or "timeout" in lowered or "read timed" in lowered:
             return TimedOut(f"{host} did not answer in time.")
         if isinstance(exc, ews_errors.ErrorTimeoutExpired):
-            return TimedOut(f"The connection to {host} broke off: {_short(text)}.")
+            return TimedOut(f"The connection to {host} broke off before an answer came.")
     if isinstance(exc, ews_errors.RedirectError | ews_errors.MalformedResponseError):
         return ServiceUnavailable(
             f"{host} does not answer as an Exchange Web Services endpoint (EWS disabled, or a "
-            f"wrong URL?): {_short(text)}")
-    if isinstance(exc, ews_errors.ErrorAccessDenied):
-        return MailboxNotFound(f"Access to the mailbox {access.mailbox} was denied.")
-    return MailboxError(f"Exchange answered with an error: {type(exc).__name__}: {_short(text)}")
+            "wrong URL?).")
+    return MailboxError(f"The connection to {host} failed ({type(exc).__name__}).")
 
 
 def _short(text: str, limit: int = 300) -> str:

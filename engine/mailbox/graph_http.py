@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import requests.adapters
 
 from engine.mailbox.base import (
     AuthenticationFailed,
@@ -41,11 +40,15 @@ from engine.mailbox.base import (
     MailboxAccess,
     MailboxError,
     MailboxNotFound,
+    NetworkRefused,
     ServiceUnavailable,
     Throttled,
     TimedOut,
     TlsFailure,
+    status_words,
+    tls_reason,
 )
+from security.outbound import AddressRefused, checked_session
 
 GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
 LOGIN_HOST = "https://login.microsoftonline.com"
@@ -59,10 +62,12 @@ CHUNK = 256 * 1024
 
 # --- errors ---------------------------------------------------------------------------------
 class GraphError(Exception):
-    """A Graph (or token endpoint) answer >= 400."""
+    """A Graph (or token endpoint) answer >= 300 (a redirect is not followed)."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
+        # Its text is the status alone: the server's words stay in `code` and `message`, for
+        # the code that picks our words, and out of any log line or stored error.
+        super().__init__(status_words(status))
         self.status, self.code, self.message = status, code, message
 
 
@@ -104,8 +109,11 @@ def _token_problem(error: GraphError, access: MailboxAccess) -> MailboxError:
             "public certificate to the app registration in Entra ID.")
     if "AADSTS65001" in text or "consent" in text.lower():
         return _no_consent(access)
-    return AuthenticationFailed(f"Signing in as the application {access.client_id!r} failed: "
-                                f"{_short(text)}")
+    # Only Entra's AADSTS number is repeated: the rest of the answer is the token endpoint's
+    # own words, and a connection's token endpoint may be any server.
+    number = re.search(r"AADSTS\d{1,9}", text)
+    return AuthenticationFailed(f"Signing in as the application {access.client_id!r} failed "
+                                f"({number.group(0) if number else status_words(error.status)}).")
 
 
 def _no_consent(access: MailboxAccess) -> MailboxError:
@@ -117,16 +125,21 @@ def _no_consent(access: MailboxAccess) -> MailboxError:
 
 
 def translate(exc: BaseException, access: MailboxAccess) -> MailboxError:
-    """Whatever Graph, the token endpoint or the network raised, as a MailboxError in words."""
+    """Whatever Graph, the token endpoint or the network raised, as a MailboxError in words.
+
+    The error's code picks the words; what the server wrote (its message, its body) is never
+    repeated, since a connection's Graph root or token endpoint may be any server."""
     if isinstance(exc, MailboxError):
         return exc
+    if isinstance(exc, AddressRefused):
+        return NetworkRefused(exc.message)
     host = urlsplit(access.endpoint or GRAPH_ROOT).hostname or access.endpoint
     if isinstance(exc, GraphError):
         code = exc.code
         if exc.status == 401:
             return AuthenticationFailed(
-                f"Microsoft Graph refused the token of the application {access.client_id!r}: "
-                f"{_short(exc.message) or 'unauthorized'}.")
+                f"Microsoft Graph refused the token of the application {access.client_id!r} "
+                "(HTTP 401 Unauthorized).")
         if code == "MailboxNotEnabledForRESTAPI" or "MailboxNotEnabled" in code:
             return MailboxNotFound(
                 f"The mailbox {access.mailbox} cannot be reached through Microsoft Graph: it "
@@ -144,14 +157,13 @@ def translate(exc: BaseException, access: MailboxAccess) -> MailboxError:
         if exc.status in (429, 503) or code in ("ApplicationThrottled", "TooManyRequests"):
             return Throttled(f"{host} is busy and asked to slow down; the next run goes on.")
         if exc.status >= 500:
-            return ServiceUnavailable(f"Microsoft Graph answered {exc.status} ({code or 'error'}): "
-                                      f"{_short(exc.message)}")
-        return MailboxError(f"Microsoft Graph answered with an error: {exc.status} {code}: "
-                            f"{_short(exc.message)}")
+            return ServiceUnavailable(f"Microsoft Graph answered {status_words(exc.status)}; "
+                                      "the next run tries again.")
+        return MailboxError(f"Microsoft Graph answered with an error ({status_words(exc.status)}).")
     text = str(exc).lower()
     if isinstance(exc, requests.exceptions.SSLError) or "certificate verify" in text:
-        return TlsFailure(f"The TLS connection to {host} failed: {_short(str(exc))}. Check the "
-                          "certificate, or turn TLS verification off for this connection.")
+        return TlsFailure(f"The TLS connection to {host} failed{tls_reason(str(exc))}. Check "
+                          "the certificate, or turn TLS verification off for this connection.")
     if isinstance(exc, requests.exceptions.Timeout):
         return TimedOut(f"{host} did not answer in time.")
     if isinstance(exc, requests.exceptions.ConnectionError | OSError):
@@ -161,8 +173,8 @@ def translate(exc: BaseException, access: MailboxAccess) -> MailboxError:
         if "refused" in text:
             return ConnectionRefused(f"{host} refused the connection: nothing listens on port "
                                      f"{urlsplit(access.endpoint).port or 443}.")
-        return ServiceUnavailable(f"The connection to {host} broke off: {_short(str(exc))}.")
-    return MailboxError(f"Microsoft Graph: {type(exc).__name__}: {_short(str(exc))}")
+        return ServiceUnavailable(f"The connection to {host} broke off before an answer came.")
+    return MailboxError(f"The connection to {host} failed ({type(exc).__name__}).")
 
 
 # --- Retry-After ------------------------------------------------------------------------------
@@ -243,9 +255,16 @@ class Session(requests.Session):
     """A session whose `verify` holds per request: requests lets REQUESTS_CA_BUNDLE and
     friends override a session's `verify = False` (psf/requests#3829)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        checked_session(self)   # every connection through the outbound address policy
+
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         kwargs.setdefault("verify", self.verify)
         kwargs.setdefault("timeout", TIMEOUT)
+        # Graph and the identity platform answer where they are asked: a redirect means the
+        # URL is not theirs, and is reported (by its status) rather than followed.
+        kwargs.setdefault("allow_redirects", False)
         return super().request(method, url, *args, **kwargs)
 
 
@@ -437,10 +456,8 @@ class GraphClient:
         self.access, self.budget = access, budget
         self.root = (access.endpoint or GRAPH_ROOT).rstrip("/")
         self.user = f"/users/{access.mailbox}"
-        self.session = Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=CONCURRENCY)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = checked_session(Session(), pool_connections=2,
+                                       pool_maxsize=CONCURRENCY)
         self.session.verify = access.verify_tls
         self.slot = _slot(access)
         self.host = urlsplit(self.root).hostname or self.root
@@ -496,7 +513,7 @@ class GraphClient:
             data = response.json() if response.content else None
         except ValueError:
             data = response.text
-        if response.status_code >= 400:
+        if response.status_code >= 300:
             raise error_from(response.status_code, data)
         return data
 
@@ -505,7 +522,7 @@ class GraphClient:
         """A GET whose body is read in chunks (attachments, MIME): never whole in memory."""
         response = self._send("GET", self.url(path), prefer=IMMUTABLE_IDS, stream=True)
         try:
-            if response.status_code >= 400:
+            if response.status_code >= 300:
                 raise error_from(response.status_code, _safe_json(response))
             yield response
         finally:
