@@ -67,6 +67,12 @@ class ConnectionForm(WriteOnlySecretForm):
             "For app-only OAuth with a certificate, paste the private key and its certificate "
             "in PEM, one after the other (-----BEGIN PRIVATE KEY----- … -----END "
             "CERTIFICATE-----); upload the certificate to the app registration in Entra ID.")
+        if self.instance.has_secret:
+            self.fields["secret"].help_text += " " + _(
+                "A stored secret is only sent where it was entered for: changing the kind, the "
+                "URL, the token endpoint, the tenant, the client id, the authentication or the "
+                "user name, or turning TLS verification off, drops it (and the profiles' own "
+                "passwords) unless you enter it again here.")
 
     class Meta:
         model = MailboxConnection
@@ -82,6 +88,13 @@ class ProfileForm(WriteOnlySecretForm):
     mailbox_secret = forms.CharField(
         label=_("mailbox password"), required=False, strip=False, widget=SecretInput()
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.has_mailbox_secret:
+            self.fields["mailbox_secret"].help_text += " " + _(
+                "It is only sent where it was entered for: changing the connection or the "
+                "mailbox user name drops it unless you enter it again here.")
 
     class Meta:
         model = SyncProfile

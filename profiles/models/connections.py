@@ -10,10 +10,11 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from profiles import secrets
+from profiles.models.bound_secrets import EndpointBoundSecret
 from profiles.validation import check_guid, check_tenant
 
 
-class MailboxConnection(models.Model):
+class MailboxConnection(EndpointBoundSecret, models.Model):
     class Kind(models.TextChoices):
         EWS = "ews", _("Exchange Server (on-premises) over EWS")
         GRAPH = "graph", _("Exchange Online (Microsoft Graph)")
@@ -34,6 +35,11 @@ class MailboxConnection(models.Model):
         EXCHANGE2016 = "Exchange2016", "Exchange 2016 / 2019 / Subscription Edition"
 
     organization_path = "organization"
+    # Where the secret is sent, and as whom: changing any of these drops a stored secret
+    # that is not entered again in the same save (profiles/models/bound_secrets.py).
+    secret_field = "secret_token"
+    endpoint_fields = ("kind", "ews_url", "token_url", "tenant_id", "client_id", "auth_type",
+                       "username")
 
     organization = models.ForeignKey(
         "profiles.Organization", on_delete=models.CASCADE, related_name="connections"
@@ -102,6 +108,22 @@ class MailboxConnection(models.Model):
     def get_secret(self) -> str:
         return secrets.decrypt(self.secret_token) if self.secret_token else ""
 
+    def endpoint_changed(self) -> bool:
+        # Turning TLS verification off also sends the secret somewhere new: to whoever
+        # answers in the server's name.
+        stored = getattr(self, "_stored_endpoint", None)
+        weakened = bool(stored) and stored.get("verify_tls", False) and not self.verify_tls
+        return super().endpoint_changed() or weakened
+
+    def remember_endpoint(self) -> None:
+        super().remember_endpoint()
+        if self._stored_endpoint is not None and "verify_tls" in self.__dict__:
+            self._stored_endpoint["verify_tls"] = self.verify_tls
+
+    def endpoint_moved(self) -> None:
+        # Each profile's own password was entered for this connection's old endpoint.
+        self.profiles.exclude(mailbox_secret_token="").update(mailbox_secret_token="")
+
     @property
     def uses_own_credentials(self) -> bool:
         """Whether the connection itself signs in (else every profile brings credentials)."""
@@ -131,6 +153,11 @@ class MailboxConnection(models.Model):
         def need(field: str, message: str) -> None:
             errors.setdefault(field, []).append(message)
 
+        if self.secret_left_behind() and (self.auth_type == self.Auth.OAUTH2
+                                          or self.uses_own_credentials):
+            need("secret", _("The connection's address or sign-in changed: enter its "
+                             "password, client secret or certificate again. A stored secret is "
+                             "only sent where it was entered for."))
         if self.kind == self.Kind.EWS:
             if not self.ews_url:
                 need("ews_url", _("An Exchange Server connection needs its EWS URL."))

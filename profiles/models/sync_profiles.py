@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from profiles import secrets
+from profiles.models.bound_secrets import EndpointBoundSecret
 
 
 class ConflictPolicy(models.TextChoices):
@@ -17,8 +18,11 @@ class ConflictPolicy(models.TextChoices):
     CRM = "crm", _("CRM wins")
 
 
-class SyncProfile(models.Model):
+class SyncProfile(EndpointBoundSecret, models.Model):
     organization_path = "organization"
+    # A profile's own password goes to its connection as its user name (bound_secrets.py).
+    secret_field = "mailbox_secret_token"
+    endpoint_fields = ("connection", "mailbox_username")
 
     organization = models.ForeignKey(
         "profiles.Organization", on_delete=models.CASCADE, related_name="profiles"
@@ -141,5 +145,9 @@ class SyncProfile(models.Model):
                 ) % {"name": connection.name}
             if not self.has_mailbox_secret:
                 errors["mailbox_secret"] = _("Give this mailbox's password.")
+            elif self.secret_left_behind():
+                errors["mailbox_secret"] = _(
+                    "The connection or the mailbox user name changed: enter this mailbox's "
+                    "password again. A stored password is only sent where it was entered for.")
         if errors:
             raise ValidationError(errors)
