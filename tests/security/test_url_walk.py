@@ -183,13 +183,14 @@ def _admin_site_rules() -> dict[str, Rule]:
         # The profile's and the connection's own pages (their operations and tools).
         "admin:profiles_mailboxconnection_test_connection": Rule(
             lambda o: f"/admin/profiles/mailboxconnection/{o.connection.pk}/test-connection/",
-            ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/mailboxconnection/")),
+            ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/mailboxconnection/"),
+            method="post"),
         "admin:profiles_syncprofile_test_connection": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/test-connection/",
-            ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/syncprofile/")),
+            ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/syncprofile/"), method="post"),
         "admin:profiles_syncprofile_folders": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/folders/contacts/",
-            ADMIN_LOGIN, HIDDEN, Expect((200, 502, 503, 504))),
+            ADMIN_LOGIN, HIDDEN, Expect((200, 502, 503, 504)), method="post"),
         "admin:profiles_syncprofile_force_resync": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/force-resync/", ADMIN_LOGIN,
             HIDDEN, Expect((200,), contains=("dave@acme.example",))),
