@@ -56,9 +56,16 @@ class AddressRefused(Exception):
 
     def __init__(self, host: str, address: str, always: bool) -> None:
         self.host, self.address, self.always = host, address, always
-        if always:
+        literal = host.strip("[]") == address
+        if always and literal:
+            message = _("%(address)s is an address this server never connects to (a "
+                        "link-local, multicast or reserved address).")
+        elif always:
             message = _("%(host)s resolves to %(address)s, which this server never connects to "
                         "(a link-local, multicast or reserved address).")
+        elif literal:
+            message = _("%(address)s is an address this server may not reach: ask the "
+                        "server's operator to allow that network.")
         else:
             message = _("%(host)s resolves to %(address)s, which this server may not reach: "
                         "ask the server's operator to allow that network.")

@@ -132,7 +132,7 @@ def test_test_connection_names_the_refused_address_and_sends_nothing(elsewhere: 
     with allowed(ONLY_EWSIM):
         report = diagnose(ews_access(f"http://{ELSEWHERE}:{elsewhere.port}/EWS/Exchange.asmx"))
     assert (report.ok, report.reason) == (False, "network_policy")
-    assert f"resolves to {ELSEWHERE}, which this server may not reach" in report.message
+    assert f"{ELSEWHERE} is an address this server may not reach" in report.message
     assert "ask the server's operator to allow that network" in report.message
     assert elsewhere.accepted == 0
 
@@ -182,7 +182,7 @@ def test_a_superuser_is_no_exception(elsewhere: Listener) -> None:
     with allowed(ONLY_EWSIM):
         page = client.post(
             f"/admin/profiles/mailboxconnection/{connection.pk}/test-connection/", follow=True)
-    assert "which this server may not reach" in page.content.decode()
+    assert "this server may not reach" in page.content.decode()
     assert elsewhere.accepted == 0
 
 
