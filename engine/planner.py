@@ -31,6 +31,7 @@ A record not linked yet (the runner looks for its partner first and says what it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -356,9 +357,13 @@ def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
 
 
 def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
-    """Two records found to be the same (by stamp or a unique shared address): link them,
-    bringing across the fields where they differ (settled like a conflict)."""
+    """Two records found to be the same (by stamp, a unique shared address or a user's
+    decision): link them. A field empty on one side is filled from the other; a field that
+    differs is a conflict, settled for the CRM (the system of record) unless Exchange wins
+    by policy: "newest change wins" has no history to judge by on a first link."""
     assert crm.record is not None and remote.record is not None
+    if policy.conflict is ConflictPolicy.NEWEST:
+        policy = dataclasses.replace(policy, conflict=ConflictPolicy.CRM)
     crm_now, remote_now = snapshot(crm.record, policy), snapshot(remote.record, policy)
     # Everything that differs is "changed on both sides" since there is no common past;
     # empty values never overwrite filled ones.
@@ -378,7 +383,11 @@ def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
     for f in policy.side_specific:
         known_crm[f] = crm_now.get(f)
         known_remote[f] = remote_now.get(f)
-    return merge(known_crm, known_remote, crm, remote, policy)
+    plan = merge(known_crm, known_remote, crm, remote, policy)
+    for conflict in plan.of(Conflict):
+        conflict.reason = ("different on the two sides when first linked: "
+                           + ", ".join(sorted(conflict.fields)))
+    return plan
 
 
 def _empty(value: Any) -> bool:
