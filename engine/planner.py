@@ -21,9 +21,13 @@ One-way directions ignore the other side's changes and deletions: with "import" 
 edits stay in the CRM (Exchange wins every overlap); with "export" the mirror.
 
 A record not linked yet (the runner looks for its partner first and says what it found):
-- an identity stamp names the partner: link, then merge as above from their contents;
-- exactly one partner shares an e-mail address, and the address is unique on both sides: link;
-- several records share the address, on either side: a duplicate candidate, neither copied
+- an identity stamp names the partner: link; fields empty on one side are filled from the
+  other, fields that differ are settled for the CRM unless Exchange wins by policy (a first
+  link has no history for "newest change wins" to judge by);
+- exactly one partner shares an e-mail address, the address is unique on both sides and the
+  names agree (engine/matching.py): link, as above;
+- several records share the address, on either side, or the names differ, or neither has an
+  address and both have the same name and company: a duplicate candidate, neither copied
   nor linked until a user decides ("keep apart" lets the record be created as if unmatched);
 - nothing: create it on the other side, if it is in scope and the direction allows it;
   otherwise skip, with the reason.
@@ -177,9 +181,14 @@ class Skip:
 
 @dataclass
 class Duplicate:
+    """Records that may be the same: neither copied nor linked until a user decides."""
+
     crm_key: str
     remote_id: str
-    address: str
+    address: str                 # what they share ("" when it is their name and company)
+    reason: str = ""             # for the history; "shares <address>" when empty
+    # The Exchange record's synced fields, shown beside the CRM record on the report.
+    remote_fields: dict[str, Any] = field(default_factory=dict)
 
 
 Action = Write | Link | Unlink | PendingDeletion | Conflict | Skip | Duplicate
