@@ -266,9 +266,12 @@ class DuplicateCandidate(models.Model):
     agenda = models.CharField(max_length=10, choices=Agenda.choices, default=Agenda.CONTACTS)
     crm_key = models.CharField(max_length=64)
     remote_id = models.CharField(max_length=512)
-    address = models.CharField(_("shared address"), max_length=254)
+    address = models.CharField(_("shared address"), max_length=254, blank=True)
     crm_title = models.CharField(max_length=255, blank=True)
     remote_title = models.CharField(max_length=255, blank=True)
+    # The Exchange record's synced fields as last found (canonical data): the report shows
+    # them beside the CRM record without asking Exchange.
+    remote_fields = models.JSONField(default=dict, blank=True)
     decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.OPEN)
     found = models.DateTimeField(default=timezone.now)
     decided = models.DateTimeField(null=True, blank=True)

@@ -21,9 +21,13 @@ One-way directions ignore the other side's changes and deletions: with "import" 
 edits stay in the CRM (Exchange wins every overlap); with "export" the mirror.
 
 A record not linked yet (the runner looks for its partner first and says what it found):
-- an identity stamp names the partner: link, then merge as above from their contents;
-- exactly one partner shares an e-mail address, and the address is unique on both sides: link;
-- several records share the address, on either side: a duplicate candidate, neither copied
+- an identity stamp names the partner: link; fields empty on one side are filled from the
+  other, fields that differ are settled for the CRM unless Exchange wins by policy (a first
+  link has no history for "newest change wins" to judge by);
+- exactly one partner shares an e-mail address, the address is unique on both sides and the
+  names agree (engine/matching.py): link, as above;
+- several records share the address, on either side, or the names differ, or neither has an
+  address and both have the same name and company: a duplicate candidate, neither copied
   nor linked until a user decides ("keep apart" lets the record be created as if unmatched);
 - nothing: create it on the other side, if it is in scope and the direction allows it;
   otherwise skip, with the reason.
@@ -31,6 +35,7 @@ A record not linked yet (the runner looks for its partner first and says what it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -176,9 +181,14 @@ class Skip:
 
 @dataclass
 class Duplicate:
+    """Records that may be the same: neither copied nor linked until a user decides."""
+
     crm_key: str
     remote_id: str
-    address: str
+    address: str                 # what they share ("" when it is their name and company)
+    reason: str = ""             # for the history; "shares <address>" when empty
+    # The Exchange record's synced fields, shown beside the CRM record on the report.
+    remote_fields: dict[str, Any] = field(default_factory=dict)
 
 
 Action = Write | Link | Unlink | PendingDeletion | Conflict | Skip | Duplicate
@@ -356,9 +366,13 @@ def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
 
 
 def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
-    """Two records found to be the same (by stamp or a unique shared address): link them,
-    bringing across the fields where they differ (settled like a conflict)."""
+    """Two records found to be the same (by stamp, a unique shared address or a user's
+    decision): link them. A field empty on one side is filled from the other; a field that
+    differs is a conflict, settled for the CRM (the system of record) unless Exchange wins
+    by policy: "newest change wins" has no history to judge by on a first link."""
     assert crm.record is not None and remote.record is not None
+    if policy.conflict is ConflictPolicy.NEWEST:
+        policy = dataclasses.replace(policy, conflict=ConflictPolicy.CRM)
     crm_now, remote_now = snapshot(crm.record, policy), snapshot(remote.record, policy)
     # Everything that differs is "changed on both sides" since there is no common past;
     # empty values never overwrite filled ones.
@@ -378,7 +392,11 @@ def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
     for f in policy.side_specific:
         known_crm[f] = crm_now.get(f)
         known_remote[f] = remote_now.get(f)
-    return merge(known_crm, known_remote, crm, remote, policy)
+    plan = merge(known_crm, known_remote, crm, remote, policy)
+    for conflict in plan.of(Conflict):
+        conflict.reason = ("different on the two sides when first linked: "
+                           + ", ".join(sorted(conflict.fields)))
+    return plan
 
 
 def _empty(value: Any) -> bool:

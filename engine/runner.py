@@ -5,8 +5,9 @@ Order of a run (contacts; ARCHITECTURE §2):
 2. read Exchange's changes page by page; per page plan, write, link, record, and only then
    store the page's sync state (the checkpoint);
    new unlinked Exchange items are parked (PendingItem) until the whole folder is read;
-3. match the parked items (stamps, then e-mail addresses unique on both sides) or create them
-   in the CRM, or list them as duplicate candidates;
+3. match the parked items (stamps, then e-mail addresses unique on both sides and names
+   that agree) or create them in the CRM, or list them as duplicate candidates (as are
+   contacts without an address sharing name and company with a CRM person);
 4. the CRM's changes since the stored cursor, in batches; then store the cursor noted in 1;
 5. deletions waiting to be carried over: the mass-deletion guard, then delete;
 6. if this run wrote to Exchange, read Exchange's changes once more: they are this run's own
@@ -33,7 +34,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from engine import leases, progress
+from engine import leases, matching, progress
 from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate
 from engine.mailbox.base import (
     ChangePage,
@@ -77,6 +78,7 @@ from engine.planner import (
     plan_linked,
     plan_match,
     plan_new,
+    snapshot,
 )
 from engine.planner import Link as LinkAction
 from engine.records import ContactRecord, Kind, Record, data_hash
@@ -168,6 +170,9 @@ class AgendaSync:
         # CRM records this run created from new Exchange items while reading: not partners
         # for the items read after them (matching looks at the CRM as the run found it).
         self._imported_keys: set[str] = set()
+        # CRM records this run made duplicate candidates: held like those stored before (a
+        # dry run stores none, and would otherwise plan to copy them).
+        self._held_keys: set[str] = set()
         # While a batch is recorded: its history lines and new links, written together.
         self._items_buffer: list[RunItem] | None = None
         self._links_buffer: dict[str, dict[str, Any]] | None = None
@@ -207,6 +212,11 @@ class AgendaSync:
 
     def describe_key(self, key: str) -> str:
         return key
+
+    def doubt(self, key: str, crm: Record | None, remote: Record | None) -> str:
+        """Why a CRM record and an Exchange item sharing `key` may still be different
+        records ("" if they may not): then even a unique match is only a candidate."""
+        return ""
 
     def window_entries(self, pending_crm: dict[str, Any]) -> None:
         """Records that came into scope without changing (calendar: the window moved)."""
@@ -617,13 +627,17 @@ class AgendaSync:
                   and all(per_address[a] == 1 for a, _ in pairs)
                   and all(len(crm_by_address[a]) == 1 for a, _ in pairs))
         key = next(iter(keys))
-        if unique and key in crm_side:
+        doubts = {(a, k): self.doubt(a, crm_side[k].record, remote.record)
+                  if k in crm_side else "" for a, k in pairs}
+        if unique and key in crm_side and not any(doubts.values()):
             linked.add(key)
             pending_crm.pop(key, None)
             return self._planned(plan_match(crm_side[key], remote, self.policy), None, title)
         plan = Plan()
+        fields = snapshot(remote.record, self.policy) if remote.record is not None else {}
         for address, crm_key in pairs:
-            plan.add(Duplicate(crm_key, remote.key, self.describe_key(address)))
+            plan.add(Duplicate(crm_key, remote.key, self.describe_key(address),
+                               doubts[address, crm_key], fields))
         return Planned(plan, title, remote_id=remote.key)
 
     # --- the CRM's changes --------------------------------------------------------------------
@@ -647,7 +661,7 @@ class AgendaSync:
     def _crm_batch(self, keys: Sequence[str]) -> None:
         links = self._links(crm_keys=keys)
         seen = self._crm_seen(keys)
-        held = set(DuplicateCandidate.objects.filter(
+        held = self._held_keys | set(DuplicateCandidate.objects.filter(
             profile=self.profile, agenda=self.agenda, crm_key__in=keys,
             decision=DuplicateCandidate.Decision.OPEN).values_list("crm_key", flat=True))
         batch: list[Planned] = []
@@ -1057,13 +1071,17 @@ class AgendaSync:
                        planned.remote_id or "", skip.reason)
         for duplicate in plan.of(Duplicate):
             self._item(RunItem.Action.DUPLICATE, planned.title, duplicate.crm_key,
-                       duplicate.remote_id, f"shares {duplicate.address}")
+                       duplicate.remote_id, duplicate.reason or f"shares {duplicate.address}")
+            self._held_keys.add(duplicate.crm_key)
             if not self.dry_run:
-                DuplicateCandidate.objects.get_or_create(
+                DuplicateCandidate.objects.update_or_create(
                     profile=self.profile, agenda=self.agenda, crm_key=duplicate.crm_key,
                     remote_id=duplicate.remote_id,
-                    defaults={"address": duplicate.address, "remote_title": planned.title,
-                              "crm_title": self._crm_title(duplicate.crm_key)})
+                    defaults={"remote_fields": duplicate.remote_fields},
+                    create_defaults={"address": duplicate.address,
+                                     "remote_title": planned.title,
+                                     "remote_fields": duplicate.remote_fields,
+                                     "crm_title": self._crm_title(duplicate.crm_key)})
         for unlink in plan.of(Unlink):
             self._item(RunItem.Action.UNLINK, planned.title, planned.crm_key or "",
                        planned.remote_id or "", unlink.reason)
@@ -1235,8 +1253,9 @@ class AgendaSync:
 
 
 class ContactSync(AgendaSync):
-    """Contacts: PRODUCT.md §4.2. Matched by e-mail address; scoped by Exchange categories
-    and the CRM classification branch (the CRM backend knows the branch)."""
+    """Contacts: PRODUCT.md §4.2. Matched by e-mail address, or by name and company when
+    neither side has one (engine/matching.py); scoped by Exchange categories and the CRM
+    classification branch (the CRM backend knows the branch)."""
 
     agenda = Agenda.CONTACTS
     kind = Kind.CONTACTS
@@ -1264,10 +1283,23 @@ class ContactSync(AgendaSync):
         return record
 
     def match_keys(self, record: Record) -> list[str]:
-        return list(getattr(record, "emails", []))
+        if not isinstance(record, ContactRecord):
+            return []
+        name = matching.record_name_key(record)
+        return [name] if name else record.emails
 
     def crm_candidates(self, keys: list[str]) -> dict[str, list[str]]:
-        return self.crm.find_by_email(keys)
+        names = [key for key in keys if matching.is_name_key(key)]
+        found = self.crm.find_by_email([key for key in keys if key not in names])
+        return {**found, **self.crm.find_by_name(names)} if names else found
+
+    def describe_key(self, key: str) -> str:
+        return "" if matching.is_name_key(key) else key
+
+    def doubt(self, key: str, crm: Record | None, remote: Record | None) -> str:
+        if isinstance(crm, ContactRecord) and isinstance(remote, ContactRecord):
+            return matching.doubt(key, crm, remote)
+        return ""
 
     def title(self, record: Record | None) -> str:
         if isinstance(record, ContactRecord):

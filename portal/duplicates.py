@@ -1,5 +1,6 @@
 """The duplicates report: a CRM record and an Exchange item that look like the same person
-(they share an e-mail address), side by side, for the user to link or keep apart.
+(they share an e-mail address, or have none and the same name and company), side by side with
+every field that differs, for the user to link or keep apart.
 
 A decision is only recorded here; the profile's next sync carries it out
 (`AgendaSync._apply_decisions` reads `decision` and sets `applied`). Until then it can be
@@ -9,6 +10,7 @@ changed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django import forms
 from django.contrib import messages
@@ -19,12 +21,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.models import Event, Person
+from crm.models import ADDRESS_KINDS, ADDRESS_PARTS, PHONE_FIELDS, Event, Person, PersonCompany
+from engine.crmstore.builtin import person_record
 from engine.models import Agenda, DuplicateCandidate
+from engine.records import ContactRecord, canonical
 from portal.access import (
     candidate_or_404,
     sees_several_users,
@@ -74,14 +79,41 @@ class DuplicatesFilter(forms.Form):
         return candidates
 
 
+@dataclass(frozen=True)
+class FieldRow:
+    """One field of a pair: its value in the CRM and in Exchange."""
+
+    label: str
+    crm: str
+    exchange: str
+
+    @property
+    def differs(self) -> bool:
+        return self.crm != self.exchange
+
+
 @dataclass
 class CrmSide:
-    """The CRM record of a pair as the report shows it."""
+    """The CRM record of a pair as the report shows it; `compared`: its fields beside the
+    Exchange item's, when the sync kept those (contacts found since it does)."""
 
     title: str
     fields: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
     gone: bool = False
+    compared: list[FieldRow] = field(default_factory=list)
+
+    @property
+    def differing(self) -> str:
+        return ", ".join(row.label for row in self.compared if row.differs)
+
+
+# A contact's fields in the order the report lists them; addresses by their parts, named as
+# the CRM's columns (whose labels they take).
+CONTACT_ROWS = ("title", "first_name", "middle_name", "last_name", "suffix", "company",
+                "job_title", "department", "web_page", "email1", "email2", "email3",
+                *PHONE_FIELDS, *(f"{kind}_{part}" for kind in ADDRESS_KINDS
+                                 for part in ADDRESS_PARTS), "note")
 
 
 def crm_sides(request: HttpRequest,
@@ -94,6 +126,11 @@ def crm_sides(request: HttpRequest,
     persons = {p.pk: p for p in Person.objects.filter(
         pk__in=keys[Agenda.CONTACTS], organization_id__in=organizations)
         .prefetch_related("companies")}
+    # The company the sync compares: a person's first.
+    first_company: dict[int, str] = {}
+    for person_id, name in PersonCompany.objects.filter(person_id__in=persons)\
+            .order_by("id").values_list("person_id", "company__name"):
+        first_company.setdefault(person_id, name)
     events = {e.pk: e for e in Event.objects.filter(
         pk__in=keys[Agenda.CALENDAR], organization_id__in=organizations)}
     sides: dict[int, CrmSide] = {}
@@ -103,6 +140,10 @@ def crm_sides(request: HttpRequest,
         if candidate.agenda == Agenda.CONTACTS and person is not None \
                 and person.organization_id == candidate.profile.organization_id:
             sides[candidate.pk] = _person_side(request, person)
+            if candidate.remote_fields:
+                sides[candidate.pk].compared = compared(
+                    person_record(person, first_company.get(person.pk, "")),
+                    candidate.remote_fields)
         elif candidate.agenda == Agenda.CALENDAR and event is not None \
                 and event.organization_id == candidate.profile.organization_id:
             sides[candidate.pk] = _event_side(request, event)
@@ -122,6 +163,29 @@ def _person_side(request: HttpRequest, person: Person) -> CrmSide:
             (_("City"), person.business_city or person.home_city)]
     url = reverse("admin:crm_person_change", args=[person.pk]) if request.user.is_staff else ""
     return CrmSide(person.display_name, [(label, value) for label, value in rows if value], url)
+
+
+def compared(crm: ContactRecord, exchange: dict[str, Any]) -> list[FieldRow]:
+    """The fields either side has, each with both values."""
+    crm_values, exchange_values = _flat(canonical(crm)), _flat(exchange)
+    labels = {f.name: str(capfirst(f.verbose_name)) for f in Person._meta.get_fields()
+              if f.name in CONTACT_ROWS}
+    labels["company"] = _("Company")
+    rows = [FieldRow(labels[name], crm_values.get(name, ""), exchange_values.get(name, ""))
+            for name in CONTACT_ROWS]
+    return [row for row in rows if row.crm or row.exchange]
+
+
+def _flat(data: dict[str, Any]) -> dict[str, str]:
+    """A record's canonical data by CONTACT_ROWS' names (an address split into its parts)."""
+    flat: dict[str, str] = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            kind = name.removesuffix("_address")
+            flat.update({f"{kind}_{part}": str(value.get(part) or "") for part in ADDRESS_PARTS})
+        elif isinstance(value, str):
+            flat[name] = value
+    return flat
 
 
 def _event_side(request: HttpRequest, event: Event) -> CrmSide:

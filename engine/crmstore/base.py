@@ -116,6 +116,11 @@ class CrmBackend(abc.ABC):
         """Persons having each address (lower case) among their e-mails, in scope or not."""
 
     @abc.abstractmethod
+    def find_by_name(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        """Persons without any e-mail address having each name key (`engine.matching`:
+        normalized full name and company), in scope or not."""
+
+    @abc.abstractmethod
     def find_or_create_company(self, name: str) -> str:
         """The company of that name, matched case- and space-insensitively, created if new."""
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 
 from crm.models import (
     ADDRESS_KINDS,
@@ -31,6 +31,7 @@ from engine.crmstore.builtin_events import (
     update_event,
     update_events,
 )
+from engine.matching import full_name, name_key
 from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, Record
 
 CHANGE_KIND = {Kind.CONTACTS: Change.Kind.PERSON, Kind.CALENDAR: Change.Kind.EVENT}
@@ -141,6 +142,24 @@ class BuiltinCrm(CrmBackend):
             for email in {e.lower() for e in emails if e}:
                 if email in found:
                     found[email].append(str(pk))
+        return found
+
+    def find_by_name(self, keys: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {key: [] for key in keys if key}
+        if not found:
+            return found
+        # Diacritics are compared as people read them, which SQL cannot do on every
+        # database: the persons without an address are read (names and first company only)
+        # and compared here.
+        first_company = PersonCompany.objects.filter(person=OuterRef("pk")).order_by("id")\
+            .values("company__name")[:1]
+        rows = self._persons().filter(email1="", email2="", email3="")\
+            .annotate(company_name=Subquery(first_company))\
+            .values_list("pk", "first_name", "middle_name", "last_name", "company_name")
+        for pk, first, middle, last, company in rows.iterator(chunk_size=2000):
+            key = name_key(full_name(first, middle, last), company or "")
+            if key in found:
+                found[key].append(str(pk))
         return found
 
     def find_or_create_company(self, name: str) -> str:

@@ -194,6 +194,20 @@ def test_matching_fills_empty_fields_both_ways_and_settles_differences() -> None
     assert found.fields == {"job_title"} and found.winner is Side.CRM
 
 
+def test_a_first_link_keeps_the_crms_values_unless_exchange_wins_by_policy() -> None:
+    # Exchange's record is the newer, but a first link has no history to judge by.
+    for conflict, winner in (("newest", Side.CRM), ("crm", Side.CRM),
+                             ("exchange", Side.REMOTE)):
+        plan = plan_match(crm(edit(last_name="Svobodová")),
+                          remote(edit(last_name="Svobodova"), 60), policy(conflict=conflict))
+        (found,) = plan.of(Conflict)
+        assert (found.fields, found.winner) == ({"last_name"}, winner)
+        assert found.reason == "different on the two sides when first linked: last_name"
+        ((write_side, fields),) = ((w.side, w.fields) for w in plan.writes)
+        assert fields == {"last_name"}
+        assert write_side is (Side.REMOTE if winner is Side.CRM else Side.CRM)
+
+
 def test_matching_identical_records_writes_nothing() -> None:
     plan = plan_match(crm(BASE), remote(edit(display_name="Petr Svoboda")), policy())
     assert plan.writes == [] and not plan.of(Conflict) and plan.of(Link)

@@ -10,7 +10,7 @@ from crm.models import Company, Event, Person, PersonCompany
 from engine.jobs import run_job
 from engine.models import DuplicateCandidate, Link, Run
 from ewsim.testing import SimHandle
-from tests.engine.sync_helpers import exchange_contacts, make_profile
+from tests.engine.sync_helpers import add_contact, exchange_contacts, make_profile
 from tests.engine.test_contacts_sync import add_exchange_contact
 from tests.portal.base import PortalTestCase
 from tests.portal.test_history import csv_rows
@@ -130,3 +130,33 @@ def test_linking_a_pair_on_the_page_links_it_at_the_next_sync(ewsim: SimHandle) 
     assert pair.applied
     page = client.get(reverse("portal:duplicates") + "?show=done")
     assert "Linked." in page.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_page_shows_every_field_in_which_the_pair_differs(ewsim: SimHandle) -> None:
+    """A sync parks the pairs; the page shows both records and marks where they differ."""
+    profile = make_profile(ewsim)
+    organization = profile.organization_id
+    jan = Person.objects.create(organization_id=organization, first_name="Jan",
+                                last_name="Novotný", email1="jan@novotny.cz",
+                                job_title="Ředitel", phone_mobile="+420 603 111 222")
+    add_contact(ewsim, "Honza", "Novotny", email="jan@novotny.cz", job_title="Director",
+                department="Prodej")
+    Person.objects.create(organization_id=organization, first_name="Eva", last_name="Malá")
+    add_contact(ewsim, "Eva", "Mala")
+    assert run_job(profile.pk, "contacts") == Run.Status.SUCCESS
+    client = Client()
+    client.force_login(profile.user)
+    page = client.get(reverse("portal:duplicates"))
+    pair = DuplicateCandidate.objects.get(profile=profile, crm_key=str(jan.pk))
+    card = page.content.decode().split(f'id="pair-{pair.pk}"')[1].split("</article>")[0]
+    for text in ("Shared address jan@novotny.cz", "Jan", "Honza", "Novotný", "Novotny",
+                 "Ředitel", "Director", "Prodej", "+420 603 111 222",
+                 "Fields that differ: First name, Last name, Job title, Department, "
+                 "Mobile phone"):
+        assert text in card, text
+    assert card.count('class="differs"') == 2 * 5
+    # The other pair: no address on either side, the same name.
+    whole = page.content.decode()
+    assert "The same name and company, no e-mail address" in whole
+    assert "Fields that differ: Last name" in whole
