@@ -213,6 +213,17 @@ def changed_fields(now: dict[str, Any], before: dict[str, Any]) -> frozenset[str
     return frozenset(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
 
 
+def _carried_change(seen: Seen | None, before: dict[str, Any], side: Side,
+                    policy: Policy) -> bool:
+    """Whether `side` changed a field it carries to the other side. A field it does not
+    carry (a meeting's attendees in the CRM: written there from Exchange, never read back)
+    may differ from the link's snapshot after the engine's own write: no user's edit."""
+    if seen is None or seen.record is None:
+        return False
+    return any(policy.carries(side, f)
+               for f in changed_fields(snapshot(seen.record, policy), before))
+
+
 def _winner(policy: Policy, crm: Seen, remote: Seen) -> Side:
     if policy.conflict is ConflictPolicy.CRM:
         return Side.CRM
@@ -291,8 +302,7 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
         # touches nothing, so the deletion is not carried over to the other side.
         return Plan().add(Unlink("deleted on one side after the pair left the synced scope; "
                                  "the other side is left alone"))
-    for deleted_side, other_seen, other_changed in ((Side.CRM, remote, remote_changed),
-                                                   (Side.REMOTE, crm, crm_changed)):
+    for deleted_side, other_seen in ((Side.CRM, remote), (Side.REMOTE, crm)):
         seen = crm if deleted_side is Side.CRM else remote
         if seen is None or not seen.deleted:
             continue
@@ -301,8 +311,11 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
         if not policy.accepts(deleted_side) or policy.deletion is DeletionPolicy.UNLINK:
             return Plan().add(Unlink(f"deleted in {where}; kept on the other side",
                                      for_good=True))
-        if other_changed and other_seen is not None and other_seen.record is not None:
-            # Modified against deleted: the modification wins and comes back.
+        before = known.remote_snapshot if other is Side.REMOTE else known.crm_snapshot
+        if _carried_change(other_seen, before, other, policy):
+            # Modified against deleted: the modification wins and comes back. Only a change
+            # the other side carries counts, or the engine's own write would undo a deletion.
+            assert other_seen is not None and other_seen.record is not None
             record = other_seen.record
             return Plan().add(Write(deleted_side, None, record, policy.synced_fields,
                                     f"deleted in {where} but changed on the other side: "

@@ -25,7 +25,7 @@ from engine.planner import (
     side_hash,
     snapshot,
 )
-from engine.records import ContactRecord
+from engine.records import Attendee, ContactRecord, EventRecord
 from engine.runner import CONTACT_SYNCED
 
 T0 = dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
@@ -197,3 +197,25 @@ def test_matching_fills_empty_fields_both_ways_and_settles_differences() -> None
 def test_matching_identical_records_writes_nothing() -> None:
     plan = plan_match(crm(BASE), remote(edit(display_name="Petr Svoboda")), policy())
     assert plan.writes == [] and not plan.of(Conflict) and plan.of(Link)
+
+
+def test_the_engines_own_write_of_a_one_way_field_does_not_undo_a_deletion() -> None:
+    # A meeting's attendees are written into the CRM from Exchange and never read back: the
+    # CRM event differs from the link's snapshot in them, and that is no user's edit.
+    from engine.calendar_sync import EVENT_SYNCED
+
+    pol = Policy(Direction.TWO_WAY, ConflictPolicy.NEWEST, DeletionPolicy.PROPAGATE,
+                 EVENT_SYNCED, one_way={"attendees": Side.REMOTE, "uid": Side.REMOTE})
+    meeting = EventRecord(subject="Review", start=T0, end=T0 + dt.timedelta(hours=1),
+                          attendees=(Attendee("bob@example.com"),), uid="UID-1")
+    snap = snapshot(meeting, pol)
+    link = Known("1", "10", side_hash(meeting, pol), snap, "X", "ck1", side_hash(meeting, pol),
+                 snap)
+    from dataclasses import replace
+
+    in_crm = Seen("1", "11", replace(meeting, attendees=()))
+    plan = plan_linked(link, in_crm, remote(None), pol)
+    assert plan.writes == [] and plan.of(PendingDeletion) == [PendingDeletion(Side.REMOTE)]
+    edited = Seen("1", "12", replace(meeting, attendees=(), location="Room 7"))
+    (write,) = plan_linked(link, edited, remote(None), pol).writes
+    assert write.side is Side.REMOTE and write.key is None   # a real edit still wins
