@@ -14,7 +14,7 @@ import zoneinfo
 import pytest
 
 from crm.models import CrmUser, Event, Person
-from engine.models import Run
+from engine.models import Link, Run, RunItem
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
 from tests.engine.graph_sync_helpers import make_graph_profile, run_graph
@@ -97,6 +97,140 @@ def assert_nothing_sent(sim: SimHandle) -> None:
     assert [e for e in sim.control.sent()
             if e.get("send_meeting_cancellations", "SendToNone") != "SendToNone"
             or e.get("send_meeting_invitations", "SendToNone") != "SendToNone"] == []
+
+
+def test_an_attendee_deleting_their_copy_takes_only_themselves_off_the_meeting(
+        cast: Cast) -> None:
+    cast.meeting(ALICE, organizer=ALICE)
+    bobs = cast.meeting(BOB, organizer=ALICE)
+    cast.run(cast.alice)
+    cast.run(cast.bob)
+    event = Event.objects.get()
+    assert participants(event) == [BOB, CAROL]
+    assert Link.objects.filter(crm_key=str(event.pk)).count() == 2
+
+    cast.sim.control.delete_item(bobs)
+    run = cast.run(cast.bob)
+    assert (run.crm_deleted, run.remote_deleted) == (0, 0)
+    (item,) = run.items.all()
+    assert item.action == RunItem.Action.UNLINK and item.title == "Review"
+    assert "deleted your copy" in item.detail and "do not organize" in item.detail
+    assert "the CRM event and the other attendees' copies stay" in item.detail
+    event = Event.objects.get()
+    assert participants(event) == [CAROL]
+    assert not Link.objects.filter(profile=cast.bob).exists()
+
+    later = cast.run(cast.alice)
+    assert (later.crm_deleted, later.remote_deleted, later.items.count()) == (0, 0, 0)
+    assert cast.events_of(ALICE) == ["Review"]
+    assert Link.objects.get(profile=cast.alice).state == Link.State.ACTIVE
+    again = cast.run(cast.bob)
+    assert again.items.count() == 0 and cast.events_of(BOB) == []
+    assert_nothing_sent(cast.sim)
+
+
+def test_an_attendee_declining_takes_only_themselves_off_the_meeting(cast: Cast) -> None:
+    # Bob's run comes first: the CRM event is his, and passes to Alice when he declines
+    # (else his next run would copy "his" CRM event back into his calendar).
+    cast.meeting(ALICE, organizer=CAROL)
+    bobs = cast.meeting(BOB, organizer=CAROL)
+    cast.run(cast.bob)
+    cast.run(cast.alice)
+    event = Event.objects.get()
+    assert event.owner == cast.bob.crm_user
+
+    cast.sim.control.update_item(bobs, xml="<t:CalendarItem><t:MyResponseType>Decline"
+                                           "</t:MyResponseType></t:CalendarItem>")
+    run = cast.run(cast.bob)
+    assert (run.crm_deleted, run.remote_deleted) == (0, 0)
+    (item,) = run.items.all()
+    assert item.action == RunItem.Action.UNLINK
+    assert "declined" in item.detail and CAROL in item.detail
+    event = Event.objects.get()
+    assert participants(event) == [ALICE]
+    assert event.owner == cast.alice.crm_user
+    assert cast.events_of(BOB) == ["Review"]   # his declined copy: left as he has it
+
+    assert cast.run(cast.alice).items.count() == 0
+    assert cast.run(cast.bob).items.count() == 0
+    assert cast.events_of(ALICE) == ["Review"] and cast.events_of(BOB) == ["Review"]
+    assert Event.objects.count() == 1
+    assert_nothing_sent(cast.sim)
+
+
+def test_the_organizer_deleting_the_meeting_deletes_it_for_every_synced_attendee(
+        cast: Cast) -> None:
+    cast.meeting(ALICE, organizer=BOB)
+    bobs = cast.meeting(BOB, organizer=BOB)
+    cast.run(cast.alice)
+    cast.run(cast.bob)
+
+    cast.sim.control.delete_item(bobs)
+    run = cast.run(cast.bob)
+    assert run.crm_deleted == 1
+    (item,) = run.items.all()
+    assert item.action == RunItem.Action.DELETE_CRM
+    assert "organizer" in item.detail
+    assert Event.objects.count() == 0
+
+    later = cast.run(cast.alice)   # the deletion policy: propagate (calendar's default)
+    assert later.remote_deleted == 1, list(later.items.values_list("action", "detail"))
+    assert cast.events_of(ALICE) == []
+    assert Link.objects.count() == 0
+    assert_nothing_sent(cast.sim)
+
+
+def test_a_meeting_its_organizer_cancelled_is_deleted_for_every_synced_attendee(
+        cast: Cast) -> None:
+    cast.meeting(ALICE, organizer=CAROL)
+    bobs = cast.meeting(BOB, organizer=CAROL)
+    cast.run(cast.alice)
+    cast.run(cast.bob)
+
+    # Exchange marks an attendee's copy cancelled when the organizer's cancellation arrives.
+    cast.sim.control.update_item(bobs, xml="<t:CalendarItem><t:Subject>Canceled: Review"
+                                           "</t:Subject><t:IsCancelled>true</t:IsCancelled>"
+                                           "</t:CalendarItem>")
+    run = cast.run(cast.bob)
+    assert run.crm_deleted == 1, list(run.items.values_list("action", "detail"))
+    (item,) = run.items.all()
+    assert "cancelled" in item.detail
+    assert Event.objects.count() == 0
+    assert cast.events_of(BOB) == ["Canceled: Review"]   # his to remove from his calendar
+
+    later = cast.run(cast.alice)
+    assert later.remote_deleted == 1
+    assert cast.events_of(ALICE) == []
+    assert cast.run(cast.bob).items.count() == 0 and Event.objects.count() == 0
+    assert_nothing_sent(cast.sim)
+
+
+def test_the_crm_event_goes_when_no_synced_copy_remains(cast: Cast) -> None:
+    alices = cast.meeting(ALICE, organizer=CAROL)
+    bobs = cast.meeting(BOB, organizer=CAROL)
+    cast.run(cast.alice)
+    cast.run(cast.bob)
+
+    cast.sim.control.delete_item(bobs)
+    assert cast.run(cast.bob).crm_deleted == 0
+    assert Event.objects.count() == 1
+
+    cast.sim.control.delete_item(alices)
+    run = cast.run(cast.alice)
+    assert run.crm_deleted == 1
+    assert Event.objects.count() == 0 and Link.objects.count() == 0
+
+
+def test_a_crm_deletion_still_removes_every_synced_copy(cast: Cast) -> None:
+    cast.meeting(ALICE, organizer=CAROL)
+    cast.meeting(BOB, organizer=CAROL)
+    cast.run(cast.alice)
+    cast.run(cast.bob)
+    Event.objects.get().delete()
+    assert cast.run(cast.alice).remote_deleted == 1
+    assert cast.run(cast.bob).remote_deleted == 1
+    assert cast.events_of(ALICE) == [] and cast.events_of(BOB) == []
+    assert_nothing_sent(cast.sim)
 
 
 def test_a_copy_deleted_right_after_it_was_imported_does_not_come_back(cast: Cast) -> None:
