@@ -12,7 +12,12 @@ What is particular to events:
 - attendees are carried one way, Exchange → CRM (they link CRM persons); writing them to
   Exchange would make meetings nobody was invited to;
 - private events may be left out; series travel with their exceptions; nothing sends an
-  invitation or a cancellation (the mailbox backend never asks Exchange to).
+  invitation or a cancellation (the mailbox backend never asks Exchange to);
+- a meeting several synced users attend is one CRM event linked to each one's copy: an
+  attendee deleting or declining their copy leaves the meeting (their link and participation
+  go, nothing else), while the organizer deleting or cancelling it, or the last synced copy
+  going, deletes the CRM event (the planner's `_meeting_left`); a declined or cancelled copy
+  is never imported.
 """
 
 from __future__ import annotations
@@ -23,9 +28,10 @@ import zoneinfo
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.db.models import F
 
 from engine import recurrence
-from engine.crmstore.base import CrmChange, CrmRecord
+from engine.crmstore.base import CrmChange, CrmRecord, CrmWrite
 from engine.mailbox.base import ChangePage, ChangeType, ItemChange, ItemRef
 from engine.models import Agenda, Link
 from engine.planner import Side
@@ -121,6 +127,8 @@ class CalendarSync(AgendaSync):
 
     def remote_in_scope(self, record: Record) -> bool:
         assert isinstance(record, EventRecord)
+        if record.cancelled or record.response == "declined":
+            return False   # not a meeting the user goes to (a linked one: the planner says)
         if self.settings.skip_private and record.private:
             return False
         if self.paired_only and not record.categories:
@@ -145,6 +153,26 @@ class CalendarSync(AgendaSync):
             if self.in_window(record):
                 out.add(key)
         return out
+
+    def _others_links(self, crm_keys: list[str]) -> Any:
+        """Other synced users' live links to these CRM events (one CRM per organization)."""
+        return (Link.objects.filter(profile__organization_id=self.profile.organization_id,
+                                    profile__active=True, agenda=self.agenda,
+                                    crm_key__in=crm_keys, state=Link.State.ACTIVE)
+                .exclude(profile=self.profile))
+
+    def shared_keys(self, crm_keys: list[str]) -> set[str]:
+        if not crm_keys:
+            return set()
+        return set(self._others_links(crm_keys).values_list("crm_key", flat=True))
+
+    def leave(self, crm_key: str) -> CrmWrite:
+        # The event passes to the organizer's user if synced, else to the first to link it.
+        heir = (self._others_links([crm_key])
+                .order_by(F("organizes").desc(nulls_last=True), "created", "pk")
+                .values_list("profile__crm_user_id", flat=True).first())
+        return self.crm.leave_event(crm_key, self.profile.mailbox,
+                                    str(heir) if heir is not None else "")
 
     def match_keys(self, record: Record) -> list[str]:
         assert isinstance(record, EventRecord)

@@ -51,6 +51,11 @@ class Link(models.Model):
     remote_hash = models.CharField(max_length=64, blank=True)
     remote_snapshot = models.JSONField(default=dict)
     remote_uid = models.CharField(max_length=512, blank=True)   # events: the meeting's UID
+    # Events: whether this mailbox organizes the meeting (its own appointment too). An
+    # attendee deleting or declining their copy of a meeting other synced users still have
+    # leaves only themselves; the organizer's deletion deletes it for all. None: not known
+    # (linked before Exchange was asked, or a contact).
+    organizes = models.BooleanField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.ACTIVE)
     title = models.CharField(max_length=255, blank=True)         # for people reading history
     created = models.DateTimeField(auto_now_add=True)

@@ -17,6 +17,10 @@ A linked record, by what the CRM and Exchange show now:
 - deleted / deleted: the link is forgotten.
 - out of scope on either side: stop syncing, touch nothing (leaving the scope is not a
   deletion).
+Shared meetings (one CRM event, linked to several synced users' copies): an attendee's copy
+deleted or declined while other synced users still have the meeting takes only that user off
+it (their link and participation); the CRM event goes when its organizer's copy is deleted or
+any copy says the organizer cancelled it, or when no synced user's copy remains.
 One-way directions ignore the other side's changes and deletions: with "import" the CRM's
 edits stay in the CRM (Exchange wins every overlap); with "export" the mirror.
 
@@ -120,6 +124,10 @@ class Known:
     # side is deleted and the other did not change: that side was not read, so nothing else
     # tells whether the pair has left the scope (an event that fell out of the window).
     in_scope: bool = True
+    # Meetings: whether this mailbox organizes it (None: not known), and whether other synced
+    # users' copies are linked to the same CRM record.
+    organizes: bool | None = None
+    shared: bool = False
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -150,6 +158,8 @@ class Link:
     # worker die before the Exchange write; Exchange's side of them is what a refused write
     # (a meeting Graph cannot change silently) leaves there.
     before_remote: tuple[dict[str, Any], dict[str, Any]] | None = None
+    # Events: whether the mailbox organizes the item as now seen (None: keep what is known).
+    organizes: bool | None = None
 
 
 @dataclass
@@ -161,10 +171,19 @@ class Unlink:
 
 
 @dataclass
+class Leave:
+    """A synced user leaves a meeting others still have: their link is forgotten and they are
+    taken off the CRM record; nothing else is touched, on either side."""
+
+    reason: str
+
+
+@dataclass
 class PendingDeletion:
     """Deleted on `deleted_on`; the other side's deletion waits for the mass-deletion guard."""
 
     deleted_on: Side
+    reason: str = ""   # said when the deletion is carried out, if not the plain one
 
 
 @dataclass
@@ -191,7 +210,7 @@ class Duplicate:
     remote_fields: dict[str, Any] = field(default_factory=dict)
 
 
-Action = Write | Link | Unlink | PendingDeletion | Conflict | Skip | Duplicate
+Action = Write | Link | Unlink | Leave | PendingDeletion | Conflict | Skip | Duplicate
 
 
 @dataclass
@@ -221,6 +240,27 @@ def side_hash(record: Record, policy: Policy) -> str:
 
 def changed_fields(now: dict[str, Any], before: dict[str, Any]) -> frozenset[str]:
     return frozenset(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+
+
+def _carried_change(seen: Seen | None, before: dict[str, Any], side: Side,
+                    policy: Policy) -> bool:
+    """Whether `side` changed a field it carries to the other side. A field it does not
+    carry (a meeting's attendees in the CRM: written there from Exchange, never read back)
+    may differ from the link's snapshot after the engine's own write: no user's edit."""
+    if seen is None or seen.record is None:
+        return False
+    return any(policy.carries(side, f)
+               for f in changed_fields(snapshot(seen.record, policy), before))
+
+
+def _organizes(seen: Seen | None) -> bool | None:
+    """Whether the mailbox organizes the item `seen` (events only; None: not told)."""
+    return getattr(seen.record, "organizes", None) if seen and seen.record else None
+
+
+def _created_in_mailbox(record: Record) -> bool | None:
+    """An event the engine creates in the mailbox is the mailbox's own: it organizes it."""
+    return True if hasattr(record, "organizes") else None
 
 
 def _winner(policy: Policy, crm: Seen, remote: Seen) -> Side:
@@ -271,7 +311,8 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
                 crm_snapshot=_merged(crm_now, remote_now, to_crm),
                 remote_snapshot=_merged(remote_now, crm_now, to_remote),
                 crm_version=crm.version if crm else "",
-                remote_version=remote.version if remote else "")
+                remote_version=remote.version if remote else "",
+                organizes=_organizes(remote))
     if to_crm or to_remote:
         # Not yet on the other side: the CRM's changes, and Exchange's photo (side-specific
         # fields travel after the Exchange write).
@@ -282,8 +323,72 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
     return plan.add(link)
 
 
+def _meeting_left(known: Known, crm: Seen | None, remote: Seen | None,
+                  policy: Policy) -> Plan | None:
+    """A meeting copy deleted, declined or cancelled in Exchange (None: not such a case, or
+    one the plain deletion rows settle). The CRM event stands for the meeting, not for one
+    copy of it: an attendee leaving a meeting other synced users still have takes only
+    themselves off it; the organizer deleting or cancelling it deletes it for everyone; the
+    last synced copy going deletes it, as any deletion does."""
+    if remote is None or not policy.accepts(Side.REMOTE) or (crm is not None and crm.deleted):
+        return None
+    record = remote.record
+    cancelled = bool(getattr(record, "cancelled", False))
+    declined = getattr(record, "response", "") == "declined"
+    organizer = getattr(record, "organizer", "") or "its organizer"
+    if remote.deleted:
+        if not known.in_scope:
+            return None   # left the scope: touches nothing (the plain rows say so)
+        if known.organizes is True and known.shared:
+            if policy.deletion is DeletionPolicy.UNLINK or _carried_change(
+                    crm, known.crm_snapshot, Side.CRM, policy):
+                return None   # kept, or the CRM's change wins: the plain rows
+            return Plan().add(PendingDeletion(Side.REMOTE, (
+                "You deleted this meeting as its organizer: the CRM event is deleted, "
+                "and the other synced attendees' copies with it, under their deletion policy")))
+        if not known.shared:
+            return None   # the plain deletion rows
+        return Plan().add(Leave(
+            "You deleted your copy of a meeting you attend but do not organize, and other "
+            "synced users still have it: only your link and your participation were removed; "
+            "the CRM event and the other attendees' copies stay"
+            if known.organizes is False else
+            "You deleted your copy of a meeting other synced users still have, and it is not "
+            "known whether you organize it: only your link and your participation were "
+            "removed; the CRM event and the other attendees' copies stay"))
+    if cancelled:
+        kept = "this cancelled copy is left in your calendar for you to remove"
+        if policy.deletion is DeletionPolicy.UNLINK or _carried_change(
+                crm, known.crm_snapshot, Side.CRM, policy):
+            return Plan().add(Unlink(
+                f"{organizer} cancelled this meeting; the CRM event is kept (changed in the CRM "
+                f"since, or deletions are not carried over) and no longer synced; {kept}",
+                for_good=True))
+        return Plan().add(PendingDeletion(Side.REMOTE, (
+            f"{organizer} cancelled this meeting: the CRM event is deleted, and the other "
+            f"synced attendees' copies with it, under their deletion policy; {kept}")))
+    if not declined:
+        return None
+    if known.shared:
+        return Plan().add(Leave(
+            f"You declined a meeting that {organizer} organizes and other synced users still "
+            "attend: only your link and your participation were removed; the CRM event and "
+            "the other attendees' copies stay; your declined copy is left as it is"))
+    if policy.deletion is DeletionPolicy.UNLINK or _carried_change(
+            crm, known.crm_snapshot, Side.CRM, policy):
+        return Plan().add(Unlink(
+            "You declined this meeting; the CRM event is kept (changed in the CRM since, or "
+            "deletions are not carried over) and no longer synced", for_good=True))
+    return Plan().add(PendingDeletion(Side.REMOTE, (
+        "You declined this meeting and no other synced user attends it: the CRM event is "
+        "deleted; your declined copy is left as it is")))
+
+
 def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Policy) -> Plan:
     """A linked pair. `crm`/`remote` None: that side reported no change this run."""
+    left = _meeting_left(known, crm, remote, policy)
+    if left is not None:
+        return left
     for side, seen in ((Side.CRM, crm), (Side.REMOTE, remote)):
         if seen is not None and not seen.deleted and not seen.in_scope:
             where = "the CRM" if side is Side.CRM else "Exchange"
@@ -301,8 +406,7 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
         # touches nothing, so the deletion is not carried over to the other side.
         return Plan().add(Unlink("deleted on one side after the pair left the synced scope; "
                                  "the other side is left alone"))
-    for deleted_side, other_seen, other_changed in ((Side.CRM, remote, remote_changed),
-                                                   (Side.REMOTE, crm, crm_changed)):
+    for deleted_side, other_seen in ((Side.CRM, remote), (Side.REMOTE, crm)):
         seen = crm if deleted_side is Side.CRM else remote
         if seen is None or not seen.deleted:
             continue
@@ -311,8 +415,11 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
         if not policy.accepts(deleted_side) or policy.deletion is DeletionPolicy.UNLINK:
             return Plan().add(Unlink(f"deleted in {where}; kept on the other side",
                                      for_good=True))
-        if other_changed and other_seen is not None and other_seen.record is not None:
-            # Modified against deleted: the modification wins and comes back.
+        before = known.remote_snapshot if other is Side.REMOTE else known.crm_snapshot
+        if _carried_change(other_seen, before, other, policy):
+            # Modified against deleted: the modification wins and comes back. Only a change
+            # the other side carries counts, or the engine's own write would undo a deletion.
+            assert other_seen is not None and other_seen.record is not None
             record = other_seen.record
             return Plan().add(Write(deleted_side, None, record, policy.synced_fields,
                                     f"deleted in {where} but changed on the other side: "
@@ -322,7 +429,9 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
                      crm_snapshot=snapshot(record, policy),
                      remote_snapshot=snapshot(record, policy),
                      crm_version=other_seen.version if other is Side.CRM else "",
-                     remote_version=other_seen.version if other is Side.REMOTE else ""))
+                     remote_version=other_seen.version if other is Side.REMOTE else "",
+                     organizes=_created_in_mailbox(record) if deleted_side is Side.REMOTE
+                     else _organizes(other_seen)))
         return Plan().add(PendingDeletion(deleted_side))
 
     if not crm_changed and not remote_changed:
@@ -330,7 +439,8 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
         return Plan().add(Link(known.crm_key, known.remote_id, known.crm_snapshot,
                                known.remote_snapshot,
                                crm_version=crm.version if crm else "",
-                               remote_version=remote.version if remote else ""))
+                               remote_version=remote.version if remote else "",
+                               organizes=_organizes(remote)))
     plan = merge(known.crm_snapshot, known.remote_snapshot,
                  crm if crm_changed else None, remote if remote_changed else None, policy,
                  crm_key=known.crm_key, remote_id=known.remote_id)
@@ -362,7 +472,9 @@ def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
         Link(seen.key if source is Side.CRM else None, seen.key if source is Side.REMOTE else None,
              crm_snapshot=snap, remote_snapshot=snap,
              crm_version=seen.version if source is Side.CRM else "",
-             remote_version=seen.version if source is Side.REMOTE else ""))
+             remote_version=seen.version if source is Side.REMOTE else "",
+             organizes=_created_in_mailbox(seen.record) if source is Side.CRM
+             else _organizes(seen)))
 
 
 def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:

@@ -123,6 +123,11 @@ class EventRecord:
     categories: tuple[str, ...] = ()
     attendees: tuple[Attendee, ...] = ()
     organizer: str = ""
+    # The mailbox's own part in a meeting, as Exchange tells it: "organizer" (also a plain
+    # appointment of its own), "accepted", "tentative", "declined", "none" (not answered);
+    # "" when not told. Read only, never synced: it decides what deleting the copy means.
+    response: str = ""
+    cancelled: bool = False              # the organizer cancelled the meeting
     uid: str = ""
     recurrence: RecurrenceRule | None = None
     # Exceptions: changed occurrences, each an EventRecord with `original_start` set.
@@ -134,6 +139,11 @@ class EventRecord:
     time_zone_problem: str = ""
     stamp: str = ""
     modified: dt.datetime | None = None
+
+    @property
+    def organizes(self) -> bool | None:
+        """Whether this copy is the organizer's (None: Exchange did not say)."""
+        return self.response == "organizer" if self.response else None
 
 
 # What an exception of a series holds of its own; the rest comes from its series.

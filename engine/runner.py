@@ -35,7 +35,7 @@ from django.db import InterfaceError, OperationalError, connection, models, tran
 from django.utils import timezone
 
 from engine import leases, matching, progress
-from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate
+from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate, CrmWrite
 from engine.mailbox.base import (
     ChangePage,
     ChangeType,
@@ -68,6 +68,7 @@ from engine.planner import (
     Direction,
     Duplicate,
     Known,
+    Leave,
     PendingDeletion,
     Plan,
     Policy,
@@ -177,6 +178,9 @@ class AgendaSync:
         self._items_buffer: list[RunItem] | None = None
         self._links_buffer: dict[str, dict[str, Any]] | None = None
         self.state: FolderState | None = None
+        # Why a deletion decided in this run is carried out, where the plain "deleted in
+        # Exchange" would not say it (a meeting its organizer deleted or cancelled): by link.
+        self._deletion_reasons: dict[int, str] = {}
         # A batch whose Exchange writes are under way (_execute with overlap).
         self._in_flight: tuple[list[Planned], RemoteWrites, Pending[Any] | None] | None = None
 
@@ -232,6 +236,15 @@ class AgendaSync:
     def crm_in_scope(self, records: dict[str, CrmRecord]) -> set[str]:
         """Which of these CRM records the profile syncs."""
         return self.crm.in_scope(self.kind, list(records))
+
+    def shared_keys(self, crm_keys: list[str]) -> set[str]:
+        """Which of these CRM records other synced users' items are linked to as well, so
+        that one user's deletion is theirs alone (calendar: a meeting several attend)."""
+        return set()
+
+    def leave(self, crm_key: str) -> CrmWrite:
+        """Take this profile's user off a CRM record others still sync (a planner Leave)."""
+        raise NotImplementedError
 
     # --- the run as a whole -------------------------------------------------------------------
     def run(self) -> Run:
@@ -420,6 +433,7 @@ class AgendaSync:
             *(k for k in stamped.values() if k), *origins.values()})
         batch: list[Planned] = []
         to_park: list[tuple[ItemRef, Record]] = []
+        shared = self.shared_keys([link.crm_key for link in links.values()])
         for change in changes:
             link = links.get(change.ref.id)
             if change.type is ChangeType.DELETE:
@@ -427,7 +441,7 @@ class AgendaSync:
                     crm = self._pending_side(link.crm_key, pending_crm, crm_side)
                     pending_crm.pop(link.crm_key, None)
                     remote = Seen(change.ref.id, "", None)
-                    known = self._known(link)
+                    known = self._known(link, shared)
                     if crm is None:   # the CRM side did not change: is it still in scope?
                         known.in_scope = self.snapshot_in_scope(link.crm_snapshot)
                     batch.append(self._planned(plan_linked(known, crm, remote,
@@ -448,7 +462,7 @@ class AgendaSync:
                 pending_crm.pop(link.crm_key, None)
                 if link.state != Link.State.ACTIVE:
                     continue   # its deletion is already decided; the guard handles it
-                batch.append(self._planned(plan_linked(self._known(link), crm, remote,
+                batch.append(self._planned(plan_linked(self._known(link, shared), crm, remote,
                                                        self.policy), link, title))
                 continue
             # Not linked: a stamp or an origin names its CRM partner (our own earlier write).
@@ -727,9 +741,10 @@ class AgendaSync:
         for link in waiting.filter(state=Link.State.REMOTE_DELETED):
             result = self.crm.delete(self.kind, link.crm_key)
             if result.ok:
+                reason = self._deletion_reasons.get(link.pk, "deleted in Exchange")
                 link.delete()
                 self._item(RunItem.Action.DELETE_CRM, link.title, link.crm_key, link.remote_id,
-                           "deleted in Exchange")
+                           reason)
             else:
                 self._item(RunItem.Action.ERROR, link.title, link.crm_key, link.remote_id,
                            result.error)
@@ -899,6 +914,11 @@ class AgendaSync:
             planned.link.crm_version if planned.link else "")
 
     def _write_crm(self, planned: Planned) -> None:
+        for _ in planned.plan.of(Leave):
+            result = self.leave(planned.crm_key or "")
+            if not result.ok:
+                planned.failed = result.error
+                return
         for write in planned.plan.writes:
             if write.side is not Side.CRM:
                 continue
@@ -1082,6 +1102,11 @@ class AgendaSync:
                                      "remote_title": planned.title,
                                      "remote_fields": duplicate.remote_fields,
                                      "crm_title": self._crm_title(duplicate.crm_key)})
+        for leave in plan.of(Leave):
+            self._item(RunItem.Action.UNLINK, planned.title, planned.crm_key or "",
+                       planned.remote_id or "", leave.reason)
+            if not self.dry_run and planned.link is not None:
+                planned.link.delete()
         for unlink in plan.of(Unlink):
             self._item(RunItem.Action.UNLINK, planned.title, planned.crm_key or "",
                        planned.remote_id or "", unlink.reason)
@@ -1097,11 +1122,13 @@ class AgendaSync:
             if not self.dry_run and planned.link is not None:
                 planned.link.state = state
                 planned.link.save(update_fields=["state", "updated"])
+                if pending.reason:
+                    self._deletion_reasons[planned.link.pk] = pending.reason
             elif self.dry_run:
                 action = (RunItem.Action.DELETE_REMOTE if pending.deleted_on is Side.CRM
                           else RunItem.Action.DELETE_CRM)
                 self._item(action, planned.title, planned.crm_key or "",
-                           planned.remote_id or "", "deleted on the other side")
+                           planned.remote_id or "", pending.reason or "deleted on the other side")
         for link_action in plan.of(LinkAction):
             self._save_link(planned, link_action)
 
@@ -1138,7 +1165,8 @@ class AgendaSync:
             crm_version=planned.new_crm_version or action.crm_version
             or (link.crm_version if link else ""),
             remote_version=(remote.version if remote else "") or action.remote_version
-            or (link.remote_version if link else ""))
+            or (link.remote_version if link else ""),
+            organizes=_organizes(action, link))
         if link is None and self._links_buffer is not None:
             # Written with the batch's other new links (_flush_recorded).
             self._links_buffer[crm_key] = values
@@ -1177,7 +1205,8 @@ class AgendaSync:
             link = planned.link
             values = _link_values(planned, crm_key, remote_id, *action.before_remote,
                                   crm_version=link.crm_version if link else "",
-                                  remote_version=link.remote_version if link else "")
+                                  remote_version=link.remote_version if link else "",
+                                  organizes=_organizes(action, link))
             if link is None:
                 fresh.append(Link(profile=self.profile, agenda=self.agenda, **values))
             else:
@@ -1224,9 +1253,10 @@ class AgendaSync:
                           modified=r.modified) for key, r in records.items()}
 
     @staticmethod
-    def _known(link: Link) -> Known:
+    def _known(link: Link, shared: set[str] | frozenset[str] = frozenset()) -> Known:
         return Known(link.crm_key, link.crm_version, link.crm_hash, link.crm_snapshot,
-                     link.remote_id, link.remote_version, link.remote_hash, link.remote_snapshot)
+                     link.remote_id, link.remote_version, link.remote_hash, link.remote_snapshot,
+                     organizes=link.organizes, shared=link.crm_key in shared)
 
     def _crm_title(self, key: str) -> str:
         fetched = self.crm.fetch(self.kind, [key]).get(key)
@@ -1320,12 +1350,19 @@ def _waits_for_exchange(planned: Planned) -> bool:
 # What a link knows of the pair, as _link_values() gives it.
 LINK_STATE_FIELDS = frozenset({"crm_key", "remote_id", "crm_version", "remote_version",
                                "crm_snapshot", "remote_snapshot", "crm_hash", "remote_hash",
-                               "state", "title", "remote_uid"})
+                               "state", "title", "remote_uid", "organizes"})
+
+
+def _organizes(action: LinkAction, link: Link | None) -> bool | None:
+    """Whether the mailbox organizes the linked event: as now seen, else as known."""
+    if action.organizes is not None:
+        return action.organizes
+    return link.organizes if link is not None else None
 
 
 def _link_values(planned: Planned, crm_key: str, remote_id: str, crm_snapshot: dict[str, Any],
                  remote_snapshot: dict[str, Any], *, crm_version: str,
-                 remote_version: str) -> dict[str, Any]:
+                 remote_version: str, organizes: bool | None) -> dict[str, Any]:
     crm_hash = data_hash(crm_snapshot)
     return {
         "crm_key": crm_key, "remote_id": remote_id,
@@ -1337,6 +1374,7 @@ def _link_values(planned: Planned, crm_key: str, remote_id: str, crm_snapshot: d
         else data_hash(remote_snapshot),
         "state": Link.State.ACTIVE, "title": planned.title[:255],
         "remote_uid": str(remote_snapshot.get("uid") or "")[:512],
+        "organizes": organizes,
     }
 
 

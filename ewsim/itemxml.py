@@ -221,6 +221,25 @@ def _mailbox_el(tag: str, address: str, name: str | None = None) -> etree._Eleme
     return el
 
 
+def organizer_of(item: Item) -> str:
+    """A calendar item's organizer: the one its creator stored (an attendee's copy of a
+    meeting names someone else), else the mailbox itself, as for an appointment of its own."""
+    stored = item.props.get("Organizer")
+    address = stored.findtext(f"{tq('Mailbox')}/{tq('EmailAddress')}") \
+        if stored is not None else None
+    return address or item.mailbox
+
+
+def my_response(item: Item) -> str:
+    """MyResponseType: the stored answer, else Organizer on the organizer's own copy and
+    NoResponseReceived on an attendee's."""
+    stored = item.text("MyResponseType")
+    if stored:
+        return stored
+    mine = organizer_of(item).lower() == item.mailbox.lower()
+    return "Organizer" if mine else "NoResponseReceived"
+
+
 def computed(store: Store, item: Item) -> dict[str, etree._Element]:
     """Server-set properties (ItemClass, times, sizes, calendar/meeting flags...)."""
     out: dict[str, etree._Element] = {}
@@ -251,7 +270,7 @@ def computed(store: Store, item: Item) -> dict[str, etree._Element]:
                             ("RequiredAttendees", "OptionalAttendees", "Resources"))
         out["IsMeeting"] = t_el("IsMeeting", "true" if has_attendees else "false")
         out["IsCancelled"] = t_el("IsCancelled", "false")
-        out["MyResponseType"] = t_el("MyResponseType", "Organizer")
+        out["MyResponseType"] = t_el("MyResponseType", my_response(item))
         owner = store.users.get(item.mailbox)
         out["Organizer"] = _mailbox_el("Organizer", item.mailbox,
                                        owner.display_name if owner else None)

@@ -137,6 +137,12 @@ class CrmBackend(abc.ABC):
         """Keys of the profile's events that may overlap [start, end)."""
 
     @abc.abstractmethod
+    def leave_event(self, key: str, address: str, successor: str) -> CrmWrite:
+        """The profile's user no longer attends the event `key` (a meeting other synced
+        users still have): the participant with the e-mail `address` is taken off it, and
+        an event the user owns passes to the CRM user `successor`. A missing event is left."""
+
+    @abc.abstractmethod
     def read_photo(self, key: str) -> bytes | None:
         """A person's photo, or None."""
 

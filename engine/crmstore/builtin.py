@@ -28,6 +28,7 @@ from engine.crmstore.builtin_events import (
     create_event,
     create_events,
     fetch_events,
+    leave_event,
     update_event,
     update_events,
 )
@@ -438,6 +439,10 @@ class BuiltinCrm(CrmBackend):
                                     uid__in=[u for u in uids if u],
                                     recurrence_master__isnull=True)
         return {uid: str(pk) for pk, uid in rows.values_list("pk", "uid")}
+
+    def leave_event(self, key: str, address: str, successor: str) -> CrmWrite:
+        return leave_event(self.organization_id, key, address, self._events.owner_id,
+                           int(successor) if successor.isdigit() else None)
 
     def events_in_window(self, start: dt.datetime, end: dt.datetime) -> list[str]:
         """The profile's singles overlapping the window, and series whose range may."""

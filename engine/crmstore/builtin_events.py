@@ -14,6 +14,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from crm.models import Event, EventCategory, Person
+from engine.crmstore.base import CrmWrite
 from engine.records import EventRecord, RecurrenceRule, exception_view
 
 EVENT_FIELDS = ("subject", "start", "end", "time_zone", "all_day", "location", "body",
@@ -174,6 +175,27 @@ def update_event(organization_id: int, key: str, record: EventRecord, fields: fr
             _write_exceptions(event, record)
         event.refresh_from_db(fields=["revision"])
     return event
+
+
+def leave_event(organization_id: int, key: str, address: str, owner_id: int,
+                successor_id: int | None) -> CrmWrite:
+    """A synced user leaves a meeting others still attend: the persons with their address
+    are taken off the event; if the event is theirs, it passes to `successor_id` (else their
+    runs would take "their" event for one to copy into their calendar again)."""
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(
+            organization_id=organization_id, pk=int(key) if key.isdigit() else None).first()
+        if event is None:
+            return CrmWrite(key)
+        leaving = list(event.persons.filter(organization_id=organization_id)
+                       .with_any_email([address]))
+        if leaving:
+            event.persons.remove(*leaving)
+        if event.owner_id == owner_id and successor_id is not None:
+            event.owner_id = successor_id
+            event.save(update_fields=["owner"])
+        event.refresh_from_db(fields=["revision"])
+    return CrmWrite(key, str(event.revision))
 
 
 def create_events(organization_id: int, items: Sequence[tuple[EventRecord, str]],

@@ -508,9 +508,10 @@ CONTACT_FIELDS = ("title_prefix", "given_name", "middle_name", "surname", "gener
                   "email_addresses", "phone_numbers", "physical_addresses", "body", "categories",
                   "attachments", "sync_stamp", "last_modified_time")
 EVENT_FIELDS = ("subject", "start", "end", "is_all_day", "location", "body", "sensitivity",
-                "categories", "required_attendees", "optional_attendees", "organizer", "uid",
-                "recurrence", "modified_occurrences", "deleted_occurrences", "original_start",
-                "type", "_start_timezone", "sync_stamp", "last_modified_time")
+                "categories", "required_attendees", "optional_attendees", "organizer",
+                "my_response_type", "is_cancelled", "uid", "recurrence", "modified_occurrences",
+                "deleted_occurrences", "original_start", "type", "_start_timezone", "sync_stamp",
+                "last_modified_time")
 MESSAGE_FIELDS = ("message_id", "subject", "author", "sender", "to_recipients", "cc_recipients",
                   "bcc_recipients", "datetime_sent", "datetime_received", "body", "text_body",
                   "categories", "attachments", "sync_stamp")
@@ -693,6 +694,9 @@ def _attendees(item: CalendarItem) -> tuple[Attendee, ...]:
     return tuple(out)
 
 
+# MyResponseType: the mailbox's own answer to the meeting (records.EventRecord.response).
+RESPONSES = {"Organizer": "organizer", "Accept": "accepted", "Tentative": "tentative",
+             "Decline": "declined", "NoResponseReceived": "none"}
 KINDS_OF_EVENT = {"Single": "single", "RecurringMaster": "master", "Occurrence": "occurrence",
                   "Exception": "exception"}
 
@@ -718,7 +722,8 @@ def event_record(item: CalendarItem, home_zone: str = "") -> EventRecord:
         private=item.sensitivity in ("Private", "Confidential"),
         categories=tuple(item.categories or ()), attendees=_attendees(item),
         organizer=(item.organizer.email_address or "").lower() if item.organizer else "",
-        uid=item.uid or "", recurrence=_rule(item.recurrence),
+        response=RESPONSES.get(item.my_response_type or "", ""),
+        cancelled=bool(item.is_cancelled), uid=item.uid or "", recurrence=_rule(item.recurrence),
         deleted_occurrences=tuple(_utc(d.start, None) for d in item.deleted_occurrences or []
                                   if d.start is not None),
         original_start=_utc(item.original_start, None),

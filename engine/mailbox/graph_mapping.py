@@ -354,8 +354,12 @@ def iana_zone(name: str, home_zone: str = "") -> zoneinfo.ZoneInfo | None:
 
 # --- events ---------------------------------------------------------------------------------
 EVENT_SELECT = ("id,changeKey,subject,start,end,isAllDay,location,body,sensitivity,categories,"
-                "attendees,organizer,iCalUId,recurrence,originalStart,originalStartTimeZone,"
-                "type,seriesMasterId,lastModifiedDateTime")
+                "attendees,organizer,isOrganizer,responseStatus,isCancelled,iCalUId,recurrence,"
+                "originalStart,originalStartTimeZone,type,seriesMasterId,lastModifiedDateTime")
+# responseStatus: the mailbox's own answer to the meeting (records.EventRecord.response).
+RESPONSES = {"organizer": "organizer", "accepted": "accepted",
+             "tentativelyAccepted": "tentative", "declined": "declined", "none": "none",
+             "notResponded": "none"}
 EVENT_KINDS = {"singleInstance": "single", "seriesMaster": "master", "occurrence": "occurrence",
                "exception": "exception"}
 
@@ -386,6 +390,8 @@ def event_record(item: dict[str, Any], home_zone: str = "") -> EventRecord:
         if (a.get("emailAddress") or {}).get("address")
         and str(a.get("type", "")).lower() != "resource")
     organizer = ((item.get("organizer") or {}).get("emailAddress") or {}).get("address") or ""
+    response = "organizer" if item.get("isOrganizer") else RESPONSES.get(
+        str((item.get("responseStatus") or {}).get("response") or ""), "")
     return EventRecord(
         subject=item.get("subject") or "", start=_event_time(item.get("start"), all_day, zone),
         end=_event_time(item.get("end"), all_day, zone),
@@ -394,7 +400,8 @@ def event_record(item: dict[str, Any], home_zone: str = "") -> EventRecord:
         body=body_text(item.get("body")),
         private=str(item.get("sensitivity", "")).lower() in ("private", "confidential"),
         categories=tuple(item.get("categories") or ()), attendees=attendees,
-        organizer=organizer.lower(), uid=item.get("iCalUId") or "",
+        organizer=organizer.lower(), response=response,
+        cancelled=bool(item.get("isCancelled")), uid=item.get("iCalUId") or "",
         recurrence=recurrence_rule(item.get("recurrence")),
         original_start=parse_time(item.get("originalStart")),
         kind=EVENT_KINDS.get(str(item.get("type") or "singleInstance"), "single"),

@@ -15,7 +15,8 @@ import secrets
 from typing import Any
 
 from .. import ids, recurrence
-from ..ns import T, sub, t_el, tq
+from ..itemxml import my_response, organizer_of
+from ..ns import T, parse_bool, sub, t_el, tq
 from ..operations.items import prepare_new
 from ..store import Folder, Item
 from ..timeutil import fmt_dt, parse_dt
@@ -42,6 +43,9 @@ READ_ONLY = {"id", "@odata.etag", "@odata.type", "@odata.context", "changeKey",
              "hasAttachments", "bodyPreview", "isCancelled", "responseStatus",
              "originalStartTimeZone", "originalEndTimeZone", "onlineMeeting", "calendar"}
 DEFAULT_PAGE = 10
+# MyResponseType as Graph's responseStatus.response.
+RESPONSES = {"Organizer": "organizer", "Accept": "accepted", "Tentative": "tentativelyAccepted",
+             "Decline": "declined", "NoResponseReceived": "notResponded", "Unknown": "none"}
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -68,6 +72,10 @@ def event_json(ctx: GraphContext, item: Item, event_id: str, kind: str,
     end_tz = item.props.get("EndTimeZone")
     body = props.body(item)
     owner = ctx.store.users.get(item.mailbox)
+    organizer = organizer_of(item)
+    is_organizer = organizer.lower() == item.mailbox.lower()
+    stored_organizer = props.email_address(item.props["Organizer"].find(tq("Mailbox"))) \
+        if "Organizer" in item.props else None
     reminder = item.text("ReminderMinutesBeforeStart")
     data: dict[str, Any] = {
         "@odata.etag": etag(item.changekey), "id": event_id,
@@ -85,13 +93,15 @@ def event_json(ctx: GraphContext, item: Item, event_id: str, kind: str,
         "importance": IMPORTANCE.get(item.text("Importance") or "Normal", "normal"),
         "sensitivity": SENSITIVITY.get(item.text("Sensitivity") or "Normal", "normal"),
         "isAllDay": (item.text("IsAllDayEvent") or "false").lower() in ("true", "1"),
-        "isCancelled": False, "isOrganizer": True, "responseRequested": True,
+        "isCancelled": parse_bool(item.text("IsCancelled")), "isOrganizer": is_organizer,
+        "responseRequested": True,
         "seriesMasterId": master_id, "showAs": SHOW_AS.get(
             item.text("LegacyFreeBusyStatus") or "Busy", "busy"),
         "type": kind, "webLink": f"https://outlook.office365.com/owa/?itemid={event_id}",
         "onlineMeetingUrl": None, "isOnlineMeeting": False, "onlineMeetingProvider": "unknown",
         "allowNewTimeProposals": True, "isDraft": False, "hideAttendees": False,
-        "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
+        "responseStatus": {"response": RESPONSES.get(my_response(item), "none"),
+                           "time": "0001-01-01T00:00:00Z"},
         "body": body,
         "start": timezones.render(start, ctx.timezone) if start else None,
         "end": timezones.render(end, ctx.timezone) if end else None,
@@ -102,8 +112,9 @@ def event_json(ctx: GraphContext, item: Item, event_id: str, kind: str,
         "recurrence": recurrence_json.to_json(item.props.get("Recurrence"), zone_name)
         if kind == "seriesMaster" else None,
         "attendees": _attendees(item),
-        "organizer": {"emailAddress": {"name": owner.display_name if owner else item.mailbox,
-                                       "address": item.mailbox}},
+        "organizer": {"emailAddress": stored_organizer if stored_organizer and not is_organizer
+                      else {"name": owner.display_name if owner else item.mailbox,
+                            "address": item.mailbox}},
         "onlineMeeting": None,
     }
     if original is not None:
@@ -230,9 +241,10 @@ def _validate_times(item: Item) -> tuple[dt.datetime, dt.datetime]:
 
 
 def _record_mail(ctx: GraphContext, operation: str, item: Item, event_id: str) -> None:
-    """Graph has no SendToNone: a write on an event with attendees mails them."""
+    """Graph has no SendToNone: a write on a meeting the mailbox organizes mails its
+    attendees (a write on an attendee's own copy mails nobody)."""
     people = [a["emailAddress"]["address"] for a in _attendees(item)]
-    if not people:
+    if not people or organizer_of(item).lower() != item.mailbox.lower():
         return
     ctx.server.sent_log.append({"protocol": "graph", "operation": operation,
                                 "item_id": event_id, "subject": item.text("Subject"),

@@ -12,6 +12,7 @@ from engine.planner import (
     DeletionPolicy,
     Direction,
     Known,
+    Leave,
     Link,
     PendingDeletion,
     Policy,
@@ -25,7 +26,7 @@ from engine.planner import (
     side_hash,
     snapshot,
 )
-from engine.records import ContactRecord
+from engine.records import Attendee, ContactRecord, EventRecord
 from engine.runner import CONTACT_SYNCED
 
 T0 = dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
@@ -211,3 +212,100 @@ def test_a_first_link_keeps_the_crms_values_unless_exchange_wins_by_policy() -> 
 def test_matching_identical_records_writes_nothing() -> None:
     plan = plan_match(crm(BASE), remote(edit(display_name="Petr Svoboda")), policy())
     assert plan.writes == [] and not plan.of(Conflict) and plan.of(Link)
+
+
+# --- shared meetings: one CRM event, several synced users' copies ----------------------------
+MEETING = EventRecord(subject="Review", start=T0, end=T0 + dt.timedelta(hours=1),
+                      attendees=(Attendee("bob@example.com"),), organizer="alice@example.com",
+                      uid="UID-1", response="accepted")
+
+
+def events_policy(deletion: str = "propagate") -> Policy:
+    from engine.calendar_sync import EVENT_SYNCED
+
+    return Policy(Direction.TWO_WAY, ConflictPolicy.NEWEST, DeletionPolicy(deletion),
+                  EVENT_SYNCED, one_way={"attendees": Side.REMOTE, "uid": Side.REMOTE,
+                                         "categories": Side.CRM})
+
+
+def meeting_known(organizes: bool | None = False, shared: bool = True) -> Known:
+    pol = events_policy()
+    snap = snapshot(MEETING, pol)
+    return Known("1", "10", side_hash(MEETING, pol), snap, "X", "ck1", side_hash(MEETING, pol),
+                 snap, organizes=organizes, shared=shared)
+
+
+def in_crm(record: EventRecord) -> Seen:
+    """The CRM's side of the meeting: the CRM does not read its attendees back."""
+    from dataclasses import replace
+
+    return Seen("1", "11", replace(record, attendees=(), organizer="", response=""))
+
+
+def test_an_attendee_deleting_a_copy_others_have_leaves_the_meeting() -> None:
+    plan = plan_linked(meeting_known(), None, remote(None), events_policy())
+    (leave,) = plan.of(Leave)
+    assert plan.writes == [] and plan.of(PendingDeletion) == []
+    assert "do not organize" in leave.reason
+
+
+def test_the_engines_own_attendee_write_does_not_undo_the_deletion() -> None:
+    # The CRM event differs from the link's snapshot only in the attendees it cannot read.
+    plan = plan_linked(meeting_known(shared=False), in_crm(MEETING), remote(None),
+                       events_policy())
+    assert plan.writes == [] and plan.of(PendingDeletion) == [PendingDeletion(Side.REMOTE)]
+
+
+def test_the_organizer_deleting_a_shared_meeting_deletes_it_for_all() -> None:
+    (pending,) = plan_linked(meeting_known(organizes=True), None, remote(None),
+                             events_policy()).of(PendingDeletion)
+    assert pending.deleted_on is Side.REMOTE and "organizer" in pending.reason
+
+
+def test_the_last_synced_copy_deleted_deletes_the_crm_event() -> None:
+    plan = plan_linked(meeting_known(shared=False), None, remote(None), events_policy())
+    assert plan.of(PendingDeletion) == [PendingDeletion(Side.REMOTE)]
+
+
+def test_declining_a_meeting_others_have_leaves_it_and_touches_no_copy() -> None:
+    from dataclasses import replace
+
+    plan = plan_linked(meeting_known(), None, remote(replace(MEETING, response="declined")),
+                       events_policy())
+    assert plan.writes == [] and len(plan.of(Leave)) == 1
+
+
+def test_declining_the_last_synced_copy_deletes_the_crm_event_only() -> None:
+    from dataclasses import replace
+
+    declined = remote(replace(MEETING, response="declined"))
+    plan = plan_linked(meeting_known(shared=False), None, declined, events_policy())
+    (pending,) = plan.of(PendingDeletion)
+    assert plan.writes == [] and pending.deleted_on is Side.REMOTE
+    kept = plan_linked(meeting_known(shared=False), None, declined, events_policy("unlink"))
+    assert kept.of(Unlink)[0].for_good and kept.of(PendingDeletion) == []
+
+
+def test_a_cancelled_meeting_is_deleted_from_the_crm_unless_changed_there() -> None:
+    from dataclasses import replace
+
+    cancelled = remote(replace(MEETING, subject="Canceled: Review", cancelled=True))
+    (pending,) = plan_linked(meeting_known(), None, cancelled, events_policy()).of(
+        PendingDeletion)
+    assert "cancelled" in pending.reason
+    edited = in_crm(replace(MEETING, location="Room 7"))
+    plan = plan_linked(meeting_known(), edited, cancelled, events_policy())
+    assert plan.writes == [] and plan.of(Unlink)[0].for_good
+
+
+def test_links_remember_whether_the_mailbox_organizes_the_event() -> None:
+    from dataclasses import replace
+
+    new = plan_new(Side.REMOTE, remote(MEETING), events_policy())
+    assert new.of(Link)[0].organizes is False
+    own = replace(MEETING, response="organizer")
+    assert plan_new(Side.REMOTE, remote(own), events_policy()).of(Link)[0].organizes is True
+    exported = plan_new(Side.CRM, in_crm(MEETING), events_policy())
+    assert exported.of(Link)[0].organizes is True
+    contact = plan_new(Side.REMOTE, remote(BASE), policy())
+    assert contact.of(Link)[0].organizes is None

@@ -259,3 +259,27 @@ def test_raw_mime_keeps_every_recipient_of_a_header_and_attached_mail_as_an_item
     (attached,) = msg.attachments
     assert isinstance(attached, ItemAttachment) and attached.name == "Původní dotaz"
     assert b"Subject:" in attached.item.mime_content
+
+
+def test_an_attendees_copy_of_a_meeting_has_its_organizer_and_answer(ewsim, account):
+    xml = ("<t:CalendarItem><t:Subject>Review</t:Subject>"
+           "<t:Start>2030-03-22T14:00:00Z</t:Start><t:End>2030-03-22T15:00:00Z</t:End>"
+           "<t:Organizer><t:Mailbox><t:EmailAddress>carol@partner.example</t:EmailAddress>"
+           "</t:Mailbox></t:Organizer></t:CalendarItem>")
+    copy = ewsim.control.create_item(account.primary_smtp_address, folder="calendar", xml=xml,
+                                     tag="CalendarItem")["id"]
+    got = account.calendar.get(id=copy)
+    assert got.organizer.email_address == "carol@partner.example"
+    assert (got.my_response_type, got.is_cancelled) == ("NoResponseReceived", False)
+    ewsim.control.update_item(copy, xml="<t:CalendarItem><t:MyResponseType>Decline"
+                                        "</t:MyResponseType><t:IsCancelled>true"
+                                        "</t:IsCancelled></t:CalendarItem>")
+    got = account.calendar.get(id=copy)
+    assert (got.my_response_type, got.is_cancelled) == ("Decline", True)
+    start = EWSDateTime(2030, 3, 10, 9, 0, tzinfo=TZ)
+    own = CalendarItem(account=account, folder=account.calendar, subject="Own", start=start,
+                       end=start + dt.timedelta(hours=1))
+    own.save()
+    got = account.calendar.get(id=own.id)
+    assert got.my_response_type == "Organizer"
+    assert got.organizer.email_address == account.primary_smtp_address

@@ -217,3 +217,47 @@ def test_bad_event_bodies_are_400_and_create_nothing(ewsim):
         "end": {"dateTime": "2030-03-20T14:00:00", "timeZone": "UTC"}})
     assert backwards.status == 400
     assert graph.get("events").json["value"] == []
+
+
+def _attendee_copy(ewsim, **props: str) -> str:
+    """Alice's copy of a meeting Carol organizes, as Exchange delivers it to her calendar."""
+    extra = "".join(f"<t:{name}>{value}</t:{name}>" for name, value in props.items())
+    xml = ("<t:CalendarItem><t:Subject>Review</t:Subject>"
+           "<t:Start>2030-03-22T14:00:00Z</t:Start><t:End>2030-03-22T15:00:00Z</t:End>"
+           f"{extra}<t:Organizer><t:Mailbox><t:Name>Carol</t:Name>"
+           "<t:EmailAddress>carol@partner.example</t:EmailAddress></t:Mailbox></t:Organizer>"
+           "<t:RequiredAttendees><t:Attendee><t:Mailbox>"
+           "<t:EmailAddress>alice@example.com</t:EmailAddress></t:Mailbox></t:Attendee>"
+           "</t:RequiredAttendees></t:CalendarItem>")
+    return ewsim.control.create_item("alice@example.com", folder="calendar", xml=xml,
+                                     tag="CalendarItem")["id"]
+
+
+def test_an_attendees_copy_names_its_organizer_answer_and_cancellation(ewsim):
+    graph = _graph(ewsim)
+    _attendee_copy(ewsim, MyResponseType="Decline", IsCancelled="true")
+    own = graph.post("events", {"subject": "Own",
+                                "start": {"dateTime": "2030-03-20T14:00:00", "timeZone": "UTC"},
+                                "end": {"dateTime": "2030-03-20T15:00:00", "timeZone": "UTC"}})
+    events = {e["subject"]: e for e in graph.get("events").json["value"]}
+    review = events["Review"]
+    assert review["organizer"]["emailAddress"] == {"name": "Carol",
+                                                   "address": "carol@partner.example"}
+    assert (review["isOrganizer"], review["isCancelled"]) == (False, True)
+    assert review["responseStatus"]["response"] == "declined"
+    mine = events["Own"]
+    assert own.status == 201 and mine["isOrganizer"] is True and mine["isCancelled"] is False
+    assert mine["organizer"]["emailAddress"]["address"] == "alice@example.com"
+    assert mine["responseStatus"]["response"] == "organizer"
+
+
+def test_writes_on_an_attendees_copy_mail_nobody(ewsim):
+    # Only the organizer's changes and deletion reach the attendees.
+    graph = _graph(ewsim)
+    _attendee_copy(ewsim)
+    (event,) = graph.get("events").json["value"]
+    assert event["responseStatus"]["response"] == "notResponded"
+    moved = graph.patch(f"events/{event['id']}", {"location": {"displayName": "Room 2"}})
+    assert moved.status == 200
+    assert graph.delete(f"events/{event['id']}").status == 204
+    assert ewsim.control.invitations() == []
