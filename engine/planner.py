@@ -16,7 +16,8 @@ A linked record, by what the CRM and Exchange show now:
   "unlink" stops syncing. Mirrored.
 - deleted / deleted: the link is forgotten.
 - out of scope on either side: stop syncing, touch nothing (leaving the scope is not a
-  deletion).
+  deletion). An item moved out of the synced folder to another folder of the mailbox (not
+  Deleted Items) has left the scope too, for good: archiving is not deleting.
 One-way directions ignore the other side's changes and deletions: with "import" the CRM's
 edits stay in the CRM (Exchange wins every overlap); with "export" the mirror.
 
@@ -93,6 +94,9 @@ class Seen:
     record: Record | None
     in_scope: bool = True
     modified: dt.datetime | None = None
+    # Gone from the synced folder but found in this folder of the mailbox (its display path),
+    # not in Deleted Items: moved away, which is leaving the scope, not a deletion.
+    moved_to: str = ""
 
     @property
     def deleted(self) -> bool:
@@ -275,8 +279,13 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
 def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Policy) -> Plan:
     """A linked pair. `crm`/`remote` None: that side reported no change this run."""
     for side, seen in ((Side.CRM, crm), (Side.REMOTE, remote)):
+        where = "the CRM" if side is Side.CRM else "Exchange"
+        if seen is not None and seen.moved_to:
+            # Kept as unlinked, like a deletion's survivor: forgotten, the record still in
+            # the other side's scope would be copied into the folder again.
+            return Plan().add(Unlink(f"moved to {seen.moved_to} in {where}; no longer synced, "
+                                     "nothing deleted", for_good=True))
         if seen is not None and not seen.deleted and not seen.in_scope:
-            where = "the CRM" if side is Side.CRM else "Exchange"
             return Plan().add(Unlink(f"left the synced scope in {where}; nothing deleted"))
 
     crm_changed = crm is not None and (crm.deleted or
