@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PRAGUE = zoneinfo.ZoneInfo("Europe/Prague")
 BACKENDS: dict[str, Callable[..., SyncProfile]] = {"ews": make_profile,
                                                    "graph": make_graph_profile}
+# Ways an item is deleted in Outlook: to Deleted Items, or for good (Shift+Del, emptied trash).
+DELETIONS: dict[str, Callable[[SimHandle, str], Any]] = {
+    "to deleted items": lambda sim, item: sim.control.move_item(item, "deleteditems"),
+    "for good": lambda sim, item: sim.control.delete_item(item),
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -97,33 +103,20 @@ def test_a_contact_moved_to_another_folder_is_unlinked_and_the_crm_person_stays(
     assert contacts_in(ewsim, "Contacts") == 1
 
 
-def test_a_contact_moved_to_deleted_items_is_deleted_while_an_archived_one_stays(
-        ewsim: SimHandle, new_profile: Callable[..., SyncProfile]) -> None:
+@pytest.mark.parametrize("how", sorted(DELETIONS))
+def test_a_deleted_contact_is_deleted_while_an_archived_one_stays(
+        ewsim: SimHandle, new_profile: Callable[..., SyncProfile], how: str) -> None:
     profile = new_profile(deletion_policy="propagate")
     eva, jan = person(profile, "Eva"), person(profile, "Jan")
     run(profile, "contacts")
     ewsim.control.move_item(remote_id(profile, eva.pk), folder(ewsim, "Archive"))
-    ewsim.control.move_item(remote_id(profile, jan.pk), "deleteditems")
+    DELETIONS[how](ewsim, remote_id(profile, jan.pk))
 
     done = run(profile, "contacts")
     assert done.crm_deleted == 1
     assert set(lines(done, RunItem.Action.UNLINK)) == {"Eva Nová"}
     assert list(Person.objects.values_list("first_name", flat=True)) == ["Eva"]
     assert link_states(profile) == {eva.pk: Link.State.UNLINKED}
-
-
-def test_a_hard_deleted_contact_is_deleted_while_an_archived_one_stays(
-        ewsim: SimHandle, new_profile: Callable[..., SyncProfile]) -> None:
-    profile = new_profile(deletion_policy="propagate")
-    eva, jan = person(profile, "Eva"), person(profile, "Jan")
-    run(profile, "contacts")
-    ewsim.control.move_item(remote_id(profile, eva.pk), folder(ewsim, "Archive"))
-    ewsim.control.delete_item(remote_id(profile, jan.pk))
-
-    done = run(profile, "contacts")
-    assert done.crm_deleted == 1
-    assert set(lines(done, RunItem.Action.UNLINK)) == {"Eva Nová"}
-    assert list(Person.objects.values_list("first_name", flat=True)) == ["Eva"]
 
 
 def test_under_the_default_policy_a_deletion_and_a_move_both_stop_the_sync_each_as_itself(
@@ -165,22 +158,18 @@ def test_many_removals_in_one_run_are_looked_up_in_a_bounded_number_of_requests(
     people = [person(profile, f"P{i:02d}") for i in range(45)]
     run(profile, "contacts")
     archive = folder(ewsim, "Archive")
-    for i, someone in enumerate(people):
-        item = remote_id(profile, someone.pk)
-        if i % 3 == 0:
-            ewsim.control.move_item(item, archive)
-        elif i % 3 == 1:
-            ewsim.control.move_item(item, "deleteditems")
-        else:
-            ewsim.control.delete_item(item)
+    ways = [lambda sim, item: sim.control.move_item(item, archive), *DELETIONS.values()]
+    for i, someone in enumerate(people):   # a third each: archived, trashed, erased
+        ways[i % 3](ewsim, remote_id(profile, someone.pk))
     ewsim.control.reset_counters()
 
     done = run(profile, "contacts")
     assert done.crm_deleted == 30
     assert len(lines(done, RunItem.Action.UNLINK)) == 15
     assert Person.objects.count() == 15
-    # One lookup for the page's 45 removals: the folder tree and a search (EWS), or
-    # $batches of 20 and the folders found (Graph); a sign-in and the read of changes.
+    # The read of changes and one lookup for the page's 45 removals: EWS the folder tree
+    # (GetFolder, FindFolder) and one FindItem; Graph three $batches of 20 and the folders
+    # the items are in.
     assert done.requests <= 8, (ewsim.control.counters(), ewsim.control.graph_stats())
     counted = ewsim.control.counters()
     assert counted.get("FindItem", 0) <= 1, counted
@@ -226,32 +215,17 @@ def test_an_event_moved_to_another_calendar_is_unlinked_and_the_crm_event_stays(
     assert set(link_states(profile).values()) == {Link.State.UNLINKED}
 
 
-def test_an_event_moved_to_deleted_items_is_deleted_while_an_archived_one_stays(
-        ewsim: SimHandle, new_profile: Callable[..., SyncProfile]) -> None:
+@pytest.mark.parametrize("how", sorted(DELETIONS))
+def test_a_deleted_event_is_deleted_while_an_archived_one_stays(
+        ewsim: SimHandle, new_profile: Callable[..., SyncProfile], how: str) -> None:
     profile = new_profile()
     add_exchange_event(ewsim, "Archived", at(1, 10))
-    add_exchange_event(ewsim, "Thrown away", at(1, 12))
-    run(profile, "calendar")
-    archived, thrown = (Event.objects.get(subject=s) for s in ("Archived", "Thrown away"))
-    old = folder(ewsim, "Old", parent="calendar", folder_class="IPF.Appointment")
-    ewsim.control.move_item(remote_id(profile, archived.pk), old)
-    ewsim.control.move_item(remote_id(profile, thrown.pk), "deleteditems")
-
-    done = run(profile, "calendar")
-    assert done.crm_deleted == 1
-    assert set(lines(done, RunItem.Action.UNLINK)) == {"Archived"}
-    assert list(Event.objects.values_list("subject", flat=True)) == ["Archived"]
-
-
-def test_a_hard_deleted_event_is_deleted_while_an_archived_one_stays(
-        ewsim: SimHandle, new_profile: Callable[..., SyncProfile]) -> None:
-    profile = new_profile()
-    archived = crm_event(profile, "Archived", at(1, 10))
     gone = crm_event(profile, "Gone", at(1, 12))
     run(profile, "calendar")
+    archived = Event.objects.get(subject="Archived")
     old = folder(ewsim, "Old", parent="calendar", folder_class="IPF.Appointment")
     ewsim.control.move_item(remote_id(profile, archived.pk), old)
-    ewsim.control.delete_item(remote_id(profile, gone.pk))
+    DELETIONS[how](ewsim, remote_id(profile, gone.pk))
 
     done = run(profile, "calendar")
     assert done.crm_deleted == 1
