@@ -16,7 +16,8 @@ A linked record, by what the CRM and Exchange show now:
   "unlink" stops syncing. Mirrored.
 - deleted / deleted: the link is forgotten.
 - out of scope on either side: stop syncing, touch nothing (leaving the scope is not a
-  deletion).
+  deletion). An item moved out of the synced folder to another folder of the mailbox (not
+  Deleted Items) has left the scope too, for good: archiving is not deleting.
 Shared meetings (one CRM event, linked to several synced users' copies): an attendee's copy
 deleted or declined while other synced users still have the meeting takes only that user off
 it (their link and participation); the CRM event goes when its organizer's copy is deleted or
@@ -102,6 +103,9 @@ class Seen:
     record: Record | None
     in_scope: bool = True
     modified: dt.datetime | None = None
+    # Gone from the synced folder but found in this folder of the mailbox (its display path),
+    # not in Deleted Items: moved away, which is leaving the scope, not a deletion.
+    moved_to: str = ""
 
     @property
     def deleted(self) -> bool:
@@ -386,12 +390,20 @@ def _meeting_left(known: Known, crm: Seen | None, remote: Seen | None,
 
 def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Policy) -> Plan:
     """A linked pair. `crm`/`remote` None: that side reported no change this run."""
+    for side, seen in ((Side.CRM, crm), (Side.REMOTE, remote)):
+        if seen is not None and seen.moved_to:
+            # Kept as unlinked, like a deletion's survivor: forgotten, the record still in
+            # the other side's scope would be copied into the folder again. Before the
+            # meeting rules: a meeting copy moved away is no meeting left.
+            where = "the CRM" if side is Side.CRM else "Exchange"
+            return Plan().add(Unlink(f"moved to {seen.moved_to} in {where}; no longer synced, "
+                                     "nothing deleted", for_good=True))
     left = _meeting_left(known, crm, remote, policy)
     if left is not None:
         return left
     for side, seen in ((Side.CRM, crm), (Side.REMOTE, remote)):
+        where = "the CRM" if side is Side.CRM else "Exchange"
         if seen is not None and not seen.deleted and not seen.in_scope:
-            where = "the CRM" if side is Side.CRM else "Exchange"
             return Plan().add(Unlink(f"left the synced scope in {where}; nothing deleted"))
 
     crm_changed = crm is not None and (crm.deleted or

@@ -46,6 +46,7 @@ from engine.mailbox.base import (
     MailboxBackend,
     MailboxError,
     Pending,
+    Sought,
     Update,
     WriteResult,
     WriteStatus,
@@ -431,6 +432,9 @@ class AgendaSync:
         crm_side = self._crm_seen({
             *(link.crm_key for link in links.values() if link.crm_key in pending_crm),
             *(k for k in stamped.values() if k), *origins.values()})
+        moved = self._moved([links[c.ref.id] for c in changes
+                             if c.type is ChangeType.DELETE and c.ref.id in links
+                             and links[c.ref.id].state != Link.State.UNLINKED])
         batch: list[Planned] = []
         to_park: list[tuple[ItemRef, Record]] = []
         shared = self.shared_keys([link.crm_key for link in links.values()])
@@ -440,7 +444,8 @@ class AgendaSync:
                 if link is not None:
                     crm = self._pending_side(link.crm_key, pending_crm, crm_side)
                     pending_crm.pop(link.crm_key, None)
-                    remote = Seen(change.ref.id, "", None)
+                    remote = Seen(change.ref.id, "", None,
+                                  moved_to=moved.get(change.ref.id, ""))
                     known = self._known(link, shared)
                     if crm is None:   # the CRM side did not change: is it still in scope?
                         known.in_scope = self.snapshot_in_scope(link.crm_snapshot)
@@ -484,6 +489,18 @@ class AgendaSync:
             to_park.append((change.ref, record))
         self._execute(batch)
         self._new_remote_items(to_park)
+
+    def _moved(self, gone: list[Link]) -> dict[str, str]:
+        """Linked items gone from the folder that are still in the mailbox, outside Deleted
+        Items (archived, filed by a rule, dragged away): their ids and the folder each is in
+        now. Looked for all at once, by stamp (an EWS ItemId changes on a move) or id."""
+        if not gone:
+            return {}
+        found = self.mailbox.locate(self.kind, [
+            Sought(ItemRef(link.remote_id), self.crm.stamp(self.kind, link.crm_key),
+                   link.remote_uid) for link in gone])
+        return {remote_id: where.folder_path or "another folder"
+                for remote_id, where in found.items() if not where.deleted}
 
     def _new_remote_items(self, items: list[tuple[ItemRef, Record]]) -> None:
         """A page's new Exchange items. One that no CRM record could be the partner of (no

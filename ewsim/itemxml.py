@@ -52,6 +52,45 @@ def ext_key(uri: etree._Element) -> str:
     return "|".join(parts)
 
 
+# PidLidCleanGlobalObjectId (PSETID_Meeting, 0x23): Exchange computes it from a calendar
+# item's UID (MS-OXOCAL 2.2.1.27-28) and keeps it when the item moves, unlike its ItemId.
+CLEAN_GOID_KEYS = {f"{set_id}||35||Binary" for set_id in
+                   ("meeting", "6ed8da90-450b-101b-98da-00aa003f1305")}
+GOID_HEADER = bytes.fromhex("040000008200E00074C5B7101A82E008")
+
+
+def clean_goid(uid: str) -> bytes:
+    """A UID as its global object id, instance date zeroed: an Outlook id is the UID in hex;
+    any other UID (from an iCalendar file) is wrapped as "vCal-Uid"."""
+    try:
+        raw = bytes.fromhex(uid)
+    except ValueError:
+        raw = b""
+    if raw.startswith(GOID_HEADER):
+        return raw[:16] + bytes(4) + raw[20:]
+    data = b"vCal-Uid\x01\x00\x00\x00" + uid.encode() + b"\x00"
+    return GOID_HEADER + bytes(20) + len(data).to_bytes(4, "little") + data
+
+
+def server_ext(item: Item, key: str) -> etree._Element | None:
+    """An extended property the server computes (not stored with the item), or None."""
+    uid = item.text("UID") if item.tag == "CalendarItem" else None
+    if key not in CLEAN_GOID_KEYS or not uid:
+        return None
+    prop = t_el("ExtendedProperty")
+    etree.SubElement(prop, tq("ExtendedFieldURI"), DistinguishedPropertySetId="Meeting",
+                     PropertyId="35", PropertyType="Binary")
+    etree.SubElement(prop, tq("Value")).text = base64.b64encode(clean_goid(uid)).decode()
+    return prop
+
+
+def ext_value(item: Item, uri: etree._Element) -> etree._Element | None:
+    """The item's extended property named by `uri`: stored, or computed by the server."""
+    key = ext_key(uri)
+    stored = item.ext.get(key)
+    return stored if stored is not None else server_ext(item, key)
+
+
 @dataclass
 class Shape:
     base: str = "IdOnly"
@@ -385,7 +424,7 @@ def render_item(store: Store, item: Item, shape: Shape,
             continue
         children.append(canonical(copy.deepcopy(el), info))
     for uri in shape.ext:
-        stored = item.ext.get(ext_key(uri))
+        stored = ext_value(item, uri)
         if stored is None:
             continue
         echo = copy.deepcopy(stored)

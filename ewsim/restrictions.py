@@ -14,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from . import schema
-from .itemxml import computed, ext_key, field_element
+from .itemxml import computed, ext_value, field_element
 from .ns import local, parse_bool, tq
 from .store import Item, Store
 from .timeutil import parse_dt
@@ -33,7 +33,7 @@ COMPARE = {
 def _raw(store: Store, item: Item, path: etree._Element) -> str | None:
     kind = local(path)
     if kind == "ExtendedFieldURI":
-        prop = item.ext.get(ext_key(path))
+        prop = ext_value(item, path)
         return prop.findtext(tq("Value")) if prop is not None else None
     name = field_element(path.get("FieldURI", ""))
     el = item.props.get(name)

@@ -150,6 +150,27 @@ class Update:
 
 
 @dataclass(frozen=True)
+class Sought:
+    """An item gone from a synced folder, to be looked for across the mailbox: its id as the
+    folder knew it and what identifies it wherever it went. EWS ItemIds change when an item
+    moves, so an EWS backend looks for the identity stamp (or, for an event, its meeting UID);
+    Graph's immutable ids stay, so a Graph backend asks for the id."""
+
+    ref: ItemRef
+    stamp: str = ""
+    uid: str = ""
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a sought item is now."""
+
+    ref: ItemRef                   # its identity there
+    folder_path: str               # display path from the top of the mailbox: "Archive/2026"
+    deleted: bool                  # in Deleted Items (or a folder inside it)
+
+
+@dataclass(frozen=True)
 class ServerInfo:
     version: str                   # e.g. "Exchange2016 (15.1.2507.6)"
     mailbox: str
@@ -352,6 +373,13 @@ class MailboxBackend(abc.ABC):
     @abc.abstractmethod
     def find_by_stamp(self, folder: FolderInfo, stamps: Sequence[str]) -> dict[str, ItemRef]:
         """The items in `folder` carrying these identity stamps (for crash recovery)."""
+
+    @abc.abstractmethod
+    def locate(self, kind: Kind, sought: Sequence[Sought]) -> dict[str, Located]:
+        """Where these items, gone from a synced folder, are now, keyed by the sought ref's id;
+        an item found nowhere in the mailbox (deleted for good) is left out. One search for the
+        whole batch (a few requests however many items), never a request per item. An item
+        found in several places is reported where it is not deleted, if it is anywhere."""
 
     # writing (batches of up to BATCH_SIZE; one bad item does not fail its batch)
     @abc.abstractmethod

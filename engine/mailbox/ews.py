@@ -59,6 +59,7 @@ from exchangelib import (
     ItemAttachment,
     Message,
     OAuth2Credentials,
+    Q,
     Version,
 )
 from exchangelib import Attendee as ExchangeAttendee
@@ -90,9 +91,11 @@ from exchangelib.recurrence import (
     RelativeYearlyPattern,
     WeeklyPattern,
 )
+from exchangelib.restriction import Restriction
 from exchangelib.services import (
     CreateItem,
     DeleteItem,
+    FindFolder,
     FindItem,
     GetFolder,
     GetItem,
@@ -120,6 +123,7 @@ from engine.mailbox.base import (
     ItemError,
     ItemRef,
     KnownVersions,
+    Located,
     MailboxAccess,
     MailboxBackend,
     MailboxError,
@@ -128,6 +132,7 @@ from engine.mailbox.base import (
     Pending,
     ServerInfo,
     ServiceUnavailable,
+    Sought,
     Throttled,
     TimedOut,
     TlsFailure,
@@ -178,6 +183,40 @@ class DisplayNamePrefix(ExtendedProperty):
     property_type = "String"
 
 
+class CleanGlobalObjectId(ExtendedProperty):
+    """PidLidCleanGlobalObjectId: a meeting's identity in the mailbox, kept when the item moves
+    (unlike its ItemId). Exchange derives it from the UID (MS-OXOCAL 2.2.1.28)."""
+
+    distinguished_property_set_id = "Meeting"
+    property_id = 0x23
+    property_type = "Binary"
+
+
+# MS-OXOCAL 2.2.1.27: an Outlook global object id starts with this class id; its UID is the
+# id in hex. Any other UID (one from an iCalendar file) is wrapped as "vCal-Uid".
+GOID_HEADER = bytes.fromhex("040000008200E00074C5B7101A82E008")
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
+
+
+def clean_goid(uid: str) -> bytes:
+    """The PidLidCleanGlobalObjectId of the meeting with this UID (its instance date zeroed)."""
+    if _HEX.fullmatch(uid) and uid[:32].upper() == GOID_HEADER.hex().upper():
+        goid = bytearray(bytes.fromhex(uid))
+        goid[16:20] = b"\0\0\0\0"
+        return bytes(goid)
+    data = b"vCal-Uid\x01\x00\x00\x00" + uid.encode() + b"\x00"
+    return GOID_HEADER + bytes(20) + len(data).to_bytes(4, "little") + data
+
+
+def _sought_query(keys: Sequence[tuple[str, Any]]) -> Q:
+    """A restriction matching any of these stamps and meeting global object ids."""
+    stamps = [value for name, value in keys if name == "stamp"]
+    goids = [value for name, value in keys if name == "goid"]
+    if stamps and goids:
+        return Q(sync_stamp__in=stamps) | Q(clean_global_object_id__in=goids)
+    return Q(sync_stamp__in=stamps) if stamps else Q(clean_global_object_id__in=goids)
+
+
 def _register(cls: type, name: str, prop: type) -> None:
     # Registration is process-wide and refuses a second registration under the same name.
     if name not in {f.name for f in cls.FIELDS}:
@@ -187,11 +226,17 @@ def _register(cls: type, name: str, prop: type) -> None:
 for _item_class in (Contact, CalendarItem, Message):
     _register(_item_class, "sync_stamp", SyncStamp)
 _register(Contact, "title_prefix", DisplayNamePrefix)
+_register(CalendarItem, "clean_global_object_id", CleanGlobalObjectId)
 
 DEFAULT_VERSION = "Exchange2016"
 VERSIONS = {"Exchange2013": Build(15, 0, 516, 32), "Exchange2013_SP1": Build(15, 0, 847, 32),
             "Exchange2016": Build(15, 1, 2507, 6)}
 WINDOW_MAX_ITEMS = 1000   # Exchange refuses bigger calendar views (ErrorExceededFindCountLimit)
+FIND_MAX_ITEMS = 1000     # ... and bigger FindItem pages
+# A search for items gone from a synced folder (locate): folders per FindItem, and stamps or
+# meeting ids per restriction.
+FOLDERS_PER_SEARCH = 100
+KEYS_PER_SEARCH = 100
 WINDOW_MAX_DAYS = 700     # ... and ranges over two years (ErrorCalendarViewRangeTooBig)
 # Mailboxes per streaming connection: Microsoft's affinity groups hold at most 200 ("Maintain
 # affinity between a group of subscriptions and the Mailbox server").
@@ -848,6 +893,7 @@ class EwsMailbox(MailboxBackend):
         self._account: Account | None = None
         self._writer: _Worker | None = None
         self._watch_group: _WatchGroup | None = None
+        self._folders: dict[str, tuple[str, bool]] | None = None   # _mailbox_folders
         self._requests_before = _traffic.requests
         _budget.deadline = time.monotonic() + access.throttle_budget_seconds
 
@@ -1178,6 +1224,98 @@ class EwsMailbox(MailboxBackend):
             for item in items:
                 found.setdefault(item.sync_stamp, ItemRef(item.id, item.changekey or ""))
         return found
+
+    def locate(self, kind: Kind, sought: Sequence[Sought]) -> dict[str, Located]:
+        """An item's ItemId changes when it moves; its stamp and its meeting's global object id
+        do not. One FindItem asks every folder of the mailbox at once for them (FindItem has no
+        deep traversal except in search folders, but takes many folders)."""
+        wanted: dict[tuple[str, Any], str] = {}   # ("stamp" | "goid", value) -> sought id
+        for item in sought:
+            if item.stamp:
+                wanted[("stamp", item.stamp)] = item.ref.id
+            if item.uid and kind is Kind.CALENDAR:
+                wanted[("goid", clean_goid(item.uid))] = item.ref.id
+        if not wanted:
+            return {}
+        folders = self._mailbox_folders()
+        fields = {FieldPath(field=Contact.get_field_by_fieldname("sync_stamp")),
+                  FieldPath(field=Contact.get_field_by_fieldname("parent_folder_id"))}
+        if kind is Kind.CALENDAR:
+            fields.add(FieldPath(field=CalendarItem.get_field_by_fieldname(
+                "clean_global_object_id")))
+        keys, ids = list(wanted), list(folders)
+        found: dict[str, Located] = {}
+        refused: list[Exception] = []
+        for start in range(0, len(keys), KEYS_PER_SEARCH):
+            query = _sought_query(keys[start:start + KEYS_PER_SEARCH])
+            for first in range(0, len(ids), FOLDERS_PER_SEARCH):
+                searched = [_IdFolder(self.account, FolderId(id=i))
+                            for i in ids[first:first + FOLDERS_PER_SEARCH]]
+                for item in self._find(searched, query, fields, refused):
+                    parent = item.parent_folder_id.id if item.parent_folder_id else ""
+                    if parent not in folders:
+                        continue
+                    here = Located(ItemRef(item.id, item.changekey or ""), *folders[parent])
+                    goid = item.clean_global_object_id if isinstance(item, CalendarItem) \
+                        else None   # a meeting request in the Inbox carries it too
+                    for key in (("stamp", getattr(item, "sync_stamp", None)), ("goid", goid)):
+                        gone_id = wanted.get(key) if key[1] else None
+                        if gone_id and (gone_id not in found or found[gone_id].deleted):
+                            found[gone_id] = here
+        if refused and len(found) < len(set(wanted.values())):
+            # An item not found would be taken for deleted, and deleted in the CRM: with a
+            # folder left unsearched, that is not known. Better no answer than a wrong one.
+            raise MailboxError(
+                "Exchange would not search every folder of the mailbox for items moved out "
+                f"of the synced folder ({type(refused[0]).__name__}); nothing was deleted, "
+                "and the next run looks again.")
+        return found
+
+    def _find(self, folders: list[Folder], query: Q, fields: set[Any],
+              refused: list[Exception]) -> list[Any]:
+        """The items of these folders that `query` matches, with `fields`; what Exchange
+        answered for a folder it would not search is added to `refused`."""
+        with self._errors():
+            answers = list(FindItem(account=self.account, page_size=FIND_MAX_ITEMS).call(
+                folders=folders, additional_fields=fields,
+                restriction=Restriction(query, folders=folders, applies_to=Restriction.ITEMS),
+                order_fields=None, shape="IdOnly", query_string=None, depth="Shallow",
+                calendar_view=None, max_items=None, offset=0))
+        refused.extend(answer for answer in answers if isinstance(answer, Exception))
+        return [answer for answer in answers if not isinstance(answer, Exception)]
+
+    def _mailbox_folders(self) -> dict[str, tuple[str, bool]]:
+        """Every folder of the mailbox (the top of it included, search folders not): its
+        display path and whether it lies in Deleted Items. Read once per backend object (one
+        run): a GetFolder for the top and Deleted Items, and a deep FindFolder."""
+        if self._folders is not None:
+            return self._folders
+        with self._errors():
+            tops = list(_RawGetFolder(account=self.account).call(
+                folders=[self._folder_id("msgfolderroot"), self._folder_id("deleteditems")],
+                additional_fields=_FOLDER_FIELDS, shape="IdOnly"))
+            below = list(_RawFindFolder(account=self.account).call(
+                folders=[self._folder("msgfolderroot")], additional_fields=_FOLDER_FIELDS,
+                shape="IdOnly", depth="Deep"))
+        for answer in (*tops, *below):
+            if isinstance(answer, Exception):
+                raise translate_error(answer, self.access)
+        (root, root_name, _), (trash, _, _) = (_folder_facts(top) for top in tops)
+        parents: dict[str, tuple[str, str]] = {}   # id -> (name, parent id)
+        for element in below:
+            if local_name(element) != "SearchFolder":
+                folder_id, name, parent = _folder_facts(element)
+                parents[folder_id] = (name, parent)
+        folders = {root: (root_name, False)}
+        for folder_id in parents:
+            names, deleted, current = [], False, folder_id
+            while current in parents and len(names) < 64:
+                deleted = deleted or current == trash
+                names.append(parents[current][0])
+                current = parents[current][1]
+            folders[folder_id] = ("/".join(reversed(names)), deleted)
+        self._folders = folders
+        return folders
 
     # writing
     def _item(self, kind: Kind, record: Record, **kwargs: Any) -> Any:
@@ -1597,8 +1735,27 @@ class _RawGetFolder(GetFolder):
         yield from elems
 
 
+class _RawFindFolder(FindFolder):
+    """FindFolder answering with the XML elements, as _RawGetFolder does (FindFolder's own
+    call asks for the root folder first)."""
+
+    def call(self, folders: Any, additional_fields: Any, shape: Any,  # type: ignore[override]
+             depth: Any) -> Iterator[Any]:
+        return self._paged_call(payload_func=self.get_payload, max_items=None, folders=folders,
+                                additional_fields=additional_fields, restriction=None,
+                                shape=shape, depth=depth, page_size=self.page_size, offset=0)
+
+
 _FOLDER_FIELDS = {FieldPath(field=Folder.get_field_by_fieldname(name))
                   for name in ("name", "folder_class", "total_count", "parent_folder_id")}
+
+
+def _folder_facts(element: Any) -> tuple[str, str, str]:
+    """A folder element's id, display name and parent's id."""
+    facts = {local_name(child): child.text or child.get("Id") or "" for child in element
+             if isinstance(child.tag, str)}
+    return facts.get("FolderId", ""), facts.get("DisplayName", ""), \
+        facts.get("ParentFolderId", "")
 
 
 def local_name(element: Any) -> str:

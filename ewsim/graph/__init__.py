@@ -56,6 +56,7 @@ Calendar:
     GET|PATCH|DELETE /users/{user}/events/{id}   master, single, occurrence or exception;
          PATCH of an occurrence makes it an exception, DELETE of one deletes that instance
     GET  /users/{user}/events/{id}/instances?startDateTime=…&endDateTime=…
+    GET  /users/{user}/events/{id}/calendar   the calendar the event is in now ($select)
 
 Batching:
     POST /$batch   {"requests": [{id, method, url (relative), headers, body}]} <= 20;

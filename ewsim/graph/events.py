@@ -20,7 +20,7 @@ from ..ns import T, parse_bool, sub, t_el, tq
 from ..operations.items import prepare_new
 from ..store import Folder, Item
 from ..timeutil import fmt_dt, parse_dt
-from . import items, props, recurrence_json, timezones
+from . import folders, items, props, recurrence_json, timezones
 from .context import GraphContext, GraphResponse
 from .delta import decode_token, encode_token, expired, incoming_token
 from .errors import GraphError, bad_request
@@ -334,6 +334,15 @@ def list_events(ctx: GraphContext, calendar: str | None = None) -> GraphResponse
 def get_event(ctx: GraphContext, event: str, calendar: str | None = None) -> GraphResponse:
     item, index = resolve(ctx, event)
     return _render(ctx, item, index)
+
+
+@route("GET", "events/{event}/calendar", "events.calendar")
+def get_event_calendar(ctx: GraphContext, event: str) -> GraphResponse:
+    """The calendar an event is in (its `calendar` navigation property): where an event
+    moved to another calendar is now; 404 like the event itself once it is in Deleted Items."""
+    item, _ = resolve(ctx, event)
+    return folders.entity(ctx, f"users('{ctx.mailbox}')/calendars/$entity",
+                          folders.calendar_json(ctx, ctx.store.folders[item.folder_id]))
 
 
 @route("PATCH", "events/{event}", "events.update")

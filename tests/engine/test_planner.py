@@ -166,6 +166,17 @@ def test_leaving_the_scope_is_not_a_deletion(side: str) -> None:
     assert plan.writes == [] and not plan.of(PendingDeletion) and plan.of(Unlink)
 
 
+@pytest.mark.parametrize("crm_side", [None, "changed", "deleted"])
+def test_moving_out_of_the_folder_is_leaving_the_scope_not_a_deletion(
+        crm_side: str | None) -> None:
+    now = {None: None, "changed": crm(edit(job_title="CEO")), "deleted": crm(None)}[crm_side]
+    plan = plan_linked(known(), now, remote(None, moved_to="Archive/2026"),
+                       policy(deletion="propagate"))
+    (unlink,) = plan.actions
+    assert unlink == Unlink("moved to Archive/2026 in Exchange; no longer synced, nothing "
+                            "deleted", for_good=True)
+
+
 def test_import_ignores_crm_edits_and_exchange_wins_overlaps() -> None:
     plan = plan_linked(known(), crm(edit(job_title="CEO", note="crm"), 9),
                        remote(edit(job_title="Owner"), 1), policy(direction="import"))

@@ -32,9 +32,19 @@ class CrmId(ExtendedProperty):
     property_type = "String"
 
 
+class CleanGoid(ExtendedProperty):
+    """PidLidCleanGlobalObjectId, which Exchange computes from a calendar item's UID."""
+
+    distinguished_property_set_id = "Meeting"
+    property_id = 0x23
+    property_type = "Binary"
+
+
 for _cls in (CalendarItem, Contact, Message):
     if "crm_id" not in {f.name for f in _cls.FIELDS}:
         _cls.register("crm_id", CrmId)
+if "clean_goid" not in {f.name for f in CalendarItem.FIELDS}:
+    CalendarItem.register("clean_goid", CleanGoid)
 
 # Keep retries short in tests (notes §1.3).
 BaseProtocol.RETRY_WAIT = 0.2

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from exchangelib import Contact, EWSDateTime, Q
 from exchangelib.errors import ErrorInvalidSyncStateData
+from exchangelib.properties import UID, FolderId
 from exchangelib.services import SyncFolderItems
 
 from .conftest import TZ
@@ -126,3 +127,36 @@ def test_folders_are_listed_as_a_tree(ewsim, account):
     shallow = {f.name for f in account.msg_folder_root.children}
     assert "CRM" not in shallow and "Contacts" in shallow
     assert (account.contacts / "CRM").name == "CRM"
+
+
+def _folder(ewsim, parent, name, folder_class):
+    made = ewsim.control.call("POST", "folders", {"mailbox": ewsim.user, "parent": parent,
+                                                  "name": name, "folder_class": folder_class})
+    return made["id"]
+
+
+GOID_UID = ("040000008200E00074C5B7101A82E00807EA0C0500000000A0B1C2D3E4F5A6B7000000000000"
+            "000010000000F1E2D3C4B5A69788796A5B4C3D2E1F00")
+
+
+def test_a_calendar_items_clean_global_object_id_is_its_uid_and_survives_a_move(ewsim,
+                                                                                 account):
+    """Exchange computes PidLidCleanGlobalObjectId from the UID (MS-OXOCAL 2.2.1.27-28): an
+    Outlook UID is the id in hex (its instance date zeroed), any other UID is wrapped as
+    "vCal-Uid" (exchangelib's UID helper builds that)."""
+    for uid, subject in (("meeting-42@example.com", "From iCal"), (GOID_UID, "From Outlook")):
+        ewsim.control.create_item(ewsim.user, folder="calendar", tag="CalendarItem", xml=(
+            f"<t:CalendarItem><t:Subject>{subject}</t:Subject><t:UID>{uid}</t:UID>"
+            "<t:Start>2030-03-05T09:00:00Z</t:Start><t:End>2030-03-05T10:00:00Z</t:End>"
+            "</t:CalendarItem>"))
+    clean = bytes.fromhex(GOID_UID[:32] + "00000000" + GOID_UID[40:])
+    assert [e.subject for e in account.calendar.filter(clean_goid=UID("meeting-42@example.com"))
+            ] == ["From iCal"]
+    outlook = account.calendar.get(clean_goid=clean)
+    assert outlook.subject == "From Outlook" and outlook.clean_goid == clean
+    old = _folder(ewsim, "calendar", "Old", "IPF.Appointment")
+    moved = ewsim.control.move_item(outlook.id, old)["id"]
+    assert moved != outlook.id
+    there = account.root.get_folder(FolderId(id=old))
+    assert [e.id for e in there.filter(clean_goid=clean)] == [moved]
+    assert not account.calendar.filter(clean_goid=clean).exists()

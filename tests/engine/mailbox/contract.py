@@ -31,6 +31,7 @@ from engine.mailbox.base import (
     ItemError,
     ItemRef,
     MailboxBackend,
+    Sought,
     Update,
     WriteStatus,
 )
@@ -420,6 +421,61 @@ class MailboxContract(abc.ABC):
         pages = list(backend.read_changes(folder, None,
                                           received_after=dt.datetime(2025, 2, 1, tzinfo=dt.UTC)))
         assert [label(r) for r in upserts(pages).values()] == ["Fresh news"]
+
+    # --- items gone from a folder -----------------------------------------------------------
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_items_gone_from_a_folder_are_located_where_they_went(
+            self, backend: MailboxBackend, kind: Kind) -> None:
+        folder = self.default_folder(backend, kind)
+        archive = self.sub_folder(backend, kind, "Archive")
+        records = [sample(kind, i) for i in range(4)]
+        refs = self.created(backend, folder, records)
+        kept, moved, trashed, erased = refs
+        state = read_all(backend, folder)[-1].state
+        self.move_elsewhere(moved.id, archive.id)
+        self.move_elsewhere(trashed.id, "deleteditems")
+        self.delete_elsewhere(erased.id)
+        assert deletes(read_all(backend, folder, state)) == {moved.id, trashed.id, erased.id}
+
+        found = backend.locate(kind, [Sought(ref, record.stamp)
+                                      for ref, record in zip(refs, records, strict=True)])
+        assert (found[kept.id].folder_path, found[kept.id].deleted) == \
+            (DEFAULT_PATH[kind], False)
+        assert (found[moved.id].folder_path, found[moved.id].deleted) == \
+            (f"{DEFAULT_PATH[kind]}/Archive", False)
+        (now,) = [change.ref for page in read_all(backend, archive) for change in page.changes]
+        assert found[moved.id].ref.id == now.id
+        # In Deleted Items: said so, or not served at all (Graph's events); erased: not found.
+        assert trashed.id not in found or found[trashed.id].deleted
+        assert erased.id not in found
+        assert backend.locate(kind, []) == {}
+
+    def test_an_event_made_elsewhere_is_located_by_its_meeting_uid(
+            self, backend: MailboxBackend) -> None:
+        folder = self.default_folder(backend, Kind.CALENDAR)
+        archive = self.sub_folder(backend, Kind.CALENDAR, "Archive")
+        made = self.create_elsewhere(folder, "Made in Outlook")
+        ref, record = self.fetched(backend, Kind.CALENDAR, ItemRef(made))
+        assert isinstance(record, EventRecord) and record.uid and not record.stamp
+        self.move_elsewhere(made, archive.id)
+
+        found = backend.locate(Kind.CALENDAR, [Sought(ref, uid=record.uid)])
+        assert (found[ref.id].folder_path, found[ref.id].deleted) == ("Calendar/Archive", False)
+
+    def test_locating_many_items_costs_a_few_requests(self, backend: MailboxBackend) -> None:
+        folder = self.default_folder(backend, Kind.CONTACTS)
+        archive = self.sub_folder(backend, Kind.CONTACTS, "Archive")
+        records = [sample(Kind.CONTACTS, i) for i in range(45)]
+        refs = self.created(backend, folder, records)
+        for ref in refs[::2]:
+            self.move_elsewhere(ref.id, archive.id)
+
+        before = backend.requests_made
+        found = backend.locate(Kind.CONTACTS, [Sought(ref, record.stamp) for ref, record
+                                               in zip(refs, records, strict=True)])
+        assert backend.requests_made - before <= 6
+        assert [found[ref.id].folder_path for ref in refs[:2]] == ["Contacts/Archive", "Contacts"]
+        assert len(found) == 45
 
     # --- writing ----------------------------------------------------------------------------
     @pytest.mark.parametrize("kind", KINDS)

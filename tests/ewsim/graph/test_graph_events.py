@@ -119,6 +119,24 @@ def test_deleted_event_moves_to_deleted_items_and_is_no_longer_an_event(ewsim):
     assert graph.get(f"calendarView?{WINDOW}").json["value"] == []
 
 
+def test_an_event_names_its_calendar_wherever_it_moved_and_keeps_its_immutable_id(ewsim):
+    graph = _graph(ewsim)
+    default = graph.get("calendar").json
+    master = _weekly(graph)
+    here = graph.get(f"events/{master['id']}/calendar?$select=id,name")
+    assert here.status == 200 and (here.json["id"], here.json["name"]) == \
+        (default["id"], "Calendar")
+    old = ewsim.control.call("POST", "folders", {"mailbox": ewsim.user, "parent": "calendar",
+                                                 "name": "Old",
+                                                 "folder_class": "IPF.Appointment"})
+    ewsim.control.move_item(master["id"], old["id"])   # another client (Outlook) drags it
+    moved = graph.get(f"events/{master['id']}/calendar?$select=id,name").json
+    assert (moved["id"], moved["name"]) == (old["id"], "Old")
+    ewsim.control.move_item(master["id"], "deleteditems")
+    gone = graph.get(f"events/{master['id']}/calendar")
+    assert gone.status == 404 and gone.code == "ErrorItemNotFound"
+
+
 def test_calendar_view_delta_reports_instances_changes_and_removals(ewsim):
     graph = _graph(ewsim)
     _weekly(graph)
