@@ -2,8 +2,10 @@
 
 A run, per folder: read changes since the stored state (mail received before the import
 window is never fetched), and for each message:
-1. find its CRM e-mail by Internet Message-ID (by Exchange item for a message without one),
-   or create it — one CRM e-mail per message, however many mailboxes and folders hold it;
+1. find its CRM e-mail by Internet Message-ID and fingerprint (sender, date, subject; by
+   Exchange item for a message without a Message-ID), or create it — one CRM e-mail per
+   message, however many mailboxes and folders hold it, and one of its own for a different
+   message reusing a Message-ID (they collide, and can be forged);
 2. link it to this profile's CRM user and to the CRM persons among its sender and recipients
    (and their companies); with the option "skip", a message matching nobody is not filed;
 3. save its allowed attachments under the profile's attachment directory (streamed, under
@@ -21,7 +23,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crm.models import Document, DocumentCategory, Email, Person
+from crm.models import Document, DocumentCategory, Email, Person, email_fingerprint
 from engine import progress
 from engine.mailbox.base import ChangeType, FolderInfo, ItemError, ItemRef, MailboxError
 from engine.models import Agenda, FolderState, Retry, RunItem
@@ -123,16 +125,23 @@ class MailImport(AgendaSync):
             self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
                        detail="no CRM person among its sender and recipients")
             return
-        existing = self._existing(ref, message)
-        if existing is not None and existing.users.filter(pk=self.profile.crm_user_id).exists() \
-                and self._attachments_done(existing, message):
+        values = self._values(ref, message)
+        existing, collided = self._existing(ref, values)
+        mine = existing is not None and existing.users.filter(pk=self.profile.crm_user_id).exists()
+        if mine and self._attachments_done(existing, message):
             return   # filed already, by this profile: a flag or read change
         matched = ", ".join(sorted(p.display_name for p in persons)) or "nobody in the CRM"
-        if self.dry_run:
-            action = RunItem.Action.UPDATE_CRM if existing else RunItem.Action.CREATE_CRM
-            self._item(action, title, remote_id=ref.id, detail=f"linked to {matched}")
-            return
         notes: list[str] = []
+        if collided is not None:
+            notes.append(f"Message-ID collision: e-mail #{collided.pk} (“{collided.subject}” "
+                         f"from {collided.sender_address or 'nobody'}) has the same Message-ID "
+                         f"but is another message, so this one is filed as an e-mail of its own")
+        if self.dry_run:
+            action = (RunItem.Action.CREATE_CRM if existing is None else
+                      RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
+            self._item(action, title, str(existing.pk) if existing else "", ref.id,
+                       "; ".join([f"linked to {matched}", *notes]))
+            return
         failed = False
         documents: list[Document] = []
         if self.store is not None:
@@ -145,7 +154,7 @@ class MailImport(AgendaSync):
         # A crash before it leaves saved files without an e-mail: the message is read again
         # (its page's state was not stored) and the store finds the files by their content.
         with transaction.atomic():
-            email, created = self._file(ref, message, existing, persons)
+            email, created = self._file(values, existing, persons)
             if documents:
                 # Another mailbox's run may have filed this message and its files meanwhile.
                 taken = set(email.documents.values_list("original_name", flat=True))
@@ -160,16 +169,40 @@ class MailImport(AgendaSync):
                                                side="remote", key=ref.id,
                                                defaults={"reason": detail[:2000]})
                 return
-            action = RunItem.Action.CREATE_CRM if created else RunItem.Action.UPDATE_CRM
+            action = (RunItem.Action.CREATE_CRM if created else
+                      RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
             self._item(action, title, str(email.pk), ref.id, detail)
 
-    def _existing(self, ref: ItemRef, message: MessageRecord) -> Email | None:
-        emails = Email.objects.filter(organization_id=self.profile.organization_id)
-        if message.message_id:
-            return emails.filter(message_id=message.message_id[:998]).first()
-        return emails.filter(message_id__isnull=True, origin_item_id=ref.id).first()
+    def _values(self, ref: ItemRef, message: MessageRecord) -> dict[str, Any]:
+        """The CRM e-mail's fields for this message, its identity among them."""
+        sender = (message.sender.email if message.sender else "")[:320]
+        subject = message.subject[:998]
+        return {
+            "organization_id": self.profile.organization_id,
+            "message_id": message.message_id[:998] or None,
+            "fingerprint": email_fingerprint(sender, message.sent, subject),
+            "origin_item_id": ref.id, "subject": subject, "sender_address": sender,
+            "sender_name": (message.sender.name if message.sender else "")[:255],
+            "recipients": {"to": [a.email for a in message.to],
+                           "cc": [a.email for a in message.cc]},
+            "sent_at": message.sent, "received_at": message.received,
+            "body_text": message.body_text, "body_html": message.body_html,
+        }
 
-    def _file(self, ref: ItemRef, message: MessageRecord, existing: Email | None,
+    def _existing(self, ref: ItemRef, values: dict[str, Any]) -> tuple[Email | None,
+                                                                      Email | None]:
+        """The message's CRM e-mail, if filed already (from any mailbox); else, if one, another
+        e-mail with the same Message-ID: a different message, since its fingerprint differs."""
+        emails = Email.objects.filter(organization_id=self.profile.organization_id)
+        if values["message_id"] is None:
+            return emails.filter(message_id__isnull=True, origin_item_id=ref.id).first(), None
+        same_id = list(emails.filter(message_id=values["message_id"]).order_by("pk"))
+        for email in same_id:
+            if email.fingerprint == values["fingerprint"]:
+                return email, None
+        return None, (same_id[0] if same_id else None)
+
+    def _file(self, values: dict[str, Any], existing: Email | None,
               persons: list[Person]) -> tuple[Email, bool]:
         created = False
         with transaction.atomic():
@@ -177,21 +210,13 @@ class MailImport(AgendaSync):
             if email is None:
                 try:
                     with transaction.atomic():
-                        email = Email.objects.create(
-                            organization_id=self.profile.organization_id,
-                            message_id=message.message_id[:998] or None,
-                            origin_item_id=ref.id, subject=message.subject[:998],
-                            sender_address=(message.sender.email if message.sender else "")[:320],
-                            sender_name=(message.sender.name if message.sender else "")[:255],
-                            recipients={"to": [a.email for a in message.to],
-                                        "cc": [a.email for a in message.cc]},
-                            sent_at=message.sent, received_at=message.received,
-                            body_text=message.body_text, body_html=message.body_html)
+                        email = Email.objects.create(**values)
                         created = True
                 except IntegrityError:
-                    # Another mailbox's run filed the same Message-ID meanwhile: take it.
-                    email = Email.objects.get(organization_id=self.profile.organization_id,
-                                              message_id=message.message_id[:998])
+                    # Another mailbox's run filed the same message meanwhile: take it.
+                    email = Email.objects.get(organization_id=values["organization_id"],
+                                              message_id=values["message_id"],
+                                              fingerprint=values["fingerprint"])
             email.users.add(self.profile.crm_user_id)
             if persons:
                 email.persons.add(*persons)
