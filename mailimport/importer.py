@@ -226,10 +226,20 @@ class MailImport(AgendaSync):
         return email, created
 
     # --- attachments ------------------------------------------------------------------------
-    def _wanted(self, attachment: AttachmentInfo, notes: list[str]) -> bool:
-        name = attachment.name or ("message.eml" if attachment.is_item else "attachment")
-        if attachment.is_item and not name.lower().endswith(".eml"):
-            name += ".eml"
+    @staticmethod
+    def _named(message: MessageRecord) -> list[tuple[AttachmentInfo, str]]:
+        """The message's attachments, each with its name in the CRM: an attached e-mail's ends
+        in `.eml`, and a name used before in the message gets a number (the second
+        `smlouva.pdf` is `smlouva (2).pdf`), so that each is saved, and found saved, apart."""
+        names = []
+        for attachment in message.attachments:
+            name = attachment.name or "attachment"
+            if attachment.is_item and not name.lower().endswith(".eml"):
+                name += ".eml"
+            names.append(name)
+        return list(zip(message.attachments, filenames.numbered_apart(names), strict=True))
+
+    def _wanted(self, attachment: AttachmentInfo, name: str, notes: list[str]) -> bool:
         if not filenames.allowed(name, self.settings.extensions):
             if not attachment.is_inline:
                 notes.append(f"{filenames.safe_filename(name)} not saved (type not allowed)")
@@ -245,7 +255,7 @@ class MailImport(AgendaSync):
     def _attachments_done(self, email: Email, message: MessageRecord) -> bool:
         if self.store is None:
             return True
-        wanted = [a for a in message.attachments if self._wanted(a, [])]
+        wanted = [a for a, name in self._named(message) if self._wanted(a, name, [])]
         return email.documents.count() >= len(wanted)
 
     def _save_attachments(self, ref: ItemRef, message: MessageRecord, email: Email | None,
@@ -261,13 +271,8 @@ class MailImport(AgendaSync):
         limit = self.settings.max_attachment_mb * 1024 * 1024
         received = message.received or timezone.now()
         failed = False
-        for attachment in message.attachments:
-            if not self._wanted(attachment, notes):
-                continue
-            name = attachment.name or "attachment"
-            if attachment.is_item and not name.lower().endswith(".eml"):
-                name += ".eml"
-            if name in saved:
+        for attachment, name in self._named(message):
+            if not self._wanted(attachment, name, notes) or name[:1000] in saved:
                 continue
             try:
                 if attachment.is_item:
@@ -290,6 +295,8 @@ class MailImport(AgendaSync):
                 root=str(self.store.root), path=below_root.as_posix(),
                 original_name=name[:1000], category=category, size=result.size,
                 sha256=result.sha256))
-            saved.add(name)
-            notes.append(f"saved {result.relative_path}")
+            saved.add(name[:1000])
+            notes.append(f"saved {result.relative_path}" + (
+                f" ({filenames.safe_filename(name)} has the same content: stored once)"
+                if result.deduplicated else ""))
         return failed
