@@ -27,10 +27,13 @@ from crm.models import Document, DocumentCategory, Email, Person, email_fingerpr
 from engine import progress
 from engine.mailbox.base import ChangeType, FolderInfo, ItemError, ItemRef, MailboxError
 from engine.models import Agenda, FolderState, Retry, RunItem
-from engine.records import AttachmentInfo, Kind, MessageRecord, Record
+from engine.records import AttachmentInfo, ContactRecord, Kind, MessageRecord, Record
 from engine.runner import AgendaSync
 from mailimport import filenames, storage
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
+
+# The code both mailbox backends give an item that is not in the mailbox (any more).
+NOT_FOUND = "ErrorItemNotFound"
 
 
 class MailImport(AgendaSync):
@@ -44,6 +47,8 @@ class MailImport(AgendaSync):
         return frozenset()
 
     def title(self, record: Record | None) -> str:
+        if isinstance(record, ContactRecord):
+            return record.shown_name() or "(no name)"
         return getattr(record, "subject", "") or "(no subject)"
 
     # --- the run --------------------------------------------------------------------------
@@ -51,6 +56,7 @@ class MailImport(AgendaSync):
         mail = self.settings
         self.since = timezone.now() - dt.timedelta(days=mail.received_within_days)
         self.store = self._open_store() if mail.save_attachments else None
+        self._filed: dict[str, tuple[int, str]] = {}   # by `_already_filed`: item id -> e-mail
         self._retry_messages()
         for folder_id, path in mail.folders():
             folder = FolderInfo(id=folder_id, path=path, kind=Kind.MAIL)
@@ -66,9 +72,9 @@ class MailImport(AgendaSync):
                                remote_id=error.ref.id if error.ref else "",
                                detail=error.message)
                 for change in page.changes:
-                    if change.type is ChangeType.UPSERT and isinstance(change.record,
-                                                                       MessageRecord):
-                        self._import(change.ref, change.record)
+                    # A deletion (or a move out of the folder) leaves the CRM e-mail as it is.
+                    if change.type is ChangeType.UPSERT:
+                        self._look_at(change.ref, change.record)
                         self._point("message filed")
                     progress.report(self.run_record, done=1)
                 if not self.dry_run:
@@ -95,29 +101,65 @@ class MailImport(AgendaSync):
             raise MailboxError(f"Attachments cannot be saved: {exc}") from exc
 
     def _retry_messages(self) -> None:
+        """The messages earlier runs could not file, read again (before their Retry rows go,
+        so that a connection failing here loses none of them)."""
         retries = list(Retry.objects.filter(profile=self.profile, agenda=self.agenda))
         if not retries:
             return
-        if not self.dry_run:
-            Retry.objects.filter(pk__in=[r.pk for r in retries]).delete()
-        refs = [ItemRef(r.key) for r in retries]
-        for result in self.mailbox.fetch(Kind.MAIL, refs):
+        fetched = self.mailbox.fetch(Kind.MAIL, [ItemRef(r.key) for r in retries])
+        for retry, result in zip(retries, fetched, strict=True):
+            if isinstance(result, ItemError) and result.code != NOT_FOUND:
+                self._item(RunItem.Action.ERROR, self._last_title(retry.key), "", retry.key,
+                           f"{result.message} (tried again next run)")
+                continue   # its Retry stays
+            if not self.dry_run:
+                retry.delete()
             if isinstance(result, ItemError):
-                continue   # gone from the mailbox: nothing left to file
-            ref, record = result
-            if isinstance(record, MessageRecord):
-                self._import(ref, record)
+                self._item(RunItem.Action.SKIP, self._last_title(retry.key), "", retry.key,
+                           "no longer in the mailbox (deleted or moved) when it was to be "
+                           "filed again")
+            else:
+                self._look_at(*result)
+
+    def _last_title(self, item_id: str) -> str:
+        """A message's title as this profile's history last named it (for one not read now)."""
+        return RunItem.objects.filter(
+            run__profile=self.profile, run__agenda=self.agenda, remote_id=item_id,
+        ).order_by("-pk").values_list("title", flat=True).first() or "(no subject)"
 
     def _already_filed(self, refs: list[ItemRef]) -> set[str]:
         """Items this profile has filed already need no fetching (a flag or read change)."""
-        return set(Email.objects.filter(
+        filed = Email.objects.filter(
             organization_id=self.profile.organization_id, users=self.profile.crm_user_id,
-            origin_item_id__in=[r.id for r in refs]).values_list("origin_item_id", flat=True))
+            origin_item_id__in=[r.id for r in refs]).values_list("origin_item_id", "pk",
+                                                                  "subject")
+        self._filed.update((item_id, (pk, subject)) for item_id, pk, subject in filed)
+        return {item_id for item_id, _, _ in filed}
+
+    def _look_at(self, ref: ItemRef, record: Record | None) -> None:
+        """An item of a mail folder, new or changed: filed, or a line in the history says why
+        not."""
+        if isinstance(record, MessageRecord):
+            self._import(ref, record)
+        elif record is None:
+            # `_already_filed` named it: its change is one the CRM e-mail does not hold (read,
+            # flagged, categorized), so it is not fetched.
+            pk, subject = self._filed.pop(ref.id, ("", ""))
+            self._item(RunItem.Action.SKIP, subject or "(no subject)", str(pk), ref.id,
+                       f"filed already as e-mail #{pk}" if pk else "filed already")
+        else:
+            what = "a contact" if isinstance(record, ContactRecord) else "a calendar item"
+            self._item(RunItem.Action.SKIP, self.title(record), "", ref.id,
+                       f"not an e-mail ({what}): only e-mails are imported")
 
     # --- one message ----------------------------------------------------------------------
     def _import(self, ref: ItemRef, message: MessageRecord) -> None:
         title = self.title(message)
         if message.received is not None and message.received < self.since:
+            # Read again for a retry: it was in the window when it failed.
+            self._item(RunItem.Action.SKIP, title, remote_id=ref.id, detail=(
+                f"received {message.received:%Y-%m-%d}, before the import window (the last "
+                f"{self.settings.received_within_days} days)"))
             return
         persons = list(Person.objects.filter(organization_id=self.profile.organization_id)
                        .with_any_email(message.addresses())) if message.addresses() else []
@@ -129,7 +171,12 @@ class MailImport(AgendaSync):
         existing, collided = self._existing(ref, values)
         mine = existing is not None and existing.users.filter(pk=self.profile.crm_user_id).exists()
         if mine and self._attachments_done(existing, message):
-            return   # filed already, by this profile: a flag or read change
+            # This profile filed it already: a copy in another folder, or a change of one
+            # filed from another mailbox first (`_already_filed` knows only the first one's).
+            assert existing is not None
+            self._item(RunItem.Action.SKIP, title, str(existing.pk), ref.id,
+                       f"duplicate of e-mail #{existing.pk}, filed already")
+            return
         matched = ", ".join(sorted(p.display_name for p in persons)) or "nobody in the CRM"
         notes: list[str] = []
         if collided is not None:
