@@ -25,8 +25,15 @@ from django.utils import timezone
 
 from crm.models import Document, DocumentCategory, Email, Person, email_fingerprint
 from engine import progress
-from engine.mailbox.base import ChangeType, FolderInfo, ItemError, ItemRef, MailboxError
-from engine.models import Agenda, FolderState, Retry, RunItem
+from engine.mailbox.base import (
+    ChangeType,
+    FolderInfo,
+    ItemError,
+    ItemRef,
+    LeftOut,
+    MailboxError,
+)
+from engine.models import Agenda, FolderState, Retry, Run, RunItem
 from engine.records import AttachmentInfo, ContactRecord, Kind, MessageRecord, Record
 from engine.runner import AgendaSync
 from mailimport import filenames, storage
@@ -67,6 +74,7 @@ class MailImport(AgendaSync):
                                                   known=self._already_filed,
                                                   received_after=self.since):
                 progress.report(self.run_record, more=len(page.changes))
+                self._left_out(page.left_out)
                 for error in page.errors:
                     self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
                                remote_id=error.ref.id if error.ref else "",
@@ -136,6 +144,28 @@ class MailImport(AgendaSync):
         self._filed.update((item_id, (pk, subject)) for item_id, pk, subject in filed)
         return {item_id for item_id, _, _ in filed}
 
+    def _left_out(self, older: list[LeftOut]) -> None:
+        """A line for each message listed as received before the window, written together:
+        a first run lists a whole mailbox's old mail."""
+        if not older:
+            return
+        run = self.run_record
+        assert run is not None
+        self._items_buffer = []
+        try:
+            for message in older:
+                self._item(RunItem.Action.SKIP, message.title or "(no subject)",
+                           remote_id=message.ref.id, detail=self._too_old(message.received))
+            RunItem.objects.bulk_create(self._items_buffer)
+        finally:
+            self._items_buffer = None
+        if not self.dry_run:
+            Run.objects.filter(pk=run.pk).update(skipped=run.skipped)
+
+    def _too_old(self, received: dt.datetime) -> str:
+        return (f"received {received:%Y-%m-%d}, before the import window (the last "
+                f"{self.settings.received_within_days} days)")
+
     def _look_at(self, ref: ItemRef, record: Record | None) -> None:
         """An item of a mail folder, new or changed: filed, or a line in the history says why
         not."""
@@ -157,9 +187,8 @@ class MailImport(AgendaSync):
         title = self.title(message)
         if message.received is not None and message.received < self.since:
             # Read again for a retry: it was in the window when it failed.
-            self._item(RunItem.Action.SKIP, title, remote_id=ref.id, detail=(
-                f"received {message.received:%Y-%m-%d}, before the import window (the last "
-                f"{self.settings.received_within_days} days)"))
+            self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
+                       detail=self._too_old(message.received))
             return
         persons = list(Person.objects.filter(organization_id=self.profile.organization_id)
                        .with_any_email(message.addresses())) if message.addresses() else []

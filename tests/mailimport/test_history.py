@@ -136,3 +136,17 @@ def test_a_retry_the_mailbox_refuses_to_read_is_recorded_and_kept(
     assert Retry.objects.count() == 1
     assert import_mail(profile).crm_updated == 1    # its attachment, saved at last
     assert not Retry.objects.exists()
+
+
+def test_mail_the_server_lists_from_before_the_window_is_skipped_as_too_old(
+        ewsim: SimHandle) -> None:
+    # Exchange Online filters it out itself (Graph's delta asks for newer mail only): the
+    # import never sees it there.
+    profile = mail_profile(ewsim, "ews")
+    ewsim.control.deliver(ewsim.user, mime=mime("Stará nabídka", days_ago=60))
+    ewsim.control.deliver(ewsim.user, mime=mime("Nová nabídka"))
+    run = import_mail(profile)
+    (old,) = run.items.filter(action=RunItem.Action.SKIP)
+    assert old.title == "Stará nabídka" and old.remote_id
+    assert "before the import window (the last 31 days)" in old.detail
+    assert (run.skipped, run.crm_created) == (1, 1)
