@@ -12,6 +12,10 @@ window is never fetched), and for each message:
    names the server builds), each with a CRM document;
 then store the folder's sync state. A message that failed (the share full, a permission
 refused) is recorded and tried again by the next run; nothing half-written stays behind.
+
+Every message a run looks at leaves a line in its history: filed (created, or linked to one
+more user), skipped with the reason (received before the window, a duplicate of an e-mail this
+profile filed already, matching nobody, not an e-mail, gone before its retry), or failed.
 """
 
 from __future__ import annotations
@@ -209,9 +213,10 @@ class MailImport(AgendaSync):
         matched = ", ".join(sorted(p.display_name for p in persons)) or "nobody in the CRM"
         notes: list[str] = []
         if collided is not None:
-            notes.append(f"Message-ID collision: e-mail #{collided.pk} (“{collided.subject}” "
-                         f"from {collided.sender_address or 'nobody'}) has the same Message-ID "
-                         f"but is another message, so this one is filed as an e-mail of its own")
+            # Named by its number only: it may be another user's mail.
+            notes.append(f"Message-ID collision: e-mail #{collided.pk} has the same Message-ID "
+                         f"but another sender, date or subject, so this message is filed as an "
+                         f"e-mail of its own")
         if self.dry_run:
             action = (RunItem.Action.CREATE_CRM if existing is None else
                       RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
@@ -272,7 +277,8 @@ class MailImport(AgendaSync):
         emails = Email.objects.filter(organization_id=self.profile.organization_id)
         if values["message_id"] is None:
             return emails.filter(message_id__isnull=True, origin_item_id=ref.id).first(), None
-        same_id = list(emails.filter(message_id=values["message_id"]).order_by("pk"))
+        same_id = list(emails.filter(message_id=values["message_id"]).order_by("pk")
+                       .only("pk", "fingerprint"))
         for email in same_id:
             if email.fingerprint == values["fingerprint"]:
                 return email, None
