@@ -6,7 +6,11 @@ since a revision, deletions included. Every record belongs to one organization.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -415,13 +419,32 @@ class Event(TrackedModel, OrganizationOwned):
             raise ValidationError({"owner": _("The owner belongs to another organization.")})
 
 
+def email_fingerprint(sender_address: str, sent_at: dt.datetime | None, subject: str) -> str:
+    """What tells a message apart besides its Message-ID, which collides in real mail and can
+    be forged: its sender, when it was sent and its subject. Normalized (address without case,
+    time in whole UTC seconds, subject NFC with runs of spaces as one) so that every mailbox's
+    copy of one message, read through EWS or Graph, gives the same SHA-256 (hex)."""
+    sent = sent_at.astimezone(dt.UTC).replace(microsecond=0).isoformat() if sent_at else ""
+    parts = [sender_address.strip().casefold(), sent,
+             " ".join(unicodedata.normalize("NFC", subject).split())]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
 class Email(OrganizationOwned):
-    """An e-mail filed in the CRM: one per Internet Message-ID, whoever's mailbox had it."""
+    """An e-mail filed in the CRM: one per message, whoever's mailbox had it. A message is its
+    Internet Message-ID and its fingerprint (`email_fingerprint`): a different message reusing
+    a Message-ID is an e-mail of its own."""
 
     # NULL, not "": many messages lack a Message-ID, and the uniqueness is for those that have one.
     message_id = models.CharField(  # noqa: DJ001
         _("Message-ID"), max_length=998, null=True, blank=True
     )
+    # Of the message as it was filed: editing the e-mail's subject in the CRM does not make it
+    # another message.
+    fingerprint = models.CharField(
+        _("fingerprint"), max_length=64, blank=True, editable=False,
+        help_text=_("Of its sender, date and subject: tells apart different messages that "
+                    "share a Message-ID."))
     origin_item_id = models.CharField(max_length=512, blank=True, db_index=True,
                                       help_text=_("Identifies a message without a Message-ID."))
     subject = models.CharField(_("subject"), max_length=998, blank=True)
@@ -444,8 +467,8 @@ class Email(OrganizationOwned):
         verbose_name_plural = _("e-mails")
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "message_id"], condition=Q(message_id__isnull=False),
-                name="unique_message_id_per_organization",
+                fields=["organization", "message_id", "fingerprint"],
+                condition=Q(message_id__isnull=False), name="unique_message_per_organization",
             )
         ]
 

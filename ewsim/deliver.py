@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import email
+import email.message
 import email.policy
 import email.utils
 import re
@@ -99,10 +100,21 @@ def message_from_fields(fields: dict[str, Any]) -> Item:
     return item
 
 
+def _text(part: email.message.EmailMessage) -> str:
+    """A text part's content. Exchange takes mail in any charset, known or not (`X-UNKNOWN`,
+    `unknown-8bit`): the bytes are kept as they came, and the text is what decodes, with a
+    replacement character for each byte that does not."""
+    try:
+        return str(part.get_content())
+    except LookupError:   # a charset Python does not know
+        payload = part.get_payload(decode=True)
+        return payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
+
+
 def message_from_mime(raw: bytes) -> Item:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     body_part = msg.get_body(preferencelist=("html", "plain"))
-    body = body_part.get_content() if body_part is not None else ""
+    body = _text(body_part) if body_part is not None else ""
     fields: dict[str, Any] = {
         "subject": str(msg.get("Subject", "")),
         "from": [str(msg["From"])] if msg.get("From") else [],
@@ -123,8 +135,8 @@ def message_from_mime(raw: bytes) -> Item:
             # An attached e-mail is an item attachment in Exchange, not a file.
             inner = part.get_content()
             inner_item = message_from_mime(inner.as_bytes())
-            attached_mail.append(Attachment(id=ids.attachment_id(),
-                                            name=str(inner.get("Subject", "")) or "message",
+            name = _xml_safe(str(inner.get("Subject", ""))) or "message"
+            attached_mail.append(Attachment(id=ids.attachment_id(), name=name,
                                             content_type="message/rfc822", item=inner_item))
             continue
         fields["attachments"].append({

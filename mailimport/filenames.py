@@ -88,6 +88,22 @@ def numbered_filename(name: str, number: int, max_length: int = 150) -> str:
     return (stem or FALLBACK) + tail
 
 
+def numbered_apart(names: Iterable[str], max_length: int = 150) -> list[str]:
+    """The names, each made different from the ones before it by a number, as the store
+    numbers a name taken in a folder: `smlouva.pdf`, `smlouva.pdf` → `smlouva.pdf`,
+    `smlouva (2).pdf`. Compared without case, as Windows and SMB compare names."""
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        unique, number = name, 1
+        while unique.casefold() in taken:
+            number += 1
+            unique = numbered_filename(name, number, max_length)
+        taken.add(unique.casefold())
+        out.append(unique)
+    return out
+
+
 def _split_extension(name: str) -> tuple[str, str]:
     """(stem, ".ext"), or (name, "") when there is no extension short enough to keep."""
     stem, dot, extension = name.rpartition(".")

@@ -2,14 +2,20 @@
 
 A run, per folder: read changes since the stored state (mail received before the import
 window is never fetched), and for each message:
-1. find its CRM e-mail by Internet Message-ID (by Exchange item for a message without one),
-   or create it — one CRM e-mail per message, however many mailboxes and folders hold it;
+1. find its CRM e-mail by Internet Message-ID and fingerprint (sender, date, subject; by
+   Exchange item for a message without a Message-ID), or create it — one CRM e-mail per
+   message, however many mailboxes and folders hold it, and one of its own for a different
+   message reusing a Message-ID (they collide, and can be forged);
 2. link it to this profile's CRM user and to the CRM persons among its sender and recipients
    (and their companies); with the option "skip", a message matching nobody is not filed;
 3. save its allowed attachments under the profile's attachment directory (streamed, under
    names the server builds), each with a CRM document;
 then store the folder's sync state. A message that failed (the share full, a permission
 refused) is recorded and tried again by the next run; nothing half-written stays behind.
+
+Every message a run looks at leaves a line in its history: filed (created, or linked to one
+more user), skipped with the reason (received before the window, a duplicate of an e-mail this
+profile filed already, matching nobody, not an e-mail, gone before its retry), or failed.
 """
 
 from __future__ import annotations
@@ -21,14 +27,24 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crm.models import Document, DocumentCategory, Email, Person
+from crm.models import Document, DocumentCategory, Email, Person, email_fingerprint
 from engine import progress
-from engine.mailbox.base import ChangeType, FolderInfo, ItemError, ItemRef, MailboxError
-from engine.models import Agenda, FolderState, Retry, RunItem
-from engine.records import AttachmentInfo, Kind, MessageRecord, Record
+from engine.mailbox.base import (
+    ChangeType,
+    FolderInfo,
+    ItemError,
+    ItemRef,
+    LeftOut,
+    MailboxError,
+)
+from engine.models import Agenda, FolderState, Retry, Run, RunItem
+from engine.records import AttachmentInfo, ContactRecord, Kind, MessageRecord, Record
 from engine.runner import AgendaSync
 from mailimport import filenames, storage
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
+
+# The code both mailbox backends give an item that is not in the mailbox (any more).
+NOT_FOUND = "ErrorItemNotFound"
 
 
 class MailImport(AgendaSync):
@@ -42,6 +58,8 @@ class MailImport(AgendaSync):
         return frozenset()
 
     def title(self, record: Record | None) -> str:
+        if isinstance(record, ContactRecord):
+            return record.shown_name() or "(no name)"
         return getattr(record, "subject", "") or "(no subject)"
 
     # --- the run --------------------------------------------------------------------------
@@ -49,6 +67,7 @@ class MailImport(AgendaSync):
         mail = self.settings
         self.since = timezone.now() - dt.timedelta(days=mail.received_within_days)
         self.store = self._open_store() if mail.save_attachments else None
+        self._filed: dict[str, tuple[int, str]] = {}   # by `_already_filed`: item id -> e-mail
         self._retry_messages()
         for folder_id, path in mail.folders():
             folder = FolderInfo(id=folder_id, path=path, kind=Kind.MAIL)
@@ -59,14 +78,15 @@ class MailImport(AgendaSync):
                                                   known=self._already_filed,
                                                   received_after=self.since):
                 progress.report(self.run_record, more=len(page.changes))
+                self._left_out(page.left_out)
                 for error in page.errors:
                     self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
                                remote_id=error.ref.id if error.ref else "",
                                detail=error.message)
                 for change in page.changes:
-                    if change.type is ChangeType.UPSERT and isinstance(change.record,
-                                                                       MessageRecord):
-                        self._import(change.ref, change.record)
+                    # A deletion (or a move out of the folder) leaves the CRM e-mail as it is.
+                    if change.type is ChangeType.UPSERT:
+                        self._look_at(change.ref, change.record)
                         self._point("message filed")
                     progress.report(self.run_record, done=1)
                 if not self.dry_run:
@@ -93,29 +113,86 @@ class MailImport(AgendaSync):
             raise MailboxError(f"Attachments cannot be saved: {exc}") from exc
 
     def _retry_messages(self) -> None:
+        """The messages earlier runs could not file, read again (before their Retry rows go,
+        so that a connection failing here loses none of them)."""
         retries = list(Retry.objects.filter(profile=self.profile, agenda=self.agenda))
         if not retries:
             return
-        if not self.dry_run:
-            Retry.objects.filter(pk__in=[r.pk for r in retries]).delete()
-        refs = [ItemRef(r.key) for r in retries]
-        for result in self.mailbox.fetch(Kind.MAIL, refs):
+        fetched = self.mailbox.fetch(Kind.MAIL, [ItemRef(r.key) for r in retries])
+        for retry, result in zip(retries, fetched, strict=True):
+            if isinstance(result, ItemError) and result.code != NOT_FOUND:
+                self._item(RunItem.Action.ERROR, self._last_title(retry.key), "", retry.key,
+                           f"{result.message} (tried again next run)")
+                continue   # its Retry stays
+            if not self.dry_run:
+                retry.delete()
             if isinstance(result, ItemError):
-                continue   # gone from the mailbox: nothing left to file
-            ref, record = result
-            if isinstance(record, MessageRecord):
-                self._import(ref, record)
+                self._item(RunItem.Action.SKIP, self._last_title(retry.key), "", retry.key,
+                           "no longer in the mailbox (deleted or moved) when it was to be "
+                           "filed again")
+            else:
+                self._look_at(*result)
+
+    def _last_title(self, item_id: str) -> str:
+        """A message's title as this profile's history last named it (for one not read now)."""
+        return RunItem.objects.filter(
+            run__profile=self.profile, run__agenda=self.agenda, remote_id=item_id,
+        ).order_by("-pk").values_list("title", flat=True).first() or "(no subject)"
 
     def _already_filed(self, refs: list[ItemRef]) -> set[str]:
         """Items this profile has filed already need no fetching (a flag or read change)."""
-        return set(Email.objects.filter(
+        filed = Email.objects.filter(
             organization_id=self.profile.organization_id, users=self.profile.crm_user_id,
-            origin_item_id__in=[r.id for r in refs]).values_list("origin_item_id", flat=True))
+            origin_item_id__in=[r.id for r in refs]).values_list("origin_item_id", "pk",
+                                                                  "subject")
+        self._filed.update((item_id, (pk, subject)) for item_id, pk, subject in filed)
+        return {item_id for item_id, _, _ in filed}
+
+    def _left_out(self, older: list[LeftOut]) -> None:
+        """A line for each message listed as received before the window, written together:
+        a first run lists a whole mailbox's old mail."""
+        if not older:
+            return
+        run = self.run_record
+        assert run is not None
+        self._items_buffer = []
+        try:
+            for message in older:
+                self._item(RunItem.Action.SKIP, message.title or "(no subject)",
+                           remote_id=message.ref.id, detail=self._too_old(message.received))
+            RunItem.objects.bulk_create(self._items_buffer)
+        finally:
+            self._items_buffer = None
+        if not self.dry_run:
+            Run.objects.filter(pk=run.pk).update(skipped=run.skipped)
+
+    def _too_old(self, received: dt.datetime) -> str:
+        return (f"received {received:%Y-%m-%d}, before the import window (the last "
+                f"{self.settings.received_within_days} days)")
+
+    def _look_at(self, ref: ItemRef, record: Record | None) -> None:
+        """An item of a mail folder, new or changed: filed, or a line in the history says why
+        not."""
+        if isinstance(record, MessageRecord):
+            self._import(ref, record)
+        elif record is None:
+            # `_already_filed` named it: its change is one the CRM e-mail does not hold (read,
+            # flagged, categorized), so it is not fetched.
+            pk, subject = self._filed.pop(ref.id, ("", ""))
+            self._item(RunItem.Action.SKIP, subject or "(no subject)", str(pk), ref.id,
+                       f"filed already as e-mail #{pk}" if pk else "filed already")
+        else:
+            what = "a contact" if isinstance(record, ContactRecord) else "a calendar item"
+            self._item(RunItem.Action.SKIP, self.title(record), "", ref.id,
+                       f"not an e-mail ({what}): only e-mails are imported")
 
     # --- one message ----------------------------------------------------------------------
     def _import(self, ref: ItemRef, message: MessageRecord) -> None:
         title = self.title(message)
         if message.received is not None and message.received < self.since:
+            # Read again for a retry: it was in the window when it failed.
+            self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
+                       detail=self._too_old(message.received))
             return
         persons = list(Person.objects.filter(organization_id=self.profile.organization_id)
                        .with_any_email(message.addresses())) if message.addresses() else []
@@ -123,16 +200,29 @@ class MailImport(AgendaSync):
             self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
                        detail="no CRM person among its sender and recipients")
             return
-        existing = self._existing(ref, message)
-        if existing is not None and existing.users.filter(pk=self.profile.crm_user_id).exists() \
-                and self._attachments_done(existing, message):
-            return   # filed already, by this profile: a flag or read change
-        matched = ", ".join(sorted(p.display_name for p in persons)) or "nobody in the CRM"
-        if self.dry_run:
-            action = RunItem.Action.UPDATE_CRM if existing else RunItem.Action.CREATE_CRM
-            self._item(action, title, remote_id=ref.id, detail=f"linked to {matched}")
+        values = self._values(ref, message)
+        existing, collided = self._existing(ref, values)
+        mine = existing is not None and existing.users.filter(pk=self.profile.crm_user_id).exists()
+        if mine and self._attachments_done(existing, message):
+            # This profile filed it already: a copy in another folder, or a change of one
+            # filed from another mailbox first (`_already_filed` knows only the first one's).
+            assert existing is not None
+            self._item(RunItem.Action.SKIP, title, str(existing.pk), ref.id,
+                       f"duplicate of e-mail #{existing.pk}, filed already")
             return
+        matched = ", ".join(sorted(p.display_name for p in persons)) or "nobody in the CRM"
         notes: list[str] = []
+        if collided is not None:
+            # Named by its number only: it may be another user's mail.
+            notes.append(f"Message-ID collision: e-mail #{collided.pk} has the same Message-ID "
+                         f"but another sender, date or subject, so this message is filed as an "
+                         f"e-mail of its own")
+        if self.dry_run:
+            action = (RunItem.Action.CREATE_CRM if existing is None else
+                      RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
+            self._item(action, title, str(existing.pk) if existing else "", ref.id,
+                       "; ".join([f"linked to {matched}", *notes]))
+            return
         failed = False
         documents: list[Document] = []
         if self.store is not None:
@@ -145,7 +235,7 @@ class MailImport(AgendaSync):
         # A crash before it leaves saved files without an e-mail: the message is read again
         # (its page's state was not stored) and the store finds the files by their content.
         with transaction.atomic():
-            email, created = self._file(ref, message, existing, persons)
+            email, created = self._file(values, existing, persons)
             if documents:
                 # Another mailbox's run may have filed this message and its files meanwhile.
                 taken = set(email.documents.values_list("original_name", flat=True))
@@ -160,16 +250,41 @@ class MailImport(AgendaSync):
                                                side="remote", key=ref.id,
                                                defaults={"reason": detail[:2000]})
                 return
-            action = RunItem.Action.CREATE_CRM if created else RunItem.Action.UPDATE_CRM
+            action = (RunItem.Action.CREATE_CRM if created else
+                      RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
             self._item(action, title, str(email.pk), ref.id, detail)
 
-    def _existing(self, ref: ItemRef, message: MessageRecord) -> Email | None:
-        emails = Email.objects.filter(organization_id=self.profile.organization_id)
-        if message.message_id:
-            return emails.filter(message_id=message.message_id[:998]).first()
-        return emails.filter(message_id__isnull=True, origin_item_id=ref.id).first()
+    def _values(self, ref: ItemRef, message: MessageRecord) -> dict[str, Any]:
+        """The CRM e-mail's fields for this message, its identity among them."""
+        sender = (message.sender.email if message.sender else "")[:320]
+        subject = message.subject[:998]
+        return {
+            "organization_id": self.profile.organization_id,
+            "message_id": message.message_id[:998] or None,
+            "fingerprint": email_fingerprint(sender, message.sent, subject),
+            "origin_item_id": ref.id, "subject": subject, "sender_address": sender,
+            "sender_name": (message.sender.name if message.sender else "")[:255],
+            "recipients": {"to": [a.email for a in message.to],
+                           "cc": [a.email for a in message.cc]},
+            "sent_at": message.sent, "received_at": message.received,
+            "body_text": message.body_text, "body_html": message.body_html,
+        }
 
-    def _file(self, ref: ItemRef, message: MessageRecord, existing: Email | None,
+    def _existing(self, ref: ItemRef, values: dict[str, Any]) -> tuple[Email | None,
+                                                                      Email | None]:
+        """The message's CRM e-mail, if filed already (from any mailbox); else, if one, another
+        e-mail with the same Message-ID: a different message, since its fingerprint differs."""
+        emails = Email.objects.filter(organization_id=self.profile.organization_id)
+        if values["message_id"] is None:
+            return emails.filter(message_id__isnull=True, origin_item_id=ref.id).first(), None
+        same_id = list(emails.filter(message_id=values["message_id"]).order_by("pk")
+                       .only("pk", "fingerprint"))
+        for email in same_id:
+            if email.fingerprint == values["fingerprint"]:
+                return email, None
+        return None, (same_id[0] if same_id else None)
+
+    def _file(self, values: dict[str, Any], existing: Email | None,
               persons: list[Person]) -> tuple[Email, bool]:
         created = False
         with transaction.atomic():
@@ -177,21 +292,13 @@ class MailImport(AgendaSync):
             if email is None:
                 try:
                     with transaction.atomic():
-                        email = Email.objects.create(
-                            organization_id=self.profile.organization_id,
-                            message_id=message.message_id[:998] or None,
-                            origin_item_id=ref.id, subject=message.subject[:998],
-                            sender_address=(message.sender.email if message.sender else "")[:320],
-                            sender_name=(message.sender.name if message.sender else "")[:255],
-                            recipients={"to": [a.email for a in message.to],
-                                        "cc": [a.email for a in message.cc]},
-                            sent_at=message.sent, received_at=message.received,
-                            body_text=message.body_text, body_html=message.body_html)
+                        email = Email.objects.create(**values)
                         created = True
                 except IntegrityError:
-                    # Another mailbox's run filed the same Message-ID meanwhile: take it.
-                    email = Email.objects.get(organization_id=self.profile.organization_id,
-                                              message_id=message.message_id[:998])
+                    # Another mailbox's run filed the same message meanwhile: take it.
+                    email = Email.objects.get(organization_id=values["organization_id"],
+                                              message_id=values["message_id"],
+                                              fingerprint=values["fingerprint"])
             email.users.add(self.profile.crm_user_id)
             if persons:
                 email.persons.add(*persons)
@@ -201,10 +308,20 @@ class MailImport(AgendaSync):
         return email, created
 
     # --- attachments ------------------------------------------------------------------------
-    def _wanted(self, attachment: AttachmentInfo, notes: list[str]) -> bool:
-        name = attachment.name or ("message.eml" if attachment.is_item else "attachment")
-        if attachment.is_item and not name.lower().endswith(".eml"):
-            name += ".eml"
+    @staticmethod
+    def _named(message: MessageRecord) -> list[tuple[AttachmentInfo, str]]:
+        """The message's attachments, each with its name in the CRM: an attached e-mail's ends
+        in `.eml`, and a name used before in the message gets a number (the second
+        `smlouva.pdf` is `smlouva (2).pdf`), so that each is saved, and found saved, apart."""
+        names = []
+        for attachment in message.attachments:
+            name = attachment.name or "attachment"
+            if attachment.is_item and not name.lower().endswith(".eml"):
+                name += ".eml"
+            names.append(name)
+        return list(zip(message.attachments, filenames.numbered_apart(names), strict=True))
+
+    def _wanted(self, attachment: AttachmentInfo, name: str, notes: list[str]) -> bool:
         if not filenames.allowed(name, self.settings.extensions):
             if not attachment.is_inline:
                 notes.append(f"{filenames.safe_filename(name)} not saved (type not allowed)")
@@ -220,7 +337,7 @@ class MailImport(AgendaSync):
     def _attachments_done(self, email: Email, message: MessageRecord) -> bool:
         if self.store is None:
             return True
-        wanted = [a for a in message.attachments if self._wanted(a, [])]
+        wanted = [a for a, name in self._named(message) if self._wanted(a, name, [])]
         return email.documents.count() >= len(wanted)
 
     def _save_attachments(self, ref: ItemRef, message: MessageRecord, email: Email | None,
@@ -236,13 +353,8 @@ class MailImport(AgendaSync):
         limit = self.settings.max_attachment_mb * 1024 * 1024
         received = message.received or timezone.now()
         failed = False
-        for attachment in message.attachments:
-            if not self._wanted(attachment, notes):
-                continue
-            name = attachment.name or "attachment"
-            if attachment.is_item and not name.lower().endswith(".eml"):
-                name += ".eml"
-            if name in saved:
+        for attachment, name in self._named(message):
+            if not self._wanted(attachment, name, notes) or name[:1000] in saved:
                 continue
             try:
                 if attachment.is_item:
@@ -265,6 +377,8 @@ class MailImport(AgendaSync):
                 root=str(self.store.root), path=below_root.as_posix(),
                 original_name=name[:1000], category=category, size=result.size,
                 sha256=result.sha256))
-            saved.add(name)
-            notes.append(f"saved {result.relative_path}")
+            saved.add(name[:1000])
+            notes.append(f"saved {result.relative_path}" + (
+                f" ({filenames.safe_filename(name)} has the same content: stored once)"
+                if result.deduplicated else ""))
         return failed

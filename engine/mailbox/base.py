@@ -108,6 +108,15 @@ Fetched = tuple[ItemRef, Record] | ItemError
 
 
 @dataclass
+class LeftOut:
+    """Mail a read listed but did not fetch: received before the window it was asked for."""
+
+    ref: ItemRef
+    title: str
+    received: dt.datetime
+
+
+@dataclass
 class ChangePage:
     """One page of changes. The engine applies them, then stores `state`: that is the checkpoint."""
 
@@ -118,6 +127,9 @@ class ChangePage:
     # The stored state was refused (invalid or expired), so this read started from scratch:
     # every item comes again as an upsert, and the engine must match, not create.
     restarted: bool = False
+    # Mail created or changed, but received before `received_after` (so the e-mail import can
+    # say why it files none of it); a server that filters it out itself lists none.
+    left_out: list[LeftOut] = field(default_factory=list)
 
 
 class WriteStatus(enum.StrEnum):
@@ -350,7 +362,8 @@ class MailboxBackend(abc.ABC):
 
         Creates and updates come with their records fetched in batches, except those `known`
         names (they come as UPSERT with no record); deletions (and moves out of the folder)
-        come as DELETE. With `received_after`, mail received earlier is left out unread. An
+        come as DELETE. With `received_after`, mail received earlier is left out unread (in
+        the page's `left_out`, where the server lists it). An
         invalid or expired `state` restarts the read from scratch and marks that page
         `restarted`.
         """

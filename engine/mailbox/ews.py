@@ -123,6 +123,7 @@ from engine.mailbox.base import (
     ItemError,
     ItemRef,
     KnownVersions,
+    LeftOut,
     Located,
     MailboxAccess,
     MailboxBackend,
@@ -1024,8 +1025,9 @@ class EwsMailbox(MailboxBackend):
         thread."""
         restarted = False
         # Mail older than the import window is never fetched: the sync asks each change's
-        # receipt time (a cheap property) and only newer mail is read in full.
-        cheap = {FieldPath(field=Message.get_field_by_fieldname("datetime_received"))} \
+        # receipt time and subject (cheap properties) and only newer mail is read in full.
+        cheap = {FieldPath(field=Message.get_field_by_fieldname(name))
+                 for name in ("datetime_received", "subject")} \
             if received_after is not None else set()
         ahead = _Worker(self, "ews-read-ahead")
         try:
@@ -1071,22 +1073,28 @@ class EwsMailbox(MailboxBackend):
                 raise _SyncStateRefused from exc
             raise
         upserts: dict[str, ItemRef] = {}
+        left_out: dict[str, LeftOut] = {}
         changes: list[ItemChange] = []
         for change_type, obj in raw:
             if change_type in ("create", "update"):
+                ref = ItemRef(obj.id, obj.changekey or "")
                 received = getattr(obj, "datetime_received", None)
                 if received_after is not None and received is not None and \
                         _utc(received, None) < received_after:
+                    left_out[obj.id] = LeftOut(ref, getattr(obj, "subject", None) or "",
+                                               _utc(received, None))
                     continue
-                upserts[obj.id] = ItemRef(obj.id, obj.changekey or "")
+                upserts[obj.id] = ref
             elif change_type == "delete":
                 upserts.pop(obj.id, None)
+                left_out.pop(obj.id, None)
                 changes.append(ItemChange(ChangeType.DELETE, ItemRef(obj.id)))
         already = known(list(upserts.values())) if known and upserts else set()
         for item_id in already:
             changes.append(ItemChange(ChangeType.UPSERT, upserts.pop(item_id)))
         return _Listed(changes, list(upserts.values()) if folder.kind is not None else [],
-                       service.sync_state, bool(service.includes_last_item_in_range))
+                       service.sync_state, bool(service.includes_last_item_in_range),
+                       left_out=list(left_out.values()))
 
     def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:
         out: list[Fetched] = []
@@ -1641,6 +1649,7 @@ class _Listed:
     state: str
     done: bool
     restarted: bool = False
+    left_out: list[LeftOut] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -1662,7 +1671,7 @@ class _ListedPage:
                 changes.append(ItemChange(ChangeType.UPSERT, ref, record))
         listed = self.listed
         return ChangePage(changes=changes, errors=errors, state=listed.state, done=listed.done,
-                          restarted=listed.restarted)
+                          restarted=listed.restarted, left_out=listed.left_out)
 
 
 class _Background(Pending[Any]):

@@ -16,8 +16,7 @@ from crm.models import Company, Document, Email, Person, PersonCompany
 from engine.models import Run
 from ewsim.testing import SimHandle
 from tests.engine.graph_sync_helpers import make_graph_profile, run_graph
-from tests.mailimport.conftest import give_roots
-from tests.mailimport.test_import import mime, settings_for
+from tests.mailimport.conftest import give_roots, mime, settings_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -13,34 +12,9 @@ from crm.models import Company, Document, Email, Person, PersonCompany
 from engine.models import Run
 from ewsim.testing import SimHandle
 from tests.engine.sync_helpers import make_profile, run_mail
-from tests.mailimport.conftest import give_roots
+from tests.mailimport.conftest import give_roots, mime, settings_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-NOW = dt.datetime.now(dt.UTC)
-
-
-def mime(subject: str, sender: str = "Petr Svoboda <petr@stavby.cz>",
-         to: str = "alice@example.com", message_id: str | None = None,
-         attachments: tuple[tuple[str, bytes], ...] = (), days_ago: int = 1) -> bytes:
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = sender
-    message["To"] = to
-    message["Date"] = (NOW - dt.timedelta(days=days_ago)).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    if message_id:
-        message["Message-ID"] = message_id
-    message.set_content("Dobrý den,\nposílám podklady.\n")
-    for name, content in attachments:
-        message.add_attachment(content, maintype="application", subtype="octet-stream",
-                               filename=name)
-    return message.as_bytes()
-
-
-def settings_for(profile, **values: object) -> None:  # type: ignore[no-untyped-def]
-    mail = profile.mailsettings
-    for name, value in values.items():
-        setattr(mail, name, value)
-    mail.save()
 
 
 def test_mail_is_filed_once_and_linked_to_persons_and_companies(ewsim: SimHandle) -> None:

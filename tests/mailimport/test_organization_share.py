@@ -17,8 +17,7 @@ from engine.models import Run
 from ewsim.testing import SimHandle
 from profiles.models import MailboxConnection, Organization, SyncProfile
 from tests.engine.sync_helpers import SERVICE, SERVICE_PASSWORD, make_profile, run_mail
-from tests.mailimport.conftest import give_roots
-from tests.mailimport.test_import import mime, settings_for
+from tests.mailimport.conftest import give_roots, mime, settings_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

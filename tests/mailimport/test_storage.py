@@ -21,7 +21,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailimport import storage
-from mailimport.filenames import allowed, numbered_filename, real_extension, safe_filename
+from mailimport.filenames import (
+    allowed,
+    numbered_apart,
+    numbered_filename,
+    real_extension,
+    safe_filename,
+)
 from mailimport.storage import AttachmentStore, SavedFile, StorageError, TooLarge
 
 RECEIVED = datetime(2026, 3, 29, 8, tzinfo=UTC)
@@ -194,6 +200,11 @@ class SafeFilenameTestCase:
         long = numbered_filename(safe_filename("ž" * 200 + ".pdf"), 12)
         assert long.endswith(" (12).pdf")
         assert len(long.encode()) <= 150
+
+    def test_names_repeated_in_one_email_are_numbered_apart(self) -> None:
+        names = ["smlouva.pdf", "Smlouva.PDF", "smlouva (2).pdf", "smlouva.pdf", "faktura.pdf"]
+        assert numbered_apart(names) == ["smlouva.pdf", "Smlouva (2).PDF", "smlouva (2) (2).pdf",
+                                         "smlouva (3).pdf", "faktura.pdf"]
 
 
 class RealExtensionTestCase:

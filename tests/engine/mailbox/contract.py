@@ -418,9 +418,13 @@ class MailboxContract(abc.ABC):
         self.deliver(plain_mail("Old news", "Wed, 01 Jan 2025 10:00:00 +0000"))
         self.deliver(plain_mail("Fresh news", "Mon, 03 Mar 2025 10:00:00 +0000"))
         folder = self.default_folder(backend, Kind.MAIL)
-        pages = list(backend.read_changes(folder, None,
-                                          received_after=dt.datetime(2025, 2, 1, tzinfo=dt.UTC)))
+        window = dt.datetime(2025, 2, 1, tzinfo=dt.UTC)
+        pages = list(backend.read_changes(folder, None, received_after=window))
         assert [label(r) for r in upserts(pages).values()] == ["Fresh news"]
+        # Listed by the server and left unread (EWS), or not listed at all (Graph filters).
+        left_out = [old for page in pages for old in page.left_out]
+        assert [(old.title, old.received < window) for old in left_out] in (
+            [("Old news", True)], [])
 
     # --- items gone from a folder -----------------------------------------------------------
     @pytest.mark.parametrize("kind", KINDS)
