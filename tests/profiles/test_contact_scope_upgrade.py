@@ -18,7 +18,8 @@ from engine.records import Kind
 from engine.sync import crm_for
 from profiles.models import ContactSettings, SyncProfile
 
-BEFORE = [("profiles", "0004_organization_attachment_roots"), ("crm", "0002_initial")]
+BEFORE = [("profiles", "0004_organization_attachment_roots"), ("crm", "0002_initial"),
+          ("engine", "0003_run_progress")]
 
 
 class ContactScopeUpgradeTestCase(TransactionTestCase):
@@ -45,6 +46,7 @@ class ContactScopeUpgradeTestCase(TransactionTestCase):
                 crm_user=crm_user, connection=connection_row)
             model("profiles.ContactSettings").objects.create(
                 profile=profile, classification_node=node if name == "carol" else None)
+            model("profiles.CalendarSettings").objects.create(profile=profile)
             profiles[name] = profile
         person = model("crm.Person")
 
@@ -60,6 +62,7 @@ class ContactScopeUpgradeTestCase(TransactionTestCase):
             "nowhere": new_person("nowhere"),
             "in_carols_branch": new_person("in_carols_branch"),
         }
+        persons["in_carols_branch"].classification_nodes.add(node)
         links = [("alice", "from_alices_mailbox", "AAMk-alice-1", "active"),
                  ("alice", "in_both", "AAMk-alice-2", "active"),
                  ("bob", "in_both", "AAMk-bob-1", "active"),
@@ -77,34 +80,33 @@ class ContactScopeUpgradeTestCase(TransactionTestCase):
                 "profiles": {name: p.pk for name, p in profiles.items()},
                 "revisions": revisions}
 
-    def test_every_contact_a_mailbox_holds_stays_in_its_scope(self) -> None:
-        old = self._old_installation()
+    def test_no_contact_leaves_a_mailbox_and_persons_from_a_mailbox_get_its_crm_user(
+            self) -> None:
+        old = self._old_installation()   # one upgrade for all checks: migrating is slow
         pk = old["persons"]
-        for name, linked in (("alice", {"from_alices_mailbox", "in_both"}),
-                             ("bob", {"in_both", "pending_deletion_in_bobs"}),
-                             ("carol", {"in_carols_branch"})):
-            profile = SyncProfile.objects.get(pk=old["profiles"][name])
-            crm = crm_for(profile, "contacts")
-            in_scope = crm.in_scope(Kind.CONTACTS, [str(p) for p in pk.values()])
-            assert in_scope == {str(pk[p]) for p in linked}, name
-
-    def test_profiles_get_the_owned_scope_or_keep_their_branch(self) -> None:
-        old = self._old_installation()
+        # The scope: the owned persons by default, or the branch a profile had.
         scopes = {p.profile.mailbox: p.scope for p in ContactSettings.objects.select_related(
             "profile").filter(profile_id__in=old["profiles"].values())}
         assert scopes == {"alice@acme.example": ContactSettings.Scope.OWNED,
                           "bob@acme.example": ContactSettings.Scope.OWNED,
                           "carol@acme.example": ContactSettings.Scope.BRANCH}
-
-    def test_a_person_created_from_a_mailbox_belongs_to_its_crm_user(self) -> None:
-        old = self._old_installation()
+        # Every person a mailbox holds is still in its scope, and no other one came in.
+        for name, linked in (("alice", {"from_alices_mailbox", "in_both"}),
+                             ("bob", {"in_both", "pending_deletion_in_bobs"}),
+                             ("carol", {"in_carols_branch"})):
+            profile = SyncProfile.objects.get(pk=old["profiles"][name])
+            in_scope = crm_for(profile, "contacts").in_scope(
+                Kind.CONTACTS, [str(p) for p in pk.values()])
+            assert in_scope == {str(pk[p]) for p in linked}, name
+        # Who the persons belong to.
         persons = {p.last_name: p for p in Person.objects.select_related("owner")}
         assert persons["from_alices_mailbox"].owner.login == "alice"
+        assert not persons["from_alices_mailbox"].assigned_users.exists()
+        assert persons["in_both"].owner is None
         assert sorted(u.login for u in persons["in_both"].assigned_users.all()) == [
             "alice", "bob"]
-        assert persons["in_both"].owner is None
-        assert persons["nowhere"].owner is None
-        assert not persons["nowhere"].assigned_users.exists()
-        assert not persons["unlinked_in_bobs"].assigned_users.exists()
+        for nobodys in ("nowhere", "unlinked_in_bobs", "in_carols_branch"):
+            assert persons[nobodys].owner is None, nobodys
+            assert not persons[nobodys].assigned_users.exists(), nobodys
         # Nothing looks changed to the sync: no person was given a new revision.
         assert dict(Person.objects.values_list("pk", "revision")) == old["revisions"]
