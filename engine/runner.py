@@ -1326,7 +1326,8 @@ class AgendaSync:
 
 class ContactSync(AgendaSync):
     """Contacts: PRODUCT.md §4.2. Matched by e-mail address; scoped by Exchange categories
-    and the CRM classification branch (the CRM backend knows the branch)."""
+    and, in the CRM, by the profile's contact scope — its CRM user's persons, the whole
+    organization or a classification branch (the CRM backend knows it)."""
 
     agenda = Agenda.CONTACTS
     kind = Kind.CONTACTS
