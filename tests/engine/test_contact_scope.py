@@ -9,6 +9,7 @@ colleagues of one organization, each with a profile on one connection.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -16,10 +17,13 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from crm.models import ClassificationNode, CrmUser, Person
-from engine.models import Link, PendingItem, Run, RunItem
-from engine.sync import sync
+from engine.mailbox import open_mailbox
+from engine.models import Lease, Link, PendingItem, Run, RunItem
+from engine.runner import ContactSync, Killed
+from engine.sync import crm_for, sync
 from ewsim.testing import SimHandle
 from profiles.models import ContactSettings, SyncProfile
 from tests.engine.graph_sync_helpers import make_graph_profile
@@ -247,3 +251,22 @@ def test_a_first_run_is_not_held(ewsim: SimHandle) -> None:
     first = run(bob)
     assert first.status == Run.Status.SUCCESS, first.message
     assert (first.remote_created, first.crm_created) == (300, 60)
+
+
+def test_a_first_run_that_did_not_finish_leaves_the_next_one_first(ewsim: SimHandle) -> None:
+    _alice, bob = colleagues(ewsim)
+    imported(bob.crm_user, 300)
+    add_contacts(ewsim, BOB, 60)
+
+    def kill(label: str) -> None:
+        if label == "remote page checkpointed":   # the Exchange contacts are in, the rest not
+            raise Killed(label)
+
+    profile = SyncProfile.objects.get(pk=bob.pk)
+    with pytest.raises(Killed), open_mailbox(profile) as mailbox:
+        ContactSync(profile, mailbox, crm_for(profile, "contacts"), checkpoint=kill).run()
+    Lease.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))   # it died
+    again = run(bob)
+    assert again.status == Run.Status.SUCCESS, again.message
+    assert again.remote_created == 300 and contacts_in(ewsim, BOB) == 360
+    assert Person.objects.count() == 360
