@@ -144,8 +144,10 @@ def shared_pair(j: int) -> tuple[Any, Any]:
 
 
 # --- the two sides, seeded fast and untimed -------------------------------------------------
-def seed_crm(organization_id: int, records: list[Any]) -> None:
-    """Persons in bulk (one revision for the lot), with their companies."""
+def seed_crm(profile: Any, records: list[Any]) -> None:
+    """Persons in bulk (one revision for the lot), with their companies: the profile's CRM
+    user's, so that they are in the profile's (default) contact scope."""
+    organization_id = profile.organization_id
     from crm.models import ADDRESS_PARTS, Company, Person, PersonCompany
     from engine.crmstore.builtin import ADDRESS_FIELDS, PLAIN_FIELDS
 
@@ -157,7 +159,8 @@ def seed_crm(organization_id: int, records: list[Any]) -> None:
         for field, prefix in ADDRESS_FIELDS.items():
             address = getattr(record, field)
             values.update({f"{prefix}_{part}": getattr(address, part) for part in ADDRESS_PARTS})
-        persons.append(Person(organization_id=organization_id, **values))
+        persons.append(Person(organization_id=organization_id, owner_id=profile.crm_user_id,
+                              **values))
     created = Person.objects.bulk_create(persons, batch_size=500)
     PersonCompany.objects.bulk_create(
         [PersonCompany(person_id=p.pk, company_id=companies[r.company])
@@ -311,7 +314,7 @@ def case_export(url: str, control: Any, n: int) -> dict[str, Any]:
     mailbox = "export@example.com"
     control.add_user(mailbox, "export-secret", display_name="Export")
     profile = make_profile(url, "export", mailbox)
-    seed_crm(profile.organization_id, records)
+    seed_crm(profile, records)
     # Baseline: the same contacts bulk-created in the benchmark user's own mailbox, so the
     # product's run still starts with an empty folder.
     account = _account(url)
@@ -362,7 +365,7 @@ def case_two_way(url: str, control: Any, n: int) -> dict[str, Any]:
     control.add_user(mailbox, "twoway-secret", display_name="Two-way")
     seed_exchange(url, mailbox, ews_records)
     profile = make_profile(url, "two-way", mailbox)
-    seed_crm(profile.organization_id, crm_records)
+    seed_crm(profile, crm_records)
 
     account = _account(url)
     account.contacts.refresh()

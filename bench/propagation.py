@@ -84,7 +84,7 @@ def prepare(url: str, size: int) -> tuple[Any, list[Pair]]:
     profile = make_profile(url, "propagation", USER)
     profile.sync_calendar = False   # contacts only: every sync the listener queues is measured
     profile.save()
-    seed_crm(profile.organization_id, [person(i, "crm") for i in range(size)])
+    seed_crm(profile, [person(i, "crm") for i in range(size)])
     seed_exchange(url, USER, [person(i, "ews") for i in range(size)])
     status = run_job(profile.pk, Agenda.CONTACTS)
     links = list(Link.objects.filter(profile=profile, agenda=Agenda.CONTACTS,

@@ -54,17 +54,18 @@ class PersonCompanyInline(OrganizationScopedMixin, admin.TabularInline):
 
 @admin.register(Person)
 class PersonAdmin(OrganizationScopedAdmin):
-    list_display = ["display_name", "email1", "phone_mobile", "job_title", "organization",
-                    "revision"]
-    list_filter = ["organization", "classification_nodes"]
+    list_display = ["display_name", "email1", "phone_mobile", "job_title", "owner",
+                    "organization", "revision"]
+    list_filter = ["organization", "owner", "classification_nodes"]
+    list_select_related = ["owner"]
     search_fields = ["first_name", "last_name", "email1", "email2", "email3"]
     inlines = [PersonCompanyInline]
-    autocomplete_fields = ["classification_nodes"]
+    autocomplete_fields = ["owner", "assigned_users", "classification_nodes"]
     readonly_fields = ["revision", "origin_item_id"]
     fieldsets = (
         (None, {"fields": ("organization", ("title", "first_name", "middle_name", "last_name",
                                             "suffix"), ("job_title", "department"),
-                           "classification_nodes")}),
+                           ("owner", "assigned_users"), "classification_nodes")}),
         ("E-mail and web", {"fields": ("email1", "email2", "email3", "web_page")}),
         ("Phones", {"fields": (("phone_business", "phone_business2"),
                                ("phone_home", "phone_mobile"),

@@ -223,6 +223,12 @@ class PersonQuerySet(TrackedQuerySet):
     def in_branch(self, node: ClassificationNode) -> PersonQuerySet:
         return self.filter(classification_nodes__in=node.branch_ids()).distinct()
 
+    def of_user(self, crm_user_id: int) -> PersonQuerySet:
+        """The persons a CRM user owns or is assigned to."""
+        assigned = Person.assigned_users.through.objects.filter(crmuser_id=crm_user_id)
+        return self.filter(Q(owner_id=crm_user_id)
+                           | Q(pk__in=assigned.values("person_id")))
+
 
 ADDRESS_PARTS = ("street", "city", "region", "postal_code", "country")
 ADDRESS_KINDS = ("business", "home", "other")
@@ -280,6 +286,17 @@ class Person(TrackedModel, OrganizationOwned):
         _("created from Exchange item"), max_length=512, blank=True, db_index=True,
         editable=False,
     )
+    # Whose person this is: by default a sync profile holds its CRM user's persons (those it
+    # owns or is assigned to). One created from a mailbox belongs to that mailbox's CRM user.
+    owner = models.ForeignKey(
+        CrmUser, on_delete=models.PROTECT, null=True, blank=True, related_name="persons",
+        verbose_name=_("owner"),
+    )
+    assigned_users = models.ManyToManyField(
+        CrmUser, related_name="assigned_persons", blank=True,
+        verbose_name=_("also assigned to"),
+        help_text=_("CRM users besides the owner whose mailboxes hold this person."),
+    )
 
     objects = PersonQuerySet.as_manager()
 
@@ -307,6 +324,10 @@ class Person(TrackedModel, OrganizationOwned):
     @property
     def emails(self) -> list[str]:
         return [e for e in (self.email1, self.email2, self.email3) if e]
+
+    def clean(self) -> None:
+        if self.owner_id and self.owner.organization_id != self.organization_id:
+            raise ValidationError({"owner": _("The owner belongs to another organization.")})
 
 
 class PersonCompany(models.Model):

@@ -23,8 +23,10 @@ def connect() -> None:
                        dispatch_uid="organization-going")
     post_delete.connect(organization_gone, sender="profiles.Organization",
                         dispatch_uid="organization-gone")
+    # A person's assigned users say whose mailboxes hold it (the profiles' contact scope).
     for owner, field_name in ((Person, "companies"), (Person, "classification_nodes"),
-                              (Event, "persons"), (Event, "companies")):
+                              (Person, "assigned_users"), (Event, "persons"),
+                              (Event, "companies")):
         _track_links(owner, field_name)
     # A series is synced as one record with its exceptions: changing, adding or removing an
     # exception changes the series.

@@ -49,14 +49,16 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
 
-    @admin.action(description=_("Approve the deletions these runs stopped before"))
+    @admin.action(description=_("Approve the deletions or creations these runs stopped before"))
     def approve_deletions(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        """The mass-deletion and mass-creation guards' approval (one for both: the next run
+        carries out all that waits)."""
         waiting = queryset.filter(status=Run.Status.WAITING, approved_at__isnull=True)
         approved = list(waiting.select_related("profile"))
         count = Run.objects.filter(pk__in=[run.pk for run in approved]).update(
             approved_by=request.user, approved_at=timezone.now())
         if count:
-            # The approved deletions are carried out by a sync queued now, not at the next
+            # What was approved is carried out by a sync queued now, not at the next
             # scheduled time (one per agenda, however many of its runs were approved).
             for profile, agenda in {(run.profile, run.agenda) for run in approved}:
                 try:
@@ -66,8 +68,10 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
                         "Could not queue the sync of “%(profile)s”: it runs at its next "
                         "scheduled time.") % {"profile": profile}, messages.WARNING)
             self.message_user(request, ngettext(
-                "Approved %(count)d run: its deletions are carried out by a sync queued now.",
-                "Approved %(count)d runs: their deletions are carried out by syncs queued now.",
+                "Approved %(count)d run: what it stopped before is carried out by a sync "
+                "queued now.",
+                "Approved %(count)d runs: what they stopped before is carried out by syncs "
+                "queued now.",
                 count) % {"count": count}, messages.SUCCESS)
         else:
             self.message_user(request, _("None of the chosen runs waits for approval."),

@@ -202,7 +202,8 @@ class Run(models.Model):
     progress_done = models.PositiveIntegerField(_("records handled"), default=0)
     progress_total = models.PositiveIntegerField(_("records known"), default=0)
     progress_note = models.CharField(_("doing now"), max_length=200, blank=True)
-    # The mass-deletion guard: an administrator approves the deletions a run stopped before.
+    # The mass-deletion and mass-creation guards: an administrator approves what a run stopped
+    # before; the next run carries it out.
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                     null=True, blank=True, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -241,6 +242,7 @@ class RunItem(models.Model):
         SKIP = "skip", _("skipped")
         ERROR = "error", _("error")
         PENDING_DELETE = "pending_delete", _("deletion waiting for approval")
+        PENDING_CREATE = "pending_create", _("creation waiting for approval")
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="items")
     action = models.CharField(max_length=20, choices=Action.choices)

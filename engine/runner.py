@@ -9,6 +9,8 @@ Order of a run (contacts; ARCHITECTURE §2):
    that agree) or create them in the CRM, or list them as duplicate candidates (as are
    contacts without an address sharing name and company with a CRM person);
 4. the CRM's changes since the stored cursor, in batches; then store the cursor noted in 1;
+   (after a profile's first run, new items are created only once all are counted: the
+   mass-creation guard holds them, parked, when there are more than the profile allows);
 5. deletions waiting to be carried over: the mass-deletion guard, then delete;
 6. if this run wrote to Exchange, read Exchange's changes once more: they are this run's own
    writes (no-ops that move the sync state past them, so the next run asks one request).
@@ -184,6 +186,11 @@ class AgendaSync:
         self._deletion_reasons: dict[int, str] = {}
         # A batch whose Exchange writes are under way (_execute with overlap).
         self._in_flight: tuple[list[Planned], RemoteWrites, Pending[Any] | None] | None = None
+        # The mass-creation guard (_creations_held): a profile's first run is never held;
+        # the sides (where records would be created) this run holds; an approval once used.
+        self._first_run = True
+        self._held_sides: set[Side] = set()
+        self._approval_used = False
 
     # --- what an agenda says ------------------------------------------------------------------
     def agenda_settings(self) -> Any:
@@ -306,6 +313,7 @@ class AgendaSync:
         state, _ = FolderState.objects.get_or_create(
             profile=self.profile, agenda=self.agenda, folder_id=self.folder.id)
         self.state = state
+        self._first_run = self._is_first_run(state)
         cursor_now = self.crm.current_revision()
         pending_crm = {c.key: c for c in self.crm.changes_since(self.kind, state.crm_cursor)}
         self._say(f"{len(pending_crm)} CRM changes to look at")
@@ -317,19 +325,21 @@ class AgendaSync:
         self._match_parked(pending_crm)
         unchanged = self._linked_as_is(pending_crm)
         keys = [key for key in pending_crm if key not in unchanged]
+        self._creations_held(Side.REMOTE, lambda: self._new_in_crm(keys, pending_crm))
         progress.report(self.run_record, more=len(keys))
         for start in range(0, len(keys), BATCH):
             self._crm_batch(keys[start:start + BATCH])
             self._renew()
         self._settle()
-        if not self.dry_run:
+        # Held creations are CRM changes not carried out: the cursor stays before them.
+        if not self.dry_run and Side.REMOTE not in self._held_sides:
             state.crm_cursor = cursor_now
             state.save(update_fields=["crm_cursor", "updated"])
         waiting = self._deletions()
         if self.wrote_remote and not self.dry_run:
             # Our own writes come back as changes: read them now, as no-ops.
             self._read_remote(state, remote_state, {}, page_size=512)
-        return waiting
+        return waiting or bool(self._held_sides)
 
     def _apply_decisions(self, pending_crm: dict[str, Any]) -> None:
         """Carry out what users decided on duplicate candidates since the last run: links
@@ -514,7 +524,9 @@ class AgendaSync:
         now: list[Planned] = []
         to_park: list[tuple[ItemRef, Record]] = []
         for ref, record in items:
-            if any(candidates.get(key) for key in self.match_keys(record)):
+            # After the first run every new item waits for the mass-creation guard's count.
+            if not self._first_run or any(candidates.get(key)
+                                          for key in self.match_keys(record)):
                 to_park.append((ref, record))
                 continue
             remote = Seen(ref.id, ref.version, record,
@@ -587,6 +599,10 @@ class AgendaSync:
         apart = set(DuplicateCandidate.objects.filter(
             profile=self.profile, agenda=self.agenda,
             decision=DuplicateCandidate.Decision.APART).values_list("crm_key", "remote_id"))
+        # Those no CRM record could be the partner of are created (_decide_new_remote).
+        hold = self._creations_held(Side.CRM, lambda: sum(
+            1 for remote_id, emails in parked
+            if all((k, remote_id) in apart for a in emails for k in crm_by_address.get(a, []))))
         for start in range(0, len(parked), BATCH):
             chunk = parked[start:start + BATCH]
             fetched = self._parked_items([rid for rid, _ in chunk])
@@ -605,6 +621,7 @@ class AgendaSync:
                  if remote_id in already and not isinstance(result, ItemError)],
                 [], "", done=False), pending_crm)
             batch: list[Planned] = []
+            held: set[str] = set()
             for (remote_id, emails), result in zip(chunk, fetched, strict=False):
                 if remote_id in already:
                     continue
@@ -624,13 +641,17 @@ class AgendaSync:
                               modified=getattr(record, "modified", None))
                 planned = self._decide_new_remote(remote, emails, crm_by_address, per_address,
                                                   linked, apart, crm_side, pending_crm)
+                if hold and plan_has_create(planned.plan):
+                    self._hold_creation(planned)
+                    held.add(remote_id)   # stays parked for the run that may create it
+                    continue
                 planned.unpark = remote_id
                 batch.append(planned)
             # The batch's Exchange writes (matched pairs filled in) overlap what follows; each
             # item stays parked until its plan is recorded (_record_batch), so a crash before
             # then finds it parked again.
             self._execute(batch, overlap=True)
-            settled = {planned.unpark for planned in batch}
+            settled = {planned.unpark for planned in batch} | held
             if not self.dry_run:
                 PendingItem.objects.filter(
                     profile=self.profile, agenda=self.agenda,
@@ -709,8 +730,12 @@ class AgendaSync:
                 batch.append(self._planned(plan_linked(known, crm, None,
                                                        self.policy), link))
             elif crm.record is not None and key not in held:
-                batch.append(self._planned(plan_new(Side.CRM, crm, self.policy), None,
-                                           self.title(crm.record)))
+                planned = self._planned(plan_new(Side.CRM, crm, self.policy), None,
+                                        self.title(crm.record))
+                if Side.REMOTE in self._held_sides and plan_has_create(planned.plan):
+                    self._hold_creation(planned)
+                    continue
+                batch.append(planned)
         self._execute(batch, overlap=True)
 
     # --- deletions and the mass-deletion guard ------------------------------------------------
@@ -769,14 +794,79 @@ class AgendaSync:
         return False
 
     def _approved(self) -> bool:
-        approval = Run.objects.filter(profile=self.profile, agenda=self.agenda,
-                                      status=Run.Status.WAITING, approved_at__isnull=False,
-                                      approval_used=False).first()
-        if approval is None:
+        """Whether an administrator approved a run of this agenda that waits (for mass
+        deletions or creations). An approval is used by one run, which carries out all that
+        waits; every approval given until then is used with it, so none is left over to let
+        a later mass change through unseen."""
+        if self._approval_used:
+            return True
+        approvals = Run.objects.filter(profile=self.profile, agenda=self.agenda,
+                                       status=Run.Status.WAITING, approved_at__isnull=False,
+                                       approval_used=False)
+        if not approvals.exists():
             return False
         if not self.dry_run:
-            Run.objects.filter(pk=approval.pk).update(approval_used=True)
+            approvals.update(approval_used=True)
+        self._approval_used = True
         return True
+
+    # --- the mass-creation guard ----------------------------------------------------------------
+    def _is_first_run(self, state: FolderState) -> bool:
+        """A profile's first run copies what each side holds: the mass-creation guard lets it
+        create everything. So do a run from a fresh state (after a force resync, or into a
+        newly chosen folder) and the runs after a first one that did not finish."""
+        if not state.remote_state and not state.crm_cursor:
+            return True
+        return not Run.objects.filter(
+            profile=self.profile, agenda=self.agenda, kind=Run.Kind.SYNC,
+            status__in=[Run.Status.SUCCESS, Run.Status.PARTIAL, Run.Status.WAITING],
+        ).exclude(pk=getattr(self.run_record, "pk", None)).exists()
+
+    def _creations_held(self, side: Side, count: Callable[[], int]) -> bool:
+        """Whether this run holds the records it would create on `side`: more than the
+        profile allows, in a run other than its first, and not approved. Counted (`count`)
+        only when it matters."""
+        source = Side.REMOTE if side is Side.CRM else Side.CRM
+        if self._first_run or not self.policy.accepts(source):
+            return False
+        found = count()
+        if found <= self.profile.mass_create_min_items or self._approved():
+            return False
+        where = "the CRM" if side is Side.CRM else "Exchange"
+        self._say(f"{found} creations in {where} wait for an administrator's approval")
+        self._held_sides.add(side)
+        return True
+
+    def _hold_creation(self, planned: Planned) -> None:
+        """A creation the guard holds: listed; what would be created is looked at again by
+        the next run (a parked Exchange item stays parked; a CRM record is retried)."""
+        action = self._link_action(planned)
+        self._item(RunItem.Action.PENDING_CREATE, planned.title, action.crm_key or "",
+                   action.remote_id or "", "more creations than the mass-creation guard allows")
+        if action.crm_key and not self.dry_run:
+            # Also records that came into scope without changing (calendar: the window moved).
+            Retry.objects.get_or_create(profile=self.profile, agenda=self.agenda, side="crm",
+                                        key=action.crm_key,
+                                        defaults={"reason": "held by the mass-creation guard"})
+
+    def _new_in_crm(self, keys: list[str], pending_crm: dict[str, Any]) -> int:
+        """How many of these CRM changes are records _crm_batch would create in Exchange:
+        unlinked, not held as duplicate candidates, existing and in scope."""
+        fresh = [key for key in keys if not getattr(pending_crm.get(key), "deleted", False)]
+        taken: set[str] = set()
+        for start in range(0, len(fresh), 500):
+            chunk = fresh[start:start + 500]
+            taken.update(Link.objects.filter(profile=self.profile, agenda=self.agenda,
+                                             crm_key__in=chunk).values_list("crm_key", flat=True))
+            taken.update(DuplicateCandidate.objects.filter(
+                profile=self.profile, agenda=self.agenda, crm_key__in=chunk,
+                decision=DuplicateCandidate.Decision.OPEN).values_list("crm_key", flat=True))
+        new = [key for key in fresh if key not in taken]
+        if len(new) <= self.profile.mass_create_min_items:
+            return len(new)   # not too many even if all were: no need to read them
+        return sum(sum(1 for seen in self._crm_seen(new[start:start + BATCH]).values()
+                       if seen.in_scope and seen.record is not None)
+                   for start in range(0, len(new), BATCH))
 
     # --- executing plans ------------------------------------------------------------------------
     def _planned(self, plan: Plan, link: Link | None, title: str = "") -> Planned:
@@ -1301,8 +1391,9 @@ class AgendaSync:
 
 class ContactSync(AgendaSync):
     """Contacts: PRODUCT.md §4.2. Matched by e-mail address, or by name and company when
-    neither side has one (engine/matching.py); scoped by Exchange categories and the CRM
-    classification branch (the CRM backend knows the branch)."""
+    neither side has one (engine/matching.py); scoped by Exchange categories and, in the CRM,
+    by the profile's contact scope — its CRM user's persons, the whole organization or a
+    classification branch (the CRM backend knows it)."""
 
     agenda = Agenda.CONTACTS
     kind = Kind.CONTACTS

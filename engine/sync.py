@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.calendar_sync import CalendarSync
-from engine.crmstore.builtin import BuiltinCrm
+from engine.crmstore.builtin import BuiltinCrm, PersonOptions
 from engine.crmstore.builtin_events import EventOptions
 from engine.mailbox import open_mailbox
 from engine.models import Agenda, Run
@@ -20,11 +20,16 @@ RUNNERS: dict[str, type[AgendaSync]] = {Agenda.CONTACTS: ContactSync,
 
 
 def crm_for(profile: SyncProfile, agenda: str) -> BuiltinCrm:
-    """The built-in CRM as this profile sees it: its classification branch, its own events."""
+    """The built-in CRM as this profile sees it: its contact scope (its CRM user's persons,
+    the organization's or a classification branch's), its own events."""
     calendar = profile.calendarsettings
+    contacts = profile.contactsettings
     return BuiltinCrm(
         profile.organization_id,
-        classification_node_id=profile.contactsettings.classification_node_id,
+        classification_node_id=contacts.branch_id,
+        person_options=PersonOptions(
+            owner_id=profile.crm_user_id,
+            own_only=contacts.scope == contacts.Scope.OWNED),
         event_options=EventOptions(owner_id=profile.crm_user_id,
                                    imported_status_id=calendar.imported_status_id,
                                    link_attendees=calendar.link_attendees,

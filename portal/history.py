@@ -128,8 +128,15 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         action = ""
     page = page_of(items, request.GET, ITEMS_PER_PAGE)
     rows = [(item, crm_record_url(request, run, item)) for item in page.items]
+    # What a waiting run stopped before: deletions, creations or both (the guards).
+    held = set(run.items.filter(action__in=[RunItem.Action.PENDING_DELETE,
+                                            RunItem.Action.PENDING_CREATE])
+               .values_list("action", flat=True).distinct()) \
+        if run.status == Run.Status.WAITING else set()
     return render(request, "portal/run_detail.html", {
         "run": run, "rows": rows, "page": page, "action": action,
+        "held_deletions": RunItem.Action.PENDING_DELETE in held,
+        "held_creations": RunItem.Action.PENDING_CREATE in held,
         "tabs": _item_tabs(run), "trigger": trigger_label(run.trigger),
         "sides": [
             (_("Created"), run.crm_created, run.remote_created),
@@ -146,7 +153,8 @@ def _item_tabs(run: Run) -> list[tuple[str, str, int | None]]:
             (RunItem.Action.CONFLICT, _("Conflicts"), run.conflicts),
             (RunItem.Action.SKIP, _("Skipped"), run.skipped),
             (RunItem.Action.DUPLICATE, _("Possible duplicates"), run.duplicates),
-            (RunItem.Action.PENDING_DELETE, _("Deletions waiting for approval"), None)]
+            (RunItem.Action.PENDING_DELETE, _("Deletions waiting for approval"), None),
+            (RunItem.Action.PENDING_CREATE, _("Creations waiting for approval"), None)]
 
 
 def crm_record_url(request: HttpRequest, run: Run, item: RunItem) -> str:
@@ -191,6 +199,6 @@ def run_items_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
 def trigger_label(trigger: str) -> str:
     """Who or what started a run, in words (Run.trigger holds a code)."""
     labels = {"schedule": _("schedule"), "manual": _("by hand"), "resync": _("force resync"),
-              "approval": _("approved deletions"), "command": _("command line"),
+              "approval": _("an administrator's approval"), "command": _("command line"),
               "change": _("a change was noticed")}
     return labels.get(trigger, trigger)

@@ -228,7 +228,7 @@ class ContactSettingsInline(FolderPickerInline, AgendaInline):
     model = ContactSettings
     folder_kind = Kind.CONTACTS
     form = ContactSettingsForm
-    fields = ["direction", ("folder_path", "folder_id"), "only_categories",
+    fields = ["direction", ("folder_path", "folder_id"), "only_categories", "scope",
               "classification_node", "deletion_policy"]
 
 
@@ -270,7 +270,8 @@ class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScope
         ("General", {"fields": ("interval_minutes", ("sync_calendar", "sync_contacts",
                                                      "import_mail"))}),
         ("Policies", {"fields": ("conflict_policy", ("mass_delete_min_items",
-                                                     "mass_delete_min_percent"))}),
+                                                     "mass_delete_min_percent"),
+                                 "mass_create_min_items")}),
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]

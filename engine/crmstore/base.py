@@ -81,11 +81,14 @@ class CrmBackend(abc.ABC):
 
     @abc.abstractmethod
     def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:
-        """Which of these records the profile syncs (e.g. the classification branch)."""
+        """Which of these records the profile syncs: persons its CRM user owns or is
+        assigned to, of the whole organization or of a classification branch, as the
+        profile chose; its own events."""
 
     @abc.abstractmethod
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
-        """Create a record from an Exchange item; `origin` is stamped on it (its identity)."""
+        """Create a record from an Exchange item; `origin` is stamped on it (its identity).
+        It belongs to the profile's CRM user, and lies in the profile's scope."""
 
     def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
         """Several `create()`s, one result per (record, origin) in order. A backend may do

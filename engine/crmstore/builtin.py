@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -55,12 +56,27 @@ def person_record(person: Person, company: str) -> ContactRecord:
                          photo_token=photo_token(person.photo))
 
 
+@dataclass(frozen=True)
+class PersonOptions:
+    """How the profile sees persons: the CRM user the persons it creates belong to, and
+    whether only that user's persons (owned or assigned) are synced."""
+
+    owner_id: int | None = None
+    own_only: bool = False
+
+
 class BuiltinCrm(CrmBackend):
+    """Persons in scope: those of the classification branch if one is given; else, with
+    `PersonOptions.own_only`, the profile's CRM user's; else every person of the
+    organization."""
+
     def __init__(self, organization_id: int, classification_node_id: int | None = None,
-                 event_options: EventOptions | None = None) -> None:
+                 event_options: EventOptions | None = None,
+                 person_options: PersonOptions | None = None) -> None:
         self.organization_id = organization_id
         self.classification_node_id = classification_node_id
         self.event_options = event_options
+        self.person_options = person_options or PersonOptions()
 
     @property
     def _events(self) -> EventOptions:
@@ -119,6 +135,9 @@ class BuiltinCrm(CrmBackend):
         if self.classification_node_id is not None:
             node = ClassificationNode.objects.get(pk=self.classification_node_id)
             persons = persons.in_branch(node)
+        elif self.person_options.own_only:
+            owner_id = self.person_options.owner_id
+            persons = persons.of_user(owner_id) if owner_id is not None else persons.none()
         return {str(pk) for pk in persons.values_list("pk", flat=True)}
 
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
@@ -213,7 +232,8 @@ class BuiltinCrm(CrmBackend):
         assert isinstance(record, ContactRecord)
         warnings: list[str] = []
         with transaction.atomic():
-            person = Person(organization_id=self.organization_id, origin_item_id=origin)
+            person = Person(organization_id=self.organization_id, origin_item_id=origin,
+                            owner_id=self.person_options.owner_id)
             self._apply(person, record, _all_fields(), warnings)
             person.save()
             if record.company and record.company.strip():
@@ -243,7 +263,8 @@ class BuiltinCrm(CrmBackend):
         warnings: list[list[str]] = []
         for record, origin in items:
             assert isinstance(record, ContactRecord)
-            person = Person(organization_id=self.organization_id, origin_item_id=origin)
+            person = Person(organization_id=self.organization_id, origin_item_id=origin,
+                            owner_id=self.person_options.owner_id)
             warnings.append([])
             self._apply(person, record, _all_fields(), warnings[-1])
             persons.append(person)

@@ -154,6 +154,13 @@ class CategoryPairing(models.Model):
 
 
 class ContactSettings(AgendaSettings):
+    class Scope(models.TextChoices):
+        """Which CRM persons the mailbox holds (PRODUCT.md §5, contact scope)."""
+
+        OWNED = "owned", _("The persons the profile's CRM user owns or is assigned to")
+        ORGANIZATION = "organization", _("The whole organization")
+        BRANCH = "branch", _("A classification branch")
+
     direction = models.CharField(
         _("direction"), max_length=10, choices=Direction.choices, default=Direction.TWO_WAY
     )
@@ -165,6 +172,13 @@ class ContactSettings(AgendaSettings):
         blank=True,
         help_text=_("One category per line; leave empty for every contact."),
     )
+    scope = models.CharField(
+        _("which CRM persons"),
+        max_length=20,
+        choices=Scope.choices,
+        default=Scope.OWNED,
+        help_text=_("A person leaving the chosen ones stops being synced; it is not deleted."),
+    )
     classification_node = models.ForeignKey(
         "crm.ClassificationNode",
         on_delete=models.PROTECT,
@@ -172,7 +186,8 @@ class ContactSettings(AgendaSettings):
         blank=True,
         related_name="+",
         verbose_name=_("CRM classification branch"),
-        help_text=_("Persons of this node and its sub-nodes are synced. Empty: every person."),
+        help_text=_("With “A classification branch”: the persons of this node and its "
+                    "sub-nodes are synced."),
     )
     deletion_policy = models.CharField(
         _("when a contact is deleted"),
@@ -193,6 +208,17 @@ class ContactSettings(AgendaSettings):
             raise ValidationError(
                 {"classification_node": _("This belongs to another organization.")}
             )
+        if self.scope == self.Scope.BRANCH and node is None:
+            raise ValidationError({"classification_node": _("Choose the branch.")})
+        if self.scope != self.Scope.BRANCH and node is not None:
+            raise ValidationError({"classification_node": _(
+                "A branch is used only when “A classification branch” is chosen above: "
+                "choose it, or leave the branch empty.")})
+
+    @property
+    def branch_id(self) -> int | None:
+        """The classification branch the persons come from, if that is the scope."""
+        return self.classification_node_id if self.scope == self.Scope.BRANCH else None
 
 
 class MailSettings(AgendaSettings):

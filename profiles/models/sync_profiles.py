@@ -83,6 +83,12 @@ class SyncProfile(EndpointBoundSecret, models.Model):
         default=10,
         validators=[MaxValueValidator(100)],
     )
+    mass_create_min_items = models.PositiveIntegerField(
+        _("hold creations of more than (items)"),
+        default=50,
+        help_text=_("A run, other than the profile's first, that would create more items than "
+                    "this in the CRM or in Exchange waits for an administrator's approval."),
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

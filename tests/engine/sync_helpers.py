@@ -18,7 +18,11 @@ SERVICE, SERVICE_PASSWORD = "svc@example.com", "svc-secret"
 
 
 def make_profile(sim: SimHandle, **contact_settings: Any) -> SyncProfile:
+    """Alice's profile. Its contacts come from the whole organization unless told otherwise:
+    the tests' persons belong to no CRM user (test_contact_scope.py tests the scopes)."""
     from django.contrib.auth.models import User
+
+    contact_settings.setdefault("scope", "organization")
 
     sim.control.add_user(SERVICE, SERVICE_PASSWORD, can_impersonate=["*"])
     organization = Organization.objects.create(name="Acme")

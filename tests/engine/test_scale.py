@@ -341,7 +341,7 @@ def seeded_profile(sim: SimHandle, n: int, *, contacts: int = 3, events: int = 2
     for i in range(contacts):
         sim.control.create_item(mailbox, folder="contacts", tag="Contact", xml=CONTACT_XML.format(
             given=f"Ex{i}", surname=f"P{n}", email=f"ex{i}.p{n}@example.org"))
-        Person.objects.create(organization=organization, first_name=f"Crm{i}",
+        Person.objects.create(organization=organization, owner=crm_user, first_name=f"Crm{i}",
                               last_name=f"P{n}", email1=f"crm{i}.p{n}@example.org")
     for i in range(events):
         sim.control.create_item(mailbox, folder="calendar", tag="CalendarItem",

@@ -45,6 +45,7 @@ def profile_form_data(
         "conflict_policy": "newest",
         "mass_delete_min_items": 20,
         "mass_delete_min_percent": 10,
+        "mass_create_min_items": 50,
     }
     if organization_id is not None:
         data["organization"] = organization_id
@@ -69,7 +70,8 @@ def profile_form_data(
     })
     agenda("contactsettings", contacts or {}, {
         "direction": "two_way", "folder_id": "contacts", "folder_path": "Contacts",
-        "only_categories": "", "classification_node": "", "deletion_policy": "unlink",
+        "only_categories": "", "scope": "owned", "classification_node": "",
+        "deletion_policy": "unlink",
     })
     agenda("mailsettings", mail or {}, {
         "received_within_days": 31, "unmatched": "keep", "save_attachments": False,

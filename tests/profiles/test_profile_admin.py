@@ -42,7 +42,8 @@ class ProfileAdminTestCase(BaseTestCase):
                       "link_attendees": False, "link_attendee_companies": True,
                       "deletion_policy": "unlink"},
             contacts={"direction": "export", "only_categories": "Hotline\nInstalace\nhotline",
-                      "classification_node": self.branch.id, "deletion_policy": "propagate"},
+                      "scope": "branch", "classification_node": self.branch.id,
+                      "deletion_policy": "propagate"},
             mail={"received_within_days": 7, "save_attachments": True,
                   "attachment_directory": self.acme.attachment_roots + "/crm/mail",
                   "attachment_types": "PDF;docx;pdf", "attachment_category": "Smlouva",
@@ -65,8 +66,9 @@ class ProfileAdminTestCase(BaseTestCase):
         )
         contacts = profile.contactsettings
         self.assertEqual(contacts.only_categories, ["Hotline", "Instalace"])
-        self.assertEqual((contacts.direction, contacts.classification_node,
-                          contacts.deletion_policy), ("export", self.branch, "propagate"))
+        self.assertEqual((contacts.direction, contacts.scope, contacts.classification_node,
+                          contacts.deletion_policy), ("export", "branch", self.branch,
+                                                      "propagate"))
         mail = profile.mailsettings
         self.assertEqual((mail.received_within_days, mail.save_attachments,
                           mail.attachment_types, mail.attachment_category,

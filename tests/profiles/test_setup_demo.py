@@ -31,6 +31,12 @@ class SetupDemoTests(TestCase):
         self.assertTrue(get_user_model().objects.get(username="jana").check_password(
             jana_password))
         self.assertEqual(Person.objects.filter(organization=organization).count(), 4)
+        # Jana's customers: in Jana's mailbox, and only Eva, whom Tom knows too, in Tom's.
+        jana, tom = (p.crm_user for p in profiles)
+        self.assertEqual({p.owner for p in Person.objects.all()}, {jana})
+        self.assertEqual([p.email1 for p in Person.objects.of_user(tom.pk)],
+                         ["eva.prochazkova@acme.cz"])
+        self.assertEqual({p.contactsettings.scope for p in profiles}, {"owned"})
 
         again = io.StringIO()
         call_command("setup_demo", stdout=again)

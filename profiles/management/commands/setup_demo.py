@@ -77,9 +77,9 @@ class Command(BaseCommand):
                                                       name="Zákazníci")
         moravia = ClassificationNode.objects.create(organization=organization, name="Morava",
                                                     parent=customers)
-        self._crm_persons(organization, customers, moravia)
 
         logins: dict[str, str] = {}
+        crm_users: dict[str, CrmUser] = {}
         for address in (JANA, TOM):
             _, display_name, login = USERS[address]
             password = secrets.token_urlsafe(9)
@@ -88,8 +88,8 @@ class Command(BaseCommand):
                 first_name=display_name.split()[0], last_name=display_name.split()[-1])
             Membership.objects.create(user=user, organization=organization,
                                       role=Membership.Role.USER)
-            crm_user = CrmUser.objects.create(organization=organization, name=display_name,
-                                              login=login, email=address)
+            crm_user = crm_users[address] = CrmUser.objects.create(
+                organization=organization, name=display_name, login=login, email=address)
             profile = SyncProfile.objects.create(
                 organization=organization, user=user, mailbox=address, crm_user=crm_user,
                 connection=connection, import_mail=True)
@@ -101,12 +101,15 @@ class Command(BaseCommand):
                 CategoryPairing.objects.create(profile=profile, crm_category=categories[crm_name],
                                                exchange_category=exchange_name)
             logins[login] = password
+        self._crm_persons(organization, customers, moravia, crm_users)
         return logins
 
     def _crm_persons(self, organization: Organization, customers: ClassificationNode,
-                     moravia: ClassificationNode) -> None:
+                     moravia: ClassificationNode, crm_users: dict[str, CrmUser]) -> None:
         # Some persons also exist as demo contacts (the same e-mail: the first sync links them),
         # one differs only in spelling (a duplicates-report candidate), one is CRM-only.
+        # They are Jana's customers: each profile holds its CRM user's persons, so they stay
+        # out of Tom's mailbox — all but Eva, whom Tom knows too (assigned to him as well).
         stavby = Company.find_or_create_by_name(organization.id, "Stavby Brno s.r.o.")
         acme = Company.find_or_create_by_name(organization.id, "ACME s.r.o.")
         rows = [
@@ -120,7 +123,10 @@ class Command(BaseCommand):
                   job_title="Konzultant", phone_mobile="+420 720 111 333"), None, customers),
         ]
         for fields, company, node in rows:
-            person = Person.objects.create(organization=organization, **fields)
+            person = Person.objects.create(organization=organization, owner=crm_users[JANA],
+                                           **fields)
             if company is not None:
                 person.companies.add(company)
             person.classification_nodes.add(node)
+            if person.email1 == "eva.prochazkova@acme.cz":
+                person.assigned_users.add(crm_users[TOM])
