@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ import urllib3.connection
 import urllib3.connectionpool
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 from urllib3.util import parse_url
@@ -58,17 +60,23 @@ class AddressRefused(Exception):
         self.host, self.address, self.always = host, address, always
         literal = host.strip("[]") == address
         if always and literal:
-            message = _("%(address)s is an address this server never connects to (a "
-                        "link-local, multicast or reserved address).")
+            message = gettext_noop(
+                "%(address)s is an address this server never connects to (a link-local, "
+                "multicast or reserved address).")
         elif always:
-            message = _("%(host)s resolves to %(address)s, which this server never connects to "
-                        "(a link-local, multicast or reserved address).")
+            message = gettext_noop(
+                "%(host)s resolves to %(address)s, which this server never connects to (a "
+                "link-local, multicast or reserved address).")
         elif literal:
-            message = _("%(address)s is an address this server may not reach: ask the "
-                        "server's operator to allow that network.")
+            message = gettext_noop(
+                "%(address)s is an address this server may not reach: ask the server's "
+                "operator to allow that network.")
         else:
-            message = _("%(host)s resolves to %(address)s, which this server may not reach: "
-                        "ask the server's operator to allow that network.")
+            message = gettext_noop(
+                "%(host)s resolves to %(address)s, which this server may not reach: ask the "
+                "server's operator to allow that network.")
+        if settings.configured:   # in words of the active language; plain without Django
+            message = _(message)
         self.message = message % {"host": host, "address": address}
         super().__init__(self.message)
 
@@ -116,7 +124,11 @@ def _allowed_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
 
 
 def allowed_networks() -> tuple[Network, ...]:
-    return _allowed_networks(tuple(getattr(settings, "MAILBOX_ALLOWED_NETWORKS", ())))
+    if settings.configured:
+        return _allowed_networks(tuple(getattr(settings, "MAILBOX_ALLOWED_NETWORKS", ())))
+    # A mailbox backend used without Django (a benchmark, a script): the same switch, read
+    # from the environment as the settings read it.
+    return _allowed_networks(tuple(os.environ.get("MAILBOX_ALLOWED_NETWORKS", "").split(",")))
 
 
 def check_address(host: str, address: str) -> None:
