@@ -191,6 +191,10 @@ class AgendaSync:
         self._first_run = True
         self._held_sides: set[Side] = set()
         self._approval_used = False
+        # Contacts this run created in the CRM from Exchange items, linked, whose Exchange
+        # item is still to get its identity stamp (_stamp_imported): crm key, item id, the
+        # version the link holds, the record.
+        self._stamps_due: list[tuple[str, str, str, Record]] = []
 
     # --- what an agenda says ------------------------------------------------------------------
     def agenda_settings(self) -> Any:
@@ -323,6 +327,7 @@ class AgendaSync:
         remote_state = self._read_remote(state, state.remote_state or None, pending_crm)
         self.window_entries(pending_crm)
         self._match_parked(pending_crm)
+        self._stamp_imported()
         unchanged = self._linked_as_is(pending_crm)
         keys = [key for key in pending_crm if key not in unchanged]
         self._creations_held(Side.REMOTE, lambda: self._new_in_crm(keys, pending_crm))
@@ -331,6 +336,7 @@ class AgendaSync:
             self._crm_batch(keys[start:start + BATCH])
             self._renew()
         self._settle()
+        self._stamp_imported()
         # Held creations are CRM changes not carried out: the cursor stays before them.
         if not self.dry_run and Side.REMOTE not in self._held_sides:
             state.crm_cursor = cursor_now
@@ -411,6 +417,7 @@ class AgendaSync:
             progress.report(self.run_record, more=sum(
                 1 for c in page.changes if c.record is not None or c.type is ChangeType.DELETE))
             self._remote_page(page, pending_crm)
+            self._stamp_imported()
             remote_state = page.state
             if not self.dry_run:
                 state.remote_state = page.state
@@ -656,6 +663,7 @@ class AgendaSync:
                 PendingItem.objects.filter(
                     profile=self.profile, agenda=self.agenda,
                     remote_id__in=[rid for rid, _ in chunk if rid not in settled]).delete()
+            self._stamp_imported(at_least=BATCH)
             self._renew()
 
     def _parked_items(self, remote_ids: list[str]) -> list[Any]:
@@ -918,6 +926,38 @@ class AgendaSync:
         self._in_flight = (remote, writes, sending)
         if not overlap:
             self._settle()
+
+    def _stamp_imported(self, at_least: int = 1) -> None:
+        """Write the identity stamp (the new CRM key) onto the Exchange contacts this run
+        imported, one UpdateItem per BATCH setting nothing else, once their links are saved.
+        On EWS an item's id changes when it moves, and the stamp is what finds it again
+        (_moved): without it a contact made in Outlook and then archived would be taken for
+        deleted. The stamp changes the item's version: the link takes the new one, so the
+        write does not come back as a change. A write refused (the item edited meanwhile)
+        leaves the link as it was: the edit is read next run."""
+        due = self._stamps_due
+        if not due or len(due) < at_least:
+            return
+        self._stamps_due = []
+        self._settle()   # one batch of Exchange writes at a time
+        results = self.mailbox.update(self.kind, [
+            Update(ItemRef(remote_id, version), self.outgoing(record, crm_key),
+                   frozenset({"stamp"})) for crm_key, remote_id, version, record in due])
+        self.wrote_remote = True
+        links = {link.crm_key: link for link in Link.objects.filter(
+            profile=self.profile, agenda=self.agenda, crm_key__in=[d[0] for d in due])}
+        changed: list[Link] = []
+        for (crm_key, remote_id, version, _), result in zip(due, results, strict=False):
+            link = links.get(crm_key)
+            if not result.ok or result.ref is None:
+                log.info("The identity stamp of %s was not written: %s", remote_id,
+                         result.message)
+            elif (link is not None and link.remote_id == remote_id
+                  and link.remote_version == version and result.ref.id == remote_id):
+                link.remote_version = result.ref.version
+                changed.append(link)
+        if changed:
+            Link.objects.bulk_update(changed, ["remote_version"])
 
     def _settle(self) -> None:
         """The batch whose Exchange writes are under way: their results, photos, history."""
@@ -1274,6 +1314,10 @@ class AgendaSync:
             remote_version=(remote.version if remote else "") or action.remote_version
             or (link.remote_version if link else ""),
             organizes=_organizes(action, link))
+        if self._stamp_due(planned):
+            self._stamps_due.append((crm_key, remote_id, values["remote_version"],
+                                     next(w.record for w in planned.plan.writes
+                                          if w.side is Side.CRM)))
         if link is None and self._links_buffer is not None:
             # Written with the batch's other new links (_flush_recorded).
             self._links_buffer[crm_key] = values
@@ -1294,6 +1338,14 @@ class AgendaSync:
                 if not plan_has_create(planned.plan):
                     self._item(RunItem.Action.LINK, planned.title, crm_key, remote_id,
                                "the same record on both sides")
+
+    def _stamp_due(self, planned: Planned) -> bool:
+        """Whether the plan created a CRM contact from an Exchange item it does not write to
+        (an import), on a mailbox whose ids change when items move: its stamp is due."""
+        writes = planned.plan.writes
+        return (self.kind is Kind.CONTACTS and not self.mailbox.ids_survive_moves
+                and any(w.side is Side.CRM and w.key is None for w in writes)
+                and not any(w.side is Side.REMOTE for w in writes))
 
     def _links_before_remote(self, batch: list[Planned]) -> None:
         """The links of plans whose CRM writes are done and whose Exchange writes are not yet:

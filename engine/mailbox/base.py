@@ -314,6 +314,11 @@ class Pending(Generic[T]):
 class MailboxBackend(abc.ABC):
     """One open mailbox. Use as a context manager; not shared between threads."""
 
+    # Whether an item keeps its id when it moves to another folder (Graph's immutable ids).
+    # Where it does not (EWS), a moved item is found by its identity stamp (locate), so the
+    # runner stamps the contacts it imports too, not only the items it creates.
+    ids_survive_moves: bool = False
+
     def __init__(self, access: MailboxAccess) -> None:
         self.access = access
 

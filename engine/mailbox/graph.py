@@ -160,6 +160,8 @@ def _short_id(item_id: str) -> str:
 
 # --- the backend ----------------------------------------------------------------------------
 class GraphMailbox(MailboxBackend):
+    ids_survive_moves = True   # immutable ids (Prefer: IdType="ImmutableId")
+
     def __init__(self, access: MailboxAccess) -> None:
         super().__init__(access)
         self.budget = Budget(access.throttle_budget_seconds)

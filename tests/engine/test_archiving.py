@@ -18,7 +18,7 @@ from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
 from tests.engine.graph_sync_helpers import make_graph_profile
-from tests.engine.sync_helpers import make_profile
+from tests.engine.sync_helpers import add_contact, make_profile
 from tests.engine.test_calendar_sync import add_exchange_event, crm_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -101,6 +101,26 @@ def test_a_contact_moved_to_another_folder_is_unlinked_and_the_crm_person_stays(
     Person.objects.filter(pk=eva.pk).update(job_title="CEO")
     assert run(profile, "contacts").items.count() == 0
     assert contacts_in(ewsim, "Contacts") == 1
+
+
+def test_a_contact_made_in_outlook_and_imported_is_found_when_moved(
+        ewsim: SimHandle, new_profile: Callable[..., SyncProfile]) -> None:
+    # Made in Outlook, so the engine never wrote it: on EWS its ItemId changes when it moves,
+    # and only the identity stamp the engine writes on importing it finds it again.
+    profile = new_profile(deletion_policy="propagate")
+    add_contact(ewsim, "Petr", "Malý", email="petr@acme.cz")
+    imported = run(profile, "contacts")
+    assert imported.crm_created == 1
+    petr = Person.objects.get(first_name="Petr")
+    assert run(profile, "contacts").requests == 1   # the stamp's write is not a change
+    ewsim.control.move_item(remote_id(profile, petr.pk), folder(ewsim, "Archive"))
+
+    moved = run(profile, "contacts")
+    assert (moved.crm_deleted, moved.remote_deleted) == (0, 0)
+    assert lines(moved, RunItem.Action.UNLINK) == {
+        "Petr Malý": "moved to Archive in Exchange; no longer synced, nothing deleted"}
+    assert Person.objects.filter(pk=petr.pk).exists()
+    assert link_states(profile) == {petr.pk: Link.State.UNLINKED}
 
 
 @pytest.mark.parametrize("how", sorted(DELETIONS))
