@@ -86,6 +86,10 @@ class FolderState(models.Model):
     crm_cursor = models.BigIntegerField(default=0)
     # Calendar: the day the window was last read whole (it moves once a day).
     window_checked = models.DateField(null=True, blank=True)
+    # Contacts on EWS: whether the linked items were all given their identity stamp. Links
+    # made before imports and matches were stamped are stamped once (AgendaSync's
+    # _backfill_stamps); a folder read for the first time is stamped as it is linked.
+    stamps_checked = models.BooleanField(default=True)
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

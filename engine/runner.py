@@ -191,10 +191,11 @@ class AgendaSync:
         self._first_run = True
         self._held_sides: set[Side] = set()
         self._approval_used = False
-        # Contacts this run created in the CRM from Exchange items, linked, whose Exchange
-        # item is still to get its identity stamp (_stamp_imported): crm key, item id, the
-        # version the link holds, the record.
-        self._stamps_due: list[tuple[str, str, str, Record]] = []
+        # Contacts linked in this run whose Exchange item is still to get its identity stamp
+        # (_stamp_imported): crm key, item id, the version the link holds. And the stamp each
+        # contact read in this run carried, so that one already stamped is not written again.
+        self._stamps_due: list[tuple[str, str, str]] = []
+        self._read_stamps: dict[str, str] = {}
 
     # --- what an agenda says ------------------------------------------------------------------
     def agenda_settings(self) -> Any:
@@ -337,6 +338,7 @@ class AgendaSync:
             self._renew()
         self._settle()
         self._stamp_imported()
+        self._backfill_stamps()
         # Held creations are CRM changes not carried out: the cursor stays before them.
         if not self.dry_run and Side.REMOTE not in self._held_sides:
             state.crm_cursor = cursor_now
@@ -440,6 +442,9 @@ class AgendaSync:
             self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
                        remote_id=error.ref.id if error.ref else "", detail=error.message)
         changes = page.changes
+        if self._stamps_needed():
+            self._read_stamps.update((c.ref.id, c.record.stamp) for c in changes
+                                     if c.record is not None)
         links = self._links(remote_ids=[c.ref.id for c in changes])
         stamped = {c.ref.id: self.crm.key_from_stamp(self.kind, c.record.stamp)
                    for c in changes if c.record is not None and c.record.stamp}
@@ -928,26 +933,31 @@ class AgendaSync:
             self._settle()
 
     def _stamp_imported(self, at_least: int = 1) -> None:
-        """Write the identity stamp (the new CRM key) onto the Exchange contacts this run
-        imported, one UpdateItem per BATCH setting nothing else, once their links are saved.
-        On EWS an item's id changes when it moves, and the stamp is what finds it again
-        (_moved): without it a contact made in Outlook and then archived would be taken for
-        deleted. The stamp changes the item's version: the link takes the new one, so the
-        write does not come back as a change. A write refused (the item edited meanwhile)
-        leaves the link as it was: the edit is read next run."""
+        """Write the identity stamp (the CRM key) onto the Exchange contacts this run linked
+        without writing to them (imported from Exchange, or matched to a CRM person), one
+        UpdateItem per BATCH setting nothing else, once their links are saved. On EWS an
+        item's id changes when it moves, and the stamp is what finds it again (_moved):
+        without it a contact made in Outlook and then archived would be taken for deleted.
+        The stamp changes the item's version: the link takes the new one, so the write does
+        not come back as a change. A write refused (the item edited meanwhile) leaves the
+        link as it was: the edit is read next run, and the stamp is written then."""
         due = self._stamps_due
         if not due or len(due) < at_least:
             return
         self._stamps_due = []
+        self._write_stamps(due)
+
+    def _write_stamps(self, due: list[tuple[str, str, str]]) -> None:
         self._settle()   # one batch of Exchange writes at a time
         results = self.mailbox.update(self.kind, [
-            Update(ItemRef(remote_id, version), self.outgoing(record, crm_key),
-                   frozenset({"stamp"})) for crm_key, remote_id, version, record in due])
+            Update(ItemRef(remote_id, version),
+                   ContactRecord(stamp=self.crm.stamp(self.kind, crm_key)), frozenset({"stamp"}))
+            for crm_key, remote_id, version in due])
         self.wrote_remote = True
         links = {link.crm_key: link for link in Link.objects.filter(
             profile=self.profile, agenda=self.agenda, crm_key__in=[d[0] for d in due])}
         changed: list[Link] = []
-        for (crm_key, remote_id, version, _), result in zip(due, results, strict=False):
+        for (crm_key, remote_id, version), result in zip(due, results, strict=False):
             link = links.get(crm_key)
             if not result.ok or result.ref is None:
                 log.info("The identity stamp of %s was not written: %s", remote_id,
@@ -958,6 +968,32 @@ class AgendaSync:
                 changed.append(link)
         if changed:
             Link.objects.bulk_update(changed, ["remote_version"])
+
+    def _backfill_stamps(self) -> None:
+        """Contacts linked before the engine stamped imports and matches carry no identity
+        stamp, so archiving one would delete its CRM person: they are stamped once, BATCH
+        a request, with the versions their links hold (an item edited since is read next
+        run and stamped then). The folder's state remembers that it was done, so a run
+        with nothing to do still makes one request."""
+        state = self.state
+        if (state is None or state.stamps_checked or self.dry_run
+                or not self._stamps_needed()):
+            return
+        links = Link.objects.filter(profile=self.profile, agenda=self.agenda,
+                                    state=Link.State.ACTIVE).order_by("pk").values_list(
+            "crm_key", "remote_id", "remote_version")
+        due = [(crm_key, remote_id, version) for crm_key, remote_id, version in links
+               if self._read_stamps.get(remote_id) != self.crm.stamp(self.kind, crm_key)]
+        for start in range(0, len(due), BATCH):
+            self._write_stamps(due[start:start + BATCH])
+            self._renew()
+        state.stamps_checked = True
+        state.save(update_fields=["stamps_checked", "updated"])
+
+    def _stamps_needed(self) -> bool:
+        """Whether the identity stamp is what finds this agenda's items once moved: contacts
+        (events are found by their meeting's id), on a mailbox whose ids change on a move."""
+        return self.kind is Kind.CONTACTS and not self.mailbox.ids_survive_moves
 
     def _settle(self) -> None:
         """The batch whose Exchange writes are under way: their results, photos, history."""
@@ -1314,10 +1350,8 @@ class AgendaSync:
             remote_version=(remote.version if remote else "") or action.remote_version
             or (link.remote_version if link else ""),
             organizes=_organizes(action, link))
-        if self._stamp_due(planned):
-            self._stamps_due.append((crm_key, remote_id, values["remote_version"],
-                                     next(w.record for w in planned.plan.writes
-                                          if w.side is Side.CRM)))
+        if self._stamp_due(planned, crm_key, remote_id):
+            self._stamps_due.append((crm_key, remote_id, values["remote_version"]))
         if link is None and self._links_buffer is not None:
             # Written with the batch's other new links (_flush_recorded).
             self._links_buffer[crm_key] = values
@@ -1339,13 +1373,14 @@ class AgendaSync:
                     self._item(RunItem.Action.LINK, planned.title, crm_key, remote_id,
                                "the same record on both sides")
 
-    def _stamp_due(self, planned: Planned) -> bool:
-        """Whether the plan created a CRM contact from an Exchange item it does not write to
-        (an import), on a mailbox whose ids change when items move: its stamp is due."""
-        writes = planned.plan.writes
-        return (self.kind is Kind.CONTACTS and not self.mailbox.ids_survive_moves
-                and any(w.side is Side.CRM and w.key is None for w in writes)
-                and not any(w.side is Side.REMOTE for w in writes))
+    def _stamp_due(self, planned: Planned, crm_key: str, remote_id: str) -> bool:
+        """Whether a link this plan keeps leaves its Exchange contact without its identity
+        stamp, on a mailbox whose ids change when items move: an item the plan did not write
+        to (a write carries the stamp) that was not read with it (made in Outlook and
+        imported, matched to a CRM person, linked before stamps were written)."""
+        return (self._stamps_needed()
+                and not any(w.side is Side.REMOTE for w in planned.plan.writes)
+                and self._read_stamps.get(remote_id) != self.crm.stamp(self.kind, crm_key))
 
     def _links_before_remote(self, batch: list[Planned]) -> None:
         """The links of plans whose CRM writes are done and whose Exchange writes are not yet:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from crm.models import Event, Person
-from engine.models import Link, Run, RunItem
+from engine.models import FolderState, Link, Run, RunItem
+from engine.runner import AgendaSync
 from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
@@ -121,6 +122,85 @@ def test_a_contact_made_in_outlook_and_imported_is_found_when_moved(
         "Petr Malý": "moved to Archive in Exchange; no longer synced, nothing deleted"}
     assert Person.objects.filter(pk=petr.pk).exists()
     assert link_states(profile) == {petr.pk: Link.State.UNLINKED}
+
+
+def test_a_contact_matched_to_a_crm_person_is_found_when_moved(
+        ewsim: SimHandle, new_profile: Callable[..., SyncProfile]) -> None:
+    # The same person on both sides before the first run: linked by matching, nothing
+    # written to the Exchange item but, on EWS, its identity stamp.
+    profile = new_profile(deletion_policy="propagate")
+    eva = person(profile, "Eva")
+    add_contact(ewsim, "Eva", "Nová", email="eva@acme.cz")
+    first = run(profile, "contacts")
+    assert (first.crm_created, first.remote_created, first.linked) == (0, 0, 1)
+    assert run(profile, "contacts").requests == 1   # the stamp's write is not a change
+    ewsim.control.move_item(remote_id(profile, eva.pk), folder(ewsim, "Archive"))
+
+    moved = run(profile, "contacts")
+    assert (moved.crm_deleted, moved.remote_deleted) == (0, 0)
+    assert lines(moved, RunItem.Action.UNLINK) == {
+        "Eva Nová": "moved to Archive in Exchange; no longer synced, nothing deleted"}
+    assert Person.objects.filter(pk=eva.pk).exists()
+
+
+def linked_by_an_older_version(monkeypatch: pytest.MonkeyPatch, profile: SyncProfile) -> None:
+    """Sync as a version that stamped no import or match did, then upgrade: the migration
+    leaves the folder's links to be stamped."""
+    with monkeypatch.context() as patched:
+        patched.setattr(AgendaSync, "_stamp_due", lambda *args: False)
+        run(profile, "contacts")
+    FolderState.objects.filter(profile=profile).update(stamps_checked=False)
+
+
+def test_contacts_linked_before_stamps_were_written_are_stamped_once_and_found_when_moved(
+        ewsim: SimHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = make_profile(ewsim, deletion_policy="propagate")
+    for i in range(150):
+        add_contact(ewsim, f"Petr{i:03d}", "Malý", email=f"p{i}@acme.cz")
+    matched = person(profile, "Eva")
+    add_contact(ewsim, "Eva", "Nová", email="eva@acme.cz")
+    linked_by_an_older_version(monkeypatch, profile)
+    assert Link.objects.filter(profile=profile).count() == 151
+    ewsim.control.reset_counters()
+
+    upgraded = run(profile, "contacts")
+    # Nothing changed: the 151 stamps in two UpdateItems of at most 100, nothing else.
+    assert upgraded.items.count() == 0
+    assert ewsim.control.counters().get("UpdateItem") == 2, ewsim.control.counters()
+    assert FolderState.objects.get(profile=profile).stamps_checked
+    assert run(profile, "contacts").requests == 1   # done once: the stamps are not changes
+
+    petr = Person.objects.get(first_name="Petr000")
+    archive = folder(ewsim, "Archive")
+    ewsim.control.move_item(remote_id(profile, petr.pk), archive)
+    ewsim.control.move_item(remote_id(profile, matched.pk), archive)
+    moved = run(profile, "contacts")
+    assert moved.crm_deleted == 0
+    assert set(lines(moved, RunItem.Action.UNLINK)) == {"Petr000 Malý", "Eva Nová"}
+    assert Person.objects.count() == 151
+
+
+def test_a_contact_edited_before_its_stamp_could_be_written_is_stamped_when_read(
+        ewsim: SimHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The link's version is stale (an edit in Outlook not yet read): Exchange refuses the
+    # stamp's write; the edit is read next run and the stamp written with it.
+    profile = make_profile(ewsim, deletion_policy="propagate")
+    item = add_contact(ewsim, "Petr", "Malý", email="petr@acme.cz")
+    linked_by_an_older_version(monkeypatch, profile)
+    petr = Person.objects.get()
+    Link.objects.filter(profile=profile).update(remote_version="stale")
+
+    refused = run(profile, "contacts")
+    assert refused.items.count() == 0
+    assert Link.objects.get(profile=profile).remote_version == "stale"
+    ewsim.control.update_item(item, JobTitle="Buyer")
+    edited = run(profile, "contacts")
+    assert Person.objects.get().job_title == "Buyer"
+    assert edited.crm_updated == 1
+    assert run(profile, "contacts").requests == 1
+    ewsim.control.move_item(remote_id(profile, petr.pk), folder(ewsim, "Archive"))
+    assert run(profile, "contacts").crm_deleted == 0
+    assert Person.objects.filter(pk=petr.pk).exists()
 
 
 @pytest.mark.parametrize("how", sorted(DELETIONS))
