@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from portal import dashboard, duplicates, history
+from portal import dashboard, duplicates, history, settings_page
 from security.forms import ThrottledAuthenticationForm
 
 app_name = "portal"
@@ -23,6 +23,9 @@ urlpatterns = [
     path("duplicates/export.csv", duplicates.duplicates_csv, name="duplicates_csv"),
     path("duplicates/<int:pk>/link/", duplicates.link, name="link"),
     path("duplicates/<int:pk>/keep-apart/", duplicates.keep_apart, name="keep_apart"),
+    path("my-settings/", settings_page.my_settings, name="my_settings"),
+    path("my-settings/<int:pk>/", settings_page.save, name="save_own_settings"),
+    path("my-settings/<int:pk>/folders/<str:kind>/", settings_page.folders, name="own_folders"),
     # Signing in and out and the password, with Django's views and our own templates.
     path("login/", auth_views.LoginView.as_view(
         template_name="portal/login.html", authentication_form=ThrottledAuthenticationForm,

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from profiles.models.self_service import UserOptionsField
 from profiles.validation import check_inside_roots, path_lines, paths_overlap
 
 NO_ATTACHMENT_ROOTS = _(
@@ -39,6 +40,16 @@ class Organization(models.Model):
             "apart from every other organization's roots. Only a superuser sets them."
         ),
     )
+    self_service = UserOptionsField(
+        _("users may change"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "The options each user may change on their own profile's page, “My sync "
+            "settings”, with the same checks as here. None ticked: only administrators change "
+            "profiles. Every change a user makes is recorded in the audit log."
+        ),
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -65,6 +76,10 @@ class Organization(models.Model):
                 errors.setdefault("attachment_roots", []).extend(problems)
         if errors:
             raise ValidationError(errors)
+
+    def user_options(self) -> frozenset[str]:
+        """The options of their own profiles this organization's users may change."""
+        return frozenset(self.self_service or ())
 
     def attachment_root_list(self) -> list[str]:
         return path_lines(self.attachment_roots)
