@@ -43,6 +43,7 @@ from crm.models import (
 from engine.models import Link
 from profiles.admin_scoping import _organization_path
 from profiles.models import Organization
+from profiles.models.self_service import UserOption
 from tests.crm_data import make_crm_records
 from tests.portal.base import PortalTestCase
 
@@ -127,6 +128,14 @@ def _portal_rules() -> dict[str, Rule]:
                             done, method="post"),
         "portal:keep_apart": Rule(lambda o: f"/duplicates/{o.candidate.pk}/keep-apart/",
                                   USER_LOGIN, HIDDEN, done, method="post"),
+        # Both organizations let their users change every option (UrlWalkTests.setUp). An
+        # empty form is refused for its missing values: nothing is saved by the walk.
+        "portal:my_settings": Rule(lambda o: "/my-settings/", USER_LOGIN, other_list, own_list),
+        "portal:save_own_settings": Rule(lambda o: f"/my-settings/{o.profile.pk}/", USER_LOGIN,
+                                         HIDDEN, own_list, method="post"),
+        # Dave's mailbox is unreachable (UNREACHABLE_EWS): the list fails, in words.
+        "portal:own_folders": Rule(lambda o: f"/my-settings/{o.profile.pk}/folders/calendar/",
+                                   USER_LOGIN, HIDDEN, Expect((502,)), method="post"),
         # Signing in is for everyone; a signed-in user is sent on to the dashboard.
         "portal:login": Rule(lambda o: "/login/", Expect((200,)), Expect((302,), "/"),
                              Expect((302,), "/")),
@@ -250,6 +259,8 @@ class UrlWalkTests(PortalTestCase):
         connection.ews_url = UNREACHABLE_EWS
         connection.save()
         for organization, profile in ((self.acme, self.daves), (self.globex, self.charlies)):
+            organization.self_service = list(UserOption.values)
+            organization.save()
             make_crm_records(organization, profile=profile)
             Link.objects.create(profile=profile, agenda="contacts", crm_key="1",
                                 remote_id=f"AAMk-link-{profile.pk}")
