@@ -71,6 +71,11 @@ def mark_folder_fields(form_fields: dict[str, forms.Field], kind: Kind, url: str
     form_fields["folder_path"].widget.attrs.update({
         "readonly": True, "class": "folder-picker-path", "data-folder-kind": kind.value,
         "data-folder-list-url": url, "data-folder-hint": hint})
+    if kind is not Kind.MAIL:
+        # Nothing moves items between folders (docs/sync.md): say so before a user finds
+        # their records in the old folder still.
+        hint += " " + _("The next sync uses the new folder; what is already synced stays "
+                        "in the old one.")
     form_fields["folder_path"].help_text = hint
     form_fields["folder_id"].widget = forms.HiddenInput(attrs={"class": "folder-picker-id"})
 

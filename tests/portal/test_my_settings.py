@@ -343,6 +343,8 @@ class MySettingsFoldersTestCase(EwsimAdminTestCase):
             self.assertContains(page, f'data-folder-list-url="/my-settings/{self.profile.pk}'
                                       f'/folders/{kind}/"')
         self.assertContains(page, 'src="/static/profiles/folder_picker.js"')
+        # Changing the event or contact folder moves nothing: the page says so at both.
+        self.assertContains(page, "what is already synced stays in the old one", count=2)
 
     def test_another_users_mailbox_or_a_kind_not_allowed_is_not_listed(self) -> None:
         self.sim.control.reset_counters()
