@@ -10,9 +10,11 @@ from __future__ import annotations
 from html.parser import HTMLParser
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from profiles.models import AuditEntry, MailFolder, Organization, SyncProfile
 from profiles.models.self_service import UserOption
@@ -153,6 +155,17 @@ class MySettingsTestCase(PortalTestCase):
         with self.assertRaises(ValidationError) as raised:
             self.acme.full_clean()
         self.assertIn("self_service", raised.exception.error_dict)
+
+    def test_the_options_are_labelled_in_the_users_language(self) -> None:
+        allow(self.acme, UserOption.CALENDAR_WINDOW, UserOption.PRIVATE_EVENTS)
+        self.sign_in(self.dave)
+        # A Czech request leaves Czech active in this thread for the tests after it.
+        self.addCleanup(translation.activate, settings.LANGUAGE_CODE)
+        page = self.client.get(PAGE, headers={"accept-language": "cs"})
+        self.assertContains(page, '<html lang="cs">')
+        self.assertContains(page, "Dnů do minulosti")
+        self.assertContains(page, "Nesynchronizovat privátní události")
+        self.assertNotContains(page, "Days into the past")
 
     # --- whose profile ---------------------------------------------------------------
     def test_only_the_users_own_profiles_are_on_the_page(self) -> None:
