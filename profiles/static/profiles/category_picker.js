@@ -1,0 +1,285 @@
+/* The "…" category picker of the sync profile admin.
+ *
+ * Beside every field marked data-category-list-url (an input holding one Exchange category,
+ * or a textarea holding several, one per line: data-category-multiple) it puts a "…" button
+ * that lists the mailbox's master category list, live, each category with its colour. A
+ * single field takes the category clicked; a multiple one gets a checklist that adds and
+ * removes its lines. The field stays editable, and the dialog takes a typed name too: a
+ * category the mailbox does not list yet is still one an item may carry. When the list cannot
+ * be read, the dialog and a note beside the field say why, and typing goes on as before.
+ *
+ * The list is asked for with a POST carrying the change form's CSRF token (listing reaches
+ * out to the mail server), once per page: the fields share the answer. A failed answer is
+ * not kept, so the next "…" asks again.
+ */
+"use strict";
+(function () {
+    const t = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+    const answers = new Map();   // list URL -> Promise of the JSON answer
+    let dialog = null;
+
+    // Exchange compares category names without regard to case.
+    const same = (a, b) => a.toLocaleLowerCase() === b.toLocaleLowerCase();
+    const isMultiple = (field) => field.dataset.categoryMultiple === "true";
+
+    function chosen(field) {
+        const values = isMultiple(field) ? field.value.split(/\r?\n/) : [field.value];
+        return values.map((value) => value.trim()).filter(Boolean);
+    }
+
+    function setChosen(field, names) {
+        field.value = isMultiple(field) ? names.join("\n") : (names[0] || "");
+        field.dispatchEvent(new Event("change", {bubbles: true}));
+    }
+
+    function toggle(field, name, on) {
+        const names = chosen(field).filter((existing) => !same(existing, name));
+        if (on) {
+            names.push(name);
+        }
+        setChosen(field, names);
+    }
+
+    function addButton(field) {
+        if (field.nextElementSibling && field.nextElementSibling.matches(".category-picker-button")) {
+            return;
+        }
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "button category-picker-button";
+        button.textContent = "…";
+        if (field.dataset.categoryListUrl) {
+            button.title = t("Choose from the mailbox's categories");
+        } else {
+            button.disabled = true;
+            button.title = field.dataset.categoryHint || "";
+        }
+        field.after(button);
+    }
+
+    function note(button, text) {
+        let shown = button.nextElementSibling;
+        if (!shown || !shown.matches(".category-picker-note")) {
+            if (!text) {
+                return;
+            }
+            shown = document.createElement("span");
+            shown.className = "category-picker-note";
+            button.after(shown);
+        }
+        shown.textContent = text;
+        shown.hidden = !text;
+    }
+
+    function load(url, form) {
+        if (!answers.has(url)) {
+            // The change form's own token, sent as a form field (see folder_picker.js).
+            const token = form.elements.namedItem("csrfmiddlewaretoken");
+            const answer = fetch(url, {
+                method: "POST", credentials: "same-origin", headers: {Accept: "application/json"},
+                body: new URLSearchParams({csrfmiddlewaretoken: token ? token.value : ""}),
+            }).then((response) => response.json()).catch(() => ({
+                error: t("The category list could not be read from this server."),
+            }));
+            answers.set(url, answer);
+            answer.then((data) => {
+                if (data.error) {
+                    answers.delete(url);
+                }
+            });
+        }
+        return answers.get(url);
+    }
+
+    function closeDialog() {
+        if (dialog) {
+            dialog.close();
+            dialog.remove();
+            dialog = null;
+        }
+    }
+
+    function swatch(category) {
+        const mark = document.createElement("span");
+        mark.className = "category-picker-swatch";
+        if (category.hex) {
+            mark.style.backgroundColor = category.hex;
+        } else {
+            mark.classList.add("no-colour");
+        }
+        mark.title = category.color_name || t("No colour");
+        mark.setAttribute("aria-hidden", "true");
+        return mark;
+    }
+
+    function entry(field, button, category, listed) {
+        const item = document.createElement("li");
+        item.dataset.category = category.name;
+        const name = document.createElement("span");
+        name.className = "category-picker-name";
+        name.textContent = category.name;
+        const parts = [swatch(category), name];
+        if (!listed) {
+            const unlisted = document.createElement("span");
+            unlisted.className = "category-picker-unlisted";
+            unlisted.textContent = t("not in the mailbox's list");
+            parts.push(unlisted);
+        }
+        const isChosen = chosen(field).some((existing) => same(existing, category.name));
+        if (isMultiple(field)) {
+            const label = document.createElement("label");
+            const box = document.createElement("input");
+            box.type = "checkbox";
+            box.className = "category-picker-check";
+            box.checked = isChosen;
+            box.addEventListener("change", () => toggle(field, category.name, box.checked));
+            label.append(box, ...parts);
+            item.append(label);
+        } else {
+            const choice = document.createElement("button");
+            choice.type = "button";
+            choice.className = "category-picker-choice";
+            choice.classList.toggle("selected", isChosen);
+            choice.append(...parts);
+            choice.addEventListener("click", () => {
+                setChosen(field, [category.name]);
+                closeDialog();
+                button.focus();
+            });
+            item.append(choice);
+        }
+        return item;
+    }
+
+    function typedEntry(field, button, list) {
+        const row = document.createElement("p");
+        row.className = "category-picker-typed";
+        const input = document.createElement("input");
+        input.type = "text";
+        input.className = "vTextField category-picker-other";
+        input.placeholder = t("Another category");
+        input.setAttribute("aria-label", t("Another category"));
+        const add = document.createElement("button");
+        add.type = "button";
+        add.className = "button category-picker-add";
+        add.textContent = isMultiple(field) ? t("Add") : t("Use");
+        const take = () => {
+            const name = input.value.trim();
+            if (!name) {
+                return;
+            }
+            if (!isMultiple(field)) {
+                setChosen(field, [name]);
+                closeDialog();
+                button.focus();
+                return;
+            }
+            toggle(field, name, true);
+            input.value = "";
+            const listedAlready = [...list.children].find(
+                (item) => same(item.dataset.category, name));
+            if (listedAlready) {
+                listedAlready.querySelector("input").checked = true;
+            } else {
+                list.append(entry(field, button, {name, hex: "", color_name: ""}, false));
+            }
+        };
+        add.addEventListener("click", take);
+        input.addEventListener("keydown", (event) => {
+            if (event.key === "Enter") {
+                event.preventDefault();   // not the change form's submit
+                take();
+            }
+        });
+        row.append(input, add);
+        return row;
+    }
+
+    function openDialog(field, button) {
+        closeDialog();
+        dialog = document.createElement("dialog");
+        dialog.className = "category-picker-dialog";
+        const heading = document.createElement("p");
+        heading.className = "category-picker-status";
+        heading.textContent = t("Reading the mailbox's categories…");
+        const list = document.createElement("ul");
+        list.className = "category-picker-list";
+        const close = document.createElement("button");
+        close.type = "button";
+        close.className = "button category-picker-close";
+        close.textContent = t("Close");
+        close.addEventListener("click", () => {
+            closeDialog();
+            button.focus();
+        });
+        dialog.append(heading, list, typedEntry(field, button, list), close);
+        dialog.addEventListener("keydown", (event) => {
+            if (event.key === "Escape") {
+                closeDialog();
+                button.focus();
+            }
+        });
+        document.body.append(dialog);
+        const box = field.getBoundingClientRect();
+        dialog.style.left = `${box.left + window.scrollX}px`;
+        dialog.style.top = `${box.bottom + window.scrollY + 4}px`;
+        dialog.show();
+        return {heading, list};
+    }
+
+    function showCategories(parts, field, button, categories) {
+        const {heading, list} = parts;
+        heading.textContent = categories.length
+            ? (isMultiple(field) ? t("Choose categories:") : t("Choose a category:"))
+            : t("The mailbox lists no categories: type one below.");
+        const listed = new Set(categories.map((category) => category.name.toLocaleLowerCase()));
+        for (const category of categories) {
+            list.append(entry(field, button, category, true));
+        }
+        // What the field holds that the mailbox does not list (yet) stays visible and chosen.
+        for (const name of chosen(field)) {
+            if (!listed.has(name.toLocaleLowerCase())) {
+                list.append(entry(field, button, {name, hex: "", color_name: ""}, false));
+            }
+        }
+        const first = list.querySelector("input, button");
+        if (first) {
+            first.focus();
+        }
+    }
+
+    async function pick(button) {
+        const field = button.previousElementSibling;
+        const url = field && field.dataset.categoryListUrl;
+        if (!url) {
+            return;
+        }
+        const parts = openDialog(field, button);
+        const shown = dialog;
+        const data = await load(url, field.form);
+        if (dialog !== shown) {
+            return;   // closed, or another picker opened, while the list was on its way
+        }
+        if (data.error) {
+            parts.heading.textContent = `${data.error} ${t("Type the category's name instead.")}`;
+            parts.heading.classList.add("errornote");
+            note(button, `${t("The mailbox's category list is missing:")} ${data.error}`);
+            dialog.querySelector(".category-picker-other").focus();
+            return;
+        }
+        note(button, "");
+        showCategories(parts, field, button, data.categories);
+    }
+
+    document.addEventListener("click", (event) => {
+        const button = event.target.closest(".category-picker-button");
+        if (button) {
+            event.preventDefault();
+            pick(button);
+        }
+    });
+
+    document.addEventListener("DOMContentLoaded", () => {
+        document.querySelectorAll("[data-category-list-url]").forEach(addButton);
+    });
+})();
