@@ -10,6 +10,7 @@ connection and the organization-scoped queryset.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
@@ -126,7 +127,8 @@ class CategoryPickerInline:
             if not url:
                 hint = _("Type the names; once the profile is saved, “…” lists the mailbox's "
                          "categories.")
-            field = fields[name]
+            # A copy: a field declared on the form class is shared by every form made from it.
+            field = fields[name] = copy.deepcopy(fields[name])
             field.widget.attrs.update({
                 "data-category-list-url": url, "data-category-hint": hint,
                 "data-category-multiple": "true" if multiple else "false",

@@ -132,6 +132,14 @@ class CategoryPickerTestCase(EwsimAdminTestCase):
         self.assertIn("profiles/category_picker.js", html)
         self.assertIn("profiles/category_picker.css", html)
 
+    def test_the_hint_is_given_once_however_often_the_page_is_shown(self) -> None:
+        self.client.force_login(self.bob)
+        url = f"/admin/profiles/syncprofile/{self.profile.pk}/change/"
+        counts = [self.client.get(url).content.decode().count("Choose them from the mailbox")
+                  for _ in range(3)]
+        self.assertEqual(counts, [counts[0]] * 3)
+        self.assertLessEqual(counts[0], 4)   # form and empty form: help text and data attribute
+
     def test_the_add_page_says_the_names_are_typed_until_the_profile_is_saved(self) -> None:
         self.client.force_login(self.bob)
         html = self.client.get("/admin/profiles/syncprofile/add/").content.decode()
