@@ -97,8 +97,10 @@ class CategoryPickerBrowserTests(StaticLiveServerTestCase):
             By.CSS_SELECTOR, 'dialog[open] li[data-category="Registrace"] input').click()
         typed = self.browser.find_element(By.CSS_SELECTOR, "dialog[open] .category-picker-other")
         typed.send_keys("Nový zákazník", Keys.ENTER)   # Enter adds; it does not submit
-        wait.until(expected_conditions.presence_of_element_located(
-            (By.CSS_SELECTOR, 'dialog[open] li[data-category="Nový zákazník"] input:checked')))
+        typed_entry = wait.until(expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, 'dialog[open] li[data-category="Nový zákazník"]')))
+        self.assertTrue(typed_entry.find_element(By.TAG_NAME, "input").is_selected())
+        self.assertIn("not in the mailbox's list", typed_entry.text)
         field = self.browser.find_element(By.ID, CONTACT_CATEGORIES)
         self.assertEqual(field.get_attribute("value"), "Hotline\nRegistrace\nNový zákazník")
         screenshot(self.browser, "category-picker-contacts")
@@ -141,6 +143,9 @@ class CategoryPickerBrowserTests(StaticLiveServerTestCase):
                       note.text)
         typed = self.browser.switch_to.active_element   # the dialog's own entry has the focus
         typed.send_keys("Hotline", Keys.ENTER)
+        entry = self.browser.find_element(By.CSS_SELECTOR,
+                                          'dialog[open] li[data-category="Hotline"]')
+        self.assertNotIn("not in the mailbox's list", entry.text)   # no list was read
         screenshot(self.browser, "category-picker-unreachable")
         self.browser.find_element(By.CSS_SELECTOR, "dialog[open] .category-picker-close").click()
         field = self.browser.find_element(By.ID, CONTACT_CATEGORIES)

@@ -112,18 +112,19 @@
         return mark;
     }
 
-    function entry(field, button, category, listed) {
+    // `unlisted`: a category the field holds that the mailbox's list (read) does not have.
+    function entry(field, button, category, unlisted) {
         const item = document.createElement("li");
         item.dataset.category = category.name;
         const name = document.createElement("span");
         name.className = "category-picker-name";
         name.textContent = category.name;
         const parts = [swatch(category), name];
-        if (!listed) {
-            const unlisted = document.createElement("span");
-            unlisted.className = "category-picker-unlisted";
-            unlisted.textContent = t("not in the mailbox's list");
-            parts.push(unlisted);
+        if (unlisted) {
+            const mark = document.createElement("span");
+            mark.className = "category-picker-unlisted";
+            mark.textContent = t("not in the mailbox's list");
+            parts.push(mark);
         }
         const isChosen = chosen(field).some((existing) => same(existing, category.name));
         if (isMultiple(field)) {
@@ -181,7 +182,8 @@
             if (listedAlready) {
                 listedAlready.querySelector("input").checked = true;
             } else {
-                list.append(entry(field, button, {name, hex: "", color_name: ""}, false));
+                list.append(entry(field, button, {name, hex: "", color_name: ""},
+                                  list.dataset.read === "true"));
             }
         };
         add.addEventListener("click", take);
@@ -233,13 +235,14 @@
             ? (isMultiple(field) ? t("Choose categories:") : t("Choose a category:"))
             : t("The mailbox lists no categories: type one below.");
         const listed = new Set(categories.map((category) => category.name.toLocaleLowerCase()));
+        list.dataset.read = "true";
         for (const category of categories) {
-            list.append(entry(field, button, category, true));
+            list.append(entry(field, button, category, false));
         }
         // What the field holds that the mailbox does not list (yet) stays visible and chosen.
         for (const name of chosen(field)) {
             if (!listed.has(name.toLocaleLowerCase())) {
-                list.append(entry(field, button, {name, hex: "", color_name: ""}, false));
+                list.append(entry(field, button, {name, hex: "", color_name: ""}, true));
             }
         }
         const first = list.querySelector("input, button");
