@@ -11,6 +11,7 @@ connection and the organization-scoped queryset.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from django import forms
@@ -56,6 +57,24 @@ PRESETS: dict[str, tuple[str, Any]] = {
     "preset24": ("#8a1f4b", gettext_lazy("Dark cranberry")),
 }
 NO_COLOR = gettext_lazy("No colour")
+# The picker's own words (category_picker.js), handed to it with each field so that they come
+# from the same catalogue, in the same language, as the page around them.
+TEXTS = {
+    "choose": gettext_lazy("Choose from the mailbox's categories"),
+    "reading": gettext_lazy("Reading the mailbox's categories…"),
+    "choose_several": gettext_lazy("Choose categories:"),
+    "choose_one": gettext_lazy("Choose a category:"),
+    "none_listed": gettext_lazy("The mailbox lists no categories: type one below."),
+    "unlisted": gettext_lazy("not in the mailbox's list"),
+    "another": gettext_lazy("Another category"),
+    "add": gettext_lazy("Add"),
+    "use": gettext_lazy("Use"),
+    "close": gettext_lazy("Close"),
+    "no_colour": NO_COLOR,
+    "unreadable": gettext_lazy("The category list could not be read from this server."),
+    "type_instead": gettext_lazy("Type the category's name instead."),
+    "missing": gettext_lazy("The mailbox's category list is missing:"),
+}
 
 
 def category_list_url(profile: Any) -> str:
@@ -118,6 +137,7 @@ class CategoryPickerInline:
         formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
         fields = formset.form.base_fields
         url = category_list_url(obj) if obj is not None and obj.pk else ""
+        texts = json.dumps({key: str(text) for key, text in TEXTS.items()}, ensure_ascii=False)
         for name, multiple in self.category_fields.items():
             if name not in fields:   # shown read-only (no change permission)
                 continue
@@ -131,6 +151,7 @@ class CategoryPickerInline:
             field = fields[name] = copy.deepcopy(fields[name])
             field.widget.attrs.update({
                 "data-category-list-url": url, "data-category-hint": hint,
+                "data-category-texts": texts,
                 "data-category-multiple": "true" if multiple else "false",
                 "class": " ".join(filter(None, [field.widget.attrs.get("class", ""),
                                                 "category-picker-field"])),

@@ -4,10 +4,14 @@ fields stay free text."""
 
 from __future__ import annotations
 
+import json
 from unittest import mock
 
+from django.conf import settings
 from django.contrib import admin
 from django.test import Client
+from django.utils import translation
+from django.utils.translation import gettext
 
 from crm.models import EventCategory
 from ewsim.testing import ewsim, ewsim_server  # noqa: F401 (fixtures)
@@ -139,6 +143,20 @@ class CategoryPickerTestCase(EwsimAdminTestCase):
                   for _ in range(3)]
         self.assertEqual(counts, [counts[0]] * 3)
         self.assertLessEqual(counts[0], 4)   # form and empty form: help text and data attribute
+
+    def test_the_pickers_words_come_in_the_administrators_language(self) -> None:
+        self.client.force_login(self.bob)
+        url = f"/admin/profiles/syncprofile/{self.profile.pk}/change/"
+        english = _inputs(self.client.get(url).content.decode())[
+            "category_pairings-__prefix__-exchange_category"]
+        self.assertEqual(json.loads(english["data-category-texts"])["close"], "Close")
+        with translation.override("cs"):
+            expected = gettext("Close")
+        czech = _inputs(self.client.get(url, headers={"accept-language": "cs"})
+                        .content.decode())["category_pairings-__prefix__-exchange_category"]
+        self.addCleanup(translation.activate, settings.LANGUAGE_CODE)
+        self.assertEqual(json.loads(czech["data-category-texts"])["close"], expected)
+        self.assertNotEqual(expected, "Close")
 
     def test_the_add_page_says_the_names_are_typed_until_the_profile_is_saved(self) -> None:
         self.client.force_login(self.bob)

@@ -14,7 +14,9 @@
  */
 "use strict";
 (function () {
-    const t = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+    // The words come from the server with each field (data-category-texts), in the
+    // administrator's language from the same catalogue as the rest of the page.
+    const say = (field, key) => JSON.parse(field.dataset.categoryTexts || "{}")[key] || key;
     const answers = new Map();   // list URL -> Promise of the JSON answer
     let dialog = null;
 
@@ -49,7 +51,7 @@
         button.className = "button category-picker-button";
         button.textContent = "…";
         if (field.dataset.categoryListUrl) {
-            button.title = t("Choose from the mailbox's categories");
+            button.title = say(field, "choose");
         } else {
             button.disabled = true;
             button.title = field.dataset.categoryHint || "";
@@ -71,7 +73,8 @@
         shown.hidden = !text;
     }
 
-    function load(url, form) {
+    function load(url, field) {
+        const form = field.form;
         if (!answers.has(url)) {
             // The change form's own token, sent as a form field (see folder_picker.js).
             const token = form.elements.namedItem("csrfmiddlewaretoken");
@@ -79,7 +82,7 @@
                 method: "POST", credentials: "same-origin", headers: {Accept: "application/json"},
                 body: new URLSearchParams({csrfmiddlewaretoken: token ? token.value : ""}),
             }).then((response) => response.json()).catch(() => ({
-                error: t("The category list could not be read from this server."),
+                error: say(field, "unreadable"),
             }));
             answers.set(url, answer);
             answer.then((data) => {
@@ -99,7 +102,7 @@
         }
     }
 
-    function swatch(category) {
+    function swatch(field, category) {
         const mark = document.createElement("span");
         mark.className = "category-picker-swatch";
         if (category.hex) {
@@ -107,7 +110,7 @@
         } else {
             mark.classList.add("no-colour");
         }
-        mark.title = category.color_name || t("No colour");
+        mark.title = category.color_name || say(field, "no_colour");
         mark.setAttribute("aria-hidden", "true");
         return mark;
     }
@@ -119,11 +122,11 @@
         const name = document.createElement("span");
         name.className = "category-picker-name";
         name.textContent = category.name;
-        const parts = [swatch(category), name];
+        const parts = [swatch(field, category), name];
         if (unlisted) {
             const mark = document.createElement("span");
             mark.className = "category-picker-unlisted";
-            mark.textContent = t("not in the mailbox's list");
+            mark.textContent = say(field, "unlisted");
             parts.push(mark);
         }
         const isChosen = chosen(field).some((existing) => same(existing, category.name));
@@ -158,12 +161,12 @@
         const input = document.createElement("input");
         input.type = "text";
         input.className = "vTextField category-picker-other";
-        input.placeholder = t("Another category");
-        input.setAttribute("aria-label", t("Another category"));
+        input.placeholder = say(field, "another");
+        input.setAttribute("aria-label", say(field, "another"));
         const add = document.createElement("button");
         add.type = "button";
         add.className = "button category-picker-add";
-        add.textContent = isMultiple(field) ? t("Add") : t("Use");
+        add.textContent = isMultiple(field) ? say(field, "add") : say(field, "use");
         const take = () => {
             const name = input.value.trim();
             if (!name) {
@@ -203,13 +206,13 @@
         dialog.className = "category-picker-dialog";
         const heading = document.createElement("p");
         heading.className = "category-picker-status";
-        heading.textContent = t("Reading the mailbox's categories…");
+        heading.textContent = say(field, "reading");
         const list = document.createElement("ul");
         list.className = "category-picker-list";
         const close = document.createElement("button");
         close.type = "button";
         close.className = "button category-picker-close";
-        close.textContent = t("Close");
+        close.textContent = say(field, "close");
         close.addEventListener("click", () => {
             closeDialog();
             button.focus();
@@ -232,8 +235,8 @@
     function showCategories(parts, field, button, categories) {
         const {heading, list} = parts;
         heading.textContent = categories.length
-            ? (isMultiple(field) ? t("Choose categories:") : t("Choose a category:"))
-            : t("The mailbox lists no categories: type one below.");
+            ? (isMultiple(field) ? say(field, "choose_several") : say(field, "choose_one"))
+            : say(field, "none_listed");
         const listed = new Set(categories.map((category) => category.name.toLocaleLowerCase()));
         list.dataset.read = "true";
         for (const category of categories) {
@@ -259,14 +262,14 @@
         }
         const parts = openDialog(field, button);
         const shown = dialog;
-        const data = await load(url, field.form);
+        const data = await load(url, field);
         if (dialog !== shown) {
             return;   // closed, or another picker opened, while the list was on its way
         }
         if (data.error) {
-            parts.heading.textContent = `${data.error} ${t("Type the category's name instead.")}`;
+            parts.heading.textContent = `${data.error} ${say(field, "type_instead")}`;
             parts.heading.classList.add("errornote");
-            note(button, `${t("The mailbox's category list is missing:")} ${data.error}`);
+            note(button, `${say(field, "missing")} ${data.error}`);
             dialog.querySelector(".category-picker-other").focus();
             return;
         }
