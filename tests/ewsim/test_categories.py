@@ -51,6 +51,9 @@ def test_all_properties_bring_the_configurations_id_and_name(
     assert configuration.id and configuration.changekey
     assert configuration.user_configuration_name.name == "CategoryList"
     assert configuration.xml_data
+    # Every answer is checked against messages.xsd (the fixture fails the test at teardown
+    # too); checked here as well, since schema validity is this operation's promise.
+    assert ewsim.server.validate and ewsim.problems() == []
 
 
 def test_a_mailbox_without_a_saved_list_and_other_configurations_are_not_found(
