@@ -102,8 +102,9 @@ def categories_response(profile: Any) -> JsonResponse:
 
 
 class CategoryPickerAdminMixin:
-    """Mixed into the sync profile's ModelAdmin (after MailboxToolsMixin's `changeable_object`
-    is reachable): the URL the picker POSTs to, and the picker's script and style."""
+    """Mixed into the sync profile's ModelAdmin, beside MailboxToolsMixin (whose
+    `changeable_object` finds the profile): the URL the picker POSTs to, and the picker's
+    script and style."""
 
     def get_urls(self) -> list[URLPattern]:
         # Listing reaches out to the mailbox: POST only, so the CSRF check applies.
