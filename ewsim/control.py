@@ -11,6 +11,8 @@ from typing import Any
 
 from lxml import etree
 
+from .categories import set_categories
+from .categories import summary as categories_summary
 from .deliver import message_from_fields, message_from_mime
 from .itemxml import apply_props, load_item
 from .ns import PARSER, T, local, t_el
@@ -113,6 +115,15 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
                 item = message_from_fields(data)
             store.add_item(folder, item, new_mail=True)
             return _summary(item)
+        if route == "categories":
+            # The mailbox's master category list, as Outlook would have saved it: GET reads
+            # it; PUT/POST {mailbox, categories: [{name, color}] or null} replaces or removes it.
+            mbx = store.mailboxes.get(str(data.get("mailbox", "")).lower())
+            if mbx is None:
+                raise ControlError(404, "no such mailbox")
+            if method in ("PUT", "POST"):
+                set_categories(mbx, data.get("categories"))
+            return {"mailbox": mbx.address, "categories": categories_summary(mbx.category_list)}
         if route == "graph":
             from .graph.control import handle as graph_handle
             return graph_handle(server, method, parts[1:], data)

@@ -3,7 +3,8 @@
 Two users and a service account that may impersonate both:
 
 * `jana.novakova@example.com` / `jana-secret` — a Czech sales rep: contacts with the categories
-  Hotline, Instalace and Registrace, a calendar with single, all-day, private and recurring events
+  Hotline, Instalace and Registrace (her master category list has them in colour, with E-Mail
+  and Osobní), a calendar with single, all-day, private and recurring events
   and a meeting shared with Tom, an Inbox and Sent Items with attachments.
 * `tom.baker@example.com` / `tom-secret` — an English colleague: a few contacts, the shared meeting,
   a weekly call, mail with an attachment.
@@ -25,6 +26,7 @@ from xml.sax.saxutils import escape
 
 from lxml import etree
 
+from .categories import set_categories
 from .deliver import message_from_fields
 from .itemxml import load_item
 from .ns import PARSER, T
@@ -109,6 +111,15 @@ TOM_CONTACTS = [
     DemoContact("Eva", "Procházková", "eva.prochazkova@acme.cz", "ACME s.r.o.",
                 "Vedoucí nákupu", "Nákup", "+420 602 123 456"),
 ]
+
+
+# Jana's master category list: the manual's categories with Outlook colours, and one of her
+# own that no contact carries yet (Tom keeps a new mailbox's six colour categories).
+JANA_CATEGORIES = [{"name": "Hotline", "color": "preset0"},
+                   {"name": "Instalace", "color": "preset4"},
+                   {"name": "Registrace", "color": "preset7"},
+                   {"name": "E-Mail", "color": "preset3"},
+                   {"name": "Osobní", "color": "preset12"}]
 
 
 def _t(tag: str, text: str | None) -> str:
@@ -363,6 +374,7 @@ def seed_demo(server: Any, today: dt.date | None = None) -> dict[str, int]:
             store.add_user(address, password, name, domain="EXAMPLE", account=account,
                            can_impersonate=["*"] if address == SERVICE else None)
             store.ensure_mailbox(address, name)
+        set_categories(store.mailboxes[JANA], JANA_CATEGORIES)
         store.apps["demo-client"] = App(client_id="demo-client", client_secret="demo-secret",
                                         tenant="demo-tenant")
         events, messages = _events(today), _messages(today)

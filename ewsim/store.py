@@ -15,6 +15,7 @@ from typing import Any
 from lxml import etree
 
 from . import ids
+from .categories import CategoryList, default_list
 from .notifications import NotificationHub
 from .timeutil import now
 
@@ -166,6 +167,8 @@ class Mailbox:
     folders: dict[str, Folder] = field(default_factory=dict)
     distinguished: dict[str, str] = field(default_factory=dict)
     seq: int = 0
+    # The master category list (categories.py); None: Outlook never saved one.
+    category_list: CategoryList | None = field(default_factory=default_list)
 
 
 class Store:

@@ -80,6 +80,14 @@ class ControlClient:
     def get_item(self, item_id: str) -> Any:
         return self.call("GET", f"items/{item_id}")
 
+    def set_categories(self, mailbox: str, categories: list[dict[str, Any]] | None) -> Any:
+        """Replace `mailbox`'s master category list ({name, color: "preset7" or 7}); None
+        removes it, as in a mailbox whose list Outlook never saved."""
+        return self.call("PUT", "categories", {"mailbox": mailbox, "categories": categories})
+
+    def categories(self, mailbox: str) -> list[dict[str, Any]] | None:
+        return self.call("GET", "categories", {"mailbox": mailbox})["categories"]
+
     def fault(self, kind: str, operation: str = "*", count: int = 1, **params: Any) -> Any:
         return self.call("POST", "faults", {"kind": kind, "operation": operation,
                                             "count": count, **params})

@@ -19,6 +19,7 @@ from engine.records import Kind
 from profiles import admin_audit  # noqa: F401  (registers the audit log)
 from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
+from profiles.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
 from profiles.forms import (
     CategoryPairingFormSet,
     ConnectionForm,
@@ -217,16 +218,18 @@ class CalendarSettingsInline(FolderPickerInline, AgendaInline):
     )
 
 
-class CategoryPairingInline(OrganizationScopedMixin, admin.TabularInline):
+class CategoryPairingInline(CategoryPickerInline, OrganizationScopedMixin, admin.TabularInline):
     model = CategoryPairing
+    category_fields = {"exchange_category": False}
     formset = CategoryPairingFormSet
     extra = 0
     verbose_name_plural = "calendar category pairings (CRM category = Exchange category)"
 
 
-class ContactSettingsInline(FolderPickerInline, AgendaInline):
+class ContactSettingsInline(CategoryPickerInline, FolderPickerInline, AgendaInline):
     model = ContactSettings
     folder_kind = Kind.CONTACTS
+    category_fields = {"only_categories": True}
     form = ContactSettingsForm
     fields = ["direction", ("folder_path", "folder_id"), "only_categories", "scope",
               "classification_node", "deletion_policy"]
@@ -251,7 +254,8 @@ class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.Tabula
 
 
 @admin.register(SyncProfile)
-class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScopedAdmin):
+class SyncProfileAdmin(CategoryPickerAdminMixin, SyncOperationsMixin, MailboxToolsMixin,
+                       OrganizationScopedAdmin):
     form = ProfileForm
     inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,
                MailSettingsInline, MailFolderInline]

@@ -8,7 +8,9 @@ an <img src> or a link on some other site an administrator happens to open.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,7 +27,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from engine.mailbox import backend_class
-from engine.mailbox.base import FolderInfo, MailboxError
+from engine.mailbox.base import FolderInfo, MailboxBackend, MailboxError
 from engine.mailbox.diagnose import DEFAULT_TIMEOUT, Report, Target, profile_target, run
 from engine.records import Kind
 
@@ -102,18 +104,27 @@ def folder_list_url(profile: Any, kind: Kind) -> str:
     return reverse("admin:profiles_syncprofile_folders", args=[quote(profile.pk), kind.value])
 
 
-def list_folders(target: Target, kind: Kind) -> list[FolderInfo]:
-    """The mailbox's folders of `kind`, read live; a MailboxError says in words why not."""
+@contextlib.contextmanager
+def picker_mailbox(target: Target) -> Iterator[MailboxBackend]:
+    """The target's mailbox, opened for a picker an administrator is waiting on; a
+    MailboxError says in words why it cannot be."""
     if target.access is None:
         raise MailboxError(target.problem)
     try:
         backend = backend_class(target.kind)
     except NotImplementedError:
-        raise MailboxError(_("Folders of this kind of connection cannot be listed yet.")) from None
+        raise MailboxError(_("Mailboxes of this kind of connection cannot be read yet.")) \
+            from None
     # The administrator is waiting for the list: throttling is not waited out for long.
     access = dataclasses.replace(target.access, throttle_budget_seconds=min(
         target.access.throttle_budget_seconds, DEFAULT_TIMEOUT))
     with backend(access) as mailbox:
+        yield mailbox
+
+
+def list_folders(target: Target, kind: Kind) -> list[FolderInfo]:
+    """The mailbox's folders of `kind`, read live; a MailboxError says in words why not."""
+    with picker_mailbox(target) as mailbox:
         return mailbox.list_folders(kind)
 
 

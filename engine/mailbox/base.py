@@ -78,6 +78,16 @@ class FolderInfo:
     total: int | None = None
 
 
+@dataclass(frozen=True)
+class Category:
+    """A category of the mailbox's master category list, the one Outlook's category dialog
+    offers (items may carry categories that are not in it)."""
+
+    name: str
+    # Outlook's colour preset as Graph names it: "preset0" (red) to "preset24", or "none".
+    color: str = "none"
+
+
 class ChangeType(enum.StrEnum):
     UPSERT = "upsert"         # created or updated: `record` holds the current content
     DELETE = "delete"         # gone from the folder (deleted or moved away)
@@ -357,6 +367,11 @@ class MailboxBackend(abc.ABC):
     @abc.abstractmethod
     def get_folder(self, folder_id: str, kind: Kind) -> FolderInfo:
         """A folder by the id stored in a profile (or a well-known name such as "calendar")."""
+
+    @abc.abstractmethod
+    def categories(self) -> list[Category]:
+        """The mailbox's master category list, sorted by name as Outlook lists it; empty for
+        a mailbox that has none. A MailboxError says in words why it cannot be read."""
 
     # reading
     @abc.abstractmethod

@@ -76,6 +76,7 @@ from exchangelib.properties import (
     FolderId,
     ItemId,
     OccurrenceItemId,
+    UserConfigurationNameMNS,
 )
 from exchangelib.properties import Mailbox as MailboxProperty
 from exchangelib.protocol import BaseProtocol, CachingProtocol
@@ -100,6 +101,7 @@ from exchangelib.services import (
     GetFolder,
     GetItem,
     GetStreamingEvents,
+    GetUserConfiguration,
     SubscribeToStreaming,
     SyncFolderItems,
     Unsubscribe,
@@ -107,10 +109,12 @@ from exchangelib.services import (
 )
 from exchangelib.util import MNS, _get_retry_after
 
+from engine.mailbox import category_list
 from engine.mailbox.base import (
     BATCH_SIZE,
     Auth,
     AuthenticationFailed,
+    Category,
     ChangePage,
     ChangeType,
     ConnectionRefused,
@@ -1013,6 +1017,28 @@ class EwsMailbox(MailboxBackend):
             names.append(above.get("DisplayName") or "")
             parent = above.get("ParentFolderId")
         return "/".join(reversed(names))
+
+    def categories(self) -> list[Category]:
+        """Outlook keeps the master category list in the default calendar's "CategoryList"
+        configuration (one GetUserConfiguration, XmlData only). A mailbox whose list Outlook
+        never saved has no such configuration: Exchange answers ErrorItemNotFound."""
+        name = UserConfigurationNameMNS(name="CategoryList", folder=self._folder_id("calendar"))
+        try:
+            with self._errors():
+                answer = GetUserConfiguration(account=self.account).get(
+                    user_configuration_name=name, properties="XmlData")
+        except MailboxError as exc:
+            if isinstance(exc.__cause__, ews_errors.ErrorItemNotFound):
+                return []
+            raise
+        if not answer.xml_data:
+            return []
+        try:
+            return category_list.parse(answer.xml_data)
+        except category_list.CategoryListUnreadable as exc:
+            raise MailboxError("The mailbox's category list is damaged and cannot be read; "
+                               "Outlook rewrites it when a category is added or changed.") \
+                from exc
 
     # reading
     def read_changes(self, folder: FolderInfo, state: str | None,

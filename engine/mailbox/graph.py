@@ -43,6 +43,7 @@ from engine import recurrence
 from engine.mailbox import graph_mapping as m
 from engine.mailbox.base import (
     BATCH_SIZE,
+    Category,
     ChangePage,
     ChangeType,
     Fetched,
@@ -64,6 +65,7 @@ from engine.mailbox.base import (
     WriteStatus,
     server_stream,
 )
+from engine.mailbox.category_list import by_name
 from engine.mailbox.graph_http import (
     CHUNK,
     CONCURRENCY,
@@ -326,6 +328,29 @@ class GraphMailbox(MailboxBackend):
                         if folder.get("childFolderCount", 1):
                             children.append((folder["id"], path))
         return sorted(result, key=lambda f: f.path.lower())
+
+    def categories(self) -> list[Category]:
+        """The master category list (`/outlook/masterCategories`). Reading it needs the
+        application permission MailboxSettings.Read, which the sync itself does not: an app
+        without it is told so rather than sent to look for a consent it has."""
+        found: list[Category] = []
+        try:
+            with self._errors():
+                for page in self.client.pages(f"{self.client.user}/outlook/masterCategories"):
+                    for entry in page.get("value") or []:
+                        name = str(entry.get("displayName") or "").strip()
+                        if name:
+                            found.append(Category(name, str(entry.get("color") or "none")
+                                                  .lower()))
+        except MailboxError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, GraphError) and cause.status == 403:
+                raise MailboxError(
+                    f"The application {self.access.client_id!r} may not read the category list "
+                    f"of {self.access.mailbox}: grant it the application permission "
+                    "MailboxSettings.Read (with admin consent).") from exc
+            raise
+        return by_name(found)
 
     # reading
     def _window(self) -> tuple[dt.datetime, dt.datetime]:

@@ -58,6 +58,9 @@ Calendar:
     GET  /users/{user}/events/{id}/instances?startDateTime=…&endDateTime=…
     GET  /users/{user}/events/{id}/calendar   the calendar the event is in now ($select)
 
+Master categories (the same list EWS serves as the CategoryList user configuration):
+    GET  /users/{user}/outlook/masterCategories, /outlook/masterCategories/{id}
+
 Batching:
     POST /$batch   {"requests": [{id, method, url (relative), headers, body}]} <= 20;
          answers {"responses": [{id, status, headers, body}]}, one per request.

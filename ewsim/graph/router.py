@@ -56,7 +56,7 @@ def route(method: str, template: str, name: str) -> Callable[[Handler], Handler]
 
 def load_routes() -> list[Route]:
     # Imported for their registration side effect.
-    from . import contacts, events, folders, messages  # noqa: F401
+    from . import contacts, events, folders, messages, outlook  # noqa: F401
     return ROUTES
 
 

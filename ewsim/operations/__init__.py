@@ -22,5 +22,14 @@ def operation(name: str) -> Callable[[Handler], Handler]:
 
 def load_all() -> dict[str, Handler]:
     # Imported for their registration side effect.
-    from . import attachments, find, folders, items, misc, notifications, sync  # noqa: F401
+    from . import (  # noqa: F401
+        attachments,
+        configuration,
+        find,
+        folders,
+        items,
+        misc,
+        notifications,
+        sync,
+    )
     return OPERATIONS

@@ -200,6 +200,9 @@ def _admin_site_rules() -> dict[str, Rule]:
         "admin:profiles_syncprofile_folders": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/folders/contacts/",
             ADMIN_LOGIN, HIDDEN, Expect((200, 502, 503, 504)), method="post"),
+        "admin:profiles_syncprofile_categories": Rule(
+            lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/categories/",
+            ADMIN_LOGIN, HIDDEN, Expect((200, 502, 503, 504)), method="post"),
         "admin:profiles_syncprofile_force_resync": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/force-resync/", ADMIN_LOGIN,
             HIDDEN, Expect((200,), contains=("dave@acme.example",))),

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engine.mailbox.base import (
+    Category,
     ChangePage,
     ChangeType,
     FolderInfo,
@@ -245,6 +246,10 @@ class MailboxContract(abc.ABC):
     def invitations_sent(self) -> list[str]:
         """Ids of items for which the server sent meeting invitations or cancellations."""
 
+    @abc.abstractmethod
+    def set_categories_elsewhere(self, categories: list[Category] | None) -> None:
+        """As Outlook: save this master category list (None: the mailbox has none saved)."""
+
     # --- fixtures and helpers ---------------------------------------------------------------
     @pytest.fixture
     def backend(self) -> Iterator[MailboxBackend]:
@@ -276,6 +281,20 @@ class MailboxContract(abc.ABC):
         info = backend.check()
         assert info.version
         assert info.mailbox == backend.access.mailbox
+
+    def test_the_master_category_list_comes_with_its_colours_sorted_by_name(
+            self, backend: MailboxBackend) -> None:
+        self.set_categories_elsewhere([
+            Category("Registrace", "preset7"), Category("Hotline", "preset0"),
+            Category("bez barvy", "none"), Category("Zákazník VIP", "preset24")])
+        assert backend.categories() == [
+            Category("bez barvy", "none"), Category("Hotline", "preset0"),
+            Category("Registrace", "preset7"), Category("Zákazník VIP", "preset24")]
+
+    def test_a_mailbox_without_a_saved_category_list_has_no_categories(
+            self, backend: MailboxBackend) -> None:
+        self.set_categories_elsewhere(None)
+        assert backend.categories() == []
 
     @pytest.mark.parametrize("kind", KINDS)
     def test_list_folders_holds_the_default_folder_and_a_created_sub_folder(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.mailbox.base import FolderInfo, MailboxBackend
+from engine.mailbox.base import Category, FolderInfo, MailboxBackend
 from engine.mailbox.ews import EwsMailbox
 from engine.records import Kind
 from ewsim.testing import SimHandle
@@ -60,6 +60,10 @@ class TestEwsMailbox(MailboxContract):
 
     def deliver(self, mime: bytes) -> None:
         self.sim.control.deliver(self.sim.user, mime=mime)
+
+    def set_categories_elsewhere(self, categories: list[Category] | None) -> None:
+        self.sim.control.set_categories(self.sim.user, None if categories is None else [
+            {"name": c.name, "color": c.color} for c in categories])
 
     def invitations_sent(self) -> list[str]:
         sent = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.mailbox.base import FolderInfo, MailboxBackend
+from engine.mailbox.base import Category, FolderInfo, MailboxBackend
 from engine.mailbox.graph import GraphMailbox
 from engine.records import Kind
 from ewsim.testing import SimHandle
@@ -58,6 +58,9 @@ class TestGraphMailbox(MailboxContract):
 
     def deliver(self, mime: bytes) -> None:
         self.sim.control.deliver(self.sim.user, mime=mime)
+
+    def set_categories_elsewhere(self, categories: list[Category] | None) -> None:
+        ews.TestEwsMailbox.set_categories_elsewhere(self, categories)  # type: ignore[arg-type]
 
     def invitations_sent(self) -> list[str]:
         sent = [str(entry.get("item_id") or entry.get("subject"))
