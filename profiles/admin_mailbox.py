@@ -97,6 +97,22 @@ class MailboxToolsMixin:
                 request, text, messages.SUCCESS if report.ok else messages.ERROR)
 
 
+# --- the connection form -----------------------------------------------------------------------
+# Each kind's own fields in a fieldset of its own, which connection_kind.js shows for that kind
+# only (and the Entra ID app's where OAuth is used); ConnectionForm ignores what does not apply.
+CONNECTION_FIELDSETS = (
+    (None, {"fields": ("organization", "name", "kind")}),
+    (gettext_lazy("Exchange Server (EWS)"), {
+        "classes": ("connection-kind-ews",),
+        "fields": ("ews_url", "server_version", "auth_type", "access", "username")}),
+    (gettext_lazy("Exchange Online (Microsoft Graph)"), {
+        "classes": ("connection-kind-graph",), "fields": ("graph_url", "graph_mailbox")}),
+    (gettext_lazy("OAuth 2.0 app (Entra ID)"), {
+        "classes": ("connection-oauth",), "fields": ("tenant_id", "client_id", "token_url")}),
+    (gettext_lazy("Secret and TLS"), {"fields": ("secret", "verify_tls")}),
+)
+
+
 # --- the folder picker --------------------------------------------------------------------------
 def folder_list_url(profile: Any, kind: Kind) -> str:
     return reverse("admin:profiles_syncprofile_folders", args=[quote(profile.pk), kind.value])
