@@ -17,6 +17,7 @@ from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
 from engine.mailbox.diagnose import Target, connection_target, profile_target
 from engine.records import Kind
 from profiles import admin_audit  # noqa: F401  (registers the audit log)
+from profiles.admin_columns import synced_agendas
 from profiles.admin_mailbox import (
     CONNECTION_FIELDSETS,
     FolderPickerInline,
@@ -256,8 +257,7 @@ class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScope
                MailSettingsInline, MailFolderInline]
     actions = ["test_connection", *OPERATION_ACTIONS]
     list_display = ["mailbox", "user", "crm_user", "organization", "connection",
-                    "interval_minutes", "active", "sync_calendar", "sync_contacts",
-                    "import_mail"]
+                    "interval_minutes", "active", synced_agendas]
     list_filter = ["active", "sync_calendar", "sync_contacts", "import_mail",
                    "conflict_policy", "organization"]
     list_select_related = ["user", "crm_user", "organization", "connection"]

@@ -72,7 +72,7 @@ class ConnectionForm(WriteOnlySecretForm):
         help_text=_("Leave blank for Microsoft's global cloud (https://graph.microsoft.com/v1.0);"
                     " give it for a national cloud or a proxy."))
     graph_mailbox = forms.CharField(
-        label=_("mailbox to test with"), required=False, max_length=254,
+        label=_("Mailbox to test with"), required=False, max_length=254,
         help_text=_("An e-mail address: the mailbox “Test connection” opens. Leave blank to "
                     "open the first profile's mailbox."))
 
