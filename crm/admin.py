@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import admin
@@ -12,7 +13,14 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from crm.describe import moment_text, occurrences_text, recipients_lines, recurrence_text, zone_of
+from crm.describe import (
+    day_text,
+    moment_text,
+    occurrences_text,
+    recipients_lines,
+    recurrence_text,
+    zone_of,
+)
 from crm.event_form import EventForm
 from crm.models import (
     Change,
@@ -139,6 +147,11 @@ class EventAdmin(OrganizationScopedAdmin):
         """Start and end on the event's own wall clock, with the zone's name."""
         zone = zone_of(event.time_zone)
         start, end = event.start.astimezone(zone), event.end.astimezone(zone)
+        if event.all_day:   # ends at the midnight after its last day
+            last = (end - dt.timedelta(microseconds=1)).date() if end > start else start.date()
+            days = day_text(start.date()) if last == start.date() else _(
+                "%(first)s – %(last)s") % {"first": day_text(start.date()), "last": day_text(last)}
+            return _("%(days)s, all day") % {"days": days}
         until = end.strftime("%H:%M") if start.date() == end.date() else moment_text(end, zone)
         return _("%(start)s – %(end)s (%(zone)s)") % {
             "start": moment_text(start, zone), "end": until, "zone": event.time_zone or "UTC"}

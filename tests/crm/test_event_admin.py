@@ -46,6 +46,14 @@ class EventTimesAdminTestCase(BaseTestCase):
         self.assertNotIn("(UTC)", page)
 
     @override_settings(TIME_ZONE="UTC")
+    def test_an_all_day_event_is_listed_by_its_days_in_its_zone(self) -> None:
+        # Midnight to midnight in Prague: 23:00 to 23:00 UTC, the day before.
+        self._event(all_day=True, start=datetime(2027, 1, 14, 23, tzinfo=UTC),
+                    end=datetime(2027, 1, 16, 23, tzinfo=UTC))
+        page = self.client.get(EVENTS).content.decode()
+        self.assertIn("15 January 2027 – 16 January 2027, all day", page)
+
+    @override_settings(TIME_ZONE="UTC")
     def test_the_change_form_shows_and_labels_the_times_in_the_events_zone(self) -> None:
         event = self._event()
         response = self.client.get(f"{EVENTS}{event.pk}/change/")
