@@ -6,7 +6,10 @@ import datetime as dt
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -137,6 +140,19 @@ class EventAdmin(OrganizationScopedAdmin):
     # hand they could break the series in every mailbox, so people read them in words.
     exclude = ["recurrence", "deleted_occurrences"]
     readonly_fields = ["repeats", "deleted_occurrence_list", "revision", "origin_item_id"]
+
+    def changeform_view(self, request: HttpRequest, object_id: str | None = None,
+                        form_url: str = "", extra_context: dict[str, Any] | None = None
+                        ) -> HttpResponse:
+        # The page's own clock is the event's zone too: the date widgets' "Now" and their
+        # "you are N hours ahead of the server" note then speak of the times shown.
+        event = self.get_object(request, unquote(object_id)) if object_id else None
+        zone = zone_of(event.time_zone) if event is not None else timezone.get_current_timezone()
+        with timezone.override(zone):
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()   # now, while the zone is the event's (it renders lazily)
+            return response
 
     @admin.display(description=gettext_lazy("subject"), ordering="subject")
     def title(self, event: Event) -> str:

@@ -80,6 +80,12 @@ class EventTimesAdminTestCase(BaseTestCase):
         self.assertEqual(event.start, datetime(2027, 1, 15, 19, tzinfo=UTC))
         self.assertEqual(event.time_zone, "America/New_York")
 
+    def test_the_date_widgets_clock_is_the_events_zone(self) -> None:
+        # Their "Now" and their "N hours ahead of the server" note use the page's offset.
+        event = self._event(time_zone="America/New_York")
+        response = self.client.get(f"{EVENTS}{event.pk}/change/")
+        self.assertContains(response, 'data-admin-utc-offset="-18000"')
+
     def test_a_time_the_clocks_skip_is_refused_in_words(self) -> None:
         # Prague springs forward from 02:00 to 03:00 on 28 March 2027.
         response = self.client.post(EVENTS + "add/", self._form_data(
