@@ -28,6 +28,7 @@ from engine.mailbox import backend_class
 from engine.mailbox.base import FolderInfo, MailboxError
 from engine.mailbox.diagnose import DEFAULT_TIMEOUT, Report, Target, profile_target, run
 from engine.records import Kind
+from profiles.forms import EWS_ONLY_FIELDS, GRAPH_ONLY_FIELDS, OAUTH_FIELDS
 
 # Several connections tested at once are tested side by side, within reason.
 PARALLEL_TESTS = 4
@@ -103,12 +104,11 @@ class MailboxToolsMixin:
 CONNECTION_FIELDSETS = (
     (None, {"fields": ("organization", "name", "kind")}),
     (gettext_lazy("Exchange Server (EWS)"), {
-        "classes": ("connection-kind-ews",),
-        "fields": ("ews_url", "server_version", "auth_type", "access", "username")}),
+        "classes": ("connection-kind-ews",), "fields": EWS_ONLY_FIELDS}),
     (gettext_lazy("Exchange Online (Microsoft Graph)"), {
-        "classes": ("connection-kind-graph",), "fields": ("graph_url", "graph_mailbox")}),
+        "classes": ("connection-kind-graph",), "fields": GRAPH_ONLY_FIELDS}),
     (gettext_lazy("OAuth 2.0 app (Entra ID)"), {
-        "classes": ("connection-oauth",), "fields": ("tenant_id", "client_id", "token_url")}),
+        "classes": ("connection-oauth",), "fields": OAUTH_FIELDS}),
     (gettext_lazy("Secret and TLS"), {"fields": ("secret", "verify_tls")}),
 )
 

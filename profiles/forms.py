@@ -55,6 +55,12 @@ def _https_by_default(db_field: models.Field, **kwargs: Any) -> forms.Field | No
     return db_field.formfield(**kwargs)
 
 
+# The fields of one kind of connection only (or of OAuth only), hidden for the other.
+EWS_ONLY_FIELDS = ("ews_url", "server_version", "auth_type", "access", "username")
+GRAPH_ONLY_FIELDS = ("graph_url", "graph_mailbox")
+OAUTH_FIELDS = ("tenant_id", "client_id", "token_url")
+
+
 class ConnectionForm(WriteOnlySecretForm):
     """A connection of either kind; what does not apply to the chosen kind is neither required
     nor kept (connection_kind.js hides it on the page).
@@ -111,18 +117,27 @@ class ConnectionForm(WriteOnlySecretForm):
         kinds, auth = MailboxConnection.Kind, MailboxConnection.Auth
         if cleaned.get("kind") == kinds.GRAPH:
             # Graph signs in app-only, reaching every mailbox the app may open.
+            self._ignore(EWS_ONLY_FIELDS)
             cleaned.update({
                 "ews_url": cleaned.get("graph_url") or "",
                 "username": cleaned.get("graph_mailbox") or "",
                 "auth_type": auth.OAUTH2, "access": MailboxConnection.Access.IMPERSONATION,
                 "server_version": ""})
             return cleaned
+        self._ignore(GRAPH_ONLY_FIELDS)
         cleaned["auth_type"] = cleaned.get("auth_type") or auth.NTLM
         cleaned["access"] = cleaned.get("access") or MailboxConnection.Access.IMPERSONATION
         if cleaned["auth_type"] != auth.OAUTH2:
             # An Entra ID app is used by OAuth only: left over from an earlier choice, it goes.
-            cleaned.update({"tenant_id": "", "client_id": "", "token_url": ""})
+            self._ignore(OAUTH_FIELDS)
+            cleaned.update(dict.fromkeys(OAUTH_FIELDS, ""))
         return cleaned
+
+    def _ignore(self, names: tuple[str, ...]) -> None:
+        """Hidden fields' values were never meant to be sent: no error of theirs stops a save."""
+        for name in names:
+            self._errors.pop(name, None)
+            self.cleaned_data.pop(name, None)
 
 
 class ProfileForm(WriteOnlySecretForm):

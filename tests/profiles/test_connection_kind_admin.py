@@ -48,6 +48,17 @@ class ConnectionKindFormTestCase(BaseTestCase):
             ("https://graph.example.org/v1.0", "test@acme.example", "oauth2", "impersonation",
              ""))
 
+    def test_a_bad_value_in_a_hidden_field_does_not_stop_the_save(self) -> None:
+        response = self._add(kind="graph", ews_url="not a url", tenant_id=TENANT,
+                             client_id=CLIENT, secret="client-secret")
+        self.assertEqual(response.status_code, 302, response.content[-3000:])
+        response = self._add(
+            name="Acme EWS", kind="ews", ews_url="https://mail.example.org/EWS/Exchange.asmx",
+            auth_type="basic", username="svc@acme.example", secret="service-password",
+            token_url="not a url", graph_url="not a url either")
+        self.assertEqual(response.status_code, 302, response.content[-3000:])
+        self.assertEqual(MailboxConnection.objects.get(name="Acme EWS").token_url, "")
+
     def test_an_ews_connection_with_ntlm_keeps_no_entra_app(self) -> None:
         response = self._add(
             kind="ews", ews_url="https://mail.example.org/EWS/Exchange.asmx", auth_type="ntlm",
