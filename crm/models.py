@@ -431,7 +431,7 @@ class Event(TrackedModel, OrganizationOwned):
         indexes = [models.Index(fields=["organization", "revision"])]
 
     def __str__(self) -> str:
-        return self.subject or _("(no subject)")
+        return self.subject or str(_("(no subject)"))
 
     def clean(self) -> None:
         if self.start and self.end and self.end < self.start:
@@ -494,7 +494,7 @@ class Email(OrganizationOwned):
         ]
 
     def __str__(self) -> str:
-        return self.subject or _("(no subject)")
+        return self.subject or str(_("(no subject)"))
 
 
 class DocumentCategory(NamedPerOrganization):

@@ -17,7 +17,13 @@ from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
 from engine.mailbox.diagnose import Target, connection_target, profile_target
 from engine.records import Kind
 from profiles import admin_audit  # noqa: F401  (registers the audit log)
-from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
+from profiles.admin_columns import synced_agendas
+from profiles.admin_mailbox import (
+    CONNECTION_FIELDSETS,
+    FolderPickerInline,
+    MailboxToolsMixin,
+    folders_response,
+)
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
 from profiles.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
 from profiles.forms import (
@@ -163,13 +169,7 @@ class MailboxConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     list_filter = ["kind", "auth_type", "access", "verify_tls", "organization"]
     list_select_related = ["organization"]
     search_fields = ["name", "ews_url", "username", "tenant_id"]
-    fieldsets = (
-        (None, {"fields": ("organization", "name", "kind")}),
-        ("Exchange Server (EWS)", {"fields": ("ews_url", "server_version", "verify_tls")}),
-        ("Sign-in", {"fields": ("auth_type", "access", "username", "secret")}),
-        ("OAuth 2.0 (Exchange Online, or EWS with app-only access)",
-         {"fields": ("tenant_id", "client_id", "token_url")}),
-    )
+    fieldsets = CONNECTION_FIELDSETS
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         return super().get_queryset(request).annotate(number_of_profiles=models.Count("profiles"))
@@ -261,8 +261,7 @@ class SyncProfileAdmin(CategoryPickerAdminMixin, SyncOperationsMixin, MailboxToo
                MailSettingsInline, MailFolderInline]
     actions = ["test_connection", *OPERATION_ACTIONS]
     list_display = ["mailbox", "user", "crm_user", "organization", "connection",
-                    "interval_minutes", "active", "sync_calendar", "sync_contacts",
-                    "import_mail"]
+                    "interval_minutes", "active", synced_agendas]
     list_filter = ["active", "sync_calendar", "sync_contacts", "import_mail",
                    "conflict_policy", "organization"]
     list_select_related = ["user", "crm_user", "organization", "connection"]

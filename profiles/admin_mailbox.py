@@ -30,6 +30,7 @@ from engine.mailbox import backend_class
 from engine.mailbox.base import FolderInfo, MailboxBackend, MailboxError
 from engine.mailbox.diagnose import DEFAULT_TIMEOUT, Report, Target, profile_target, run
 from engine.records import Kind
+from profiles.forms import EWS_ONLY_FIELDS, GRAPH_ONLY_FIELDS, OAUTH_FIELDS
 
 # Several connections tested at once are tested side by side, within reason.
 PARALLEL_TESTS = 4
@@ -97,6 +98,21 @@ class MailboxToolsMixin:
                     "mailbox": report.mailbox}
             self.message_user(  # type: ignore[attr-defined]
                 request, text, messages.SUCCESS if report.ok else messages.ERROR)
+
+
+# --- the connection form -----------------------------------------------------------------------
+# Each kind's own fields in a fieldset of its own, which connection_kind.js shows for that kind
+# only (and the Entra ID app's where OAuth is used); ConnectionForm ignores what does not apply.
+CONNECTION_FIELDSETS = (
+    (None, {"fields": ("organization", "name", "kind")}),
+    (gettext_lazy("Exchange Server (EWS)"), {
+        "classes": ("connection-kind-ews",), "fields": EWS_ONLY_FIELDS}),
+    (gettext_lazy("Exchange Online (Microsoft Graph)"), {
+        "classes": ("connection-kind-graph",), "fields": GRAPH_ONLY_FIELDS}),
+    (gettext_lazy("OAuth 2.0 app (Entra ID)"), {
+        "classes": ("connection-oauth",), "fields": OAUTH_FIELDS}),
+    (gettext_lazy("Secret and TLS"), {"fields": ("secret", "verify_tls")}),
+)
 
 
 # --- the folder picker --------------------------------------------------------------------------

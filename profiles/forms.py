@@ -55,14 +55,42 @@ def _https_by_default(db_field: models.Field, **kwargs: Any) -> forms.Field | No
     return db_field.formfield(**kwargs)
 
 
+# The fields of one kind of connection only (or of OAuth only), hidden for the other.
+EWS_ONLY_FIELDS = ("ews_url", "server_version", "auth_type", "access", "username")
+GRAPH_ONLY_FIELDS = ("graph_url", "graph_mailbox")
+OAUTH_FIELDS = ("tenant_id", "client_id", "token_url")
+
+
 class ConnectionForm(WriteOnlySecretForm):
+    """A connection of either kind; what does not apply to the chosen kind is neither required
+    nor kept (connection_kind.js hides it on the page).
+
+    A Graph connection keeps its URL and its test mailbox in the columns an EWS connection keeps
+    its EWS URL and service account in; the form shows them as fields of their own, so that the
+    EWS ones can be hidden whole."""
+
     secret = forms.CharField(
         label=_("password, client secret or certificate"), required=False, strip=False,
         widget=SecretInput(),
     )
+    graph_url = forms.URLField(
+        label=_("Microsoft Graph URL"), required=False, max_length=500, assume_scheme="https",
+        help_text=_("Leave blank for Microsoft's global cloud (https://graph.microsoft.com/v1.0);"
+                    " give it for a national cloud or a proxy."))
+    graph_mailbox = forms.CharField(
+        label=_("Mailbox to test with"), required=False, max_length=254,
+        help_text=_("An e-mail address: the mailbox “Test connection” opens. Leave blank to "
+                    "open the first profile's mailbox."))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.instance.kind == MailboxConnection.Kind.GRAPH:
+            self.initial.update({"graph_url": self.instance.ews_url, "ews_url": "",
+                                 "graph_mailbox": self.instance.username, "username": ""})
+        # Set by the kind when it is Graph (the fields are hidden then).
+        for name in ("auth_type", "access"):
+            if name in self.fields:
+                self.fields[name].required = False
         self.fields["secret"].help_text += " " + _(
             "For app-only OAuth with a certificate, paste the private key and its certificate "
             "in PEM, one after the other (-----BEGIN PRIVATE KEY----- … -----END "
@@ -78,6 +106,38 @@ class ConnectionForm(WriteOnlySecretForm):
         model = MailboxConnection
         fields = "__all__"
         formfield_callback = _https_by_default
+
+    class Media:
+        js = ["profiles/connection_kind.js"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if "kind" not in self.fields:   # shown read-only: nothing is changed
+            return cleaned
+        kinds, auth = MailboxConnection.Kind, MailboxConnection.Auth
+        if cleaned.get("kind") == kinds.GRAPH:
+            # Graph signs in app-only, reaching every mailbox the app may open.
+            self._ignore(EWS_ONLY_FIELDS)
+            cleaned.update({
+                "ews_url": cleaned.get("graph_url") or "",
+                "username": cleaned.get("graph_mailbox") or "",
+                "auth_type": auth.OAUTH2, "access": MailboxConnection.Access.IMPERSONATION,
+                "server_version": ""})
+            return cleaned
+        self._ignore(GRAPH_ONLY_FIELDS)
+        cleaned["auth_type"] = cleaned.get("auth_type") or auth.NTLM
+        cleaned["access"] = cleaned.get("access") or MailboxConnection.Access.IMPERSONATION
+        if cleaned["auth_type"] != auth.OAUTH2:
+            # An Entra ID app is used by OAuth only: left over from an earlier choice, it goes.
+            self._ignore(OAUTH_FIELDS)
+            cleaned.update(dict.fromkeys(OAUTH_FIELDS, ""))
+        return cleaned
+
+    def _ignore(self, names: tuple[str, ...]) -> None:
+        """Hidden fields' values were never meant to be sent: no error of theirs stops a save."""
+        for name in names:
+            self._errors.pop(name, None)
+            self.cleaned_data.pop(name, None)
 
 
 class ProfileForm(WriteOnlySecretForm):

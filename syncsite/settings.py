@@ -37,7 +37,7 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "syncsite.admin_site.SyncAdminConfig",   # django.contrib.admin, its index ordered
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -19,10 +19,10 @@ CONNECTIONS = "/admin/profiles/mailboxconnection/"
 class GraphConnectionAdminTestCase(EwsimAdminTestCase):
     def _add(self, secret: str, **fields: Any) -> HttpResponse:
         add_app(self.sim)
-        data = {"name": "Acme 365", "kind": "graph", "ews_url": self.sim.graph_url,
+        data = {"name": "Acme 365", "kind": "graph", "graph_url": self.sim.graph_url,
                 "server_version": "", "auth_type": "oauth2", "access": "impersonation",
                 # The mailbox a test opens: app-only access has no account of its own.
-                "username": self.sim.user, "secret": secret, "tenant_id": TENANT,
+                "graph_mailbox": self.sim.user, "secret": secret, "tenant_id": TENANT,
                 "client_id": CLIENT_ID,
                 "token_url": f"{self.sim.https_base_url}/{TENANT}/oauth2/v2.0/token", **fields}
         return self.client.post(CONNECTIONS + "add/", data)
