@@ -1,0 +1,132 @@
+"""An agenda's folder changed after its first sync: the synced items move with it, so the
+user's mailbox holds each CRM record once (engine/folder_move.py), end to end against ewsim."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from crm.models import Person
+from engine.mailbox.ews import EwsMailbox
+from engine.models import FolderState, Link, Run, RunItem
+from engine.records import ContactRecord, Kind
+from ewsim.testing import SimHandle
+from profiles.models import SyncProfile
+from tests.engine.conftest import access_to
+
+from .sync_helpers import make_profile, run_contacts
+from .test_contacts_sync import add_exchange_contact
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def contacts_by_folder(sim: SimHandle) -> dict[str, Counter[str]]:
+    """Every contact folder of Alice's mailbox: how many contacts carry each e-mail address."""
+    found: dict[str, Counter[str]] = {}
+    with EwsMailbox(access_to(sim)) as mailbox:
+        for folder in mailbox.list_folders(Kind.CONTACTS):
+            found[folder.path] = Counter(
+                change.record.email1 for page in mailbox.read_changes(folder, None)
+                for change in page.changes if isinstance(change.record, ContactRecord))
+    return found
+
+
+def new_contacts_folder(sim: SimHandle, name: str = "CRM") -> dict[str, str]:
+    return sim.control.call("POST", "folders", {"mailbox": sim.user, "parent": "contacts",
+                                                "name": name, "folder_class": "IPF.Contact"})
+
+
+def choose_folder(profile: SyncProfile, folder: dict[str, str], path: str) -> None:
+    settings = SyncProfile.objects.get(pk=profile.pk).contactsettings
+    settings.folder_id, settings.folder_path = folder["id"], path
+    settings.save()
+
+
+def test_after_a_folder_change_the_mailbox_holds_each_crm_person_once(
+        ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    for first, email in (("Eva", "eva@acme.cz"), ("Jan", "jan@acme.cz")):
+        Person.objects.create(organization_id=profile.organization_id, first_name=first,
+                              last_name="Nová", email1=email)
+    personal = add_exchange_contact(ewsim, "Máma", "Domů", "mama@example.cz")
+    first = run_contacts(ewsim, profile)
+    assert (first.status, first.remote_created, first.crm_created) == (
+        Run.Status.SUCCESS, 2, 1), first.message
+
+    folder = new_contacts_folder(ewsim)
+    choose_folder(profile, folder, "Contacts/CRM")
+    run = run_contacts(ewsim, profile)
+
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert (run.remote_created, run.crm_created) == (0, 0)
+    assert run.items.filter(action=RunItem.Action.UPDATE_REMOTE,
+                            detail__contains="moved into “Contacts/CRM”").count() == 3
+    everywhere = contacts_by_folder(ewsim)
+    assert everywhere == {"Contacts": Counter(),
+                          "Contacts/CRM": Counter({"eva@acme.cz": 1, "jan@acme.cz": 1,
+                                                   "mama@example.cz": 1})}
+    assert Person.objects.filter(organization_id=profile.organization_id).count() == 3
+    assert Link.objects.filter(profile=profile, remote_id=personal).count() == 0
+    assert list(FolderState.objects.filter(profile=profile).values_list(
+        "folder_id", flat=True)) == [folder["id"]]
+
+    # The pairs stay linked: an edit in the CRM reaches the moved item, and a quiet run is
+    # quiet.
+    eva = Person.objects.get(email1="eva@acme.cz")
+    eva.job_title = "Nákup"
+    eva.save()
+    edited = run_contacts(ewsim, profile)
+    assert (edited.remote_updated, edited.remote_created) == (1, 0), edited.message
+    assert run_contacts(ewsim, profile).items.count() == 0
+
+
+def test_contacts_already_in_the_new_folder_are_matched_not_doubled(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    Person.objects.create(organization_id=profile.organization_id, first_name="Eva",
+                          last_name="Nová", email1="eva@acme.cz")
+    run_contacts(ewsim, profile)
+    folder = new_contacts_folder(ewsim)
+    ewsim.control.create_item(ewsim.user, folder=folder["id"], tag="Contact", xml=(
+        "<t:Contact><t:DisplayName>Petr Svoboda</t:DisplayName><t:GivenName>Petr</t:GivenName>"
+        '<t:EmailAddresses><t:Entry Key="EmailAddress1">petr@stavby.cz</t:Entry>'
+        "</t:EmailAddresses><t:Surname>Svoboda</t:Surname></t:Contact>"))
+    Person.objects.create(organization_id=profile.organization_id, first_name="Petr",
+                          last_name="Svoboda", email1="petr@stavby.cz")
+    choose_folder(profile, folder, "Contacts/CRM")
+
+    run = run_contacts(ewsim, profile)
+
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert (run.remote_created, run.crm_created, run.linked) == (0, 0, 1)
+    assert contacts_by_folder(ewsim)["Contacts/CRM"] == Counter(
+        {"eva@acme.cz": 1, "petr@stavby.cz": 1})
+
+
+def test_an_analysis_moves_nothing_and_the_next_sync_still_does(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    Person.objects.create(organization_id=profile.organization_id, first_name="Eva",
+                          last_name="Nová", email1="eva@acme.cz")
+    run_contacts(ewsim, profile)
+    folder = new_contacts_folder(ewsim)
+    choose_folder(profile, folder, "Contacts/CRM")
+
+    analysis = run_contacts(ewsim, profile, dry_run=True)
+
+    assert analysis.remote_created == 0, analysis.message
+    assert contacts_by_folder(ewsim)["Contacts"] == Counter({"eva@acme.cz": 1})
+    run = run_contacts(ewsim, profile)
+    assert (run.status, run.remote_created) == (Run.Status.SUCCESS, 0), run.message
+    assert contacts_by_folder(ewsim) == {"Contacts": Counter(),
+                                         "Contacts/CRM": Counter({"eva@acme.cz": 1})}
+
+
+def test_without_a_folder_change_nothing_is_moved(ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    Person.objects.create(organization_id=profile.organization_id, first_name="Eva",
+                          last_name="Nová", email1="eva@acme.cz")
+    run_contacts(ewsim, profile)
+    ewsim.control.reset_counters()
+    run = run_contacts(ewsim, profile)
+    assert run.items.count() == 0
+    assert "MoveItem" not in ewsim.control.counters()
