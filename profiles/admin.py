@@ -19,6 +19,7 @@ from engine.records import Kind
 from profiles import admin_audit  # noqa: F401  (registers the audit log)
 from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
+from profiles.admin_setup import ProfileSetupMixin
 from profiles.forms import (
     CategoryPairingFormSet,
     ConnectionForm,
@@ -251,7 +252,8 @@ class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.Tabula
 
 
 @admin.register(SyncProfile)
-class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScopedAdmin):
+class SyncProfileAdmin(ProfileSetupMixin, SyncOperationsMixin, MailboxToolsMixin,
+                       OrganizationScopedAdmin):
     form = ProfileForm
     inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,
                MailSettingsInline, MailFolderInline]
