@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from engine.mailbox import backend_class
 from engine.mailbox.base import FolderInfo, ItemRef, MailboxBackend, WriteStatus
 from engine.models import FolderState, Link, PendingItem, Retry
 from engine.records import Kind
@@ -77,3 +78,18 @@ def follow_folder(profile_id: int, agenda: str, kind: Kind, folder: FolderInfo,
             PendingItem.objects.filter(**where).delete()
             FolderState.objects.filter(**where).exclude(folder_id=folder.id).delete()
     return Followed(len(links) - gone - failed, gone, failed)
+
+
+def has_synced(profile_id: int, agenda: str) -> bool:
+    """Whether the agenda has synced with its folder: it links items there, or has read it."""
+    where = {"profile_id": profile_id, "agenda": agenda}
+    return Link.objects.filter(**where).exists() or FolderState.objects.filter(
+        **where).exclude(remote_state="").exists()
+
+
+def can_move(kind: str) -> bool:
+    """Whether the backend of a connection of this kind moves items (Graph does not)."""
+    try:
+        return backend_class(kind).move is not MailboxBackend.move
+    except NotImplementedError:
+        return False

@@ -20,6 +20,7 @@ from profiles import admin_audit  # noqa: F401  (registers the audit log)
 from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
 from profiles.admin_setup import ProfileSetupMixin
+from profiles.folder_change import FolderChangeInline
 from profiles.forms import (
     CategoryPairingFormSet,
     ConnectionForm,
@@ -205,7 +206,7 @@ class AgendaInline(OrganizationScopedMixin, admin.StackedInline):
     min_num = 1
 
 
-class CalendarSettingsInline(FolderPickerInline, AgendaInline):
+class CalendarSettingsInline(FolderChangeInline, FolderPickerInline, AgendaInline):
     model = CalendarSettings
     folder_kind = Kind.CALENDAR
     fieldsets = (
@@ -225,7 +226,7 @@ class CategoryPairingInline(OrganizationScopedMixin, admin.TabularInline):
     verbose_name_plural = "calendar category pairings (CRM category = Exchange category)"
 
 
-class ContactSettingsInline(FolderPickerInline, AgendaInline):
+class ContactSettingsInline(FolderChangeInline, FolderPickerInline, AgendaInline):
     model = ContactSettings
     folder_kind = Kind.CONTACTS
     form = ContactSettingsForm

@@ -8,28 +8,14 @@ from collections import Counter
 import pytest
 
 from crm.models import Person
-from engine.mailbox.ews import EwsMailbox
 from engine.models import FolderState, Link, Run, RunItem
-from engine.records import ContactRecord, Kind
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
-from tests.engine.conftest import access_to
 
-from .sync_helpers import make_profile, run_contacts
+from .sync_helpers import contacts_by_folder, make_profile, run_contacts
 from .test_contacts_sync import add_exchange_contact
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def contacts_by_folder(sim: SimHandle) -> dict[str, Counter[str]]:
-    """Every contact folder of Alice's mailbox: how many contacts carry each e-mail address."""
-    found: dict[str, Counter[str]] = {}
-    with EwsMailbox(access_to(sim)) as mailbox:
-        for folder in mailbox.list_folders(Kind.CONTACTS):
-            found[folder.path] = Counter(
-                change.record.email1 for page in mailbox.read_changes(folder, None)
-                for change in page.changes if isinstance(change.record, ContactRecord))
-    return found
 
 
 def new_contacts_folder(sim: SimHandle, name: str = "CRM") -> dict[str, str]:
