@@ -7,12 +7,17 @@ from collections import Counter
 
 import pytest
 
-from crm.models import Person
+from crm.models import Event, Person
+from engine.mailbox.ews import EwsMailbox
 from engine.models import FolderState, Link, Run, RunItem
+from engine.records import Kind
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
+from tests.engine.conftest import access_to
 
-from .sync_helpers import contacts_by_folder, make_profile, run_contacts
+from .graph_sync_helpers import make_graph_profile, run_graph
+from .sync_helpers import contacts_by_folder, make_profile, run_calendar, run_contacts
+from .test_calendar_sync import TODAY, add_exchange_event, assert_no_invitations, at, crm_event
 from .test_contacts_sync import add_exchange_contact
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -116,3 +121,51 @@ def test_without_a_folder_change_nothing_is_moved(ewsim: SimHandle) -> None:
     run = run_contacts(ewsim, profile)
     assert run.items.count() == 0
     assert "MoveItem" not in ewsim.control.counters()
+
+
+def test_a_calendars_events_move_with_its_folder_and_are_not_created_again(
+        ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    crm_event(profile, "Call Eva", at(2, 14))
+    add_exchange_event(ewsim, "Schůzka", at(1, 10))
+    first = run_calendar(ewsim, profile, today=TODAY)
+    assert (first.status, first.remote_created, first.crm_created) == (
+        Run.Status.SUCCESS, 1, 1), first.message
+    folder = ewsim.control.call("POST", "folders", {
+        "mailbox": ewsim.user, "parent": "calendar", "name": "CRM",
+        "folder_class": "IPF.Appointment"})
+    settings = SyncProfile.objects.get(pk=profile.pk).calendarsettings
+    settings.folder_id, settings.folder_path = folder["id"], "Calendar/CRM"
+    settings.save()
+
+    run = run_calendar(ewsim, profile, today=TODAY)
+
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert (run.remote_created, run.crm_created, run.remote_updated) == (0, 0, 2)
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        subjects = {f.path: sorted(change.record.subject
+                                   for page in mailbox.read_changes(f, None)
+                                   for change in page.changes if change.record is not None)
+                    for f in mailbox.list_folders(Kind.CALENDAR)}
+    assert subjects == {"Calendar": [], "Calendar/CRM": ["Call Eva", "Schůzka"]}
+    assert Event.objects.count() == 2
+    assert run_calendar(ewsim, profile, today=TODAY).items.count() == 0
+    assert_no_invitations(ewsim)
+
+
+def test_on_graph_a_changed_folder_fails_the_run_saying_why_and_leaves_the_links(
+        ewsim: SimHandle) -> None:
+    profile = make_graph_profile(ewsim)
+    Person.objects.create(organization_id=profile.organization_id, first_name="Eva",
+                          last_name="Nová", email1="eva@acme.cz")
+    assert run_graph(profile, "contacts").status == Run.Status.SUCCESS
+    links = list(Link.objects.filter(profile=profile).values_list("remote_id", flat=True))
+    choose_folder(profile, new_contacts_folder(ewsim), "Contacts/CRM")
+
+    run = run_graph(profile, "contacts")
+
+    assert run.status == Run.Status.FAILED
+    assert "cannot move contacts between folders" in run.message
+    assert list(Link.objects.filter(profile=profile).values_list("remote_id", flat=True)) \
+        == links
+    assert contacts_by_folder(ewsim)["Contacts/CRM"] == Counter()
