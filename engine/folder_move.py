@@ -12,7 +12,8 @@ The new folder is then read whole: the moved items come back in the versions the
 and its other items are matched like a first sync's (identity stamp, e-mail address).
 
 Items left alone: those of links no longer synced (moved away or unlinked by the deletion
-policy) and the old folder's items that were never linked.
+policy) and the old folder's items that were never linked. Duplicate candidates not decided
+yet name such an item: they are dropped, and their CRM records matched in the new folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from django.db import transaction
 
 from engine.mailbox import backend_class
 from engine.mailbox.base import FolderInfo, ItemRef, MailboxBackend, WriteStatus
-from engine.models import FolderState, Link, PendingItem, Retry
+from engine.models import DuplicateCandidate, FolderState, Link, PendingItem, Retry
 from engine.records import Kind
 
 Record = Callable[[Link, str], None]   # what the run notes per moved item: (link, detail)
@@ -74,8 +75,11 @@ def follow_folder(profile_id: int, agenda: str, kind: Kind, folder: FolderInfo,
             else:
                 failed += 1
         if not failed:
-            # The old folder's unlinked items are out of scope now, and its state is done.
+            # The old folder's unlinked items are out of scope now, and its state is done;
+            # so are the undecided pairings of its items with CRM records, whose CRM records
+            # are then matched against the new folder like the rest.
             PendingItem.objects.filter(**where).delete()
+            DuplicateCandidate.objects.filter(**where, applied=False).delete()
             FolderState.objects.filter(**where).exclude(folder_id=folder.id).delete()
     return Followed(len(links) - gone - failed, gone, failed)
 

@@ -9,7 +9,7 @@ import pytest
 
 from crm.models import Event, Person
 from engine.mailbox.ews import EwsMailbox
-from engine.models import FolderState, Link, Run, RunItem
+from engine.models import DuplicateCandidate, FolderState, Link, Run, RunItem
 from engine.records import Kind
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
@@ -169,3 +169,24 @@ def test_on_graph_a_changed_folder_fails_the_run_saying_why_and_leaves_the_links
     assert list(Link.objects.filter(profile=profile).values_list("remote_id", flat=True)) \
         == links
     assert contacts_by_folder(ewsim)["Contacts/CRM"] == Counter()
+
+
+def test_undecided_duplicates_of_the_old_folder_are_dropped_and_matched_anew(
+        ewsim: SimHandle) -> None:
+    profile = make_profile(ewsim)
+    add_exchange_contact(ewsim, "Petr", "Svoboda", "info@stavby.cz")
+    for first in ("Petr", "Pavel"):
+        Person.objects.create(organization_id=profile.organization_id, first_name=first,
+                              last_name="Svoboda", email1="info@stavby.cz")
+    run_contacts(ewsim, profile)
+    assert DuplicateCandidate.objects.filter(profile=profile).count() == 2
+    folder = new_contacts_folder(ewsim)
+    choose_folder(profile, folder, "Contacts/CRM")
+
+    run = run_contacts(ewsim, profile)
+
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert not DuplicateCandidate.objects.filter(profile=profile).exists()
+    assert contacts_by_folder(ewsim) == {"Contacts": Counter({"info@stavby.cz": 1}),
+                                         "Contacts/CRM": Counter({"info@stavby.cz": 2})}
+    assert Person.objects.filter(organization_id=profile.organization_id).count() == 2
