@@ -192,6 +192,12 @@ class SyncOperationsMixin:
                         "forgotten. Try again when the run has finished.") % values,
                         messages.WARNING)
                     continue
+                if not profile.active:
+                    self.message_user(request, _(  # type: ignore[attr-defined]
+                        "“%(profile)s” (%(agenda)s): the sync state is forgotten; the profile "
+                        "is inactive, so the full sync runs once it is made active.") % values,
+                        messages.WARNING)
+                    continue
                 try:
                     jobs.enqueue(profile, agenda, trigger="resync")
                 except Exception as exc:

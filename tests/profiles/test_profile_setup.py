@@ -110,3 +110,13 @@ class NewProfileSetupTestCase(EwsimAdminTestCase):
         self.assertEqual(jobs.run_job(profile.pk, "contacts", trigger="manual"),
                          Run.Status.SUCCESS)
         self.assertEqual(Run.objects.get().remote_created, 1)
+
+    def test_a_force_resync_of_an_inactive_profile_forgets_but_queues_nothing(self) -> None:
+        profile = self._add()
+        response = self.client.post(
+            reverse("admin:profiles_syncprofile_force_resync", args=[profile.pk]),
+            {"confirmed": "yes"}, follow=True)
+        self.assertEqual(queued(), [])
+        self.assertIn(("warning", "“alice@example.com” (Contacts): the sync state is "
+                       "forgotten; the profile is inactive, so the full sync runs once it is "
+                       "made active."), self.messages_of(response))
