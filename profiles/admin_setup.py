@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -43,6 +45,19 @@ class ProfileSetupMixin:
             form.base_fields["active"].help_text = ACTIVE_HELP if obj is not None \
                 else ACTIVE_ON_ADD_HELP
         return form
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET":
+            profile = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+            if profile is not None and not profile.active:
+                # Said at the top, not only beside the checkbox: a profile left inactive by
+                # mistake never syncs, and nothing else on the page shows it.
+                messages.warning(request, _(
+                    "This profile is inactive: nothing syncs it. When its folders and options "
+                    "are set, tick “active” and save."))
+        return super().change_view(  # type: ignore[misc]
+            request, object_id, form_url, extra_context)
 
     def get_urls(self) -> list[URLPattern]:
         # Before the admin's own, whose catch-all would read it as an object id; no

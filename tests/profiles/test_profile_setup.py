@@ -120,3 +120,12 @@ class NewProfileSetupTestCase(EwsimAdminTestCase):
         self.assertIn(("warning", "“alice@example.com” (Contacts): the sync state is "
                        "forgotten; the profile is inactive, so the full sync runs once it is "
                        "made active."), self.messages_of(response))
+
+    def test_an_inactive_profiles_page_says_it_is_not_synced(self) -> None:
+        profile = self._add()
+        url = reverse("admin:profiles_syncprofile_change", args=[profile.pk])
+        notice = ("warning", "This profile is inactive: nothing syncs it. When its folders and "
+                  "options are set, tick “active” and save.")
+        self.assertIn(notice, self.messages_of(self.client.get(url)))
+        SyncProfile.objects.filter(pk=profile.pk).update(active=True)
+        self.assertNotIn(notice, self.messages_of(self.client.get(url)))
