@@ -72,12 +72,17 @@ def test_after_a_folder_change_the_mailbox_holds_each_crm_person_once(
     assert run_contacts(ewsim, profile).items.count() == 0
 
 
-def test_contacts_already_in_the_new_folder_are_matched_not_doubled(ewsim: SimHandle) -> None:
+def eva_synced(ewsim: SimHandle) -> tuple[SyncProfile, dict[str, str]]:
+    """A profile that synced Eva into Contacts, and a new, empty Contacts/CRM folder."""
     profile = make_profile(ewsim)
     Person.objects.create(organization_id=profile.organization_id, first_name="Eva",
                           last_name="Nová", email1="eva@acme.cz")
     run_contacts(ewsim, profile)
-    folder = new_contacts_folder(ewsim)
+    return profile, new_contacts_folder(ewsim)
+
+
+def test_contacts_already_in_the_new_folder_are_matched_not_doubled(ewsim: SimHandle) -> None:
+    profile, folder = eva_synced(ewsim)
     ewsim.control.create_item(ewsim.user, folder=folder["id"], tag="Contact", xml=(
         "<t:Contact><t:DisplayName>Petr Svoboda</t:DisplayName><t:GivenName>Petr</t:GivenName>"
         '<t:EmailAddresses><t:Entry Key="EmailAddress1">petr@stavby.cz</t:Entry>'
@@ -95,11 +100,7 @@ def test_contacts_already_in_the_new_folder_are_matched_not_doubled(ewsim: SimHa
 
 
 def test_an_analysis_moves_nothing_and_the_next_sync_still_does(ewsim: SimHandle) -> None:
-    profile = make_profile(ewsim)
-    Person.objects.create(organization_id=profile.organization_id, first_name="Eva",
-                          last_name="Nová", email1="eva@acme.cz")
-    run_contacts(ewsim, profile)
-    folder = new_contacts_folder(ewsim)
+    profile, folder = eva_synced(ewsim)
     choose_folder(profile, folder, "Contacts/CRM")
 
     analysis = run_contacts(ewsim, profile, dry_run=True)
@@ -113,10 +114,7 @@ def test_an_analysis_moves_nothing_and_the_next_sync_still_does(ewsim: SimHandle
 
 
 def test_without_a_folder_change_nothing_is_moved(ewsim: SimHandle) -> None:
-    profile = make_profile(ewsim)
-    Person.objects.create(organization_id=profile.organization_id, first_name="Eva",
-                          last_name="Nová", email1="eva@acme.cz")
-    run_contacts(ewsim, profile)
+    profile, _ = eva_synced(ewsim)
     ewsim.control.reset_counters()
     run = run_contacts(ewsim, profile)
     assert run.items.count() == 0
