@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from engine import jobs, resync
 from engine.models import Agenda, Job
 from profiles.models import SyncProfile
+from profiles.setup import inactive_message
 
 OPERATION_ACTIONS = ["sync_now", "analyze", "force_resync", "pause_jobs", "resume_jobs"]
 
@@ -88,6 +89,10 @@ class SyncOperationsMixin:
                      dry_run: bool) -> None:
         queued = 0
         for profile in queryset:
+            if not (profile.active or dry_run):
+                self.message_user(request, inactive_message(profile),  # type: ignore[attr-defined]
+                                  messages.WARNING)
+                continue
             for agenda in jobs.enabled_agendas(profile):
                 try:
                     jobs.enqueue(profile, agenda, dry_run=dry_run, trigger="manual")
@@ -98,9 +103,10 @@ class SyncOperationsMixin:
                     return
                 queued += 1
         if not queued:
-            self.message_user(  # type: ignore[attr-defined]
-                request, _("None of the chosen profiles has an agenda switched on."),
-                messages.WARNING)
+            if dry_run or any(profile.active for profile in queryset):
+                self.message_user(  # type: ignore[attr-defined]
+                    request, _("None of the chosen profiles has an agenda switched on."),
+                    messages.WARNING)
             return
         text = (ngettext("Queued %(count)d analysis (dry run): its result appears in the sync "
                          "runs in a moment.",
@@ -184,6 +190,12 @@ class SyncOperationsMixin:
                     self.message_user(request, _(  # type: ignore[attr-defined]
                         "“%(profile)s” (%(agenda)s) is syncing right now: nothing was "
                         "forgotten. Try again when the run has finished.") % values,
+                        messages.WARNING)
+                    continue
+                if not profile.active:
+                    self.message_user(request, _(  # type: ignore[attr-defined]
+                        "“%(profile)s” (%(agenda)s): the sync state is forgotten; the profile "
+                        "is inactive, so the full sync runs once it is made active.") % values,
                         messages.WARNING)
                     continue
                 try:

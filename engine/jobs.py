@@ -191,6 +191,10 @@ def _run_job(profile_id: int, agenda: str, *, dry_run: bool, trigger: str) -> st
         if job is None or job.paused or not profile.active:
             return None   # paused, switched off or deactivated since it was enqueued
         Job.objects.filter(pk=job.pk).update(enqueued_at=None)
+    if not profile.active and not dry_run:
+        # Whatever queued it: an inactive profile is one not set up yet (a new profile starts
+        # inactive) or switched off, and writes nothing. An analysis writes nothing anyway.
+        return None
     if agenda not in enabled_agendas(profile):
         return None
     held_lease = False

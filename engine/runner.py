@@ -36,7 +36,7 @@ from typing import Any
 from django.db import InterfaceError, OperationalError, connection, models, transaction
 from django.utils import timezone
 
-from engine import leases, matching, progress
+from engine import folder_move, leases, matching, progress
 from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate, CrmWrite
 from engine.mailbox.base import (
     ChangePage,
@@ -318,6 +318,8 @@ class AgendaSync:
         state, _ = FolderState.objects.get_or_create(
             profile=self.profile, agenda=self.agenda, folder_id=self.folder.id)
         self.state = state
+        if not self.dry_run:
+            self._follow_folder()
         self._first_run = self._is_first_run(state)
         cursor_now = self.crm.current_revision()
         pending_crm = {c.key: c for c in self.crm.changes_since(self.kind, state.crm_cursor)}
@@ -348,6 +350,23 @@ class AgendaSync:
             # Our own writes come back as changes: read them now, as no-ops.
             self._read_remote(state, remote_state, {}, page_size=512)
         return waiting or bool(self._held_sides)
+
+    def _follow_folder(self) -> None:
+        """A newly chosen folder: the synced items move into it first (engine/folder_move)."""
+        def moved(link: Link, detail: str) -> None:
+            self._item(RunItem.Action.UPDATE_REMOTE, link.title, link.crm_key, link.remote_id,
+                       detail)
+
+        followed = folder_move.follow_folder(self.profile.pk, self.agenda, self.kind,
+                                             self.folder, self.mailbox, moved)
+        if followed is None:
+            return
+        self.wrote_remote = self.wrote_remote or followed.moved > 0
+        if followed.failed:
+            raise MailboxError(
+                f"{followed.failed} synced items could not be moved into “{self.folder.path}”, "
+                "the agenda's new folder; they stay linked where they are, and the next run "
+                "tries again.")
 
     def _apply_decisions(self, pending_crm: dict[str, Any]) -> None:
         """Carry out what users decided on duplicate candidates since the last run: links

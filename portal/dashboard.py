@@ -29,6 +29,7 @@ from engine.models import Agenda, Job, Lease, Run
 from portal.access import profile_or_404, sees_several_users, visible_profiles
 from portal.paging import page_of
 from profiles.models import SyncProfile
+from profiles.setup import inactive_message
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +184,9 @@ def _queue(request: HttpRequest, pk: int, *, dry_run: bool) -> HttpResponse:
             raise Http404(_("This agenda is not synced for this profile."))
         agendas = [wanted]
     back = reverse("portal:dashboard") + f"#profile-{profile.pk}"
+    if not (profile.active or dry_run):
+        messages.warning(request, inactive_message(profile, administrator=False))
+        return redirect(back)
     if not agendas:
         messages.warning(request, _("No agenda is switched on for %(mailbox)s.")
                          % {"mailbox": profile.mailbox})

@@ -25,7 +25,9 @@ from profiles.admin_mailbox import (
     folders_response,
 )
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
+from profiles.admin_setup import ProfileSetupMixin
 from profiles.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
+from profiles.folder_change import FolderChangeInline
 from profiles.forms import (
     CategoryPairingFormSet,
     ConnectionForm,
@@ -205,7 +207,7 @@ class AgendaInline(OrganizationScopedMixin, admin.StackedInline):
     min_num = 1
 
 
-class CalendarSettingsInline(FolderPickerInline, AgendaInline):
+class CalendarSettingsInline(FolderChangeInline, FolderPickerInline, AgendaInline):
     model = CalendarSettings
     folder_kind = Kind.CALENDAR
     fieldsets = (
@@ -226,7 +228,8 @@ class CategoryPairingInline(CategoryPickerInline, OrganizationScopedMixin, admin
     verbose_name_plural = "calendar category pairings (CRM category = Exchange category)"
 
 
-class ContactSettingsInline(CategoryPickerInline, FolderPickerInline, AgendaInline):
+class ContactSettingsInline(CategoryPickerInline, FolderChangeInline, FolderPickerInline,
+                            AgendaInline):
     model = ContactSettings
     folder_kind = Kind.CONTACTS
     category_fields = {"only_categories": True}
@@ -254,7 +257,8 @@ class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.Tabula
 
 
 @admin.register(SyncProfile)
-class SyncProfileAdmin(CategoryPickerAdminMixin, SyncOperationsMixin, MailboxToolsMixin,
+class SyncProfileAdmin(CategoryPickerAdminMixin, ProfileSetupMixin, SyncOperationsMixin,
+                       MailboxToolsMixin,
                        OrganizationScopedAdmin):
     form = ProfileForm
     inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,

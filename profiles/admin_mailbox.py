@@ -120,6 +120,11 @@ def folder_list_url(profile: Any, kind: Kind) -> str:
     return reverse("admin:profiles_syncprofile_folders", args=[quote(profile.pk), kind.value])
 
 
+def add_folder_list_url(kind: Kind) -> str:
+    """The add form's folder list (profiles.admin_setup): asked with the form's own fields."""
+    return reverse("admin:profiles_syncprofile_add_folders", args=[kind.value])
+
+
 @contextlib.contextmanager
 def picker_mailbox(target: Target) -> Iterator[MailboxBackend]:
     """The target's mailbox, opened for a picker an administrator is waiting on; a
@@ -176,14 +181,20 @@ class FolderPickerInline:
         fields = formset.form.base_fields
         if "folder_path" not in fields:   # shown read-only (no change permission)
             return formset
-        url = folder_list_url(obj, self.folder_kind) if obj is not None and obj.pk else ""
-        hint = _("Choose it with the “…” button.") if url else _(
-            "Save the profile first to pick folders.")
+        adding = obj is None or not obj.pk
+        url = add_folder_list_url(self.folder_kind) if adding \
+            else folder_list_url(obj, self.folder_kind)
+        hint = _("Choose it with the “…” button: the folders of the mailbox, connection and "
+                 "credentials given above are listed.") if adding \
+            else _("Choose it with the “…” button.")
         fields["folder_path"].widget.attrs.update({
             "readonly": True, "class": "vTextField folder-picker-path",
             "data-folder-kind": self.folder_kind.value, "data-folder-list-url": url,
             "data-folder-hint": hint,
         })
+        if adding:
+            # Nothing is saved yet: the picker sends the form's connection and mailbox along.
+            fields["folder_path"].widget.attrs["data-folder-with-form"] = "1"
         fields["folder_path"].help_text = hint
         if "folder_id" in fields:
             fields["folder_id"].widget.attrs.update(

@@ -303,6 +303,19 @@ class FolderNotFound(MailboxError):
     reason = "folder"
 
 
+class CannotMove(MailboxError):
+    """The backend cannot move items of this kind between folders (Microsoft Graph has no
+    move for contacts or events)."""
+
+    reason = "cannot_move"
+
+    def __init__(self, kind: Kind) -> None:
+        super().__init__(
+            f"This connection cannot move {kind.value} between folders, so the synced items "
+            "cannot follow the agenda's new folder. Choose the old folder again, or move the "
+            "items in Outlook and then force a resync.")
+
+
 # --- a call under way ----------------------------------------------------------------------
 T = TypeVar("T")
 
@@ -426,6 +439,14 @@ class MailboxBackend(abc.ABC):
     @abc.abstractmethod
     def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
         """Move items to Deleted Items (recoverable). Never sends cancellations."""
+
+    def move(self, kind: Kind, refs: Sequence[ItemRef], folder: FolderInfo) -> list[WriteResult]:
+        """Move items into `folder` of the same mailbox, in input order; each result's ref is
+        the item's identity there (EWS gives a moved item a new ItemId). Used when an
+        agenda's folder is changed after its first sync: the synced items go with it, so
+        nothing is created a second time in the new folder. A backend that cannot move
+        items of `kind` raises `CannotMove`, before anything is moved."""
+        raise CannotMove(kind)
 
     # notifications
     def watch(self, folders: Sequence[FolderInfo], minutes: int = 30) -> Iterator[set[str]]:

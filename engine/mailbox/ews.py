@@ -102,6 +102,7 @@ from exchangelib.services import (
     GetItem,
     GetStreamingEvents,
     GetUserConfiguration,
+    MoveItem,
     SubscribeToStreaming,
     SyncFolderItems,
     Unsubscribe,
@@ -549,6 +550,10 @@ class _DeleteItem(_PerItem, DeleteItem):
 
 
 class _GetItem(_PerItem, GetItem):
+    pass
+
+
+class _MoveItem(_PerItem, MoveItem):
     pass
 
 
@@ -1550,6 +1555,22 @@ class EwsMailbox(MailboxBackend):
                 if result.status is WriteStatus.NOT_FOUND:
                     result = WriteResult(WriteStatus.OK, ref, "already gone")
                 results.append(result)
+        return results
+
+    def move(self, kind: Kind, refs: Sequence[ItemRef], folder: FolderInfo) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        target = self._folder_id(folder.id)
+        for start in range(0, len(refs), BATCH_SIZE):
+            chunk = refs[start:start + BATCH_SIZE]
+            with self._errors():
+                # No ChangeKey: a move carries the item as it is now, edits included, so an
+                # edit made since the last read is no reason to refuse it.
+                answers = list(_MoveItem(account=self.account, chunk_size=BATCH_SIZE).call(
+                    items=[ItemId(r.id) for r in chunk], to_folder=target))
+            results.extend(_write_result(answer, ref)
+                           for ref, answer in zip(chunk, answers, strict=False))
+            results.extend(WriteResult(WriteStatus.ERROR, ref, "The server gave no answer "
+                                       "for this item.") for ref in chunk[len(answers):])
         return results
 
     # photos and attachments

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from crm.models import CrmUser, Person
@@ -108,3 +109,14 @@ def add_contact(sim: SimHandle, given: str, surname: str, *, email: str = "",
         xml += f"<t:JobTitle>{job_title}</t:JobTitle>"
     xml += f"<t:Surname>{surname}</t:Surname></t:Contact>"
     return sim.control.create_item(sim.user, folder="contacts", xml=xml, tag="Contact")["id"]
+
+
+def contacts_by_folder(sim: SimHandle) -> dict[str, Counter[str]]:
+    """Every contact folder of Alice's mailbox: how many contacts carry each e-mail address."""
+    found: dict[str, Counter[str]] = {}
+    with EwsMailbox(access_to(sim)) as mailbox:
+        for folder in mailbox.list_folders(Kind.CONTACTS):
+            found[folder.path] = Counter(
+                change.record.email1 for page in mailbox.read_changes(folder, None)
+                for change in page.changes if isinstance(change.record, ContactRecord))
+    return found

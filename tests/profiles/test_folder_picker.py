@@ -159,12 +159,6 @@ class FolderPickerTestCase(EwsimAdminTestCase):
                 self.assertEqual(stored["type"], "text")
         self.assertIn("profiles/folder_picker.js", page.content.decode())
 
-    def test_the_add_page_says_to_save_the_profile_first(self) -> None:
-        self.client.force_login(self.bob)
-        html = self.client.get("/admin/profiles/syncprofile/add/").content.decode()
-        self.assertIn("Save the profile first to pick folders.", html)
-        self.assertIn('data-folder-list-url=""', html)
-
     def test_a_picked_folder_is_saved_with_its_id_and_path(self) -> None:
         self.client.force_login(self.bob)
         data = profile_form_data(

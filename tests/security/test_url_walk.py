@@ -80,7 +80,8 @@ class Rule:
     other: Expect
     same: Expect
     method: str = "get"
-    data: dict[str, str] = field(default_factory=dict)
+    # What is posted: fixed, or built from the walk's objects.
+    data: dict[str, str] | Callable[[Any], dict[str, str]] = field(default_factory=dict)
     # Text naming the object asked about: the same organization sees it, the other never.
     object_mark: Callable[[Any], str] | None = None
 
@@ -203,6 +204,13 @@ def _admin_site_rules() -> dict[str, Rule]:
         "admin:profiles_syncprofile_categories": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/categories/",
             ADMIN_LOGIN, HIDDEN, Expect((200, 502, 503, 504)), method="post"),
+        # The add form's picker: asked with Acme's connection, which Globex's administrator
+        # is answered as if it did not exist, before anything is sent.
+        "admin:profiles_syncprofile_add_folders": Rule(
+            lambda o: "/admin/profiles/syncprofile/add-folders/contacts/", ADMIN_LOGIN,
+            Expect((400,), contains=("Choose the connection above first.",)),
+            Expect((200, 502, 503, 504)), method="post",
+            data=lambda o: {"connection": str(o.connection.pk), "mailbox": "dave@acme.example"}),
         "admin:profiles_syncprofile_force_resync": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/force-resync/", ADMIN_LOGIN,
             HIDDEN, Expect((200,), contains=("dave@acme.example",))),
@@ -355,7 +363,8 @@ class UrlWalkTests(PortalTestCase):
 
     def _check(self, rule: Rule, client: Client, expect: Expect, viewer: str) -> None:
         url = rule.url(self.objects)
-        answer = getattr(client, rule.method)(url, rule.data)
+        data = rule.data(self.objects) if callable(rule.data) else rule.data
+        answer = getattr(client, rule.method)(url, data)
         body = (b"".join(answer.streaming_content) if answer.streaming
                 else answer.content).decode(errors="replace")
         assert answer.status_code in expect.statuses, (url, answer.status_code, body[:500])

@@ -7,12 +7,16 @@
  * of the empty form, button included) work too.
  *
  * The list is asked for with a POST carrying the page's CSRF token: listing reaches out to the
- * mail server, so the server refuses a GET that any other page could set off.
+ * mail server, so the server refuses a GET that any other page could set off. On the add page
+ * (data-folder-with-form) the POST also carries the form's connection, mailbox and mailbox
+ * credentials, since there is no saved profile to read them from.
  */
 "use strict";
 (function () {
     const t = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
     let dialog = null;
+    // What the add form's picker sends along (profiles/admin_setup.py reads the same names).
+    const FORM_FIELDS = ["connection", "mailbox", "mailbox_username", "mailbox_secret"];
 
     function idInputFor(pathInput) {
         const name = pathInput.name.replace(/folder_path$/, "folder_id");
@@ -130,9 +134,20 @@
             // settings (the cookie is unreadable with CSRF_COOKIE_HTTPONLY, absent with
             // CSRF_USE_SESSIONS; the header's name is a setting too).
             const token = pathInput.form.elements.namedItem("csrfmiddlewaretoken");
+            const body = new URLSearchParams({csrfmiddlewaretoken: token ? token.value : ""});
+            if (pathInput.dataset.folderWithForm) {
+                // A profile not saved yet: its folders are those of the mailbox the form
+                // names so far, reached through the form's connection and credentials.
+                for (const name of FORM_FIELDS) {
+                    const field = pathInput.form.elements.namedItem(name);
+                    if (field && field.value) {
+                        body.append(name, field.value);
+                    }
+                }
+            }
             const response = await fetch(url, {
                 method: "POST", credentials: "same-origin", headers: {Accept: "application/json"},
-                body: new URLSearchParams({csrfmiddlewaretoken: token ? token.value : ""}),
+                body,
             });
             data = await response.json();
         } catch (error) {
