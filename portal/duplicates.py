@@ -36,7 +36,7 @@ from portal.access import (
     visible_candidates,
     visible_profiles,
 )
-from portal.csvexport import csv_response, csv_time
+from portal.csvexport import csv_format, csv_response
 from portal.paging import page_of
 
 PAIRS_PER_PAGE = 25
@@ -263,13 +263,14 @@ def _decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
 def duplicates_csv(request: HttpRequest) -> StreamingHttpResponse:
     form = DuplicatesFilter(request)
     candidates = form.shown(form.profile_scope(visible_candidates(request.user)))
+    fmt = csv_format()
     header = [_("Profile"), _("Agenda"), _("Decision"), _("Carried out"), _("Shared address"),
               _("CRM record"), _("CRM key"), _("Exchange item"), _("Exchange item id"),
               _("Found"), _("Decided")]
 
     rows = ([c.profile.mailbox, c.get_agenda_display(), c.get_decision_display(),
              _("yes") if c.applied else _("no"), c.address, c.crm_title, c.crm_key,
-             c.remote_title, c.remote_id, csv_time(c.found), csv_time(c.decided)]
+             c.remote_title, c.remote_id, fmt.time(c.found), fmt.time(c.decided)]
             for c in candidates.select_related("profile").order_by("-found", "pk")
             .iterator(chunk_size=500))
-    return csv_response("duplicates.csv", header, rows)
+    return csv_response("duplicates.csv", header, rows, fmt)

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 from engine.models import Agenda, Run, RunItem
 from portal import chart
 from portal.access import run_or_404, sees_several_users, visible_profiles, visible_runs
-from portal.csvexport import csv_response, csv_time
+from portal.csvexport import csv_format, csv_response
 from portal.paging import page_of
 
 RUNS_PER_PAGE = 50
@@ -172,18 +172,21 @@ def crm_record_url(request: HttpRequest, run: Run, item: RunItem) -> str:
 @require_GET
 def history_csv(request: HttpRequest) -> StreamingHttpResponse:
     _form, runs = _runs(request)
-    header = [_("Run"), _("Started"), _("Finished"), _("Profile"), _("Agenda"), _("Kind"),
+    fmt = csv_format()
+    header = [_("Run"), _("Started"), _("Finished"), _("Duration (s)"), _("Profile"),
+              _("Agenda"), _("Kind"),
               _("Status"), _("Started by"), _("Created in the CRM"), _("Updated in the CRM"),
               _("Deleted in the CRM"), _("Created in Exchange"), _("Updated in Exchange"),
               _("Deleted in Exchange"), _("Linked"), _("Conflicts"), _("Skipped"), _("Errors"),
               _("Possible duplicates"), _("Message")]
-    rows = ([run.pk, csv_time(run.started), csv_time(run.finished), run.profile.mailbox,
+    rows = ([run.pk, fmt.time(run.started), fmt.time(run.finished), fmt.number(run.duration),
+             run.profile.mailbox,
              run.get_agenda_display(), run.get_kind_display(), run.get_status_display(),
              trigger_label(run.trigger), run.crm_created, run.crm_updated, run.crm_deleted,
              run.remote_created, run.remote_updated, run.remote_deleted, run.linked,
              run.conflicts, run.skipped, run.errors, run.duplicates, run.message]
             for run in runs.iterator(chunk_size=500))
-    return csv_response("sync-history.csv", header, rows)
+    return csv_response("sync-history.csv", header, rows, fmt)
 
 
 @login_required
@@ -193,7 +196,7 @@ def run_items_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     header = [_("Action"), _("Item"), _("Detail"), _("CRM record"), _("Exchange item")]
     rows = ([item.get_action_display(), item.title, item.detail, item.crm_key, item.remote_id]
             for item in run.items.all().iterator(chunk_size=1000))
-    return csv_response(f"sync-run-{run.pk}.csv", header, rows)
+    return csv_response(f"sync-run-{run.pk}.csv", header, rows, csv_format())
 
 
 def trigger_label(trigger: str) -> str:

@@ -16,11 +16,11 @@ from portal.history import RUNS_PER_PAGE
 from tests.portal.base import PortalTestCase
 
 
-def csv_rows(response) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def csv_rows(response, delimiter: str = ",") -> list[list[str]]:  # type: ignore[no-untyped-def]
     assert response["Content-Type"].startswith("text/csv")
     text = b"".join(response.streaming_content).decode("utf-8")
     assert text.startswith("\ufeff")   # Excel reads UTF-8 only with the byte order mark
-    return list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    return list(csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=delimiter))
 
 
 class HistoryTestCase(PortalTestCase):
@@ -91,10 +91,41 @@ class HistoryTestCase(PortalTestCase):
     def test_the_history_exports_as_csv_with_the_filters(self) -> None:
         rows = csv_rows(self.client.get(reverse("portal:history_csv")
                                         + "?kind=sync&agenda=contacts"))
-        assert rows[0][:4] == ["Run", "Started", "Finished", "Profile"]
+        assert rows[0][:5] == ["Run", "Started", "Finished", "Duration (s)", "Profile"]
         assert [row[0] for row in rows[1:]] == [str(self.contacts.pk)]
-        assert rows[1][3:7] == ["dave@acme.example", "Contacts", "sync", "success"]
-        assert rows[1][8] == "5" and rows[1][17] == "2"
+        assert rows[1][4:8] == ["dave@acme.example", "Contacts", "sync", "success"]
+        assert rows[1][9] == "5" and rows[1][18] == "2"
+
+    def test_english_csv_has_commas_a_decimal_point_and_iso_times(self) -> None:
+        rows = csv_rows(self.client.get(reverse("portal:history_csv")
+                                        + "?agenda=contacts&kind=sync",
+                                        headers={"accept-language": "en"}))
+        started = timezone.localtime(self.contacts.started)
+        assert rows[1][1] == started.strftime("%Y-%m-%d %H:%M:%S")
+        assert rows[1][3] == "3.0"   # make_run's runs take three seconds
+
+    def test_czech_csv_is_what_a_czech_excel_opens_semicolons_decimal_commas_dates_day_first(
+            self) -> None:
+        self.make_run(self.daves, crm_created=1, message="Petr Svoboda; Nová, s.r.o.",
+                      started=timezone.now() - dt.timedelta(days=4))
+        response = self.client.get(reverse("portal:history_csv") + "?agenda=contacts&kind=sync",
+                                   headers={"accept-language": "cs"})
+        raw = b"".join(response.streaming_content)
+        assert raw.startswith("\ufeff".encode())   # UTF-8 with its byte order mark
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8").removeprefix("\ufeff")),
+                               delimiter=";"))
+        assert all(len(row) == 21 for row in rows)   # semicolons separate, commas do not
+        started = timezone.localtime(self.contacts.started)
+        assert rows[1][1] == started.strftime("%d.%m.%Y %H:%M:%S")
+        assert rows[1][3] == "3,0"
+        assert rows[2][-1] == "Petr Svoboda; Nová, s.r.o."   # quoted, read back whole
+
+    def test_the_duplicates_export_follows_the_language_too(self) -> None:
+        self.make_candidate(self.daves)
+        cs = self.client.get(reverse("portal:duplicates_csv"), headers={"accept-language": "cs"})
+        assert all(len(row) == 11 for row in csv_rows(cs, delimiter=";"))
+        en = self.client.get(reverse("portal:duplicates_csv"), headers={"accept-language": "en"})
+        assert all(len(row) == 11 for row in csv_rows(en))
 
     def test_a_runs_detail_shows_the_counts_per_side_and_its_items(self) -> None:
         person = Person.objects.create(organization=self.acme, first_name="Petr",
