@@ -4,7 +4,8 @@ run's detail with its items, and both as CSV."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,7 @@ from portal import chart
 from portal.access import run_or_404, sees_several_users, visible_profiles, visible_runs
 from portal.csvexport import csv_format, csv_response
 from portal.paging import page_of
+from portal.quiet import QUIET, is_quiet
 
 RUNS_PER_PAGE = 50
 ITEMS_PER_PAGE = 100
@@ -88,6 +90,42 @@ def item_count(run: Run) -> int:
     return sum(getattr(run, name) for name in ITEM_COUNTS)
 
 
+@dataclass
+class QuietRuns:
+    """Runs next to each other in the history that a change notice started and that changed
+    nothing (portal.quiet): one row that opens to list them, newest first."""
+
+    runs: list[Run]
+
+    @property
+    def span(self) -> str:
+        """From the oldest run's start to the newest's ("7.12.2026 9:10–9:45")."""
+        first = timezone.localtime(self.runs[-1].started)
+        last = timezone.localtime(self.runs[0].started)
+        end = formats.time_format(last, "TIME_FORMAT") if first.date() == last.date() \
+            else formats.date_format(last, "SHORT_DATETIME_FORMAT")
+        return f"{formats.date_format(first, 'SHORT_DATETIME_FORMAT')}–{end}"
+
+
+# Fewer quiet runs in a row than this are listed as they are.
+QUIET_GROUP_MIN = 2
+
+
+def history_rows(runs: Sequence[Run]) -> list[Run | QuietRuns]:
+    """A page's runs, each stretch of quiet runs folded into one row."""
+    rows: list[Run | QuietRuns] = []
+    stretch: list[Run] = []
+    for run in [*runs, None]:
+        if run is not None and is_quiet(run):
+            stretch.append(run)
+            continue
+        rows.extend([QuietRuns(stretch)] if len(stretch) >= QUIET_GROUP_MIN else stretch)
+        stretch = []
+        if run is not None:
+            rows.append(run)
+    return rows
+
+
 def history_chart(runs: Iterable[Run]) -> chart.Chart:
     """The newest runs, oldest on the left."""
     points = []
@@ -107,11 +145,14 @@ def history_chart(runs: Iterable[Run]) -> chart.Chart:
 def history(request: HttpRequest) -> HttpResponse:
     form, runs = _runs(request)
     page = page_of(runs, request.GET, RUNS_PER_PAGE)
-    recent = list(runs[:CHART_RUNS])
+    # The chart leaves quiet runs out: thirty empty columns would push the run that did
+    # something off it.
+    recent = list(runs.exclude(QUIET)[:CHART_RUNS])
     export = request.GET.copy()
     export.pop("page", None)
     return render(request, "portal/history.html", {
-        "form": form, "page": page, "chart": history_chart(recent), "chart_runs": len(recent),
+        "form": form, "page": page, "rows": history_rows(page.items),
+        "chart": history_chart(recent), "chart_runs": len(recent),
         "show_profile": "profile" in form.fields, "export_query": export.urlencode(),
     })
 

@@ -7,7 +7,7 @@ import datetime as dt
 import io
 
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from crm.models import Person
 from engine.models import Run, RunItem
@@ -215,3 +215,50 @@ class ChartTestCase(PortalTestCase):
     def test_no_runs_draw_an_empty_chart(self) -> None:
         drawn = chart.bar_chart([])
         assert drawn.columns == [] and [tick.value for tick in drawn.ticks] == [0, 1]
+
+
+class QuietRunsTestCase(PortalTestCase):
+    """Runs a change notice started that changed nothing are folded in the history."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sign_in(self.dave)
+        # 9:10 to 9:45 today, local time: twelve notices, nothing to change.
+        self.morning = timezone.make_aware(dt.datetime.combine(
+            timezone.localdate() - dt.timedelta(days=1), dt.time(9, 10)))
+        self.push = self.make_run(self.daves, trigger="manual", remote_created=300,
+                                  started=self.morning - dt.timedelta(minutes=5))
+        self.quiet = [self.make_run(self.daves, trigger="change",
+                                    started=self.morning + dt.timedelta(minutes=minutes))
+                      for minutes in (0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 35)]
+        self.edit = self.make_run(self.daves, trigger="change", crm_updated=1,
+                                  started=self.morning + dt.timedelta(minutes=50))
+
+    def test_a_stretch_of_quiet_runs_is_one_row_that_opens_to_list_them(self) -> None:
+        page = self.client.get(reverse("portal:history"))
+        rows = page.context["rows"]
+        assert rows[0] == self.edit and rows[2] == self.push
+        assert [run.pk for run in rows[1].runs] == [run.pk for run in reversed(self.quiet)]
+        start = formats.date_format(self.morning, "SHORT_DATETIME_FORMAT")
+        end = formats.time_format(self.morning + dt.timedelta(minutes=35), "TIME_FORMAT")
+        self.assertContains(page, f"12 runs with no changes, {start}–{end}")
+        self.assertContains(page, "<details>", count=1)
+        for run in self.quiet:   # each still reachable once the row is opened
+            self.assertContains(page, reverse("portal:run", args=[run.pk]))
+        # The table shows three rows, not fourteen.
+        body = page.content.decode().split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        assert body.count("<tr") == 3
+
+    def test_a_quiet_run_alone_and_other_triggers_stay_rows_of_their_own(self) -> None:
+        Run.objects.filter(pk__in=[run.pk for run in self.quiet[1:]]).delete()
+        self.make_run(self.daves, trigger="schedule",   # scheduled: not a notice
+                      started=self.morning - dt.timedelta(minutes=20))
+        self.make_run(self.daves, trigger="schedule",
+                      started=self.morning - dt.timedelta(minutes=30))
+        rows = self.client.get(reverse("portal:history")).context["rows"]
+        assert all(isinstance(row, Run) for row in rows) and len(rows) == 5
+
+    def test_the_chart_leaves_quiet_runs_out(self) -> None:
+        page = self.client.get(reverse("portal:history"))
+        assert page.context["chart_runs"] == 2
+        self.assertContains(page, 'class="bar-items"', count=2)
