@@ -135,7 +135,10 @@ def history_chart(runs: Iterable[Run]) -> chart.Chart:
         title = _("%(when)s, %(agenda)s: %(items)d items, %(errors)d errors") % {
             "when": when, "agenda": run.get_agenda_display(), "items": items,
             "errors": run.errors}
-        points.append(chart.Point(items, run.errors, title))
+        started = timezone.localtime(run.started)
+        points.append(chart.Point(items, run.errors, title,
+                                  formats.time_format(started, "TIME_FORMAT"),
+                                  formats.date_format(started, "SHORT_DATE_FORMAT")))
     return chart.bar_chart(points, slots=CHART_RUNS)
 
 

@@ -81,6 +81,32 @@ class HistoryTestCase(PortalTestCase):
         self.assertContains(page, 'class="bar-errors"', count=30)
         self.assertContains(page, "Changed items and errors of the last 30 runs shown")
 
+    def test_the_chart_has_a_time_axis_with_the_runs_start_times_and_days(self) -> None:
+        yesterday = timezone.make_aware(dt.datetime.combine(
+            timezone.localdate() - dt.timedelta(days=1), dt.time(9, 10)))
+        starts = [yesterday + dt.timedelta(minutes=10 * n) for n in range(12)] + [
+            yesterday + dt.timedelta(days=1, minutes=10 * n) - dt.timedelta(hours=8)
+            for n in range(3)]
+        Run.objects.filter(profile=self.daves).delete()
+        for started in starts:
+            self.make_run(self.daves, crm_created=1, started=started)
+        page = self.client.get(reverse("portal:history"), headers={"accept-language": "cs"})
+        svg = page.content.decode().split("<svg", 1)[1].split("</svg>", 1)[0]
+        times = [text.split(">", 1)[1].split("<", 1)[0]
+                 for text in svg.split('<text class="time"')[1:]]
+        days = [text.split(">", 1)[1].split("<", 1)[0]
+                for text in svg.split('<text class="day"')[1:]]
+        # Six labels at most, the newest run's always; days where the day changes.
+        assert 3 <= len(times) <= chart.TIME_LABELS
+        assert times[-1] == timezone.localtime(starts[-1]).strftime("%-H:%M")
+        assert times[0] == timezone.localtime(starts[len(starts) - 1 - 3 * (len(times) - 1)])\
+            .strftime("%-H:%M")
+        assert days == sorted({timezone.localtime(s).strftime("%d.%m.%Y") for s in starts})
+        # Each label stands under a column, left to right.
+        xs = [float(text.split('x="', 1)[1].split('"', 1)[0])
+              for text in svg.split('<text class="time"')[1:]]
+        assert xs == sorted(xs) and xs[0] > chart.LEFT and xs[-1] < chart.WIDTH
+
     def test_the_chart_keeps_svg_numbers_unlocalized_in_czech(self) -> None:
         self.make_run(self.daves, crm_created=7)
         page = self.client.get(reverse("portal:history"), headers={"accept-language": "cs"})
