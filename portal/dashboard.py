@@ -90,9 +90,12 @@ class AgendaState:
 
     @property
     def percent(self) -> int | None:
-        """How far the running run is, when it knows how many records it has (else None)."""
+        """How far the running run is, when it knows how many records it has (else None).
+
+        A run that has handled all it knows of is not shown as done: it is still going, so
+        more is coming that it could not count yet (the next page of an incremental read)."""
         run = self.running
-        if run is None or not run.progress_total or run.progress_done > run.progress_total:
+        if run is None or not run.progress_total or run.progress_done >= run.progress_total:
             return None
         return round(100 * run.progress_done / run.progress_total)
 

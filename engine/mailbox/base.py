@@ -358,6 +358,11 @@ class MailboxBackend(abc.ABC):
     def get_folder(self, folder_id: str, kind: Kind) -> FolderInfo:
         """A folder by the id stored in a profile (or a well-known name such as "calendar")."""
 
+    def count_items(self, folder: FolderInfo) -> int | None:
+        """How many items the folder holds, if the server says so in one cheap request; None
+        where it does not. Only the progress shown while a first read goes on uses it."""
+        return None
+
     # reading
     @abc.abstractmethod
     def read_changes(self, folder: FolderInfo, state: str | None,

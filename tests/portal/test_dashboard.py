@@ -58,6 +58,12 @@ class DashboardTestCase(PortalTestCase):
         self.assertContains(page, "Due now")             # the contacts job is due
         self.assertContains(page, 'name="csrfmiddlewaretoken"')
 
+    def test_a_run_that_handled_all_it_knows_of_is_not_shown_as_all_done(self) -> None:
+        self._running(progress_done=100, progress_total=100)
+        page = self.client.get(reverse("portal:dashboard"))
+        self.assertNotContains(page, "100 of 100 items")
+        self.assertContains(page, "100 items done")
+
     def test_a_paused_job_and_a_switched_off_profile_say_so(self) -> None:
         Job.objects.filter(profile=self.daves).update(paused=True)
         self.assertContains(self.client.get(reverse("portal:dashboard")),
