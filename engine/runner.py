@@ -230,6 +230,11 @@ class AgendaSync:
     def describe_key(self, key: str) -> str:
         return key
 
+    def candidate_fields(self, record: Record) -> dict[str, Any]:
+        """What a duplicate candidate keeps of the Exchange item, for the report to show
+        beside the CRM record: its synced fields."""
+        return snapshot(record, self.policy)
+
     def doubt(self, key: str, crm: Record | None, remote: Record | None) -> str:
         """Why a CRM record and an Exchange item sharing `key` may still be different
         records ("" if they may not): then even a unique match is only a candidate."""
@@ -718,7 +723,7 @@ class AgendaSync:
             pending_crm.pop(key, None)
             return self._planned(plan_match(crm_side[key], remote, self.policy), None, title)
         plan = Plan()
-        fields = snapshot(remote.record, self.policy) if remote.record is not None else {}
+        fields = self.candidate_fields(remote.record) if remote.record is not None else {}
         for address, crm_key in pairs:
             plan.add(Duplicate(crm_key, remote.key, self.describe_key(address),
                                doubts[address, crm_key], fields))

@@ -211,7 +211,7 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         assert len(browser.find_elements(By.CSS_SELECTOR, ".chart rect.bar-items")) == 1
         self._shot("06-history")
 
-        browser.find_element(By.LINK_TEXT, "Duplicate contacts").click()
+        browser.find_element(By.LINK_TEXT, "Possible duplicates").click()
         self._wait(expected_conditions.url_contains("/duplicates/"))
         petr = Person.objects.get(first_name="Petr")
         pair = DuplicateCandidate.objects.get(profile=profile, crm_key=str(petr.pk))
@@ -248,7 +248,7 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         browser.switch_to.active_element.send_keys(Keys.ENTER)
         self._wait(lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "cs")
         page = browser.find_element(By.TAG_NAME, "body").text
-        for text in ("Synchronizovat nyní", "Historie synchronizace", "Duplicitní kontakty",
+        for text in ("Synchronizovat nyní", "Historie synchronizace", "Možné duplicity",
                      "Úspěch s chybami", "2 chyby"):
             assert text in page, text
         self._shot("11-dashboard-czech")
