@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 WIDTH, HEIGHT = 640.0, 230.0
 LEFT, TOP, BOTTOM = 44.0, 10.0, 40.0   # room for the scale's labels and the time axis's
-# At most this many start times under the columns: each needs about 90 units to be read.
-TIME_LABELS = 6
+# The room one start time needs under the columns ("12/07/2026", "10:45 a.m."): labels are
+# at least this far apart, so at most six fit.
+LABEL_WIDTH = 90.0
 
 
 @dataclass(frozen=True)
@@ -121,18 +122,16 @@ def bar_chart(points: Sequence[Point], slots: int = 0) -> Chart:
     return Chart(columns, ticks, time_labels(columns, slot))
 
 
-def labelled(count: int, most: int = TIME_LABELS) -> list[int]:
-    """Which of `count` columns get a time: evenly spread, the newest (rightmost) always."""
-    if count <= most:
-        return list(range(count))
-    step = math.ceil((count - 1) / (most - 1))
-    return sorted({count - 1 - i * step for i in range(most) if count - 1 - i * step >= 0})
+def labelled(count: int, every: int) -> list[int]:
+    """Which of `count` columns get a time: the newest (rightmost), then every `every`th
+    to the left of it, so that no two labels overlap."""
+    return sorted(range(count - 1, -1, -max(every, 1)))
 
 
 def time_labels(columns: Sequence[Column], slot: float) -> list[TimeLabel]:
     labels: list[TimeLabel] = []
     day = ""
-    for index in labelled(len(columns)):
+    for index in labelled(len(columns), math.ceil(LABEL_WIDTH / slot)):
         point = columns[index].point
         if not point.time:
             continue

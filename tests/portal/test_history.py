@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -96,16 +97,16 @@ class HistoryTestCase(PortalTestCase):
                  for text in svg.split('<text class="time"')[1:]]
         days = [text.split(">", 1)[1].split("<", 1)[0]
                 for text in svg.split('<text class="day"')[1:]]
-        # Six labels at most, the newest run's always; days where the day changes.
-        assert 3 <= len(times) <= chart.TIME_LABELS
-        assert times[-1] == timezone.localtime(starts[-1]).strftime("%-H:%M")
-        assert times[0] == timezone.localtime(starts[len(starts) - 1 - 3 * (len(times) - 1)])\
-            .strftime("%-H:%M")
+        # The newest run's time always, then every fifth column's (30 slots: 90 units
+        # apart); the day where it changes.
+        assert times == [timezone.localtime(starts[index]).strftime("%-H:%M")
+                         for index in (4, 9, 14)]
         assert days == sorted({timezone.localtime(s).strftime("%d.%m.%Y") for s in starts})
         # Each label stands under a column, left to right.
         xs = [float(text.split('x="', 1)[1].split('"', 1)[0])
               for text in svg.split('<text class="time"')[1:]]
         assert xs == sorted(xs) and xs[0] > chart.LEFT and xs[-1] < chart.WIDTH
+        assert all(b - a >= chart.LABEL_WIDTH for a, b in itertools.pairwise(xs))
 
     def test_the_chart_keeps_svg_numbers_unlocalized_in_czech(self) -> None:
         self.make_run(self.daves, crm_created=7)
