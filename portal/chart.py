@@ -19,6 +19,8 @@ LEFT, TOP, BOTTOM = 44.0, 10.0, 40.0   # room for the scale's labels and the tim
 # The room one start time needs under the columns ("12/07/2026", "10:45 a.m."): labels are
 # at least this far apart, so at most six fit.
 LABEL_WIDTH = 90.0
+# Room right of the plot for half the newest column's label (centred under it).
+RIGHT = LABEL_WIDTH / 2
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ class Chart:
     columns: list[Column]
     ticks: list[Tick]
     times: list[TimeLabel] = field(default_factory=list)
-    width: float = WIDTH
+    width: float = WIDTH + RIGHT
+    plot_right: float = WIDTH
     height: float = HEIGHT
     left: float = LEFT
     baseline: float = HEIGHT - BOTTOM
