@@ -378,6 +378,15 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         assert [decisions[pair.pk] for pair in contact_pairs] == ["linked", "linked"]
         assert decisions[meeting.pk] == "open"
         self._shot("17-duplicates-linked-selected")
+        # "All on this page" ticks what is left (the meeting), kept apart in one go.
+        browser.find_element(By.ID, "select-all").click()
+        assert browser.find_element(By.ID, f"select-{meeting.pk}").is_selected()
+        browser.find_element(By.CSS_SELECTOR, "button.keep-apart-selected").click()
+        message = self._wait(expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, ".message-success")))
+        assert "1 pair will be kept apart" in message.text  # type: ignore[attr-defined]
+        meeting.refresh_from_db()
+        assert meeting.decision == "apart"
 
         # The history as CSV, in Czech: what a Czech Excel opens as it is.
         Select(browser.find_element(By.ID, "language")).select_by_value("cs")
