@@ -388,6 +388,15 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         meeting.refresh_from_db()
         assert meeting.decision == "apart"
 
+        # On a phone the pages fit the screen's width.
+        browser.set_window_size(390, 844)
+        for page, shot in (("/history/", "18-history-phone"),
+                           ("/duplicates/?show=all", "19-duplicates-phone")):
+            browser.get(f"{self.live_server_url}{page}")
+            width = browser.execute_script("return document.documentElement.scrollWidth;")
+            assert width <= 390, f"{page} is {width}px wide on a 390px phone"
+            self._shot(shot)
+
         # The history as CSV, in Czech: what a Czech Excel opens as it is.
         Select(browser.find_element(By.ID, "language")).select_by_value("cs")
         browser.find_element(By.CSS_SELECTOR, ".language-switch button").click()
