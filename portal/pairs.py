@@ -176,7 +176,8 @@ def meeting_rows(crm: dict[str, Any], exchange: dict[str, Any]) -> list[FieldRow
 
 
 def when(meeting: dict[str, Any]) -> str:
-    """"7. 12. 2026 9:00–10:30" in the site's time zone (the end's day only if another)."""
+    """When a meeting is, in the site's time zone: "7. 12. 2026 9:00–10:30" (the end's day
+    only if another)."""
     start, end = meeting.get("start"), meeting.get("end")
     if start is None:
         return ""
