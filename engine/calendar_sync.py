@@ -196,6 +196,13 @@ class CalendarSync(AgendaSync):
                         found[key].append(crm_key)
         return found
 
+    def candidate_fields(self, record: Record) -> dict[str, Any]:
+        # The organizer is not synced, but it is how a person tells two meetings apart.
+        fields = super().candidate_fields(record)
+        if isinstance(record, EventRecord) and record.organizer:
+            fields["organizer"] = record.organizer
+        return fields
+
     def describe_key(self, key: str) -> str:
         return "the same meeting UID" if key.startswith("uid:") else "the same subject and start"
 

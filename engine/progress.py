@@ -37,14 +37,15 @@ _written_at: weakref.WeakKeyDictionary[Run, float] = weakref.WeakKeyDictionary()
 
 
 def report(run: Run | None, *, done: int = 0, more: int = 0, note: str | None = None) -> None:
-    """`done` more records handled, `more` more records known to be in this run, and what
-    it is doing now; stored on the run row unless that was done less than a second ago.
+    """`done` more records handled, `more` more records known to be in this run (negative: an
+    estimate made up front was too high), and what it is doing now; stored on the run row
+    unless that was done less than a second ago.
 
     `run` is None before a runner has created its run: nothing to report on yet."""
     if run is None:
         return
     run.progress_done += done
-    run.progress_total += more
+    run.progress_total = max(0, run.progress_total + more)
     if note is not None:
         run.progress_note = note[:NOTE_LENGTH]
     if not done and note is None:

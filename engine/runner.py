@@ -230,6 +230,11 @@ class AgendaSync:
     def describe_key(self, key: str) -> str:
         return key
 
+    def candidate_fields(self, record: Record) -> dict[str, Any]:
+        """What a duplicate candidate keeps of the Exchange item, for the report to show
+        beside the CRM record: its synced fields."""
+        return snapshot(record, self.policy)
+
     def doubt(self, key: str, crm: Record | None, remote: Record | None) -> str:
         """Why a CRM record and an Exchange item sharing `key` may still be different
         records ("" if they may not): then even a unique match is only a candidate."""
@@ -433,10 +438,20 @@ class AgendaSync:
 
     def _read_remote(self, state: FolderState, remote_state: str | None,
                      pending_crm: dict[str, Any], page_size: int = BATCH) -> str | None:
+        # A read from scratch handles every item of the folder, a page at a time: the
+        # folder's size, known up front, is the total the progress shows (else a first read
+        # of 300 contacts said "100 of 100", then "200 of 200"). Pages beyond it add to it,
+        # and the end of the read sets it to what the pages held.
+        announced = self._folder_size() if remote_state is None else 0
+        progress.report(self.run_record, more=announced)
+        counted = 0
         for page in self.mailbox.read_changes(self.folder, remote_state, page_size=page_size,
                                               known=self._known_versions):
-            progress.report(self.run_record, more=sum(
-                1 for c in page.changes if c.record is not None or c.type is ChangeType.DELETE))
+            counted += sum(1 for c in page.changes
+                           if c.record is not None or c.type is ChangeType.DELETE)
+            if counted > announced:
+                progress.report(self.run_record, more=counted - announced)
+                announced = counted
             self._remote_page(page, pending_crm)
             self._stamp_imported()
             remote_state = page.state
@@ -445,7 +460,16 @@ class AgendaSync:
                 state.save(update_fields=["remote_state", "updated"])
             self._point("remote page checkpointed")
             self._renew()
+        progress.report(self.run_record, more=counted - announced)
         return remote_state
+
+    def _folder_size(self) -> int:
+        try:
+            return self.mailbox.count_items(self.folder) or 0
+        except MailboxError:
+            # Only the progress needed it: the read says what is wrong with the folder.
+            log.info("Could not count the items of %s", self.folder.path, exc_info=True)
+            return 0
 
     def _known_versions(self, refs: list[ItemRef]) -> set[str]:
         """Items whose version the links already hold: this run's or an earlier run's own
@@ -718,7 +742,7 @@ class AgendaSync:
             pending_crm.pop(key, None)
             return self._planned(plan_match(crm_side[key], remote, self.policy), None, title)
         plan = Plan()
-        fields = snapshot(remote.record, self.policy) if remote.record is not None else {}
+        fields = self.candidate_fields(remote.record) if remote.record is not None else {}
         for address, crm_key in pairs:
             plan.add(Duplicate(crm_key, remote.key, self.describe_key(address),
                                doubts[address, crm_key], fields))

@@ -2,16 +2,25 @@
 
 Pure geometry: points in, rectangles in SVG user units out; the template draws them. No
 script and no chart library, so it shows the same with JavaScript off and prints well.
+
+The time axis: one column per run, in the order they started, some of them labelled with
+their start (the time, and the day where it changes). Runs come in bursts, so the columns are
+not spaced by time: a burst of ten runs in a minute would be one unreadable pile.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-WIDTH, HEIGHT = 640.0, 200.0
-LEFT, TOP, BOTTOM = 44.0, 10.0, 10.0   # room for the scale's labels
+WIDTH, HEIGHT = 640.0, 230.0
+LEFT, TOP, BOTTOM = 44.0, 10.0, 40.0   # room for the scale's labels and the time axis's
+# The room one start time needs under the columns ("12/07/2026", "10:45 a.m."): labels are
+# at least this far apart, so at most six fit.
+LABEL_WIDTH = 90.0
+# Room right of the plot for half the newest column's label (centred under it).
+RIGHT = LABEL_WIDTH / 2
 
 
 @dataclass(frozen=True)
@@ -19,6 +28,8 @@ class Point:
     items: int
     errors: int
     title: str      # what a pointer over the column is told
+    time: str = ""  # when the run started, as the axis writes it ("9:45")
+    day: str = ""   # the day it started ("7. 12."): written where it changes
 
 
 @dataclass(frozen=True)
@@ -43,10 +54,19 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class TimeLabel:
+    x: float        # the middle of the labelled column
+    time: str
+    day: str        # empty where the day is the previous label's
+
+
+@dataclass(frozen=True)
 class Chart:
     columns: list[Column]
     ticks: list[Tick]
-    width: float = WIDTH
+    times: list[TimeLabel] = field(default_factory=list)
+    width: float = WIDTH + RIGHT
+    plot_right: float = WIDTH
     height: float = HEIGHT
     left: float = LEFT
     baseline: float = HEIGHT - BOTTOM
@@ -55,6 +75,15 @@ class Chart:
     def label_x(self) -> float:
         """Where the scale's numbers end, just left of the plot."""
         return self.left - 6
+
+    @property
+    def time_y(self) -> float:
+        """The time labels' first line, below the baseline."""
+        return self.baseline + 14
+
+    @property
+    def day_y(self) -> float:
+        return self.baseline + 28
 
 
 def nice_ceiling(value: int) -> int:
@@ -93,4 +122,23 @@ def bar_chart(points: Sequence[Point], slots: int = 0) -> Chart:
     fractions = (0, 0.5, 1) if top % 2 == 0 else (0, 1)
     ticks = [Tick(round(baseline - plot_height * fraction, 2), int(top * fraction))
              for fraction in fractions]
-    return Chart(columns, ticks)
+    return Chart(columns, ticks, time_labels(columns, slot))
+
+
+def labelled(count: int, every: int) -> list[int]:
+    """Which of `count` columns get a time: the newest (rightmost), then every `every`th
+    to the left of it, so that no two labels overlap."""
+    return sorted(range(count - 1, -1, -max(every, 1)))
+
+
+def time_labels(columns: Sequence[Column], slot: float) -> list[TimeLabel]:
+    labels: list[TimeLabel] = []
+    day = ""
+    for index in labelled(len(columns), math.ceil(LABEL_WIDTH / slot)):
+        point = columns[index].point
+        if not point.time:
+            continue
+        labels.append(TimeLabel(round(columns[index].items.x - slot * 0.1 + slot / 2, 2),
+                                point.time, point.day if point.day != day else ""))
+        day = point.day
+    return labels

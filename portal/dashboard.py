@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
@@ -28,6 +30,7 @@ from engine import jobs
 from engine.models import Agenda, Job, Lease, Run
 from portal.access import profile_or_404, sees_several_users, visible_profiles
 from portal.paging import page_of
+from portal.quiet import QUIET
 from profiles.models import SyncProfile
 from profiles.setup import inactive_message
 
@@ -45,6 +48,8 @@ PROFILES_PER_PAGE = 20
 # the queue, rarely otherwise (a scheduled run starts on its own).
 POLL_BUSY, POLL_IDLE = 1000, 15000
 NOT_LAST = [Run.Status.RUNNING, Run.Status.REFUSED]
+# Why a run failed, on one line of the dashboard (the whole message is on the run's page).
+WHY_LENGTH = 120
 
 
 @dataclass
@@ -57,6 +62,10 @@ class AgendaState:
     running: Run | None
     job: Job | None
     queued: bool
+    # Runs a notification started since `last` that changed nothing (portal.quiet): how
+    # many, and the newest of them.
+    quiet: int = 0
+    quiet_newest: Run | None = None
 
     @property
     def key(self) -> str:
@@ -72,10 +81,22 @@ class AgendaState:
         return self.job is not None and self.job.next_run_at <= timezone.now()
 
     @property
+    def why(self) -> str:
+        """The failed last run's message, shortened to one line."""
+        run = self.last
+        if run is None or run.status != Run.Status.FAILED or not run.message.strip():
+            return ""
+        line = run.message.strip().splitlines()[0]
+        return Truncator(line).chars(WHY_LENGTH)
+
+    @property
     def percent(self) -> int | None:
-        """How far the running run is, when it knows how many records it has (else None)."""
+        """How far the running run is, when it knows how many records it has (else None).
+
+        A run that has handled all it knows of is not shown as done: it is still going, so
+        more is coming that it could not count yet (the next page of an incremental read)."""
         run = self.running
-        if run is None or not run.progress_total or run.progress_done > run.progress_total:
+        if run is None or not run.progress_total or run.progress_done >= run.progress_total:
             return None
         return round(100 * run.progress_done / run.progress_total)
 
@@ -98,13 +119,28 @@ def agenda_states(profiles: list[SyncProfile],
             newest = runs.first()
             running = (newest if newest is not None and newest.status == Run.Status.RUNNING
                        and (profile.pk, agenda) in leased else None)
-            last = (newest if newest is not None and newest.status not in NOT_LAST
-                    else runs.exclude(status__in=NOT_LAST).first())
+            last, quiet, quiet_newest = _last_run(runs)
             rows.append(AgendaState(profile, Agenda(agenda), last, running,
                                     job_of.get((profile.pk, agenda)),
                                     _still_queued(queued.get(f"{profile.pk}-{agenda}"),
-                                                  newest, now)))
+                                                  newest, now), quiet, quiet_newest))
     return states
+
+
+def _last_run(runs: QuerySet[Run]) -> tuple[Run | None, int, Run | None]:
+    """The newest finished run that did something, and the quiet runs after it (how many,
+    the newest). An agenda that only ever had quiet runs shows its newest one as the last."""
+    finished = runs.exclude(status__in=NOT_LAST)
+    last = finished.exclude(QUIET).first()
+    quiet = finished.filter(QUIET)
+    if last is not None:
+        quiet = quiet.filter(started__gt=last.started)
+    quiet_newest = quiet.first()
+    if quiet_newest is None:
+        return last, 0, None
+    if last is None:
+        return quiet_newest, 0, None
+    return last, quiet.count(), quiet_newest
 
 
 def _still_queued(queued_at: str | None, newest: Run | None, now: dt.datetime) -> bool:

@@ -1,6 +1,7 @@
 """The duplicates report: a CRM record and an Exchange item that look like the same person
-(they share an e-mail address, or have none and the same name and company), side by side with
-every field that differs, for the user to link or keep apart.
+(they share an e-mail address, or have none and the same name and company) or the same
+meeting (the same UID, or the same subject and start), side by side with every field that
+differs (portal.pairs), for the user to link or keep apart, one pair or many at once.
 
 A decision is only recorded here; the profile's next sync carries it out
 (`AgendaSync._apply_decisions` reads `decision` and sets `applied`). Until then it can be
@@ -9,35 +10,29 @@ changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.text import capfirst
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
-from crm.models import ADDRESS_KINDS, ADDRESS_PARTS, PHONE_FIELDS, Event, Person, PersonCompany
-from engine.crmstore.builtin import person_record
-from engine.models import Agenda, DuplicateCandidate
-from engine.records import ContactRecord, canonical
+from engine.models import DuplicateCandidate
 from portal.access import (
     candidate_or_404,
     sees_several_users,
     visible_candidates,
     visible_profiles,
 )
-from portal.csvexport import csv_response, csv_time
+from portal.csvexport import csv_format, csv_response
 from portal.paging import page_of
+from portal.pairs import crm_sides, meeting_reason
 
 PAIRS_PER_PAGE = 25
 Decision = DuplicateCandidate.Decision
@@ -79,122 +74,6 @@ class DuplicatesFilter(forms.Form):
         return candidates
 
 
-@dataclass(frozen=True)
-class FieldRow:
-    """One field of a pair: its value in the CRM and in Exchange."""
-
-    label: str
-    crm: str
-    exchange: str
-
-    @property
-    def differs(self) -> bool:
-        return self.crm != self.exchange
-
-
-@dataclass
-class CrmSide:
-    """The CRM record of a pair as the report shows it; `compared`: its fields beside the
-    Exchange item's, when the sync kept those (contacts found since it does)."""
-
-    title: str
-    fields: list[tuple[str, str]] = field(default_factory=list)
-    url: str = ""
-    gone: bool = False
-    compared: list[FieldRow] = field(default_factory=list)
-
-    @property
-    def differing(self) -> str:
-        return ", ".join(row.label for row in self.compared if row.differs)
-
-
-# A contact's fields in the order the report lists them; addresses by their parts, named as
-# the CRM's columns (whose labels they take).
-CONTACT_ROWS = ("title", "first_name", "middle_name", "last_name", "suffix", "company",
-                "job_title", "department", "web_page", "email1", "email2", "email3",
-                *PHONE_FIELDS, *(f"{kind}_{part}" for kind in ADDRESS_KINDS
-                                 for part in ADDRESS_PARTS), "note")
-
-
-def crm_sides(request: HttpRequest,
-              candidates: list[DuplicateCandidate]) -> dict[int, CrmSide]:
-    """The CRM side of each pair, read in one query per agenda."""
-    keys = {agenda: {int(c.crm_key) for c in candidates
-                     if c.agenda == agenda and c.crm_key.isdigit()}
-            for agenda in (Agenda.CONTACTS, Agenda.CALENDAR)}
-    organizations = {c.profile.organization_id for c in candidates}
-    persons = {p.pk: p for p in Person.objects.filter(
-        pk__in=keys[Agenda.CONTACTS], organization_id__in=organizations)
-        .prefetch_related("companies")}
-    # The company the sync compares: a person's first.
-    first_company: dict[int, str] = {}
-    for person_id, name in PersonCompany.objects.filter(person_id__in=persons)\
-            .order_by("id").values_list("person_id", "company__name"):
-        first_company.setdefault(person_id, name)
-    events = {e.pk: e for e in Event.objects.filter(
-        pk__in=keys[Agenda.CALENDAR], organization_id__in=organizations)}
-    sides: dict[int, CrmSide] = {}
-    for candidate in candidates:
-        key = int(candidate.crm_key) if candidate.crm_key.isdigit() else None
-        person, event = persons.get(key or 0), events.get(key or 0)
-        if candidate.agenda == Agenda.CONTACTS and person is not None \
-                and person.organization_id == candidate.profile.organization_id:
-            sides[candidate.pk] = _person_side(request, person)
-            if candidate.remote_fields:
-                sides[candidate.pk].compared = compared(
-                    person_record(person, first_company.get(person.pk, "")),
-                    candidate.remote_fields)
-        elif candidate.agenda == Agenda.CALENDAR and event is not None \
-                and event.organization_id == candidate.profile.organization_id:
-            sides[candidate.pk] = _event_side(request, event)
-        else:
-            sides[candidate.pk] = CrmSide(candidate.crm_title, gone=True)
-    return sides
-
-
-def _person_side(request: HttpRequest, person: Person) -> CrmSide:
-    companies = ", ".join(company.name for company in person.companies.all())
-    # Not person.emails: the CRM e-mails filed against the person took that name.
-    addresses = ", ".join(e for e in (person.email1, person.email2, person.email3) if e)
-    rows = [(_("E-mail"), addresses), (_("Company"), companies),
-            (_("Job title"), person.job_title), (_("Department"), person.department),
-            (_("Business phone"), person.phone_business),
-            (_("Mobile phone"), person.phone_mobile),
-            (_("City"), person.business_city or person.home_city)]
-    url = reverse("admin:crm_person_change", args=[person.pk]) if request.user.is_staff else ""
-    return CrmSide(person.display_name, [(label, value) for label, value in rows if value], url)
-
-
-def compared(crm: ContactRecord, exchange: dict[str, Any]) -> list[FieldRow]:
-    """The fields either side has, each with both values."""
-    crm_values, exchange_values = _flat(canonical(crm)), _flat(exchange)
-    labels = {f.name: str(capfirst(f.verbose_name)) for f in Person._meta.get_fields()
-              if f.name in CONTACT_ROWS}
-    labels["company"] = _("Company")
-    rows = [FieldRow(labels[name], crm_values.get(name, ""), exchange_values.get(name, ""))
-            for name in CONTACT_ROWS]
-    return [row for row in rows if row.crm or row.exchange]
-
-
-def _flat(data: dict[str, Any]) -> dict[str, str]:
-    """A record's canonical data by CONTACT_ROWS' names (an address split into its parts)."""
-    flat: dict[str, str] = {}
-    for name, value in data.items():
-        if isinstance(value, dict):
-            kind = name.removesuffix("_address")
-            flat.update({f"{kind}_{part}": str(value.get(part) or "") for part in ADDRESS_PARTS})
-        elif isinstance(value, str):
-            flat[name] = value
-    return flat
-
-
-def _event_side(request: HttpRequest, event: Event) -> CrmSide:
-    start = formats.date_format(timezone.localtime(event.start), "SHORT_DATETIME_FORMAT")
-    rows = [(_("Start"), start), (_("Location"), event.location)]
-    url = reverse("admin:crm_event_change", args=[event.pk]) if request.user.is_staff else ""
-    return CrmSide(event.subject, [(label, value) for label, value in rows if value], url)
-
-
 def decision_counts(candidates: QuerySet[DuplicateCandidate]) -> dict[str, int]:
     decided = ~Q(decision=Decision.OPEN)
     return candidates.aggregate(
@@ -218,7 +97,9 @@ def duplicates(request: HttpRequest) -> HttpResponse:
     export.pop("page", None)
     return render(request, "portal/duplicates.html", {
         "form": form, "page": page, "counts": decision_counts(scope),
-        "pairs": [(candidate, sides[candidate.pk]) for candidate in page.items],
+        "pairs": [(candidate, sides[candidate.pk],
+                   meeting_reason(candidate.address) if candidate.agenda == "calendar" else "")
+                  for candidate in page.items],
         "show_owner": sees_several_users(request.user), "export_query": export.urlencode(),
         "here": request.get_full_path(),
     })
@@ -236,12 +117,18 @@ def keep_apart(request: HttpRequest, pk: int) -> HttpResponse:
     return _decide(request, pk, Decision.APART)
 
 
-def _decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
-    candidate = candidate_or_404(request.user, pk)
+def _back(request: HttpRequest) -> str:
+    """The report page the decision came from, never another site."""
     back = request.POST.get("next", "")
     if not url_has_allowed_host_and_scheme(back, {request.get_host()},
                                            require_https=request.is_secure()):
         back = reverse("portal:duplicates")
+    return back
+
+
+def _decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
+    candidate = candidate_or_404(request.user, pk)
+    back = _back(request)
     names = {"crm": candidate.crm_title, "exchange": candidate.remote_title}
     # Only a decision not yet carried out may change: once linked, the pair is a link.
     changed = DuplicateCandidate.objects.filter(pk=candidate.pk, applied=False).update(
@@ -258,18 +145,63 @@ def _decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse:
     return redirect(back)
 
 
+BULK_DECISIONS = {"link": Decision.LINKED, "apart": Decision.APART}
+
+
+@login_required
+@require_POST
+def decide_selected(request: HttpRequest) -> HttpResponse:
+    """One decision for the pairs ticked on the page ("link selected", "keep apart
+    selected"). Every pair must be the user's to decide: one that is not (another
+    organization's, or made up) refuses the whole request, as a single pair's page would."""
+    decision = BULK_DECISIONS.get(request.POST.get("decision", ""))
+    try:
+        ids = {int(value) for value in request.POST.getlist("pair")}
+    except ValueError:
+        raise Http404(_("No such pair.")) from None
+    if decision is None:
+        raise Http404(_("No such decision."))
+    back = _back(request)
+    if not ids:
+        messages.warning(request, _("Tick the pairs to decide first."))
+        return redirect(back)
+    pairs = visible_candidates(request.user).filter(pk__in=ids)
+    if pairs.count() != len(ids):
+        raise Http404(_("No such pair."))
+    # Only decisions not yet carried out change (as for one pair).
+    changed = pairs.filter(applied=False).update(decision=decision, decided=timezone.now())
+    if changed and decision == Decision.LINKED:
+        messages.success(request, ngettext(
+            "%(count)d pair will be linked by the next sync.",
+            "%(count)d pairs will be linked by the next sync.", changed) % {"count": changed})
+    elif changed:
+        messages.success(request, ngettext(
+            "%(count)d pair will be kept apart; the next sync looks at each record again on "
+            "its own.",
+            "%(count)d pairs will be kept apart; the next sync looks at each record again on "
+            "its own.", changed) % {"count": changed})
+    if len(ids) > changed:
+        done = len(ids) - changed
+        messages.warning(request, ngettext(
+            "The decision on %(count)d pair had already been carried out: it stays.",
+            "The decisions on %(count)d pairs had already been carried out: they stay.",
+            done) % {"count": done})
+    return redirect(back)
+
+
 @login_required
 @require_GET
 def duplicates_csv(request: HttpRequest) -> StreamingHttpResponse:
     form = DuplicatesFilter(request)
     candidates = form.shown(form.profile_scope(visible_candidates(request.user)))
+    fmt = csv_format()
     header = [_("Profile"), _("Agenda"), _("Decision"), _("Carried out"), _("Shared address"),
               _("CRM record"), _("CRM key"), _("Exchange item"), _("Exchange item id"),
               _("Found"), _("Decided")]
 
     rows = ([c.profile.mailbox, c.get_agenda_display(), c.get_decision_display(),
              _("yes") if c.applied else _("no"), c.address, c.crm_title, c.crm_key,
-             c.remote_title, c.remote_id, csv_time(c.found), csv_time(c.decided)]
+             c.remote_title, c.remote_id, fmt.time(c.found), fmt.time(c.decided)]
             for c in candidates.select_related("profile").order_by("-found", "pk")
             .iterator(chunk_size=500))
-    return csv_response("duplicates.csv", header, rows)
+    return csv_response("duplicates.csv", header, rows, fmt)

@@ -4,7 +4,8 @@ run's detail with its items, and both as CSV."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -20,8 +21,9 @@ from django.views.decorators.http import require_GET
 from engine.models import Agenda, Run, RunItem
 from portal import chart
 from portal.access import run_or_404, sees_several_users, visible_profiles, visible_runs
-from portal.csvexport import csv_response, csv_time
+from portal.csvexport import csv_format, csv_response
 from portal.paging import page_of
+from portal.quiet import QUIET, is_quiet
 
 RUNS_PER_PAGE = 50
 ITEMS_PER_PAGE = 100
@@ -88,6 +90,42 @@ def item_count(run: Run) -> int:
     return sum(getattr(run, name) for name in ITEM_COUNTS)
 
 
+@dataclass
+class QuietRuns:
+    """Runs next to each other in the history that a change notice started and that changed
+    nothing (portal.quiet): one row that opens to list them, newest first."""
+
+    runs: list[Run]
+
+    @property
+    def span(self) -> str:
+        """From the oldest run's start to the newest's ("7.12.2026 9:10–9:45")."""
+        first = timezone.localtime(self.runs[-1].started)
+        last = timezone.localtime(self.runs[0].started)
+        end = formats.time_format(last, "TIME_FORMAT") if first.date() == last.date() \
+            else formats.date_format(last, "SHORT_DATETIME_FORMAT")
+        return f"{formats.date_format(first, 'SHORT_DATETIME_FORMAT')}–{end}"
+
+
+# Fewer quiet runs in a row than this are listed as they are.
+QUIET_GROUP_MIN = 2
+
+
+def history_rows(runs: Sequence[Run]) -> list[Run | QuietRuns]:
+    """A page's runs, each stretch of quiet runs folded into one row."""
+    rows: list[Run | QuietRuns] = []
+    stretch: list[Run] = []
+    for run in [*runs, None]:
+        if run is not None and is_quiet(run):
+            stretch.append(run)
+            continue
+        rows.extend([QuietRuns(stretch)] if len(stretch) >= QUIET_GROUP_MIN else stretch)
+        stretch = []
+        if run is not None:
+            rows.append(run)
+    return rows
+
+
 def history_chart(runs: Iterable[Run]) -> chart.Chart:
     """The newest runs, oldest on the left."""
     points = []
@@ -97,7 +135,10 @@ def history_chart(runs: Iterable[Run]) -> chart.Chart:
         title = _("%(when)s, %(agenda)s: %(items)d items, %(errors)d errors") % {
             "when": when, "agenda": run.get_agenda_display(), "items": items,
             "errors": run.errors}
-        points.append(chart.Point(items, run.errors, title))
+        started = timezone.localtime(run.started)
+        points.append(chart.Point(items, run.errors, title,
+                                  formats.time_format(started, "TIME_FORMAT"),
+                                  formats.date_format(started, "SHORT_DATE_FORMAT")))
     return chart.bar_chart(points, slots=CHART_RUNS)
 
 
@@ -107,11 +148,14 @@ def history_chart(runs: Iterable[Run]) -> chart.Chart:
 def history(request: HttpRequest) -> HttpResponse:
     form, runs = _runs(request)
     page = page_of(runs, request.GET, RUNS_PER_PAGE)
-    recent = list(runs[:CHART_RUNS])
+    # The chart leaves quiet runs out: thirty empty columns would push the run that did
+    # something off it.
+    recent = list(runs.exclude(QUIET)[:CHART_RUNS])
     export = request.GET.copy()
     export.pop("page", None)
     return render(request, "portal/history.html", {
-        "form": form, "page": page, "chart": history_chart(recent), "chart_runs": len(recent),
+        "form": form, "page": page, "rows": history_rows(page.items),
+        "chart": history_chart(recent), "chart_runs": len(recent),
         "show_profile": "profile" in form.fields, "export_query": export.urlencode(),
     })
 
@@ -172,18 +216,21 @@ def crm_record_url(request: HttpRequest, run: Run, item: RunItem) -> str:
 @require_GET
 def history_csv(request: HttpRequest) -> StreamingHttpResponse:
     _form, runs = _runs(request)
-    header = [_("Run"), _("Started"), _("Finished"), _("Profile"), _("Agenda"), _("Kind"),
+    fmt = csv_format()
+    header = [_("Run"), _("Started"), _("Finished"), _("Duration (s)"), _("Profile"),
+              _("Agenda"), _("Kind"),
               _("Status"), _("Started by"), _("Created in the CRM"), _("Updated in the CRM"),
               _("Deleted in the CRM"), _("Created in Exchange"), _("Updated in Exchange"),
               _("Deleted in Exchange"), _("Linked"), _("Conflicts"), _("Skipped"), _("Errors"),
               _("Possible duplicates"), _("Message")]
-    rows = ([run.pk, csv_time(run.started), csv_time(run.finished), run.profile.mailbox,
+    rows = ([run.pk, fmt.time(run.started), fmt.time(run.finished), fmt.number(run.duration),
+             run.profile.mailbox,
              run.get_agenda_display(), run.get_kind_display(), run.get_status_display(),
              trigger_label(run.trigger), run.crm_created, run.crm_updated, run.crm_deleted,
              run.remote_created, run.remote_updated, run.remote_deleted, run.linked,
              run.conflicts, run.skipped, run.errors, run.duplicates, run.message]
             for run in runs.iterator(chunk_size=500))
-    return csv_response("sync-history.csv", header, rows)
+    return csv_response("sync-history.csv", header, rows, fmt)
 
 
 @login_required
@@ -193,7 +240,7 @@ def run_items_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     header = [_("Action"), _("Item"), _("Detail"), _("CRM record"), _("Exchange item")]
     rows = ([item.get_action_display(), item.title, item.detail, item.crm_key, item.remote_id]
             for item in run.items.all().iterator(chunk_size=1000))
-    return csv_response(f"sync-run-{run.pk}.csv", header, rows)
+    return csv_response(f"sync-run-{run.pk}.csv", header, rows, csv_format())
 
 
 def trigger_label(trigger: str) -> str:

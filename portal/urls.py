@@ -21,6 +21,7 @@ urlpatterns = [
     path("runs/<int:pk>/items.csv", history.run_items_csv, name="run_items_csv"),
     path("duplicates/", duplicates.duplicates, name="duplicates"),
     path("duplicates/export.csv", duplicates.duplicates_csv, name="duplicates_csv"),
+    path("duplicates/decide/", duplicates.decide_selected, name="decide_selected"),
     path("duplicates/<int:pk>/link/", duplicates.link, name="link"),
     path("duplicates/<int:pk>/keep-apart/", duplicates.keep_apart, name="keep_apart"),
     path("my-settings/", settings_page.my_settings, name="my_settings"),

@@ -386,6 +386,11 @@ class MailboxBackend(abc.ABC):
         """The mailbox's master category list, sorted by name as Outlook lists it; empty for
         a mailbox that has none. A MailboxError says in words why it cannot be read."""
 
+    def count_items(self, folder: FolderInfo) -> int | None:
+        """How many items the folder holds, if the server says so in one cheap request; None
+        where it does not. Only the progress shown while a first read goes on uses it."""
+        return None
+
     # reading
     @abc.abstractmethod
     def read_changes(self, folder: FolderInfo, state: str | None,

@@ -1011,6 +1011,10 @@ class EwsMailbox(MailboxBackend):
                           parent_id=described.get("ParentFolderId") or "",
                           total=int(total) if total and total.isdigit() else None)
 
+    def count_items(self, folder: FolderInfo) -> int | None:
+        total = self._describe(folder.id).get("TotalCount")
+        return int(total) if total and total.isdigit() else None
+
     def _path(self, described: dict[str, Any]) -> str:
         """The display path from the top of the mailbox ("Contacts/CRM"), as list_folders
         gives it: one GetFolder per level, since a profile stores only the folder's id."""

@@ -116,3 +116,71 @@ def test_mail_import_knows_how_many_messages_it_has_read(ewsim: SimHandle) -> No
     run = run_mail(ewsim, profile)
     assert run.status == Run.Status.SUCCESS, run.message
     assert stored(run)[:2] == (3, 3)
+
+
+def _watch_writes(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> list[dict[str, Any]]:
+    """Every progress write of the run, each one a second after the last."""
+    writes: list[dict[str, Any]] = []
+    store = progress._store
+
+    def watched(run_id: int, values: dict[str, Any]) -> None:
+        writes.append(values)
+        clock.now += 1
+        store(run_id, values)
+
+    monkeypatch.setattr(progress, "_store", watched)
+    return writes
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_read_of_several_pages_counts_all_it_will_handle_from_the_first_page(
+        ewsim: SimHandle, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = make_profile(ewsim)
+    for number in range(250):   # three pages of Exchange changes
+        add_exchange_contact(ewsim, f"K{number:03}", "Test", f"k{number:03}@firma.cz")
+    writes = _watch_writes(monkeypatch, clock)
+    run = sync(profile, "contacts")
+    assert run.status == Run.Status.SUCCESS, run.message
+    during = [(values["progress_done"], values["progress_total"]) for values in writes
+              if values["progress_done"]]
+    # Not "100 of 100", "200 of 200": the folder's 250 from the start.
+    assert len(during) >= 3 and during[0] == (100, 250)
+    assert all(total == 250 for _done, total in during), during
+    assert stored(run)[:2] == (250, 250)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_items_the_read_does_not_handle_leave_the_total_at_what_it_did(
+        ewsim: SimHandle, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = make_profile(ewsim)
+    for number in range(120):
+        add_exchange_contact(ewsim, f"K{number:03}", "Test", f"k{number:03}@firma.cz")
+    # The folder holds 122 items; its two distribution lists are not synced contacts.
+    for name in ("Team", "Sales"):
+        ewsim.control.create_item(ewsim.user, folder="contacts", tag="DistributionList",
+                                  xml=f"<t:DistributionList><t:DisplayName>{name}"
+                                      "</t:DisplayName></t:DistributionList>")
+    writes = _watch_writes(monkeypatch, clock)
+    run = sync(profile, "contacts")
+    assert run.crm_created == 120, run.message
+    assert writes[1]["progress_total"] == 122   # the folder's size, up front
+    assert stored(run)[:2] == (120, 120)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_incremental_read_of_several_pages_counts_them_all_before_it_handles_them(
+        ewsim: SimHandle, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = make_profile(ewsim)
+    add_exchange_contact(ewsim, "Eva", "Nová", "eva@firma.cz")
+    sync(profile, "contacts")
+    profile.mass_create_min_items = 1000
+    profile.save()
+    for number in range(250):   # pushed into Exchange after the first sync
+        add_exchange_contact(ewsim, f"K{number:03}", "Test", f"k{number:03}@firma.cz")
+    writes = _watch_writes(monkeypatch, clock)
+    run = sync(profile, "contacts")
+    assert run.status == Run.Status.SUCCESS, run.message
+    assert run.crm_created == 250
+    during = [(values["progress_done"], values["progress_total"]) for values in writes
+              if values["progress_done"]]
+    assert len(during) >= 3 and all(total == 250 for _done, total in during), during

@@ -11,6 +11,8 @@ Needs the Debian packages `chromium` and `chromium-driver`; without them the tes
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import os
 import shutil
 import tempfile
@@ -21,9 +23,10 @@ from pathlib import Path
 import pytest
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.db import connections
+from django.utils import formats, timezone
 from django_q.models import OrmQ
 
-from crm.models import Person
+from crm.models import Event, Person
 from engine.jobs import run_job
 from engine.models import DuplicateCandidate, Run
 from ewsim.testing import SimHandle, ewsim, ewsim_server  # noqa: F401 (fixtures)
@@ -39,6 +42,7 @@ try:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.wait import WebDriverWait
 except ImportError:  # pragma: no cover (the test extras install it)
     webdriver = None
@@ -185,8 +189,14 @@ class PortalBrowserTests(StaticLiveServerTestCase):
             self._wait(lambda b: self._items_done(row) > 0,
                        "the page never showed records handled while the run went on")
             self._shot("04-progress")
-            self._wait(lambda b: self._now_state(row) == "idle",
-                       "the page never showed the run finished")
+            shown: list[str] = []
+
+            def finished(_browser: WebDriver) -> bool:
+                shown.append(self._read(f'tr[data-row="{row}"] .progress-text',
+                                        "el.textContent"))
+                return self._now_state(row) == "idle"
+
+            self._wait(finished, "the page never showed the run finished")
         finally:
             worker.join(WAIT)
         assert browser.execute_script("return window.notReloaded === true;"), "page reloaded"
@@ -195,6 +205,9 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         assert run.status == Run.Status.SUCCESS, run.message
         assert run.progress_done >= CONTACTS and run.crm_created == CONTACTS
         assert "Success" in last and f"created {CONTACTS}" in last
+        # The progress counted all of the folder from the first page: never "100 of 100".
+        totals = [int(text.split(" of ")[1].split()[0]) for text in shown if " of " in text]
+        assert totals and min(totals) >= CONTACTS, shown
         self._shot("05-finished")
 
         browser.find_element(By.CSS_SELECTOR, f'tr[data-row="{row}"] a.status').click()
@@ -211,7 +224,7 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         assert len(browser.find_elements(By.CSS_SELECTOR, ".chart rect.bar-items")) == 1
         self._shot("06-history")
 
-        browser.find_element(By.LINK_TEXT, "Duplicate contacts").click()
+        browser.find_element(By.LINK_TEXT, "Possible duplicates").click()
         self._wait(expected_conditions.url_contains("/duplicates/"))
         petr = Person.objects.get(first_name="Petr")
         pair = DuplicateCandidate.objects.get(profile=profile, crm_key=str(petr.pk))
@@ -248,7 +261,7 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         browser.switch_to.active_element.send_keys(Keys.ENTER)
         self._wait(lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "cs")
         page = browser.find_element(By.TAG_NAME, "body").text
-        for text in ("Synchronizovat nyní", "Historie synchronizace", "Duplicitní kontakty",
+        for text in ("Synchronizovat nyní", "Historie synchronizace", "Možné duplicity",
                      "Úspěch s chybami", "2 chyby"):
             assert text in page, text
         self._shot("11-dashboard-czech")
@@ -257,3 +270,142 @@ class PortalBrowserTests(StaticLiveServerTestCase):
                                                                     ".chart svg")))
         self._shot("12-history-czech")
 
+
+    def test_the_pages_report_what_matters(self) -> None:
+        """The last run that did something, why a run failed, the quiet runs folded, the
+        chart's time axis, meetings in the duplicates report, many pairs decided at once,
+        and a CSV a Czech Excel opens."""
+        profile = make_profile(self.sim)
+        now = timezone.now()
+        push = Run.objects.create(profile=profile, agenda="contacts", trigger="manual",
+                                  status=Run.Status.SUCCESS, remote_created=300,
+                                  started=now - dt.timedelta(minutes=50),
+                                  finished=now - dt.timedelta(minutes=49))
+        for minutes in range(45, 9, -3):   # twelve notices that found nothing to change
+            Run.objects.create(profile=profile, agenda="contacts", trigger="change",
+                               status=Run.Status.SUCCESS,
+                               started=now - dt.timedelta(minutes=minutes),
+                               finished=now - dt.timedelta(minutes=minutes, seconds=-1))
+        failed = Run.objects.create(profile=profile, agenda="calendar",
+                                    status=Run.Status.FAILED,
+                                    started=now - dt.timedelta(minutes=5), finished=now,
+                                    message="The mailbox server refused the sign-in (401): "
+                                            "check the service account's password in the "
+                                            "mailbox connection. " * 4)
+        person = Person.objects.create(organization_id=profile.organization_id,
+                                       first_name="Petr", last_name="Svoboda",
+                                       email1="info@stavby.cz", job_title="Ředitel")
+        contact_pairs = [DuplicateCandidate.objects.create(
+            profile=profile, crm_key=str(person.pk), remote_id=f"AAMk-{n}",
+            address="info@stavby.cz", crm_title="Petr Svoboda", remote_title="Petr Svoboda",
+            remote_fields={"first_name": "Petr", "last_name": "Svoboda",
+                           "email1": "info@stavby.cz", "job_title": f"Director {n}"})
+            for n in range(2)]
+        start = now + dt.timedelta(days=1)
+        event = Event.objects.create(organization_id=profile.organization_id,
+                                     owner=profile.crm_user, subject="Porada", start=start,
+                                     end=start + dt.timedelta(hours=1), location="Zasedačka")
+        meeting = DuplicateCandidate.objects.create(
+            profile=profile, agenda="calendar", crm_key=str(event.pk), remote_id="AAMk-m",
+            address="the same subject and start", crm_title="Porada", remote_title="Porada",
+            remote_fields={"subject": "Porada", "start": start.isoformat(),
+                           "end": (start + dt.timedelta(hours=1)).isoformat(),
+                           "location": "Velká zasedačka", "organizer": "boss@firma.cz"})
+        browser = self.browser
+        self._sign_in("alice", "pw")
+
+        # The dashboard: the push is the last run; the failure says why, on one line.
+        contacts = self._read(f'tr[data-row="{profile.pk}-contacts"] [data-cell="last"]',
+                              "el.textContent")
+        assert "Exchange: created 300" in contacts, contacts
+        assert self._read(f'tr[data-row="{profile.pk}-contacts"] a.status',
+                          "el.getAttribute('href')") == f"/runs/{push.pk}/"
+        assert "Since then 12 runs after change notices found nothing to change" in contacts
+        # Read in one step: the polling replaces the cell under our feet.
+        why, height, line = self._read(
+            f'tr[data-row="{profile.pk}-calendar"] .why',
+            "[el.textContent, el.getBoundingClientRect().height,"
+            " parseFloat(getComputedStyle(el).lineHeight)]")
+        assert why.startswith("The mailbox server refused the sign-in (401)")
+        assert height <= line * 1.5, "the reason takes more than one line"
+        self._shot("13-dashboard-last-run-and-why")
+
+        # The history: the twelve quiet runs are one row, which opens to list them.
+        browser.find_element(By.LINK_TEXT, "Sync history").click()
+        group = self._wait(expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, "tr.quiet-runs details")))
+        assert "12 runs with no changes" in group.text  # type: ignore[attr-defined]
+        assert len(browser.find_elements(By.CSS_SELECTOR, "table.runs tbody > tr")) == 3
+        assert not browser.find_element(By.CSS_SELECTOR, ".quiet-list").is_displayed()
+        group.find_element(By.TAG_NAME, "summary").click()  # type: ignore[attr-defined]
+        self._wait(lambda b: b.find_element(By.CSS_SELECTOR, ".quiet-list").is_displayed())
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".quiet-list li")) == 12
+        self._shot("14-history-quiet-runs-opened")
+        # The chart's time axis: start times under the columns, none overlapping another.
+        labels = browser.execute_script(
+            "return [...document.querySelectorAll('.chart text.time, .chart text.day')]"
+            ".map(t => { const r = t.getBoundingClientRect();"
+            " return [t.textContent, r.left, r.right, r.top, r.height]; });")
+        times = [label for label in labels if ":" in label[0]]
+        newest = formats.time_format(timezone.localtime(failed.started), "TIME_FORMAT")
+        assert times and times[-1][0] == newest, labels
+        for first, second in itertools.pairwise(times):
+            assert first[2] <= second[1], f"{first[0]} overlaps {second[0]}"
+        assert all(label[4] >= 9 for label in labels), "labels too small to read"
+        svg = browser.find_element(By.CSS_SELECTOR, ".chart svg").rect
+        assert all(svg["x"] <= label[1] and label[2] <= svg["x"] + svg["width"]
+                   for label in labels), "a label is cut off at the chart's edge"
+        browser.execute_script("document.querySelector('.chart').scrollIntoView();")
+        self._shot("15-history-chart-time-axis")
+
+        # The duplicates report: the meeting as a meeting; two pairs linked at once.
+        browser.find_element(By.LINK_TEXT, "Possible duplicates").click()
+        card = self._wait(expected_conditions.presence_of_element_located(
+            (By.ID, f"pair-{meeting.pk}")))
+        text = card.text  # type: ignore[attr-defined]
+        for expected in ("Possibly the same meeting: Porada", "Organizer", "boss@firma.cz",
+                         "Velká zasedačka", "Zasedačka", "Fields that differ: Location"):
+            assert expected in text, expected
+        assert "Shared address" not in text
+        self._shot("16-duplicates-meeting")
+        for pair in contact_pairs:
+            browser.find_element(By.ID, f"select-{pair.pk}").click()
+        browser.find_element(By.CSS_SELECTOR, "button.link-selected").click()
+        message = self._wait(expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, ".message-success")))
+        assert "2 pairs will be linked by the next sync" in message.text  # type: ignore[attr-defined]
+        decisions = {pair.pk: pair.decision for pair in DuplicateCandidate.objects.all()}
+        assert [decisions[pair.pk] for pair in contact_pairs] == ["linked", "linked"]
+        assert decisions[meeting.pk] == "open"
+        self._shot("17-duplicates-linked-selected")
+        # "All on this page" ticks what is left (the meeting), kept apart in one go.
+        browser.find_element(By.ID, "select-all").click()
+        assert browser.find_element(By.ID, f"select-{meeting.pk}").is_selected()
+        browser.find_element(By.CSS_SELECTOR, "button.keep-apart-selected").click()
+        message = self._wait(expected_conditions.presence_of_element_located(
+            (By.CSS_SELECTOR, ".message-success")))
+        assert "1 pair will be kept apart" in message.text  # type: ignore[attr-defined]
+        meeting.refresh_from_db()
+        assert meeting.decision == "apart"
+
+        # On a phone the pages fit the screen's width.
+        browser.set_window_size(390, 844)
+        for page, shot in (("/history/", "18-history-phone"),
+                           ("/duplicates/?show=all", "19-duplicates-phone")):
+            browser.get(f"{self.live_server_url}{page}")
+            width = browser.execute_script("return document.documentElement.scrollWidth;")
+            assert width <= 390, f"{page} is {width}px wide on a 390px phone"
+            self._shot(shot)
+
+        # The history as CSV, in Czech: what a Czech Excel opens as it is.
+        Select(browser.find_element(By.ID, "language")).select_by_value("cs")
+        browser.find_element(By.CSS_SELECTOR, ".language-switch button").click()
+        self._wait(lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "cs")
+        head = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/history/export.csv').then(r => r.arrayBuffer()).then(b => {"
+            " const bytes = new Uint8Array(b);"
+            " done([[...bytes.slice(0, 3)], new TextDecoder().decode(bytes.slice(3))]); });")
+        assert head[0] == [0xEF, 0xBB, 0xBF], "no byte order mark"
+        first_row = head[1].splitlines()[1].split(";")
+        assert len(first_row) == 21 and first_row[3] == "300,0", first_row   # 5 minutes

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 from typing import Any
 from unittest import mock
 
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django_q.models import OrmQ
 
 from engine.models import Job, Lease, Run
@@ -56,6 +57,12 @@ class DashboardTestCase(PortalTestCase):
         self.assertContains(page, f'datetime="{timezone.localtime(calendar_next):%Y-%m-%dT%H}')
         self.assertContains(page, "Due now")             # the contacts job is due
         self.assertContains(page, 'name="csrfmiddlewaretoken"')
+
+    def test_a_run_that_handled_all_it_knows_of_is_not_shown_as_all_done(self) -> None:
+        self._running(progress_done=100, progress_total=100)
+        page = self.client.get(reverse("portal:dashboard"))
+        self.assertNotContains(page, "100 of 100 items")
+        self.assertContains(page, "100 items done")
 
     def test_a_paused_job_and_a_switched_off_profile_say_so(self) -> None:
         Job.objects.filter(profile=self.daves).update(paused=True)
@@ -145,3 +152,81 @@ class DashboardTestCase(PortalTestCase):
         self.eves.delete()
         self.assertContains(self.client.get(reverse("portal:dashboard")),
                             "You have no sync profile yet")
+
+
+class DashboardLastRunTestCase(PortalTestCase):
+    """What "last run" shows: the run that did something, and why one failed."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sign_in(self.dave)
+        self.now = timezone.now()
+
+    def _last_cell(self) -> str:
+        response = self.client.get(reverse("portal:status") + f"?profile={self.daves.pk}")
+        rows = {row["key"]: row for row in response.json()["rows"]}
+        return rows[f"{self.daves.pk}-contacts"]["cells"]["last"]
+
+    def _notified(self, minutes_ago: int, **counts: Any) -> Run:
+        return self.make_run(self.daves, trigger="change", **counts,
+                             started=self.now - dt.timedelta(minutes=minutes_ago))
+
+    def test_runs_a_notice_started_that_changed_nothing_do_not_hide_the_one_that_did(
+            self) -> None:
+        push = self.make_run(self.daves, trigger="manual", remote_created=300,
+                             started=self.now - dt.timedelta(minutes=40))
+        for minutes in range(35, 10, -2):   # 13 notices, nothing to change
+            self._notified(minutes)
+        newest = self._notified(11)
+        page = self.client.get(reverse("portal:dashboard"))
+        self.assertContains(page, "Exchange: created 300, updated 0, deleted 0")
+        self.assertNotContains(page, "Exchange: created 0, updated 0, deleted 0")
+        self.assertContains(page, reverse("portal:run", args=[push.pk]))
+        self.assertContains(page, "Since then 14 runs after change notices found nothing "
+                                  "to change")
+        when = formats.date_format(timezone.localtime(newest.started),
+                                   "SHORT_DATETIME_FORMAT")
+        assert f"the last at {when}" in self._last_cell()
+        # The live update of the row says the same.
+        assert "created 300" in self._last_cell()
+
+    def test_a_notice_run_that_changed_something_is_the_last_run(self) -> None:
+        self.make_run(self.daves, trigger="manual", remote_created=300,
+                      started=self.now - dt.timedelta(minutes=40))
+        self._notified(20)
+        self._notified(10, crm_updated=1)
+        cell = self._last_cell()
+        assert "CRM: created 0, updated 1, deleted 0" in cell
+        assert "found nothing to change" not in cell
+
+    def test_a_failed_or_partial_notice_run_is_never_hidden(self) -> None:
+        self.make_run(self.daves, remote_created=300,
+                      started=self.now - dt.timedelta(minutes=40))
+        self._notified(10, status=Run.Status.FAILED, message="Exchange refused the sign-in.")
+        assert "Exchange refused the sign-in." in self._last_cell()
+
+    def test_only_quiet_runs_show_the_newest_of_them(self) -> None:
+        self._notified(20)
+        newest = self._notified(10)
+        cell = self._last_cell()
+        assert reverse("portal:run", args=[newest.pk]) in cell
+        assert "Never run yet" not in cell and "found nothing to change" not in cell
+
+    def test_a_failed_last_run_says_why_in_one_shortened_line(self) -> None:
+        message = ("The mailbox server refused the sign-in (401): check the service "
+                   "account's password in the mailbox connection, then try again. " * 3
+                   + "\nTraceback details follow")
+        run = self.make_run(self.daves, status=Run.Status.FAILED, message=message)
+        page = self.client.get(reverse("portal:dashboard"))
+        self.assertContains(page, "Failed")
+        self.assertContains(page, '<span class="why" lang="en"')
+        why = html.unescape(page.content.decode().split('<span class="why"', 1)[1]
+                            .split(">", 1)[1].split("</span>", 1)[0])
+        assert why.startswith("The mailbox server refused the sign-in (401)")
+        assert why.endswith("…") and len(why) <= 120 and "\n" not in why
+        assert "Traceback" not in why
+        self.assertContains(page, reverse("portal:run", args=[run.pk]))
+
+    def test_a_successful_run_says_no_why(self) -> None:
+        self.make_run(self.daves, message="Read 12 changes.")
+        self.assertNotContains(self.client.get(reverse("portal:dashboard")), 'class="why"')

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import formats, timezone
 
 from crm.models import Company, Event, Person, PersonCompany
 from engine.jobs import run_job
 from engine.models import DuplicateCandidate, Link, Run
 from ewsim.testing import SimHandle
 from tests.engine.sync_helpers import add_contact, exchange_contacts, make_profile
+from tests.engine.test_calendar_sync import add_exchange_event, at, crm_event
 from tests.engine.test_contacts_sync import add_exchange_contact
 from tests.portal.base import PortalTestCase
 from tests.portal.test_history import csv_rows
@@ -160,3 +164,108 @@ def test_the_page_shows_every_field_in_which_the_pair_differs(ewsim: SimHandle) 
     whole = page.content.decode()
     assert "The same name and company, no e-mail address" in whole
     assert "Fields that differ: Last name" in whole
+
+
+class DecideSelectedTestCase(PortalTestCase):
+    """Link or keep apart many pairs at once."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sign_in(self.dave)
+        self.pairs = [self.make_candidate(self.daves, crm_key=str(n), remote_title=f"P{n}")
+                      for n in range(1, 5)]
+        self.url = reverse("portal:decide_selected")
+
+    def _decisions(self) -> list[str]:
+        return [DuplicateCandidate.objects.get(pk=pair.pk).decision for pair in self.pairs]
+
+    def test_the_page_offers_a_checkbox_per_pair_and_the_two_buttons(self) -> None:
+        page = self.client.get(reverse("portal:duplicates"))
+        self.assertContains(page, 'form="decide-selected"', count=4)
+        self.assertContains(page, "Link selected")
+        self.assertContains(page, "Keep apart selected")
+        self.assertContains(page, 'id="decide-selected"')
+
+    def test_link_selected_links_the_ticked_pairs_only(self) -> None:
+        first, _second, third, _fourth = self.pairs
+        response = self.client.post(self.url, {
+            "pair": [first.pk, third.pk], "decision": "link",
+            "next": "/duplicates/?show=all"})
+        assert response["Location"] == "/duplicates/?show=all"
+        assert self._decisions() == [Decision.LINKED, Decision.OPEN, Decision.LINKED,
+                                     Decision.OPEN]
+        page = self.client.get(response["Location"])
+        self.assertContains(page, "2 pairs will be linked by the next sync.")
+
+    def test_keep_apart_selected_and_pairs_carried_out_stay_as_they_are(self) -> None:
+        first, second, *_ = self.pairs
+        DuplicateCandidate.objects.filter(pk=first.pk).update(decision=Decision.LINKED,
+                                                              applied=True)
+        response = self.client.post(self.url, {"pair": [first.pk, second.pk],
+                                               "decision": "apart"}, follow=True)
+        assert self._decisions()[:2] == [Decision.LINKED, Decision.APART]
+        self.assertContains(response, "1 pair will be kept apart")
+        self.assertContains(response, "The decision on 1 pair had already been carried out")
+
+    def test_a_pair_of_someone_else_refuses_the_whole_request(self) -> None:
+        others = self.make_candidate(self.charlies, crm_key="9")
+        response = self.client.post(self.url, {"pair": [self.pairs[0].pk, others.pk],
+                                               "decision": "link"})
+        assert response.status_code == 404
+        assert self._decisions() == [Decision.OPEN] * 4
+        assert DuplicateCandidate.objects.get(pk=others.pk).decision == Decision.OPEN
+        # Made-up ids and decisions are no better.
+        assert self.client.post(self.url, {"pair": ["x"], "decision": "link"}
+                                ).status_code == 404
+        assert self.client.post(self.url, {"pair": [self.pairs[0].pk],
+                                           "decision": "delete"}).status_code == 404
+
+    def test_an_organization_administrator_decides_for_the_organizations_pairs(self) -> None:
+        self.sign_in(self.bob)
+        eves = self.make_candidate(self.eves, crm_key="7")
+        self.client.post(self.url, {"pair": [self.pairs[1].pk, eves.pk], "decision": "link"})
+        assert DuplicateCandidate.objects.get(pk=eves.pk).decision == Decision.LINKED
+        assert self._decisions()[1] == Decision.LINKED
+
+    def test_nothing_ticked_says_so(self) -> None:
+        response = self.client.post(self.url, {"decision": "link"}, follow=True)
+        self.assertContains(response, "Tick the pairs to decide first.")
+        assert self._decisions() == [Decision.OPEN] * 4
+
+    def test_it_needs_the_csrf_token_and_a_post(self) -> None:
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(self.dave)
+        response = client.post(self.url, {"pair": [self.pairs[0].pk], "decision": "link"})
+        assert response.status_code == 403
+        assert self.client.get(self.url).status_code == 405
+        assert self._decisions() == [Decision.OPEN] * 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_calendar_pair_is_shown_as_two_meetings(ewsim: SimHandle) -> None:
+    """A sync finds two CRM meetings like one in Exchange: the page shows meetings, not
+    contacts: subject, when, organizer and location of both sides."""
+    profile = make_profile(ewsim)
+    crm_event(profile, "Porada", at(1, 10), location="Zasedačka")
+    crm_event(profile, "Porada", at(1, 10), location="Sklad")
+    add_exchange_event(ewsim, "Porada", at(1, 10),
+                       extra="<t:Location>Velká zasedačka</t:Location>")
+    assert run_job(profile.pk, "calendar") == Run.Status.SUCCESS
+    pairs = DuplicateCandidate.objects.filter(profile=profile, agenda="calendar")
+    assert pairs.count() == 2
+    client = Client()
+    client.force_login(profile.user)
+    page = client.get(reverse("portal:duplicates")).content.decode()
+    card = page.split(f'id="pair-{pairs[0].pk}"')[1].split("</article>")[0]
+    start = timezone.localtime(at(1, 10))
+    when = (formats.date_format(start, "SHORT_DATETIME_FORMAT") + "–"
+            + formats.time_format(start + dt.timedelta(hours=1), "TIME_FORMAT"))
+    for text in ("Possibly the same meeting: Porada", "They have the same subject and start.",
+                 "Subject", "When", when, "Organizer", "alice@example.com", "Location",
+                 "Velká zasedačka"):
+        assert text in card, text
+    assert "Shared address" not in card and "E-mail" not in card
+    # The places differ; subject and time do not; the owner is no organizer to compare.
+    assert "Fields that differ: Location" in card
+    assert card.count('class="differs"') == 2
+    assert "Duplicate contacts" not in page

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from crm.models import Person
 from engine.models import Run, RunItem
@@ -16,11 +17,11 @@ from portal.history import RUNS_PER_PAGE
 from tests.portal.base import PortalTestCase
 
 
-def csv_rows(response) -> list[list[str]]:  # type: ignore[no-untyped-def]
+def csv_rows(response, delimiter: str = ",") -> list[list[str]]:  # type: ignore[no-untyped-def]
     assert response["Content-Type"].startswith("text/csv")
     text = b"".join(response.streaming_content).decode("utf-8")
     assert text.startswith("\ufeff")   # Excel reads UTF-8 only with the byte order mark
-    return list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    return list(csv.reader(io.StringIO(text.removeprefix("\ufeff")), delimiter=delimiter))
 
 
 class HistoryTestCase(PortalTestCase):
@@ -81,6 +82,32 @@ class HistoryTestCase(PortalTestCase):
         self.assertContains(page, 'class="bar-errors"', count=30)
         self.assertContains(page, "Changed items and errors of the last 30 runs shown")
 
+    def test_the_chart_has_a_time_axis_with_the_runs_start_times_and_days(self) -> None:
+        yesterday = timezone.make_aware(dt.datetime.combine(
+            timezone.localdate() - dt.timedelta(days=1), dt.time(9, 10)))
+        starts = [yesterday + dt.timedelta(minutes=10 * n) for n in range(12)] + [
+            yesterday + dt.timedelta(days=1, minutes=10 * n) - dt.timedelta(hours=8)
+            for n in range(3)]
+        Run.objects.filter(profile=self.daves).delete()
+        for started in starts:
+            self.make_run(self.daves, crm_created=1, started=started)
+        page = self.client.get(reverse("portal:history"), headers={"accept-language": "cs"})
+        svg = page.content.decode().split("<svg", 1)[1].split("</svg>", 1)[0]
+        times = [text.split(">", 1)[1].split("<", 1)[0]
+                 for text in svg.split('<text class="time"')[1:]]
+        days = [text.split(">", 1)[1].split("<", 1)[0]
+                for text in svg.split('<text class="day"')[1:]]
+        # The newest run's time always, then every fifth column's (30 slots: 90 units
+        # apart); the day where it changes.
+        assert times == [timezone.localtime(starts[index]).strftime("%-H:%M")
+                         for index in (4, 9, 14)]
+        assert days == sorted({timezone.localtime(s).strftime("%d.%m.%Y") for s in starts})
+        # Each label stands under a column, left to right.
+        xs = [float(text.split('x="', 1)[1].split('"', 1)[0])
+              for text in svg.split('<text class="time"')[1:]]
+        assert xs == sorted(xs) and xs[0] > chart.LEFT and xs[-1] < chart.WIDTH
+        assert all(b - a >= chart.LABEL_WIDTH for a, b in itertools.pairwise(xs))
+
     def test_the_chart_keeps_svg_numbers_unlocalized_in_czech(self) -> None:
         self.make_run(self.daves, crm_created=7)
         page = self.client.get(reverse("portal:history"), headers={"accept-language": "cs"})
@@ -91,10 +118,41 @@ class HistoryTestCase(PortalTestCase):
     def test_the_history_exports_as_csv_with_the_filters(self) -> None:
         rows = csv_rows(self.client.get(reverse("portal:history_csv")
                                         + "?kind=sync&agenda=contacts"))
-        assert rows[0][:4] == ["Run", "Started", "Finished", "Profile"]
+        assert rows[0][:5] == ["Run", "Started", "Finished", "Duration (s)", "Profile"]
         assert [row[0] for row in rows[1:]] == [str(self.contacts.pk)]
-        assert rows[1][3:7] == ["dave@acme.example", "Contacts", "sync", "success"]
-        assert rows[1][8] == "5" and rows[1][17] == "2"
+        assert rows[1][4:8] == ["dave@acme.example", "Contacts", "sync", "success"]
+        assert rows[1][9] == "5" and rows[1][18] == "2"
+
+    def test_english_csv_has_commas_a_decimal_point_and_iso_times(self) -> None:
+        rows = csv_rows(self.client.get(reverse("portal:history_csv")
+                                        + "?agenda=contacts&kind=sync",
+                                        headers={"accept-language": "en"}))
+        started = timezone.localtime(self.contacts.started)
+        assert rows[1][1] == started.strftime("%Y-%m-%d %H:%M:%S")
+        assert rows[1][3] == "3.0"   # make_run's runs take three seconds
+
+    def test_czech_csv_is_what_a_czech_excel_opens_semicolons_decimal_commas_dates_day_first(
+            self) -> None:
+        self.make_run(self.daves, crm_created=1, message="Petr Svoboda; Nová, s.r.o.",
+                      started=timezone.now() - dt.timedelta(days=4))
+        response = self.client.get(reverse("portal:history_csv") + "?agenda=contacts&kind=sync",
+                                   headers={"accept-language": "cs"})
+        raw = b"".join(response.streaming_content)
+        assert raw.startswith("\ufeff".encode())   # UTF-8 with its byte order mark
+        rows = list(csv.reader(io.StringIO(raw.decode("utf-8").removeprefix("\ufeff")),
+                               delimiter=";"))
+        assert all(len(row) == 21 for row in rows)   # semicolons separate, commas do not
+        started = timezone.localtime(self.contacts.started)
+        assert rows[1][1] == started.strftime("%d.%m.%Y %H:%M:%S")
+        assert rows[1][3] == "3,0"
+        assert rows[2][-1] == "Petr Svoboda; Nová, s.r.o."   # quoted, read back whole
+
+    def test_the_duplicates_export_follows_the_language_too(self) -> None:
+        self.make_candidate(self.daves)
+        cs = self.client.get(reverse("portal:duplicates_csv"), headers={"accept-language": "cs"})
+        assert all(len(row) == 11 for row in csv_rows(cs, delimiter=";"))
+        en = self.client.get(reverse("portal:duplicates_csv"), headers={"accept-language": "en"})
+        assert all(len(row) == 11 for row in csv_rows(en))
 
     def test_a_runs_detail_shows_the_counts_per_side_and_its_items(self) -> None:
         person = Person.objects.create(organization=self.acme, first_name="Petr",
@@ -184,3 +242,50 @@ class ChartTestCase(PortalTestCase):
     def test_no_runs_draw_an_empty_chart(self) -> None:
         drawn = chart.bar_chart([])
         assert drawn.columns == [] and [tick.value for tick in drawn.ticks] == [0, 1]
+
+
+class QuietRunsTestCase(PortalTestCase):
+    """Runs a change notice started that changed nothing are folded in the history."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.sign_in(self.dave)
+        # 9:10 to 9:45 today, local time: twelve notices, nothing to change.
+        self.morning = timezone.make_aware(dt.datetime.combine(
+            timezone.localdate() - dt.timedelta(days=1), dt.time(9, 10)))
+        self.push = self.make_run(self.daves, trigger="manual", remote_created=300,
+                                  started=self.morning - dt.timedelta(minutes=5))
+        self.quiet = [self.make_run(self.daves, trigger="change",
+                                    started=self.morning + dt.timedelta(minutes=minutes))
+                      for minutes in (0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 35)]
+        self.edit = self.make_run(self.daves, trigger="change", crm_updated=1,
+                                  started=self.morning + dt.timedelta(minutes=50))
+
+    def test_a_stretch_of_quiet_runs_is_one_row_that_opens_to_list_them(self) -> None:
+        page = self.client.get(reverse("portal:history"))
+        rows = page.context["rows"]
+        assert rows[0] == self.edit and rows[2] == self.push
+        assert [run.pk for run in rows[1].runs] == [run.pk for run in reversed(self.quiet)]
+        start = formats.date_format(self.morning, "SHORT_DATETIME_FORMAT")
+        end = formats.time_format(self.morning + dt.timedelta(minutes=35), "TIME_FORMAT")
+        self.assertContains(page, f"12 runs with no changes, {start}–{end}")
+        self.assertContains(page, "<details>", count=1)
+        for run in self.quiet:   # each still reachable once the row is opened
+            self.assertContains(page, reverse("portal:run", args=[run.pk]))
+        # The table shows three rows, not fourteen.
+        body = page.content.decode().split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+        assert body.count("<tr") == 3
+
+    def test_a_quiet_run_alone_and_other_triggers_stay_rows_of_their_own(self) -> None:
+        Run.objects.filter(pk__in=[run.pk for run in self.quiet[1:]]).delete()
+        self.make_run(self.daves, trigger="schedule",   # scheduled: not a notice
+                      started=self.morning - dt.timedelta(minutes=20))
+        self.make_run(self.daves, trigger="schedule",
+                      started=self.morning - dt.timedelta(minutes=30))
+        rows = self.client.get(reverse("portal:history")).context["rows"]
+        assert all(isinstance(row, Run) for row in rows) and len(rows) == 5
+
+    def test_the_chart_leaves_quiet_runs_out(self) -> None:
+        page = self.client.get(reverse("portal:history"))
+        assert page.context["chart_runs"] == 2
+        self.assertContains(page, 'class="bar-items"', count=2)

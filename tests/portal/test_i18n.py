@@ -53,7 +53,7 @@ class CzechTestCase(PortalTestCase):
         self.make_run(self.daves, errors=5)
         page = self.client.get(reverse("portal:dashboard"), headers={"accept-language": "cs"})
         self.assertContains(page, '<html lang="cs">')
-        for text in ("Synchronizovat nyní", "Historie synchronizace", "Duplicitní kontakty",
+        for text in ("Synchronizovat nyní", "Historie synchronizace", "Možné duplicity",
                      "Přehled", "Kontakty", "Kalendář", "Analyzovat", "Poslední běh",
                      "5 chyb", "Úspěch", "Odhlásit se"):
             self.assertContains(page, text)
