@@ -40,10 +40,7 @@ class Command(BaseCommand):
         }
         if demo_mailbox:
             host, _, port = demo_mailbox.rpartition(":")
-            commands["demo mailbox"] = [
-                sys.executable, "-m", "ewsim", "--seed", "demo",
-                "--state", str(settings.VAR_DIR / DEMO_STATE_FILE),
-                "--host", host or "127.0.0.1", "--port", port]
+            commands["demo mailbox"] = demo_mailbox_command(host or "127.0.0.1", port)
 
         def stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
@@ -74,6 +71,12 @@ class Command(BaseCommand):
             _stop_all(children.values())
         if exit_code:
             sys.exit(exit_code)
+
+
+def demo_mailbox_command(host: str, port: str) -> list[str]:
+    """The EWS simulator with the demo mailboxes, kept in var/ from one run to the next."""
+    return [sys.executable, "-m", "ewsim", "--seed", "demo",
+            "--state", str(settings.VAR_DIR / DEMO_STATE_FILE), "--host", host, "--port", port]
 
 
 def _stop_all(children: Any) -> None:
