@@ -19,6 +19,7 @@ from engine.records import Kind
 from profiles import admin_audit  # noqa: F401  (registers the audit log)
 from profiles.admin_mailbox import FolderPickerInline, MailboxToolsMixin, folders_response
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
+from profiles.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
 from profiles.forms import (
     CategoryPairingFormSet,
     ConnectionForm,
@@ -232,7 +233,7 @@ class ContactSettingsInline(FolderPickerInline, AgendaInline):
               "classification_node", "deletion_policy"]
 
 
-class MailSettingsInline(AgendaInline):
+class MailSettingsInline(AttachmentDirectoryInline, AgendaInline):
     model = MailSettings
     fieldsets = (
         (None, {"fields": ("received_within_days", "unmatched")}),
@@ -251,7 +252,8 @@ class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.Tabula
 
 
 @admin.register(SyncProfile)
-class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScopedAdmin):
+class SyncProfileAdmin(AttachmentPickerAdminMixin, SyncOperationsMixin, MailboxToolsMixin,
+                       OrganizationScopedAdmin):
     form = ProfileForm
     inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,
                MailSettingsInline, MailFolderInline]
@@ -288,8 +290,8 @@ class SyncProfileAdmin(SyncOperationsMixin, MailboxToolsMixin, OrganizationScope
         return formsets, inline_instances
 
     class Media:
-        js = ["profiles/folder_picker.js"]
-        css = {"all": ["profiles/folder_picker.css"]}
+        js = ["profiles/folder_picker.js", "profiles/attachment_picker.js"]
+        css = {"all": ["profiles/folder_picker.css", "profiles/attachment_picker.css"]}
 
     def get_urls(self) -> list[URLPattern]:
         # Listing reaches out to the mailbox: POST only, so the CSRF check applies.
