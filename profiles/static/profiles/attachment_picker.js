@@ -76,7 +76,7 @@
             close: button("attachment-picker-close", t("Close")),
             path: "",
         };
-        parts.error.hidden = true;
+        hideError(parts);
         parts.name.type = "text";
         parts.name.maxLength = 150;
         const label = element("label", "attachment-picker-label", t("Folder:"));
@@ -126,9 +126,15 @@
         return parts;
     }
 
+    // Through the style: the admin's .errornote rule would override a `hidden` attribute.
     function showError(parts, message) {
         parts.error.textContent = message;
-        parts.error.hidden = false;
+        parts.error.style.display = "";
+    }
+
+    function hideError(parts) {
+        parts.error.textContent = "";
+        parts.error.style.display = "none";
     }
 
     async function show(parts, input, path) {
@@ -138,7 +144,7 @@
         if (dialog !== shown) {
             return;   // closed while the answer was on its way
         }
-        parts.error.hidden = true;
+        hideError(parts);
         if (data.error) {
             showError(parts, data.error);
             parts.location.textContent = parts.path || t("Approved attachment folders");
@@ -186,7 +192,7 @@
         const parts = openDialog(input, opener);
         // Start where the input points, if it is inside the roots; else at the roots.
         show(parts, input, input.value).then(() => {
-            if (!parts.error.hidden && input.value) {
+            if (parts.error.textContent && input.value) {
                 show(parts, input, "");
             }
         });
