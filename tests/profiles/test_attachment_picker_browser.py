@@ -121,8 +121,9 @@ class AttachmentPickerBrowserTests(StaticLiveServerTestCase):
         name = browser.find_element(By.CSS_SELECTOR, "dialog[open] .attachment-picker-name")
         name.send_keys("../mimo")
         self._click("dialog[open] .attachment-picker-create")
-        error = WebDriverWait(browser, WAIT).until(expected_conditions.visibility_of_element_located(
-            (By.CSS_SELECTOR, "dialog[open] .attachment-picker-error")))
+        error = WebDriverWait(browser, WAIT).until(
+            expected_conditions.visibility_of_element_located(
+                (By.CSS_SELECTOR, "dialog[open] .attachment-picker-error")))
         self.assertIn("cannot be a folder name", error.text)
         self._shot("attachment-picker-2-refused")
         self.assertFalse((root.parent / "mimo").exists())
