@@ -79,6 +79,7 @@ class SetupDemoShareTests(TestCase):
             self.assertTrue(mail.save_attachments)
             self.assertEqual(mail.attachment_directory,
                              str(self.share / profile.user.username))
+            self.assertTrue((self.share / profile.user.username).is_dir())
             mail.full_clean()
         self.assertIn(f"saved below {self.share}", out.getvalue())
 

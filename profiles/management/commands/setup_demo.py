@@ -78,7 +78,9 @@ class Command(BaseCommand):
         for profile in SyncProfile.objects.filter(organization=organization,
                                                   mailsettings__attachment_directory=""):
             mail = profile.mailsettings
-            mail.attachment_directory = str(folder / profile.user.username)
+            directory = folder / profile.user.username
+            directory.mkdir(exist_ok=True)   # so the "…" picker opens there
+            mail.attachment_directory = str(directory)
             mail.save_attachments = True
             mail.full_clean()
             mail.save(update_fields=["attachment_directory", "save_attachments"])
