@@ -149,3 +149,7 @@ class AttachmentPickerBrowserTests(StaticLiveServerTestCase):
         mail = SyncProfile.objects.get(pk=profile.pk).mailsettings
         self.assertEqual((mail.attachment_directory, mail.save_attachments),
                          (str(root / "Přílohy 2026"), True))
+
+        # Opened again, the picker starts in the folder the field names.
+        self._click("#id_mailsettings-0-attachment_directory + .attachment-picker-button")
+        self._location_is(str(root / "Přílohy 2026"))
