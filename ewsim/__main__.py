@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         from .seed import seed_demo
         seed_demo(server)
     if keeper is not None:
-        keeper.save()        # the seeded demo is on disk before any client changes it
+        keeper.save_or_log()   # the seeded demo is on disk before any client changes it
         keeper.start()
     log.info("ewsim listening on %s (Graph: %s)", server.url, server.graph_url)
     if server.https_httpd is not None:
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.httpd.server_close()
-        if keeper is not None:
-            keeper.stop()
+        if keeper is not None and keeper.stop():
             log.info("ewsim saved its mailboxes to %s", keeper.path)
 
 

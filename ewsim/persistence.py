@@ -285,21 +285,28 @@ class StateKeeper:
             self._written = digest
             return True
 
+    def save_or_log(self) -> bool:
+        """`save`, with a failure logged rather than raised (the server keeps serving, and
+        the next tick or the last save tries again); False if it failed."""
+        try:
+            self.save()
+        except (OSError, TypeError) as exc:
+            log.error("ewsim could not write its state to %s: %s", self.path, exc)
+            return False
+        return True
+
     def start(self) -> StateKeeper:
         self._thread = threading.Thread(target=self._run, name="ewsim-state", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop the ticks and write a last time; False if that write failed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.save()
+        return self.save_or_log()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                self.save()
-            except (OSError, TypeError) as exc:
-                # The server keeps serving; the next tick (or the last save) tries again.
-                log.error("ewsim could not write its state to %s: %s", self.path, exc)
+            self.save_or_log()

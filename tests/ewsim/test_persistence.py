@@ -211,3 +211,13 @@ def test_the_command_keeps_the_demo_across_a_restart_and_sets_a_corrupt_file_asi
     assert (state.parent / "ewsim-demo.json.unreadable").read_text().endswith('{"us')
     assert json.loads(state.read_text())["format"] == FORMAT
     assert not [p for p in os.listdir(state.parent) if p.endswith(".tmp")]
+
+
+def test_a_file_that_cannot_be_written_is_logged_and_the_server_goes_on(ewsim, tmp_path,
+                                                                        caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the state's folder should be")
+    keeper = StateKeeper(ewsim.server, blocker / "ewsim.json")
+    assert keeper.save_or_log() is False
+    assert "could not write its state" in caplog.text
+    assert ewsim.server.store.users   # untouched
