@@ -23,11 +23,16 @@ comma := ,
 # The demo mailbox server listens on this machine: the operator's switch allows loopback for
 # it (added to whatever MAILBOX_ALLOWED_NETWORKS the environment holds).
 DEMO_NETWORK := $(if $(DEMO_FLAG),MAILBOX_ALLOWED_NETWORKS=$${MAILBOX_ALLOWED_NETWORKS:+$$MAILBOX_ALLOWED_NETWORKS$(comma)}127.0.0.1/32,)
+# The demo's attachment share, a folder under var/: the server may write there (added to
+# whatever ATTACHMENT_ROOTS the environment holds) and setup_demo approves it for the demo
+# organization, so "Save attachments" works out of the box.
+DEMO_SHARE := $(abspath $(or $(VAR_DIR),var)/demo-share)
+DEMO_ROOTS := $(if $(DEMO_FLAG),ATTACHMENT_ROOTS="$${ATTACHMENT_ROOTS:+$$ATTACHMENT_ROOTS$(comma)}$(DEMO_SHARE)",)
 run: setup
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bootstrap_admin
-	$(if $(DEMO_FLAG),DEBUG=$${DEBUG:-true} $(BIN)/python manage.py setup_demo)
-	DEBUG=$${DEBUG:-true} $(DEMO_NETWORK) $(BIN)/python manage.py serve $(DEMO_FLAG)
+	$(if $(DEMO_FLAG),DEBUG=$${DEBUG:-true} $(DEMO_ROOTS) $(BIN)/python manage.py setup_demo --share "$(DEMO_SHARE)")
+	DEBUG=$${DEBUG:-true} $(DEMO_NETWORK) $(DEMO_ROOTS) $(BIN)/python manage.py serve $(DEMO_FLAG)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

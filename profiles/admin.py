@@ -26,6 +26,7 @@ from profiles.admin_mailbox import (
 )
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
 from profiles.admin_setup import ProfileSetupMixin
+from profiles.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
 from profiles.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
 from profiles.folder_change import FolderChangeInline
 from profiles.forms import (
@@ -238,7 +239,7 @@ class ContactSettingsInline(CategoryPickerInline, FolderChangeInline, FolderPick
               "classification_node", "deletion_policy"]
 
 
-class MailSettingsInline(AgendaInline):
+class MailSettingsInline(AttachmentDirectoryInline, AgendaInline):
     model = MailSettings
     fieldsets = (
         (None, {"fields": ("received_within_days", "unmatched")}),
@@ -257,8 +258,8 @@ class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.Tabula
 
 
 @admin.register(SyncProfile)
-class SyncProfileAdmin(CategoryPickerAdminMixin, ProfileSetupMixin, SyncOperationsMixin,
-                       MailboxToolsMixin,
+class SyncProfileAdmin(AttachmentPickerAdminMixin, CategoryPickerAdminMixin, ProfileSetupMixin,
+                       SyncOperationsMixin, MailboxToolsMixin,
                        OrganizationScopedAdmin):
     form = ProfileForm
     inlines = [CalendarSettingsInline, CategoryPairingInline, ContactSettingsInline,
@@ -295,8 +296,8 @@ class SyncProfileAdmin(CategoryPickerAdminMixin, ProfileSetupMixin, SyncOperatio
         return formsets, inline_instances
 
     class Media:
-        js = ["profiles/folder_picker.js"]
-        css = {"all": ["profiles/folder_picker.css"]}
+        js = ["profiles/folder_picker.js", "profiles/attachment_picker.js"]
+        css = {"all": ["profiles/folder_picker.css", "profiles/attachment_picker.css"]}
 
     def get_urls(self) -> list[URLPattern]:
         # Listing reaches out to the mailbox: POST only, so the CSRF check applies.

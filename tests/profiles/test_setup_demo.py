@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import shutil
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -55,3 +57,50 @@ class SetupDemoTests(TestCase):
         call_command("setup_demo", stdout=out)
         self.assertEqual(Organization.objects.get(name="Demo s.r.o.").attachment_roots, "")
         self.assertIn("sets the demo organization's attachment roots", out.getvalue())
+
+
+class SetupDemoShareTests(TestCase):
+    """`make run` passes `--share var/demo-share` (and adds it to ATTACHMENT_ROOTS)."""
+
+    def setUp(self) -> None:
+        self.share = Path(settings.ATTACHMENT_ROOTS[0]) / "demo-share"
+        shutil.rmtree(self.share, ignore_errors=True)
+        self.addCleanup(shutil.rmtree, self.share, True)
+
+    def test_the_share_is_approved_and_each_demo_profile_saves_attachments_below_it(
+            self) -> None:
+        out = io.StringIO()
+        call_command("setup_demo", share=str(self.share), stdout=out)
+        demo = Organization.objects.get()
+        self.assertEqual(demo.approved_attachment_roots(), [str(self.share)])
+        self.assertTrue(self.share.is_dir())
+        for profile in SyncProfile.objects.all():
+            mail = profile.mailsettings
+            self.assertTrue(mail.save_attachments)
+            self.assertEqual(mail.attachment_directory,
+                             str(self.share / profile.user.username))
+            self.assertTrue((self.share / profile.user.username).is_dir())
+            mail.full_clean()
+        self.assertIn(f"saved below {self.share}", out.getvalue())
+
+    def test_a_demo_set_up_before_it_had_a_share_gets_it_on_the_next_start(self) -> None:
+        with self.settings(ATTACHMENT_ROOTS=[]):
+            call_command("setup_demo", stdout=io.StringIO())
+        self.assertEqual(Organization.objects.get().attachment_roots, "")
+        again = io.StringIO()
+        call_command("setup_demo", share=str(self.share), stdout=again)
+        self.assertIn("exists already", again.getvalue())
+        self.assertEqual(Organization.objects.get().attachment_roots, str(self.share))
+        self.assertEqual(
+            sorted(SyncProfile.objects.values_list("mailsettings__attachment_directory",
+                                                   flat=True)),
+            [str(self.share / "jana"), str(self.share / "tom")])
+
+    def test_a_share_another_organization_holds_is_not_taken_and_it_says_so(self) -> None:
+        Organization.objects.create(name="Acme", attachment_roots=str(self.share / "acme"))
+        out = io.StringIO()
+        call_command("setup_demo", share=str(self.share), stdout=out)
+        self.assertEqual(Organization.objects.get(name="Demo s.r.o.").attachment_roots, "")
+        self.assertIn("The demo share was not approved", out.getvalue())
+        self.assertIn("overlaps", out.getvalue())
+        self.assertFalse(SyncProfile.objects.filter(mailsettings__save_attachments=True).exists())

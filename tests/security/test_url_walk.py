@@ -211,6 +211,14 @@ def _admin_site_rules() -> dict[str, Rule]:
             Expect((400,), contains=("Choose the connection above first.",)),
             Expect((200, 502, 503, 504)), method="post",
             data=lambda o: {"connection": str(o.connection.pk), "mailbox": "dave@acme.example"}),
+        # The attachment directory picker: the own organization's roots; a POST without a
+        # folder name creates nothing (400).
+        "admin:profiles_syncprofile_attachment_folders": Rule(
+            lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/attachment-folders/",
+            ADMIN_LOGIN, HIDDEN, Expect((200,), contains=("acme",)), method="post"),
+        "admin:profiles_syncprofile_attachment_folder_create": Rule(
+            lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/attachment-folders/create/",
+            ADMIN_LOGIN, HIDDEN, Expect((400,)), method="post"),
         "admin:profiles_syncprofile_force_resync": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/force-resync/", ADMIN_LOGIN,
             HIDDEN, Expect((200,), contains=("dave@acme.example",))),

@@ -90,6 +90,8 @@ def test_serve_runs_web_worker_and_demo_mailbox_and_ctrl_c_stops_all(tmp_path: P
         os.killpg(server.pid, signal.SIGINT)
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
+    # Stopped with SIGTERM like the others, the demo mailbox server wrote its mailboxes.
+    assert json.loads((tmp_path / "ewsim-demo.json").read_text())["format"] == "ewsim-state"
     time.sleep(1)
     leftovers = subprocess.run(["pgrep", "-s", str(server.pid)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", f"processes left running: {leftovers.stdout}"

@@ -7,10 +7,12 @@ printed only when the users are created, like the first administrator's.
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -34,23 +36,59 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--ews-url", default="http://127.0.0.1:8765/EWS/Exchange.asmx")
+        parser.add_argument(
+            "--share", metavar="FOLDER", default=None,
+            help="approve this folder (inside ATTACHMENT_ROOTS) as the demo organization's "
+                 "attachment root, and save the demo profiles' attachments below it")
 
-    def handle(self, *args: Any, ews_url: str, **options: Any) -> None:
+    def handle(self, *args: Any, ews_url: str, share: str | None, **options: Any) -> None:
         with transaction.atomic():
             organization, created = Organization.objects.get_or_create(name=ORGANIZATION)
             if not created:
                 self.stdout.write(f"The demo organization {ORGANIZATION!r} exists already.")
+                if share:
+                    # A demo set up before it had a share gets one; roots already set stay.
+                    self.stdout.write(f"  {self._demo_share(organization, share)}")
                 return
             logins = self._configure(organization, ews_url)
-            share = self._share(organization)
+            attachments = (self._demo_share(organization, share) if share
+                           else self._server_roots(organization))
         lines = "\n".join(f"    {login:<6} {password}" for login, password in logins.items())
         self.stdout.write(self.style.SUCCESS(
             f"\n  Demo organization {ORGANIZATION!r} created; its profiles use the demo mailbox"
-            f"\n  at {ews_url}. Users (shown only now):\n{lines}\n  {share}\n"))
+            f"\n  at {ews_url}. Users (shown only now):\n{lines}\n  {attachments}\n"))
 
-    def _share(self, organization: Organization) -> str:
-        """Alone on the server (`make run`), the demo may save attachments where the server
-        may; beside other organizations it takes none of their folders."""
+    def _demo_share(self, organization: Organization, share: str) -> str:
+        """The demo's own folder as its attachment root, and each demo profile saving its
+        attachments in a folder of its own below it (`make run`: Save attachments works out
+        of the box). Roots or directories an administrator has set are left alone."""
+        folder = Path(share).resolve()
+        if not organization.attachment_roots:
+            organization.attachment_roots = str(folder)
+            try:
+                organization.full_clean()
+            except ValidationError as exc:
+                return ("The demo share was not approved: "
+                        + " ".join(exc.message_dict.get("attachment_roots", exc.messages)))
+            organization.save(update_fields=["attachment_roots"])
+        if str(folder) not in organization.approved_attachment_roots():
+            return (f"The demo organization keeps its attachment roots "
+                    f"({', '.join(organization.attachment_root_list())}).")
+        folder.mkdir(parents=True, exist_ok=True)
+        for profile in SyncProfile.objects.filter(organization=organization,
+                                                  mailsettings__attachment_directory=""):
+            mail = profile.mailsettings
+            directory = folder / profile.user.username
+            directory.mkdir(exist_ok=True)   # so the "…" picker opens there
+            mail.attachment_directory = str(directory)
+            mail.save_attachments = True
+            mail.full_clean()
+            mail.save(update_fields=["attachment_directory", "save_attachments"])
+        return f"Attachments of the demo mailboxes are saved below {folder}."
+
+    def _server_roots(self, organization: Organization) -> str:
+        """Alone on the server, the demo may save attachments where the server may; beside
+        other organizations it takes none of their folders."""
         roots = [root for root in settings.ATTACHMENT_ROOTS if root]
         if roots and not Organization.objects.exclude(pk=organization.pk).exists():
             organization.attachment_roots = "\n".join(roots)

@@ -13,7 +13,12 @@ import sys
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
+
+# Where the demo mailboxes are kept between runs: the CRM's demo organization is synced with
+# them, and mailboxes seeded anew (new ids) would come back into it as duplicates.
+DEMO_STATE_FILE = "ewsim-demo.json"
 
 
 class Command(BaseCommand):
@@ -35,8 +40,7 @@ class Command(BaseCommand):
         }
         if demo_mailbox:
             host, _, port = demo_mailbox.rpartition(":")
-            commands["demo mailbox"] = [sys.executable, "-m", "ewsim", "--seed", "demo",
-                                        "--host", host or "127.0.0.1", "--port", port]
+            commands["demo mailbox"] = demo_mailbox_command(host or "127.0.0.1", port)
 
         def stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
@@ -67,6 +71,12 @@ class Command(BaseCommand):
             _stop_all(children.values())
         if exit_code:
             sys.exit(exit_code)
+
+
+def demo_mailbox_command(host: str, port: str) -> list[str]:
+    """The EWS simulator with the demo mailboxes, kept in var/ from one run to the next."""
+    return [sys.executable, "-m", "ewsim", "--seed", "demo",
+            "--state", str(settings.VAR_DIR / DEMO_STATE_FILE), "--host", host, "--port", port]
 
 
 def _stop_all(children: Any) -> None:
