@@ -23,7 +23,8 @@
 - one thread reads the CRM's change journal every second and queues the syncs of the
   profiles a change concerns (contacts: every profile of the organization syncing contacts;
   events: the profiles linked to the event, or its owner's);
-- queued syncs are debounced: a burst of changes makes one sync, a couple of seconds later.
+- queued syncs are debounced: a burst of changes makes one sync, a couple of seconds later;
+  nothing is queued for a paused agenda (`engine.pausing`).
 Notifications only trigger syncs; the sync itself reads the changes, so a notification lost
 between two connections delays a change until the next scheduled run, never loses it.
 """
@@ -42,6 +43,7 @@ from django.db import close_old_connections, connections
 from django.db.models import Count, Max, Q
 
 from crm.tracking import Change, RevisionCounter
+from engine import pausing
 from engine.mailbox import access_for, backend_class
 from engine.mailbox.base import (
     FolderInfo,
@@ -187,7 +189,8 @@ class Listener:
                 del self._due[key]
         for profile_id, agenda in ready:
             profile = SyncProfile.objects.filter(pk=profile_id, active=True).first()
-            if profile is not None:
+            # A paused agenda's run would only be recorded as not started: none is queued.
+            if profile is not None and not pausing.is_paused(profile_id, agenda):
                 try:
                     self.enqueue(profile, agenda)
                 except Exception:   # the broker may be down a moment: the schedule catches up
