@@ -1,4 +1,5 @@
-"""The listener watches the folders a profile has now, not those it had when it started.
+"""The listener watches the folders (and through the connection) a profile has now, not those
+it had when the listener started.
 
 Against ewsim over HTTP: which folders are watched comes from ewsim's notification hub (the
 folders of the subscriptions an open GetStreamingEvents holds)."""
@@ -8,11 +9,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.contrib.auth.models import User
 
+from crm.models import CrmUser
 from ewsim.testing import SimHandle
-from profiles.models import ContactSettings, SyncProfile
+from profiles.models import ContactSettings, MailboxConnection, Organization, SyncProfile
 
-from .listen_helpers import new_contact, queued_for, streamed_folders, until
+from .listen_helpers import new_contact, queued_for, streamed, streamed_folders, until
 from .sync_helpers import make_profile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,6 +85,35 @@ def test_a_folder_changed_behind_the_stamps_is_watched_at_the_next_refresh(
     until(lambda: crm in streamed_folders(ewsim, ewsim.user)
           and _contacts(ewsim) not in streamed_folders(ewsim, ewsim.user),
           "the chosen folder streamed")
+
+
+def test_a_profile_whose_connection_turns_from_graph_to_ews_is_watched(
+        ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
+    # Signing in as itself, the profile is a group of its own either way: the group must
+    # notice that its backend changed (Graph cannot watch, EWS can).
+    organization = Organization.objects.create(name="Acme")
+    connection = MailboxConnection.objects.create(
+        organization=organization, name="per user", kind=MailboxConnection.Kind.GRAPH,
+        ews_url=ewsim.url, auth_type="basic", access=MailboxConnection.Access.PER_USER)
+    user = User.objects.create_user("alice", ewsim.user, "pw")
+    profile = SyncProfile(organization=organization, user=user, mailbox=ewsim.user,
+                          connection=connection, mailbox_username=ewsim.user,
+                          crm_user=CrmUser.objects.create(organization=organization,
+                                                          name="Alice", login="alice"))
+    profile.set_mailbox_secret(ewsim.password)
+    profile.save()
+    _, queued = listen(minute_seconds=2.0, refresh=NO_REFRESH, minutes=STREAM_MINUTES)
+    time.sleep(1.0)   # the Graph group finds out it cannot watch
+    assert streamed(ewsim) == {}
+
+    connection.kind = MailboxConnection.Kind.EWS
+    connection.save()
+    profile = SyncProfile.objects.get(pk=profile.pk)   # its password went with the endpoint
+    profile.set_mailbox_secret(ewsim.password)
+    profile.save()
+    until(lambda: ewsim.user in streamed(ewsim), "the profile streamed over EWS")
+    new_contact(ewsim, ewsim.user)
+    until(lambda: queued_for(queued, profile), "a contacts sync", limit=3.0)
 
 
 def test_saving_an_agenda_s_settings_moves_its_profile_s_stamp(ewsim: SimHandle) -> None:
