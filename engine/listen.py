@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import close_old_connections, connections
 from django.db.models import Count, Max, Q
 
@@ -92,9 +93,14 @@ def watch_spec(profile: SyncProfile) -> tuple[object, ...]:
     """What watching the profile depends on: when it changes, the profile is subscribed
     again with what it has now. The stamps catch any save (settings included); the folders
     also catch an edit that bypassed them (a queryset update), at the next full refresh."""
-    return (profile.updated, profile.connection.updated, profile.connection.kind,
-            tuple(sorted((folder_id, agenda)
-                         for folder_id, (agenda, _) in watched_folders(profile).items())))
+    try:
+        folders = tuple(sorted((folder_id, agenda)
+                               for folder_id, (agenda, _) in watched_folders(profile).items()))
+    except ObjectDoesNotExist:
+        # An agenda without its settings row (made behind the models' back): its group
+        # thread says so; here it must not stop every other profile being refreshed.
+        folders = ()
+    return (profile.updated, profile.connection.updated, profile.connection.kind, folders)
 
 
 def profiles_stamp() -> tuple[object, ...]:
@@ -275,8 +281,8 @@ class Listener:
                           watched: dict[int, set[str]]) -> None:
         """Queue the agenda of each folder a member watches from this round on (chosen in
         the admin since): nothing notified the edits made in it before its subscription.
-        The debounce leaves the subscription, made next, time to be in place before the
-        sync reads the folder, so no edit falls between the two."""
+        The debounce and the queue give the subscription, made next, time to be in place
+        before the sync reads the folder."""
         for profile_id, folders in agendas.items():
             before = watched.get(profile_id)
             if before is not None:
