@@ -150,6 +150,17 @@ class OperationsAdminTests(BaseTestCase):
         assert held.approved_by == self.bob and other.approved_at is None
         assert queued() == [(self.bobs.pk, "contacts", False, "approval")]
 
+    def test_approving_a_held_run_of_a_paused_profile_queues_nothing_and_says_so(
+            self) -> None:
+        held = Run.objects.create(profile=self.bobs, agenda="contacts", status="waiting")
+        self._action("pause_jobs", self.bobs)
+        response = self.client.post(reverse("admin:engine_run_changelist"), {
+            "action": "approve_deletions", ACTION_CHECKBOX_NAME: [held.pk]}, follow=True)
+        self.assertContains(response, "“dave@acme.example” (Contacts) is paused: what was "
+                                      "approved is carried out by its first run after Resume.")
+        held.refresh_from_db()
+        assert held.approved_by == self.bob and not OrmQ.objects.exists()
+
     def test_the_jobs_list_is_scoped(self) -> None:
         page = self.client.get(reverse("admin:engine_job_changelist"))
         self.assertContains(page, "dave@acme.example")
