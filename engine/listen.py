@@ -91,8 +91,9 @@ def watched_folders(profile: SyncProfile) -> dict[str, tuple[str, FolderInfo]]:
 
 def watch_spec(profile: SyncProfile) -> tuple[object, ...]:
     """What watching the profile depends on: when it changes, the profile is subscribed
-    again with what it has now. The stamps catch any save (settings included); the folders
-    also catch an edit that bypassed them (a queryset update), at the next full refresh."""
+    again with what it has now. Only that: every reopening of a group's stream leaves a
+    moment in which an event may go to the connection being closed, so a save that changes
+    none of it (the interval, a direction) must not reopen the stream."""
     try:
         folders = tuple(sorted((folder_id, agenda)
                                for folder_id, (agenda, _) in watched_folders(profile).items()))
@@ -100,7 +101,8 @@ def watch_spec(profile: SyncProfile) -> tuple[object, ...]:
         # An agenda without its settings row (made behind the models' back): its group
         # thread says so; here it must not stop every other profile being refreshed.
         folders = ()
-    return (profile.updated, profile.connection.updated, profile.connection.kind, folders)
+    return (profile.mailbox, profile.mailbox_username, profile.mailbox_secret_token,
+            profile.connection.updated, profile.connection.kind, folders)
 
 
 def profiles_stamp() -> tuple[object, ...]:

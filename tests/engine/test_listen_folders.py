@@ -87,6 +87,20 @@ def test_a_folder_changed_behind_the_stamps_is_watched_at_the_next_refresh(
           "the chosen folder streamed")
 
 
+def test_a_save_that_changes_nothing_watched_keeps_the_stream(ewsim: SimHandle,
+                                                              listen) -> None:  # type: ignore[no-untyped-def]
+    # Each reopening leaves a moment in which an event may go to the closing connection.
+    profile = make_profile(ewsim)
+    listen(minute_seconds=2.0, refresh=NO_REFRESH, minutes=STREAM_MINUTES)
+    until(lambda: ewsim.user in streamed(ewsim), "the profile streamed")
+    before = streamed(ewsim)
+    profile.interval_minutes = 30
+    profile.save()
+    time.sleep(2.0)   # two keep-alives: a reopening would have happened by now
+    assert streamed(ewsim) == before
+    assert ewsim.control.counters()["GetStreamingEvents"] == 1
+
+
 def test_a_profile_whose_connection_turns_from_graph_to_ews_is_watched(
         ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
     # Signing in as itself, the profile is a group of its own either way: the group must
