@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from engine import jobs
-from engine.models import DuplicateCandidate, Job, Link, Run, RunItem
+from engine import jobs, pausing
+from engine.models import Agenda, DuplicateCandidate, Job, Link, Run, RunItem
 from profiles.admin_scoping import OrganizationScopedAdmin
 
 
@@ -70,6 +70,13 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
             # What was approved is carried out by a sync queued now, not at the next
             # scheduled time (one per agenda, however many of its runs were approved).
             for profile, agenda in {(run.profile, run.agenda) for run in approved}:
+                if pausing.is_paused(profile.pk, agenda):
+                    # Queued now, it would only be recorded as not started.
+                    self.message_user(request, _(
+                        "“%(profile)s” (%(agenda)s) is paused: what was approved is carried "
+                        "out by its first run after Resume.") % {
+                        "profile": profile, "agenda": Agenda(agenda).label}, messages.WARNING)
+                    continue
                 try:
                     jobs.enqueue(profile, agenda, trigger="approval")
                 except Exception:

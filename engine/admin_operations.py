@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from engine import jobs, resync
+from engine import jobs, pausing, resync
 from engine.models import Agenda, Job
 from profiles.models import SyncProfile
 from profiles.setup import inactive_message
@@ -87,13 +87,20 @@ class SyncOperationsMixin:
     # --- the actions --------------------------------------------------------------------------
     def _enqueue_all(self, request: HttpRequest, queryset: QuerySet[SyncProfile],
                      dry_run: bool) -> None:
-        queued = 0
+        queued = switched_on = 0
         for profile in queryset:
+            enabled = jobs.enabled_agendas(profile)
+            switched_on += len(enabled)
             if not (profile.active or dry_run):
                 self.message_user(request, inactive_message(profile),  # type: ignore[attr-defined]
                                   messages.WARNING)
                 continue
-            for agenda in jobs.enabled_agendas(profile):
+            held = [agenda for agenda in enabled if agenda in pausing.paused_agendas(profile.pk)]
+            if held:
+                self._say_paused(request, profile, held, everything=len(held) == len(enabled))
+            for agenda in enabled:
+                if agenda in held:
+                    continue
                 try:
                     jobs.enqueue(profile, agenda, dry_run=dry_run, trigger="manual")
                 except Exception as exc:
@@ -102,11 +109,11 @@ class SyncOperationsMixin:
                             "profile": profile, "error": exc}, messages.ERROR)
                     return
                 queued += 1
+        if not switched_on:
+            self.message_user(  # type: ignore[attr-defined]
+                request, _("None of the chosen profiles has an agenda switched on."),
+                messages.WARNING)
         if not queued:
-            if dry_run or any(profile.active for profile in queryset):
-                self.message_user(  # type: ignore[attr-defined]
-                    request, _("None of the chosen profiles has an agenda switched on."),
-                    messages.WARNING)
             return
         text = (ngettext("Queued %(count)d analysis (dry run): its result appears in the sync "
                          "runs in a moment.",
@@ -119,6 +126,16 @@ class SyncOperationsMixin:
         self.message_user(request, text % {"count": queued},  # type: ignore[attr-defined]
                           messages.SUCCESS)
 
+    def _say_paused(self, request: HttpRequest, profile: SyncProfile, agendas: list[str],
+                    everything: bool) -> None:
+        if everything:
+            text = _("“%(profile)s” is paused: nothing was queued. Resume it to sync it "
+                     "again.") % {"profile": profile}
+        else:
+            text = _("“%(profile)s”: not queued, paused: %(agendas)s. Resume it to sync "
+                     "them again.") % {"profile": profile, "agendas": _labels(agendas)}
+        self.message_user(request, text, messages.WARNING)  # type: ignore[attr-defined]
+
     @admin.action(description=gettext_lazy("Sync now"), permissions=["change"])
     def sync_now(self, request: HttpRequest, queryset: QuerySet[SyncProfile]) -> None:
         self._enqueue_all(request, queryset, dry_run=False)
@@ -130,21 +147,20 @@ class SyncOperationsMixin:
 
     def _set_paused(self, request: HttpRequest, queryset: QuerySet[SyncProfile],
                     paused: bool) -> None:
-        profiles = list(queryset)
-        jobs.reconcile_jobs(profiles)
-        count = Job.objects.filter(profile__in=profiles).update(paused=paused)
-        text = (ngettext("Paused %(count)d scheduled job.", "Paused %(count)d scheduled jobs.",
-                         count) if paused else
-                ngettext("Resumed %(count)d scheduled job.", "Resumed %(count)d scheduled jobs.",
-                         count))
+        count = pausing.set_paused(list(queryset), paused)
+        text = (ngettext("Paused %(count)d agenda: it does not run at all until it is resumed.",
+                         "Paused %(count)d agendas: they do not run at all until they are "
+                         "resumed.", count) if paused else
+                ngettext("Resumed %(count)d agenda.", "Resumed %(count)d agendas.", count))
         self.message_user(request, text % {"count": count},  # type: ignore[attr-defined]
                           messages.SUCCESS)
 
-    @admin.action(description=gettext_lazy("Pause scheduled syncs"), permissions=["change"])
+    @admin.action(description=gettext_lazy("Pause (no run at all until resumed)"),
+                  permissions=["change"])
     def pause_jobs(self, request: HttpRequest, queryset: QuerySet[SyncProfile]) -> None:
         self._set_paused(request, queryset, True)
 
-    @admin.action(description=gettext_lazy("Resume scheduled syncs"), permissions=["change"])
+    @admin.action(description=gettext_lazy("Resume"), permissions=["change"])
     def resume_jobs(self, request: HttpRequest, queryset: QuerySet[SyncProfile]) -> None:
         self._set_paused(request, queryset, False)
 
@@ -198,6 +214,13 @@ class SyncOperationsMixin:
                         "is inactive, so the full sync runs once it is made active.") % values,
                         messages.WARNING)
                     continue
+                if pausing.is_paused(profile.pk, agenda):
+                    # Queued now, it would only be recorded as not started.
+                    self.message_user(request, _(  # type: ignore[attr-defined]
+                        "“%(profile)s” (%(agenda)s): the sync state is forgotten; the agenda "
+                        "is paused, so its full sync runs once you resume it.") % values,
+                        messages.WARNING)
+                    continue
                 try:
                     jobs.enqueue(profile, agenda, trigger="resync")
                 except Exception as exc:
@@ -210,3 +233,7 @@ class SyncOperationsMixin:
                 self.message_user(request, _(  # type: ignore[attr-defined]
                     "“%(profile)s” (%(agenda)s): the sync state is forgotten and a full sync "
                     "is queued.") % values, messages.SUCCESS)
+
+
+def _labels(agendas: list[str]) -> str:
+    return ", ".join(str(Agenda(agenda).label) for agenda in agendas)

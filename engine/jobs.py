@@ -6,7 +6,8 @@
   conditional UPDATE, so two dispatchers or a slow queue never enqueue the same job twice),
   and enqueues one `run_job` task per job.
 - `run_job` runs one agenda through `engine.sync.sync` (whose lease makes a second delivery of
-  the same task harmless: it is refused, and a refused run is not a failure), then records the
+  the same task harmless: it is refused, and a refused run is not a failure; a run of an agenda
+  paused since it was queued does not start either, see `engine.pausing`), then records the
   result on the job: success → next run after the profile's interval; failure → exponential
   back-off, and the alerts in `engine.alerts`. A run that held the lease also closes the runs
   of its agenda that a dead worker left "running" (`close_abandoned_runs`).
@@ -47,6 +48,9 @@ LOST_AFTER = dt.timedelta(minutes=20)
 WORKER_HEARTBEAT = "worker"
 ABANDONED = ("The worker running this stopped before it finished (killed, crashed or its "
              "machine lost); its lease expired and a later run took over.")
+
+# Runs that did not start: they hold no lease and leave the job as it was.
+NOT_STARTED = (Run.Status.REFUSED, Run.Status.PAUSED)
 
 # Which profile switch turns each agenda on.
 AGENDA_SWITCHES: dict[str, str] = {
@@ -188,8 +192,8 @@ def _run_job(profile_id: int, agenda: str, *, dry_run: bool, trigger: str) -> st
         return None   # deleted since it was enqueued
     job = Job.objects.filter(profile_id=profile_id, agenda=agenda).first()
     if trigger == "schedule":
-        if job is None or job.paused or not profile.active:
-            return None   # paused, switched off or deactivated since it was enqueued
+        if job is None or not profile.active:
+            return None   # switched off or deactivated since it was enqueued
         Job.objects.filter(pk=job.pk).update(enqueued_at=None)
     if not profile.active and not dry_run:
         # Whatever queued it: an inactive profile is one not set up yet (a new profile starts
@@ -200,7 +204,7 @@ def _run_job(profile_id: int, agenda: str, *, dry_run: bool, trigger: str) -> st
     held_lease = False
     try:
         run = sync(profile, agenda, dry_run=dry_run, trigger=trigger)
-        held_lease = run.status != Run.Status.REFUSED
+        held_lease = run.status not in NOT_STARTED
     except Exception as exc:
         # The runner records its own failures; this is what fails before it starts (no
         # backend for the connection, an undecryptable secret...): still history, not a crash.
@@ -236,8 +240,8 @@ def close_abandoned_runs(profile_id: int, agenda: str) -> int:
 
 def record_result(job: Job, profile: SyncProfile, run: Run) -> None:
     """Move the job on after a run: its next time, its failure count, its alerts."""
-    if run.status == Run.Status.REFUSED:
-        return   # another run of this agenda is going on: it records its own result
+    if run.status in NOT_STARTED:
+        return   # another run of this agenda is going on (it records its own), or paused
     now = timezone.now()
     failed = run.status == Run.Status.FAILED
     failures = job.consecutive_failures + 1 if failed else 0

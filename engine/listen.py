@@ -10,16 +10,21 @@
   stream (one GetStreamingEvents request); a change queues a sync of the agenda of that
   profile's folder. It reconnects when the server closes the stream, resubscribes what the
   server forgot (expired subscriptions), and backs off when the connection fails;
-- every `refresh` seconds the groups are fitted to the active profiles: a profile that
-  joins or leaves a group makes its stream reopen with the new members at the next word
-  from the server (a keep-alive at the latest), the others keep their subscriptions;
+- every `refresh` seconds, and within a second of any profile or connection being saved
+  (the newest `updated` stamp moved, see `profiles/freshness.py`), the groups are fitted to
+  the active profiles as they are now: a profile that joins or leaves a group, or whose
+  folders or connection changed, makes its stream reopen at the next word from the server
+  (a keep-alive at the latest); the changed profile is subscribed afresh, the others keep
+  their subscriptions. A folder watched from then on gets one sync at once: edits made in
+  it before its subscription existed were never notified;
 - a profile that cannot be watched (its mailbox is gone, no right to impersonate it) is
   tried again later, backing off, while the rest of its group streams on; a profile whose
   backend cannot watch at all is left to the schedule;
 - one thread reads the CRM's change journal every second and queues the syncs of the
   profiles a change concerns (contacts: every profile of the organization syncing contacts;
   events: the profiles linked to the event, or its owner's);
-- queued syncs are debounced: a burst of changes makes one sync, a couple of seconds later.
+- queued syncs are debounced: a burst of changes makes one sync, a couple of seconds later;
+  nothing is queued for a paused agenda (`engine.pausing`).
 Notifications only trigger syncs; the sync itself reads the changes, so a notification lost
 between two connections delays a change until the next scheduled run, never loses it.
 """
@@ -34,9 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import close_old_connections, connections
+from django.db.models import Count, Max, Q
 
 from crm.tracking import Change, RevisionCounter
+from engine import pausing
 from engine.mailbox import access_for, backend_class
 from engine.mailbox.base import (
     FolderInfo,
@@ -81,6 +89,30 @@ def watched_folders(profile: SyncProfile) -> dict[str, tuple[str, FolderInfo]]:
     return folders
 
 
+def watch_spec(profile: SyncProfile) -> tuple[object, ...]:
+    """What watching the profile depends on: when it changes, the profile is subscribed
+    again with what it has now. Only that: every reopening of a group's stream leaves a
+    moment in which an event may go to the connection being closed, so a save that changes
+    none of it (the interval, a direction) must not reopen the stream."""
+    try:
+        folders = tuple(sorted((folder_id, agenda)
+                               for folder_id, (agenda, _) in watched_folders(profile).items()))
+    except ObjectDoesNotExist:
+        # An agenda without its settings row (made behind the models' back): its group
+        # thread says so; here it must not stop every other profile being refreshed.
+        folders = ()
+    return (profile.mailbox, profile.mailbox_username, profile.mailbox_secret_token,
+            profile.connection.updated, profile.connection.kind, folders)
+
+
+def profiles_stamp() -> tuple[object, ...]:
+    """Moves whenever a profile or a connection is saved, or a profile switched on or off:
+    one cheap query the listener makes every tick to know when to refresh at once."""
+    return tuple(SyncProfile.objects.aggregate(
+        active=Count("pk", filter=Q(active=True)), profiles=Max("updated"),
+        connections=Max("connection__updated")).values())
+
+
 # A group's key: ("connection", connection id, chunk) for profiles sharing their connection's
 # stream, ("profile", profile id, 0) for a profile on a stream of its own.
 GroupKey = tuple[str, int, int]
@@ -94,8 +126,20 @@ class _Group:
     key: GroupKey
     kind: str                                  # the connection's kind: which backend
     members: set[int] = field(default_factory=set)
-    version: int = 0                           # bumped when `members` change
+    version: int = 0                           # bumped when `members` or `specs` change
+    specs: dict[int, tuple[object, ...]] = field(default_factory=dict)   # watch_spec of each
     thread: threading.Thread | None = None
+
+
+@dataclass
+class _Wanted:
+    """The active profiles as the database has them now, by what may share a stream (a
+    connection that signs in itself, or the profile alone), in mailbox order."""
+
+    members: dict[GroupOwner, list[int]] = field(default_factory=dict)
+    sizes: dict[GroupOwner, int] = field(default_factory=dict)      # each owner's group size
+    kinds: dict[GroupOwner, str] = field(default_factory=dict)      # and backend
+    specs: dict[int, tuple[object, ...]] = field(default_factory=dict)   # watch_spec of each
 
 
 @dataclass
@@ -153,7 +197,8 @@ class Listener:
                 del self._due[key]
         for profile_id, agenda in ready:
             profile = SyncProfile.objects.filter(pk=profile_id, active=True).first()
-            if profile is not None:
+            # A paused agenda's run would only be recorded as not started: none is queued.
+            if profile is not None and not pausing.is_paused(profile_id, agenda):
                 try:
                     self.enqueue(profile, agenda)
                 except Exception:   # the broker may be down a moment: the schedule catches up
@@ -165,6 +210,7 @@ class Listener:
         backoff = _Backoff()
         delay = FIRST_BACKOFF
         mailbox: MailboxBackend | None = None
+        watched: dict[int, set[str]] = {}   # each member's folder ids in the previous round
         try:
             while not self.stop.is_set():
                 close_old_connections()
@@ -173,6 +219,7 @@ class Listener:
                 if not members:
                     return   # they all left: closing the backend below unsubscribes them
                 targets, agendas = self._targets(members, backoff)
+                self._sync_new_folders(agendas, watched)
                 # The stream may stay open for half an hour: hold no database connection
                 # (this thread's own) meanwhile.
                 connections.close_all()
@@ -232,6 +279,19 @@ class Listener:
                 folders=tuple(folder for _, folder in folders.values())))
         return sorted(targets, key=lambda t: t.access.mailbox), agendas
 
+    def _sync_new_folders(self, agendas: dict[int, dict[str, str]],
+                          watched: dict[int, set[str]]) -> None:
+        """Queue the agenda of each folder a member watches from this round on (chosen in
+        the admin since): nothing notified the edits made in it before its subscription.
+        The debounce and the queue give the subscription, made next, time to be in place
+        before the sync reads the folder."""
+        for profile_id, folders in agendas.items():
+            before = watched.get(profile_id)
+            if before is not None:
+                for folder_id in folders.keys() - before:
+                    self.trigger(profile_id, folders[folder_id])
+            watched[profile_id] = set(folders)
+
     def _queue_changes(self, report: WatchReport, agendas: dict[int, dict[str, str]]) -> None:
         for profile_id, folder_ids in report.changed.items():
             for folder_id in folder_ids:
@@ -252,25 +312,23 @@ class Listener:
         more = f" and {len(mailboxes) - 3} more" if len(mailboxes) > 3 else ""
         return ", ".join(mailboxes[:3]) + more
 
-    def _wanted_groups(self) -> tuple[dict[GroupOwner, list[int]], dict[GroupOwner, int],
-                                      dict[GroupOwner, str]]:
-        """The active profiles by what may share a stream (a connection that signs in itself,
-        or the profile alone), in mailbox order; and each owner's group size and kind."""
-        wanted: dict[GroupOwner, list[int]] = {}
-        sizes: dict[GroupOwner, int] = {}
-        kinds: dict[GroupOwner, str] = {}
-        for profile in SyncProfile.objects.select_related("connection").filter(
-                active=True).order_by("mailbox"):
+    def _wanted_groups(self) -> _Wanted:
+        wanted = _Wanted()
+        for profile in (SyncProfile.objects.filter(active=True)
+                        .select_related("connection", "contactsettings", "calendarsettings",
+                                        "mailsettings")
+                        .prefetch_related("mail_folders").order_by("mailbox")):
             connection = profile.connection
             size = self._group_size(connection.kind)
             # Only a service account acting for every mailbox can open one stream for many;
             # a profile with its own credentials signs in as itself, on a stream of its own.
             shared = connection.uses_own_credentials and size > 1
             owner = ("connection", connection.pk) if shared else ("profile", profile.pk)
-            wanted.setdefault(owner, []).append(profile.pk)
-            sizes[owner] = size if shared else 1
-            kinds[owner] = connection.kind
-        return wanted, sizes, kinds
+            wanted.members.setdefault(owner, []).append(profile.pk)
+            wanted.sizes[owner] = size if shared else 1
+            wanted.kinds[owner] = connection.kind
+            wanted.specs[profile.pk] = watch_spec(profile)
+        return wanted
 
     @staticmethod
     def _group_size(kind: str) -> int:
@@ -279,28 +337,40 @@ class Listener:
         except NotImplementedError:
             return 1   # no backend: a group of one, which finds out it cannot watch
 
-    def _regroup(self, wanted: dict[GroupOwner, list[int]], sizes: dict[GroupOwner, int],
-                 kinds: dict[GroupOwner, str]) -> None:
+    def _regroup(self, wanted: _Wanted) -> None:
         """Fit the groups to the profiles wanted now, moving as few as possible: a profile
-        that changes group is subscribed again, and both groups reconnect."""
-        for group in self._groups.values():
-            self._set_members(group, group.members & set(wanted.get(group.key[:2], ())))
-        for owner, profile_ids in wanted.items():
+        that changes group, or whose watch_spec changed, is subscribed again, and its
+        group reconnects."""
+        for key, group in list(self._groups.items()):
+            if wanted.kinds.get(key[:2], group.kind) != group.kind:
+                # The connection now leads to another backend: a new group (and thread) with
+                # it, which finds out afresh whether it can watch.
+                self._set_members(group, set())
+                del self._groups[key]
+                self._unwatchable.discard(key)
+                continue
+            self._set_members(group, group.members & set(wanted.members.get(key[:2], ())))
+        for owner, profile_ids in wanted.members.items():
             mine = sorted((g for g in self._groups.values() if g.key[:2] == owner),
                           key=lambda g: g.key)
             placed = {profile_id for g in mine for profile_id in g.members}
             for profile_id in profile_ids:
                 if profile_id in placed:
                     continue
-                group = next((g for g in mine if len(g.members) < sizes[owner]), None)
+                group = next((g for g in mine if len(g.members) < wanted.sizes[owner]), None)
                 if group is None:   # the owner's groups are full: one more
                     chunk = max((g.key[2] for g in mine), default=-1) + 1
-                    group = _Group(key=(owner[0], owner[1], chunk), kind=kinds[owner])
+                    group = _Group(key=(owner[0], owner[1], chunk), kind=wanted.kinds[owner])
                     self._groups[group.key] = group
                     mine.append(group)
                 self._set_members(group, group.members | {profile_id})
         for key in [k for k, g in self._groups.items() if not g.members]:
             del self._groups[key]   # its thread sees no members left and ends
+        for group in self._groups.values():
+            specs = {profile_id: wanted.specs[profile_id] for profile_id in group.members}
+            if specs != group.specs:
+                group.specs = specs
+                group.version += 1   # its stream reopens with the members as they are now
 
     @staticmethod
     def _set_members(group: _Group, members: set[int]) -> None:
@@ -309,9 +379,9 @@ class Listener:
             group.version += 1   # its stream reopens with them
 
     def _start_watchers(self) -> None:
-        wanted, sizes, kinds = self._wanted_groups()
+        wanted = self._wanted_groups()
         with self._lock:
-            self._regroup(wanted, sizes, kinds)
+            self._regroup(wanted)
             groups = list(self._groups.values())
         for group in groups:
             if group.key in self._unwatchable:
@@ -375,11 +445,20 @@ class Listener:
         """Until `stop` is set: watch, poll the CRM, queue what is due."""
         seen = dict(RevisionCounter.objects.values_list("organization_id", "value"))
         next_refresh = 0.0
+        stamp: tuple[object, ...] = ()
         while not self.stop.is_set():
             now = time.monotonic()
-            if now >= next_refresh:
-                self._start_watchers()
-                next_refresh = now + self.refresh
+            try:
+                current = profiles_stamp()
+                if now >= next_refresh or current != stamp:
+                    # Read before the profiles: a save in between is in what _start_watchers
+                    # reads, and moves the stamp again, so the next tick refreshes once more.
+                    stamp = current
+                    self._start_watchers()
+                    next_refresh = now + self.refresh
+            except Exception:   # a database hiccup: the next tick tries again
+                log.exception("The listener could not read the profiles")
+                close_old_connections()
             try:
                 seen = self._crm_changes(seen)
                 self._flush()

@@ -178,6 +178,7 @@ class Run(models.Model):
         FAILED = "failed", _("failed")
         WAITING = "waiting", _("waiting for approval")
         REFUSED = "refused", _("not started: another run is in progress")
+        PAUSED = "paused", _("not started: paused")
 
     profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
                                 related_name="runs")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from engine import pausing
 from engine.calendar_sync import CalendarSync
 from engine.crmstore.builtin import BuiltinCrm, PersonOptions
 from engine.crmstore.builtin_events import EventOptions
@@ -38,10 +39,15 @@ def crm_for(profile: SyncProfile, agenda: str) -> BuiltinCrm:
 
 def sync(profile: SyncProfile, agenda: str, *, dry_run: bool = False, trigger: str = "manual",
          progress: Callable[[str], None] | None = None) -> Run:
+    """One run of one agenda: every run, however started, goes through here."""
     try:
         runner_class = RUNNERS[Agenda(agenda)]
     except (KeyError, ValueError):
         raise NotImplementedError(f"The {agenda} agenda cannot be synced yet.") from None
+    # Checked here, not only where runs are queued: a task queued before the pause (by the
+    # schedule, the listener or Sync now) reaches a worker after it.
+    if pausing.is_paused(profile.pk, agenda):
+        return pausing.record_not_started(profile, agenda, dry_run=dry_run, trigger=trigger)
 
     def say(message: str) -> None:
         # What the run is doing shows on the dashboard too (the runner has its run by the

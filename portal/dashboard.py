@@ -26,7 +26,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from engine import jobs
+from engine import jobs, pausing
 from engine.models import Agenda, Job, Lease, Run
 from portal.access import profile_or_404, sees_several_users, visible_profiles
 from portal.paging import page_of
@@ -47,7 +47,7 @@ PROFILES_PER_PAGE = 20
 # How often the page asks for news (milliseconds): often while something runs or waits in
 # the queue, rarely otherwise (a scheduled run starts on its own).
 POLL_BUSY, POLL_IDLE = 1000, 15000
-NOT_LAST = [Run.Status.RUNNING, Run.Status.REFUSED]
+NOT_LAST = [Run.Status.RUNNING, Run.Status.REFUSED, Run.Status.PAUSED]
 # Why a run failed, on one line of the dashboard (the whole message is on the run's page).
 WHY_LENGTH = 120
 
@@ -227,6 +227,12 @@ def _queue(request: HttpRequest, pk: int, *, dry_run: bool) -> HttpResponse:
         messages.warning(request, _("No agenda is switched on for %(mailbox)s.")
                          % {"mailbox": profile.mailbox})
         return redirect(back)
+    paused = [agenda for agenda in agendas if agenda in pausing.paused_agendas(profile.pk)]
+    if paused:
+        _say_paused(request, profile, paused, everything=len(paused) == len(agendas))
+        agendas = [agenda for agenda in agendas if agenda not in paused]
+        if not agendas:
+            return redirect(back)
     queued = _queued(request)
     now = timezone.now()
     for agenda in agendas:
@@ -253,3 +259,15 @@ def _queue(request: HttpRequest, pk: int, *, dry_run: bool) -> HttpResponse:
                      count))
     messages.success(request, text % {"mailbox": profile.mailbox, "count": count})
     return redirect(back)
+
+
+def _say_paused(request: HttpRequest, profile: SyncProfile, agendas: list[str],
+                everything: bool) -> None:
+    if everything:
+        text = _("%(mailbox)s is paused by your administrator: nothing was queued. It syncs "
+                 "again once they resume it.") % {"mailbox": profile.mailbox}
+    else:
+        text = _("Not queued, paused by your administrator: %(agendas)s (%(mailbox)s).") % {
+            "mailbox": profile.mailbox,
+            "agendas": ", ".join(str(Agenda(agenda).label) for agenda in agendas)}
+    messages.warning(request, text)

@@ -6,6 +6,7 @@ class ProfilesConfig(AppConfig):
     verbose_name = "Sync configuration"
 
     def ready(self) -> None:
-        from profiles import audit, checks  # noqa: F401  (checks: registers the system checks)
+        from profiles import audit, checks, freshness  # noqa: F401  (checks: registers them)
 
         audit.connect()
+        freshness.connect()

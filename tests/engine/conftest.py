@@ -11,6 +11,8 @@ from engine.mailbox.base import Auth, MailboxAccess
 from engine.mailbox.ews import EwsMailbox
 from ewsim.testing import SimHandle, ewsim, ewsim_server  # noqa: F401 (fixtures)
 
+from .listen_helpers import listen  # noqa: F401 (a fixture)
+
 # exchangelib's first back-off when the server names none is 10 s; tests need not wait that.
 BaseProtocol.RETRY_WAIT = 0.2
 

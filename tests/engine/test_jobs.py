@@ -99,8 +99,8 @@ class DispatchTests(BaseTestCase):
 
     def test_a_scheduled_task_of_a_paused_job_does_not_run(self) -> None:
         Job.objects.update(paused=True)
-        assert run_job(self.acme_profile.pk, "contacts") is None
-        assert not Run.objects.exists()
+        assert run_job(self.acme_profile.pk, "contacts") == Run.Status.PAUSED
+        assert list(Run.objects.values_list("status", flat=True)) == [Run.Status.PAUSED]
 
 
 class BackoffTests(BaseTestCase):

@@ -70,6 +70,36 @@ class OperationsAdminTests(BaseTestCase):
         self.client.post(reverse("admin:profiles_syncprofile_resume_jobs", args=[self.bobs.pk]))
         assert not Job.objects.filter(paused=True).exists()
 
+    def test_sync_now_and_analyze_of_a_paused_profile_say_so_and_queue_nothing(self) -> None:
+        self._action("pause_jobs", self.bobs)
+        for action in ("sync_now", "analyze"):
+            response = self.client.post(reverse(CHANGELIST), {
+                "action": action, ACTION_CHECKBOX_NAME: [self.bobs.pk]}, follow=True)
+            self.assertContains(response, "“dave@acme.example” is paused: nothing was queued.")
+            self.assertNotContains(response, "Queued")
+            self.assertNotContains(response, "has an agenda switched on")
+        url = reverse("admin:profiles_syncprofile_sync_now", args=[self.bobs.pk])
+        self.assertContains(self.client.post(url, follow=True), "is paused: nothing was queued")
+        assert not OrmQ.objects.exists()
+
+    def test_sync_now_queues_the_agendas_that_are_not_paused(self) -> None:
+        self.bobs.sync_calendar = True
+        self.bobs.save()
+        Job.objects.filter(profile=self.bobs, agenda="calendar").update(paused=True)
+        response = self._action("sync_now", self.bobs)
+        page = self.client.get(response.url)
+        self.assertContains(page, "“dave@acme.example”: not queued, paused: Calendar.")
+        self.assertContains(page, "Queued 1 sync")
+        assert queued() == [(self.bobs.pk, "contacts", False, "manual")]
+
+    def test_force_resync_of_a_paused_profile_forgets_but_queues_nothing(self) -> None:
+        Link.objects.create(profile=self.bobs, agenda="contacts", crm_key="1", remote_id="r")
+        self._action("pause_jobs", self.bobs)
+        url = reverse("admin:profiles_syncprofile_force_resync", args=[self.bobs.pk])
+        response = self.client.post(url, {"confirmed": "yes"}, follow=True)
+        self.assertContains(response, "its full sync runs once you resume it")
+        assert not Link.objects.exists() and not OrmQ.objects.exists()
+
     def test_force_resync_asks_first_then_forgets_the_state_and_queues_a_sync(self) -> None:
         for profile in (self.bobs, self.charlies):
             FolderState.objects.create(profile=profile, agenda="contacts", folder_id="f")
@@ -119,6 +149,17 @@ class OperationsAdminTests(BaseTestCase):
         other.refresh_from_db()
         assert held.approved_by == self.bob and other.approved_at is None
         assert queued() == [(self.bobs.pk, "contacts", False, "approval")]
+
+    def test_approving_a_held_run_of_a_paused_profile_queues_nothing_and_says_so(
+            self) -> None:
+        held = Run.objects.create(profile=self.bobs, agenda="contacts", status="waiting")
+        self._action("pause_jobs", self.bobs)
+        response = self.client.post(reverse("admin:engine_run_changelist"), {
+            "action": "approve_deletions", ACTION_CHECKBOX_NAME: [held.pk]}, follow=True)
+        self.assertContains(response, "“dave@acme.example” (Contacts) is paused: what was "
+                                      "approved is carried out by its first run after Resume.")
+        held.refresh_from_db()
+        assert held.approved_by == self.bob and not OrmQ.objects.exists()
 
     def test_the_jobs_list_is_scoped(self) -> None:
         page = self.client.get(reverse("admin:engine_job_changelist"))

@@ -3,7 +3,8 @@
 A user signs in, presses Sync now with the keyboard, and the queued task is then run the way
 a worker runs it (engine.jobs.run_job with the task's own arguments) in a thread, while the
 page — never reloaded — polls and shows the progress until the run has finished. Then the
-run's detail, and a duplicate pair linked from the report.
+run's detail, and a duplicate pair linked from the report. A user whose profile is paused
+presses Sync now and is told so.
 
 Screenshots are saved under $PORTAL_SCREENSHOT_DIR (default: <tmp>/portal-screenshots).
 Needs the Debian packages `chromium` and `chromium-driver`; without them the test is skipped.
@@ -409,3 +410,21 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         assert head[0] == [0xEF, 0xBB, 0xBF], "no byte order mark"
         first_row = head[1].splitlines()[1].split(";")
         assert len(first_row) == 21 and first_row[3] == "300,0", first_row   # 5 minutes
+
+    def test_sync_now_on_a_paused_profile_says_it_is_paused(self) -> None:
+        from engine import pausing
+
+        profile = make_profile(self.sim)
+        pausing.set_paused([profile], True)
+        browser = self.browser
+        self._sign_in("alice", "pw")
+        assert "Paused by the administrator" in browser.find_element(By.ID, "profiles").text
+        self._tab_to("button.sync-now")
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        self._wait(expected_conditions.presence_of_element_located((By.CSS_SELECTOR,
+                                                                    ".messages")))
+        messages = browser.find_element(By.CSS_SELECTOR, ".messages").text
+        assert f"{profile.mailbox} is paused by your administrator: nothing was queued" \
+            in messages, messages
+        assert not OrmQ.objects.exists()
+        self._shot("13-sync-now-paused")

@@ -132,6 +132,31 @@ class DashboardTestCase(PortalTestCase):
         self.assertContains(response, "No agenda is switched on for dave@acme.example.")
         assert not OrmQ.objects.exists()
 
+    def test_sync_now_of_a_paused_profile_says_it_is_paused_and_queues_nothing(self) -> None:
+        Job.objects.filter(profile=self.daves).update(paused=True)
+        for name in ("portal:sync_now", "portal:analyze"):
+            response = self.client.post(reverse(name, args=[self.daves.pk]), follow=True)
+            self.assertContains(response, "dave@acme.example is paused by your administrator: "
+                                          "nothing was queued.")
+            self.assertNotContains(response, "queued (")
+        assert not OrmQ.objects.exists()
+
+    def test_sync_now_queues_the_agendas_that_are_not_paused(self) -> None:
+        Job.objects.filter(profile=self.daves, agenda="calendar").update(paused=True)
+        response = self.client.post(reverse("portal:sync_now", args=[self.daves.pk]),
+                                    follow=True)
+        self.assertContains(response, "Not queued, paused by your administrator: Calendar "
+                                      "(dave@acme.example).")
+        self.assertContains(response, "Sync of dave@acme.example queued (1 agenda)")
+        assert queued() == [(self.daves.pk, "contacts", False, "manual")]
+
+    def test_a_run_that_did_not_start_for_the_pause_does_not_hide_the_last_result(
+            self) -> None:
+        self.make_run(self.daves, crm_created=3, started=timezone.now() - dt.timedelta(hours=1))
+        self.make_run(self.daves, status=Run.Status.PAUSED)
+        self.assertContains(self.client.get(reverse("portal:dashboard")),
+                            "CRM: created 3, updated 0, deleted 0")
+
     def test_a_broken_queue_is_reported_without_details(self) -> None:
         with mock.patch("engine.jobs.async_task", side_effect=OSError("redis:6379 refused")), \
                 self.assertLogs("portal.dashboard", "ERROR"):

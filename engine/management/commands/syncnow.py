@@ -36,7 +36,7 @@ class Command(BaseCommand):
         except NotImplementedError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(summary(run))
-        if run.status in (Run.Status.FAILED, Run.Status.REFUSED):
+        if run.status in (Run.Status.FAILED, Run.Status.REFUSED, Run.Status.PAUSED):
             raise CommandError(f"The run {run.get_status_display()}: {run.message}")
 
 
