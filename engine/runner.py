@@ -468,7 +468,8 @@ class AgendaSync:
             return self.mailbox.count_items(self.folder) or 0
         except MailboxError:
             # Only the progress needed it: the read says what is wrong with the folder.
-            log.info("Could not count the items of %s", self.folder.path, exc_info=True)
+            # Its words only: the traceback would carry the server's own answer.
+            log.info("Could not count the items of %s", self.folder.path)
             return 0
 
     def _known_versions(self, refs: list[ItemRef]) -> set[str]:

@@ -129,6 +129,11 @@ def _portal_rules() -> dict[str, Rule]:
                             done, method="post"),
         "portal:keep_apart": Rule(lambda o: f"/duplicates/{o.candidate.pk}/keep-apart/",
                                   USER_LOGIN, HIDDEN, done, method="post"),
+        # Many pairs at once: one pair of another organization refuses the whole request.
+        "portal:decide_selected": Rule(lambda o: "/duplicates/decide/", USER_LOGIN, HIDDEN,
+                                       done, method="post",
+                                       data=lambda o: {"decision": "apart",
+                                                       "pair": str(o.candidate.pk)}),
         # Both organizations let their users change every option (UrlWalkTests.setUp). An
         # empty form is refused for its missing values: nothing is saved by the walk.
         "portal:my_settings": Rule(lambda o: "/my-settings/", USER_LOGIN, other_list, own_list),
