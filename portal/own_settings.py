@@ -20,10 +20,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
+from engine.folder_move import has_synced
 from engine.mailbox.base import MailboxError
 from engine.mailbox.diagnose import profile_target
 from engine.records import Kind
 from profiles.admin_mailbox import list_folders
+from profiles.folder_change import FolderChangeForm
 from profiles.models import CalendarSettings, ContactSettings, MailFolder, MailSettings, SyncProfile
 from profiles.models.self_service import MAIL_FOLDERS_OPTION, UserOption, fields_for
 
@@ -71,11 +73,6 @@ def mark_folder_fields(form_fields: dict[str, forms.Field], kind: Kind, url: str
     form_fields["folder_path"].widget.attrs.update({
         "readonly": True, "class": "folder-picker-path", "data-folder-kind": kind.value,
         "data-folder-list-url": url, "data-folder-hint": hint})
-    if kind is not Kind.MAIL:
-        # Nothing moves items between folders (docs/sync.md): say so before a user finds
-        # their records in the old folder still.
-        hint += " " + _("The next sync uses the new folder; what is already synced stays "
-                        "in the old one.")
     form_fields["folder_path"].help_text = hint
     form_fields["folder_id"].widget = forms.HiddenInput(attrs={"class": "folder-picker-id"})
 
@@ -120,7 +117,12 @@ class OwnSettings:
                 continue
             instance = profile if model is SyncProfile else getattr(
                 profile, model._meta.model_name)
-            form_class = modelform_factory(model, form=OwnOptionsForm, fields=names)
+            base: type[forms.ModelForm] = OwnOptionsForm
+            if kind is not None and "folder_id" in names and has_synced(profile.pk, kind.value):
+                # As in the admin (profiles.folder_change): a synced folder changes only with
+                # "I understand", and the next run moves the synced items into the new one.
+                base = type("OwnFolderChangeForm", (FolderChangeForm, OwnOptionsForm), {})
+            form_class = modelform_factory(model, form=base, fields=names)
             form = form_class(data, instance=instance,
                               prefix=f"{prefix}-{model._meta.model_name}")
             if kind is not None:

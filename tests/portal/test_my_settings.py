@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
+from engine.models import FolderState
 from profiles.models import AuditEntry, MailFolder, Organization, SyncProfile
 from profiles.models.self_service import UserOption
 from tests.portal.base import PortalTestCase
@@ -355,8 +356,27 @@ class MySettingsFoldersTestCase(EwsimAdminTestCase):
             self.assertContains(page, f'data-folder-list-url="/my-settings/{self.profile.pk}'
                                       f'/folders/{kind}/"')
         self.assertContains(page, 'src="/static/profiles/folder_picker.js"')
-        # Changing the event or contact folder moves nothing: the page says so at both.
-        self.assertContains(page, "what is already synced stays in the old one", count=2)
+        # Not synced yet: a folder changes without a question.
+        self.assertNotContains(page, "confirm_folder_change")
+
+    def test_a_synced_folder_changes_only_once_the_user_confirms_the_move(self) -> None:
+        # As in the admin (profiles.folder_change): the next run moves the synced items.
+        FolderState.objects.create(profile=self.profile, agenda="calendar",
+                                   folder_id="calendar", remote_state="synced-once")
+        page = self.client.get(PAGE)
+        self.assertContains(page, "the next run moves the items linked to CRM records")
+        change = {"calendarsettings-folder_id": self.crm_folder["id"],
+                  "calendarsettings-folder_path": "Calendar/CRM"}
+        refused = self.client.post(self.action, self._data(change))
+        self.assertEqual(refused.status_code, 200)
+        self.assertContains(refused, "tick “I understand”")
+        calendar = SyncProfile.objects.get(pk=self.profile.pk).calendarsettings
+        self.assertEqual(calendar.folder_id, "calendar")
+        confirmed = self.client.post(self.action, self._data(
+            {**change, "calendarsettings-confirm_folder_change": "on"}))
+        self.assertEqual(confirmed.status_code, 302)
+        calendar = SyncProfile.objects.get(pk=self.profile.pk).calendarsettings
+        self.assertEqual(calendar.folder_id, self.crm_folder["id"])
 
     def test_another_users_mailbox_or_a_kind_not_allowed_is_not_listed(self) -> None:
         self.sim.control.reset_counters()
