@@ -245,6 +245,10 @@ def connection_target(connection: MailboxConnection) -> Target:
         mailbox = connection.username.strip().lower()
     elif profile is not None:
         mailbox = profile.mailbox
+    elif connection.uses_own_credentials and connection.kind == connection.Kind.GRAPH:
+        return Target(None, connection.kind, _(
+            "There is no mailbox to test with: fill in “Mailbox to test with” "
+            "(someone@example.com), or add a sync profile that uses this connection."))
     elif connection.uses_own_credentials:
         return Target(None, connection.kind, _(
             "There is no mailbox to test with: write the service account's user name as an "

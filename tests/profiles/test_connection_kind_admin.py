@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import HttpResponse
 
+from engine.mailbox.diagnose import connection_target
 from profiles.models import MailboxConnection
 from tests.base import BaseTestCase
 
@@ -90,3 +91,11 @@ class ConnectionKindFormTestCase(BaseTestCase):
         self.assertNotContains(page, 'name="ews_url" value=')
         self.assertContains(page, "connection-kind-ews")
         self.assertContains(page, "profiles/connection_kind.js")
+
+    def test_a_graph_connection_without_a_mailbox_to_test_with_names_that_field(self) -> None:
+        self._add(kind="graph", tenant_id=TENANT, client_id=CLIENT, secret="client-secret",
+                  verify_tls="on")
+        target = connection_target(MailboxConnection.objects.get(name="Acme"))
+        self.assertIsNone(target.access)
+        self.assertIn("“Mailbox to test with”", target.problem)
+        self.assertNotIn("user name", target.problem)
