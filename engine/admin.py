@@ -26,11 +26,28 @@ class ReadOnlyMixin:
 
 class RunItemInline(ReadOnlyMixin, admin.TabularInline):
     model = RunItem
-    fields = ["action", "title", "detail", "crm_key", "remote_id"]
+    fields = ["action", "title", "reason", "crm_key", "remote_id"]
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = False
+
+    @admin.display(description=_("Reason or error"))
+    def reason(self, item: RunItem) -> str:
+        return item.reason
+
+
+class TriggerFilter(admin.SimpleListFilter):
+    """Who or what started the runs, in words (Run.trigger holds a code)."""
+
+    title = _("started by")
+    parameter_name = "trigger"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(code, str(label)) for code, label in Run.TRIGGERS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        return queryset.filter(trigger=self.value()) if self.value() else queryset
 
 
 @admin.register(Run)
@@ -38,16 +55,22 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     list_display = ["started", "profile", "agenda", "kind", "status", "crm_created",
                     "crm_updated", "crm_deleted", "remote_created", "remote_updated",
                     "remote_deleted", "conflicts", "errors", "duplicates", "requests"]
-    list_filter = ["status", "agenda", "kind", "trigger"]
+    list_filter = ["status", "agenda", "kind", TriggerFilter]
     list_select_related = ["profile"]
     search_fields = ["profile__mailbox", "message"]
     date_hierarchy = "started"
     inlines = [RunItemInline]
     actions = ["approve_deletions"]
-    readonly_fields = [f.name for f in Run._meta.fields]
+    readonly_fields = [f.name if f.name != "trigger" else "started_by"
+                       for f in Run._meta.fields]
+    exclude = ["trigger"]   # a code: shown in words as started_by
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
+
+    @admin.display(description=_("started by"))
+    def started_by(self, run: Run) -> str:
+        return run.get_trigger_display()
 
     @admin.action(description=_("Approve the deletions or creations these runs stopped before"))
     def approve_deletions(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:

@@ -191,14 +191,11 @@ def history_csv(request: HttpRequest) -> StreamingHttpResponse:
 def run_items_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     run = run_or_404(request.user, pk)
     header = [_("Action"), _("Item"), _("Detail"), _("CRM record"), _("Exchange item")]
-    rows = ([item.get_action_display(), item.title, item.detail, item.crm_key, item.remote_id]
+    rows = ([item.get_action_display(), item.title, item.reason, item.crm_key, item.remote_id]
             for item in run.items.all().iterator(chunk_size=1000))
     return csv_response(f"sync-run-{run.pk}.csv", header, rows)
 
 
 def trigger_label(trigger: str) -> str:
     """Who or what started a run, in words (Run.trigger holds a code)."""
-    labels = {"schedule": _("schedule"), "manual": _("by hand"), "resync": _("force resync"),
-              "approval": _("an administrator's approval"), "command": _("command line"),
-              "change": _("a change was noticed")}
-    return labels.get(trigger, trigger)
+    return str(Run.TRIGGERS.get(trigger, trigger))
