@@ -3,7 +3,6 @@ catalog in the product's Czech terms."""
 
 from __future__ import annotations
 
-import ast
 import shutil
 import subprocess
 import sys
@@ -15,30 +14,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from tests.portal.base import PortalTestCase
-
-CATALOG = Path(settings.BASE_DIR) / "locale" / "cs" / "LC_MESSAGES" / "django.po"
-
-
-def catalog_entries(catalog: Path = CATALOG) -> list[dict[str, object]]:
-    """The Czech catalog's entries: msgid, msgid_plural, msgstr (by index), flags."""
-    entries: list[dict[str, object]] = []
-    entry: dict[str, object] = {}
-    field = ""
-    for line in [*catalog.read_text(encoding="utf-8").splitlines(), ""]:
-        if not line.strip():
-            if entry:
-                entries.append(entry)
-            entry, field = {}, ""
-        elif line.startswith("#,"):
-            entry["flags"] = line
-        elif line.startswith("#"):
-            continue
-        elif line.startswith('"'):
-            entry[field] = str(entry[field]) + ast.literal_eval(line)
-        else:
-            field, _space, value = line.partition(" ")
-            entry[field] = ast.literal_eval(value)
-    return entries[1:]   # the first is the header
+from tests.portal.catalog import catalog_entries
 
 
 class CzechTestCase(PortalTestCase):
