@@ -114,16 +114,20 @@ class LinkAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
 
 @admin.register(DuplicateCandidate)
 class DuplicateCandidateAdmin(OrganizationScopedAdmin):
-    list_display = ["crm_title", "remote_title", "address", "profile", "decision", "found"]
+    list_display = ["crm_title", "remote_title", "shared", "profile", "decision", "found"]
     list_filter = ["decision", "agenda"]
     list_select_related = ["profile"]
     search_fields = ["crm_title", "remote_title", "address", "profile__mailbox"]
-    readonly_fields = ["profile", "agenda", "crm_key", "remote_id", "address", "crm_title",
+    readonly_fields = ["profile", "agenda", "crm_key", "remote_id", "shared", "crm_title",
                        "remote_title", "found", "decided"]
     fields = [*readonly_fields, "decision"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("shared address"), ordering="address")
+    def shared(self, candidate: DuplicateCandidate) -> str:
+        return candidate.shared
 
     def save_model(self, request: HttpRequest, obj: DuplicateCandidate, form: Any,
                    change: bool) -> None:

@@ -328,7 +328,13 @@ class DuplicateCandidate(models.Model):
         verbose_name_plural = _("duplicate candidates")
 
     def __str__(self) -> str:
-        return f"{self.crm_title} ~ {self.remote_title} ({self.address})"
+        return f"{self.crm_title} ~ {self.remote_title} ({self.shared})"
+
+    @property
+    def shared(self) -> str:
+        """What the pair shares, in the reader's language: an address, or for meetings a
+        phrase the engine writes in English ("the same meeting UID")."""
+        return describe(self.address)
 
 
 class Job(models.Model):

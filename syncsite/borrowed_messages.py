@@ -11,6 +11,8 @@ MESSAGES = [
     # django/contrib/admin/templates/admin/app_list.html (Django 5.2)
     gettext_noop("Add link"),
     gettext_noop("Change or view list link"),
+    # django/contrib/admin/templates/admin/auth/user/add_form.html
+    gettext_noop("After you’ve created a user, you’ll be able to edit more user options."),
     # django_q/models.py
     gettext_noop("Task"),
     gettext_noop("Tasks"),

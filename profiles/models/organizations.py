@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from profiles.validation import check_inside_roots, path_lines, paths_overlap
@@ -139,7 +140,9 @@ class Membership(models.Model):
         verbose_name_plural = _("memberships")
 
     def __str__(self) -> str:
-        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+        return gettext("%(user)s in %(organization)s (%(role)s)") % {
+            "user": self.user, "organization": self.organization,
+            "role": self.get_role_display()}
 
     def save(self, *args: object, **kwargs: object) -> None:
         super().save(*args, **kwargs)

@@ -13,14 +13,14 @@ from html.parser import HTMLParser
 
 from tests.portal.catalog import catalog_entries
 
-WORD = re.compile(r"[^\W\d_]{3,}")
+WORD = re.compile(r"[^\W\d_]{2,}")
 # Addresses, paths and identifiers are data, not words: left out before splitting.
 DATA = re.compile(r"\S+@\S+|\S*[/\\]\S*|\S*_\S*|https?:\S+")
 # Attributes a person reads (buttons' values, tooltips, labels for screen readers).
 READ_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt"}
 HIDDEN = {"script", "style", "template", "textarea"}
-# Names of keys, as Django's own Czech help texts name them.
-KEYS = frozenset({"Command", "Control"})
+# Names Django's own Czech help texts keep in English: keys and a kind of sign-in.
+NAMES = re.compile(r"Command|Control|Single Sign-On")
 
 
 @cache
@@ -70,10 +70,11 @@ def visible_texts(html: str) -> list[str]:
 
 def english_in(texts: list[str], allowed: frozenset[str] = frozenset()) -> list[str]:
     """The texts that hold an English word (each with the words found)."""
-    vocabulary = english_words() - {w.casefold() for w in allowed | KEYS}
+    vocabulary = english_words() - {w.casefold() for w in allowed}
     found = []
     for text in texts:
-        words = [w for w in WORD.findall(DATA.sub(" ", text)) if w.casefold() in vocabulary]
+        words = [w for w in WORD.findall(DATA.sub(" ", NAMES.sub(" ", text)))
+                 if w.casefold() in vocabulary]
         if words:
             found.append(f"{text!r}: {', '.join(words)}")
     return found

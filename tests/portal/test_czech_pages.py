@@ -12,6 +12,7 @@ from django.utils import translation
 
 from engine.models import Run, RunItem
 from engine.reasons import describe, known
+from profiles.models import AuditEntry
 from tests.portal.base import PortalTestCase
 from tests.portal.english import english_in, visible_texts
 
@@ -27,6 +28,9 @@ class CzechPagesTestCase(PortalTestCase):
         for action, title, detail in ITEMS:
             self.make_item(self.run_, action, title, detail=detail)
         self.make_candidate(self.daves)
+        self.make_candidate(self.daves, agenda="calendar", address="the same meeting UID",
+                            crm_title="Porada", remote_title="Porada")
+        AuditEntry.objects.all().delete()   # the set-up's, naming the connections in English
         for profile in (self.daves, self.eves, self.charlies):
             # Named as a Czech administrator would name them: the test looks for English.
             profile.connection.name = f"Připojení {profile.user.username}"
@@ -186,6 +190,8 @@ def admin_urls(case: CzechPagesTestCase) -> list[str]:
         reverse("admin:profiles_mailboxconnection_add"),
         reverse("admin:profiles_organization_changelist"),
         reverse("admin:profiles_organization_change", args=[profile.organization_id]),
+        reverse("admin:profiles_auditentry_changelist"),
+        reverse("admin:auth_user_add"),
         reverse("admin:auth_user_changelist"),
         reverse("admin:auth_user_change", args=[case.dave.pk]),
         reverse("admin:engine_run_changelist"),
