@@ -11,6 +11,11 @@ MESSAGES = [
     # django/contrib/admin/templates/admin/app_list.html (Django 5.2)
     gettext_noop("Add link"),
     gettext_noop("Change or view list link"),
+    gettext_noop("Model name"),
+    # django/contrib/admin/helpers.py: Django's Czech "Přidat %(verbose_name)s" puts the
+    # capitalised nominative ("Přidat Poštovní složka") where Czech needs the accusative;
+    # a colon lets the name stand as it is.
+    gettext_noop("Add another %(verbose_name)s"),
     # django/contrib/admin/templates/admin/auth/user/add_form.html
     gettext_noop("After you’ve created a user, you’ll be able to edit more user options."),
     # django_q/models.py

@@ -8,6 +8,8 @@ from pathlib import Path
 from django.conf import settings
 
 CATALOG = Path(settings.BASE_DIR) / "locale" / "cs" / "LC_MESSAGES" / "django.po"
+# The scripts' messages (the admin's JavaScript catalogue serves them).
+SCRIPTS_CATALOG = CATALOG.with_name("djangojs.po")
 
 
 def catalog_entries(catalog: Path = CATALOG) -> list[dict[str, object]]:

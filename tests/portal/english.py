@@ -23,6 +23,10 @@ HIDDEN = {"script", "style", "template", "textarea"}
 NAMES = re.compile(r"Command|Control|Single Sign-On")
 
 
+# A message's placeholders ("%(organization)s", "{{ name }}") are no words of its language.
+PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\{?\s*\w+\s*\}?\}")
+
+
 @cache
 def english_words() -> frozenset[str]:
     """Words of the English messages that no Czech translation contains."""
@@ -30,7 +34,8 @@ def english_words() -> frozenset[str]:
     czech: set[str] = set()
     for entry in catalog_entries():
         for key, value in entry.items():
-            words = {w.casefold() for w in WORD.findall(DATA.sub(" ", str(value)))}
+            text = DATA.sub(" ", PLACEHOLDER.sub(" ", str(value)))
+            words = {w.casefold() for w in WORD.findall(text)}
             if key.startswith("msgid"):
                 english |= words
             elif key.startswith("msgstr"):

@@ -4,7 +4,10 @@ admin, rendered with a Czech browser language and read as a person reads them.""
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
+import re
 
 from django.conf import settings
 from django.urls import reverse
@@ -69,6 +72,15 @@ class CzechPagesTestCase(PortalTestCase):
             found |= {f"{user} {url}": self._english(url) for url in admin_urls(self)}
         found = {url: words for url, words in found.items() if words}
         assert not found, "\n".join(f"{url}: {words}" for url, words in found.items())
+
+    def test_an_inline_is_added_in_good_czech(self) -> None:
+        self.sign_in(self.alice)
+        page = self.client.get(reverse("admin:profiles_syncprofile_change",
+                                       args=[self.daves.pk]), headers=CZECH)
+        # The admin's script writes the link from the inline's data (JSON in an attribute).
+        texts = [json.loads(html.unescape(data))["options"]["addText"] for data in
+                 re.findall(r'data-inline-formset="([^"]*)"', page.content.decode())]
+        assert "Přidat další: Poštovní složka" in texts, texts
 
     def test_reasons_read_in_czech_with_the_fields_labels(self) -> None:
         self.sign_in(self.dave)

@@ -3,6 +3,7 @@ catalog in the product's Czech terms."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from tests.portal.base import PortalTestCase
-from tests.portal.catalog import catalog_entries
+from tests.portal.catalog import SCRIPTS_CATALOG, catalog_entries
 
 
 class CzechTestCase(PortalTestCase):
@@ -119,3 +120,18 @@ def test_every_message_of_the_source_is_in_the_czech_catalog(tmp_path: Path) -> 
     missing = [e["msgid"] for e in fresh if (e["msgid"], e.get("msgctxt")) not in kept
                or "fuzzy" in str(e.get("flags", ""))]
     assert not missing, f"run manage.py makemessages -l cs and translate: {missing[:10]}"
+
+
+def test_every_message_of_the_scripts_is_translated() -> None:
+    # The scripts call gettext("…") (the admin's JavaScript catalogue) for what they show.
+    base = Path(settings.BASE_DIR)
+    used = {message for script in base.glob("*/static/**/*.js")
+            for message in re.findall(r'gettext\("((?:[^"\\]|\\.)*)"\)',
+                                      script.read_text(encoding="utf-8"))}
+    assert used, "no script message found: is the pattern still right?"
+    translated = {e["msgid"]: e.get("msgstr") for e in catalog_entries(SCRIPTS_CATALOG)
+                  if "fuzzy" not in str(e.get("flags", ""))}
+    missing = sorted(m for m in used if not translated.get(m))
+    assert not missing, f"run manage.py makemessages -d djangojs -l cs and translate: {missing}"
+    assert SCRIPTS_CATALOG.with_suffix(".mo").stat().st_mtime >= \
+        SCRIPTS_CATALOG.stat().st_mtime - 1, "run manage.py compilemessages"
