@@ -10,8 +10,8 @@ the CRM) is shown as it was written.
 
 A new reason: add its English template here (gettext_noop; one with a count as a function
 using ngettext, like `_received`), with the parameters named as below, and build the text in
-the engine with the same words (tests/portal/test_i18n.py finds reasons written
-by the engine that no template matches).
+the engine with the same words (tests/engine/test_reasons.py finds reasons written by the
+engine that no template matches).
 
 Parameters are translated by their name:
 - `where`, `winner`: a side ("the CRM", "Exchange");
@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from django.utils import translation
 from django.utils.text import capfirst
@@ -263,11 +263,11 @@ def known(detail: str) -> bool:
 def _match(detail: str) -> tuple[_Template, dict[str, str]] | None:
     for template in _templates():
         found = template.pattern.match(detail)
-        # A reason inside a reason is one the registry knows, or this is not the template
-        # ("changed in the CRM: …" is a reason with a problem; "Error: …" is not).
         if found is None:
             continue
         params = found.groupdict()
+        # A reason inside a reason is one the registry knows, or this is not the template
+        # ("changed in the CRM: …" is a reason with a problem; "Error: …" is not).
         if "reason" not in params or known(params["reason"]):
             return template, params
     return None
@@ -275,8 +275,12 @@ def _match(detail: str) -> tuple[_Template, dict[str, str]] | None:
 
 def describe(detail: str) -> str:
     """A run item's stored detail in the active language (unknown text as it is)."""
-    if not detail:
-        return detail
+    return _described(detail, translation.get_language()) if detail else detail
+
+
+# A run's items repeat a few reasons thousands of times (a CSV export reads them all).
+@lru_cache(maxsize=2048)
+def _described(detail: str, language: str | None) -> str:
     found = _match(detail)
     if found is not None:
         template, params = found
