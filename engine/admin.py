@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 
 from engine import jobs
 from engine.models import DuplicateCandidate, Job, Link, Run, RunItem
+from engine.reasons import describe
 from profiles.admin_scoping import OrganizationScopedAdmin
 
 
@@ -35,6 +36,11 @@ class RunItemInline(ReadOnlyMixin, admin.TabularInline):
     @admin.display(description=_("Reason or error"))
     def reason(self, item: RunItem) -> str:
         return item.reason
+
+
+# Run fields shown through a method: the trigger is a code, the messages are in English.
+RUN_FIELDS_IN_WORDS = {"trigger": "started_by", "message": "message_shown",
+                       "progress_note": "doing_now"}
 
 
 class TriggerFilter(admin.SimpleListFilter):
@@ -61,9 +67,8 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     date_hierarchy = "started"
     inlines = [RunItemInline]
     actions = ["approve_deletions"]
-    readonly_fields = [f.name if f.name != "trigger" else "started_by"
-                       for f in Run._meta.fields]
-    exclude = ["trigger"]   # a code: shown in words as started_by
+    readonly_fields = [RUN_FIELDS_IN_WORDS.get(f.name, f.name) for f in Run._meta.fields]
+    exclude = list(RUN_FIELDS_IN_WORDS)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
@@ -71,6 +76,14 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     @admin.display(description=_("started by"))
     def started_by(self, run: Run) -> str:
         return run.get_trigger_display()
+
+    @admin.display(description=_("message"))
+    def message_shown(self, run: Run) -> str:
+        return describe(run.message)
+
+    @admin.display(description=_("doing now"))
+    def doing_now(self, run: Run) -> str:
+        return describe(run.progress_note)
 
     @admin.action(description=_("Approve the deletions or creations these runs stopped before"))
     def approve_deletions(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:

@@ -46,6 +46,10 @@ VALUES = {
     "a calendar item": gettext_noop("a calendar item"),
     "the same meeting UID": gettext_noop("the same meeting UID"),
     "the same subject and start": gettext_noop("the same subject and start"),
+    # Agendas by their codes, named as the pages name them.
+    "contacts": gettext_noop("Contacts"),
+    "calendar": gettext_noop("Calendar"),
+    "mail": gettext_noop("E-mail import"),
 }
 
 # The synced fields of the records (engine/records.py) by the labels the CRM gives them.
@@ -99,6 +103,22 @@ def _received(days: int) -> str:
     return ngettext("received %(date)s, before the import window (the last %(days)s day)",
                     "received %(date)s, before the import window (the last %(days)s days)",
                     days)
+
+
+def _crm_changes(count: int) -> str:
+    return ngettext("%(count)s CRM change to look at", "%(count)s CRM changes to look at",
+                    count)
+
+
+def _deletions_wait(count: int) -> str:
+    return ngettext("%(count)s deletion waits for an administrator's approval",
+                    "%(count)s deletions wait for an administrator's approval", count)
+
+
+def _creations_wait(count: int) -> str:
+    return ngettext("%(count)s creation in %(where)s waits for an administrator's approval",
+                    "%(count)s creations in %(where)s wait for an administrator's approval",
+                    count)
 
 
 TEMPLATES: list[str | CountedWords] = [
@@ -158,6 +178,17 @@ TEMPLATES: list[str | CountedWords] = [
     gettext_noop("a copy of a CRM record that was deleted meanwhile; left alone"),
     gettext_noop("more deletions than the mass-deletion guard allows"),
     gettext_noop("more creations than the mass-creation guard allows"),
+    # A run's message and what it is doing now (Run.message, Run.progress_note).
+    ("count", _crm_changes),
+    ("count", _deletions_wait),
+    ("count", _creations_wait),
+    gettext_noop("Reading %(folder)s"),
+    gettext_noop("Another run of this profile's %(agenda)s agenda is in progress."),
+    gettext_noop("The database failed during the run (%(problem)s); what was recorded before "
+                 "stays, and the next run goes on from there."),
+    gettext_noop("Internal error (%(name)s); the server's log has the details."),
+    gettext_noop("The worker running this stopped before it finished (killed, crashed or its "
+                 "machine lost); its lease expired and a later run took over."),
     # The e-mail import (mailimport/importer.py).
     gettext_noop("no longer in the mailbox (deleted or moved) when it was to be filed "
                   "again"),
@@ -189,6 +220,8 @@ _PATTERNS = {
     "size": r"\d+",
     "limit": r"\d+",
     "length": r"\d+",
+    "count": r"\d+",
+    "agenda": "contacts|calendar|mail",
     "reason": ".+?",
     "more": ".+?",
     "problem": ".+?",

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from engine.models import Agenda, Run, RunItem
+from engine.reasons import describe
 from portal import chart
 from portal.access import run_or_404, sees_several_users, visible_profiles, visible_runs
 from portal.csvexport import csv_response, csv_time
@@ -181,7 +182,7 @@ def history_csv(request: HttpRequest) -> StreamingHttpResponse:
              run.get_agenda_display(), run.get_kind_display(), run.get_status_display(),
              trigger_label(run.trigger), run.crm_created, run.crm_updated, run.crm_deleted,
              run.remote_created, run.remote_updated, run.remote_deleted, run.linked,
-             run.conflicts, run.skipped, run.errors, run.duplicates, run.message]
+             run.conflicts, run.skipped, run.errors, run.duplicates, describe(run.message)]
             for run in runs.iterator(chunk_size=500))
     return csv_response("sync-history.csv", header, rows)
 

@@ -13,14 +13,14 @@ from django.utils import translation
 
 from engine.reasons import describe, known
 
-# Where the engine writes run items' reasons, and the calls that carry one: the argument
-# (position, keyword) that holds it.
+# Where the engine writes run items' reasons and runs' messages, and the calls that carry
+# one: the argument (position, keyword) that holds it.
 SOURCES = ["engine/planner.py", "engine/runner.py", "engine/calendar_sync.py",
            "engine/matching.py", "mailimport/importer.py"]
 CARRIERS = {"_item": (4, "detail"), "Skip": (0, "reason"), "Unlink": (0, "reason"),
             "Leave": (0, "reason"), "PendingDeletion": (1, "reason"),
             "Conflict": (2, "reason"), "Write": (4, "reason"), "Duplicate": (3, "reason"),
-            "append": (0, "")}
+            "append": (0, ""), "_say": (0, "message")}
 LISTS_OF_NOTES = ("notes", "warnings")
 # A value the code computes, standing in for any parameter but a side.
 ANY = "1"
@@ -55,6 +55,8 @@ class _Samples:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             return [a + b for a in self.of(node.left, depth + 1)
                     for b in self.of(node.right, depth + 1)][:50]
+        if isinstance(node, ast.Attribute) and node.attr == "agenda":
+            return ["contacts"]   # an agenda's code
         if isinstance(node, ast.Attribute) and node.attr == "reason":
             return [KNOWN]   # an action's reason, itself one of the texts checked here
         if isinstance(node, ast.Name) and node.id in self.locals:
@@ -99,7 +101,8 @@ def written_reasons() -> list[tuple[str, int, str]]:
 
 def _reason_argument(node: ast.AST) -> ast.expr | None:
     if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Attribute) and t.attr == "reason" for t in node.targets):
+            isinstance(t, ast.Attribute) and t.attr in ("reason", "message")
+            for t in node.targets):
         return node.value
     if not isinstance(node, ast.Call):
         return None
@@ -145,6 +148,12 @@ def test_a_new_reason_without_a_template_is_caught() -> None:
     ("linked to nobody in the CRM; x.exe not saved (type not allowed)",
      "propojeno s: nikým v CRM; x.exe neuloženo (typ není povolen)"),
     ("ErrorServerBusy (tried again next run)", "ErrorServerBusy (zkusí se znovu při dalším běhu)"),
+    ("1 deletions wait for an administrator's approval",
+     "1 smazání čeká na schválení správcem"),
+    ("12 creations in Exchange wait for an administrator's approval",
+     "12 vytvoření v Exchange čeká na schválení správcem"),
+    ("Another run of this profile's calendar agenda is in progress.",
+     "Jiný běh agendy Kalendář tohoto profilu právě probíhá."),
 ])
 def test_reasons_are_told_in_czech(detail: str, czech: str) -> None:
     with translation.override("cs"):

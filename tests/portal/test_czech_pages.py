@@ -4,6 +4,7 @@ admin, rendered with a Czech browser language and read as a person reads them.""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import html
 import io
 import json
@@ -11,9 +12,9 @@ import re
 
 from django.conf import settings
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
-from engine.models import Run, RunItem
+from engine.models import Lease, Run, RunItem
 from engine.reasons import describe, known
 from profiles.models import AuditEntry
 from tests.portal.base import PortalTestCase
@@ -27,7 +28,13 @@ class CzechPagesTestCase(PortalTestCase):
         super().setUp()
         self.addCleanup(translation.activate, settings.LANGUAGE_CODE)
         self.run_ = self.make_run(self.daves, status=Run.Status.PARTIAL, errors=1,
-                                  crm_created=2)
+                                  crm_created=2, message="3 deletions wait for an "
+                                                         "administrator's approval")
+        # Dave's contacts are syncing again now: the dashboard shows what the run is doing.
+        self.make_run(self.daves, status=Run.Status.RUNNING, finished=None,
+                      started=timezone.now(), progress_note="240 CRM changes to look at")
+        Lease.objects.create(profile=self.daves, agenda="contacts", holder="worker-1",
+                             expires_at=timezone.now() + dt.timedelta(minutes=5))
         for action, title, detail in ITEMS:
             self.make_item(self.run_, action, title, detail=detail)
         self.make_candidate(self.daves)
@@ -90,6 +97,14 @@ class CzechPagesTestCase(PortalTestCase):
                      "Exchange",
                      "nový v Exchange", "přesunuto do složky Archiv v Exchange"):
             self.assertContains(page, text)
+
+    def test_the_runs_message_and_what_it_does_now_read_in_czech(self) -> None:
+        self.sign_in(self.dave)
+        self.assertContains(self.client.get(reverse("portal:dashboard"), headers=CZECH),
+                            "240 změn v CRM k prohlédnutí")
+        self.assertContains(self.client.get(reverse("portal:run", args=[self.run_.pk]),
+                                            headers=CZECH),
+                            "3 smazání čekají na schválení správcem")
 
     def test_every_reason_here_is_one_the_registry_knows(self) -> None:
         unknown = [detail for _action, _title, detail in ITEMS if not known(detail)]
