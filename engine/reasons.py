@@ -189,6 +189,30 @@ TEMPLATES: list[str | CountedWords] = [
     gettext_noop("Internal error (%(name)s); the server's log has the details."),
     gettext_noop("The worker running this stopped before it finished (killed, crashed or its "
                  "machine lost); its lease expired and a later run took over."),
+    gettext_noop("The run lost its lease (it took too long without progress)."),
+    # A mailbox that failed a run (engine/mailbox/ews.py translate_error, graph_http.py).
+    gettext_noop("Authentication failed: the server refused the user name or password of "
+                 "%(account)s."),
+    gettext_noop("The service account %(account)s may not impersonate %(mailbox)s: grant it "
+                 "the ApplicationImpersonation role."),
+    gettext_noop("There is no mailbox %(mailbox)s on %(host)s."),
+    gettext_noop("The folder no longer exists in the mailbox: choose it again."),
+    gettext_noop("%(host)s kept asking to slow down for longer than this run may wait "
+                 "(%(seconds)s s); the next run goes on."),
+    gettext_noop("%(host)s is busy and asked to slow down; the next run goes on."),
+    gettext_noop("%(host)s does not answer as an Exchange Web Services endpoint (it answered "
+                 "%(answer)s; EWS disabled, or a wrong URL?)."),
+    gettext_noop("%(host)s does not answer as an Exchange Web Services endpoint (EWS disabled, "
+                 "or a wrong URL?)."),
+    gettext_noop("Exchange answered with the error %(name)s."),
+    gettext_noop("Microsoft Graph answered with an error (%(status)s)."),
+    gettext_noop("The TLS connection to %(host)s failed%(code)s. Check the certificate, or "
+                 "turn TLS verification off for this connection."),
+    gettext_noop("The server name %(host)s cannot be resolved (DNS)."),
+    gettext_noop("%(host)s refused the connection: nothing listens on port %(port)s."),
+    gettext_noop("%(host)s did not answer in time."),
+    gettext_noop("The connection to %(host)s broke off before an answer came."),
+    gettext_noop("The connection to %(host)s failed (%(name)s)."),
     # The e-mail import (mailimport/importer.py).
     gettext_noop("no longer in the mailbox (deleted or moved) when it was to be filed "
                   "again"),
@@ -221,6 +245,9 @@ _PATTERNS = {
     "limit": r"\d+",
     "length": r"\d+",
     "count": r"\d+",
+    "seconds": r"\d+",
+    "port": r"\d+",
+    "code": r"(?: \([A-Z0-9_]+\))?",   # OpenSSL's reason, when it gave one
     "agenda": "contacts|calendar|mail",
     "reason": ".+?",
     "more": ".+?",

@@ -154,6 +154,12 @@ def test_a_new_reason_without_a_template_is_caught() -> None:
      "12 vytvoření v Exchange čeká na schválení správcem"),
     ("Another run of this profile's calendar agenda is in progress.",
      "Jiný běh agendy Kalendář tohoto profilu právě probíhá."),
+    ("The TLS connection to mail.example.org failed (CERTIFICATE_VERIFY_FAILED). Check the "
+     "certificate, or turn TLS verification off for this connection.",
+     "Spojení TLS se serverem mail.example.org selhalo (CERTIFICATE_VERIFY_FAILED). "
+     "Zkontrolujte certifikát, nebo pro toto připojení vypněte ověřování TLS."),
+    ("There is no mailbox pavel@example.org on mail.example.org.",
+     "Na serveru mail.example.org není schránka pavel@example.org."),
 ])
 def test_reasons_are_told_in_czech(detail: str, czech: str) -> None:
     with translation.override("cs"):
