@@ -157,11 +157,17 @@ class JobAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     list_filter = ["paused", "agenda", "last_status"]
     list_select_related = ["profile"]
     search_fields = ["profile__mailbox", "last_message"]
-    readonly_fields = [f.name for f in Job._meta.fields]
+    readonly_fields = [f.name if f.name != "last_message" else "last_message_shown"
+                       for f in Job._meta.fields]
+    exclude = ["last_message"]   # written in English: shown through the reason registry
     actions = ["pause", "resume"]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False   # jobs follow the profiles' switches; deleting one would only recreate it
+
+    @admin.display(description=_("last message"))
+    def last_message_shown(self, job: Job) -> str:
+        return describe(job.last_message)
 
     @admin.action(description=_("Pause the selected jobs"), permissions=["view"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -213,6 +213,26 @@ TEMPLATES: list[str | CountedWords] = [
     gettext_noop("%(host)s did not answer in time."),
     gettext_noop("The connection to %(host)s broke off before an answer came."),
     gettext_noop("The connection to %(host)s failed (%(name)s)."),
+    gettext_noop("There is no application %(application)s in the tenant %(tenant)s: check the "
+                 "client id, and that the app is registered in this tenant."),
+    gettext_noop("The tenant %(tenant)s does not exist: check the tenant id (a GUID, or a "
+                 "domain such as contoso.onmicrosoft.com)."),
+    gettext_noop("The client secret of the application %(application)s is wrong or has "
+                 "expired: create a new secret in Entra ID and store it here."),
+    gettext_noop("The certificate of the application %(application)s was refused: upload its "
+                 "public certificate to the app registration in Entra ID."),
+    gettext_noop("Signing in as the application %(application)s failed (%(name)s)."),
+    gettext_noop("The application %(application)s may not open %(mailbox)s: an administrator "
+                 "must grant it admin consent for the application permissions Mail.ReadWrite, "
+                 "Calendars.ReadWrite and Contacts.ReadWrite (and no application access "
+                 "policy may exclude this mailbox)."),
+    gettext_noop("Microsoft Graph refused the token of the application %(application)s (HTTP "
+                 "401 Unauthorized)."),
+    gettext_noop("The mailbox %(mailbox)s cannot be reached through Microsoft Graph: it has no "
+                 "Exchange Online licence, is inactive, or is hosted on-premises (sync it "
+                 "through an Exchange Server connection)."),
+    gettext_noop("There is no mailbox %(mailbox)s in this tenant."),
+    gettext_noop("Microsoft Graph answered %(status)s; the next run tries again."),
     # The e-mail import (mailimport/importer.py).
     gettext_noop("no longer in the mailbox (deleted or moved) when it was to be filed "
                   "again"),

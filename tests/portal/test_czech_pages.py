@@ -14,7 +14,7 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from engine.models import Lease, Run, RunItem
+from engine.models import Job, Lease, Run, RunItem
 from engine.reasons import describe, known
 from profiles.models import AuditEntry
 from tests.portal.base import PortalTestCase
@@ -40,6 +40,11 @@ class CzechPagesTestCase(PortalTestCase):
         self.make_candidate(self.daves)
         self.make_candidate(self.daves, agenda="calendar", address="the same meeting UID",
                             crm_title="Porada", remote_title="Porada")
+        self.job = Job.objects.update_or_create(
+            profile=self.daves, agenda="contacts",
+            defaults={"last_status": Run.Status.FAILED, "consecutive_failures": 2,
+                      "last_message": "There is no mailbox dave@acme.example on "
+                                      "mail.example.org."})[0]
         AuditEntry.objects.all().delete()   # the set-up's, naming the connections in English
         for profile in (self.daves, self.eves, self.charlies):
             # Named as a Czech administrator would name them: the test looks for English.
@@ -226,4 +231,5 @@ def admin_urls(case: CzechPagesTestCase) -> list[str]:
         reverse("admin:engine_link_changelist"),
         reverse("admin:engine_duplicatecandidate_changelist"),
         reverse("admin:engine_job_changelist"),
+        reverse("admin:engine_job_change", args=[case.job.pk]),
     ]
