@@ -14,8 +14,11 @@ from html.parser import HTMLParser
 from tests.portal.catalog import catalog_entries
 
 WORD = re.compile(r"[^\W\d_]{2,}")
-# Addresses, paths and identifiers are data, not words: left out before splitting.
-DATA = re.compile(r"\S+@\S+|\S*[/\\]\S*|\S*_\S*|https?:\S+")
+# A word as prose writes it (lower case, capitalised or in capitals), not a random token.
+AS_WRITTEN = re.compile(r"[A-Z]?[a-z]+|[A-Z]+")
+# Addresses, paths, identifiers and masked values ("aT******", a password hash) are data,
+# not words: left out before splitting.
+DATA = re.compile(r"\S+@\S+|\S*[/\\]\S*|\S*_\S*|https?:\S+|\S*\*\S*")
 # Attributes a person reads (buttons' values, tooltips, labels for screen readers).
 READ_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt"}
 HIDDEN = {"script", "style", "template", "textarea"}
@@ -79,7 +82,7 @@ def english_in(texts: list[str], allowed: frozenset[str] = frozenset()) -> list[
     found = []
     for text in texts:
         words = [w for w in WORD.findall(DATA.sub(" ", NAMES.sub(" ", text)))
-                 if w.casefold() in vocabulary]
+                 if w.casefold() in vocabulary and AS_WRITTEN.fullmatch(w)]
         if words:
             found.append(f"{text!r}: {', '.join(words)}")
     return found
