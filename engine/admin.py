@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 
 from engine import jobs, pausing
 from engine.models import Agenda, DuplicateCandidate, Job, Link, Run, RunItem
+from engine.reasons import describe
 from profiles.admin_scoping import OrganizationScopedAdmin
 
 
@@ -26,11 +27,33 @@ class ReadOnlyMixin:
 
 class RunItemInline(ReadOnlyMixin, admin.TabularInline):
     model = RunItem
-    fields = ["action", "title", "detail", "crm_key", "remote_id"]
+    fields = ["action", "title", "reason", "crm_key", "remote_id"]
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = False
+
+    @admin.display(description=_("Reason or error"))
+    def reason(self, item: RunItem) -> str:
+        return item.reason
+
+
+# Run fields shown through a method: the trigger is a code, the messages are in English.
+RUN_FIELDS_IN_WORDS = {"trigger": "started_by", "message": "message_shown",
+                       "progress_note": "doing_now"}
+
+
+class TriggerFilter(admin.SimpleListFilter):
+    """Who or what started the runs, in words (Run.trigger holds a code)."""
+
+    title = _("started by")
+    parameter_name = "trigger"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(code, str(label)) for code, label in Run.TRIGGERS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        return queryset.filter(trigger=self.value()) if self.value() else queryset
 
 
 @admin.register(Run)
@@ -39,13 +62,14 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     # 1366-px-wide screen; a run's page has every count by its name.
     list_display = ["started", "profile", "agenda", "kind", "status", "in_crm", "in_exchange",
                     "conflicts", "errors"]
-    list_filter = ["status", "agenda", "kind", "trigger"]
+    list_filter = ["status", "agenda", "kind", TriggerFilter]
     list_select_related = ["profile"]
     search_fields = ["profile__mailbox", "message"]
     date_hierarchy = "started"
     inlines = [RunItemInline]
     actions = ["approve_deletions"]
-    readonly_fields = [f.name for f in Run._meta.fields]
+    readonly_fields = [RUN_FIELDS_IN_WORDS.get(f.name, f.name) for f in Run._meta.fields]
+    exclude = list(RUN_FIELDS_IN_WORDS)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser
@@ -57,6 +81,18 @@ class RunAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     @admin.display(description=_("Exchange: created / updated / deleted"))
     def in_exchange(self, run: Run) -> str:
         return f"{run.remote_created} / {run.remote_updated} / {run.remote_deleted}"
+
+    @admin.display(description=_("started by"))
+    def started_by(self, run: Run) -> str:
+        return run.get_trigger_display()
+
+    @admin.display(description=_("message"))
+    def message_shown(self, run: Run) -> str:
+        return describe(run.message)
+
+    @admin.display(description=_("doing now"))
+    def doing_now(self, run: Run) -> str:
+        return describe(run.progress_note)
 
     @admin.action(description=_("Approve the deletions or creations these runs stopped before"))
     def approve_deletions(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
@@ -107,16 +143,20 @@ class LinkAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
 
 @admin.register(DuplicateCandidate)
 class DuplicateCandidateAdmin(OrganizationScopedAdmin):
-    list_display = ["crm_title", "remote_title", "address", "profile", "decision", "found"]
+    list_display = ["crm_title", "remote_title", "shared", "profile", "decision", "found"]
     list_filter = ["decision", "agenda"]
     list_select_related = ["profile"]
     search_fields = ["crm_title", "remote_title", "address", "profile__mailbox"]
-    readonly_fields = ["profile", "agenda", "crm_key", "remote_id", "address", "crm_title",
+    readonly_fields = ["profile", "agenda", "crm_key", "remote_id", "shared", "crm_title",
                        "remote_title", "found", "decided"]
     fields = [*readonly_fields, "decision"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("shared address"), ordering="address")
+    def shared(self, candidate: DuplicateCandidate) -> str:
+        return candidate.shared
 
     def save_model(self, request: HttpRequest, obj: DuplicateCandidate, form: Any,
                    change: bool) -> None:
@@ -134,11 +174,17 @@ class JobAdmin(ReadOnlyMixin, OrganizationScopedAdmin):
     list_filter = ["paused", "agenda", "last_status"]
     list_select_related = ["profile"]
     search_fields = ["profile__mailbox", "last_message"]
-    readonly_fields = [f.name for f in Job._meta.fields]
+    readonly_fields = [f.name if f.name != "last_message" else "last_message_shown"
+                       for f in Job._meta.fields]
+    exclude = ["last_message"]   # written in English: shown through the reason registry
     actions = ["pause", "resume"]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False   # jobs follow the profiles' switches; deleting one would only recreate it
+
+    @admin.display(description=_("last message"))
+    def last_message_shown(self, job: Job) -> str:
+        return describe(job.last_message)
 
     @admin.action(description=_("Pause the selected jobs"), permissions=["view"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate, post_save
+from django.utils.translation import gettext_lazy as _
 
 
 class EngineConfig(AppConfig):
     name = "engine"
-    verbose_name = "Sync engine"
+    verbose_name = _("Sync engine")
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

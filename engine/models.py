@@ -19,6 +19,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from engine.reasons import describe
+
 
 class Agenda(models.TextChoices):
     CONTACTS = "contacts", _("Contacts")
@@ -40,26 +42,28 @@ class Link(models.Model):
         UNLINKED = "unlinked", _("no longer synced")
 
     profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
-                                related_name="links")
-    agenda = models.CharField(max_length=10, choices=Agenda.choices)
-    crm_key = models.CharField(max_length=64)
-    crm_version = models.CharField(max_length=64, blank=True)
+                                related_name="links", verbose_name=_("sync profile"))
+    agenda = models.CharField(_("agenda"), max_length=10, choices=Agenda.choices)
+    crm_key = models.CharField(_("CRM record"), max_length=64)
+    crm_version = models.CharField(_("CRM version"), max_length=64, blank=True)
     crm_hash = models.CharField(max_length=64, blank=True)
     crm_snapshot = models.JSONField(default=dict)
-    remote_id = models.CharField(max_length=512)
-    remote_version = models.CharField(max_length=512, blank=True)
+    remote_id = models.CharField(_("Exchange item"), max_length=512)
+    remote_version = models.CharField(_("Exchange version"), max_length=512, blank=True)
     remote_hash = models.CharField(max_length=64, blank=True)
     remote_snapshot = models.JSONField(default=dict)
-    remote_uid = models.CharField(max_length=512, blank=True)   # events: the meeting's UID
+    remote_uid = models.CharField(_("meeting UID"), max_length=512, blank=True)   # events
     # Events: whether this mailbox organizes the meeting (its own appointment too). An
     # attendee deleting or declining their copy of a meeting other synced users still have
     # leaves only themselves; the organizer's deletion deletes it for all. None: not known
     # (linked before Exchange was asked, or a contact).
     organizes = models.BooleanField(null=True, blank=True)
-    state = models.CharField(max_length=20, choices=State.choices, default=State.ACTIVE)
-    title = models.CharField(max_length=255, blank=True)         # for people reading history
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    state = models.CharField(_("state"), max_length=20, choices=State.choices,
+                             default=State.ACTIVE)
+    # For people reading history.
+    title = models.CharField(_("item"), max_length=255, blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         constraints = [
@@ -97,6 +101,8 @@ class FolderState(models.Model):
             models.UniqueConstraint(fields=["profile", "agenda", "folder_id"],
                                     name="one_state_per_folder"),
         ]
+        verbose_name = _("folder state")
+        verbose_name_plural = _("folder states")
 
     def __str__(self) -> str:
         return f"{self.profile} {self.agenda} {self.folder_id}"
@@ -119,6 +125,8 @@ class PendingItem(models.Model):
             models.UniqueConstraint(fields=["profile", "agenda", "remote_id"],
                                     name="one_pending_per_item"),
         ]
+        verbose_name = _("pending item")
+        verbose_name_plural = _("pending items")
 
     def __str__(self) -> str:
         return self.remote_id
@@ -141,6 +149,8 @@ class Retry(models.Model):
             models.UniqueConstraint(fields=["profile", "agenda", "side", "key"],
                                     name="one_retry_per_record"),
         ]
+        verbose_name = _("retry")
+        verbose_name_plural = _("retries")
 
     def __str__(self) -> str:
         return f"{self.side} {self.key}"
@@ -159,6 +169,8 @@ class Lease(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["profile", "agenda"], name="one_lease_per_agenda"),
         ]
+        verbose_name = _("lease")
+        verbose_name_plural = _("leases")
 
     def __str__(self) -> str:
         return f"{self.profile} {self.agenda} until {self.expires_at:%H:%M:%S}"
@@ -180,8 +192,13 @@ class Run(models.Model):
         REFUSED = "refused", _("not started: another run is in progress")
         PAUSED = "paused", _("not started: paused")
 
+    # Who or what started a run (`trigger` holds the code; new codes are shown as they are).
+    TRIGGERS = {"schedule": _("schedule"), "manual": _("by hand"), "resync": _("force resync"),
+                "approval": _("an administrator's approval"), "command": _("command line"),
+                "change": _("a change was noticed")}
+
     profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
-                                related_name="runs")
+                                related_name="runs", verbose_name=_("sync profile"))
     agenda = models.CharField(_("agenda"), max_length=10, choices=Agenda.choices)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.SYNC)
     trigger = models.CharField(_("started by"), max_length=20, default="schedule")
@@ -210,9 +227,10 @@ class Run(models.Model):
     # The mass-deletion and mass-creation guards: an administrator approves what a run stopped
     # before; the next run carries it out.
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
-                                    null=True, blank=True, related_name="+")
-    approved_at = models.DateTimeField(null=True, blank=True)
-    approval_used = models.BooleanField(default=False)
+                                    null=True, blank=True, related_name="+",
+                                    verbose_name=_("approved by"))
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    approval_used = models.BooleanField(_("approval used"), default=False)
 
     class Meta:
         ordering = ["-started"]
@@ -222,6 +240,9 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.profile} {self.get_agenda_display()} {self.started:%Y-%m-%d %H:%M}"
+
+    def get_trigger_display(self) -> str:
+        return str(self.TRIGGERS.get(self.trigger, self.trigger))
 
     @property
     def duration(self) -> float | None:
@@ -249,12 +270,14 @@ class RunItem(models.Model):
         PENDING_DELETE = "pending_delete", _("deletion waiting for approval")
         PENDING_CREATE = "pending_create", _("creation waiting for approval")
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="items")
-    action = models.CharField(max_length=20, choices=Action.choices)
-    title = models.CharField(max_length=255, blank=True)
-    crm_key = models.CharField(max_length=64, blank=True)
-    remote_id = models.CharField(max_length=512, blank=True)
-    detail = models.TextField(blank=True)       # why, which fields, or the error text
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="items",
+                            verbose_name=_("sync run"))
+    action = models.CharField(_("what"), max_length=20, choices=Action.choices)
+    title = models.CharField(_("item"), max_length=255, blank=True)
+    crm_key = models.CharField(_("CRM record"), max_length=64, blank=True)
+    remote_id = models.CharField(_("Exchange item"), max_length=512, blank=True)
+    # Why, which fields, or the error text: in English, shown translated (`reason`).
+    detail = models.TextField(_("reason or error"), blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -263,6 +286,11 @@ class RunItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()}: {self.title}"
+
+    @property
+    def reason(self) -> str:
+        """The detail in the reader's language (stored in English: engine/reasons.py)."""
+        return describe(self.detail)
 
 
 class DuplicateCandidate(models.Model):
@@ -274,19 +302,22 @@ class DuplicateCandidate(models.Model):
         APART = "apart", _("kept apart")
 
     profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
-                                related_name="duplicate_candidates")
-    agenda = models.CharField(max_length=10, choices=Agenda.choices, default=Agenda.CONTACTS)
-    crm_key = models.CharField(max_length=64)
-    remote_id = models.CharField(max_length=512)
+                                related_name="duplicate_candidates",
+                                verbose_name=_("sync profile"))
+    agenda = models.CharField(_("agenda"), max_length=10, choices=Agenda.choices,
+                              default=Agenda.CONTACTS)
+    crm_key = models.CharField(_("CRM record"), max_length=64)
+    remote_id = models.CharField(_("Exchange item"), max_length=512)
     address = models.CharField(_("shared address"), max_length=254, blank=True)
-    crm_title = models.CharField(max_length=255, blank=True)
-    remote_title = models.CharField(max_length=255, blank=True)
+    crm_title = models.CharField(_("in the CRM"), max_length=255, blank=True)
+    remote_title = models.CharField(_("in Exchange"), max_length=255, blank=True)
     # The Exchange record's synced fields as last found (canonical data): the report shows
     # them beside the CRM record without asking Exchange.
     remote_fields = models.JSONField(default=dict, blank=True)
-    decision = models.CharField(max_length=10, choices=Decision.choices, default=Decision.OPEN)
-    found = models.DateTimeField(default=timezone.now)
-    decided = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(_("decision"), max_length=10, choices=Decision.choices,
+                                default=Decision.OPEN)
+    found = models.DateTimeField(_("found"), default=timezone.now)
+    decided = models.DateTimeField(_("decided"), null=True, blank=True)
     applied = models.BooleanField(default=False)   # the next run carried the decision out
 
     class Meta:
@@ -298,7 +329,13 @@ class DuplicateCandidate(models.Model):
         verbose_name_plural = _("duplicate candidates")
 
     def __str__(self) -> str:
-        return f"{self.crm_title} ~ {self.remote_title} ({self.address})"
+        return f"{self.crm_title} ~ {self.remote_title} ({self.shared})"
+
+    @property
+    def shared(self) -> str:
+        """What the pair shares, in the reader's language: an address, or for meetings a
+        phrase the engine writes in English ("the same meeting UID")."""
+        return describe(self.address)
 
 
 class Job(models.Model):
@@ -349,6 +386,10 @@ class Heartbeat(models.Model):
 
     name = models.CharField(max_length=50, primary_key=True)
     seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
 
     def __str__(self) -> str:
         return f"{self.name} {self.seen_at:%Y-%m-%d %H:%M:%S}"

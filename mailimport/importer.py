@@ -368,7 +368,7 @@ class MailImport(AgendaSync):
                 notes.append(f"{filenames.safe_filename(name)} not saved: {exc}")
                 continue
             except (storage.StorageError, MailboxError) as exc:
-                notes.append(f"{filenames.safe_filename(name)}: {exc}")
+                notes.append(f"{filenames.safe_filename(name)} not saved: {exc}")
                 failed = True
                 continue
             below_root = self.store.directory.relative_to(self.store.root) / result.relative_path

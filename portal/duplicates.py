@@ -200,7 +200,7 @@ def duplicates_csv(request: HttpRequest) -> StreamingHttpResponse:
               _("Found"), _("Decided")]
 
     rows = ([c.profile.mailbox, c.get_agenda_display(), c.get_decision_display(),
-             _("yes") if c.applied else _("no"), c.address, c.crm_title, c.crm_key,
+             _("yes") if c.applied else _("no"), c.shared, c.crm_title, c.crm_key,
              c.remote_title, c.remote_id, fmt.time(c.found), fmt.time(c.decided)]
             for c in candidates.select_related("profile").order_by("-found", "pk")
             .iterator(chunk_size=500))

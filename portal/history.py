@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from engine.models import Agenda, Run, RunItem
+from engine.reasons import describe
 from portal import chart
 from portal.access import run_or_404, sees_several_users, visible_profiles, visible_runs
 from portal.csvexport import csv_format, csv_response
@@ -228,7 +229,7 @@ def history_csv(request: HttpRequest) -> StreamingHttpResponse:
              run.get_agenda_display(), run.get_kind_display(), run.get_status_display(),
              trigger_label(run.trigger), run.crm_created, run.crm_updated, run.crm_deleted,
              run.remote_created, run.remote_updated, run.remote_deleted, run.linked,
-             run.conflicts, run.skipped, run.errors, run.duplicates, run.message]
+             run.conflicts, run.skipped, run.errors, run.duplicates, describe(run.message)]
             for run in runs.iterator(chunk_size=500))
     return csv_response("sync-history.csv", header, rows, fmt)
 
@@ -238,14 +239,11 @@ def history_csv(request: HttpRequest) -> StreamingHttpResponse:
 def run_items_csv(request: HttpRequest, pk: int) -> StreamingHttpResponse:
     run = run_or_404(request.user, pk)
     header = [_("Action"), _("Item"), _("Detail"), _("CRM record"), _("Exchange item")]
-    rows = ([item.get_action_display(), item.title, item.detail, item.crm_key, item.remote_id]
+    rows = ([item.get_action_display(), item.title, item.reason, item.crm_key, item.remote_id]
             for item in run.items.all().iterator(chunk_size=1000))
     return csv_response(f"sync-run-{run.pk}.csv", header, rows, csv_format())
 
 
 def trigger_label(trigger: str) -> str:
     """Who or what started a run, in words (Run.trigger holds a code)."""
-    labels = {"schedule": _("schedule"), "manual": _("by hand"), "resync": _("force resync"),
-              "approval": _("an administrator's approval"), "command": _("command line"),
-              "change": _("a change was noticed")}
-    return labels.get(trigger, trigger)
+    return str(Run.TRIGGERS.get(trigger, trigger))

@@ -8,9 +8,11 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Permission
 from django.db import models
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, path
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
@@ -90,7 +92,7 @@ class MembershipInline(OrganizationScopedMixin, admin.StackedInline):
     formset = MembershipFormSet
     can_delete = False
     max_num = 1
-    verbose_name_plural = "organization"
+    verbose_name_plural = _("organization")
 
 
 admin.site.unregister(User)
@@ -108,16 +110,16 @@ class OrganizationUserAdmin(OrganizationScopedMixin, UserAdmin):
                    "membership__organization"]
     limited_fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Personal info", {"fields": ("first_name", "last_name", "email")}),
-        ("Status", {"fields": ("is_active", "last_login", "date_joined")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name", "email")}),
+        (_("Status"), {"fields": ("is_active", "last_login", "date_joined")}),
     )
 
-    @admin.display(description="organization", ordering="membership__organization__name")
+    @admin.display(description=_("organization"), ordering="membership__organization__name")
     def membership_organization(self, user: Any) -> str:
         membership = getattr(user, "membership", None)
         return membership.organization.name if membership else "—"
 
-    @admin.display(description="role")
+    @admin.display(description=_("role"))
     def membership_role(self, user: Any) -> str:
         membership = getattr(user, "membership", None)
         return membership.get_role_display() if membership else "—"
@@ -127,6 +129,12 @@ class OrganizationUserAdmin(OrganizationScopedMixin, UserAdmin):
         if not sees_everything(request.user):
             queryset = queryset.filter(is_superuser=False)
         return queryset
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any):  # type: ignore[no-untyped-def]
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "user_permissions":
+            field.label_from_instance = permission_label
+        return field
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
         if obj is not None and not sees_everything(request.user):
@@ -161,6 +169,21 @@ class OrganizationUserAdmin(OrganizationScopedMixin, UserAdmin):
         formset.save_m2m()
 
 
+PERMISSION_ACTIONS = {"add": _("may add"), "change": _("may change"),
+                      "delete": _("may delete"), "view": _("may view")}
+
+
+def permission_label(permission: Permission) -> str:
+    """A permission in the reader's language: Django stores its name in English ("Can add
+    sync profile"), so it is told by its model's and action's translated names instead."""
+    model = permission.content_type.model_class()
+    action = permission.codename.partition("_")[0]
+    if model is None or action not in PERMISSION_ACTIONS:
+        return str(permission)
+    return (f"{model._meta.app_config.verbose_name} | {model._meta.verbose_name} | "
+            f"{PERMISSION_ACTIONS[action]}")
+
+
 # --- connections --------------------------------------------------------------------------
 
 
@@ -177,7 +200,7 @@ class MailboxConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         return super().get_queryset(request).annotate(number_of_profiles=models.Count("profiles"))
 
-    @admin.display(description="profiles", ordering="number_of_profiles")
+    @admin.display(description=_("profiles"), ordering="number_of_profiles")
     def profile_count(self, connection: Any) -> int:
         return connection.number_of_profiles
 
@@ -214,9 +237,9 @@ class CalendarSettingsInline(FolderChangeInline, FolderPickerInline, AgendaInlin
     fieldsets = (
         (None, {"fields": ("direction", ("days_past", "days_future"),
                            ("folder_path", "folder_id"))}),
-        ("Which events", {"fields": ("scope", "skip_private", "default_category",
+        (_("Which events"), {"fields": ("scope", "skip_private", "default_category",
                                      "imported_status")}),
-        ("Links and deletions", {"fields": ("link_attendees", "link_attendee_companies",
+        (_("Links and deletions"), {"fields": ("link_attendees", "link_attendee_companies",
                                             "deletion_policy")}),
     )
 
@@ -226,7 +249,7 @@ class CategoryPairingInline(CategoryPickerInline, OrganizationScopedMixin, admin
     category_fields = {"exchange_category": False}
     formset = CategoryPairingFormSet
     extra = 0
-    verbose_name_plural = "calendar category pairings (CRM category = Exchange category)"
+    verbose_name_plural = _("calendar category pairings (CRM category = Exchange category)")
 
 
 class ContactSettingsInline(CategoryPickerInline, FolderChangeInline, FolderPickerInline,
@@ -243,7 +266,7 @@ class MailSettingsInline(AttachmentDirectoryInline, AgendaInline):
     model = MailSettings
     fieldsets = (
         (None, {"fields": ("received_within_days", "unmatched")}),
-        ("Attachments", {"fields": ("save_attachments", "attachment_directory",
+        (_("Attachments"), {"fields": ("save_attachments", "attachment_directory",
                                     "attachment_category", "attachment_types",
                                     "max_attachment_mb")}),
     )
@@ -254,7 +277,7 @@ class MailFolderInline(FolderPickerInline, OrganizationScopedMixin, admin.Tabula
     folder_kind = Kind.MAIL
     fields = ["folder_path", "folder_id"]
     extra = 0
-    verbose_name_plural = "mail folders to import (none chosen: Inbox and Sent Items)"
+    verbose_name_plural = _("mail folders to import (none chosen: Inbox and Sent Items)")
 
 
 @admin.register(SyncProfile)
@@ -274,10 +297,10 @@ class SyncProfileAdmin(AttachmentPickerAdminMixin, CategoryPickerAdminMixin, Pro
     raw_id_fields: list[str] = []
     fieldsets = (
         (None, {"fields": ("organization", "mailbox", "user", "crm_user", "active")}),
-        ("Mailbox access", {"fields": ("connection", "mailbox_username", "mailbox_secret")}),
-        ("General", {"fields": ("interval_minutes", ("sync_calendar", "sync_contacts",
+        (_("Mailbox access"), {"fields": ("connection", "mailbox_username", "mailbox_secret")}),
+        (_("General"), {"fields": ("interval_minutes", ("sync_calendar", "sync_contacts",
                                                      "import_mail"))}),
-        ("Policies", {"fields": ("conflict_policy", ("mass_delete_min_items",
+        (_("Policies"), {"fields": ("conflict_policy", ("mass_delete_min_items",
                                                      "mass_delete_min_percent"),
                                  "mass_create_min_items")}),
     )

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 
 from profiles.models import (
     AuditEntry,
@@ -105,6 +106,11 @@ def _describe(instance: models.Model) -> str:
     return f"{mailbox or instance.profile_id}: {instance}"[:300]
 
 
+def _english(text: Any) -> str:
+    with translation.override(None):
+        return str(text)
+
+
 def _write(instance: models.Model, action: str, changes: dict[str, Any]) -> None:
     actor = _actor()
     organization_id = _organization_id(instance)
@@ -113,7 +119,9 @@ def _write(instance: models.Model, action: str, changes: dict[str, Any]) -> None
         actor_name=actor.get_username() if actor else "",
         organization_id=organization_id,
         action=action,
-        object_type=str(instance._meta.verbose_name),
+        # In English whoever is signed in, like the other stored texts; the admin shows it
+        # in its reader's language.
+        object_type=_english(instance._meta.verbose_name),
         object_id=str(instance.pk),
         object_repr=_describe(instance),
         changes=changes,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
 
 from syncsite.keys import development_file_value
 
@@ -186,7 +187,8 @@ Q_CLUSTER: dict = {
     "save_limit": 100,
     "recycle": 200,
     "max_rss": 400_000,
-    "label": "Background tasks",
+    # The admin index's name for django-q2's tables, in the reader's language.
+    "label": _("Background tasks"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

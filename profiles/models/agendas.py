@@ -9,6 +9,7 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
@@ -42,7 +43,8 @@ class AgendaSettings(models.Model):
         abstract = True
 
     def __str__(self) -> str:
-        return f"{self._meta.verbose_name} of {self.profile}"
+        return gettext("%(settings)s of %(profile)s") % {
+            "settings": self._meta.verbose_name, "profile": self.profile}
 
 
 class CalendarSettings(AgendaSettings):

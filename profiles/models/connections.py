@@ -42,7 +42,8 @@ class MailboxConnection(EndpointBoundSecret, models.Model):
                        "username")
 
     organization = models.ForeignKey(
-        "profiles.Organization", on_delete=models.CASCADE, related_name="connections"
+        "profiles.Organization", on_delete=models.CASCADE, related_name="connections",
+        verbose_name=_("organization"),
     )
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.EWS)
@@ -81,8 +82,8 @@ class MailboxConnection(EndpointBoundSecret, models.Model):
         blank=True,
         help_text=_("Leave blank to use Exchange 2016 requests, which every current server takes."),
     )
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["organization__name", "name"]

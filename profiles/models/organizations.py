@@ -8,6 +8,7 @@ from collections.abc import Collection, Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from profiles.models.self_service import UserOptionsField
@@ -50,7 +51,7 @@ class Organization(models.Model):
             "profiles. Every change a user makes is recorded in the audit log."
         ),
     )
-    created = models.DateTimeField(auto_now_add=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
@@ -142,10 +143,12 @@ class Membership(models.Model):
     organization_path = "organization"
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="membership",
+        verbose_name=_("user"),
     )
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships"
+        Organization, on_delete=models.CASCADE, related_name="memberships",
+        verbose_name=_("organization"),
     )
     role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.USER)
 
@@ -154,7 +157,9 @@ class Membership(models.Model):
         verbose_name_plural = _("memberships")
 
     def __str__(self) -> str:
-        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+        return gettext("%(user)s in %(organization)s (%(role)s)") % {
+            "user": self.user, "organization": self.organization,
+            "role": self.get_role_display()}
 
     def save(self, *args: object, **kwargs: object) -> None:
         super().save(*args, **kwargs)

@@ -25,7 +25,8 @@ class SyncProfile(EndpointBoundSecret, models.Model):
     endpoint_fields = ("connection", "mailbox_username")
 
     organization = models.ForeignKey(
-        "profiles.Organization", on_delete=models.CASCADE, related_name="profiles"
+        "profiles.Organization", on_delete=models.CASCADE, related_name="profiles",
+        verbose_name=_("organization"),
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -89,8 +90,8 @@ class SyncProfile(EndpointBoundSecret, models.Model):
         help_text=_("A run, other than the profile's first, that would create more items than "
                     "this in the CRM or in Exchange waits for an administrator's approval."),
     )
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["organization__name", "mailbox"]

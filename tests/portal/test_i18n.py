@@ -3,7 +3,8 @@ catalog in the product's Czech terms."""
 
 from __future__ import annotations
 
-import ast
+import gettext
+import re
 import shutil
 import subprocess
 import sys
@@ -15,30 +16,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from tests.portal.base import PortalTestCase
-
-CATALOG = Path(settings.BASE_DIR) / "locale" / "cs" / "LC_MESSAGES" / "django.po"
-
-
-def catalog_entries(catalog: Path = CATALOG) -> list[dict[str, object]]:
-    """The Czech catalog's entries: msgid, msgid_plural, msgstr (by index), flags."""
-    entries: list[dict[str, object]] = []
-    entry: dict[str, object] = {}
-    field = ""
-    for line in [*catalog.read_text(encoding="utf-8").splitlines(), ""]:
-        if not line.strip():
-            if entry:
-                entries.append(entry)
-            entry, field = {}, ""
-        elif line.startswith("#,"):
-            entry["flags"] = line
-        elif line.startswith("#"):
-            continue
-        elif line.startswith('"'):
-            entry[field] = str(entry[field]) + ast.literal_eval(line)
-        else:
-            field, _space, value = line.partition(" ")
-            entry[field] = ast.literal_eval(value)
-    return entries[1:]   # the first is the header
+from tests.portal.catalog import SCRIPTS_CATALOG, catalog_entries
 
 
 class CzechTestCase(PortalTestCase):
@@ -143,3 +121,20 @@ def test_every_message_of_the_source_is_in_the_czech_catalog(tmp_path: Path) -> 
     missing = [e["msgid"] for e in fresh if (e["msgid"], e.get("msgctxt")) not in kept
                or "fuzzy" in str(e.get("flags", ""))]
     assert not missing, f"run manage.py makemessages -l cs and translate: {missing[:10]}"
+
+
+def test_every_message_of_the_scripts_is_translated() -> None:
+    # The scripts call gettext("…") (the admin's JavaScript catalogue) for what they show.
+    base = Path(settings.BASE_DIR)
+    used = {message for script in base.glob("*/static/**/*.js")
+            for message in re.findall(r'gettext\("((?:[^"\\]|\\.)*)"\)',
+                                      script.read_text(encoding="utf-8"))}
+    assert used, "no script message found: is the pattern still right?"
+    translated = {e["msgid"]: e.get("msgstr") for e in catalog_entries(SCRIPTS_CATALOG)
+                  if "fuzzy" not in str(e.get("flags", ""))}
+    missing = sorted(m for m in used if not translated.get(m))
+    assert not missing, f"run manage.py makemessages -d djangojs -l cs and translate: {missing}"
+    with SCRIPTS_CATALOG.with_suffix(".mo").open("rb") as compiled:
+        served = gettext.GNUTranslations(compiled)
+    stale = [m for m in used if served.gettext(m) != translated[m]]
+    assert not stale, f"run manage.py compilemessages: {stale}"

@@ -13,7 +13,9 @@
  */
 "use strict";
 (function () {
-    const t = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+    // The admin's JavaScript catalogue (admin:jsi18n) holds this project's djangojs
+    // messages too (locale/); named gettext so that makemessages -d djangojs finds them.
+    const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
     let dialog = null;
     // What the add form's picker sends along (profiles/admin_setup.py reads the same names).
     const FORM_FIELDS = ["connection", "mailbox", "mailbox_username", "mailbox_secret"];
@@ -32,7 +34,7 @@
         button.className = "button folder-picker-button";
         button.textContent = "…";
         if (pathInput.dataset.folderListUrl) {
-            button.title = t("Choose a folder from the mailbox");
+            button.title = gettext("Choose a folder from the mailbox");
         } else {
             button.disabled = true;
             button.title = pathInput.dataset.folderHint || "";
@@ -54,13 +56,13 @@
         dialog.className = "folder-picker-dialog";
         const heading = document.createElement("p");
         heading.className = "folder-picker-status";
-        heading.textContent = t("Reading the mailbox's folders…");
+        heading.textContent = gettext("Reading the mailbox's folders…");
         const list = document.createElement("ul");
         list.className = "folder-picker-list";
         const close = document.createElement("button");
         close.type = "button";
         close.className = "button folder-picker-close";
-        close.textContent = t("Close");
+        close.textContent = gettext("Close");
         close.addEventListener("click", closeDialog);
         dialog.append(heading, list, close);
         dialog.addEventListener("keydown", (event) => {
@@ -80,10 +82,10 @@
     function showFolders(parts, pathInput, button, folders) {
         const {heading, list} = parts;
         if (!folders.length) {
-            heading.textContent = t("The mailbox has no folders of this kind.");
+            heading.textContent = gettext("The mailbox has no folders of this kind.");
             return;
         }
-        heading.textContent = t("Choose a folder:");
+        heading.textContent = gettext("Choose a folder:");
         const idInput = idInputFor(pathInput);
         for (const folder of folders) {
             const item = document.createElement("li");
@@ -151,7 +153,7 @@
             });
             data = await response.json();
         } catch (error) {
-            data = {error: t("The folder list could not be read from this server.")};
+            data = {error: gettext("The folder list could not be read from this server.")};
         }
         if (dialog !== shown) {
             return;   // closed, or another picker opened, while the list was on its way
