@@ -121,7 +121,7 @@ def recipients_lines(recipients: dict[str, Any] | None, names: dict[str, str]) -
 
     The importer stores bare addresses; `names` (by lower-case address, e.g. the e-mail's CRM
     persons) puts a name to those it knows."""
-    headings = {"to": _("To"), "cc": _("Cc"), "bcc": _("Bcc")}
+    headings = {"to": pgettext("e-mail recipients", "To"), "cc": _("Cc"), "bcc": _("Bcc")}
     lines = []
     for kind, entries in (recipients or {}).items():
         for entry in entries or ():

@@ -8,7 +8,8 @@
  */
 "use strict";
 (function () {
-    const t = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
+    // Named gettext so that makemessages -d djangojs finds the messages (locale/).
+    const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
     let dialog = null;
 
     function element(tag, className, text) {
@@ -34,7 +35,7 @@
         }
         const open = button("attachment-picker-button", "…");
         if (input.dataset.attachmentListUrl) {
-            open.title = t("Choose or create a folder on the share");
+            open.title = gettext("Choose or create a folder on the share");
         } else {
             open.disabled = true;
             open.title = input.dataset.attachmentHint || "";
@@ -51,7 +52,7 @@
             });
             return await response.json();
         } catch (error) {
-            return {error: t("The server could not be reached.")};
+            return {error: gettext("The server could not be reached.")};
         }
     }
 
@@ -71,15 +72,15 @@
             error: element("p", "attachment-picker-error errornote"),
             list: element("ul", "attachment-picker-list"),
             name: element("input", "attachment-picker-name"),
-            create: button("attachment-picker-create", t("Create folder")),
-            choose: button("attachment-picker-choose default", t("Choose this folder")),
-            close: button("attachment-picker-close", t("Close")),
+            create: button("attachment-picker-create", gettext("Create folder")),
+            choose: button("attachment-picker-choose default", gettext("Choose this folder")),
+            close: button("attachment-picker-close", gettext("Close")),
             path: "",
         };
         hideError(parts);
         parts.name.type = "text";
         parts.name.maxLength = 150;
-        const label = element("label", "attachment-picker-label", t("Folder:"));
+        const label = element("label", "attachment-picker-label", gettext("Folder:"));
         label.append(" ", parts.name);
         const creating = element("div", "attachment-picker-new");
         creating.append(label, " ", parts.create);
@@ -139,7 +140,7 @@
 
     async function show(parts, input, path) {
         const shown = dialog;
-        parts.location.textContent = t("Reading the folders…");
+        parts.location.textContent = gettext("Reading the folders…");
         const data = await post(input.dataset.attachmentListUrl, input, {path});
         if (dialog !== shown) {
             return;   // closed while the answer was on its way
@@ -147,14 +148,14 @@
         hideError(parts);
         if (data.error) {
             showError(parts, data.error);
-            parts.location.textContent = parts.path || t("Approved attachment folders");
+            parts.location.textContent = parts.path || gettext("Approved attachment folders");
             return;
         }
         parts.path = data.path;
-        parts.location.textContent = data.path || t("Approved attachment folders");
+        parts.location.textContent = data.path || gettext("Approved attachment folders");
         parts.list.replaceChildren();
         if (data.parent !== null) {
-            const up = button("attachment-picker-up", t("↑ Up"));
+            const up = button("attachment-picker-up", gettext("↑ Up"));
             up.addEventListener("click", () => show(parts, input, data.parent));
             const item = element("li");
             item.append(up);
@@ -170,7 +171,7 @@
             parts.list.append(item);
         }
         if (!data.folders.length) {
-            parts.list.append(element("li", "attachment-picker-empty", t("No subfolders.")));
+            parts.list.append(element("li", "attachment-picker-empty", gettext("No subfolders.")));
         }
         // At the list of roots there is no folder to choose or to create a folder in.
         const inside = Boolean(data.path);
