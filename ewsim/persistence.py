@@ -34,6 +34,7 @@ from typing import Any
 
 from lxml import etree
 
+from .categories import CategoryList, MasterCategory
 from .ns import PARSER
 from .recurrence import OccurrenceException
 from .store import App, Attachment, Folder, Item, Mailbox, Principal, Store, User
@@ -47,7 +48,8 @@ SAVE_INTERVAL_SECONDS = 2.0
 
 # The classes a state file may name; anything else is refused, never constructed.
 CLASSES: dict[str, type] = {cls.__name__: cls for cls in (
-    User, App, Mailbox, Folder, Item, Attachment, OccurrenceException)}
+    User, App, Mailbox, Folder, Item, Attachment, OccurrenceException, CategoryList,
+    MasterCategory)}
 
 
 class StateFileError(Exception):
