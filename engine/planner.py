@@ -47,23 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.records import Record, canonical, content_hash
-
-
-class Direction(enum.StrEnum):
-    TWO_WAY = "two_way"
-    IMPORT = "import"      # Exchange -> CRM
-    EXPORT = "export"      # CRM -> Exchange
-
-
-class ConflictPolicy(enum.StrEnum):
-    NEWEST = "newest"
-    EXCHANGE = "exchange"
-    CRM = "crm"
-
-
-class DeletionPolicy(enum.StrEnum):
-    PROPAGATE = "propagate"
-    UNLINK = "unlink"
+from profiles.choices import ConflictPolicy, DeletionPolicy, Direction
 
 
 class Side(enum.StrEnum):

@@ -12,22 +12,12 @@ from django.db.models.functions import Lower
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from profiles.choices import DeletionPolicy, Direction
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
 from profiles.validation import MAX_DAYS, normalize_extensions
 
 DEFAULT_ATTACHMENT_TYPES = "doc;docx;xls;xlsx;pdf;jpg;jpeg;txt;png"
 DAY_VALIDATORS = [MinValueValidator(0), MaxValueValidator(MAX_DAYS)]
-
-
-class Direction(models.TextChoices):
-    TWO_WAY = "two_way", _("Two-way")
-    IMPORT = "import", _("Import: Exchange → CRM")
-    EXPORT = "export", _("Export: CRM → Exchange")
-
-
-class DeletionPolicy(models.TextChoices):
-    PROPAGATE = "propagate", _("Delete on the other side too")
-    UNLINK = "unlink", _("Only stop syncing the record")
 
 
 class AgendaSettings(models.Model):

@@ -9,13 +9,8 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from profiles import secrets
+from profiles.choices import ConflictPolicy
 from profiles.models.bound_secrets import EndpointBoundSecret
-
-
-class ConflictPolicy(models.TextChoices):
-    NEWEST = "newest", _("Newest change wins")
-    EXCHANGE = "exchange", _("Exchange wins")
-    CRM = "crm", _("CRM wins")
 
 
 class SyncProfile(EndpointBoundSecret, models.Model):

@@ -320,3 +320,18 @@ def test_links_remember_whether_the_mailbox_organizes_the_event() -> None:
     assert exported.of(Link)[0].organizes is True
     contact = plan_new(Side.REMOTE, remote(BASE), policy())
     assert contact.of(Link)[0].organizes is None
+
+
+def test_the_choices_the_admin_stores_are_the_values_the_planner_decides_by() -> None:
+    # One definition each (profiles/choices.py): a value added in one place only would be
+    # stored by the admin and then fail the run that reads it.
+    from profiles.models import CalendarSettings, ContactSettings, SyncProfile
+
+    fields = {(CalendarSettings, "direction"): Direction,
+              (ContactSettings, "direction"): Direction,
+              (CalendarSettings, "deletion_policy"): DeletionPolicy,
+              (ContactSettings, "deletion_policy"): DeletionPolicy,
+              (SyncProfile, "conflict_policy"): ConflictPolicy}
+    for (model, name), choices in fields.items():
+        stored = [value for value, _ in model._meta.get_field(name).choices]
+        assert [choices(value) for value in stored] == list(choices), (model, name)
