@@ -383,6 +383,8 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         browser.find_element(By.ID, "select-all").click()
         assert browser.find_element(By.ID, f"select-{meeting.pk}").is_selected()
         browser.find_element(By.CSS_SELECTOR, "button.keep-apart-selected").click()
+        # The page before the click has a message of its own: wait until it is gone.
+        self._wait(expected_conditions.staleness_of(message))
         message = self._wait(expected_conditions.presence_of_element_located(
             (By.CSS_SELECTOR, ".message-success")))
         assert "1 pair will be kept apart" in message.text  # type: ignore[attr-defined]
