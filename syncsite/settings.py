@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_q",
     "syncsite",
     "profiles",
+    "console",     # the administrator's screens for what profiles configures
     "crm",
     "engine",
     "portal",

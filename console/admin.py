@@ -15,23 +15,18 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
-from engine.mailbox.diagnose import Target, connection_target, profile_target
-from engine.records import Kind
-from profiles import admin_audit  # noqa: F401  (registers the audit log)
-from profiles.admin_columns import synced_agendas
-from profiles.admin_mailbox import (
+from console import admin_audit  # noqa: F401  (registers the audit log)
+from console.admin_columns import synced_agendas
+from console.admin_mailbox import (
     CONNECTION_FIELDSETS,
     FolderPickerInline,
     MailboxToolsMixin,
     folders_response,
 )
-from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
-from profiles.admin_setup import ProfileSetupMixin
-from profiles.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
-from profiles.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
-from profiles.folder_change import FolderChangeInline
-from profiles.forms import (
+from console.admin_setup import ProfileSetupMixin
+from console.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
+from console.folder_change import FolderChangeInline
+from console.forms import (
     CategoryPairingFormSet,
     ConnectionForm,
     ContactSettingsForm,
@@ -39,6 +34,11 @@ from profiles.forms import (
     OneToOneInlineFormSet,
     ProfileForm,
 )
+from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
+from engine.mailbox.diagnose import Target, connection_target, profile_target
+from engine.records import Kind
+from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
+from profiles.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
 from profiles.models import (
     CalendarSettings,
     CategoryPairing,
