@@ -24,6 +24,7 @@ from console.admin_mailbox import (
     folders_response,
 )
 from console.admin_setup import ProfileSetupMixin
+from console.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
 from console.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
 from console.folder_change import FolderChangeInline
 from console.forms import (
@@ -38,7 +39,6 @@ from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
 from engine.mailbox.diagnose import Target, connection_target, profile_target
 from engine.records import Kind
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
-from profiles.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
 from profiles.models import (
     CalendarSettings,
     CategoryPairing,
