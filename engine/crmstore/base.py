@@ -1,7 +1,8 @@
 """The interface to a CRM, as the sync engine sees it (the built-in store today, others later).
 
-Records are addressed by opaque string keys; versions are opaque too (the built-in store uses
-its revisions). Like the mailbox interface, nothing here knows Django models or Exchange.
+Records are addressed by opaque string keys; versions and change cursors are opaque too (the
+built-in store uses its revisions; an API CRM may use a time and the keys seen at it). Like
+the mailbox interface, nothing here knows Django models or Exchange.
 """
 
 from __future__ import annotations
@@ -68,12 +69,14 @@ class CrmBackend(abc.ABC):
     """One organization's CRM, seen by one CRM user (who owns what the sync creates)."""
 
     @abc.abstractmethod
-    def current_revision(self) -> int:
-        """A cursor: everything changed after it will come from `changes_since`."""
+    def current_cursor(self) -> str:
+        """Where the CRM's changes stand now, as opaque text the engine stores and hands back
+        to `changes_since`: everything changed after it will come from there. "" is the
+        cursor before any change (that of a folder never read)."""
 
     @abc.abstractmethod
-    def changes_since(self, kind: Kind, revision: int) -> Iterator[CrmChange]:
-        """Keys created, changed or deleted after `revision`, oldest first."""
+    def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
+        """Keys created, changed or deleted after `cursor` ("": ever), oldest first."""
 
     @abc.abstractmethod
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:

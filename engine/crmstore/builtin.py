@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
 
 from crm.models import (
-    ADDRESS_KINDS,
-    ADDRESS_PARTS,
-    PHONE_FIELDS,
     ClassificationNode,
     Company,
     Event,
@@ -33,27 +29,18 @@ from engine.crmstore.builtin_events import (
     update_event,
     update_events,
 )
+from engine.crmstore.builtin_persons import (
+    all_fields,
+    apply_record,
+    image_type,
+    person_columns,
+    person_record,
+    photo_token,
+)
 from engine.matching import full_name, name_key
-from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, Record
+from engine.records import ContactRecord, EventRecord, Kind, Record
 
 CHANGE_KIND = {Kind.CONTACTS: Change.Kind.PERSON, Kind.CALENDAR: Change.Kind.EVENT}
-PLAIN_FIELDS = ("title", "first_name", "middle_name", "last_name", "suffix", "job_title",
-                "department", "web_page", "email1", "email2", "email3", *PHONE_FIELDS, "note")
-# How the record's address parts are called on Person ("business_postal_code"...).
-ADDRESS_FIELDS = {f"{kind}_address": kind for kind in ADDRESS_KINDS}
-
-
-def photo_token(photo: bytes | None) -> str:
-    return hashlib.sha256(photo).hexdigest()[:32] if photo else ""
-
-
-def person_record(person: Person, company: str) -> ContactRecord:
-    values: dict[str, Any] = {name: getattr(person, name) for name in PLAIN_FIELDS}
-    for field, prefix in ADDRESS_FIELDS.items():
-        values[field] = PostalAddress(*(getattr(person, f"{prefix}_{part}")
-                                        for part in ADDRESS_PARTS))
-    return ContactRecord(**values, display_name="", company=company,
-                         photo_token=photo_token(person.photo))
 
 
 @dataclass(frozen=True)
@@ -85,14 +72,15 @@ class BuiltinCrm(CrmBackend):
         return self.event_options
 
     # reading
-    def current_revision(self) -> int:
+    def current_cursor(self) -> str:
         from crm.tracking import RevisionCounter
 
         counter = RevisionCounter.objects.filter(organization_id=self.organization_id).first()
-        return counter.value if counter else 0
+        # Revision 0 (nothing written yet) is "", as a folder never read has it.
+        return str(counter.value) if counter and counter.value else ""
 
-    def changes_since(self, kind: Kind, revision: int) -> Iterator[CrmChange]:
-        rows = changes_since(self.organization_id, CHANGE_KIND[kind], revision)
+    def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
+        rows = changes_since(self.organization_id, CHANGE_KIND[kind], _revision(cursor))
         for object_id, deleted, rev in rows.values_list("object_id", "deleted", "revision")\
                 .iterator(chunk_size=1000):
             yield CrmChange(str(object_id), deleted, rev)
@@ -195,18 +183,6 @@ class BuiltinCrm(CrmBackend):
         return bytes(photo) if photo else None
 
     # writing
-    def _apply(self, person: Person, record: ContactRecord, fields: frozenset[str],
-               warnings: list[str]) -> None:
-        for name in PLAIN_FIELDS:
-            if name in fields:
-                setattr(person, name, _fit(Person, name, getattr(record, name) or "", warnings))
-        for field, prefix in ADDRESS_FIELDS.items():
-            if field in fields:
-                address: PostalAddress = getattr(record, field)
-                for part in ADDRESS_PARTS:
-                    name = f"{prefix}_{part}"
-                    setattr(person, name, _fit(Person, name, getattr(address, part), warnings))
-
     def _set_company(self, person: Person, name: str) -> bool:
         """Make `name` the person's first company; whether its links changed (which bumps
         the person's revision)."""
@@ -229,12 +205,12 @@ class BuiltinCrm(CrmBackend):
                 return CrmWrite(error="The event has no valid start and end.")
             event = create_event(self.organization_id, record, origin, self._events)
             return CrmWrite(str(event.pk), str(event.revision))
-        assert isinstance(record, ContactRecord)
+        record = _of_type(record, ContactRecord)
         warnings: list[str] = []
         with transaction.atomic():
             person = Person(organization_id=self.organization_id, origin_item_id=origin,
                             owner_id=self.person_options.owner_id)
-            self._apply(person, record, _all_fields(), warnings)
+            apply_record(person, record, all_fields(), warnings)
             person.save()
             if record.company and record.company.strip():
                 # A new person has no company yet: one insert, no lookup of the current one.
@@ -261,12 +237,12 @@ class BuiltinCrm(CrmBackend):
             return super().create_many(kind, items)
         persons: list[Person] = []
         warnings: list[list[str]] = []
-        for record, origin in items:
-            assert isinstance(record, ContactRecord)
+        for item, origin in items:
+            record = _of_type(item, ContactRecord)
             person = Person(organization_id=self.organization_id, origin_item_id=origin,
                             owner_id=self.person_options.owner_id)
             warnings.append([])
-            self._apply(person, record, _all_fields(), warnings[-1])
+            apply_record(person, record, all_fields(), warnings[-1])
             persons.append(person)
         with transaction.atomic():
             # Tracked: one revision for the batch and its journal rows (crm.tracking).
@@ -295,8 +271,8 @@ class BuiltinCrm(CrmBackend):
         others created together."""
         results: list[CrmWrite | None] = []
         valid: list[tuple[EventRecord, str]] = []
-        for record, origin in items:
-            assert isinstance(record, EventRecord)
+        for item, origin in items:
+            record = _of_type(item, EventRecord)
             if record.start is None or record.end is None or record.end < record.start:
                 results.append(CrmWrite(error="The event has no valid start and end."))
                 continue
@@ -312,8 +288,7 @@ class BuiltinCrm(CrmBackend):
         results: list[CrmWrite | None] = []
         valid: list[tuple[str, EventRecord, frozenset[str]]] = []
         for update in updates:
-            record = update.record
-            assert isinstance(record, EventRecord)
+            record = _of_type(update.record, EventRecord)
             if record.start is None or record.end is None or record.end < record.start:
                 results.append(CrmWrite(update.key,
                                         error="The event has no valid start and end."))
@@ -380,13 +355,13 @@ class BuiltinCrm(CrmBackend):
             if event is None:
                 return CrmWrite(key, error="The event no longer exists in the CRM.")
             return CrmWrite(key, str(event.revision))
-        assert isinstance(record, ContactRecord)
+        record = _of_type(record, ContactRecord)
         warnings: list[str] = []
         # Inside update()'s or update_many()'s transaction: no savepoint of its own.
         person = self._persons().select_for_update().filter(pk=int(key)).first()
         if person is None:
             return CrmWrite(key, error="The person no longer exists in the CRM.")
-        self._apply(person, record, fields, warnings)
+        apply_record(person, record, fields, warnings)
         person.save()   # sets person.revision
         # Only a changed company link bumps the revision again; otherwise save()'s is
         # current and needs no query (a two-way first sync updates many linked pairs).
@@ -425,10 +400,10 @@ class BuiltinCrm(CrmBackend):
             person = persons.get(update.key)
             if person is None or update.key in changed:
                 continue   # gone (reported below), or twice in one batch (_update() it)
-            assert isinstance(update.record, ContactRecord)
             warnings[update.key] = []
-            self._apply(person, update.record, update.fields, warnings[update.key])
-            columns.update(_columns(update.fields))
+            apply_record(person, _of_type(update.record, ContactRecord), update.fields,
+                         warnings[update.key])
+            columns.update(person_columns(update.fields))
             changed[update.key] = person
         # Unchanged columns are written back as read: the rows are locked meanwhile.
         Person.objects.bulk_update(list(changed.values()), sorted(columns))
@@ -440,9 +415,8 @@ class BuiltinCrm(CrmBackend):
                     if update.key in persons else
                     CrmWrite(update.key, error="The person no longer exists in the CRM."))
                 continue
-            assert isinstance(update.record, ContactRecord)
-            if "company" in update.fields and self._set_company(person,
-                                                                update.record.company):
+            company = _of_type(update.record, ContactRecord).company
+            if "company" in update.fields and self._set_company(person, company):
                 person.refresh_from_db(fields=["revision"])
             results.append(CrmWrite(update.key, str(person.revision),
                                     warnings=warnings[update.key]))
@@ -480,7 +454,7 @@ class BuiltinCrm(CrmBackend):
             if person is None:
                 return CrmWrite(key, error="The person no longer exists in the CRM.")
             person.photo = photo or None
-            person.photo_content_type = _image_type(photo) if photo else ""
+            person.photo_content_type = image_type(photo) if photo else ""
             person.save(update_fields=["photo", "photo_content_type"])
         return CrmWrite(key, str(person.revision), token=photo_token(photo))
 
@@ -495,35 +469,19 @@ class BuiltinCrm(CrmBackend):
         return None
 
 
-def _all_fields() -> frozenset[str]:
-    return frozenset(PLAIN_FIELDS) | frozenset(ADDRESS_FIELDS)
+RecordType = TypeVar("RecordType", ContactRecord, EventRecord)
 
 
-def _columns(fields: frozenset[str]) -> list[str]:
-    """The Person columns _apply() writes for these synced fields."""
-    columns = [name for name in PLAIN_FIELDS if name in fields]
-    for field, prefix in ADDRESS_FIELDS.items():
-        if field in fields:
-            columns += [f"{prefix}_{part}" for part in ADDRESS_PARTS]
-    return columns
+def _of_type(record: Record, wanted: type[RecordType]) -> RecordType:
+    """The record, as the kind the call was made for: persons take contacts, events take
+    events. Another kind is a caller's mistake, refused before anything is written."""
+    if not isinstance(record, wanted):
+        raise TypeError(f"{wanted.__name__} expected, {type(record).__name__} given")
+    return record
 
 
-def _fit(model: Any, name: str, value: str, warnings: list[str]) -> str:
-    """Cut a value to the CRM's column and say so: a too-long value must not fail the item."""
-    limit = model._meta.get_field(name).max_length
-    value = value or ""
-    if limit and len(value) > limit:
-        verbose = model._meta.get_field(name).verbose_name
-        warnings.append(f"{verbose} was {len(value)} characters long; the CRM keeps {limit}.")
-        return value[:limit]
-    return value
-
-
-def _image_type(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return "application/octet-stream"
+def _revision(cursor: str) -> int:
+    """The revision a cursor of this store names. Any other text (never read, or a cursor of
+    another CRM the organization used before) reads every change: the content hashes make
+    the ones already synced no-ops."""
+    return int(cursor) if cursor.isdigit() else 0
