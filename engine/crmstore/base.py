@@ -8,11 +8,12 @@ the mailbox interface, nothing here knows Django models or Exchange.
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from engine.records import Kind, Record
+from engine.records import Kind, MessageRecord, Record
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,45 @@ class CrmWrite:
     @property
     def ok(self) -> bool:
         return not self.error
+
+
+@dataclass(frozen=True)
+class FiledEmail:
+    """An e-mail the CRM holds for a mailbox item."""
+
+    key: str
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class EmailMatch:
+    """What the CRM holds for a message: its e-mail if filed already (from any mailbox), and
+    whether the importing CRM user has it; else, if one, another e-mail with the same
+    Message-ID: a different message, since its sender, date or subject differ."""
+
+    key: str = ""
+    mine: bool = False
+    collided: str = ""
+
+
+@dataclass(frozen=True)
+class SavedDocument:
+    """An attachment saved on the share, to be recorded against its e-mail in the CRM."""
+
+    root: str      # the approved share root
+    path: str      # below the root, with forward slashes
+    name: str      # the attachment's name in the CRM (unique within its e-mail)
+    size: int
+    sha256: str
+    category: str  # the document category's name, created if new
+
+
+@dataclass(frozen=True)
+class Filing:
+    """The e-mail a message was filed as, and whether filing it created it."""
+
+    key: str
+    created: bool
 
 
 class CrmBackend(abc.ABC):
@@ -163,3 +203,38 @@ class CrmBackend(abc.ABC):
     @abc.abstractmethod
     def key_from_stamp(self, kind: Kind, stamp: str) -> str | None:
         """The key a stamp names, if the stamp is this CRM's (else None)."""
+
+    # --- e-mail import ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def filed_emails(self, user: str, origins: Sequence[str]) -> dict[str, FiledEmail]:
+        """The e-mails the CRM user `user` has, filed from these mailbox items: origin -> it."""
+
+    @abc.abstractmethod
+    def find_email(self, message: MessageRecord, origin: str, user: str) -> EmailMatch:
+        """The message's e-mail, if filed already: by its Internet Message-ID and fingerprint
+        (sender, date, subject), or for a message without a Message-ID by the mailbox item
+        `origin` it was filed from."""
+
+    @abc.abstractmethod
+    def file_email(self, message: MessageRecord, origin: str, match: EmailMatch, user: str,
+                   persons: Sequence[str], documents: Sequence[SavedDocument]) -> Filing:
+        """File the message: create its e-mail (none in `match`), or take the one `match`
+        names; link it to the CRM user `user`, to the `persons` and to their companies; record
+        the `documents` against it, those of a name it has already left out. One e-mail per
+        message even when two imports file it at once: the one that comes second takes the
+        first one's."""
+
+    @abc.abstractmethod
+    def email_documents(self, key: str) -> list[str]:
+        """The names of the documents recorded against an e-mail, one per document."""
+
+    @abc.abstractmethod
+    def person_names(self, keys: Sequence[str]) -> dict[str, str]:
+        """How the CRM names these persons, as a person reads them in a list."""
+
+    def shared_transaction(self) -> contextlib.AbstractContextManager[object]:
+        """A block whose CRM writes commit together with the engine's own rows written in it,
+        for a CRM kept in the engine's database (one commit, not one per write). A CRM reached
+        over the network cannot join a transaction, and must not run inside one: this
+        default is a block that does nothing."""
+        return contextlib.nullcontext()

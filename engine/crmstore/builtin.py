@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from engine.crmstore.builtin_events import (
     update_event,
     update_events,
 )
+from engine.crmstore.builtin_mail import BuiltinMail
 from engine.crmstore.builtin_persons import (
     all_fields,
     apply_record,
@@ -52,7 +54,7 @@ class PersonOptions:
     own_only: bool = False
 
 
-class BuiltinCrm(CrmBackend):
+class BuiltinCrm(BuiltinMail, CrmBackend):
     """Persons in scope: those of the classification branch if one is given; else, with
     `PersonOptions.own_only`, the profile's CRM user's; else every person of the
     organization."""
@@ -70,6 +72,9 @@ class BuiltinCrm(CrmBackend):
         if self.event_options is None:
             raise ValueError("calendar access needs the profile's event options")
         return self.event_options
+
+    def shared_transaction(self) -> contextlib.AbstractContextManager[object]:
+        return transaction.atomic()
 
     # reading
     def current_cursor(self) -> str:
