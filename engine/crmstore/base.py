@@ -105,8 +105,35 @@ class Filing:
     created: bool
 
 
+@dataclass(frozen=True)
+class OrganizationChanges:
+    """What changed in one organization's CRM since a `ChangeWatch` last looked."""
+
+    organization_id: int
+    persons: bool                   # some person was created, changed or deleted
+    events: frozenset[str] | None   # the changed events' keys; None: too many to name
+    event_owners: frozenset[str]    # the CRM users owning the named events
+
+
+class ChangeWatch(abc.ABC):
+    """A kind of CRM's changes as the listener follows them, every organization's at once, so
+    that a user's edit in the CRM starts the syncs it concerns within seconds."""
+
+    @abc.abstractmethod
+    def changes(self) -> list[OrganizationChanges]:
+        """The organizations whose records changed since the last call. The first call only
+        marks where watching starts: what changed before it is left to the schedule."""
+
+
 class CrmBackend(abc.ABC):
     """One organization's CRM, seen by one CRM user (who owns what the sync creates)."""
+
+    @classmethod
+    def change_watch(cls, events_named: int) -> ChangeWatch | None:
+        """A watch over this kind of CRM's changes, naming up to `events_named` changed
+        events of an organization at a time; None for a CRM that cannot be watched (its
+        changes wait for the scheduled syncs)."""
+        return None
 
     @abc.abstractmethod
     def current_cursor(self) -> str:

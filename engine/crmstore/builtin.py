@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 
 from crm.models import (
@@ -20,7 +20,14 @@ from crm.models import (
     company_name_key,
 )
 from crm.tracking import Change, changes_since
-from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate, CrmWrite
+from engine.crmstore.base import (
+    ChangeWatch,
+    CrmBackend,
+    CrmChange,
+    CrmRecord,
+    CrmUpdate,
+    CrmWrite,
+)
 from engine.crmstore.builtin_events import (
     EventOptions,
     create_event,
@@ -34,11 +41,14 @@ from engine.crmstore.builtin_mail import BuiltinMail
 from engine.crmstore.builtin_persons import (
     all_fields,
     apply_record,
+    company_ids,
     image_type,
     person_columns,
     person_record,
     photo_token,
+    set_first_company,
 )
+from engine.crmstore.builtin_watch import BuiltinWatch
 from engine.matching import full_name, name_key
 from engine.records import ContactRecord, EventRecord, Kind, Record
 
@@ -72,6 +82,10 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
         if self.event_options is None:
             raise ValueError("calendar access needs the profile's event options")
         return self.event_options
+
+    @classmethod
+    def change_watch(cls, events_named: int) -> ChangeWatch | None:
+        return BuiltinWatch(events_named)
 
     def shared_transaction(self) -> contextlib.AbstractContextManager[object]:
         return transaction.atomic()
@@ -188,22 +202,6 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
         return bytes(photo) if photo else None
 
     # writing
-    def _set_company(self, person: Person, name: str) -> bool:
-        """Make `name` the person's first company; whether its links changed (which bumps
-        the person's revision)."""
-        current = PersonCompany.objects.filter(person=person).order_by("id").first()
-        if not name.strip():
-            if current is not None:
-                current.delete()
-            return current is not None
-        company_id = int(self.find_or_create_company(name))
-        if current is not None and current.company_id == company_id:
-            return False
-        if current is not None:
-            current.delete()
-        PersonCompany.objects.get_or_create(person=person, company_id=company_id)
-        return True
-
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
         if isinstance(record, EventRecord):
             if record.start is None or record.end is None or record.end < record.start:
@@ -255,12 +253,12 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
             # The company names as create() would look them up (cut to the column).
             wanted = [company_name_key(r.company[:255]) if isinstance(r, ContactRecord) else ""
                       for r, _ in items]
-            company_ids = self._company_ids({
+            companies = company_ids(self.organization_id, {
                 key: r.company[:255] for key, (r, _) in zip(wanted, items, strict=True) if key})
             # Bulk link rows send no signals, so they do not bump the new persons to a second
             # revision: the persons were recorded a moment ago in this same transaction.
             PersonCompany.objects.bulk_create([
-                PersonCompany(person_id=person.pk, company_id=company_ids[key])
+                PersonCompany(person_id=person.pk, company_id=companies[key])
                 for person, key in zip(created, wanted, strict=True) if key])
             if self.classification_node_id is not None:
                 # Keep the new persons inside the profile's scope.
@@ -310,27 +308,6 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
             out.append(result)
         return out
 
-    def _company_ids(self, names: dict[str, str]) -> dict[str, int]:
-        """Company ids by name key, creating the missing companies (one query for those that
-        exist)."""
-        found = dict(Company.objects.filter(organization_id=self.organization_id,
-                                            name_key__in=list(names))
-                     .values_list("name_key", "pk"))
-        missing = [Company(organization_id=self.organization_id, name=name.strip(), name_key=key)
-                   for key, name in names.items() if key not in found]
-        if len(missing) > 1:
-            try:
-                with transaction.atomic():
-                    # Tracked bulk insert; save() is bypassed, so name_key is set above.
-                    found.update((c.name_key, c.pk) for c in Company.objects.bulk_create(missing))
-                    return found
-            except IntegrityError:
-                pass   # another writer created one of them meanwhile: one by one, below
-        for key, name in names.items():
-            if key not in found:
-                found[key] = int(self.find_or_create_company(name))
-        return found
-
     def _stale(self, kind: Kind, updates: Sequence[CrmUpdate]) -> set[str]:
         """Keys of the records no longer in the version their update names. Call inside the
         writes' transaction: the rows stay locked (SQLite: the whole database, its
@@ -370,14 +347,14 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
         person.save()   # sets person.revision
         # Only a changed company link bumps the revision again; otherwise save()'s is
         # current and needs no query (a two-way first sync updates many linked pairs).
-        if "company" in fields and self._set_company(person, record.company):
+        if "company" in fields and set_first_company(self.organization_id, person, record.company):
             person.refresh_from_db(fields=["revision"])
         return CrmWrite(key, str(person.revision), warnings=warnings)
 
     def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
         """Persons updated together: one locking read, one tracked bulk update (one revision
         for the batch), instead of a handful of statements per person. A changed company goes
-        through _set_company per person, as update() does it. Events in bulk too
+        through set_first_company per person, as update() does it. Events in bulk too
         (builtin_events.update_events). Records changed since the version their update names
         are refused (`CrmWrite.changed_meanwhile`), the others written."""
         with transaction.atomic():
@@ -421,7 +398,8 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
                     CrmWrite(update.key, error="The person no longer exists in the CRM."))
                 continue
             company = _of_type(update.record, ContactRecord).company
-            if "company" in update.fields and self._set_company(person, company):
+            if "company" in update.fields and set_first_company(self.organization_id, person,
+                                                                company):
                 person.refresh_from_db(fields=["revision"])
             results.append(CrmWrite(update.key, str(person.revision),
                                     warnings=warnings[update.key]))

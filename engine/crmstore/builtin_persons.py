@@ -1,12 +1,14 @@
 """A built-in store's person as the engine's contact record, both ways: which columns hold
-which synced field, and how a record's values are written onto a person."""
+which synced field, how a record's values are written onto a person, and its companies."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
-from crm.models import ADDRESS_KINDS, ADDRESS_PARTS, PHONE_FIELDS, Person
+from django.db import IntegrityError, transaction
+
+from crm.models import ADDRESS_KINDS, ADDRESS_PARTS, PHONE_FIELDS, Company, Person, PersonCompany
 from engine.records import ContactRecord, PostalAddress
 
 PLAIN_FIELDS = ("title", "first_name", "middle_name", "last_name", "suffix", "job_title",
@@ -74,3 +76,42 @@ def image_type(data: bytes) -> str:
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
     return "application/octet-stream"
+
+
+def set_first_company(organization_id: int, person: Person, name: str) -> bool:
+    """Make `name` the person's first company; whether its links changed (which bumps
+    the person's revision)."""
+    current = PersonCompany.objects.filter(person=person).order_by("id").first()
+    if not name.strip():
+        if current is not None:
+            current.delete()
+        return current is not None
+    company_id = Company.find_or_create_by_name(organization_id, name[:255]).pk
+    if current is not None and current.company_id == company_id:
+        return False
+    if current is not None:
+        current.delete()
+    PersonCompany.objects.get_or_create(person=person, company_id=company_id)
+    return True
+
+
+def company_ids(organization_id: int, names: dict[str, str]) -> dict[str, int]:
+    """Company ids by name key, creating the missing companies (one query for those that
+    exist)."""
+    found = dict(Company.objects.filter(organization_id=organization_id,
+                                        name_key__in=list(names))
+                 .values_list("name_key", "pk"))
+    missing = [Company(organization_id=organization_id, name=name.strip(), name_key=key)
+               for key, name in names.items() if key not in found]
+    if len(missing) > 1:
+        try:
+            with transaction.atomic():
+                # Tracked bulk insert; save() is bypassed, so name_key is set above.
+                found.update((c.name_key, c.pk) for c in Company.objects.bulk_create(missing))
+                return found
+        except IntegrityError:
+            pass   # another writer created one of them meanwhile: one by one, below
+    for key, name in names.items():
+        if key not in found:
+            found[key] = Company.find_or_create_by_name(organization_id, name[:255]).pk
+    return found
