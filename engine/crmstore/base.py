@@ -106,6 +106,18 @@ class Filing:
 
 
 @dataclass(frozen=True)
+class RecordSummary:
+    """A CRM record as a person reading a report knows it: its name, its synced fields, and
+    what the record does not hold but a reader tells records apart by."""
+
+    key: str
+    title: str                         # a person's name, an event's subject
+    record: Record                     # as fetch() gives it
+    companies: tuple[str, ...] = ()    # all of a person's companies (the record: its first)
+    owner: str = ""                    # an event's owner: an address (lower case), else a name
+
+
+@dataclass(frozen=True)
 class OrganizationChanges:
     """What changed in one organization's CRM since a `ChangeWatch` last looked."""
 
@@ -230,6 +242,21 @@ class CrmBackend(abc.ABC):
     @abc.abstractmethod
     def key_from_stamp(self, kind: Kind, stamp: str) -> str | None:
         """The key a stamp names, if the stamp is this CRM's (else None)."""
+
+    # --- reports -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def summaries(self, kind: Kind, keys: Sequence[str]) -> dict[str, RecordSummary]:
+        """The records as a report shows them (missing keys are absent from the result)."""
+
+    @abc.abstractmethod
+    def field_labels(self, kind: Kind) -> dict[str, str]:
+        """The CRM's own names of a record's fields, in the reader's language, by the
+        record's field names (an address by its parts: `business_city`)."""
+
+    @abc.abstractmethod
+    def record_url(self, kind: Kind, key: str) -> str:
+        """The address of the record's page in the CRM itself, "" where it has none. Who may
+        follow it is the caller's rule."""
 
     # --- e-mail import ------------------------------------------------------------------------
     @abc.abstractmethod

@@ -27,6 +27,7 @@ from engine.crmstore.base import (
     CrmRecord,
     CrmUpdate,
     CrmWrite,
+    RecordSummary,
 )
 from engine.crmstore.builtin_events import (
     EventOptions,
@@ -48,6 +49,7 @@ from engine.crmstore.builtin_persons import (
     photo_token,
     set_first_company,
 )
+from engine.crmstore.builtin_reports import field_labels, record_url, summaries
 from engine.crmstore.builtin_watch import BuiltinWatch
 from engine.matching import full_name, name_key
 from engine.records import ContactRecord, EventRecord, Kind, Record
@@ -410,6 +412,16 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
         model.objects.filter(organization_id=self.organization_id, pk=int(key)).delete()
         return CrmWrite(key)
 
+    # reports
+    def summaries(self, kind: Kind, keys: Sequence[str]) -> dict[str, RecordSummary]:
+        return summaries(self.organization_id, kind, keys)
+
+    def field_labels(self, kind: Kind) -> dict[str, str]:
+        return field_labels(kind)
+
+    def record_url(self, kind: Kind, key: str) -> str:
+        return record_url(kind, key)
+
     # calendar lookups
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
         """Events of the organization with these meeting UIDs, whoever owns them."""
@@ -450,6 +462,12 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
         if stamp.startswith(prefix) and stamp[len(prefix):].isdigit():
             return stamp[len(prefix):]
         return None
+
+
+def organization_crm(organization_id: int) -> CrmBackend:
+    """An organization's CRM as a report reads it, every record and no profile's scope: the
+    built-in store (every organization's, until each chooses its own)."""
+    return BuiltinCrm(organization_id)
 
 
 RecordType = TypeVar("RecordType", ContactRecord, EventRecord)
