@@ -202,32 +202,32 @@ class MailImport(AgendaSync):
             self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
                        detail="no CRM person among its sender and recipients")
             return
-        existing = self.crm.find_email(message, ref.id, self._crm_user)
-        mine = existing.mine
-        if mine and self._attachments_done(existing.key, message):
+        match = self.crm.find_email(message, ref.id, self._crm_user)   # filed already?
+        mine = match.mine
+        if mine and self._attachments_done(match.key, message):
             # This profile filed it already: a copy in another folder, or a change of one
             # filed from another mailbox first (`_already_filed` knows only the first one's).
-            self._item(RunItem.Action.SKIP, title, existing.key, ref.id,
-                       f"duplicate of e-mail #{existing.key}, filed already")
+            self._item(RunItem.Action.SKIP, title, match.key, ref.id,
+                       f"duplicate of e-mail #{match.key}, filed already")
             return
         names = self.crm.person_names(persons) if persons else {}
         matched = ", ".join(sorted(names.values())) or "nobody in the CRM"
         notes: list[str] = []
-        if existing.collided:
+        if match.collided:
             # Named by its number only: it may be another user's mail.
-            notes.append(f"Message-ID collision: e-mail #{existing.collided} has the same "
+            notes.append(f"Message-ID collision: e-mail #{match.collided} has the same "
                          f"Message-ID but another sender, date or subject, so this message is "
                          f"filed as an e-mail of its own")
         if self.dry_run:
-            action = (RunItem.Action.CREATE_CRM if not existing.key else
+            action = (RunItem.Action.CREATE_CRM if not match.key else
                       RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
-            self._item(action, title, existing.key, ref.id,
+            self._item(action, title, match.key, ref.id,
                        "; ".join([f"linked to {matched}", *notes]))
             return
         failed = False
         documents: list[SavedDocument] = []
         if self.store is not None:
-            failed = self._save_attachments(self.store, ref, message, existing.key, notes,
+            failed = self._save_attachments(self.store, ref, message, match.key, notes,
                                             documents)
         detail = f"linked to {matched}" + (f"; {'; '.join(notes)}" if notes else "")
         # One commit for all the message leaves in the database (the e-mail and its links,
@@ -238,7 +238,7 @@ class MailImport(AgendaSync):
         # without an e-mail: the message is read again (its page's state was not stored) and
         # the store finds the files by their content.
         with self.crm.shared_transaction():
-            filing = self.crm.file_email(message, ref.id, existing, self._crm_user, persons,
+            filing = self.crm.file_email(message, ref.id, match, self._crm_user, persons,
                                          documents)
             if failed:
                 self._item(RunItem.Action.ERROR, title, filing.key, ref.id,
