@@ -112,7 +112,7 @@ class RecordSummary:
 
     key: str
     title: str                         # a person's name, an event's subject
-    record: Record                     # as fetch() gives it
+    record: Record                     # its synced fields (a series without exceptions)
     companies: tuple[str, ...] = ()    # all of a person's companies (the record: its first)
     owner: str = ""                    # an event's owner: an address (lower case), else a name
 
