@@ -326,7 +326,7 @@ class AgendaSync:
         if not self.dry_run:
             self._follow_folder()
         self._first_run = self._is_first_run(state)
-        cursor_now = self.crm.current_revision()
+        cursor_now = self.crm.current_cursor()
         pending_crm = {c.key: c for c in self.crm.changes_since(self.kind, state.crm_cursor)}
         self._say(f"{len(pending_crm)} CRM changes to look at")
         self._retries(pending_crm)
