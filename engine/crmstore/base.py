@@ -1,7 +1,13 @@
 """The interface to a CRM, as the sync engine sees it (the built-in store today, others later).
 
 Records are addressed by opaque string keys; versions are opaque too (the built-in store uses
-its revisions). Like the mailbox interface, nothing here knows Django models or Exchange.
+its revisions). Like the mailbox interface, nothing here knows Django models or Exchange: only
+the two class methods that build and test a backend are handed the configuration (a profile,
+an organization's CRM connection), which each kind reads as it needs.
+
+A kind of CRM is a CrmBackend subclass named by dotted path in SYNC_CRM_KINDS
+(engine/crmstore/registry.py): it declares its label, what it can do (`capabilities`) and the
+settings its connection asks for (`settings_fields`).
 """
 
 from __future__ import annotations
@@ -10,8 +16,15 @@ import abc
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
 
 from engine.records import Kind, Record
+
+if TYPE_CHECKING:
+    from django.utils.functional import Promise
+
+    from profiles.models import CrmConnection, SyncProfile
 
 
 @dataclass(frozen=True)
@@ -64,8 +77,53 @@ class CrmWrite:
         return not self.error
 
 
+class Capability(StrEnum):
+    """What a CRM may lack; the profile options that rely on one are hidden without it."""
+
+    CLASSIFICATION = "classification"    # a classification tree (contact scope by branch)
+    PHOTOS = "photos"                    # a photo per person
+    THREE_ADDRESSES = "three_addresses"  # business, home and other postal addresses
+    EVENT_STATUSES = "event_statuses"    # a list of event statuses (imported events' status)
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting a kind's connection asks for; a secret one is stored encrypted and never
+    shown again."""
+
+    name: str
+    label: Promise | str
+    secret: bool = False
+    required: bool = True
+    help_text: Promise | str = ""
+
+
+@dataclass(frozen=True)
+class CrmDiagnosis:
+    """What "Test connection" found, in words an administrator can act on."""
+
+    ok: bool
+    message: str
+
+
 class CrmBackend(abc.ABC):
     """One organization's CRM, seen by one CRM user (who owns what the sync creates)."""
+
+    # --- the kind: what the admin shows and offers for connections of this kind -----------
+    label: ClassVar[Promise | str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    settings_fields: ClassVar[tuple[SettingField, ...]] = ()
+
+    @classmethod
+    @abc.abstractmethod
+    def for_profile(cls, profile: SyncProfile, connection: CrmConnection) -> CrmBackend:
+        """The CRM as `profile` sees it (its CRM user, its contact scope, its event options),
+        reached through its organization's `connection`."""
+
+    @classmethod
+    @abc.abstractmethod
+    def diagnose(cls, connection: CrmConnection) -> CrmDiagnosis:
+        """"Test connection": whether the CRM answers, and what is missing for syncing."""
 
     @abc.abstractmethod
     def current_revision(self) -> int:

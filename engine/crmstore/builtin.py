@@ -33,6 +33,7 @@ from engine.crmstore.builtin_events import (
     update_event,
     update_events,
 )
+from engine.crmstore.builtin_kind import BuiltinKind
 from engine.matching import full_name, name_key
 from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, Record
 
@@ -65,7 +66,7 @@ class PersonOptions:
     own_only: bool = False
 
 
-class BuiltinCrm(CrmBackend):
+class BuiltinCrm(BuiltinKind, CrmBackend):
     """Persons in scope: those of the classification branch if one is given; else, with
     `PersonOptions.own_only`, the profile's CRM user's; else every person of the
     organization."""
