@@ -30,9 +30,9 @@ class CrmKindsTestCase(BaseTestCase):
 
     def test_a_path_that_names_no_crm_backend_is_a_configuration_error(self) -> None:
         for path in ("engine.crmstore.nowhere.Crm", "engine.crmstore.base.Capability"):
-            with self.subTest(path=path), override_settings(SYNC_CRM_KINDS={"bad": path}):
-                with self.assertRaisesRegex(ImproperlyConfigured, "SYNC_CRM_KINDS"):
-                    registry.backend_class("bad")
+            with (self.subTest(path=path), override_settings(SYNC_CRM_KINDS={"bad": path}),
+                  self.assertRaisesRegex(ImproperlyConfigured, "SYNC_CRM_KINDS")):
+                registry.backend_class("bad")
         with self.assertRaisesRegex(ImproperlyConfigured, "not in SYNC_CRM_KINDS"):
             registry.backend_class("raynet")
 
