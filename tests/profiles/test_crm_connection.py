@@ -4,7 +4,12 @@ builds from it."""
 
 from __future__ import annotations
 
+import io
+
+from cryptography.fernet import Fernet
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.management import call_command
 from django.db import connection as db_connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import TransactionTestCase, override_settings
@@ -107,6 +112,18 @@ class CrmConnectionTestCase(BaseTestCase):
         assert "enter API key again" in raised.exception.message_dict["limited__api_key"][0]
         stored.save()
         assert CrmConnection.objects.get(pk=connection.pk).get_secrets() == {}
+
+    def test_key_rotation_reencrypts_the_secrets(self) -> None:
+        old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+        with override_settings(ENCRYPTION_KEYS=[old_key]):
+            connection = self.switch(self.acme, "limited", instance="acme", user="sync")
+            connection.update_secrets({"api_key": "k-123"})
+            connection.save()
+        # The suite's key too: the profile's mailbox password was stored with it.
+        with override_settings(ENCRYPTION_KEYS=[new_key, old_key, *settings.ENCRYPTION_KEYS]):
+            call_command("rotate_secrets", stdout=io.StringIO())
+        with override_settings(ENCRYPTION_KEYS=[new_key]):
+            assert CrmConnection.objects.get(pk=connection.pk).get_secret("api_key") == "k-123"
 
     def test_test_connection_counts_the_organizations_records_and_says_what_is_missing(
             self) -> None:
