@@ -11,6 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
@@ -57,6 +58,22 @@ def backend_class(kind: str) -> type[CrmBackend]:
 def kind_choices() -> list[tuple[str, str]]:
     """(kind, label) for a select, in the order the setting lists them."""
     return [(kind, str(backend_class(kind).label or kind)) for kind in kinds()]
+
+
+@checks.register()
+def check_crm_kinds(**kwargs: object) -> list[checks.CheckMessage]:
+    """A kind that cannot be loaded is said at start, not when a sync first needs it."""
+    errors = []
+    if DEFAULT_KIND not in kinds():
+        errors.append(checks.Error(
+            f"SYNC_CRM_KINDS lacks {DEFAULT_KIND!r}: organizations without a CRM connection "
+            "use it.", id="engine.E001"))
+    for kind in kinds():
+        try:
+            backend_class(kind)
+        except ImproperlyConfigured as exc:
+            errors.append(checks.Error(str(exc), id="engine.E002"))
+    return errors
 
 
 def connection_of(organization_id: int) -> CrmConnection:

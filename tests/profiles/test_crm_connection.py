@@ -41,6 +41,13 @@ class CrmKindsTestCase(BaseTestCase):
         with self.assertRaisesRegex(ImproperlyConfigured, "not in SYNC_CRM_KINDS"):
             registry.backend_class("raynet")
 
+    def test_the_system_check_names_a_kind_that_cannot_be_loaded(self) -> None:
+        assert registry.check_crm_kinds() == []
+        with override_settings(SYNC_CRM_KINDS={"raynet": "engine.crmstore.nowhere.Crm"}):
+            errors = registry.check_crm_kinds()
+        assert [error.id for error in errors] == ["engine.E001", "engine.E002"]
+        assert "engine.crmstore.nowhere.Crm" in errors[1].msg
+
     def test_the_built_in_store_can_do_everything_the_test_kind_only_photos(self) -> None:
         assert BuiltinCrm.capabilities == frozenset(Capability)
         assert BuiltinCrm.settings_fields == ()
