@@ -44,8 +44,8 @@ from django.db import close_old_connections, connections
 from django.db.models import Count, Max, Q
 
 from engine import pausing
+from engine.crmstore import registry
 from engine.crmstore.base import ChangeWatch, OrganizationChanges
-from engine.crmstore.builtin import BuiltinCrm
 from engine.mailbox import access_for, backend_class
 from engine.mailbox.base import (
     FolderInfo,
@@ -429,10 +429,9 @@ class Listener:
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
         """Until `stop` is set: watch, poll the CRM, queue what is due."""
-        # The CRM's kind of backend (the built-in store is every organization's): one without
-        # a watch leaves its changes to the schedule.
-        watch = BuiltinCrm.change_watch(EVENTS_LOOKED_UP)
-        if watch is not None:
+        # One watch per kind of CRM (a kind without one leaves its changes to the schedule).
+        watches = registry.change_watches(EVENTS_LOOKED_UP)
+        for watch in watches:
             watch.changes()   # from now on
         next_refresh = 0.0
         stamp: tuple[object, ...] = ()
@@ -450,7 +449,7 @@ class Listener:
                 log.exception("The listener could not read the profiles")
                 close_old_connections()
             try:
-                if watch is not None:
+                for watch in watches:
                     self._crm_changes(watch)
                 self._flush()
             except Exception:   # a database hiccup: try again on the next tick

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from engine.crmstore.base import CrmBackend
-from engine.crmstore.builtin import organization_crm
+from engine.crmstore.registry import organization_crm
 from engine.models import Agenda, Run, RunItem
 from engine.reasons import describe
 from engine.records import Kind

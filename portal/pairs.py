@@ -18,7 +18,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from engine.crmstore.base import CrmBackend, RecordSummary
-from engine.crmstore.builtin import organization_crm
+from engine.crmstore.registry import organization_crm
 from engine.models import Agenda, DuplicateCandidate
 from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, canonical
 

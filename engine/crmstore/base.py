@@ -2,7 +2,13 @@
 
 Records are addressed by opaque string keys; versions and change cursors are opaque too (the
 built-in store uses its revisions; an API CRM may use a time and the keys seen at it). Like
-the mailbox interface, nothing here knows Django models or Exchange.
+the mailbox interface, nothing here knows Django models or Exchange: only the two class
+methods that build and test a backend are handed the configuration (a profile, an
+organization's CRM connection), which each kind reads as it needs.
+
+A kind of CRM is a CrmBackend subclass named by dotted path in SYNC_CRM_KINDS
+(engine/crmstore/registry.py): it declares its label, what it can do (`capabilities`) and the
+settings its connection asks for (`settings_fields`).
 """
 
 from __future__ import annotations
@@ -12,8 +18,15 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
 
 from engine.records import Kind, MessageRecord, Record
+
+if TYPE_CHECKING:
+    from django.utils.functional import Promise
+
+    from profiles.models import CrmConnection, SyncProfile
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,33 @@ class ChangeWatch(abc.ABC):
     def changes(self) -> list[OrganizationChanges]:
         """The organizations whose records changed since the last call. The first call only
         marks where watching starts: what changed before it is left to the schedule."""
+class Capability(StrEnum):
+    """What a CRM may lack; the profile options that rely on one are hidden without it."""
+
+    CLASSIFICATION = "classification"    # a classification tree (contact scope by branch)
+    PHOTOS = "photos"                    # a photo per person
+    THREE_ADDRESSES = "three_addresses"  # business, home and other postal addresses
+    EVENT_STATUSES = "event_statuses"    # a list of event statuses (imported events' status)
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting a kind's connection asks for; a secret one is stored encrypted and never
+    shown again."""
+
+    name: str
+    label: Promise | str
+    secret: bool = False
+    required: bool = True
+    help_text: Promise | str = ""
+
+
+@dataclass(frozen=True)
+class CrmDiagnosis:
+    """What "Test connection" found, in words an administrator can act on."""
+
+    ok: bool
+    message: str
 
 
 class CrmBackend(abc.ABC):
@@ -146,6 +186,28 @@ class CrmBackend(abc.ABC):
         events of an organization at a time; None for a CRM that cannot be watched (its
         changes wait for the scheduled syncs)."""
         return None
+
+    # --- the kind: what the admin shows and offers for connections of this kind -----------
+    label: ClassVar[Promise | str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    settings_fields: ClassVar[tuple[SettingField, ...]] = ()
+
+    @classmethod
+    @abc.abstractmethod
+    def for_profile(cls, profile: SyncProfile, connection: CrmConnection) -> CrmBackend:
+        """The CRM as `profile` sees it (its CRM user, its contact scope, its event options),
+        reached through its organization's `connection`."""
+
+    @classmethod
+    @abc.abstractmethod
+    def for_organization(cls, connection: CrmConnection) -> CrmBackend:
+        """The CRM as a report reads it: every record of the organization, no profile's
+        scope (the duplicates report's and the run history's look-ups and links)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def diagnose(cls, connection: CrmConnection) -> CrmDiagnosis:
+        """"Test connection": whether the CRM answers, and what is missing for syncing."""
 
     @abc.abstractmethod
     def current_cursor(self) -> str:

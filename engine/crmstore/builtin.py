@@ -38,6 +38,7 @@ from engine.crmstore.builtin_events import (
     update_event,
     update_events,
 )
+from engine.crmstore.builtin_kind import BuiltinKind
 from engine.crmstore.builtin_mail import BuiltinMail
 from engine.crmstore.builtin_persons import (
     all_fields,
@@ -66,7 +67,7 @@ class PersonOptions:
     own_only: bool = False
 
 
-class BuiltinCrm(BuiltinMail, CrmBackend):
+class BuiltinCrm(BuiltinKind, BuiltinMail, CrmBackend):
     """Persons in scope: those of the classification branch if one is given; else, with
     `PersonOptions.own_only`, the profile's CRM user's; else every person of the
     organization."""
@@ -462,12 +463,6 @@ class BuiltinCrm(BuiltinMail, CrmBackend):
         if stamp.startswith(prefix) and stamp[len(prefix):].isdigit():
             return stamp[len(prefix):]
         return None
-
-
-def organization_crm(organization_id: int) -> CrmBackend:
-    """An organization's CRM as a report reads it, every record and no profile's scope: the
-    built-in store (every organization's, until each chooses its own)."""
-    return BuiltinCrm(organization_id)
 
 
 RecordType = TypeVar("RecordType", ContactRecord, EventRecord)
