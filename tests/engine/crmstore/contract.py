@@ -173,6 +173,10 @@ class CrmContract(abc.ABC):
         assert found.version == written.version
         assert kept(kind, found.record) == kept(kind, record)
         assert found.modified is not None and found.modified.tzinfo is not None
+        # What was read is the caller's: changing it changes nothing in the CRM.
+        (name,) = UPDATED_LATER[kind]
+        setattr(found.record, name, "changed by the reader")
+        assert kept(kind, self.fetched(backend, kind, written.key).record) == kept(kind, record)
         # Another object on the same organization sees the same record.
         assert self.fetched(self.open_backend(), kind, written.key).version == written.version
 
@@ -319,10 +323,12 @@ class CrmContract(abc.ABC):
     @pytest.mark.parametrize("kind", KINDS)
     def test_no_writes_give_no_results(self, kind: Kind) -> None:
         backend = self.open_backend()
+        written = self.created(backend, kind, sample(kind, 1))
         cursor = backend.current_revision()
         assert backend.create_many(kind, []) == []
         assert backend.update_many(kind, []) == []
         assert list(backend.changes_since(kind, cursor)) == []
+        assert self.fetched(backend, kind, written.key).version == written.version
 
     # --- delete -----------------------------------------------------------------------------
     @pytest.mark.parametrize("kind", KINDS)
