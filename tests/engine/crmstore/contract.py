@@ -80,7 +80,7 @@ def meeting(i: int, **changes: Any) -> EventRecord:
 
 
 def series(i: int) -> EventRecord:
-    """A weekly series with two changed occurrences (given latest first) and a deleted one."""
+    """A weekly series with two changed occurrences and two deleted ones, each latest first."""
     start = dt.datetime(2030, 3, 4, 8, tzinfo=dt.UTC)
     week = dt.timedelta(weeks=1)
     moved = [EventRecord(subject=f"Series {i}, moved", start=start + n * week + dt.timedelta(

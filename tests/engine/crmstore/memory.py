@@ -1,10 +1,12 @@
 """A CRM kept in memory: the smallest backend that keeps the whole CRM contract.
 
-It proves `CrmBackend` is complete (everything the contract asks can be done through it and
-nothing else) and gives tests a CRM without a database. Organizations are named by strings;
-every `MemoryCrm` of one organization sees the same data within the process. The change
-cursor is the organization's revision counter: every write takes the next revision, and a
-record's version is the revision of its last write.
+It proves `CrmBackend` is complete: the engine's side of every behaviour the contract asks
+goes through the interface alone (only the test's own set-up, a classification node, and its
+look at an event's participants go around it). It also gives tests a CRM without a database.
+
+Organizations are named by strings; every `MemoryCrm` of one organization sees the same data
+within the process. The change cursor is the organization's revision counter: every write
+takes the next revision, and a record's version is the revision of its last write.
 
 Not thread-safe: tests drive it from one thread.
 """
@@ -194,13 +196,13 @@ class MemoryCrm(CrmBackend):
         return found
 
     def find_or_create_company(self, name: str) -> str:
-        name_key_ = company_name_key(name)
-        if not name_key_:
+        wanted = company_name_key(name)
+        if not wanted:
             raise ValueError("a company needs a name")
         companies = self._store.companies
-        if name_key_ not in companies:
-            companies[name_key_] = (new_key("company"), name.strip())
-        return companies[name_key_][0]
+        if wanted not in companies:
+            companies[wanted] = (new_key("company"), name.strip())
+        return companies[wanted][0]
 
     def _company_name(self, name: str) -> str:
         """The name of the company `name` matches, created if new ("" for none)."""
@@ -228,9 +230,9 @@ class MemoryCrm(CrmBackend):
 
     def _apply(self, row: Row, record: Record, fields: frozenset[str]) -> None:
         unwritten = EVENT_UNWRITTEN if isinstance(record, EventRecord) else UNWRITTEN
-        for name in fields - unwritten:
-            if name in row.record.__dataclass_fields__:
-                setattr(row.record, name, copy.deepcopy(getattr(record, name)))
+        known = {f.name for f in dataclasses.fields(row.record)}
+        for name in (fields & known) - unwritten:
+            setattr(row.record, name, copy.deepcopy(getattr(record, name)))
         if isinstance(row.record, ContactRecord) and "company" in fields:
             row.record.company = self._company_name(row.record.company)
         if isinstance(row.record, EventRecord):
