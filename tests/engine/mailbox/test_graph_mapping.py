@@ -24,7 +24,6 @@ from engine.mailbox.base import (
     ServiceUnavailable,
     Throttled,
 )
-from engine.mailbox.graph import _State
 from engine.mailbox.graph_http import (
     BatchRequest,
     Budget,
@@ -39,6 +38,7 @@ from engine.mailbox.graph_http import (
     retry_after,
     translate,
 )
+from engine.mailbox.graph_state import DeltaState
 from engine.records import (
     Address,
     Attendee,
@@ -379,9 +379,9 @@ def test_a_certificate_secret_is_told_from_a_client_secret() -> None:
 
 # --- states -----------------------------------------------------------------------------------
 def test_a_state_round_trips_and_foreign_ones_are_not_taken_for_it() -> None:
-    state = _State("https://graph/delta?$deltatoken=x", ("2030-01-01T00:00:00Z",
+    state = DeltaState("https://graph/delta?$deltatoken=x", ("2030-01-01T00:00:00Z",
                                                          "2031-01-01T00:00:00Z"),
                    {"master-1": "ck"}, ["abc"])
-    assert _State.load(state.dump()) == state
+    assert DeltaState.load(state.dump()) == state
     for foreign in ("", None, "bm90IGEgc3luYyBzdGF0ZQ==", "graph1:!!!", "graph1:e30="):
-        assert _State.load(foreign) is None
+        assert DeltaState.load(foreign) is None
