@@ -6,9 +6,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from engine.mailbox.base import Pending
+T = TypeVar("T")
+
+
+class Pending(Generic[T]):
+    """A backend call started with `MailboxBackend.start`: `result()` waits for it and returns
+    its value or raises its exception, in the caller's thread."""
+
+    def __init__(self, value: T | None = None, error: BaseException | None = None) -> None:
+        self._value, self._error = value, error
+
+    def result(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value   # type: ignore[return-value]
+
 
 # What a call run in the worker's thread hands back: its value, what it raised, and what the
 # worker carries back to the caller's thread (see BackgroundWorker.carried_back).

@@ -20,11 +20,11 @@ from engine.mailbox.base import (
     MailboxError,
     WriteResult,
     WriteStatus,
-    server_stream,
 )
 from engine.mailbox.ews_connection import EwsConnection
 from engine.mailbox.ews_mapping import field_paths
 from engine.mailbox.ews_services import PerItemGet
+from engine.mailbox.streams import server_stream
 from engine.records import (
     Kind,
 )

@@ -21,14 +21,13 @@ from exchangelib.properties import (
 )
 from exchangelib.properties import Mailbox as MailboxProperty
 
-from engine.mailbox.background import Background, BackgroundWorker, Outcome
+from engine.mailbox.background import Background, BackgroundWorker, Outcome, Pending
 from engine.mailbox.base import (
     FolderInfo,
     FolderNotFound,
     MailboxAccess,
     MailboxBackend,
     MailboxError,
-    Pending,
 )
 from engine.mailbox.ews_errors import translate_error
 from engine.mailbox.ews_mapping import DISTINGUISHED

@@ -12,13 +12,11 @@ from engine.mailbox.base import (
     MailboxError,
     WriteResult,
     WriteStatus,
-    server_stream,
 )
 from engine.mailbox.graph_connection import GraphConnection, quoted
-from engine.mailbox.graph_http import (
-    CHUNK,
-    GraphError,
-)
+from engine.mailbox.graph_errors import GraphError
+from engine.mailbox.graph_http import CHUNK
+from engine.mailbox.streams import server_stream
 from engine.records import (
     Kind,
 )

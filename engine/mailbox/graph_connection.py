@@ -10,13 +10,13 @@ from typing import Any
 from urllib.parse import quote
 
 from engine.mailbox import graph_mapping as m
-from engine.mailbox.background import BackgroundWorker
+from engine.mailbox.background import BackgroundWorker, Pending
 from engine.mailbox.base import (
     MailboxAccess,
     MailboxBackend,
     MailboxError,
-    Pending,
 )
+from engine.mailbox.graph_errors import translate
 from engine.mailbox.graph_http import (
     CONCURRENCY,
     IMMUTABLE_IDS,
@@ -25,7 +25,6 @@ from engine.mailbox.graph_http import (
     Budget,
     GraphClient,
     chunked,
-    translate,
 )
 from engine.records import (
     Kind,

@@ -13,9 +13,7 @@ from engine.mailbox.base import (
 )
 from engine.mailbox.category_list import by_name
 from engine.mailbox.graph_connection import VERSION, GraphConnection, quoted
-from engine.mailbox.graph_http import (
-    GraphError,
-)
+from engine.mailbox.graph_errors import GraphError
 from engine.records import (
     Kind,
 )

@@ -12,10 +12,8 @@ from engine.mailbox.base import (
     Sought,
 )
 from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection
-from engine.mailbox.graph_http import (
-    BatchRequest,
-    translate,
-)
+from engine.mailbox.graph_errors import translate
+from engine.mailbox.graph_http import BatchRequest
 from engine.records import (
     Kind,
 )

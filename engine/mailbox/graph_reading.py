@@ -33,13 +33,8 @@ from engine.mailbox.graph_connection import (
     GraphConnection,
     quoted,
 )
-from engine.mailbox.graph_http import (
-    IMMUTABLE_IDS,
-    BatchRequest,
-    BatchResult,
-    GraphError,
-    translate,
-)
+from engine.mailbox.graph_errors import GraphError, translate
+from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult
 from engine.mailbox.graph_state import DeltaState, short_id
 from engine.records import (
     ContactRecord,
