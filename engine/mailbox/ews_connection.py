@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from exchangelib import (
@@ -24,15 +24,14 @@ from exchangelib.properties import Mailbox as MailboxProperty
 from engine.mailbox.background import Background, BackgroundWorker, Outcome, Pending
 from engine.mailbox.base import (
     FolderInfo,
-    FolderNotFound,
     MailboxAccess,
     MailboxBackend,
-    MailboxError,
 )
 from engine.mailbox.ews_errors import translate_error
 from engine.mailbox.ews_mapping import DISTINGUISHED
 from engine.mailbox.ews_protocol import configuration, run_budget, traffic
 from engine.mailbox.ews_services import FOLDER_FIELDS, IdFolder, RawGetFolder, local_name
+from engine.mailbox.wording import folder_gone, translated
 
 if TYPE_CHECKING:
     from engine.mailbox.ews_streaming import WatchGroup
@@ -75,14 +74,8 @@ class EwsConnection(MailboxBackend):
         run_budget.deadline = None
         self._account = None
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except MailboxError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, self.access) from exc
+    def _errors(self) -> AbstractContextManager[None]:
+        return translated(translate_error, self.access)
 
     def _folder(self, folder: FolderInfo | str) -> Folder:
         """A folder object for item requests, built from the stored id without asking the
@@ -104,7 +97,7 @@ class EwsConnection(MailboxBackend):
                 shape="IdOnly"))
         if isinstance(answer, ews_errors.ErrorFolderNotFound | ews_errors.ErrorInvalidIdMalformed
                       | ews_errors.ErrorItemNotFound):
-            raise FolderNotFound("The folder no longer exists in the mailbox: choose it again.")
+            raise folder_gone()
         if isinstance(answer, Exception):
             raise translate_error(answer, self.access)
         # Ids (FolderId, ParentFolderId) are attributes, names and counts are text.

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from exchangelib import errors as ews_errors
 
+from engine.mailbox import wording
 from engine.mailbox.base import (
     AuthenticationFailed,
-    ConnectionRefused,
-    DnsFailure,
-    FolderNotFound,
     ImpersonationDenied,
     MailboxAccess,
     MailboxError,
     MailboxNotFound,
     NetworkRefused,
     ServiceUnavailable,
-    Throttled,
     TimedOut,
-    TlsFailure,
-    tls_reason,
 )
 from engine.mailbox.ews_protocol import UnexpectedAnswer
 from security.outbound import AddressRefused
@@ -51,12 +45,11 @@ def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
                   ) and "Unavailable" not in type(exc).__name__:
         return MailboxNotFound(f"There is no mailbox {access.mailbox} on {host}.")
     if isinstance(exc, ews_errors.ErrorFolderNotFound):
-        return FolderNotFound("The folder no longer exists in the mailbox: choose it again.")
+        return wording.folder_gone()
     if isinstance(exc, ews_errors.RateLimitError):
-        return Throttled(f"{host} kept asking to slow down for longer than this run may wait "
-                         f"({int(access.throttle_budget_seconds)} s); the next run goes on.")
+        return wording.budget_used_up(host, access.throttle_budget_seconds)
     if isinstance(exc, ews_errors.ErrorServerBusy):
-        return Throttled(f"{host} is busy and asked to slow down; the next run goes on.")
+        return wording.busy(host)
     if isinstance(exc, UnexpectedAnswer):
         return ServiceUnavailable(
             f"{host} does not answer as an Exchange Web Services endpoint (it answered {exc}; "
@@ -69,26 +62,17 @@ def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
     if isinstance(exc, ews_errors.TransportError | ews_errors.ErrorTimeoutExpired | OSError):
         lowered = text.lower()
         if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
-            return TlsFailure(f"The TLS connection to {host} failed{tls_reason(text)}. Check "
-                              "the certificate, or turn TLS verification off for this "
-                              "connection.")
-        if ("name or service not known" in lowered or "nameresolution" in lowered
-                or "getaddrinfo" in lowered or "nodename nor servname" in lowered):
-            return DnsFailure(f"The server name {host} cannot be resolved (DNS).")
+            return wording.tls_failed(host, text)
+        if wording.names_no_address(lowered):
+            return wording.unresolvable(host)
         if "refused" in lowered:
-            return ConnectionRefused(f"{host} refused the connection: nothing listens on "
-                                     f"port {urlsplit(access.endpoint).port or 443}.")
+            return wording.refused(host, access.endpoint)
         if "timed out" in lowered or "timeout" in lowered or "read timed" in lowered:
-            return TimedOut(f"{host} did not answer in time.")
+            return wording.no_answer_in_time(host)
         if isinstance(exc, ews_errors.ErrorTimeoutExpired):
-            return TimedOut(f"The connection to {host} broke off before an answer came.")
+            return TimedOut(wording.broke_off(host))
     if isinstance(exc, ews_errors.RedirectError | ews_errors.MalformedResponseError):
         return ServiceUnavailable(
             f"{host} does not answer as an Exchange Web Services endpoint (EWS disabled, or a "
             "wrong URL?).")
-    return MailboxError(f"The connection to {host} failed ({type(exc).__name__}).")
-
-
-def short(text: str, limit: int = 300) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[:limit] + "…"
+    return wording.connection_failed(host, exc)

@@ -37,9 +37,9 @@ from engine.mailbox.base import (
     Pending,
 )
 from engine.mailbox.ews_connection import EwsConnection, EwsWorker
-from engine.mailbox.ews_errors import short
 from engine.mailbox.ews_mapping import as_ews_utc, as_utc, field_paths, to_record
 from engine.mailbox.ews_services import PerItemGet, SyncFolderItemIds
+from engine.mailbox.wording import short
 from engine.records import (
     EventRecord,
     Kind,

@@ -31,7 +31,6 @@ from engine.mailbox.base import (
     WriteStatus,
 )
 from engine.mailbox.ews_connection import EwsConnection
-from engine.mailbox.ews_errors import short
 from engine.mailbox.ews_mapping import (
     FIELD_MAP,
     ITEM_CLASS,
@@ -47,6 +46,7 @@ from engine.mailbox.ews_services import (
     PerItemMove,
     PerItemUpdate,
 )
+from engine.mailbox.wording import CONFLICT, GONE, NO_ANSWER, short, unwritable
 from engine.records import (
     ContactRecord,
     EventRecord,
@@ -95,7 +95,7 @@ class EwsWriting(EwsConnection):
                 try:
                     items[index] = self._item(kind, record, folder=self._folder(folder))
                 except (ValueError, TypeError) as exc:
-                    invalid[index] = f"The record cannot be written: {exc}"
+                    invalid[index] = unwritable(exc)
             sent_before = traffic.requests
             try:
                 answers = self._create_items(folder, list(items.values()))
@@ -111,7 +111,7 @@ class EwsWriting(EwsConnection):
                     try:
                         item.clean(version=self.account.version)
                     except (ValueError, TypeError) as error:
-                        invalid[index] = f"The record cannot be written: {error}"
+                        invalid[index] = unwritable(error)
                         del items[index]
                 answers = self._create_items(folder, list(items.values()))
             written: list[WriteResult] = []
@@ -149,7 +149,7 @@ class EwsWriting(EwsConnection):
                     item = self._item(kind, update.record, id=update.ref.id,
                                       changekey=update.ref.version or None)
                 except (ValueError, TypeError) as exc:
-                    invalid[index] = f"The record cannot be written: {exc}"
+                    invalid[index] = unwritable(exc)
                     continue
                 if not names:
                     invalid[index] = ""   # nothing Exchange holds changed: nothing to send
@@ -282,19 +282,18 @@ class EwsWriting(EwsConnection):
                     items=[ItemId(r.id) for r in chunk], to_folder=target))
             results.extend(_write_result(answer, ref)
                            for ref, answer in zip(chunk, answers, strict=False))
-            results.extend(WriteResult(WriteStatus.ERROR, ref, "The server gave no answer "
-                                       "for this item.") for ref in chunk[len(answers):])
+            results.extend(WriteResult(WriteStatus.ERROR, ref, NO_ANSWER)
+                           for ref in chunk[len(answers):])
         return results
 
 
 def _write_result(answer: Any, ref: ItemRef | None = None) -> WriteResult:
     if answer is None:
-        return WriteResult(WriteStatus.ERROR, ref, "The server gave no answer for this item.")
+        return WriteResult(WriteStatus.ERROR, ref, NO_ANSWER)
     if isinstance(answer, ews_errors.ErrorIrresolvableConflict | ews_errors.ErrorInvalidChangeKey):
-        return WriteResult(WriteStatus.CONFLICT, ref,
-                           "Changed in Exchange since it was read; it will be merged next time.")
+        return WriteResult(WriteStatus.CONFLICT, ref, CONFLICT)
     if isinstance(answer, ews_errors.ErrorItemNotFound):
-        return WriteResult(WriteStatus.NOT_FOUND, ref, "The item is not in the mailbox any more.")
+        return WriteResult(WriteStatus.NOT_FOUND, ref, GONE)
     if isinstance(answer, Exception):
         return WriteResult(WriteStatus.ERROR, ref,
                            f"{type(answer).__name__}: {short(str(answer))}")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +14,6 @@ from engine.mailbox.background import BackgroundWorker, Pending
 from engine.mailbox.base import (
     MailboxAccess,
     MailboxBackend,
-    MailboxError,
 )
 from engine.mailbox.graph_errors import translate
 from engine.mailbox.graph_http import (
@@ -26,6 +25,7 @@ from engine.mailbox.graph_http import (
     GraphClient,
     chunked,
 )
+from engine.mailbox.wording import translated
 from engine.records import (
     Kind,
 )
@@ -46,8 +46,6 @@ FETCH_QUERY = {
     Kind.CALENDAR: f"$select={m.EVENT_SELECT}&$expand={ITEM_EXPAND}",
     Kind.MAIL: f"$select={m.MESSAGE_SELECT}&$expand={MESSAGE_EXPAND}",
 }
-CONFLICT = "Changed in Exchange since it was read; it will be merged next time."
-GONE = "The item is not in the mailbox any more."
 
 
 def quoted(value: str) -> str:
@@ -98,14 +96,8 @@ class GraphConnection(MailboxBackend):
             self._writer = BackgroundWorker("graph-behind")
         return self._writer.submit(call)
 
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except MailboxError:
-            raise
-        except Exception as exc:
-            raise translate(exc, self.access) from exc
+    def _errors(self) -> AbstractContextManager[None]:
+        return translated(translate, self.access)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         with self._errors():

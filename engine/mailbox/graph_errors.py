@@ -8,23 +8,16 @@ from urllib.parse import urlsplit
 
 import requests
 
-from engine.mailbox import GRAPH_ROOT
+from engine.mailbox import GRAPH_ROOT, wording
 from engine.mailbox.base import (
     AuthenticationFailed,
-    ConnectionRefused,
-    DnsFailure,
-    FolderNotFound,
     ImpersonationDenied,
     MailboxAccess,
     MailboxError,
     MailboxNotFound,
     NetworkRefused,
     ServiceUnavailable,
-    Throttled,
-    TimedOut,
-    TlsFailure,
     status_words,
-    tls_reason,
 )
 from security.outbound import AddressRefused
 
@@ -46,12 +39,8 @@ def error_from(status: int, body: Any) -> GraphError:
         return GraphError(status, str(error.get("code") or ""), str(error.get("message") or ""))
     if isinstance(error, str):   # the token endpoint: {"error": "...", "error_description"}
         return GraphError(status, error, str(body.get("error_description") or ""))
-    return GraphError(status, "", _short(str(body or "")))
+    return GraphError(status, "", wording.short(str(body or "")))
 
-
-def _short(text: str, limit: int = 300) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 # Entra's answers to a token request that a person can act on, by their AADSTS code.
@@ -121,25 +110,22 @@ def translate(exc: BaseException, access: MailboxAccess) -> MailboxError:
             return MailboxNotFound(f"There is no mailbox {access.mailbox} in this tenant.")
         if code in ("ErrorItemNotFound", "ErrorInvalidIdMalformed") and "folder" in \
                 exc.message.lower():
-            return FolderNotFound("The folder no longer exists in the mailbox: choose it again.")
+            return wording.folder_gone()
         if exc.status in (429, 503) or code in ("ApplicationThrottled", "TooManyRequests"):
-            return Throttled(f"{host} is busy and asked to slow down; the next run goes on.")
+            return wording.busy(host)
         if exc.status >= 500:
             return ServiceUnavailable(f"Microsoft Graph answered {status_words(exc.status)}; "
                                       "the next run tries again.")
         return MailboxError(f"Microsoft Graph answered with an error ({status_words(exc.status)}).")
     text = str(exc).lower()
     if isinstance(exc, requests.exceptions.SSLError) or "certificate verify" in text:
-        return TlsFailure(f"The TLS connection to {host} failed{tls_reason(str(exc))}. Check "
-                          "the certificate, or turn TLS verification off for this connection.")
+        return wording.tls_failed(host, str(exc))
     if isinstance(exc, requests.exceptions.Timeout):
-        return TimedOut(f"{host} did not answer in time.")
+        return wording.no_answer_in_time(host)
     if isinstance(exc, requests.exceptions.ConnectionError | OSError):
-        if "name or service not known" in text or "nameresolution" in text or \
-                "getaddrinfo" in text or "nodename nor servname" in text:
-            return DnsFailure(f"The server name {host} cannot be resolved (DNS).")
+        if wording.names_no_address(text):
+            return wording.unresolvable(host)
         if "refused" in text:
-            return ConnectionRefused(f"{host} refused the connection: nothing listens on port "
-                                     f"{urlsplit(access.endpoint).port or 443}.")
-        return ServiceUnavailable(f"The connection to {host} broke off before an answer came.")
-    return MailboxError(f"The connection to {host} failed ({type(exc).__name__}).")
+            return wording.refused(host, access.endpoint)
+        return ServiceUnavailable(wording.broke_off(host))
+    return wording.connection_failed(host, exc)

@@ -7,13 +7,13 @@ from typing import Any
 from engine.mailbox.base import (
     Category,
     FolderInfo,
-    FolderNotFound,
     MailboxError,
     ServerInfo,
 )
 from engine.mailbox.category_list import by_name
 from engine.mailbox.graph_connection import VERSION, GraphConnection, quoted
 from engine.mailbox.graph_errors import GraphError
+from engine.mailbox.wording import folder_gone
 from engine.records import (
     Kind,
 )
@@ -44,8 +44,7 @@ class GraphFolders(GraphConnection):
         except MailboxError as exc:
             cause = exc.__cause__
             if isinstance(cause, GraphError) and cause.status in (400, 404):
-                raise FolderNotFound(
-                    "The folder no longer exists in the mailbox: choose it again.") from exc
+                raise folder_gone() from exc
             raise
         self._folder_cache[key] = self._folder_cache[(kind, str(found.get("id")))] = found
         return found

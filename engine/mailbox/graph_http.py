@@ -31,11 +31,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from engine.mailbox import GRAPH_ROOT
+from engine.mailbox import GRAPH_ROOT, wording
 from engine.mailbox.base import (
     AuthenticationFailed,
     MailboxAccess,
-    Throttled,
 )
 from engine.mailbox.graph_errors import GraphError, error_from, token_problem, translate
 from security.outbound import checked_session
@@ -78,8 +77,7 @@ class Budget:
 
     def wait(self, seconds: float, host: str) -> None:
         if time.monotonic() + seconds > self.deadline:
-            raise Throttled(f"{host} kept asking to slow down for longer than this run may "
-                            f"wait ({int(self.seconds)} s); the next run goes on.")
+            raise wording.budget_used_up(host, self.seconds)
         time.sleep(seconds)
 
 

@@ -27,7 +27,6 @@ from engine.mailbox.base import (
 from engine.mailbox.graph_connection import (
     EVENTS_PREFER,
     FETCH_QUERY,
-    GONE,
     ITEM_EXPAND,
     WINDOW_MARGIN_DAYS,
     GraphConnection,
@@ -36,6 +35,7 @@ from engine.mailbox.graph_connection import (
 from engine.mailbox.graph_errors import GraphError, translate
 from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult
 from engine.mailbox.graph_state import DeltaState, short_id
+from engine.mailbox.wording import GONE, folder_gone
 from engine.records import (
     ContactRecord,
     EventRecord,
@@ -104,8 +104,7 @@ class GraphReading(GraphConnection):
                 answer = self.client.call("GET", current.link, prefer=prefer)
             except GraphError as exc:
                 if exc.status == 404 and exc.code != "SyncStateNotFound":
-                    raise FolderNotFound("The folder no longer exists in the mailbox: choose "
-                                         "it again.") from exc
+                    raise folder_gone() from exc
                 if exc.status in (400, 410) and not restarted and state:
                     # 410 SyncStateNotFound: expired (or another mailbox's) delta token.
                     log.warning("Delta link of %s refused (%s); reading %s from scratch",

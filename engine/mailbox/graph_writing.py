@@ -17,12 +17,13 @@ from engine.mailbox.base import (
     WriteResult,
     WriteStatus,
 )
-from engine.mailbox.graph_connection import CONFLICT, EVENTS_PREFER, GONE, GraphConnection, quoted
+from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection, quoted
 from engine.mailbox.graph_http import (
     IMMUTABLE_IDS,
     BatchRequest,
     BatchResult,
 )
+from engine.mailbox.wording import CONFLICT, GONE, unwritable
 from engine.records import (
     ContactRecord,
     EventRecord,
@@ -66,7 +67,7 @@ class GraphWriting(GraphConnection):
                 body = self._json(kind, record)
             except (ValueError, TypeError) as exc:
                 results[index] = WriteResult(WriteStatus.ERROR,
-                                             message=f"The record cannot be written: {exc}")
+                                             message=unwritable(exc))
                 continue
             requests.append(BatchRequest("POST", f"{target}?$select=id,changeKey", body))
             indexes.append(index)
@@ -106,7 +107,7 @@ class GraphWriting(GraphConnection):
                 body = self._json(kind, update.record, update.fields)
             except (ValueError, TypeError) as exc:
                 results[index] = WriteResult(WriteStatus.ERROR, update.ref,
-                                             f"The record cannot be written: {exc}")
+                                             unwritable(exc))
                 continue
             if not body:
                 results[index] = WriteResult(WriteStatus.OK, update.ref)   # nothing to send
