@@ -36,6 +36,7 @@ from engine.mailbox.base import (
     MailboxError,
     Pending,
 )
+from engine.mailbox.events import events_of
 from engine.mailbox.ews_connection import EwsConnection, EwsWorker
 from engine.mailbox.ews_mapping import as_ews_utc, as_utc, field_paths, to_record
 from engine.mailbox.ews_services import PerItemGet, SyncFolderItemIds
@@ -204,13 +205,7 @@ class EwsReading(EwsConnection):
         if known and masters:
             held = known(masters)
             masters = [m for m in masters if m.id not in held]
-        for fetched in self.fetch(Kind.CALENDAR, [*singles.values(), *masters]):
-            if isinstance(fetched, ItemError):
-                log.warning("Calendar item skipped: %s", fetched.message)
-                continue
-            ref, record = fetched
-            assert isinstance(record, EventRecord)
-            yield ref, record
+        yield from events_of(self.fetch(Kind.CALENDAR, [*singles.values(), *masters]))
 
     def _view(self, folder: FolderInfo, start: dt.datetime, end: dt.datetime) -> Iterator[Any]:
         """A CalendarView (FindItem) asking only each item's id and type, in ranges small

@@ -30,6 +30,13 @@ from engine.mailbox.base import (
     WriteResult,
     WriteStatus,
 )
+from engine.mailbox.events import (
+    SeriesWrite,
+    no_occurrence_at,
+    occurrences_message,
+    rewrites_occurrences,
+    series_write,
+)
 from engine.mailbox.ews_connection import EwsConnection
 from engine.mailbox.ews_mapping import (
     FIELD_MAP,
@@ -169,12 +176,7 @@ class EwsWriting(EwsConnection):
                                                      invalid[index]), None))
                     continue
                 result = _write_result(next(answers, None), update.ref)
-                # Exchange carries a master's change over to the occurrences that do not set
-                # that field themselves, moved ones included: a series with exceptions has
-                # them written again after any change, so they stay as the record says.
-                rewrite = update.fields & {"exceptions", "deleted_occurrences", "recurrence"} or (
-                    isinstance(update.record, EventRecord) and update.record.exceptions)
-                written.append((result, update.record if rewrite else None))
+                written.append((result, update.record if rewrites_occurrences(update) else None))
             results += self._with_occurrences(written)
         return results
 
@@ -186,10 +188,9 @@ class EwsWriting(EwsConnection):
         new change keys) however many series it holds. `None` for a record: nothing to do."""
         series: list[_SeriesOccurrences] = []
         for position, (result, record) in enumerate(written):
-            if (result.ok and result.ref is not None and isinstance(record, EventRecord)
-                    and record.recurrence is not None and record.start is not None
-                    and (record.exceptions or record.deleted_occurrences)):
-                series.append(self._series_occurrences(position, result.ref, record))
+            write = series_write(result, record)
+            if write is not None:
+                series.append(self._series_occurrences(position, write))
         results = [result for result, _ in written]
         if not series:
             return results
@@ -219,17 +220,14 @@ class EwsWriting(EwsConnection):
             ref = ItemRef(now.id, now.changekey or "") if not isinstance(now, Exception) \
                 else one.master
             result = results[one.position]
-            message = ("Some occurrences could not be written: " + "; ".join(problems)) \
-                if problems else result.message
-            results[one.position] = WriteResult(result.status, ref, message)
+            results[one.position] = WriteResult(result.status, ref,
+                                                occurrences_message(problems, result.message))
         return results
 
-    def _series_occurrences(self, position: int, master: ItemRef,
-                            record: EventRecord) -> _SeriesOccurrences:
-        """What writing `record`'s exceptions and deleted occurrences takes (no I/O)."""
-        assert record.recurrence is not None and record.start is not None
+    def _series_occurrences(self, position: int, write: SeriesWrite) -> _SeriesOccurrences:
+        """What writing a series' exceptions and deleted occurrences takes (no I/O)."""
+        master, record, rule, first = write.master, write.record, write.rule, write.first
         zone = record.time_zone or self.access.time_zone
-        rule, first = record.recurrence, record.start
 
         def occurrence(original: dt.datetime | None) -> OccurrenceItemId | None:
             index = index_of(rule, first, zone, original) if original else None
@@ -239,7 +237,7 @@ class EwsWriting(EwsConnection):
         for exception in record.exceptions:
             target = occurrence(exception.original_start)
             if target is None:
-                one.problems.append(f"no occurrence starts at {exception.original_start}")
+                one.problems.append(no_occurrence_at(exception.original_start))
                 continue
             try:
                 values = event_values(dataclasses.replace(

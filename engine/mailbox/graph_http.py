@@ -108,12 +108,13 @@ def is_certificate(secret: str) -> bool:
 def client_credential(secret: str) -> str | dict[str, str]:
     """What MSAL takes: the client secret as it is, or a certificate's key and certificate
     (MSAL computes the SHA-256 thumbprint Entra expects from the certificate)."""
-    key = _PEM_KEY.search(secret or "")
-    if key is None:
+    pasted = _PEM_KEY.search(secret or "")
+    if pasted is None:
         return secret
     secret = normalize_pem(secret)
-    key = _PEM_KEY.search(secret)
-    assert key is not None
+    # A key whose BEGIN and END lines differ is no PEM block to normalize: MSAL is given it
+    # as pasted, and refuses it in its own words.
+    key = _PEM_KEY.search(secret) or pasted
     cert = _PEM_CERT.search(secret)
     if cert is None:
         raise AuthenticationFailed("The stored certificate holds a private key but no "

@@ -17,6 +17,12 @@ from engine.mailbox.base import (
     WriteResult,
     WriteStatus,
 )
+from engine.mailbox.events import (
+    no_occurrence_at,
+    occurrences_message,
+    rewrites_occurrences,
+    series_write,
+)
 from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection, quoted
 from engine.mailbox.graph_http import (
     IMMUTABLE_IDS,
@@ -122,9 +128,7 @@ class GraphWriting(GraphConnection):
         out = [r for r in results if r is not None]
         if kind is Kind.CALENDAR:
             series = [u.record for u in updates]
-            redo = [bool(u.fields & {"exceptions", "deleted_occurrences", "recurrence"}
-                         or (isinstance(u.record, EventRecord) and u.record.exceptions))
-                    for u in updates]
+            redo = [rewrites_occurrences(u) for u in updates]
             written = self._with_occurrences(
                 [r for r, again in zip(series, redo, strict=True) if again],
                 [r for r, again in zip(out, redo, strict=True) if again])
@@ -136,20 +140,18 @@ class GraphWriting(GraphConnection):
                           ) -> list[WriteResult]:
         """Series written: now their exceptions (instances patched) and deleted occurrences
         (instances deleted), all in $batches, then each master's new version."""
-        todo = [(i, r, res) for i, (r, res) in enumerate(zip(records, results, strict=True))
-                if res.ok and res.ref is not None and isinstance(r, EventRecord)
-                and r.recurrence is not None and r.start is not None
-                and (r.exceptions or r.deleted_occurrences)]
+        todo = [(i, write) for i, (r, res) in enumerate(zip(records, results, strict=True))
+                if (write := series_write(res, r)) is not None]
         if not todo:
             return results
         listing = []
-        for _, record, result in todo:
-            assert isinstance(record, EventRecord) and record.start and result.ref
+        for _, write in todo:
+            record = write.record
             slots = [e.original_start for e in record.exceptions if e.original_start] + \
                 list(record.deleted_occurrences)
             first, last = min(slots), max(slots)
             listing.append(BatchRequest(
-                "GET", f"{self._item_url(Kind.CALENDAR, result.ref.id, '/instances')}?"
+                "GET", f"{self._item_url(Kind.CALENDAR, write.master.id, '/instances')}?"
                 f"startDateTime={m.format_time(first - dt.timedelta(days=1))}&endDateTime="
                 f"{m.format_time(last + dt.timedelta(days=2))}"
                 "&$select=id,originalStart,start,type&$top=1000"))
@@ -157,8 +159,8 @@ class GraphWriting(GraphConnection):
         writes: list[BatchRequest] = []
         owners: list[int] = []
         problems: dict[int, list[str]] = {}
-        for (index, record, _), answer in zip(todo, instance_lists, strict=True):
-            assert isinstance(record, EventRecord)
+        for (index, write), answer in zip(todo, instance_lists, strict=True):
+            record = write.record
             by_slot: dict[dt.datetime, str] = {}
             for value in (answer.body or {}).get("value") or [] if answer.ok else []:
                 slot = m.parse_time(value.get("originalStart")) or \
@@ -171,7 +173,7 @@ class GraphWriting(GraphConnection):
                     else None
                 if target is None:
                     problems.setdefault(index, []).append(
-                        f"no occurrence starts at {exception.original_start}")
+                        no_occurrence_at(exception.original_start))
                     continue
                 try:
                     body = m.exception_json(exception, self.access.time_zone, zone)
@@ -189,15 +191,14 @@ class GraphWriting(GraphConnection):
             if not answer.ok and answer.status != 404:
                 problems.setdefault(owner, []).append(str(answer.error()))
         versions = self._batch([BatchRequest("GET", self._item_url(
-            Kind.CALENDAR, res.ref.id, "?$select=id,changeKey")) for _, _, res in todo
-            if res.ref is not None])
+            Kind.CALENDAR, write.master.id, "?$select=id,changeKey")) for _, write in todo])
         out = list(results)
-        for (index, _, result), answer in zip(todo, versions, strict=True):
+        for (index, write), answer in zip(todo, versions, strict=True):
+            result = results[index]
             ref = ItemRef(answer.body["id"], answer.body.get("changeKey") or "") \
-                if answer.ok and isinstance(answer.body, dict) else result.ref
-            message = ("Some occurrences could not be written: " + "; ".join(problems[index])) \
-                if index in problems else result.message
-            out[index] = WriteResult(result.status, ref, message)
+                if answer.ok and isinstance(answer.body, dict) else write.master
+            out[index] = WriteResult(result.status, ref,
+                                     occurrences_message(problems.get(index, []), result.message))
         return out
 
     def delete(self, kind: Kind, refs: Sequence[ItemRef]) -> list[WriteResult]:
