@@ -1,4 +1,5 @@
-"""The EWS backend's plumbing: the account, errors in words, folders addressed by id."""
+"""The EWS backend's plumbing: the account, errors in words, folders addressed by id, and the
+background writer that carries a run's throttling budget and request count to its thread."""
 
 from __future__ import annotations
 

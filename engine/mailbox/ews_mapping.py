@@ -54,7 +54,7 @@ from engine.records import (
 
 # An unknown Windows zone id is reported on the item (time_zone_problem), not as a warning in
 # the worker's log for every read. Set once for the process: catch_warnings() per call is not
-# thread-safe, and reads run in a background thread too (_ReadAhead).
+# thread-safe, and reads run in a background thread too (the read ahead of ews_reading).
 warnings.filterwarnings("ignore", message="Cannot convert value", category=UserWarning)
 
 

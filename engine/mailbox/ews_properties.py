@@ -16,15 +16,14 @@ from exchangelib import (
     Q,
 )
 
-# A property set of the product's own (lower case: exchangelib compares it as sent).
-STAMP_PROPERTY_SET = "b7c1e0d4-2f6a-4e83-9c5d-8a1f3e2b6c47"
+from engine.mailbox.stamps import STAMP_PROPERTY_NAME, STAMP_PROPERTY_SET
 
 
 class SyncStamp(ExtendedProperty):
     """The CRM key of the record an item is linked to (ARCHITECTURE §3, identity stamps)."""
 
     property_set_id = STAMP_PROPERTY_SET
-    property_name = "CrmSyncKey"
+    property_name = STAMP_PROPERTY_NAME
     property_type = "String"
 
 

@@ -1,6 +1,6 @@
-"""exchangelib's item services as the backend calls them: answers parsed in one piece, a
-result per item (errors of the whole mailbox raised as usual), IdOnly changes read straight
-from the XML."""
+"""exchangelib's services as the EWS backend calls them: answers parsed in one piece, a result
+per item (errors of the whole mailbox raised as usual), IdOnly changes read straight from the
+XML, folders answered as XML elements and named by their id alone."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from engine.mailbox.graph_recurrence import iana_zone, recurrence_json, recurrence_rule
+from engine.mailbox.stamps import STAMP_PROPERTY_NAME, STAMP_PROPERTY_SET
 from engine.records import (
     Address,
     AttachmentInfo,
@@ -34,8 +35,7 @@ from engine.records import (
 )
 
 # --- extended properties ----------------------------------------------------------------------
-STAMP_PROPERTY_SET = "b7c1e0d4-2f6a-4e83-9c5d-8a1f3e2b6c47"   # as engine/mailbox/ews.py
-STAMP_PROPERTY = f"String {{{STAMP_PROPERTY_SET}}} Name CrmSyncKey"
+STAMP_PROPERTY = f"String {{{STAMP_PROPERTY_SET}}} Name {STAMP_PROPERTY_NAME}"
 TITLE_PROPERTY = "String 0x3A45"
 BUSINESS_FAX_PROPERTY = "String 0x3A24"
 OTHER_PHONE_PROPERTY = "String 0x3A1F"
