@@ -37,6 +37,7 @@ from engine.mailbox.wording import folder_gone, translated
 if TYPE_CHECKING:
     from engine.mailbox.ews_streaming import WatchGroup
 
+
 class EwsConnection(MailboxBackend):
     """What every part of EwsMailbox stands on: the account, the translation of errors,
     folders addressed by id, the background writer."""

@@ -369,6 +369,7 @@ def event_values(record: EventRecord, default_zone: str) -> dict[str, Any]:
     if record.all_day:
         # EWSDateTime.date() is an EWSDate already (from_date() refuses one).
         start, end = start.date(), end.date()
+
     def attendee(a: Attendee) -> ExchangeAttendee:
         return ExchangeAttendee(mailbox=ExchangeMailbox(email_address=a.email, name=a.name or None),
                                 response_type="Unknown")

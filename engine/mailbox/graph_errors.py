@@ -42,7 +42,6 @@ def error_from(status: int, body: Any) -> GraphError:
     return GraphError(status, "", wording.short(str(body or "")))
 
 
-
 # Entra's answers to a token request that a person can act on, by their AADSTS code.
 def token_problem(error: GraphError, access: MailboxAccess) -> MailboxError:
     text = f"{error.code} {error.message}"

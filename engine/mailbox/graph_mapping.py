@@ -224,7 +224,6 @@ def contact_json(record: ContactRecord, fields: Iterable[str] | None = None) -> 
     return body
 
 
-
 # --- events ---------------------------------------------------------------------------------
 EVENT_SELECT = ("id,changeKey,subject,start,end,isAllDay,location,body,sensitivity,categories,"
                 "attendees,organizer,isOrganizer,responseStatus,isCancelled,iCalUId,recurrence,"

@@ -48,6 +48,7 @@ from engine.records import (
 
 log = logging.getLogger(__name__)
 
+
 class GraphReading(GraphConnection):
     # reading
     def _window(self) -> tuple[dt.datetime, dt.datetime]:
