@@ -5,33 +5,21 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
-from exchangelib import (
-    FileAttachment,
-    ItemAttachment,
-    Message,
-)
+from exchangelib import FileAttachment, ItemAttachment, Message
 from exchangelib.attachments import AttachmentId
-from exchangelib.properties import (
-    ItemId,
-)
+from exchangelib.properties import ItemId
 
-from engine.mailbox.base import (
-    ItemRef,
-    MailboxError,
-    WriteResult,
-    WriteStatus,
-)
+from engine.mailbox.base import ItemRef, MailboxError, WriteResult, WriteStatus
 from engine.mailbox.ews_connection import EwsConnection
 from engine.mailbox.ews_mapping import field_paths
 from engine.mailbox.ews_services import PerItemGet
 from engine.mailbox.streams import server_stream
-from engine.records import (
-    Kind,
-)
+from engine.records import Kind
 
 
 class EwsAttachments(EwsConnection):
-    # photos and attachments
+    """EwsMailbox's contact photos and e-mail attachments."""
+
     def _get_one(self, ref: ItemRef, kind: Kind, fields: tuple[str, ...]) -> Any:
         with self._errors():
             results = list(PerItemGet(account=self.account, chunk_size=1).call(

@@ -8,26 +8,14 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from exchangelib import (
-    DELEGATE,
-    IMPERSONATION,
-    Account,
-    EWSTimeZone,
-)
+from exchangelib import DELEGATE, IMPERSONATION, Account, EWSTimeZone
 from exchangelib import errors as ews_errors
 from exchangelib.folders import Folder
-from exchangelib.properties import (
-    DistinguishedFolderId,
-    FolderId,
-)
+from exchangelib.properties import DistinguishedFolderId, FolderId
 from exchangelib.properties import Mailbox as MailboxProperty
 
 from engine.mailbox.background import Background, BackgroundWorker, Outcome, Pending
-from engine.mailbox.base import (
-    FolderInfo,
-    MailboxAccess,
-    MailboxBackend,
-)
+from engine.mailbox.base import FolderInfo, MailboxAccess, MailboxBackend
 from engine.mailbox.ews_errors import translate_error
 from engine.mailbox.ews_mapping import DISTINGUISHED
 from engine.mailbox.ews_protocol import configuration, run_budget, traffic

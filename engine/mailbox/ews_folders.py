@@ -6,21 +6,11 @@ from typing import Any
 
 from exchangelib import errors as ews_errors
 from exchangelib.folders import FolderCollection
-from exchangelib.properties import (
-    UserConfigurationNameMNS,
-)
-from exchangelib.services import (
-    GetUserConfiguration,
-)
+from exchangelib.properties import UserConfigurationNameMNS
+from exchangelib.services import GetUserConfiguration
 
 from engine.mailbox import category_list
-from engine.mailbox.base import (
-    Category,
-    FolderInfo,
-    FolderNotFound,
-    MailboxError,
-    ServerInfo,
-)
+from engine.mailbox.base import Category, FolderInfo, FolderNotFound, MailboxError, ServerInfo
 from engine.mailbox.ews_connection import EwsConnection
 from engine.mailbox.ews_errors import translate_error
 from engine.mailbox.ews_mapping import FOLDER_CLASS_KIND
@@ -31,12 +21,12 @@ from engine.mailbox.ews_services import (
     folder_facts,
     local_name,
 )
-from engine.records import (
-    Kind,
-)
+from engine.records import Kind
 
 
 class EwsFolders(EwsConnection):
+    """EwsMailbox's folders and category list."""
+
     def check(self) -> ServerInfo:
         # Opening the mailbox's top folder proves sign-in, impersonation and the mailbox.
         self._describe("msgfolderroot")

@@ -5,35 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from exchangelib import (
-    CalendarItem,
-    Contact,
-    Q,
-)
+from exchangelib import CalendarItem, Contact, Q
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder
-from exchangelib.properties import (
-    FolderId,
-)
+from exchangelib.properties import FolderId
 from exchangelib.restriction import Restriction
-from exchangelib.services import (
-    FindItem,
-)
+from exchangelib.services import FindItem
 
-from engine.mailbox.base import (
-    ItemRef,
-    Located,
-    MailboxError,
-    Sought,
-)
+from engine.mailbox.base import ItemRef, Located, MailboxError, Sought
 from engine.mailbox.ews_connection import EwsConnection
 from engine.mailbox.ews_properties import clean_goid, sought_query
 from engine.mailbox.ews_services import IdFolder
-from engine.records import (
-    Kind,
-)
+from engine.records import Kind
 
-FIND_MAX_ITEMS = 1000     # ... and bigger FindItem pages
+FIND_MAX_ITEMS = 1000     # Exchange refuses bigger FindItem pages (ErrorExceededFindCountLimit)
 # A search for items gone from a synced folder (locate): folders per FindItem, and stamps or
 # meeting ids per restriction.
 FOLDERS_PER_SEARCH = 100
@@ -41,6 +26,8 @@ KEYS_PER_SEARCH = 100
 
 
 class EwsLocating(EwsConnection):
+    """EwsMailbox's search for items moved out of a synced folder."""
+
     def locate(self, kind: Kind, sought: Sequence[Sought]) -> dict[str, Located]:
         """An item's ItemId changes when it moves; its stamp and its meeting's global object id
         do not. One FindItem asks every folder of the mailbox at once for them (FindItem has no

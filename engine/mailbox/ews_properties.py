@@ -8,13 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from exchangelib import (
-    CalendarItem,
-    Contact,
-    ExtendedProperty,
-    Message,
-    Q,
-)
+from exchangelib import CalendarItem, Contact, ExtendedProperty, Message, Q
 
 from engine.mailbox.stamps import STAMP_PROPERTY_NAME, STAMP_PROPERTY_SET
 

@@ -27,11 +27,7 @@ from exchangelib import errors as ews_errors
 from exchangelib.protocol import BaseProtocol, CachingProtocol
 from exchangelib.util import _get_retry_after
 
-from engine.mailbox.base import (
-    Auth,
-    MailboxAccess,
-    status_words,
-)
+from engine.mailbox.base import Auth, MailboxAccess, status_words
 from security.outbound import CheckedAdapter
 
 DEFAULT_VERSION = "Exchange2016"

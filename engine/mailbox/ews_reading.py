@@ -8,19 +8,11 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from exchangelib import (
-    CalendarItem,
-    Message,
-)
+from exchangelib import CalendarItem, Message
 from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath
-from exchangelib.properties import (
-    CalendarView,
-    ItemId,
-)
-from exchangelib.services import (
-    FindItem,
-)
+from exchangelib.properties import CalendarView, ItemId
+from exchangelib.services import FindItem
 
 from engine.mailbox.base import (
     BATCH_SIZE,
@@ -41,12 +33,7 @@ from engine.mailbox.ews_connection import EwsConnection, EwsWorker
 from engine.mailbox.ews_mapping import as_ews_utc, as_utc, field_paths, to_record
 from engine.mailbox.ews_services import PerItemGet, SyncFolderItemIds
 from engine.mailbox.wording import short
-from engine.records import (
-    EventRecord,
-    Kind,
-    Record,
-    exception_view,
-)
+from engine.records import EventRecord, Kind, Record, exception_view
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +42,8 @@ WINDOW_MAX_DAYS = 700     # ... and ranges over two years (ErrorCalendarViewRang
 
 
 class EwsReading(EwsConnection):
-    # reading
+    """EwsMailbox's reading: changes since a sync state, items, the calendar window."""
+
     def read_changes(self, folder: FolderInfo, state: str | None,
                      page_size: int = BATCH_SIZE, known: KnownVersions | None = None,
                      received_after: dt.datetime | None = None) -> Iterator[ChangePage]:

@@ -11,9 +11,7 @@ from exchangelib import Account
 from exchangelib import errors as ews_errors
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder
-from exchangelib.properties import (
-    ItemId,
-)
+from exchangelib.properties import ItemId
 from exchangelib.services import (
     CreateItem,
     DeleteItem,

@@ -11,11 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from exchangelib import errors as ews_errors
-from exchangelib.services import (
-    GetStreamingEvents,
-    SubscribeToStreaming,
-    Unsubscribe,
-)
+from exchangelib.services import GetStreamingEvents, SubscribeToStreaming, Unsubscribe
 from exchangelib.util import MNS
 
 from engine.mailbox.base import (
@@ -42,6 +38,8 @@ WATCH_GROUP_SIZE = 200
 
 
 class EwsStreaming(EwsConnection):
+    """EwsMailbox's watching: streaming subscriptions."""
+
     watch_group_size = WATCH_GROUP_SIZE
 
     # notifications

@@ -8,17 +8,10 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from exchangelib import (
-    CalendarItem,
-    Contact,
-    Message,
-)
+from exchangelib import CalendarItem, Contact, Message
 from exchangelib import errors as ews_errors
 from exchangelib.items import BulkCreateResult
-from exchangelib.properties import (
-    ItemId,
-    OccurrenceItemId,
-)
+from exchangelib.properties import ItemId, OccurrenceItemId
 
 from engine.mailbox.base import (
     BATCH_SIZE,
@@ -54,13 +47,7 @@ from engine.mailbox.ews_services import (
     PerItemUpdate,
 )
 from engine.mailbox.wording import CONFLICT, GONE, NO_ANSWER, short, unwritable
-from engine.records import (
-    ContactRecord,
-    EventRecord,
-    Kind,
-    MessageRecord,
-    Record,
-)
+from engine.records import ContactRecord, EventRecord, Kind, MessageRecord, Record
 from engine.recurrence import index_of
 
 
@@ -76,7 +63,8 @@ class _SeriesOccurrences:
 
 
 class EwsWriting(EwsConnection):
-    # writing
+    """EwsMailbox's writes: a result per item, never an invitation or a cancellation."""
+
     def _item(self, kind: Kind, record: Record, **kwargs: Any) -> Any:
         if kind is Kind.CONTACTS and isinstance(record, ContactRecord):
             values = contact_values(record)

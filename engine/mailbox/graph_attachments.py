@@ -7,23 +7,17 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
-from engine.mailbox.base import (
-    ItemRef,
-    MailboxError,
-    WriteResult,
-    WriteStatus,
-)
+from engine.mailbox.base import ItemRef, MailboxError, WriteResult, WriteStatus
 from engine.mailbox.graph_connection import GraphConnection, quoted
 from engine.mailbox.graph_errors import GraphError
 from engine.mailbox.graph_http import CHUNK
 from engine.mailbox.streams import server_stream
-from engine.records import (
-    Kind,
-)
+from engine.records import Kind
 
 
 class GraphAttachments(GraphConnection):
-    # photos and attachments
+    """GraphMailbox's contact photos and e-mail attachments."""
+
     def read_photo(self, ref: ItemRef) -> bytes | None:
         try:
             with self._errors(), self.client.stream(

@@ -11,10 +11,7 @@ from urllib.parse import quote
 
 from engine.mailbox import graph_mapping as m
 from engine.mailbox.background import BackgroundWorker, Pending
-from engine.mailbox.base import (
-    MailboxAccess,
-    MailboxBackend,
-)
+from engine.mailbox.base import MailboxAccess, MailboxBackend
 from engine.mailbox.graph_errors import translate
 from engine.mailbox.graph_http import (
     CONCURRENCY,
@@ -26,9 +23,7 @@ from engine.mailbox.graph_http import (
     chunked,
 )
 from engine.mailbox.wording import translated
-from engine.records import (
-    Kind,
-)
+from engine.records import Kind
 
 VERSION = "Microsoft Graph v1.0"
 EVENTS_PREFER = f'{IMMUTABLE_IDS}, outlook.timezone="UTC", outlook.body-content-type="text"'

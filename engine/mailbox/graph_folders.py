@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.mailbox.base import (
-    Category,
-    FolderInfo,
-    MailboxError,
-    ServerInfo,
-)
+from engine.mailbox.base import Category, FolderInfo, MailboxError, ServerInfo
 from engine.mailbox.category_list import by_name
 from engine.mailbox.graph_connection import VERSION, GraphConnection, quoted
 from engine.mailbox.graph_errors import GraphError
 from engine.mailbox.wording import folder_gone
-from engine.records import (
-    Kind,
-)
+from engine.records import Kind
 
 
 class GraphFolders(GraphConnection):
-    # connection and folders
+    """GraphMailbox's connection check, folders and category list."""
+
     def check(self) -> ServerInfo:
         # Opening the mailbox's top folder proves the token, the consent and the mailbox.
         self._call("GET", "/mailFolders/msgfolderroot", params={"$select": "id"})

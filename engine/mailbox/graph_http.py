@@ -32,10 +32,7 @@ from urllib.parse import urlsplit
 import requests
 
 from engine.mailbox import GRAPH_ROOT, wording
-from engine.mailbox.base import (
-    AuthenticationFailed,
-    MailboxAccess,
-)
+from engine.mailbox.base import AuthenticationFailed, MailboxAccess
 from engine.mailbox.graph_errors import GraphError, error_from, token_problem, translate
 from security.outbound import checked_session
 

@@ -5,21 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from engine.mailbox.base import (
-    FolderNotFound,
-    ItemRef,
-    Located,
-    Sought,
-)
+from engine.mailbox.base import FolderNotFound, ItemRef, Located, Sought
 from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection
 from engine.mailbox.graph_errors import translate
 from engine.mailbox.graph_http import BatchRequest
-from engine.records import (
-    Kind,
-)
+from engine.records import Kind
 
 
 class GraphLocating(GraphConnection):
+    """GraphMailbox's search for items moved out of a synced folder."""
+
     def locate(self, kind: Kind, sought: Sequence[Sought]) -> dict[str, Located]:
         """Immutable ids stay when an item moves: each item is asked where it is, 20 to a
         `$batch`. An event answers with its calendar (v1.0 gives events no parentFolderId);

@@ -37,20 +37,14 @@ from engine.mailbox.graph_errors import GraphError, translate
 from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult
 from engine.mailbox.graph_state import DeltaState, short_id
 from engine.mailbox.wording import GONE, folder_gone
-from engine.records import (
-    ContactRecord,
-    EventRecord,
-    Kind,
-    Record,
-    RecurrenceRule,
-    exception_view,
-)
+from engine.records import ContactRecord, EventRecord, Kind, Record, RecurrenceRule, exception_view
 
 log = logging.getLogger(__name__)
 
 
 class GraphReading(GraphConnection):
-    # reading
+    """GraphMailbox's reading: delta pages, items, series, the calendar window."""
+
     def _window(self) -> tuple[dt.datetime, dt.datetime]:
         """The profile's calendar window, widened by the margin."""
         today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)

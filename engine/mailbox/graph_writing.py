@@ -24,23 +24,14 @@ from engine.mailbox.events import (
     series_write,
 )
 from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection, quoted
-from engine.mailbox.graph_http import (
-    IMMUTABLE_IDS,
-    BatchRequest,
-    BatchResult,
-)
+from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult
 from engine.mailbox.wording import CONFLICT, GONE, unwritable
-from engine.records import (
-    ContactRecord,
-    EventRecord,
-    Kind,
-    MessageRecord,
-    Record,
-)
+from engine.records import ContactRecord, EventRecord, Kind, MessageRecord, Record
 
 
 class GraphWriting(GraphConnection):
-    # writing
+    """GraphMailbox's writes: a result per item, never a meeting with attendees."""
+
     def _json(self, kind: Kind, record: Record, fields: frozenset[str] | None = None
               ) -> dict[str, Any]:
         if kind is Kind.CONTACTS and isinstance(record, ContactRecord):
