@@ -132,7 +132,7 @@ class MailboxConnection(EndpointBoundSecret, models.Model):
 
     def _check_certificate(self, need: Any) -> None:
         """A secret that is a certificate must hold a key and a certificate PEM can read."""
-        from engine.mailbox.graph_http import is_certificate, normalize_pem
+        from engine.mailbox.graph_tokens import is_certificate, normalize_pem
 
         secret = self.get_secret()
         if not is_certificate(secret):

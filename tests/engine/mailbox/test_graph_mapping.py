@@ -32,11 +32,10 @@ from engine.mailbox.graph_http import (
     batch_payload,
     batch_results,
     chunked,
-    client_credential,
-    is_certificate,
     retry_after,
 )
 from engine.mailbox.graph_state import DeltaState
+from engine.mailbox.graph_tokens import client_credential, is_certificate
 from engine.records import (
     Address,
     Attendee,
