@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from exchangelib import DELEGATE, IMPERSONATION, Account, EWSTimeZone
-from exchangelib import errors as ews_errors
+from exchangelib import errors as exchange_errors
 from exchangelib.folders import Folder
 from exchangelib.properties import DistinguishedFolderId, FolderId
 from exchangelib.properties import Mailbox as MailboxProperty
@@ -85,8 +85,9 @@ class EwsConnection(MailboxBackend):
             (answer,) = list(RawGetFolder(account=self.account).call(
                 folders=[self._folder_id(folder_id)], additional_fields=FOLDER_FIELDS,
                 shape="IdOnly"))
-        if isinstance(answer, ews_errors.ErrorFolderNotFound | ews_errors.ErrorInvalidIdMalformed
-                      | ews_errors.ErrorItemNotFound):
+        if isinstance(answer, exchange_errors.ErrorFolderNotFound
+                      | exchange_errors.ErrorInvalidIdMalformed
+                      | exchange_errors.ErrorItemNotFound):
             raise folder_gone()
         if isinstance(answer, Exception):
             raise translate_error(answer, self.access)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchangelib import errors as ews_errors
+from exchangelib import errors as exchange_errors
 from exchangelib.folders import FolderCollection
 from exchangelib.properties import UserConfigurationNameMNS
 from exchangelib.services import GetUserConfiguration
@@ -96,7 +96,7 @@ class EwsFolders(EwsConnection):
                 answer = GetUserConfiguration(account=self.account).get(
                     user_configuration_name=name, properties="XmlData")
         except MailboxError as exc:
-            if isinstance(exc.__cause__, ews_errors.ErrorItemNotFound):
+            if isinstance(exc.__cause__, exchange_errors.ErrorItemNotFound):
                 return []
             raise
         if not answer.xml_data:

@@ -23,7 +23,7 @@ from exchangelib import (
     OAuth2Credentials,
     Version,
 )
-from exchangelib import errors as ews_errors
+from exchangelib import errors as exchange_errors
 from exchangelib.protocol import BaseProtocol, CachingProtocol
 from exchangelib.util import _get_retry_after
 
@@ -48,13 +48,13 @@ class RetryPolicy(FaultTolerance):
 
     def raise_response_errors(self, response: Any) -> Any:
         if response.status_code == 401:
-            raise ews_errors.UnauthorizedError(f"Invalid credentials for {response.url}")
+            raise exchange_errors.UnauthorizedError(f"Invalid credentials for {response.url}")
         if response.status_code == 429:
-            raise ews_errors.ErrorServerBusy("Caused by HTTP 429 response",
+            raise exchange_errors.ErrorServerBusy("Caused by HTTP 429 response",
                                              back_off=_get_retry_after(response))
         try:
             return super().raise_response_errors(response)
-        except (ews_errors.MalformedResponseError, ews_errors.CASError):
+        except (exchange_errors.MalformedResponseError, exchange_errors.CASError):
             # exchangelib writes the answer's headers and body (or a redirect's target) into
             # these; what an unknown server answered is never echoed into a page, a run or a
             # log: the status says enough (issue: an EWS URL pointed at another service).
@@ -64,11 +64,11 @@ class RetryPolicy(FaultTolerance):
         wait = self.DEFAULT_BACKOFF if seconds is None else seconds
         deadline = run_budget.deadline
         if deadline is not None and time.monotonic() + wait > deadline:
-            raise ews_errors.RateLimitError("Throttling budget of this run used up", wait=wait)
+            raise exchange_errors.RateLimitError("Throttling budget of this run used up", wait=wait)
         super().back_off(seconds)
 
 
-class UnexpectedAnswer(ews_errors.MalformedResponseError):
+class UnexpectedAnswer(exchange_errors.MalformedResponseError):
     """An HTTP answer that is no EWS answer, known by its status code alone."""
 
     def __init__(self, status: int) -> None:

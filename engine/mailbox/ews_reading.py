@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from exchangelib import CalendarItem, Message
-from exchangelib import errors as ews_errors
+from exchangelib import errors as exchange_errors
 from exchangelib.fields import FieldPath
 from exchangelib.properties import CalendarView, ItemId
 from exchangelib.services import FindItem
@@ -98,7 +98,7 @@ class EwsReading(EwsConnection):
                     sync_state=state, ignore=None, max_changes_returned=page_size,
                     sync_scope="NormalItems"))
         except MailboxError as exc:
-            if isinstance(exc.__cause__, ews_errors.ErrorInvalidSyncStateData) and state:
+            if isinstance(exc.__cause__, exchange_errors.ErrorInvalidSyncStateData) and state:
                 raise _SyncStateRefused from exc
             raise
         upserts: dict[str, ItemRef] = {}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from exchangelib import Account
-from exchangelib import errors as ews_errors
+from exchangelib import errors as exchange_errors
 from exchangelib.fields import FieldPath
 from exchangelib.folders import Folder
 from exchangelib.properties import ItemId
@@ -24,11 +24,14 @@ from exchangelib.services import (
 )
 
 # Errors that concern the mailbox or the server, not one item: raised (and retried) as usual.
-_MAILBOX_WIDE = (ews_errors.ErrorServerBusy, ews_errors.ErrorTimeoutExpired,
-                 ews_errors.ErrorTooManyObjectsOpened, ews_errors.ErrorInternalServerTransientError,
-                 ews_errors.ErrorMailboxStoreUnavailable, ews_errors.ErrorMailboxMoveInProgress,
-                 ews_errors.ErrorImpersonateUserDenied, ews_errors.ErrorNonExistentMailbox,
-                 ews_errors.ErrorExceededConnectionCount)
+_MAILBOX_WIDE = (exchange_errors.ErrorServerBusy, exchange_errors.ErrorTimeoutExpired,
+                 exchange_errors.ErrorTooManyObjectsOpened,
+                 exchange_errors.ErrorInternalServerTransientError,
+                 exchange_errors.ErrorMailboxStoreUnavailable,
+                 exchange_errors.ErrorMailboxMoveInProgress,
+                 exchange_errors.ErrorImpersonateUserDenied,
+                 exchange_errors.ErrorNonExistentMailbox,
+                 exchange_errors.ErrorExceededConnectionCount)
 
 
 class _LoadedAnswer:
@@ -76,7 +79,7 @@ class SyncFolderItemIds(_WholeAnswer, SyncFolderItems):
 
 
 class _PerItem(_WholeAnswer):
-    ERRORS_TO_CATCH_IN_RESPONSE = ews_errors.ResponseMessageError
+    ERRORS_TO_CATCH_IN_RESPONSE = exchange_errors.ResponseMessageError
 
     def _get_element_container(self, message: Any, name: Any = None) -> Any:
         result = super()._get_element_container(message, name)  # type: ignore[misc]

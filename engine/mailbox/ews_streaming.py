@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from exchangelib import errors as ews_errors
+from exchangelib import errors as exchange_errors
 from exchangelib.services import GetStreamingEvents, SubscribeToStreaming, Unsubscribe
 from exchangelib.util import MNS
 
@@ -84,10 +84,11 @@ RESUBSCRIBE_ROUNDS = 3   # refusals in a row within one watch_many() call before
 _CONNECTION_WIDE = (AuthenticationFailed, ConnectionRefused, DnsFailure, TlsFailure, TimedOut,
                     ServiceUnavailable, Throttled)
 # Answers meaning Exchange does not know a subscription (any more): it is made again.
-_SUBSCRIPTIONS_GONE = (ews_errors.ErrorInvalidSubscription, ews_errors.ErrorSubscriptionNotFound,
-                       ews_errors.ErrorExpiredSubscription,
-                       ews_errors.ErrorSubscriptionAccessDenied,
-                       ews_errors.ErrorNewEventStreamConnectionOpened)
+_SUBSCRIPTIONS_GONE = (exchange_errors.ErrorInvalidSubscription,
+                       exchange_errors.ErrorSubscriptionNotFound,
+                       exchange_errors.ErrorExpiredSubscription,
+                       exchange_errors.ErrorSubscriptionAccessDenied,
+                       exchange_errors.ErrorNewEventStreamConnectionOpened)
 
 
 class _Affinity:
@@ -263,7 +264,7 @@ class WatchGroup:
                     report = _report(notification, by_subscription)
                     if report.changed:
                         yield report
-            except ews_errors.EWSError as exc:
+            except exchange_errors.EWSError as exc:
                 refused = [by_subscription[i].target.key for i in service.refused
                            if i in by_subscription]
                 if not refused and isinstance(exc, _SUBSCRIPTIONS_GONE):
@@ -281,7 +282,7 @@ class WatchGroup:
         try:
             _GroupUnsubscribe(account=watch.mailbox.account, affinity=self.affinity).get(
                 subscription_id=watch.subscription_id)
-        except (ews_errors.TransportError, OSError):
+        except (exchange_errors.TransportError, OSError):
             return False
         except Exception:
             pass   # already gone, or its mailbox with it: nothing left to end

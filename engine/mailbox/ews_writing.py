@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from exchangelib import CalendarItem, Contact, Message
-from exchangelib import errors as ews_errors
+from exchangelib import errors as exchange_errors
 from exchangelib.items import BulkCreateResult
 from exchangelib.properties import ItemId, OccurrenceItemId
 
@@ -204,7 +204,7 @@ class EwsWriting(EwsConnection):
                 [next(deleted_answers, None) for _ in one.doomed]
             problems = one.problems + [
                 short(str(a)) for a in answers if isinstance(a, Exception)
-                and not isinstance(a, ews_errors.ErrorItemNotFound)]
+                and not isinstance(a, exchange_errors.ErrorItemNotFound)]
             ref = ItemRef(now.id, now.changekey or "") if not isinstance(now, Exception) \
                 else one.master
             result = results[one.position]
@@ -276,9 +276,10 @@ class EwsWriting(EwsConnection):
 def _write_result(answer: Any, ref: ItemRef | None = None) -> WriteResult:
     if answer is None:
         return WriteResult(WriteStatus.ERROR, ref, NO_ANSWER)
-    if isinstance(answer, ews_errors.ErrorIrresolvableConflict | ews_errors.ErrorInvalidChangeKey):
+    if isinstance(answer, exchange_errors.ErrorIrresolvableConflict
+                  | exchange_errors.ErrorInvalidChangeKey):
         return WriteResult(WriteStatus.CONFLICT, ref, CONFLICT)
-    if isinstance(answer, ews_errors.ErrorItemNotFound):
+    if isinstance(answer, exchange_errors.ErrorItemNotFound):
         return WriteResult(WriteStatus.NOT_FOUND, ref, GONE)
     if isinstance(answer, Exception):
         return WriteResult(WriteStatus.ERROR, ref,
