@@ -39,7 +39,6 @@ class EwsConnection(MailboxBackend):
         self._requests_before = traffic.requests
         run_budget.deadline = time.monotonic() + access.throttle_budget_seconds
 
-    # plumbing
     @property
     def account(self) -> Account:
         if self._account is None:

@@ -42,7 +42,6 @@ class EwsStreaming(EwsConnection):
 
     watch_group_size = WATCH_GROUP_SIZE
 
-    # notifications
     def watch(self, folders: Sequence[FolderInfo], minutes: int = 30) -> Iterator[set[str]]:
         """Wait for changes in these folders (a streaming subscription); yield the ids (as
         given) of the folders that changed, as Exchange reports them. Returns when Exchange

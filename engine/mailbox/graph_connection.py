@@ -63,7 +63,6 @@ class GraphConnection(MailboxBackend):
         self._folder_cache: dict[tuple[Kind, str], dict[str, Any]] = {}
         self._places: dict[str, tuple[str, bool]] = {}   # _where
 
-    # plumbing
     @property
     def client(self) -> GraphClient:
         with self._client_lock:
