@@ -9,7 +9,6 @@ from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote
 
-from engine.mailbox import graph_mapping as m
 from engine.mailbox.background import BackgroundWorker, Pending
 from engine.mailbox.base import MailboxAccess, MailboxBackend
 from engine.mailbox.graph_errors import translate
@@ -25,22 +24,8 @@ from engine.mailbox.graph_http import (
 from engine.mailbox.wording import translated
 from engine.records import Kind
 
-VERSION = "Microsoft Graph v1.0"
 EVENTS_PREFER = f'{IMMUTABLE_IDS}, outlook.timezone="UTC", outlook.body-content-type="text"'
-MAIL_WELL_KNOWN = {"inbox", "deleteditems", "sentitems", "drafts", "msgfolderroot", "junkemail",
-                   "outbox", "archive"}
-# The calendar delta's window reaches this far beyond the profile's on both sides: a new
-# round (a full read, matched, not duplicated) only when the profile's window has left it.
-WINDOW_MARGIN_DAYS = 30
-CONTACT_EXPAND = m.expand_properties(m.CONTACT_PROPERTIES)
-ITEM_EXPAND = m.expand_properties(m.ITEM_PROPERTIES)
-MESSAGE_EXPAND = f"attachments($select={m.ATTACHMENT_SELECT}),{ITEM_EXPAND}"
 ITEM_PATHS = {Kind.CONTACTS: "contacts", Kind.CALENDAR: "events", Kind.MAIL: "messages"}
-FETCH_QUERY = {
-    Kind.CONTACTS: f"$select={m.CONTACT_SELECT}&$expand={CONTACT_EXPAND}",
-    Kind.CALENDAR: f"$select={m.EVENT_SELECT}&$expand={ITEM_EXPAND}",
-    Kind.MAIL: f"$select={m.MESSAGE_SELECT}&$expand={MESSAGE_EXPAND}",
-}
 
 
 def quoted(value: str) -> str:

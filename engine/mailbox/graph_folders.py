@@ -6,10 +6,12 @@ from typing import Any
 
 from engine.mailbox.base import Category, FolderInfo, MailboxError, ServerInfo
 from engine.mailbox.category_list import by_name
-from engine.mailbox.graph_connection import VERSION, GraphConnection, quoted
+from engine.mailbox.graph_connection import GraphConnection, quoted
 from engine.mailbox.graph_errors import GraphError
 from engine.mailbox.wording import folder_gone
 from engine.records import Kind
+
+VERSION = "Microsoft Graph v1.0"
 
 
 class GraphFolders(GraphConnection):

@@ -25,14 +25,7 @@ from engine.mailbox.base import (
     MailboxError,
 )
 from engine.mailbox.events import events_of
-from engine.mailbox.graph_connection import (
-    EVENTS_PREFER,
-    FETCH_QUERY,
-    ITEM_EXPAND,
-    WINDOW_MARGIN_DAYS,
-    GraphConnection,
-    quoted,
-)
+from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection, quoted
 from engine.mailbox.graph_errors import GraphError, translate
 from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult
 from engine.mailbox.graph_state import DeltaState, short_id
@@ -40,6 +33,19 @@ from engine.mailbox.wording import GONE, folder_gone
 from engine.records import ContactRecord, EventRecord, Kind, Record, RecurrenceRule, exception_view
 
 log = logging.getLogger(__name__)
+
+
+# The calendar delta's window reaches this far beyond the profile's on both sides: a new
+# round (a full read, matched, not duplicated) only when the profile's window has left it.
+WINDOW_MARGIN_DAYS = 30
+CONTACT_EXPAND = m.expand_properties(m.CONTACT_PROPERTIES)
+ITEM_EXPAND = m.expand_properties(m.ITEM_PROPERTIES)
+MESSAGE_EXPAND = f"attachments($select={m.ATTACHMENT_SELECT}),{ITEM_EXPAND}"
+FETCH_QUERY = {
+    Kind.CONTACTS: f"$select={m.CONTACT_SELECT}&$expand={CONTACT_EXPAND}",
+    Kind.CALENDAR: f"$select={m.EVENT_SELECT}&$expand={ITEM_EXPAND}",
+    Kind.MAIL: f"$select={m.MESSAGE_SELECT}&$expand={MESSAGE_EXPAND}",
+}
 
 
 class GraphReading(GraphConnection):
