@@ -165,11 +165,11 @@ def calendar_profile(url: str, name: str, mailbox: str) -> Any:
 def baseline_create(account: Account, records: list[Any]) -> None:
     """The same events bulk-created the plain exchangelib way (the product's field values,
     stamped as the product stamps them); occurrences are not touched."""
-    from engine.mailbox.ews import _event_values
+    from engine.mailbox.ews_mapping import event_values
 
     items = []
     for i, record in enumerate(records):
-        values = _event_values(replace(record, stamp=f"crm:0:event:{i}"), ZONE)
+        values = event_values(replace(record, stamp=f"crm:0:event:{i}"), ZONE)
         items.append(CalendarItem(account=account, folder=account.calendar,
                                   **{k: v for k, v in values.items() if v is not None}))
     results = account.bulk_create(folder=account.calendar, items=items, chunk_size=100,
@@ -181,7 +181,7 @@ def baseline_create(account: Account, records: list[Any]) -> None:
 
 def baseline_read(account: Account) -> list[CalendarItem]:
     """What the product needs of every event, read the plain exchangelib way."""
-    from engine.mailbox.ews import EVENT_FIELDS
+    from engine.mailbox.ews_mapping import EVENT_FIELDS
 
     return list(account.calendar.all().only(*EVENT_FIELDS))
 

@@ -205,7 +205,7 @@ def make_profile(url: str, name: str, mailbox: str) -> Any:
 # --- the baseline: exchangelib alone --------------------------------------------------------
 def ews_contact(account: Account, record: Any, stamp: str = "") -> Contact:
     """The record as a plain exchangelib Contact, with the same fields the product writes."""
-    from engine.mailbox.ews import ADDRESSES, EMAILS, PHONES
+    from engine.mailbox.ews_mapping import ADDRESSES, EMAILS, PHONES
 
     a = record.business_address
     return Contact(
@@ -235,7 +235,7 @@ def baseline_create(account: Account, records: list[Any]) -> list[Any]:
 
 def baseline_read(account: Account) -> list[Contact]:
     """What the product needs of every contact, read the plain exchangelib way."""
-    from engine.mailbox.ews import CONTACT_FIELDS
+    from engine.mailbox.ews_mapping import CONTACT_FIELDS
 
     return list(account.contacts.all().only(*CONTACT_FIELDS))
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# What AuthenticationFailed's message starts with (engine/mailbox/ews.py translate_error).
+# What AuthenticationFailed's message starts with (engine/mailbox/ews_errors.py translate_error).
 AUTHENTICATION_FAILED = "Authentication failed"
 
 

@@ -190,7 +190,7 @@ TEMPLATES: list[str | CountedWords] = [
     gettext_noop("The worker running this stopped before it finished (killed, crashed or its "
                  "machine lost); its lease expired and a later run took over."),
     gettext_noop("The run lost its lease (it took too long without progress)."),
-    # A mailbox that failed a run (engine/mailbox/ews.py translate_error, graph_http.py).
+    # A mailbox that failed a run (engine/mailbox/ews_errors.py, graph_errors.py).
     gettext_noop("Authentication failed: the server refused the user name or password of "
                  "%(account)s."),
     gettext_noop("The service account %(account)s may not impersonate %(mailbox)s: grant it "

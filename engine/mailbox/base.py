@@ -12,19 +12,19 @@ list of results.
 from __future__ import annotations
 
 import abc
-import contextlib
 import datetime as dt
 import enum
 import http
-import io
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, ClassVar, Generic, TypeVar, cast
+from typing import BinaryIO, ClassVar, TypeVar
 
+from engine.mailbox.background import Pending
 from engine.records import EventRecord, Kind, Record
 
+T = TypeVar("T")
 BATCH_SIZE = 100   # items per request: Exchange's and Graph's sweet spot
 
 
@@ -316,23 +316,6 @@ class CannotMove(MailboxError):
             "items in Outlook and then force a resync.")
 
 
-# --- a call under way ----------------------------------------------------------------------
-T = TypeVar("T")
-
-
-class Pending(Generic[T]):
-    """A backend call started with `MailboxBackend.start`: `result()` waits for it and returns
-    its value or raises its exception, in the caller's thread."""
-
-    def __init__(self, value: T | None = None, error: BaseException | None = None) -> None:
-        self._value, self._error = value, error
-
-    def result(self) -> T:
-        if self._error is not None:
-            raise self._error
-        return self._value   # type: ignore[return-value]
-
-
 # --- the interface ---------------------------------------------------------------------------
 class MailboxBackend(abc.ABC):
     """One open mailbox. Use as a context manager; not shared between threads."""
@@ -504,40 +487,3 @@ class MailboxBackend(abc.ABC):
     @abc.abstractmethod
     def write_item_attachment(self, item: ItemRef, attachment_ref: str, sink: BinaryIO) -> int:
         """Write an attached item (an e-mail) to `sink` as MIME (.eml); return the bytes written."""
-
-
-# --- streams whose failures are told apart -------------------------------------------------
-ErrorsOf = Callable[[], AbstractContextManager[Any]]
-
-
-class _ServerReads(io.RawIOBase):
-    """A server's byte stream whose reads turn the server's failures into MailboxError (by
-    the backend's `errors` context); what the reader does with the bytes is not inside."""
-
-    def __init__(self, raw: BinaryIO, errors: ErrorsOf) -> None:
-        super().__init__()
-        self._raw, self._errors = raw, errors
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        with self._errors():
-            return self._raw.read(size)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-
-@contextlib.contextmanager
-def server_stream(opened: AbstractContextManager[BinaryIO], errors: ErrorsOf
-                  ) -> Iterator[BinaryIO]:
-    """`opened` (a download) as a stream for a backend's open_attachment: opening and reading
-    it fail as MailboxError, while what the caller raises meanwhile (the share is full, the
-    file is too large) reaches it as it was raised, not dressed up as the server's fault."""
-    with contextlib.ExitStack() as stack:
-        with errors():
-            raw = stack.enter_context(opened)
-        yield cast(BinaryIO, _ServerReads(raw, errors))

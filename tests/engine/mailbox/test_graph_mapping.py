@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.mailbox import graph_mapping as m
+from engine.mailbox import graph_recurrence as gr
 from engine.mailbox.base import (
     Auth,
     AuthenticationFailed,
@@ -24,20 +25,17 @@ from engine.mailbox.base import (
     ServiceUnavailable,
     Throttled,
 )
-from engine.mailbox.graph import _State
+from engine.mailbox.graph_errors import GraphError, error_from, token_problem, translate
 from engine.mailbox.graph_http import (
     BatchRequest,
     Budget,
-    GraphError,
-    _token_problem,
     batch_payload,
     batch_results,
     chunked,
-    client_credential,
-    error_from,
     retry_after,
-    translate,
 )
+from engine.mailbox.graph_state import DeltaState
+from engine.mailbox.graph_tokens import client_credential
 from engine.records import (
     Address,
     Attendee,
@@ -129,7 +127,7 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 
 @st.composite
 def rules(draw: Any) -> RecurrenceRule:
-    pattern = draw(st.sampled_from(sorted(m.PATTERNS)))
+    pattern = draw(st.sampled_from(sorted(gr.PATTERNS)))
     start = draw(st.dates(dt.date(2025, 1, 1), dt.date(2035, 1, 1)))
     count = draw(st.none() | st.integers(1, 50))
     end = None if count else draw(st.none() | st.just(start + dt.timedelta(days=90)))
@@ -143,7 +141,7 @@ def rules(draw: Any) -> RecurrenceRule:
     if pattern.startswith("relative"):
         values["weekdays"] = (draw(st.sampled_from((*WEEKDAYS, "Weekday", "WeekendDay",
                                                    "Day"))),)
-        values["week_index"] = draw(st.sampled_from(m.WEEK_INDEXES))
+        values["week_index"] = draw(st.sampled_from(gr.WEEK_INDEXES))
     if pattern.startswith("absolute_"):
         values["day_of_month"] = draw(st.integers(1, 28))
     if yearly:
@@ -202,8 +200,8 @@ def test_an_event_round_trips_through_graph_json(record: EventRecord) -> None:
 @given(rules())
 @settings(max_examples=100, deadline=None)
 def test_a_recurrence_round_trips_through_patterned_recurrence(rule: RecurrenceRule) -> None:
-    stored = _as_server_stores(m.recurrence_json(rule, "Europe/Prague"))
-    back = m.recurrence_rule(stored)
+    stored = _as_server_stores(gr.recurrence_json(rule, "Europe/Prague"))
+    back = gr.recurrence_rule(stored)
     expected = rule if rule.pattern == "weekly" else dataclasses.replace(
         rule, first_day_of_week="Monday")
     assert back == expected
@@ -353,7 +351,7 @@ def test_graph_errors_become_the_backend_errors_of_ews(error: GraphError, kind: 
     ("AADSTS700027: Client assertion failed signature validation.", "certificate"),
 ])
 def test_token_endpoint_refusals_name_what_to_fix(description: str, words: str) -> None:
-    problem = _token_problem(error_from(401, {"error": "invalid_client",
+    problem = token_problem(error_from(401, {"error": "invalid_client",
                                                "error_description": description}), ACCESS)
     assert isinstance(problem, AuthenticationFailed)
     assert words in problem.message
@@ -379,9 +377,9 @@ def test_a_certificate_secret_is_told_from_a_client_secret() -> None:
 
 # --- states -----------------------------------------------------------------------------------
 def test_a_state_round_trips_and_foreign_ones_are_not_taken_for_it() -> None:
-    state = _State("https://graph/delta?$deltatoken=x", ("2030-01-01T00:00:00Z",
+    state = DeltaState("https://graph/delta?$deltatoken=x", ("2030-01-01T00:00:00Z",
                                                          "2031-01-01T00:00:00Z"),
                    {"master-1": "ck"}, ["abc"])
-    assert _State.load(state.dump()) == state
+    assert DeltaState.load(state.dump()) == state
     for foreign in ("", None, "bm90IGEgc3luYyBzdGF0ZQ==", "graph1:!!!", "graph1:e30="):
-        assert _State.load(foreign) is None
+        assert DeltaState.load(foreign) is None
