@@ -208,7 +208,7 @@ class CrmContract(abc.ABC):
     def test_an_event_without_a_valid_start_and_end_is_refused_and_nothing_created(
             self) -> None:
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         start = dt.datetime(2030, 3, 4, 9, tzinfo=dt.UTC)
         backwards = meeting(1, end=start - dt.timedelta(hours=1), start=start)
         refused = [backend.create(Kind.CALENDAR, backwards, "AAMk-1"),
@@ -324,7 +324,7 @@ class CrmContract(abc.ABC):
     def test_no_writes_give_no_results(self, kind: Kind) -> None:
         backend = self.open_backend()
         written = self.created(backend, kind, sample(kind, 1))
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         assert backend.create_many(kind, []) == []
         assert backend.update_many(kind, []) == []
         assert list(backend.changes_since(kind, cursor)) == []
@@ -359,7 +359,7 @@ class CrmContract(abc.ABC):
                                                                        kind: Kind) -> None:
         backend = self.open_backend()
         before = self.created(backend, kind, sample(kind, 1))
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         first, second = (self.created(backend, kind, sample(kind, i)) for i in (2, 3))
         assert backend.update(kind, before.key, sample(kind, 4), UPDATED[kind]).ok
         assert backend.update(kind, first.key, sample(kind, 5), UPDATED[kind]).ok
@@ -370,14 +370,14 @@ class CrmContract(abc.ABC):
         changes = list(backend.changes_since(kind, cursor))
         assert [(c.key, c.deleted) for c in changes] == [
             (before.key, False), (first.key, False), (second.key, True)]
-        assert list(backend.changes_since(kind, backend.current_revision())) == []
+        assert list(backend.changes_since(kind, backend.current_cursor())) == []
 
     @pytest.mark.parametrize("kind", KINDS)
     def test_a_change_names_the_version_the_record_is_in(self, kind: Kind) -> None:
         # The engine tells its own writes read back from a user's edit by this equality,
         # without fetching the records.
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         created = self.created(backend, kind, sample(kind, 1))
         (change,) = backend.changes_since(kind, cursor)
         assert str(change.revision) == created.version
@@ -390,7 +390,7 @@ class CrmContract(abc.ABC):
         # Its exceptions are part of it, never records of their own: a key the journal hands
         # out is one fetch() can read (or a deleted record's).
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         written = self.created(backend, Kind.CALENDAR, series(1))
         assert [(c.key, c.deleted) for c in backend.changes_since(Kind.CALENDAR, cursor)] \
             == [(written.key, False)]
@@ -401,7 +401,7 @@ class CrmContract(abc.ABC):
     @pytest.mark.parametrize("kind", KINDS)
     def test_changes_of_one_kind_leave_out_the_other(self, kind: Kind) -> None:
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         written = self.created(backend, kind, sample(kind, 1))
         self.created(backend, OTHER_KIND[kind], sample(OTHER_KIND[kind], 2))
         assert [c.key for c in backend.changes_since(kind, cursor)] == [written.key]
@@ -641,7 +641,7 @@ class CrmContract(abc.ABC):
     @pytest.mark.parametrize("kind", KINDS)
     def test_another_organization_sees_none_of_the_records(self, kind: Kind) -> None:
         elsewhere = self.open_elsewhere()
-        cursor = elsewhere.current_revision()
+        cursor = elsewhere.current_cursor()
         backend = self.open_backend()
         self.created(backend, kind, sample(kind, 1), origin="AAMk-1")
         assert list(elsewhere.changes_since(kind, cursor)) == []

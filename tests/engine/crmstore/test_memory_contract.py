@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from engine.crmstore.base import CrmBackend
-from tests.engine.crmstore import memory
+from tests.engine.crmstore import memory, memory_store
 from tests.engine.crmstore.contract import CrmContract
 
 _ORGANIZATIONS = itertools.count(1)
@@ -21,8 +21,8 @@ class TestMemoryCrm(CrmContract):
         number = next(_ORGANIZATIONS)
         self.acme, self.globex = f"acme-{number}", f"globex-{number}"
         yield
-        memory.forget(self.acme)
-        memory.forget(self.globex)
+        memory_store.forget(self.acme)
+        memory_store.forget(self.globex)
 
     def open_backend(self, user: str = "alice", *, own_only: bool = False,
                      branch: str | None = None) -> CrmBackend:
@@ -32,10 +32,10 @@ class TestMemoryCrm(CrmContract):
         return memory.MemoryCrm(self.globex, "alice")
 
     def make_branch(self, name: str, parent: str | None = None) -> str:
-        return memory.add_branch(self.acme, name, parent)
+        return memory_store.add_branch(self.acme, name, parent)
 
     def user_key(self, user: str) -> str:
         return user
 
     def participants(self, key: str) -> set[str]:
-        return memory.participants(self.acme, key)
+        return memory_store.participants(self.acme, key)
