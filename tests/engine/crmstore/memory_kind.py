@@ -62,6 +62,6 @@ class MemoryKind:
     def diagnose(cls, connection: CrmConnection) -> CrmDiagnosis:
         store = store_of(organization_key(connection))
         return CrmDiagnosis(True, (
-            f"The in-memory test CRM answers: {len(store.rows[Kind.CONTACTS])} persons, "
-            f"{len(store.rows[Kind.CALENDAR])} events, {len(store.emails)} e-mails, kept in "
-            "this process only (lost when it ends)."))
+            f"The in-memory test CRM answers. It holds persons: "
+            f"{len(store.rows[Kind.CONTACTS])}, events: {len(store.rows[Kind.CALENDAR])}, "
+            f"e-mails: {len(store.emails)}, in this process only (lost when it ends)."))
