@@ -740,6 +740,7 @@ class CrmContract(abc.ABC):
         assert backend.find_email(message(), "item-2", alice) == EmailMatch(filing.key,
                                                                             mine=True)
         assert backend.find_email(message(), "item-2", bob) == EmailMatch(filing.key)
+        assert backend.filed_emails(bob, ["item-1"]) == {}   # not Bob's yet
         again = self.open_backend("bob").file_email(message(), "item-2",
                                                     EmailMatch(filing.key), bob, [], [])
         assert (again.key, again.created) == (filing.key, False)

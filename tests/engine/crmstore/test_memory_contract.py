@@ -79,6 +79,14 @@ class TestMemoryCrm(CrmContract):
         with pytest.raises(NotImplementedError, match="no classification tree"):
             MemoryCrm.for_profile(profile, self.connection())
 
+    def test_a_built_in_stores_cursor_reads_every_change(self) -> None:
+        # An organization switched from the built-in store keeps its folders' cursors, which
+        # are revisions of that store: no place in this one.
+        backend = self.open_backend()
+        written = [self.created(backend, Kind.CONTACTS, person(i)) for i in (1, 2, 3)]
+        assert [c.key for c in backend.changes_since(Kind.CONTACTS, "2")] \
+            == [w.key for w in written]
+
     def test_its_data_lives_in_this_process_per_organization(self) -> None:
         written = self.created(self.open_backend(), Kind.CONTACTS, person(1))
         assert "persons: 1," in MemoryCrm.diagnose(self.connection()).message
