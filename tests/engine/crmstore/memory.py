@@ -35,12 +35,10 @@ from tests.engine.crmstore.memory_kind import MemoryKind
 from tests.engine.crmstore.memory_mail import MemoryMail
 from tests.engine.crmstore.memory_store import (
     Row,
-    Store,
     company_name_key,
     display_name,
     new_key,
     photo_token,
-    store_of,
 )
 
 STAMP_PREFIX = "memory"
@@ -69,10 +67,6 @@ class MemoryCrm(MemoryKind, MemoryMail, CrmBackend):
         self.user = user
         self.own_only = own_only
         self.branch = branch
-
-    @property
-    def _store(self) -> Store:
-        return store_of(self.organization)
 
     def _rows(self, kind: Kind) -> dict[str, Row]:
         return self._store.rows[kind]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from engine.crmstore.base import EmailMatch, FiledEmail, Filing, SavedDocument
 from engine.records import ContactRecord, Kind, MessageRecord
-from tests.engine.crmstore.memory_store import FiledMail, Store, display_name, new_key, store_of
+from tests.engine.crmstore.memory_store import FiledMail, OnStore, display_name, new_key
 
 
 def fingerprint(message: MessageRecord) -> tuple[str, str, str]:
@@ -23,23 +23,17 @@ def fingerprint(message: MessageRecord) -> tuple[str, str, str]:
     return sender, sent, " ".join(unicodedata.normalize("NFC", message.subject).split())
 
 
-class MemoryMail:
+class MemoryMail(OnStore):
     """The e-mail import's part of MemoryCrm, for the backend's organization."""
-
-    organization: str
-
-    @property
-    def _mail_store(self) -> Store:
-        return store_of(self.organization)
 
     def filed_emails(self, user: str, origins: Sequence[str]) -> dict[str, FiledEmail]:
         wanted = set(origins)
         return {email.origin: FiledEmail(key, email.subject)
-                for key, email in self._mail_store.emails.items()
+                for key, email in self._store.emails.items()
                 if email.origin in wanted and user in email.users}
 
     def find_email(self, message: MessageRecord, origin: str, user: str) -> EmailMatch:
-        emails = self._mail_store.emails
+        emails = self._store.emails
         if not message.message_id:
             found = next((key for key, email in emails.items()
                           if not email.message_id and email.origin == origin), "")
@@ -55,7 +49,7 @@ class MemoryMail:
 
     def file_email(self, message: MessageRecord, origin: str, match: EmailMatch, user: str,
                    persons: Sequence[str], documents: Sequence[SavedDocument]) -> Filing:
-        store = self._mail_store
+        store = self._store
         key, created = match.key if match.key in store.emails else "", False
         if not key and message.message_id:
             # Filed by another import since `match` was looked up: that e-mail is this one.
@@ -82,10 +76,10 @@ class MemoryMail:
         return Filing(key, created)
 
     def email_documents(self, key: str) -> list[str]:
-        email = self._mail_store.emails.get(key)
+        email = self._store.emails.get(key)
         return list(email.documents) if email is not None else []
 
     def person_names(self, keys: Sequence[str]) -> dict[str, str]:
-        people = self._mail_store.rows[Kind.CONTACTS]
+        people = self._store.rows[Kind.CONTACTS]
         return {key: display_name(key, record) for key in keys if key in people
                 and isinstance(record := people[key].record, ContactRecord)}

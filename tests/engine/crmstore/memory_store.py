@@ -91,6 +91,16 @@ def store_of(organization: str) -> Store:
     return _STORES.setdefault(organization, Store())
 
 
+class OnStore:
+    """A part of MemoryCrm: it works on the store of its `organization`."""
+
+    organization: str
+
+    @property
+    def _store(self) -> Store:
+        return store_of(self.organization)
+
+
 def forget(organization: str) -> None:
     """Drop an organization's data (a test's cleanup)."""
     _STORES.pop(organization, None)
