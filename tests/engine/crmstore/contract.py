@@ -218,6 +218,15 @@ class CrmContract(abc.ABC):
         assert key in found, f"{kind} {key} not found"
         return found[key]
 
+    def open_profile(self, user: str, scope: str, branch: str | None = None) -> CrmBackend:
+        """The CRM as the kind builds it for a sync profile (`profile()`)."""
+        return self.backend_class.for_profile(self.profile(user, scope, branch),
+                                              self.connection())
+
+    def open_organization(self) -> CrmBackend:
+        """The CRM as the kind builds it for a report."""
+        return self.backend_class.for_organization(self.connection())
+
     def gone_key(self, backend: CrmBackend, kind: Kind) -> str:
         """The key of a record that existed and was deleted."""
         key = self.created(backend, kind, sample(kind, 99)).key
@@ -890,13 +899,6 @@ class CrmContract(abc.ABC):
         assert crm.record_url(kind, "no-such-key") == ""
 
     # --- the kind ---------------------------------------------------------------------------
-    def open_profile(self, user: str, scope: str, branch: str | None = None) -> CrmBackend:
-        return self.backend_class.for_profile(self.profile(user, scope, branch),
-                                              self.connection())
-
-    def open_organization(self) -> CrmBackend:
-        return self.backend_class.for_organization(self.connection())
-
     def test_a_profiles_crm_holds_the_persons_of_the_scope_it_chose(self) -> None:
         alices, bobs = self.open_profile("alice", "owned"), self.open_profile("bob", "owned")
         whole = self.open_profile("alice", "organization")
