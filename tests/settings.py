@@ -26,5 +26,9 @@ SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 
-# A second kind of CRM, for the tests of switching an organization's CRM connection.
-SYNC_CRM_KINDS = {**SYNC_CRM_KINDS, "limited": "tests.crm_kinds.LimitedCrm"}  # noqa: F405
+# More kinds of CRM: "limited", for the tests of switching an organization's CRM connection
+# and of the options a CRM cannot honour; "memory", a CRM kept in the process's memory, for
+# running the engine end to end against a CRM other than the built-in store.
+SYNC_CRM_KINDS = {**SYNC_CRM_KINDS,  # noqa: F405
+                  "limited": "tests.crm_kinds.LimitedCrm",
+                  "memory": "tests.engine.crmstore.memory.MemoryCrm"}

@@ -31,7 +31,8 @@ class CrmKindsTestCase(BaseTestCase):
         assert registry.backend_class("builtin") is BuiltinCrm
         assert registry.backend_class("limited") is LimitedCrm
         assert registry.kind_choices() == [("builtin", "Built-in CRM store"),
-                                           ("limited", "Limited CRM (tests)")]
+                                           ("limited", "Limited CRM (tests)"),
+                                           ("memory", "In-memory CRM (tests)")]
 
     def test_a_path_that_names_no_crm_backend_is_a_configuration_error(self) -> None:
         for path in ("engine.crmstore.nowhere.Crm", "engine.crmstore.base.Capability"):

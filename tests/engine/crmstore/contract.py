@@ -1,10 +1,13 @@
 """What every CRM backend promises, as tests written against `CrmBackend` alone.
 
-A backend's test module subclasses `CrmContract` (as a `Test…` class) and implements its few
-hooks: open a backend on an empty test organization as one of its CRM users (with the contact
-scope a profile can choose), open one on a second organization, make a classification node,
-name a CRM user as `leave_event` wants it, and read an event's participants (which the
-interface has no call for). Nothing below names the built-in store's models.
+A backend's test module subclasses `CrmContract` (as a `Test…` class), names the kind under
+test (`backend_class`) and implements its few hooks: open a backend on an empty test
+organization as one of its CRM users (with the contact scope a profile can choose), open one
+on a second organization, make a classification node, name a CRM user as the interface names
+users (`leave_event`'s successor, the e-mail import's user), read an event's participants and
+an e-mail's persons and companies (which the interface has no call for), and give the test
+organization's CRM connection and a sync profile on it, which the kind's class methods build
+backends from. Nothing below names the built-in store's models.
 
 Records are written and read back through the interface only; what a CRM keeps of a record is
 `kept()`. The organization is fresh for every test: the hooks' fixture is expected to make it.
@@ -15,23 +18,38 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
-from engine.crmstore.base import CHANGED_MEANWHILE, CrmBackend, CrmRecord, CrmUpdate, CrmWrite
+from engine.crmstore.base import (
+    CHANGED_MEANWHILE,
+    Capability,
+    CrmBackend,
+    CrmDiagnosis,
+    CrmRecord,
+    CrmUpdate,
+    CrmWrite,
+    EmailMatch,
+    SavedDocument,
+)
 from engine.matching import full_name, name_key
 from engine.records import (
+    Address,
     Attendee,
     ContactRecord,
     EventRecord,
     Kind,
+    MessageRecord,
     PostalAddress,
     Record,
     RecurrenceRule,
     canonical,
     exception_view,
 )
+
+if TYPE_CHECKING:
+    from profiles.models import CrmConnection, SyncProfile
 
 KINDS = [Kind.CONTACTS, Kind.CALENDAR]
 OTHER_KIND = {Kind.CONTACTS: Kind.CALENDAR, Kind.CALENDAR: Kind.CONTACTS}
@@ -51,6 +69,19 @@ EVENT_KEPT = ("subject", "start", "end", "time_zone", "all_day", "location", "bo
 UPDATED = {Kind.CONTACTS: frozenset({"job_title", "company", "business_address"}),
            Kind.CALENDAR: frozenset({"subject", "location"})}
 UPDATED_LATER = {Kind.CONTACTS: frozenset({"note"}), Kind.CALENDAR: frozenset({"body"})}
+
+# Cursors other kinds of CRM might have stored: a time and the keys seen at it, a revision of
+# another CRM. None is a cursor of the backends under test.
+FOREIGN_CURSORS = ("2026-12-01T10:00:00Z|person-7,person-9", "raynet:17", "memory")
+
+# What a report may name a person's fields by: the record's fields, an address by its parts.
+LABELLED = frozenset(
+    {f.name for f in dataclasses.fields(ContactRecord) if not f.name.endswith("_address")}
+    | {f"{f.name.removesuffix('_address')}_{part.name}"
+       for f in dataclasses.fields(ContactRecord) if f.name.endswith("_address")
+       for part in dataclasses.fields(PostalAddress)})
+
+SENT = dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC)
 
 PHOTO = b"\x89PNG\r\n\x1a\n" + b"a small picture"
 OTHER_PHOTO = b"\xff\xd8\xff\xe0" + b"another picture"
@@ -96,6 +127,19 @@ def series(i: int) -> EventRecord:
         kind="master")
 
 
+def message(subject: str = "Nabídka", message_id: str = "<a1@stavby.cz>",
+            sender: str = "petr@stavby.cz") -> MessageRecord:
+    return MessageRecord(message_id=message_id, subject=subject,
+                         sender=Address(sender, "Petr Svoboda"),
+                         to=(Address("alice@acme.example"),), sent=SENT, received=SENT,
+                         body_text="Dobrý den")
+
+
+def document(name: str, path: str = "2026/11/nabidka.pdf") -> SavedDocument:
+    return SavedDocument(root="/srv/share", path=path, name=name, size=5, sha256="ab" * 32,
+                         category="Příloha")
+
+
 def sample(kind: Kind, i: int) -> Record:
     return person(i) if kind is Kind.CONTACTS else meeting(i)
 
@@ -118,6 +162,9 @@ def with_fields(before: Record, after: Record, fields: frozenset[str]) -> Record
 class CrmContract(abc.ABC):
     """The tests; a backend's module supplies the hooks below in a `Test…` subclass."""
 
+    # The kind under test: its class methods build backends from a connection and a profile.
+    backend_class: ClassVar[type[CrmBackend]]
+
     # --- hooks ------------------------------------------------------------------------------
     @abc.abstractmethod
     def open_backend(self, user: str = "alice", *, own_only: bool = False,
@@ -137,12 +184,27 @@ class CrmContract(abc.ABC):
 
     @abc.abstractmethod
     def user_key(self, user: str) -> str:
-        """How `leave_event`'s `successor` names the CRM user `user`."""
+        """How the interface names the CRM user `user`: `leave_event`'s `successor`, the
+        e-mail import's `user`; a profile of that user names them so too."""
 
     @abc.abstractmethod
     def participants(self, key: str) -> set[str]:
         """Keys of the persons taking part in the event `key`: its attendees that are
         persons of the CRM. Read behind the interface, which has no call for it."""
+
+    @abc.abstractmethod
+    def email_links(self, key: str) -> tuple[set[str], set[str]]:
+        """Keys of the persons and of the companies the e-mail `key` is linked to. Read
+        behind the interface, which has no call for it."""
+
+    @abc.abstractmethod
+    def connection(self) -> CrmConnection:
+        """The test organization's CRM connection, of the kind under test."""
+
+    @abc.abstractmethod
+    def profile(self, user: str, scope: str, branch: str | None = None) -> SyncProfile:
+        """A sync profile of the test organization for the CRM user `user`, its contacts
+        from `scope` ("owned", "organization", or "branch" with the node `branch`)."""
 
     # --- helpers ----------------------------------------------------------------------------
     def created(self, backend: CrmBackend, kind: Kind, record: Record,
@@ -155,6 +217,15 @@ class CrmContract(abc.ABC):
         found = backend.fetch(kind, [key])
         assert key in found, f"{kind} {key} not found"
         return found[key]
+
+    def open_profile(self, user: str, scope: str, branch: str | None = None) -> CrmBackend:
+        """The CRM as the kind builds it for a sync profile (`profile()`)."""
+        return self.backend_class.for_profile(self.profile(user, scope, branch),
+                                              self.connection())
+
+    def open_organization(self) -> CrmBackend:
+        """The CRM as the kind builds it for a report."""
+        return self.backend_class.for_organization(self.connection())
 
     def gone_key(self, backend: CrmBackend, kind: Kind) -> str:
         """The key of a record that existed and was deleted."""
@@ -208,7 +279,7 @@ class CrmContract(abc.ABC):
     def test_an_event_without_a_valid_start_and_end_is_refused_and_nothing_created(
             self) -> None:
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         start = dt.datetime(2030, 3, 4, 9, tzinfo=dt.UTC)
         backwards = meeting(1, end=start - dt.timedelta(hours=1), start=start)
         refused = [backend.create(Kind.CALENDAR, backwards, "AAMk-1"),
@@ -324,7 +395,7 @@ class CrmContract(abc.ABC):
     def test_no_writes_give_no_results(self, kind: Kind) -> None:
         backend = self.open_backend()
         written = self.created(backend, kind, sample(kind, 1))
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         assert backend.create_many(kind, []) == []
         assert backend.update_many(kind, []) == []
         assert list(backend.changes_since(kind, cursor)) == []
@@ -359,7 +430,7 @@ class CrmContract(abc.ABC):
                                                                        kind: Kind) -> None:
         backend = self.open_backend()
         before = self.created(backend, kind, sample(kind, 1))
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         first, second = (self.created(backend, kind, sample(kind, i)) for i in (2, 3))
         assert backend.update(kind, before.key, sample(kind, 4), UPDATED[kind]).ok
         assert backend.update(kind, first.key, sample(kind, 5), UPDATED[kind]).ok
@@ -370,14 +441,14 @@ class CrmContract(abc.ABC):
         changes = list(backend.changes_since(kind, cursor))
         assert [(c.key, c.deleted) for c in changes] == [
             (before.key, False), (first.key, False), (second.key, True)]
-        assert list(backend.changes_since(kind, backend.current_revision())) == []
+        assert list(backend.changes_since(kind, backend.current_cursor())) == []
 
     @pytest.mark.parametrize("kind", KINDS)
     def test_a_change_names_the_version_the_record_is_in(self, kind: Kind) -> None:
         # The engine tells its own writes read back from a user's edit by this equality,
         # without fetching the records.
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         created = self.created(backend, kind, sample(kind, 1))
         (change,) = backend.changes_since(kind, cursor)
         assert str(change.revision) == created.version
@@ -390,7 +461,7 @@ class CrmContract(abc.ABC):
         # Its exceptions are part of it, never records of their own: a key the journal hands
         # out is one fetch() can read (or a deleted record's).
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         written = self.created(backend, Kind.CALENDAR, series(1))
         assert [(c.key, c.deleted) for c in backend.changes_since(Kind.CALENDAR, cursor)] \
             == [(written.key, False)]
@@ -401,10 +472,40 @@ class CrmContract(abc.ABC):
     @pytest.mark.parametrize("kind", KINDS)
     def test_changes_of_one_kind_leave_out_the_other(self, kind: Kind) -> None:
         backend = self.open_backend()
-        cursor = backend.current_revision()
+        cursor = backend.current_cursor()
         written = self.created(backend, kind, sample(kind, 1))
         self.created(backend, OTHER_KIND[kind], sample(OTHER_KIND[kind], 2))
         assert [c.key for c in backend.changes_since(kind, cursor)] == [written.key]
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_the_cursor_is_text_empty_before_any_change_and_moves_with_writes(
+            self, kind: Kind) -> None:
+        assert self.open_elsewhere().current_cursor() == ""
+        backend = self.open_backend()
+        written = self.created(backend, kind, sample(kind, 1))
+        cursor = backend.current_cursor()
+        assert isinstance(cursor, str) and cursor
+        # Read again, or by another object on the organization: the same place.
+        assert self.open_backend("bob").current_cursor() == backend.current_cursor() == cursor
+        assert [c.key for c in backend.changes_since(kind, "")] == [written.key]
+        assert backend.update(kind, written.key, sample(kind, 2), UPDATED[kind]).ok
+        assert backend.current_cursor() != cursor
+        assert [c.key for c in backend.changes_since(kind, cursor)] == [written.key]
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_a_cursor_of_another_crm_reads_every_change(self, kind: Kind) -> None:
+        # An organization switched to this CRM keeps the cursors its folders stored for the
+        # other: read as "never read", they cost a pass the content hashes make a no-op,
+        # where read as a place of this CRM they would skip its changes unseen.
+        backend = self.open_backend()
+        first, second = (self.created(backend, kind, sample(kind, i)) for i in (1, 2))
+        assert backend.delete(kind, first.key).ok
+        everything = [(c.key, c.deleted) for c in backend.changes_since(kind, "")]
+        assert everything == [(second.key, False), (first.key, True)]
+        assert list(backend.changes_since(kind, backend.current_cursor())) == []
+        for cursor in FOREIGN_CURSORS:
+            assert [(c.key, c.deleted) for c in backend.changes_since(kind, cursor)] \
+                == everything, cursor
 
     # --- lookups ----------------------------------------------------------------------------
     @pytest.mark.parametrize("kind", KINDS)
@@ -637,11 +738,236 @@ class CrmContract(abc.ABC):
         for stamp in ("", "AAMkAGI2TG93AAA=", f"{backend.stamp(kind, key)}x", "crm:"):
             assert backend.key_from_stamp(kind, stamp) is None, stamp
 
+    # --- e-mail import ----------------------------------------------------------------------
+    def test_a_message_is_filed_once_and_found_by_its_identity(self) -> None:
+        backend = self.open_backend()
+        alice, bob = self.user_key("alice"), self.user_key("bob")
+        assert backend.find_email(message(), "item-1", alice) == EmailMatch()
+        filing = backend.file_email(message(), "item-1", EmailMatch(), alice, [], [])
+        assert filing.created and filing.key
+        # Another mailbox's copy: another item, the same Message-ID and fingerprint.
+        assert backend.find_email(message(), "item-2", alice) == EmailMatch(filing.key,
+                                                                            mine=True)
+        assert backend.find_email(message(), "item-2", bob) == EmailMatch(filing.key)
+        assert backend.filed_emails(bob, ["item-1"]) == {}   # not Bob's yet
+        again = self.open_backend("bob").file_email(message(), "item-2",
+                                                    EmailMatch(filing.key), bob, [], [])
+        assert (again.key, again.created) == (filing.key, False)
+        assert backend.find_email(message(), "item-3", bob) == EmailMatch(filing.key,
+                                                                          mine=True)
+        # By the item it was first filed from, for each user it is linked to.
+        for user in (alice, bob):
+            found = backend.filed_emails(user, ["item-1", "item-9"])
+            assert list(found) == ["item-1"], user
+            assert (found["item-1"].key, found["item-1"].subject) == (filing.key, "Nabídka")
+        assert backend.filed_emails(bob, ["item-9"]) == {}
+        assert backend.filed_emails(bob, []) == {}
+
+    def test_a_different_message_reusing_a_message_id_collides_and_is_filed_apart(
+            self) -> None:
+        backend = self.open_backend()
+        alice = self.user_key("alice")
+        first = backend.file_email(message(), "item-1", EmailMatch(), alice, [], [])
+        for other in (message(subject="Something else"), message(sender="eva@stavby.cz"),
+                      dataclasses.replace(message(), sent=SENT + dt.timedelta(minutes=1))):
+            match = backend.find_email(other, "item-2", alice)
+            assert match == EmailMatch(collided=first.key), other
+        other = message(subject="Something else")
+        second = backend.file_email(other, "item-2", backend.find_email(other, "item-2", alice),
+                                    alice, [], [])
+        assert second.created and second.key != first.key
+        assert backend.find_email(other, "item-3", alice) == EmailMatch(second.key, mine=True)
+        assert backend.find_email(message(), "item-3", alice) == EmailMatch(first.key,
+                                                                            mine=True)
+
+    def test_a_message_without_a_message_id_is_found_by_its_mailbox_item(self) -> None:
+        backend = self.open_backend()
+        alice = self.user_key("alice")
+        bare = message(message_id="")
+        filing = backend.file_email(bare, "item-1", EmailMatch(), alice, [], [])
+        assert filing.created
+        assert backend.find_email(bare, "item-1", alice) == EmailMatch(filing.key, mine=True)
+        assert backend.find_email(bare, "item-2", alice) == EmailMatch()
+        # Another mailbox's copy cannot be told for the same message: an e-mail of its own.
+        copy = backend.file_email(bare, "item-2", EmailMatch(), alice, [], [])
+        assert copy.created and copy.key != filing.key
+
+    def test_filing_what_another_import_filed_meanwhile_takes_that_e_mail(self) -> None:
+        # Both imports looked before either filed: the second one meets the first's e-mail.
+        alice, bob = self.user_key("alice"), self.user_key("bob")
+        first = self.open_backend().file_email(message(), "item-1", EmailMatch(), alice, [],
+                                               [])
+        second = self.open_backend("bob").file_email(message(), "item-2", EmailMatch(), bob,
+                                                     [], [])
+        assert (second.key, second.created) == (first.key, False)
+        backend = self.open_backend()
+        assert backend.find_email(message(), "item-3", bob) == EmailMatch(first.key, mine=True)
+        assert set(backend.filed_emails(bob, ["item-1", "item-2"])) == {"item-1"}
+
+    def test_the_e_mail_is_linked_to_the_persons_and_their_companies(self) -> None:
+        backend = self.open_backend()
+        petr = self.created(backend, Kind.CONTACTS, person(1, company="Stavby s.r.o."))
+        eva = self.created(backend, Kind.CONTACTS, person(2, company=""))
+        self.created(backend, Kind.CONTACTS, person(3, company="Jiná a.s."))   # not named
+        elsewhere = self.created(self.open_elsewhere(), Kind.CONTACTS, person(4))
+        filing = backend.file_email(message(), "item-1", EmailMatch(), self.user_key("alice"),
+                                    [petr.key, eva.key, elsewhere.key], [])
+        persons, companies = self.email_links(filing.key)
+        assert persons == {petr.key, eva.key}   # never another organization's person
+        assert companies == {backend.find_or_create_company("Stavby s.r.o.")}
+        # Filed again for another user with more persons: the links add up.
+        jan = self.created(backend, Kind.CONTACTS, person(5, company="Jiná a.s."))
+        backend.file_email(message(), "item-2", EmailMatch(filing.key), self.user_key("bob"),
+                           [jan.key], [])
+        persons, companies = self.email_links(filing.key)
+        assert persons == {petr.key, eva.key, jan.key}
+        assert companies == {backend.find_or_create_company("Stavby s.r.o."),
+                             backend.find_or_create_company("Jiná a.s.")}
+
+    def test_documents_are_recorded_once_per_name(self) -> None:
+        backend = self.open_backend()
+        filing = backend.file_email(message(), "item-1", EmailMatch(), self.user_key("alice"),
+                                    [], [document("nabidka.pdf")])
+        assert backend.email_documents(filing.key) == ["nabidka.pdf"]
+        backend.file_email(message(), "item-2", EmailMatch(filing.key), self.user_key("bob"),
+                           [], [document("nabidka.pdf", "2026/11/other.pdf"),
+                                document("cenik.xlsx", "2026/11/cenik.xlsx")])
+        assert sorted(backend.email_documents(filing.key)) == ["cenik.xlsx", "nabidka.pdf"]
+        other = backend.file_email(message(subject="Jiná"), "item-3", EmailMatch(),
+                                   self.user_key("alice"), [], [])
+        assert backend.email_documents(other.key) == []
+
+    def test_persons_are_named_as_a_list_shows_them(self) -> None:
+        backend = self.open_backend()
+        jana, jan = (self.created(backend, Kind.CONTACTS, person(i)) for i in (1, 2))
+        elsewhere = self.created(self.open_elsewhere(), Kind.CONTACTS, person(3))
+        gone = self.gone_key(backend, Kind.CONTACTS)
+        names = backend.person_names([jana.key, jan.key, elsewhere.key, gone, "no-such-key"])
+        assert set(names) == {jana.key, jan.key}
+        for key, i in ((jana.key, 1), (jan.key, 2)):
+            assert f"Jana{i}" in names[key] and f"Nováková{i}" in names[key], names
+        assert backend.person_names([]) == {}
+
+    def test_another_organization_has_none_of_the_e_mails(self) -> None:
+        filing = self.open_backend().file_email(message(), "item-1", EmailMatch(),
+                                                self.user_key("alice"), [], [])
+        elsewhere = self.open_elsewhere()
+        assert elsewhere.find_email(message(), "item-1", self.user_key("alice")) \
+            == EmailMatch()
+        assert elsewhere.filed_emails(self.user_key("alice"), ["item-1"]) == {}
+        assert elsewhere.email_documents(filing.key) == []
+
+    # --- reports ----------------------------------------------------------------------------
+    def test_a_person_is_summarized_by_name_with_its_fields_and_companies(self) -> None:
+        backend = self.open_backend()
+        written = self.created(backend, Kind.CONTACTS, person(1))
+        gone = self.gone_key(backend, Kind.CONTACTS)
+        found = self.open_organization().summaries(Kind.CONTACTS,
+                                                    [written.key, gone, "no-such-key"])
+        assert set(found) == {written.key}
+        summary = found[written.key]
+        assert summary.key == written.key
+        assert "Jana1" in summary.title and "Nováková1" in summary.title, summary.title
+        assert kept(Kind.CONTACTS, summary.record) == kept(Kind.CONTACTS, person(1))
+        assert summary.companies == ("Acme 1 s.r.o.",)
+        assert backend.summaries(Kind.CONTACTS, []) == {}
+
+    def test_an_event_is_summarized_by_subject_with_its_owner(self) -> None:
+        alices = self.created(self.open_backend(), Kind.CALENDAR, meeting(1))
+        bobs = self.created(self.open_backend("bob"), Kind.CALENDAR, meeting(2))
+        found = self.open_organization().summaries(Kind.CALENDAR, [alices.key, bobs.key])
+        assert [found[k].title for k in (alices.key, bobs.key)] == ["Meeting 1", "Meeting 2"]
+        assert kept(Kind.CALENDAR, found[alices.key].record) == kept(Kind.CALENDAR, meeting(1))
+        owners = {found[alices.key].owner, found[bobs.key].owner}
+        assert len(owners) == 2 and "" not in owners, owners
+        gone = self.gone_key(self.open_backend(), Kind.CALENDAR)
+        assert self.open_organization().summaries(Kind.CALENDAR, [gone, "no-such-key"]) == {}
+
+    def test_field_labels_name_a_persons_fields(self) -> None:
+        labels = self.open_organization().field_labels(Kind.CONTACTS)
+        assert "last_name" in labels and "business_city" in labels, labels
+        assert set(labels) <= LABELLED, set(labels) - LABELLED
+        assert all(isinstance(v, str) and v.strip() for v in labels.values()), labels
+
+    @pytest.mark.parametrize("kind", KINDS)
+    def test_a_records_page_is_an_address_or_nothing(self, kind: Kind) -> None:
+        written = self.created(self.open_backend(), kind, sample(kind, 1))
+        crm = self.open_organization()
+        url = crm.record_url(kind, written.key)
+        assert isinstance(url, str)
+        assert url == "" or url.startswith(("/", "https://", "http://")), url
+        assert crm.record_url(kind, "no-such-key") == ""
+
+    # --- the kind ---------------------------------------------------------------------------
+    def test_a_profiles_crm_holds_the_persons_of_the_scope_it_chose(self) -> None:
+        alices, bobs = self.open_profile("alice", "owned"), self.open_profile("bob", "owned")
+        whole = self.open_profile("alice", "organization")
+        alice_made = self.created(alices, Kind.CONTACTS, person(1))
+        bob_made = self.created(bobs, Kind.CONTACTS, person(2))
+        keys = [alice_made.key, bob_made.key, self.gone_key(whole, Kind.CONTACTS)]
+        assert alices.in_scope(Kind.CONTACTS, keys) == {alice_made.key}
+        assert bobs.in_scope(Kind.CONTACTS, keys) == {bob_made.key}
+        assert whole.in_scope(Kind.CONTACTS, keys) == {alice_made.key, bob_made.key}
+        # The profile's CRM user is the one the interface names so.
+        assert self.open_backend(own_only=True).in_scope(Kind.CONTACTS, keys) \
+            == {alice_made.key}
+        # One organization: what one profile's CRM made, another's reads.
+        assert self.fetched(bobs, Kind.CONTACTS, alice_made.key).version == alice_made.version
+
+    def test_a_profiles_crm_holds_its_users_events_whatever_the_persons_scope(self) -> None:
+        alices = self.open_profile("alice", "organization")
+        alice_made = self.created(alices, Kind.CALENDAR, meeting(1))
+        bob_made = self.created(self.open_profile("bob", "owned"), Kind.CALENDAR, meeting(2))
+        keys = [alice_made.key, bob_made.key]
+        assert alices.in_scope(Kind.CALENDAR, keys) == {alice_made.key}
+        assert self.open_profile("alice", "owned").in_scope(Kind.CALENDAR, keys) \
+            == {alice_made.key}
+        assert self.open_backend("bob").in_scope(Kind.CALENDAR, keys) == {bob_made.key}
+        window = (dt.datetime(2030, 3, 1, tzinfo=dt.UTC), dt.datetime(2030, 4, 1, tzinfo=dt.UTC))
+        assert alices.events_in_window(*window) == [alice_made.key]
+
+    def test_a_branch_profiles_crm_holds_the_persons_of_its_branch(self) -> None:
+        if Capability.CLASSIFICATION not in self.backend_class.capabilities:
+            pytest.skip("this kind of CRM has no classification tree to choose a branch of")
+        customers = self.make_branch("Zákazníci")
+        moravia = self.make_branch("Morava", parent=customers)
+        in_moravia = self.created(self.open_backend(branch=moravia), Kind.CONTACTS, person(1))
+        outside = self.created(self.open_backend(), Kind.CONTACTS, person(2))
+        branch = self.open_profile("bob", "branch", customers)
+        assert branch.in_scope(Kind.CONTACTS, [in_moravia.key, outside.key]) \
+            == {in_moravia.key}
+        made = self.created(branch, Kind.CONTACTS, person(3))   # kept inside the branch
+        assert branch.in_scope(Kind.CONTACTS, [made.key]) == {made.key}
+
+    def test_a_report_reads_every_record_of_the_organization(self) -> None:
+        mine = self.created(self.open_backend(own_only=True), Kind.CONTACTS, person(1))
+        theirs = self.created(self.open_backend("bob", own_only=True), Kind.CONTACTS,
+                              person(2))
+        event = self.created(self.open_backend("bob"), Kind.CALENDAR, meeting(1))
+        report = self.open_organization()
+        assert set(report.fetch(Kind.CONTACTS, [mine.key, theirs.key])) \
+            == {mine.key, theirs.key}
+        assert set(report.summaries(Kind.CALENDAR, [event.key])) == {event.key}
+        assert report.find_by_email(["jana2@acme.example"]) == {
+            "jana2@acme.example": [theirs.key]}
+
+    def test_test_connection_answers_in_words(self) -> None:
+        diagnosis = self.backend_class.diagnose(self.connection())
+        assert isinstance(diagnosis, CrmDiagnosis)
+        assert diagnosis.ok, diagnosis.message   # the test organization has its CRM users
+        assert isinstance(diagnosis.message, str) and diagnosis.message.strip()
+
+    def test_the_kind_declares_what_the_admin_shows(self) -> None:
+        assert str(self.backend_class.label).strip()
+        assert self.backend_class.capabilities <= frozenset(Capability)
+        names = [f.name for f in self.backend_class.settings_fields]
+        assert len(names) == len(set(names)), names
+
     # --- organizations ----------------------------------------------------------------------
     @pytest.mark.parametrize("kind", KINDS)
     def test_another_organization_sees_none_of_the_records(self, kind: Kind) -> None:
         elsewhere = self.open_elsewhere()
-        cursor = elsewhere.current_revision()
+        cursor = elsewhere.current_cursor()
         backend = self.open_backend()
         self.created(backend, kind, sample(kind, 1), origin="AAMk-1")
         assert list(elsewhere.changes_since(kind, cursor)) == []

@@ -1,14 +1,16 @@
-"""A CRM kept in memory: the smallest backend that keeps the whole CRM contract.
+"""A CRM kept in memory: the smallest backend that keeps the whole CRM contract, and a kind of
+CRM the test settings register ("memory"), so that the engine can be run end to end against a
+CRM that is not the built-in store.
 
 It proves `CrmBackend` is complete: the engine's side of every behaviour the contract asks
 goes through the interface alone (only the test's own set-up, a classification node, and its
-look at an event's participants go around it). It also gives tests a CRM without a database.
+look at an event's participants and an e-mail's links go around it). It also gives tests a
+CRM without a database.
 
-Organizations are named by strings; every `MemoryCrm` of one organization sees the same data
-within the process. The change cursor is the organization's revision counter: every write
-takes the next revision, and a record's version is the revision of its last write.
-
-Not thread-safe: tests drive it from one thread.
+A test backend: its data lives in this process's memory, one store per organization
+(memory_store.py), and is lost when the process ends. The change cursor is the organization's
+revision counter: every write takes the next revision, and a record's version is the revision
+of its last write.
 """
 
 from __future__ import annotations
@@ -16,110 +18,45 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import hashlib
-import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
-from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmWrite
+from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmWrite, RecordSummary
 from engine.matching import full_name, name_key
-from engine.records import IDENTITY_FIELDS, ContactRecord, EventRecord, Kind, Record, exception_view
+from engine.records import (
+    IDENTITY_FIELDS,
+    ContactRecord,
+    EventRecord,
+    Kind,
+    PostalAddress,
+    Record,
+    exception_view,
+)
+from tests.engine.crmstore.memory_kind import MemoryKind
+from tests.engine.crmstore.memory_mail import MemoryMail
+from tests.engine.crmstore.memory_store import (
+    Row,
+    company_name_key,
+    display_name,
+    new_key,
+    photo_token,
+)
 
 STAMP_PREFIX = "memory"
 # Fields of a record that are not written: identity, and the photo (written by set_photo).
 UNWRITTEN = IDENTITY_FIELDS | {"photo_token"}
 # Attendees are kept as participants, not as a field.
 EVENT_UNWRITTEN = UNWRITTEN | {"attendees"}
+CURSOR_PREFIX = f"{STAMP_PREFIX}-revision:"
 KEY_PREFIX = {Kind.CONTACTS: "person", Kind.CALENDAR: "event"}
 NO_VALID_TIMES = "The event has no valid start and end."
 MISSING = "The record no longer exists in the CRM."
-
-
-@dataclass
-class Row:
-    record: Record
-    version: int
-    modified: dt.datetime
-    origin: str
-    owner: str
-    branches: set[str] = field(default_factory=set)   # persons: classification nodes
-    photo: bytes | None = None                         # persons
-    participants: set[str] = field(default_factory=set)   # events: keys of persons
-
-
-@dataclass
-class Store:
-    """One organization's CRM."""
-
-    revision: int = 0
-    rows: dict[Kind, dict[str, Row]] = field(
-        default_factory=lambda: {Kind.CONTACTS: {}, Kind.CALENDAR: {}})
-    # Per kind and key, the last change: what changes_since() hands out.
-    journal: dict[Kind, dict[str, CrmChange]] = field(
-        default_factory=lambda: {Kind.CONTACTS: {}, Kind.CALENDAR: {}})
-    companies: dict[str, tuple[str, str]] = field(default_factory=dict)   # name key -> (key, name)
-    branches: dict[str, str | None] = field(default_factory=dict)         # node -> parent
-
-    def record_change(self, kind: Kind, key: str, deleted: bool = False) -> int:
-        self.revision += 1
-        self.journal[kind][key] = CrmChange(key, deleted, self.revision)
-        return self.revision
-
-    def branch(self, node: str) -> set[str]:
-        """The node and every node below it."""
-        found = {node}
-        while True:
-            below = {child for child, parent in self.branches.items()
-                     if parent in found and child not in found}
-            if not below:
-                return found
-            found |= below
-
-
-_STORES: dict[str, Store] = {}
-# Keys are unique in the process, so that a key of one organization names nothing in another.
-_KEYS = itertools.count(1)
-
-
-def new_key(prefix: str) -> str:
-    return f"{prefix}-{next(_KEYS)}"
-
-
-def store_of(organization: str) -> Store:
-    return _STORES.setdefault(organization, Store())
-
-
-def forget(organization: str) -> None:
-    """Drop an organization's data (a test's cleanup)."""
-    _STORES.pop(organization, None)
-
-
-def add_branch(organization: str, name: str, parent: str | None = None) -> str:
-    """A classification node, as a CRM user makes one; its key."""
-    node = new_key(f"node-{name}")
-    store_of(organization).branches[node] = parent
-    return node
-
-
-def participants(organization: str, key: str) -> set[str]:
-    """Keys of the persons taking part in the event `key`."""
-    return set(store_of(organization).rows[Kind.CALENDAR][key].participants)
-
-
-def company_name_key(name: str) -> str:
-    """" ACME  s.r.o." and "Acme s.r.o." are one company."""
-    return " ".join(name.split()).casefold()
-
-
-def photo_token(photo: bytes | None) -> str:
-    return hashlib.sha256(photo).hexdigest()[:32] if photo else ""
 
 
 def valid_times(record: EventRecord) -> bool:
     return record.start is not None and record.end is not None and record.start <= record.end
 
 
-class MemoryCrm(CrmBackend):
+class MemoryCrm(MemoryKind, MemoryMail, CrmBackend):
     """The CRM of `organization` as a profile of the CRM user `user` sees it: every person
     of the organization; with `own_only`, only the user's; with `branch`, those of that
     classification node and its sub-nodes. The events in scope are the user's."""
@@ -131,18 +68,17 @@ class MemoryCrm(CrmBackend):
         self.own_only = own_only
         self.branch = branch
 
-    @property
-    def _store(self) -> Store:
-        return store_of(self.organization)
-
     def _rows(self, kind: Kind) -> dict[str, Row]:
         return self._store.rows[kind]
 
     # reading
-    def current_revision(self) -> int:
-        return self._store.revision
+    def current_cursor(self) -> str:
+        revision = self._store.revision
+        # Marked as this kind's, so that no other kind's cursor passes for one of its own.
+        return f"{CURSOR_PREFIX}{revision}" if revision else ""
 
-    def changes_since(self, kind: Kind, revision: int) -> Iterator[CrmChange]:
+    def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
+        revision = _revision(cursor)
         changes = [c for c in self._store.journal[kind].values() if c.revision > revision]
         yield from sorted(changes, key=lambda c: c.revision)
 
@@ -277,6 +213,28 @@ class MemoryCrm(CrmBackend):
             self._store.record_change(kind, key, deleted=True)
         return CrmWrite(key)
 
+    # reports
+    def summaries(self, kind: Kind, keys: Sequence[str]) -> dict[str, RecordSummary]:
+        if kind not in KEY_PREFIX:
+            return {}
+        found: dict[str, RecordSummary] = {}
+        for key, crm in self.fetch(kind, keys).items():
+            record = crm.record
+            if isinstance(record, EventRecord):
+                found[key] = RecordSummary(key, record.subject, dataclasses.replace(
+                    record, exceptions=[]), owner=self._rows(kind)[key].owner)
+            elif isinstance(record, ContactRecord):
+                # A person has one company here: the one the record holds.
+                found[key] = RecordSummary(key, display_name(key, record), record,
+                                           companies=(record.company,) if record.company else ())
+        return found
+
+    def field_labels(self, kind: Kind) -> dict[str, str]:
+        return dict(CONTACT_LABELS) if kind is Kind.CONTACTS else {}
+
+    def record_url(self, kind: Kind, key: str) -> str:
+        return ""   # no pages: its records are seen only through the interface
+
     # calendar lookups
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
         wanted = {uid for uid in uids if uid}
@@ -328,3 +286,26 @@ class MemoryCrm(CrmBackend):
         # A key as this CRM makes them, whether or not its record still exists.
         number = key.removeprefix(f"{KEY_PREFIX[kind]}-")
         return key if number != key and number.isdigit() else None
+
+
+def _revision(cursor: str) -> int:
+    """The revision a cursor of this kind names. Any other text (never read, or a cursor of
+    another CRM the organization used before) reads every change: the content hashes make
+    the ones already synced no-ops."""
+    number = cursor.removeprefix(CURSOR_PREFIX)
+    return int(number) if number != cursor and number.isdigit() else 0
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+# A person's fields by the names reports give them; an address by its parts.
+CONTACT_LABELS = {
+    **{f"{f.name.removesuffix('_address')}_{part.name}": _label(
+        f"{f.name.removesuffix('_address')}_{part.name}")
+       for f in dataclasses.fields(ContactRecord) if f.name.endswith("_address")
+       for part in dataclasses.fields(PostalAddress)},
+    **{f.name: _label(f.name) for f in dataclasses.fields(ContactRecord)
+       if isinstance(f.default, str) and f.name not in UNWRITTEN | {"display_name"}},
+}

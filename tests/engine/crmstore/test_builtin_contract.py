@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from crm.models import ClassificationNode, CrmUser, Event
+from crm.models import ClassificationNode, Email, Event
 from engine.crmstore.base import CrmBackend
 from engine.crmstore.builtin import BuiltinCrm, PersonOptions
 from engine.crmstore.builtin_events import EventOptions
-from profiles.models import Organization
-from tests.engine.crmstore.contract import USERS, CrmContract
-
-
-def crm_users(organization: Organization) -> dict[str, int]:
-    return {name: CrmUser.objects.create(organization=organization, name=name.title(),
-                                         login=name).pk
-            for name in USERS}
+from profiles.models import CrmConnection, Organization, SyncProfile
+from tests.engine.crmstore.contract import CrmContract
+from tests.engine.crmstore.harness import crm_users, sync_profile
 
 
 def builtin_crm(organization: Organization, owner_id: int, *, own_only: bool = False,
@@ -42,6 +37,8 @@ KNOWN_LIMITS = {
 
 
 class TestBuiltinCrm(CrmContract):
+    backend_class = BuiltinCrm
+
     @pytest.fixture(autouse=True)
     def _organizations(self, db: None, request: pytest.FixtureRequest) -> None:
         reason = KNOWN_LIMITS.get(request.node.name)
@@ -72,3 +69,14 @@ class TestBuiltinCrm(CrmContract):
     def participants(self, key: str) -> set[str]:
         event = Event.objects.get(organization=self.acme, pk=int(key))
         return {str(pk) for pk in event.persons.values_list("pk", flat=True)}
+
+    def email_links(self, key: str) -> tuple[set[str], set[str]]:
+        email = Email.objects.get(organization=self.acme, pk=int(key))
+        return ({str(pk) for pk in email.persons.values_list("pk", flat=True)},
+                {str(pk) for pk in email.companies.values_list("pk", flat=True)})
+
+    def connection(self) -> CrmConnection:
+        return CrmConnection.objects.get(organization=self.acme)
+
+    def profile(self, user: str, scope: str, branch: str | None = None) -> SyncProfile:
+        return sync_profile(self.acme, self.users[user], scope, branch)
