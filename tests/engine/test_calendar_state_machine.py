@@ -69,7 +69,7 @@ from engine import recurrence
 from engine.crmstore.builtin import BuiltinCrm
 from engine.models import Lease, Link, Retry, Run
 from engine.records import EventRecord, Kind, RecurrenceRule, canonical
-from engine.runner import Killed
+from engine.run.journal import Killed
 from engine.sync import crm_for
 from ewsim.testing import SimHandle
 from profiles.models import MailboxConnection, Organization, SyncProfile
