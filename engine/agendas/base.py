@@ -10,7 +10,8 @@ from typing import Any
 from engine.crmstore.base import CrmBackend, CrmRecord, CrmWrite
 from engine.mailbox.base import FolderInfo, ItemRef, MailboxBackend
 from engine.models import FolderState
-from engine.planner import ConflictPolicy, DeletionPolicy, Direction, Policy, Side, snapshot
+from engine.plan_actions import Side
+from engine.planner import ConflictPolicy, DeletionPolicy, Direction, Policy, snapshot
 from engine.records import Kind, Record
 from engine.run.link_table import LinkTable
 from profiles.models import SyncProfile

@@ -35,7 +35,7 @@ from engine.agendas.base import AgendaRules, WindowEntries
 from engine.crmstore.base import CrmBackend, CrmRecord, CrmWrite
 from engine.mailbox.base import ItemRef, MailboxBackend
 from engine.models import Agenda, FolderState
-from engine.planner import Side
+from engine.plan_actions import Side
 from engine.records import EventRecord, Kind, Record, RecurrenceRule
 from engine.run.flow import TwoWaySync
 from profiles.models import SyncProfile

@@ -20,13 +20,9 @@ from engine.mailbox.base import (
     WriteStatus,
 )
 from engine.models import Link
-from engine.planner import (
-    Leave,
-    Plan,
-    Policy,
-    Side,
-)
-from engine.planner import Link as LinkAction
+from engine.plan_actions import Leave, Plan, Side
+from engine.plan_actions import Link as LinkAction
+from engine.planner import Policy
 from engine.records import Kind, Record
 from engine.run.journal import Journal
 from engine.run.link_table import LinkTable

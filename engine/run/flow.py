@@ -44,15 +44,8 @@ from engine.mailbox.base import (
     Pending,
 )
 from engine.models import DuplicateCandidate, FolderState, Link, Run, RunItem
-from engine.planner import (
-    Known,
-    Plan,
-    Seen,
-    Side,
-    plan_linked,
-    plan_match,
-    plan_new,
-)
+from engine.plan_actions import Plan, Side
+from engine.planner import Known, Seen, plan_linked, plan_match, plan_new
 from engine.records import Record
 from engine.run.crm_changes import PendingCrmChanges
 from engine.run.executor import BATCH, Executor, Planned, RemoteWrites, plan_has_create

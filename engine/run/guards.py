@@ -13,10 +13,8 @@ from engine.mailbox.base import (
     WriteStatus,
 )
 from engine.models import FolderState, Link, RunItem
-from engine.planner import (
-    Policy,
-    Side,
-)
+from engine.plan_actions import Side
+from engine.planner import Policy
 from engine.records import Kind
 from engine.run.crm_changes import PendingCrmChanges
 from engine.run.executor import BATCH, Planned

@@ -18,16 +18,8 @@ from engine.mailbox.base import (
     Sought,
 )
 from engine.models import Link, RunItem
-from engine.planner import (
-    Duplicate,
-    Plan,
-    Policy,
-    Seen,
-    Side,
-    plan_linked,
-    plan_match,
-    plan_new,
-)
+from engine.plan_actions import Duplicate, Plan, Side
+from engine.planner import Policy, Seen, plan_linked, plan_match, plan_new
 from engine.records import Kind, Record
 from engine.run.crm_changes import PendingCrmChanges
 from engine.run.executor import BATCH, Planned, plan_has_create

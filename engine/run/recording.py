@@ -13,17 +13,9 @@ from engine.mailbox.base import (
     MailboxBackend,
 )
 from engine.models import Link, RunItem
-from engine.planner import (
-    Conflict,
-    Duplicate,
-    Leave,
-    PendingDeletion,
-    Policy,
-    Side,
-    Skip,
-    Unlink,
-)
-from engine.planner import Link as LinkAction
+from engine.plan_actions import Conflict, Duplicate, Leave, PendingDeletion, Side, Skip, Unlink
+from engine.plan_actions import Link as LinkAction
+from engine.planner import Policy
 from engine.records import Kind, data_hash
 from engine.run.executor import Planned, plan_has_create
 from engine.run.journal import Journal

@@ -14,10 +14,8 @@ from engine.mailbox.base import (
     Update,
 )
 from engine.models import Link
-from engine.planner import (
-    Policy,
-    Side,
-)
+from engine.plan_actions import Side
+from engine.planner import Policy
 from engine.records import ContactRecord, Kind
 from engine.run.executor import BATCH, Planned
 from engine.run.journal import Journal

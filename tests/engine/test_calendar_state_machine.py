@@ -83,7 +83,8 @@ PRAGUE = zoneinfo.ZoneInfo("Europe/Prague")
 DAYS_PAST, DAYS_FUTURE = 14, 31          # the profile's defaults (PRODUCT.md §4.1)
 START_DAY = dt.date(2026, 11, 25)
 # What a linked pair must hold equal on both sides. Categories, attendees and the UID travel
-# one way by design (calendar_sync's docstring); the machine leaves them at their defaults.
+# one way by design (engine/agendas/calendar.py's docstring); the machine leaves them at
+# their defaults.
 COMPARED = ("subject", "start", "end", "time_zone", "all_day", "location", "body", "private",
             "recurrence", "exceptions", "deleted_occurrences")
 EDITED = ("subject", "start", "location", "private")

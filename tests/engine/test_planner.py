@@ -7,20 +7,14 @@ import datetime as dt
 import pytest
 
 from engine.agendas.contacts import CONTACT_SYNCED
+from engine.plan_actions import Conflict, Leave, Link, PendingDeletion, Side, Skip, Unlink
 from engine.planner import (
-    Conflict,
     ConflictPolicy,
     DeletionPolicy,
     Direction,
     Known,
-    Leave,
-    Link,
-    PendingDeletion,
     Policy,
     Seen,
-    Side,
-    Skip,
-    Unlink,
     plan_linked,
     plan_match,
     plan_new,
