@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from engine.crmstore.base import CrmBackend, CrmUpdate
+from engine.crmstore.base import CrmUpdate
 from engine.mailbox.base import (
-    FolderInfo,
     ItemRef,
     MailboxBackend,
+    Pending,
     Update,
     WriteResult,
     WriteStatus,
@@ -22,14 +22,14 @@ from engine.mailbox.base import (
 from engine.models import Link
 from engine.plan_actions import Leave, Plan, Side
 from engine.plan_actions import Link as LinkAction
-from engine.planner import Policy
-from engine.records import Kind, Record
+from engine.records import Record
 from engine.run.journal import Journal
-from engine.run.link_table import LinkTable
 
 if TYPE_CHECKING:
     from engine.agendas.base import AgendaRules
+    from engine.run.recording import Recorder
 
+# Records per batch: an EWS bulk call takes up to 100 items.
 BATCH = 100
 
 
@@ -62,29 +62,33 @@ class RemoteWrites:
 
 
 class Executor:
-    """The part of a two-way run that writes."""
+    """Carries out a run's plans, a batch at a time, and hands them to the recorder."""
 
-    # Set up by TwoWaySync (engine/run/flow.py), for every part of the run.
-    journal: Journal
-    links: LinkTable
-    rules: AgendaRules
-    mailbox: MailboxBackend
-    crm: CrmBackend
-    kind: Kind
-    policy: Policy
-    folder: FolderInfo
+    def __init__(self, journal: Journal, mailbox: MailboxBackend, rules: AgendaRules,
+                 recorder: Recorder) -> None:
+        self.journal = journal
+        self.mailbox = mailbox
+        self.rules = rules
+        self.recorder = recorder
+        self.crm = rules.crm
+        self.kind = rules.kind
+        self.folder = rules.folder
+        self.policy = rules.policy
+        self.wrote_remote = False
+        # A batch whose Exchange writes are under way (execute with overlap).
+        self._in_flight: tuple[list[Planned], RemoteWrites, Pending[Any] | None] | None = None
 
-    def _execute(self, batch: list[Planned], overlap: bool = False) -> None:
+    def execute(self, batch: list[Planned], overlap: bool = False) -> None:
         """Carry out a batch's plans and record them. With `overlap`, its Exchange writes
         may still be under way when this returns: they are applied and recorded by the next
-        batch's _execute or by _settle(), so the Exchange round trips of one batch overlap
+        batch's execute or by settle(), so the Exchange round trips of one batch overlap
         the database work of the next (a first export of thousands of contacts waited on
         Exchange and on the database in turn; bench/)."""
         if not batch:
             return
         if self.journal.dry_run:
             # A dry run writes to neither side: its plans are recorded as they stand.
-            self._record_batch(batch)
+            self.recorder.record_batch(batch)
             return
         # One transaction per batch, not one per record: a commit is a disk sync, and a first
         # sync of thousands of contacts spent most of its time in them (bench/). The built-in
@@ -97,7 +101,7 @@ class Executor:
         remote = [p for p in batch if _waits_for_exchange(p)]
         local = [p for p in batch if not _waits_for_exchange(p)]
         if not remote:
-            self._settle()   # history stays in the order things were done
+            self.settle()   # history stays in the order things were done
         with transaction.atomic():
             created = self._create_crm_many(batch)
             created |= self._update_crm_many(batch, created)
@@ -108,19 +112,19 @@ class Executor:
             if local:
                 if not remote:
                     self.journal.point("remote writes")
-                self._record_batch(local)
-            self._links_before_remote(remote)
+                self.recorder.record_batch(local)
+            self.recorder.links_before_remote(remote)
         if not remote:
             return
         writes = self._remote_writes(remote)
-        self._settle()   # one batch's Exchange writes under way at a time, in order
+        self.settle()   # one batch's Exchange writes under way at a time, in order
         sending = self.mailbox.start(functools.partial(self._send, writes)) \
             if writes.creates or writes.updates else None
         self._in_flight = (remote, writes, sending)
         if not overlap:
-            self._settle()
+            self.settle()
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         """The batch whose Exchange writes are under way: their results, photos, history."""
         if self._in_flight is None:
             return
@@ -131,7 +135,7 @@ class Executor:
         self.journal.point("remote writes")
         for planned in batch:
             self._photos(planned)
-        self._record_batch(batch)
+        self.recorder.record_batch(batch)
 
     def _create_crm_many(self, batch: list[Planned]) -> set[int]:
         """The batch's new CRM records created together (a first import creates thousands);
@@ -145,7 +149,7 @@ class Executor:
         if len(creates) < 2:
             return set()
         results = self.crm.create_many(self.kind, [
-            (write.record, planned.remote_id or self._link_action(planned).remote_id or "")
+            (write.record, planned.remote_id or link_action(planned).remote_id or "")
             for planned, write in creates])
         return self._crm_written([planned for planned, _ in creates], results)
 
@@ -181,7 +185,7 @@ class Executor:
     def _crm_version_read(self, planned: Planned) -> str:
         """The CRM version a plan was made from: its update of the CRM names it, so a user's
         edit made since is not overwritten unseen (nor hidden behind the write's version)."""
-        return self._link_action(planned).crm_version or (
+        return link_action(planned).crm_version or (
             planned.link.crm_version if planned.link else "")
 
     def _write_crm(self, planned: Planned) -> None:
@@ -194,7 +198,7 @@ class Executor:
             if write.side is not Side.CRM:
                 continue
             if write.key is None:
-                origin = planned.remote_id or self._link_action(planned).remote_id or ""
+                origin = planned.remote_id or link_action(planned).remote_id or ""
                 # Re-creating a record deleted in the CRM (its change won): a run killed after
                 # creating it may have done so already — its origin says.
                 done = self.crm.find_by_origin(self.kind, [origin]).get(origin) \
@@ -224,12 +228,12 @@ class Executor:
             for write in planned.plan.writes:
                 if write.side is not Side.REMOTE:
                     continue
-                crm_key = planned.crm_key or self._link_action(planned).crm_key or ""
+                crm_key = planned.crm_key or link_action(planned).crm_key or ""
                 record = self.rules.outgoing(write.record, crm_key)
                 if write.key is None:
                     creates.append((planned, record))
                 else:
-                    version = (self._link_action(planned).remote_version
+                    version = (link_action(planned).remote_version
                                or (planned.link.remote_version if planned.link else ""))
                     updates.append((planned, Update(ItemRef(write.key, version), record,
                                                     write.fields - {"photo_token"}
@@ -289,7 +293,7 @@ class Executor:
         other; each side's token for it goes into that side's snapshot."""
         if planned.failed:
             return
-        action = self._link_action(planned)
+        action = link_action(planned)
         for write in planned.plan.writes:
             if "photo_token" not in write.fields:
                 continue
@@ -316,10 +320,6 @@ class Executor:
                 else:
                     planned.warnings.append(f"The photo was not written: {result.message}")
 
-    @staticmethod
-    def _link_action(planned: Planned) -> LinkAction:
-        links = planned.plan.of(LinkAction)
-        return links[0] if links else LinkAction(None, None, {}, {})
 
 
 def plan_has_create(plan: Plan) -> bool:
@@ -330,3 +330,9 @@ def _waits_for_exchange(planned: Planned) -> bool:
     """Whether the plan is done only after Exchange I/O: writes to Exchange, or a photo
     (read from one side, written to the other after the batch's Exchange writes)."""
     return any(w.side is Side.REMOTE or "photo_token" in w.fields for w in planned.plan.writes)
+
+
+def link_action(planned: Planned) -> LinkAction:
+    """The plan's link of the pair (an empty one if it links nothing)."""
+    links = planned.plan.of(LinkAction)
+    return links[0] if links else LinkAction(None, None, {}, {})

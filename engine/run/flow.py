@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
 
 from engine import folder_move
 from engine.agendas.base import AgendaRules, WindowEntries
@@ -41,28 +40,30 @@ from engine.mailbox.base import (
     ItemRef,
     MailboxBackend,
     MailboxError,
-    Pending,
 )
 from engine.models import DuplicateCandidate, FolderState, Link, Run, RunItem
 from engine.plan_actions import Plan, Side
 from engine.planner import Known, Seen, plan_linked, plan_match, plan_new
 from engine.records import Record
 from engine.run.crm_changes import PendingCrmChanges
-from engine.run.executor import BATCH, Executor, Planned, RemoteWrites, plan_has_create
+from engine.run.executor import BATCH, Executor, Planned, plan_has_create
 from engine.run.guards import MassGuards
 from engine.run.journal import Journal
 from engine.run.link_table import link_table
 from engine.run.reading import ExchangeReading
-from engine.run.recording import Recording
+from engine.run.recording import Recorder
 from engine.run.stamps import IdentityStamps
 
 log = logging.getLogger(__name__)
 
 
-class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamps):
+class TwoWaySync(ExchangeReading, MassGuards):
     """One two-way run of one agenda. The agenda's rules say what is in scope, how records
     are matched and how they look on each side; everything else (order, batching,
-    checkpoints, history, crash safety) is the same for every agenda."""
+    checkpoints, history, crash safety) is the same for every agenda. Its parts: the
+    journal, the link table, the executor (with its recorder) and the identity stamps;
+    reading Exchange and the mass guards are steps of the run itself (reading.py,
+    guards.py)."""
 
     def __init__(self, rules: AgendaRules, mailbox: MailboxBackend, *,
                  dry_run: bool = False, trigger: str = "manual",
@@ -80,7 +81,12 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
         self.journal = Journal(self.profile, self.agenda, dry_run=dry_run, trigger=trigger,
                                checkpoint=checkpoint, progress=progress)
         self.links = link_table(self.profile, self.agenda, dry_run=dry_run)
-        self.wrote_remote = False
+        self.stamps = IdentityStamps(self.journal, self.links, mailbox, self.crm, self.kind,
+                                     settle=lambda: self.executor.settle())
+        self.recorder = Recorder(self.journal, self.links, rules, self.stamps)
+        self.executor = Executor(self.journal, mailbox, rules, self.recorder)
+        # Exchange written to by the run's own steps (items moved to a new folder, deletions).
+        self._wrote_remote = False
         # Records of the items parked by this run's read, kept so matching them need not
         # fetch them a second time (a first import would read every contact twice). Items
         # parked by an earlier, interrupted run are not here and are fetched as before.
@@ -88,26 +94,16 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
         # CRM records this run created from new Exchange items while reading: not partners
         # for the items read after them (matching looks at the CRM as the run found it).
         self._imported_keys: set[str] = set()
-        # CRM records this run made duplicate candidates: held like those stored before (a
-        # dry run stores none, and would otherwise plan to copy them).
-        self._held_keys: set[str] = set()
-        # While a batch is recorded: its new links, written together (_record_batch).
-        self._new_links: dict[str, dict[str, Any]] | None = None
         self.state: FolderState | None = None
-        # Why a deletion decided in this run is carried out, where the plain "deleted in
-        # Exchange" would not say it (a meeting its organizer deleted or cancelled): by link.
-        self._deletion_reasons: dict[int, str] = {}
-        # A batch whose Exchange writes are under way (_execute with overlap).
-        self._in_flight: tuple[list[Planned], RemoteWrites, Pending[Any] | None] | None = None
         # The mass-creation guard (_creations_held): a profile's first run is never held;
         # the sides (where records would be created) this run holds.
         self._first_run = True
         self._held_sides: set[Side] = set()
-        # Contacts linked in this run whose Exchange item is still to get its identity stamp
-        # (_stamp_imported): crm key, item id, the version the link holds. And the stamp each
-        # contact read in this run carried, so that one already stamped is not written again.
-        self._stamps_due: list[tuple[str, str, str]] = []
-        self._read_stamps: dict[str, str] = {}
+
+    @property
+    def wrote_remote(self) -> bool:
+        """Whether this run wrote to Exchange (its writes come back as changes)."""
+        return self._wrote_remote or self.executor.wrote_remote or self.stamps.wrote_remote
 
     @property
     def run_record(self) -> Run | None:
@@ -134,7 +130,7 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
         if window is not None:
             self._window_entries(window, pending)
         self._match_parked(pending)
-        self._stamp_imported()
+        self.stamps.write_due()
         unchanged = self._linked_as_is(pending)
         keys = [key for key in pending if key not in unchanged]
         self._creations_held(Side.REMOTE, lambda: self._new_in_crm(keys, pending))
@@ -142,9 +138,9 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
         for start in range(0, len(keys), BATCH):
             self._crm_batch(keys[start:start + BATCH])
             self.journal.renew()
-        self._settle()
-        self._stamp_imported()
-        self._backfill_stamps()
+        self.executor.settle()
+        self.stamps.write_due()
+        self.stamps.backfill(self.state)
         # Held creations are CRM changes not carried out: the cursor stays before them.
         if Side.REMOTE not in self._held_sides:
             self.links.save_state(state, crm_cursor=cursor_now)
@@ -177,7 +173,7 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
                                              self.folder, self.mailbox, moved)
         if followed is None:
             return
-        self.wrote_remote = self.wrote_remote or followed.moved > 0
+        self._wrote_remote = self._wrote_remote or followed.moved > 0
         if followed.failed:
             raise MailboxError(
                 f"{followed.failed} synced items could not be moved into “{self.folder.path}”, "
@@ -201,7 +197,7 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
             if not linked and not self.links.by_remote_id([result[0].id]):
                 remote = Seen(result[0].id, result[0].version, result[1],
                               modified=getattr(result[1], "modified", None))
-                self._execute([self._planned(plan_match(crm, remote, self.policy), None,
+                self.executor.execute([self._planned(plan_match(crm, remote, self.policy), None,
                                              candidate.remote_title)])
                 pending.take(candidate.crm_key)
                 self.links.close_candidacies(candidate.crm_key, candidate.remote_id)
@@ -255,7 +251,7 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
                 self.journal.report(more=counted - announced)
                 announced = counted
             self._handle_changes(page.changes, page.errors, pending)
-            self._stamp_imported()
+            self.stamps.write_due()
             remote_state = page.state
             self.links.save_state(state, remote_state=page.state)
             self.journal.point("remote page checkpointed")
@@ -283,7 +279,7 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
     def _crm_batch(self, keys: Sequence[str]) -> None:
         links = self.links.by_crm_key(keys)
         seen = self._crm_seen(keys)
-        held = self._held_keys | self.links.held_as_candidates(list(keys))
+        held = self.recorder.held_keys | self.links.held_as_candidates(list(keys))
         batch: list[Planned] = []
         for key in keys:
             link = links.get(key)
@@ -304,7 +300,7 @@ class TwoWaySync(ExchangeReading, Executor, Recording, MassGuards, IdentityStamp
                     self._hold_creation(planned)
                     continue
                 batch.append(planned)
-        self._execute(batch, overlap=True)
+        self.executor.execute(batch, overlap=True)
 
     def _planned(self, plan: Plan, link: Link | None, title: str = "") -> Planned:
         return Planned(plan, title or (link.title if link else ""),

@@ -17,12 +17,15 @@ from engine.plan_actions import Side
 from engine.planner import Policy
 from engine.records import Kind
 from engine.run.crm_changes import PendingCrmChanges
-from engine.run.executor import BATCH, Planned
+from engine.run.executor import BATCH, Planned, link_action
 from engine.run.journal import Journal
 from engine.run.link_table import LinkTable
 
 if TYPE_CHECKING:
     from engine.agendas.base import AgendaRules
+    from engine.run.executor import Executor
+    from engine.run.recording import Recorder
+    from engine.run.stamps import IdentityStamps
 
 
 class MassGuards:
@@ -37,6 +40,9 @@ class MassGuards:
     kind: Kind
     policy: Policy
     folder: FolderInfo
+    executor: Executor
+    recorder: Recorder
+    stamps: IdentityStamps
 
     def _deletions(self) -> bool:
         waiting = self.links.waiting_deletions()
@@ -62,7 +68,7 @@ class MassGuards:
         for start in range(0, len(remote_doomed), BATCH):
             chunk = remote_doomed[start:start + BATCH]
             results = self.mailbox.delete(self.kind, [ItemRef(link.remote_id) for link in chunk])
-            self.wrote_remote = True
+            self._wrote_remote = True
             for link, result in zip(chunk, results, strict=False):
                 if result.ok:
                     self.links.forget(link)
@@ -80,7 +86,7 @@ class MassGuards:
         for link in waiting.filter(state=Link.State.REMOTE_DELETED):
             result = self.crm.delete(self.kind, link.crm_key)
             if result.ok:
-                reason = self._deletion_reasons.get(link.pk, "deleted in Exchange")
+                reason = self.recorder.deletion_reasons.get(link.pk, "deleted in Exchange")
                 self.links.forget(link)
                 self.journal.line(RunItem.Action.DELETE_CRM, link.title, link.crm_key,
                                   link.remote_id, reason)
@@ -116,9 +122,10 @@ class MassGuards:
     def _hold_creation(self, planned: Planned) -> None:
         """A creation the guard holds: listed; what would be created is looked at again by
         the next run (a parked Exchange item stays parked; a CRM record is retried)."""
-        action = self._link_action(planned)
+        action = link_action(planned)
         self.journal.line(RunItem.Action.PENDING_CREATE, planned.title, action.crm_key or "",
-                   action.remote_id or "", "more creations than the mass-creation guard allows")
+                          action.remote_id or "",
+                          "more creations than the mass-creation guard allows")
         if action.crm_key:
             # Also records that came into scope without changing (calendar: the window moved).
             self.links.retry_unless_waiting("crm", action.crm_key,

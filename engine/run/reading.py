@@ -28,6 +28,9 @@ from engine.run.link_table import LinkTable
 
 if TYPE_CHECKING:
     from engine.agendas.base import AgendaRules
+    from engine.run.executor import Executor
+    from engine.run.recording import Recorder
+    from engine.run.stamps import IdentityStamps
 
 # At most this many parked records are kept in memory for matching (the rest are fetched
 # again): ~2 kB each, so a first import of a huge mailbox stays within tens of MB.
@@ -46,6 +49,9 @@ class ExchangeReading:
     kind: Kind
     policy: Policy
     folder: FolderInfo
+    executor: Executor
+    recorder: Recorder
+    stamps: IdentityStamps
 
     def _handle_changes(self, changes: list[ItemChange], errors: list[ItemError],
                         pending: PendingCrmChanges) -> None:
@@ -56,9 +62,7 @@ class ExchangeReading:
             self.journal.line(RunItem.Action.ERROR, error.ref.id if error.ref else "",
                               remote_id=error.ref.id if error.ref else "",
                               detail=error.message)
-        if self._stamps_needed():
-            self._read_stamps.update((c.ref.id, c.record.stamp) for c in changes
-                                     if c.record is not None)
+        self.stamps.note_read(changes)
         links = self.links.by_remote_id([c.ref.id for c in changes])
         stamped = {c.ref.id: self.crm.key_from_stamp(self.kind, c.record.stamp)
                    for c in changes if c.record is not None and c.record.stamp}
@@ -119,7 +123,7 @@ class ExchangeReading:
             if not remote.in_scope:
                 continue   # never synced and outside the chosen categories: nothing to do
             to_park.append((change.ref, record))
-        self._execute(batch)
+        self.executor.execute(batch)
         self._new_remote_items(to_park)
 
     def _moved(self, gone: list[Link]) -> dict[str, str]:
@@ -156,7 +160,7 @@ class ExchangeReading:
             now.append(self._planned(plan_new(Side.REMOTE, remote, self.policy), None,
                                      self.rules.title(record)))
         self._park(to_park, remember=True)
-        self._execute(now)
+        self.executor.execute(now)
         self._imported_keys.update(p.crm_key for p in now if p.crm_key)
 
     def _crm_candidates(self, keys: list[str]) -> dict[str, list[str]]:
@@ -237,12 +241,12 @@ class ExchangeReading:
                 planned.unpark = remote_id
                 batch.append(planned)
             # The batch's Exchange writes (matched pairs filled in) overlap what follows; each
-            # item stays parked until its plan is recorded (_record_batch), so a crash before
-            # then finds it parked again.
-            self._execute(batch, overlap=True)
+            # item stays parked until its plan is recorded (Recorder.record_batch), so a crash
+            # before then finds it parked again.
+            self.executor.execute(batch, overlap=True)
             settled = {planned.unpark for planned in batch} | held
             self.links.unpark([rid for rid, _ in chunk if rid not in settled])
-            self._stamp_imported(at_least=BATCH)
+            self.stamps.write_due(at_least=BATCH)
             self.journal.renew()
 
     def _parked_items(self, remote_ids: list[str]) -> list[Any]:

@@ -7,38 +7,38 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from engine.crmstore.base import CrmBackend
-from engine.mailbox.base import (
-    FolderInfo,
-    MailboxBackend,
-)
 from engine.models import Link, RunItem
 from engine.plan_actions import Conflict, Duplicate, Leave, PendingDeletion, Side, Skip, Unlink
 from engine.plan_actions import Link as LinkAction
-from engine.planner import Policy
-from engine.records import Kind, data_hash
-from engine.run.executor import Planned, plan_has_create
+from engine.records import data_hash
+from engine.run.executor import Planned, link_action, plan_has_create
 from engine.run.journal import Journal
 from engine.run.link_table import LinkTable
+from engine.run.stamps import IdentityStamps
 
 if TYPE_CHECKING:
     from engine.agendas.base import AgendaRules
 
 
-class Recording:
-    """The part of a two-way run that records."""
+class Recorder:
+    """Records what a run's plans did: history lines, links, retries, duplicate candidates."""
 
-    # Set up by TwoWaySync (engine/run/flow.py), for every part of the run.
-    journal: Journal
-    links: LinkTable
-    rules: AgendaRules
-    mailbox: MailboxBackend
-    crm: CrmBackend
-    kind: Kind
-    policy: Policy
-    folder: FolderInfo
+    def __init__(self, journal: Journal, links: LinkTable, rules: AgendaRules,
+                 stamps: IdentityStamps) -> None:
+        self.journal = journal
+        self.links = links
+        self.rules = rules
+        self.stamps = stamps
+        # CRM records this run made duplicate candidates: held like those stored before (a
+        # dry run stores none, and would otherwise plan to copy them).
+        self.held_keys: set[str] = set()
+        # Why a deletion decided in this run is carried out, where the plain "deleted in
+        # Exchange" would not say it (a meeting its organizer deleted or cancelled): by link.
+        self.deletion_reasons: dict[int, str] = {}
+        # While a batch is recorded: its new links, written together (record_batch).
+        self._new_links: dict[str, dict[str, Any]] | None = None
 
-    def _record_batch(self, batch: list[Planned]) -> None:
+    def record_batch(self, batch: list[Planned]) -> None:
         # Recording is database work only: one commit for the batch's links and history.
         # Rolled back by a crash, it is found again next run (stamps, origins; ARCHITECTURE).
         with transaction.atomic(), self.journal.together():
@@ -96,7 +96,7 @@ class Recording:
             self.journal.line(RunItem.Action.DUPLICATE, planned.title, duplicate.crm_key,
                               duplicate.remote_id,
                               duplicate.reason or f"shares {duplicate.address}")
-            self._held_keys.add(duplicate.crm_key)
+            self.held_keys.add(duplicate.crm_key)
             if not self.journal.dry_run:   # the CRM's title is read for the report only
                 self.links.propose(duplicate.crm_key, duplicate.remote_id,
                                    address=duplicate.address, remote_title=planned.title,
@@ -121,17 +121,17 @@ class Recording:
             if planned.link is not None:
                 self.links.set_state(planned.link, state)
                 if pending.reason:
-                    self._deletion_reasons[planned.link.pk] = pending.reason
+                    self.deletion_reasons[planned.link.pk] = pending.reason
             if self.journal.dry_run:   # nothing waits for the guard: listed now
                 action = (RunItem.Action.DELETE_REMOTE if pending.deleted_on is Side.CRM
                           else RunItem.Action.DELETE_CRM)
                 self.journal.line(action, planned.title, planned.crm_key or "",
                            planned.remote_id or "", pending.reason or "deleted on the other side")
-        for link_action in plan.of(LinkAction):
-            self._save_link(planned, link_action)
+        for pairing in plan.of(LinkAction):
+            self._save_link(planned, pairing)
 
     def _retry_later(self, planned: Planned) -> None:
-        action = self._link_action(planned)
+        action = link_action(planned)
         for side, key in (("crm", planned.crm_key or action.crm_key),
                           ("remote", planned.remote_id or action.remote_id)):
             if key:
@@ -163,10 +163,9 @@ class Recording:
             remote_version=(remote.version if remote else "") or action.remote_version
             or (link.remote_version if link else ""),
             organizes=_organizes(action, link))
-        if self._stamp_due(planned, crm_key, remote_id):
-            self._stamps_due.append((crm_key, remote_id, values["remote_version"]))
+        self.stamps.owe(planned.plan, crm_key, remote_id, values["remote_version"])
         if link is None and self._new_links is not None:
-            # Written with the batch's other new links (_record_batch).
+            # Written with the batch's other new links (record_batch).
             self._new_links[crm_key] = values
             if not plan_has_create(planned.plan):
                 self.journal.line(RunItem.Action.LINK, planned.title, crm_key, remote_id,
@@ -185,7 +184,7 @@ class Recording:
                     self.journal.line(RunItem.Action.LINK, planned.title, crm_key, remote_id,
                                       "the same record on both sides")
 
-    def _links_before_remote(self, batch: list[Planned]) -> None:
+    def links_before_remote(self, batch: list[Planned]) -> None:
         """The links of plans whose CRM writes are done and whose Exchange writes are not yet:
         as LinkAction.before_remote says, with the versions they had (so that both records
         are looked at again next time, should the Exchange writes never happen). Saved in
@@ -193,7 +192,7 @@ class Recording:
         fresh: list[Link] = []
         changed: list[Link] = []
         for planned in batch:
-            action = self._link_action(planned)
+            action = link_action(planned)
             crm_key = planned.crm_key or action.crm_key
             remote_id = action.remote_id or planned.remote_id
             if (planned.failed or action.before_remote is None or not crm_key or not remote_id
@@ -210,6 +209,11 @@ class Recording:
                 # A copy: planned.link keeps what the plan was made from.
                 changed.append(Link(pk=link.pk, **values))
         self.links.save_many(fresh, changed, sorted(LINK_STATE_FIELDS))
+
+
+    def _crm_title(self, key: str) -> str:
+        fetched = self.rules.crm.fetch(self.rules.kind, [key]).get(key)
+        return self.rules.title(fetched.record) if fetched else key
 
 
 # What a link knows of the pair, as _link_values() gives it.
@@ -241,3 +245,4 @@ def _link_values(planned: Planned, crm_key: str, remote_id: str, crm_snapshot: d
         "remote_uid": str(remote_snapshot.get("uid") or "")[:512],
         "organizes": organizes,
     }
+
