@@ -92,7 +92,7 @@ class FolderState(models.Model):
     window_checked = models.DateField(null=True, blank=True)
     # Contacts on EWS: whether the linked items were all given their identity stamp. Links
     # made before imports and matches were stamped are stamped once (engine/run/stamps.py,
-    # _backfill_stamps); a folder read for the first time is stamped as it is linked.
+    # IdentityStamps.backfill); a folder read for the first time is stamped as it is linked.
     stamps_checked = models.BooleanField(default=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -56,7 +56,8 @@ class MassGuards:
             self.journal.say(f"{count} deletions wait for an administrator's approval")
             for link in waiting:
                 self.journal.line(RunItem.Action.PENDING_DELETE, link.title, link.crm_key,
-                           link.remote_id, "more deletions than the mass-deletion guard allows")
+                                  link.remote_id,
+                                  "more deletions than the mass-deletion guard allows")
             return True
         if self.journal.dry_run:   # listed, not carried out
             for link in waiting:

@@ -126,7 +126,8 @@ class Recorder:
                 action = (RunItem.Action.DELETE_REMOTE if pending.deleted_on is Side.CRM
                           else RunItem.Action.DELETE_CRM)
                 self.journal.line(action, planned.title, planned.crm_key or "",
-                           planned.remote_id or "", pending.reason or "deleted on the other side")
+                                  planned.remote_id or "",
+                                  pending.reason or "deleted on the other side")
         for pairing in plan.of(LinkAction):
             self._save_link(planned, pairing)
 
