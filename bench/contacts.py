@@ -149,7 +149,7 @@ def seed_crm(profile: Any, records: list[Any]) -> None:
     user's, so that they are in the profile's (default) contact scope."""
     organization_id = profile.organization_id
     from crm.models import ADDRESS_PARTS, Company, Person, PersonCompany
-    from engine.crmstore.builtin import ADDRESS_FIELDS, PLAIN_FIELDS
+    from engine.crmstore.builtin_persons import ADDRESS_FIELDS, PLAIN_FIELDS
 
     companies = {name: Company.find_or_create_by_name(organization_id, name).pk
                  for name in sorted({r.company for r in records if r.company})}

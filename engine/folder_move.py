@@ -2,7 +2,7 @@
 
 The engine keeps one `FolderState` per (profile, agenda, folder). A state left for another
 folder than the one the agenda now names means an administrator chose a new folder (the admin
-asks them to confirm it: `profiles.folder_change`). Reading the new folder from scratch while
+asks them to confirm it: `console.folder_change`). Reading the new folder from scratch while
 the links still name the old folder's items would leave those items behind, and the CRM
 records linked to them out of the new folder; a force resync instead would create every CRM
 record again in the new folder — the user's Outlook would hold both copies. So before the run

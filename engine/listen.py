@@ -43,8 +43,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import close_old_connections, connections
 from django.db.models import Count, Max, Q
 
-from crm.tracking import Change, RevisionCounter
 from engine import pausing
+from engine.crmstore import registry
+from engine.crmstore.base import ChangeWatch, OrganizationChanges
 from engine.mailbox import access_for, backend_class
 from engine.mailbox.base import (
     FolderInfo,
@@ -394,47 +395,32 @@ class Listener:
                 group.thread.start()
 
     # --- watching the CRM -------------------------------------------------------------------
-    def _crm_changes(self, seen: dict[int, int]) -> dict[int, int]:
-        """Queue the syncs concerned by journal rows newer than `seen` (organization -> the
-        last revision looked at); return the revisions looked at now.
+    def _crm_changes(self, watch: ChangeWatch) -> None:
+        """Queue the syncs concerned by what changed in the CRM since the last look."""
+        for changed in watch.changes():
+            self._organization_changes(changed)
 
-        Not by row id: the journal keeps one row per object and an edit moves that row to a
-        new revision in place, so only a newly created object gets a new row id. A counter
-        visible at revision R means every write up to R has committed (allocate_revision
-        locks the counter until its write commits), so the rows up to R are all there."""
-        current = dict(RevisionCounter.objects.values_list("organization_id", "value"))
-        for organization_id, revision in current.items():
-            since = seen.get(organization_id, 0)
-            if revision > since:
-                self._organization_changes(organization_id, since, revision)
-        return current
-
-    def _organization_changes(self, organization_id: int, since: int, until: int) -> None:
-        rows = Change.objects.filter(organization_id=organization_id, revision__gt=since,
-                                     revision__lte=until)
-        if rows.filter(kind=Change.Kind.PERSON).exists():
+    def _organization_changes(self, changed: OrganizationChanges) -> None:
+        organization_id = changed.organization_id
+        if changed.persons:
             for profile_id in SyncProfile.objects.filter(
                     organization_id=organization_id, active=True, sync_contacts=True
             ).values_list("pk", flat=True):
                 self.trigger(profile_id, Agenda.CONTACTS)
-        events = list(rows.filter(kind=Change.Kind.EVENT)
-                      .values_list("object_id", flat=True)[:EVENTS_LOOKED_UP + 1])
-        if not events:
+        if changed.events is not None and not changed.events:
             return
         calendars = SyncProfile.objects.filter(organization_id=organization_id, active=True,
                                                sync_calendar=True)
-        if len(events) > EVENTS_LOOKED_UP:
+        if changed.events is None:
             # A bulk change: every calendar of the organization is cheaper than the look-up
             # (a sync with nothing to do costs one request).
             concerned = set(calendars.values_list("pk", flat=True))
         else:
-            from crm.models import Event
-
             linked = set(Link.objects.filter(agenda=Agenda.CALENDAR,
-                                             crm_key__in=[str(e) for e in events],
+                                             crm_key__in=list(changed.events),
                                              profile__organization_id=organization_id)
                          .values_list("profile_id", flat=True))
-            owners = set(Event.objects.filter(pk__in=events).values_list("owner_id", flat=True))
+            owners = [int(key) for key in changed.event_owners if key.isdigit()]
             concerned = linked | set(calendars.filter(crm_user_id__in=owners)
                                      .values_list("pk", flat=True))
         for profile_id in concerned:
@@ -443,7 +429,10 @@ class Listener:
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> None:
         """Until `stop` is set: watch, poll the CRM, queue what is due."""
-        seen = dict(RevisionCounter.objects.values_list("organization_id", "value"))
+        # One watch per kind of CRM (a kind without one leaves its changes to the schedule).
+        watches = registry.change_watches(EVENTS_LOOKED_UP)
+        for watch in watches:
+            watch.changes()   # from now on
         next_refresh = 0.0
         stamp: tuple[object, ...] = ()
         while not self.stop.is_set():
@@ -460,7 +449,8 @@ class Listener:
                 log.exception("The listener could not read the profiles")
                 close_old_connections()
             try:
-                seen = self._crm_changes(seen)
+                for watch in watches:
+                    self._crm_changes(watch)
                 self._flush()
             except Exception:   # a database hiccup: try again on the next tick
                 log.exception("The listener's tick failed")

@@ -80,14 +80,15 @@ class Link(models.Model):
 
 
 class FolderState(models.Model):
-    """How far a profile's agenda has read: Exchange's sync state and the CRM revision."""
+    """How far a profile's agenda has read: Exchange's sync state and the CRM's change cursor."""
 
     profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
                                 related_name="folder_states")
     agenda = models.CharField(max_length=10, choices=Agenda.choices)
     folder_id = models.CharField(max_length=512)
     remote_state = models.TextField(blank=True)
-    crm_cursor = models.BigIntegerField(default=0)
+    # Opaque to the engine: what the CRM backend's current_cursor() gave; "" = never read.
+    crm_cursor = models.CharField(max_length=2000, blank=True, default="")
     # Calendar: the day the window was last read whole (it moves once a day).
     window_checked = models.DateField(null=True, blank=True)
     # Contacts on EWS: whether the linked items were all given their identity stamp. Links

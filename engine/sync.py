@@ -9,8 +9,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from engine import pausing
-from engine.crmstore.builtin import BuiltinCrm, PersonOptions
-from engine.crmstore.builtin_events import EventOptions
+from engine.crmstore import registry
+from engine.crmstore.base import CrmBackend
 from engine.mailbox import open_mailbox
 from engine.models import Agenda, Run
 from engine.progress import report as report_progress
@@ -35,21 +35,10 @@ def runner_class(agenda: str) -> Any:
         raise NotImplementedError(f"The {agenda} agenda cannot be synced yet.") from None
 
 
-def crm_for(profile: SyncProfile, agenda: str) -> BuiltinCrm:
-    """The built-in CRM as this profile sees it: its contact scope (its CRM user's persons,
-    the organization's or a classification branch's), its own events."""
-    calendar = profile.calendarsettings
-    contacts = profile.contactsettings
-    return BuiltinCrm(
-        profile.organization_id,
-        classification_node_id=contacts.branch_id,
-        person_options=PersonOptions(
-            owner_id=profile.crm_user_id,
-            own_only=contacts.scope == contacts.Scope.OWNED),
-        event_options=EventOptions(owner_id=profile.crm_user_id,
-                                   imported_status_id=calendar.imported_status_id,
-                                   link_attendees=calendar.link_attendees,
-                                   link_attendee_companies=calendar.link_attendee_companies))
+def crm_for(profile: SyncProfile, agenda: str) -> CrmBackend:
+    """The CRM as this profile sees it, of the kind its organization's CRM connection names
+    (the same for every agenda)."""
+    return registry.crm_for(profile)
 
 
 def sync(profile: SyncProfile, agenda: str, *, dry_run: bool = False, trigger: str = "manual",

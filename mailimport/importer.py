@@ -23,13 +23,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from crm.models import Document, DocumentCategory, Email, Person, email_fingerprint
-from engine.crmstore.base import CrmBackend
+from engine.crmstore.base import CrmBackend, SavedDocument
 from engine.mailbox.base import (
     ChangeType,
     FolderInfo,
@@ -97,7 +94,7 @@ class MailImport:
         mail = self.settings
         self.since = timezone.now() - dt.timedelta(days=mail.received_within_days)
         self.store = self._open_store() if mail.save_attachments else None
-        self._filed: dict[str, tuple[int, str]] = {}   # by `_already_filed`: item id -> e-mail
+        self._filed: dict[str, tuple[str, str]] = {}   # by `_already_filed`: item id -> e-mail
         self._retry_messages()
         for folder_id, path in mail.folders():
             folder = FolderInfo(id=folder_id, path=path, kind=Kind.MAIL)
@@ -167,12 +164,15 @@ class MailImport:
 
     def _already_filed(self, refs: list[ItemRef]) -> set[str]:
         """Items this profile has filed already need no fetching (a flag or read change)."""
-        filed = Email.objects.filter(
-            organization_id=self.profile.organization_id, users=self.profile.crm_user_id,
-            origin_item_id__in=[r.id for r in refs]).values_list("origin_item_id", "pk",
-                                                                  "subject")
-        self._filed.update((item_id, (pk, subject)) for item_id, pk, subject in filed)
-        return {item_id for item_id, _, _ in filed}
+        filed = self.crm.filed_emails(self._crm_user, [r.id for r in refs])
+        self._filed.update((item_id, (email.key, email.subject))
+                           for item_id, email in filed.items())
+        return set(filed)
+
+    @property
+    def _crm_user(self) -> str:
+        """The CRM user the profile files e-mails for, as the CRM backend names users."""
+        return str(self.profile.crm_user_id)
 
     def _left_out(self, older: list[LeftOut]) -> None:
         """A line for each message listed as received before the window, written together:
@@ -212,118 +212,60 @@ class MailImport:
             self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
                        detail=self._too_old(message.received))
             return
-        persons = list(Person.objects.filter(organization_id=self.profile.organization_id)
-                       .with_any_email(message.addresses())) if message.addresses() else []
+        found = self.crm.find_by_email(message.addresses())
+        persons = sorted({key for keys in found.values() for key in keys})
         if not persons and self.settings.unmatched == self.settings.Unmatched.SKIP:
             self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
                        detail="no CRM person among its sender and recipients")
             return
-        values = self._values(ref, message)
-        existing, collided = self._existing(ref, values)
-        mine = existing is not None and existing.users.filter(pk=self.profile.crm_user_id).exists()
-        if mine and self._attachments_done(existing, message):
+        match = self.crm.find_email(message, ref.id, self._crm_user)   # filed already?
+        mine = match.mine
+        if mine and self._attachments_done(match.key, message):
             # This profile filed it already: a copy in another folder, or a change of one
             # filed from another mailbox first (`_already_filed` knows only the first one's).
-            assert existing is not None
-            self._item(RunItem.Action.SKIP, title, str(existing.pk), ref.id,
-                       f"duplicate of e-mail #{existing.pk}, filed already")
+            self._item(RunItem.Action.SKIP, title, match.key, ref.id,
+                       f"duplicate of e-mail #{match.key}, filed already")
             return
-        matched = ", ".join(sorted(p.display_name for p in persons)) or "nobody in the CRM"
+        names = self.crm.person_names(persons) if persons else {}
+        matched = ", ".join(sorted(names.values())) or "nobody in the CRM"
         notes: list[str] = []
-        if collided is not None:
+        if match.collided:
             # Named by its number only: it may be another user's mail.
-            notes.append(f"Message-ID collision: e-mail #{collided.pk} has the same Message-ID "
-                         f"but another sender, date or subject, so this message is filed as an "
-                         f"e-mail of its own")
+            notes.append(f"Message-ID collision: e-mail #{match.collided} has the same "
+                         f"Message-ID but another sender, date or subject, so this message is "
+                         f"filed as an e-mail of its own")
         if self.dry_run:
-            action = (RunItem.Action.CREATE_CRM if existing is None else
+            action = (RunItem.Action.CREATE_CRM if not match.key else
                       RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
-            self._item(action, title, str(existing.pk) if existing else "", ref.id,
+            self._item(action, title, match.key, ref.id,
                        "; ".join([f"linked to {matched}", *notes]))
             return
         failed = False
-        documents: list[Document] = []
+        documents: list[SavedDocument] = []
         if self.store is not None:
-            failed = self._save_attachments(ref, message, existing, notes, documents)
+            failed = self._save_attachments(self.store, ref, message, match.key, notes,
+                                            documents)
         detail = f"linked to {matched}" + (f"; {'; '.join(notes)}" if notes else "")
         # One commit for all the message leaves in the database (the e-mail and its links,
-        # its documents, the history line, a retry): a commit is a disk sync, and one per
-        # e-mail, per document and per line was a good part of an import run's time
-        # (bench/mail.py). The attachments are saved first, so no network I/O runs inside.
-        # A crash before it leaves saved files without an e-mail: the message is read again
-        # (its page's state was not stored) and the store finds the files by their content.
-        with transaction.atomic():
-            email, created = self._file(values, existing, persons)
-            if documents:
-                # Another mailbox's run may have filed this message and its files meanwhile.
-                taken = set(email.documents.values_list("original_name", flat=True))
-                for document in documents:
-                    document.email = email
-                Document.objects.bulk_create(
-                    [d for d in documents if d.original_name not in taken])
+        # its documents, the history line, a retry), where the CRM is in this database (the
+        # built-in store): a commit is a disk sync, and one per e-mail, per document and per
+        # line was a good part of an import run's time (bench/mail.py). The attachments are
+        # saved first, so no network I/O runs inside. A crash before it leaves saved files
+        # without an e-mail: the message is read again (its page's state was not stored) and
+        # the store finds the files by their content.
+        with self.crm.shared_transaction():
+            filing = self.crm.file_email(message, ref.id, match, self._crm_user, persons,
+                                         documents)
             if failed:
-                self._item(RunItem.Action.ERROR, title, str(email.pk), ref.id,
+                self._item(RunItem.Action.ERROR, title, filing.key, ref.id,
                            detail + " (tried again next run)")
                 Retry.objects.update_or_create(profile=self.profile, agenda=self.agenda,
                                                side="remote", key=ref.id,
                                                defaults={"reason": detail[:2000]})
                 return
-            action = (RunItem.Action.CREATE_CRM if created else
+            action = (RunItem.Action.CREATE_CRM if filing.created else
                       RunItem.Action.UPDATE_CRM if mine else RunItem.Action.LINK)
-            self._item(action, title, str(email.pk), ref.id, detail)
-
-    def _values(self, ref: ItemRef, message: MessageRecord) -> dict[str, Any]:
-        """The CRM e-mail's fields for this message, its identity among them."""
-        sender = (message.sender.email if message.sender else "")[:320]
-        subject = message.subject[:998]
-        return {
-            "organization_id": self.profile.organization_id,
-            "message_id": message.message_id[:998] or None,
-            "fingerprint": email_fingerprint(sender, message.sent, subject),
-            "origin_item_id": ref.id, "subject": subject, "sender_address": sender,
-            "sender_name": (message.sender.name if message.sender else "")[:255],
-            "recipients": {"to": [a.email for a in message.to],
-                           "cc": [a.email for a in message.cc]},
-            "sent_at": message.sent, "received_at": message.received,
-            "body_text": message.body_text, "body_html": message.body_html,
-        }
-
-    def _existing(self, ref: ItemRef, values: dict[str, Any]) -> tuple[Email | None,
-                                                                      Email | None]:
-        """The message's CRM e-mail, if filed already (from any mailbox); else, if one, another
-        e-mail with the same Message-ID: a different message, since its fingerprint differs."""
-        emails = Email.objects.filter(organization_id=self.profile.organization_id)
-        if values["message_id"] is None:
-            return emails.filter(message_id__isnull=True, origin_item_id=ref.id).first(), None
-        same_id = list(emails.filter(message_id=values["message_id"]).order_by("pk")
-                       .only("pk", "fingerprint"))
-        for email in same_id:
-            if email.fingerprint == values["fingerprint"]:
-                return email, None
-        return None, (same_id[0] if same_id else None)
-
-    def _file(self, values: dict[str, Any], existing: Email | None,
-              persons: list[Person]) -> tuple[Email, bool]:
-        created = False
-        with transaction.atomic():
-            email = existing
-            if email is None:
-                try:
-                    with transaction.atomic():
-                        email = Email.objects.create(**values)
-                        created = True
-                except IntegrityError:
-                    # Another mailbox's run filed the same message meanwhile: take it.
-                    email = Email.objects.get(organization_id=values["organization_id"],
-                                              message_id=values["message_id"],
-                                              fingerprint=values["fingerprint"])
-            email.users.add(self.profile.crm_user_id)
-            if persons:
-                email.persons.add(*persons)
-                companies = {c.pk for p in persons for c in p.companies.all()}
-                if companies:
-                    email.companies.add(*companies)
-        return email, created
+            self._item(action, title, filing.key, ref.id, detail)
 
     # --- attachments ------------------------------------------------------------------------
     @staticmethod
@@ -352,22 +294,20 @@ class MailImport:
             return False
         return True
 
-    def _attachments_done(self, email: Email, message: MessageRecord) -> bool:
+    def _attachments_done(self, email_key: str, message: MessageRecord) -> bool:
         if self.store is None:
             return True
         wanted = [a for a, name in self._named(message) if self._wanted(a, name, [])]
-        return email.documents.count() >= len(wanted)
+        return len(self.crm.email_documents(email_key)) >= len(wanted)
 
-    def _save_attachments(self, ref: ItemRef, message: MessageRecord, email: Email | None,
-                          notes: list[str], documents: list[Document]) -> bool:
-        """Save what is allowed (what the e-mail filed already has no more), adding a CRM
-        document, not yet stored and without its e-mail, per saved file to `documents`;
-        True if something failed and must be tried again."""
-        assert self.store is not None
-        category, _ = DocumentCategory.objects.get_or_create(
-            organization_id=self.profile.organization_id,
-            name=self.settings.attachment_category or "Příloha")
-        saved = set(email.documents.values_list("original_name", flat=True)) if email else set()
+    def _save_attachments(self, store: storage.AttachmentStore, ref: ItemRef,
+                          message: MessageRecord, email_key: str, notes: list[str],
+                          documents: list[SavedDocument]) -> bool:
+        """Save what is allowed (what the e-mail filed already, if any, has no more) in
+        `store`, adding a document to record in the CRM per saved file to `documents`; True
+        if something failed and must be tried again."""
+        category = self.settings.attachment_category or "Příloha"
+        saved = set(self.crm.email_documents(email_key)) if email_key else set()
         limit = self.settings.max_attachment_mb * 1024 * 1024
         received = message.received or timezone.now()
         failed = False
@@ -376,12 +316,12 @@ class MailImport:
                 continue
             try:
                 if attachment.is_item:
-                    result = self.store.save_eml(
+                    result = store.save_eml(
                         lambda sink, a=attachment: self.mailbox.write_item_attachment(
                             ref, a.ref, sink), name, received, limit)
                 else:
                     with self.mailbox.open_attachment(ref, attachment.ref) as stream:
-                        result = self.store.save(stream, name, received, limit)
+                        result = store.save(stream, name, received, limit)
             except storage.TooLarge as exc:
                 notes.append(f"{filenames.safe_filename(name)} not saved: {exc}")
                 continue
@@ -389,12 +329,10 @@ class MailImport:
                 notes.append(f"{filenames.safe_filename(name)} not saved: {exc}")
                 failed = True
                 continue
-            below_root = self.store.directory.relative_to(self.store.root) / result.relative_path
-            documents.append(Document(
-                organization_id=self.profile.organization_id,
-                root=str(self.store.root), path=below_root.as_posix(),
-                original_name=name[:1000], category=category, size=result.size,
-                sha256=result.sha256))
+            below_root = store.directory.relative_to(store.root) / result.relative_path
+            documents.append(SavedDocument(
+                root=str(store.root), path=below_root.as_posix(), name=name[:1000],
+                size=result.size, sha256=result.sha256, category=category))
             saved.add(name[:1000])
             notes.append(f"saved {result.relative_path}" + (
                 f" ({filenames.safe_filename(name)} has the same content: stored once)"

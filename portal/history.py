@@ -12,14 +12,16 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
+from engine.crmstore.base import CrmBackend
+from engine.crmstore.registry import organization_crm
 from engine.models import Agenda, Run, RunItem
 from engine.reasons import describe
+from engine.records import Kind
 from portal import chart
 from portal.access import run_or_404, sees_several_users, visible_profiles, visible_runs
 from portal.csvexport import csv_format, csv_response
@@ -29,10 +31,6 @@ from portal.quiet import QUIET, is_quiet
 RUNS_PER_PAGE = 50
 ITEMS_PER_PAGE = 100
 CHART_RUNS = 30
-# The CRM record a run item names, by agenda: its admin change page.
-CRM_ADMIN_PAGE = {Agenda.CONTACTS: "admin:crm_person_change",
-                  Agenda.CALENDAR: "admin:crm_event_change",
-                  Agenda.MAIL: "admin:crm_email_change"}
 ITEM_COUNTS = ["crm_created", "crm_updated", "crm_deleted", "remote_created", "remote_updated",
                "remote_deleted", "linked"]
 
@@ -172,7 +170,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         action = ""
     page = page_of(items, request.GET, ITEMS_PER_PAGE)
-    rows = [(item, crm_record_url(request, run, item)) for item in page.items]
+    crm = organization_crm(run.profile.organization_id) if request.user.is_staff else None
+    rows = [(item, crm_record_url(crm, run, item)) for item in page.items]
     # What a waiting run stopped before: deletions, creations or both (the guards).
     held = set(run.items.filter(action__in=[RunItem.Action.PENDING_DELETE,
                                             RunItem.Action.PENDING_CREATE])
@@ -202,13 +201,13 @@ def _item_tabs(run: Run) -> list[tuple[str, str, int | None]]:
             (RunItem.Action.PENDING_CREATE, _("Creations waiting for approval"), None)]
 
 
-def crm_record_url(request: HttpRequest, run: Run, item: RunItem) -> str:
-    """The CRM record's admin page, for those who may open the admin (staff)."""
-    if not (request.user.is_staff and item.crm_key.isdigit()):
+def crm_record_url(crm: CrmBackend | None, run: Run, item: RunItem) -> str:
+    """The CRM record's own page, for those who may open it (staff: `crm` only for them)."""
+    if crm is None or not item.crm_key:
         return ""
     try:
-        return reverse(CRM_ADMIN_PAGE[Agenda(run.agenda)], args=[item.crm_key])
-    except (KeyError, ValueError, NoReverseMatch):
+        return crm.record_url(Kind(run.agenda), item.crm_key)
+    except ValueError:   # an agenda that is no kind of record
         return ""
 
 

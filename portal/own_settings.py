@@ -20,12 +20,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
+from console.admin_mailbox import list_folders
+from console.folder_change import FolderChangeForm
 from engine.folder_move import has_synced
 from engine.mailbox.base import MailboxError
 from engine.mailbox.diagnose import profile_target
 from engine.records import Kind
-from profiles.admin_mailbox import list_folders
-from profiles.folder_change import FolderChangeForm
 from profiles.models import CalendarSettings, ContactSettings, MailFolder, MailSettings, SyncProfile
 from profiles.models.self_service import MAIL_FOLDERS_OPTION, UserOption, fields_for
 
@@ -119,7 +119,7 @@ class OwnSettings:
                 profile, model._meta.model_name)
             base: type[forms.ModelForm] = OwnOptionsForm
             if kind is not None and "folder_id" in names and has_synced(profile.pk, kind.value):
-                # As in the admin (profiles.folder_change): a synced folder changes only with
+                # As in the admin (console.folder_change): a synced folder changes only with
                 # "I understand", and the next run moves the synced items into the new one.
                 base = type("OwnFolderChangeForm", (FolderChangeForm, OwnOptionsForm), {})
             form_class = modelform_factory(model, form=base, fields=names)

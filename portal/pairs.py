@@ -8,20 +8,19 @@ the report never asks Exchange.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import formats, timezone
-from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
-from crm.models import ADDRESS_KINDS, ADDRESS_PARTS, PHONE_FIELDS, Event, Person, PersonCompany
-from engine.crmstore.builtin import person_record
+from engine.crmstore.base import CrmBackend, RecordSummary
+from engine.crmstore.registry import organization_crm
 from engine.models import Agenda, DuplicateCandidate
-from engine.records import ContactRecord, canonical
+from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, canonical
 
 
 @dataclass(frozen=True)
@@ -56,8 +55,13 @@ class CrmSide:
         return ", ".join(row.label for row in self.compared if row.differs)
 
 
-# A contact's fields in the order the report lists them; addresses by their parts, named as
-# the CRM's columns (whose labels they take).
+ADDRESS_PARTS = tuple(f.name for f in dataclasses.fields(PostalAddress))
+ADDRESS_KINDS = tuple(f.name.removesuffix("_address") for f in dataclasses.fields(ContactRecord)
+                      if f.name.endswith("_address"))
+PHONE_FIELDS = tuple(f.name for f in dataclasses.fields(ContactRecord)
+                     if f.name.startswith("phone_"))
+# A contact's fields in the order the report lists them; addresses by their parts (the names
+# the CRM's labels go by).
 CONTACT_ROWS = ("title", "first_name", "middle_name", "last_name", "suffix", "company",
                 "job_title", "department", "web_page", "email1", "email2", "email3",
                 *PHONE_FIELDS, *(f"{kind}_{part}" for kind in ADDRESS_KINDS
@@ -66,61 +70,57 @@ CONTACT_ROWS = ("title", "first_name", "middle_name", "last_name", "suffix", "co
 
 def crm_sides(request: HttpRequest,
               candidates: list[DuplicateCandidate]) -> dict[int, CrmSide]:
-    """The CRM side of each pair, read in one query per agenda."""
-    keys = {agenda: {int(c.crm_key) for c in candidates
-                     if c.agenda == agenda and c.crm_key.isdigit()}
-            for agenda in (Agenda.CONTACTS, Agenda.CALENDAR)}
-    organizations = {c.profile.organization_id for c in candidates}
-    persons = {p.pk: p for p in Person.objects.filter(
-        pk__in=keys[Agenda.CONTACTS], organization_id__in=organizations)
-        .prefetch_related("companies")}
-    # The company the sync compares: a person's first.
-    first_company: dict[int, str] = {}
-    for person_id, name in PersonCompany.objects.filter(person_id__in=persons)\
-            .order_by("id").values_list("person_id", "company__name"):
-        first_company.setdefault(person_id, name)
-    events = {e.pk: e for e in Event.objects.filter(
-        pk__in=keys[Agenda.CALENDAR], organization_id__in=organizations)
-        .select_related("owner")}
+    """The CRM side of each pair, read in one request per organization and agenda."""
+    kinds = {Agenda.CONTACTS: Kind.CONTACTS, Agenda.CALENDAR: Kind.CALENDAR}
+    wanted: dict[tuple[int, str], set[str]] = {}
+    for candidate in candidates:
+        if candidate.agenda in kinds:
+            wanted.setdefault((candidate.profile.organization_id, candidate.agenda),
+                              set()).add(candidate.crm_key)
+    crms: dict[int, CrmBackend] = {}
+    found: dict[tuple[int, str], dict[str, RecordSummary]] = {}
+    for (organization_id, agenda), keys in wanted.items():
+        crm = crms.setdefault(organization_id, organization_crm(organization_id))
+        found[organization_id, agenda] = crm.summaries(kinds[Agenda(agenda)], sorted(keys))
     sides: dict[int, CrmSide] = {}
     for candidate in candidates:
-        key = int(candidate.crm_key) if candidate.crm_key.isdigit() else None
-        person, event = persons.get(key or 0), events.get(key or 0)
-        if candidate.agenda == Agenda.CONTACTS and person is not None \
-                and person.organization_id == candidate.profile.organization_id:
-            sides[candidate.pk] = _person_side(request, person)
+        organization_id = candidate.profile.organization_id
+        summary = found.get((organization_id, candidate.agenda), {}).get(candidate.crm_key)
+        if summary is None:
+            sides[candidate.pk] = CrmSide(candidate.crm_title, gone=True)
+            continue
+        crm = crms[organization_id]
+        url = crm.record_url(kinds[Agenda(candidate.agenda)], summary.key) \
+            if request.user.is_staff else ""
+        if isinstance(summary.record, ContactRecord):
+            sides[candidate.pk] = _person_side(summary, summary.record, url)
             if candidate.remote_fields:
                 sides[candidate.pk].compared = compared(
-                    person_record(person, first_company.get(person.pk, "")),
-                    candidate.remote_fields)
-        elif candidate.agenda == Agenda.CALENDAR and event is not None \
-                and event.organization_id == candidate.profile.organization_id:
-            sides[candidate.pk] = _event_side(request, event, candidate.remote_fields)
-        else:
-            sides[candidate.pk] = CrmSide(candidate.crm_title, gone=True)
+                    summary.record, candidate.remote_fields, crm.field_labels(Kind.CONTACTS))
+        elif isinstance(summary.record, EventRecord):
+            sides[candidate.pk] = _event_side(summary, summary.record, url,
+                                              candidate.remote_fields)
     return sides
 
 
-def _person_side(request: HttpRequest, person: Person) -> CrmSide:
-    companies = ", ".join(company.name for company in person.companies.all())
-    # Not person.emails: the CRM e-mails filed against the person took that name.
+def _person_side(summary: RecordSummary, person: ContactRecord, url: str) -> CrmSide:
+    companies = ", ".join(summary.companies)
     addresses = ", ".join(e for e in (person.email1, person.email2, person.email3) if e)
     rows = [(_("E-mail"), addresses), (_("Company"), companies),
             (_("Job title"), person.job_title), (_("Department"), person.department),
             (_("Business phone"), person.phone_business),
             (_("Mobile phone"), person.phone_mobile),
-            (_("City"), person.business_city or person.home_city)]
-    url = reverse("admin:crm_person_change", args=[person.pk]) if request.user.is_staff else ""
-    return CrmSide(person.display_name, [(label, value) for label, value in rows if value], url)
+            (_("City"), person.business_address.city or person.home_address.city)]
+    return CrmSide(summary.title, [(label, value) for label, value in rows if value], url)
 
 
-def compared(crm: ContactRecord, exchange: dict[str, Any]) -> list[FieldRow]:
-    """The fields either side has, each with both values."""
+def compared(crm: ContactRecord, exchange: dict[str, Any],
+             crm_labels: dict[str, str]) -> list[FieldRow]:
+    """The fields either side has, each with both values, labelled as the CRM names them."""
     crm_values, exchange_values = _flat(canonical(crm)), _flat(exchange)
-    labels = {f.name: str(capfirst(f.verbose_name)) for f in Person._meta.get_fields()
-              if f.name in CONTACT_ROWS}
-    labels["company"] = _("Company")
-    rows = [FieldRow(labels[name], crm_values.get(name, ""), exchange_values.get(name, ""))
+    labels = {**crm_labels, "company": _("Company")}
+    rows = [FieldRow(labels.get(name, name), crm_values.get(name, ""),
+                     exchange_values.get(name, ""))
             for name in CONTACT_ROWS]
     return [row for row in rows if row.crm or row.exchange]
 
@@ -138,14 +138,12 @@ def _flat(data: dict[str, Any]) -> dict[str, str]:
 
 
 # --- meetings ------------------------------------------------------------------------------
-def _event_side(request: HttpRequest, event: Event, exchange: dict[str, Any]) -> CrmSide:
+def _event_side(summary: RecordSummary, event: EventRecord, url: str,
+                exchange: dict[str, Any]) -> CrmSide:
     crm = {"subject": event.subject, "start": event.start, "end": event.end,
-           "all_day": event.all_day, "location": event.location,
-           # The CRM keeps no organizer: the event's owner is the one who set it up.
-           "organizer": event.owner.email.lower() or event.owner.name}
+           "all_day": event.all_day, "location": event.location, "organizer": summary.owner}
     rows = meeting_rows(crm, _exchange_meeting(exchange)) if exchange else []
-    url = reverse("admin:crm_event_change", args=[event.pk]) if request.user.is_staff else ""
-    side = CrmSide(event.subject, url=url, compared=rows)
+    side = CrmSide(summary.title, url=url, compared=rows)
     if not rows:   # found before the sync kept Exchange's side: the CRM's alone
         side.fields = [(row.label, row.crm) for row in meeting_rows(crm, {}) if row.crm]
     return side

@@ -17,10 +17,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from console.admin_mailbox import folders_response
 from engine.records import Kind
 from portal.access import Viewer
 from portal.own_settings import OwnSettings, may_list_folders, picker_texts
-from profiles.admin_mailbox import folders_response
 from profiles.models import SyncProfile
 
 

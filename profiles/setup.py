@@ -2,7 +2,7 @@
 
 A profile that started syncing as soon as it was first saved wrote the CRM's persons into the
 mailbox's default folders before an administrator could choose the right ones (and a change
-of folder afterwards is a move: `profiles.folder_change`). So the admin's add form leaves
+of folder afterwards is a move: `console.folder_change`). So the admin's add form leaves
 "Active" unticked, and nothing runs for an inactive profile: no schedule, no change
 notification, no Sync now (`engine.jobs.run_job` refuses any sync of it). Analyze still
 works: it writes nothing, and shows what the first sync would do.

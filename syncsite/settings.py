@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_q",
     "syncsite",
     "profiles",
+    "console",     # the administrator's screens for what profiles configures
     "crm",
     "engine",
     "portal",
@@ -166,6 +167,12 @@ MAILBOX_THROTTLE_BUDGET = env.float("MAILBOX_THROTTLE_BUDGET", default=300.0)
 # on-premises Exchange servers' subnet. Empty: public addresses only. Link-local, multicast
 # and reserved addresses are refused whatever this says (security/outbound.py).
 MAILBOX_ALLOWED_NETWORKS: list[str] = env.list("MAILBOX_ALLOWED_NETWORKS", default=[])
+
+# --- CRMs ------------------------------------------------------------------------------
+# The kinds of CRM an organization's CRM connection may name: kind -> dotted path of a
+# CrmBackend subclass (engine/crmstore/registry.py). "builtin" is every organization's
+# default and stays listed.
+SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm"}
 
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

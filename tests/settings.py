@@ -25,3 +25,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
+
+# A second kind of CRM, for the tests of switching an organization's CRM connection.
+SYNC_CRM_KINDS = {**SYNC_CRM_KINDS, "limited": "tests.crm_kinds.LimitedCrm"}  # noqa: F405

@@ -1,17 +1,32 @@
 """The interface to a CRM, as the sync engine sees it (the built-in store today, others later).
 
-Records are addressed by opaque string keys; versions are opaque too (the built-in store uses
-its revisions). Like the mailbox interface, nothing here knows Django models or Exchange.
+Records are addressed by opaque string keys; versions and change cursors are opaque too (the
+built-in store uses its revisions; an API CRM may use a time and the keys seen at it). Like
+the mailbox interface, nothing here knows Django models or Exchange: only the two class
+methods that build and test a backend are handed the configuration (a profile, an
+organization's CRM connection), which each kind reads as it needs.
+
+A kind of CRM is a CrmBackend subclass named by dotted path in SYNC_CRM_KINDS
+(engine/crmstore/registry.py): it declares its label, what it can do (`capabilities`) and the
+settings its connection asks for (`settings_fields`).
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
 
-from engine.records import Kind, Record
+from engine.records import Kind, MessageRecord, Record
+
+if TYPE_CHECKING:
+    from django.utils.functional import Promise
+
+    from profiles.models import CrmConnection, SyncProfile
 
 
 @dataclass(frozen=True)
@@ -64,16 +79,145 @@ class CrmWrite:
         return not self.error
 
 
+@dataclass(frozen=True)
+class FiledEmail:
+    """An e-mail the CRM holds for a mailbox item."""
+
+    key: str
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class EmailMatch:
+    """What the CRM holds for a message: its e-mail if filed already (from any mailbox), and
+    whether the importing CRM user has it; else, if one, another e-mail with the same
+    Message-ID: a different message, since its sender, date or subject differ."""
+
+    key: str = ""
+    mine: bool = False
+    collided: str = ""
+
+
+@dataclass(frozen=True)
+class SavedDocument:
+    """An attachment saved on the share, to be recorded against its e-mail in the CRM."""
+
+    root: str      # the approved share root
+    path: str      # below the root, with forward slashes
+    name: str      # the attachment's name in the CRM (unique within its e-mail)
+    size: int
+    sha256: str
+    category: str  # the document category's name, created if new
+
+
+@dataclass(frozen=True)
+class Filing:
+    """The e-mail a message was filed as, and whether filing it created it."""
+
+    key: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class RecordSummary:
+    """A CRM record as a person reading a report knows it: its name, its synced fields, and
+    what the record does not hold but a reader tells records apart by."""
+
+    key: str
+    title: str                         # a person's name, an event's subject
+    record: Record                     # its synced fields (a series without exceptions)
+    companies: tuple[str, ...] = ()    # all of a person's companies (the record: its first)
+    owner: str = ""                    # an event's owner: an address (lower case), else a name
+
+
+@dataclass(frozen=True)
+class OrganizationChanges:
+    """What changed in one organization's CRM since a `ChangeWatch` last looked."""
+
+    organization_id: int
+    persons: bool                   # some person was created, changed or deleted
+    events: frozenset[str] | None   # the changed events' keys; None: too many to name
+    event_owners: frozenset[str]    # the CRM users owning the named events
+
+
+class ChangeWatch(abc.ABC):
+    """A kind of CRM's changes as the listener follows them, every organization's at once, so
+    that a user's edit in the CRM starts the syncs it concerns within seconds."""
+
+    @abc.abstractmethod
+    def changes(self) -> list[OrganizationChanges]:
+        """The organizations whose records changed since the last call. The first call only
+        marks where watching starts: what changed before it is left to the schedule."""
+class Capability(StrEnum):
+    """What a CRM may lack; the profile options that rely on one are hidden without it."""
+
+    CLASSIFICATION = "classification"    # a classification tree (contact scope by branch)
+    PHOTOS = "photos"                    # a photo per person
+    THREE_ADDRESSES = "three_addresses"  # business, home and other postal addresses
+    EVENT_STATUSES = "event_statuses"    # a list of event statuses (imported events' status)
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting a kind's connection asks for; a secret one is stored encrypted and never
+    shown again."""
+
+    name: str
+    label: Promise | str
+    secret: bool = False
+    required: bool = True
+    help_text: Promise | str = ""
+
+
+@dataclass(frozen=True)
+class CrmDiagnosis:
+    """What "Test connection" found, in words an administrator can act on."""
+
+    ok: bool
+    message: str
+
+
 class CrmBackend(abc.ABC):
     """One organization's CRM, seen by one CRM user (who owns what the sync creates)."""
 
+    @classmethod
+    def change_watch(cls, events_named: int) -> ChangeWatch | None:
+        """A watch over this kind of CRM's changes, naming up to `events_named` changed
+        events of an organization at a time; None for a CRM that cannot be watched (its
+        changes wait for the scheduled syncs)."""
+        return None
+
+    # --- the kind: what the admin shows and offers for connections of this kind -----------
+    label: ClassVar[Promise | str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    settings_fields: ClassVar[tuple[SettingField, ...]] = ()
+
+    @classmethod
     @abc.abstractmethod
-    def current_revision(self) -> int:
-        """A cursor: everything changed after it will come from `changes_since`."""
+    def for_profile(cls, profile: SyncProfile, connection: CrmConnection) -> CrmBackend:
+        """The CRM as `profile` sees it (its CRM user, its contact scope, its event options),
+        reached through its organization's `connection`."""
+
+    @classmethod
+    @abc.abstractmethod
+    def for_organization(cls, connection: CrmConnection) -> CrmBackend:
+        """The CRM as a report reads it: every record of the organization, no profile's
+        scope (the duplicates report's and the run history's look-ups and links)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def diagnose(cls, connection: CrmConnection) -> CrmDiagnosis:
+        """"Test connection": whether the CRM answers, and what is missing for syncing."""
 
     @abc.abstractmethod
-    def changes_since(self, kind: Kind, revision: int) -> Iterator[CrmChange]:
-        """Keys created, changed or deleted after `revision`, oldest first."""
+    def current_cursor(self) -> str:
+        """Where the CRM's changes stand now, as opaque text the engine stores and hands back
+        to `changes_since`: everything changed after it will come from there. "" is the
+        cursor before any change (that of a folder never read)."""
+
+    @abc.abstractmethod
+    def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
+        """Keys created, changed or deleted after `cursor` ("": ever), oldest first."""
 
     @abc.abstractmethod
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
@@ -160,3 +304,53 @@ class CrmBackend(abc.ABC):
     @abc.abstractmethod
     def key_from_stamp(self, kind: Kind, stamp: str) -> str | None:
         """The key a stamp names, if the stamp is this CRM's (else None)."""
+
+    # --- reports -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def summaries(self, kind: Kind, keys: Sequence[str]) -> dict[str, RecordSummary]:
+        """The records as a report shows them (missing keys are absent from the result)."""
+
+    @abc.abstractmethod
+    def field_labels(self, kind: Kind) -> dict[str, str]:
+        """The CRM's own names of a record's fields, in the reader's language, by the
+        record's field names (an address by its parts: `business_city`)."""
+
+    @abc.abstractmethod
+    def record_url(self, kind: Kind, key: str) -> str:
+        """The address of the record's page in the CRM itself, "" where it has none. Who may
+        follow it is the caller's rule."""
+
+    # --- e-mail import ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def filed_emails(self, user: str, origins: Sequence[str]) -> dict[str, FiledEmail]:
+        """The e-mails the CRM user `user` has, filed from these mailbox items: origin -> it."""
+
+    @abc.abstractmethod
+    def find_email(self, message: MessageRecord, origin: str, user: str) -> EmailMatch:
+        """The message's e-mail, if filed already: by its Internet Message-ID and fingerprint
+        (sender, date, subject), or for a message without a Message-ID by the mailbox item
+        `origin` it was filed from."""
+
+    @abc.abstractmethod
+    def file_email(self, message: MessageRecord, origin: str, match: EmailMatch, user: str,
+                   persons: Sequence[str], documents: Sequence[SavedDocument]) -> Filing:
+        """File the message: create its e-mail (none in `match`), or take the one `match`
+        names; link it to the CRM user `user`, to the `persons` and to their companies; record
+        the `documents` against it, those of a name it has already left out. One e-mail per
+        message even when two imports file it at once: the one that comes second takes the
+        first one's."""
+
+    @abc.abstractmethod
+    def email_documents(self, key: str) -> list[str]:
+        """The names of the documents recorded against an e-mail, one per document."""
+
+    @abc.abstractmethod
+    def person_names(self, keys: Sequence[str]) -> dict[str, str]:
+        """How the CRM names these persons, as a person reads them in a list."""
+
+    def shared_transaction(self) -> contextlib.AbstractContextManager[object]:
+        """A block whose CRM writes commit together with the engine's own rows written in it,
+        for a CRM kept in the engine's database (one commit, not one per write). A CRM reached
+        over the network cannot join a transaction, and must not run inside one: this
+        default is a block that does nothing."""
+        return contextlib.nullcontext()

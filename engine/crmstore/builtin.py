@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 
 from crm.models import (
-    ADDRESS_KINDS,
-    ADDRESS_PARTS,
-    PHONE_FIELDS,
     ClassificationNode,
     Company,
     Event,
@@ -23,7 +20,15 @@ from crm.models import (
     company_name_key,
 )
 from crm.tracking import Change, changes_since
-from engine.crmstore.base import CrmBackend, CrmChange, CrmRecord, CrmUpdate, CrmWrite
+from engine.crmstore.base import (
+    ChangeWatch,
+    CrmBackend,
+    CrmChange,
+    CrmRecord,
+    CrmUpdate,
+    CrmWrite,
+    RecordSummary,
+)
 from engine.crmstore.builtin_events import (
     EventOptions,
     create_event,
@@ -33,27 +38,24 @@ from engine.crmstore.builtin_events import (
     update_event,
     update_events,
 )
+from engine.crmstore.builtin_kind import BuiltinKind
+from engine.crmstore.builtin_mail import BuiltinMail
+from engine.crmstore.builtin_persons import (
+    all_fields,
+    apply_record,
+    company_ids,
+    image_type,
+    person_columns,
+    person_record,
+    photo_token,
+    set_first_company,
+)
+from engine.crmstore.builtin_reports import field_labels, record_url, summaries
+from engine.crmstore.builtin_watch import BuiltinWatch
 from engine.matching import full_name, name_key
-from engine.records import ContactRecord, EventRecord, Kind, PostalAddress, Record
+from engine.records import ContactRecord, EventRecord, Kind, Record
 
 CHANGE_KIND = {Kind.CONTACTS: Change.Kind.PERSON, Kind.CALENDAR: Change.Kind.EVENT}
-PLAIN_FIELDS = ("title", "first_name", "middle_name", "last_name", "suffix", "job_title",
-                "department", "web_page", "email1", "email2", "email3", *PHONE_FIELDS, "note")
-# How the record's address parts are called on Person ("business_postal_code"...).
-ADDRESS_FIELDS = {f"{kind}_address": kind for kind in ADDRESS_KINDS}
-
-
-def photo_token(photo: bytes | None) -> str:
-    return hashlib.sha256(photo).hexdigest()[:32] if photo else ""
-
-
-def person_record(person: Person, company: str) -> ContactRecord:
-    values: dict[str, Any] = {name: getattr(person, name) for name in PLAIN_FIELDS}
-    for field, prefix in ADDRESS_FIELDS.items():
-        values[field] = PostalAddress(*(getattr(person, f"{prefix}_{part}")
-                                        for part in ADDRESS_PARTS))
-    return ContactRecord(**values, display_name="", company=company,
-                         photo_token=photo_token(person.photo))
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class PersonOptions:
     own_only: bool = False
 
 
-class BuiltinCrm(CrmBackend):
+class BuiltinCrm(BuiltinKind, BuiltinMail, CrmBackend):
     """Persons in scope: those of the classification branch if one is given; else, with
     `PersonOptions.own_only`, the profile's CRM user's; else every person of the
     organization."""
@@ -84,15 +86,23 @@ class BuiltinCrm(CrmBackend):
             raise ValueError("calendar access needs the profile's event options")
         return self.event_options
 
+    @classmethod
+    def change_watch(cls, events_named: int) -> ChangeWatch | None:
+        return BuiltinWatch(events_named)
+
+    def shared_transaction(self) -> contextlib.AbstractContextManager[object]:
+        return transaction.atomic()
+
     # reading
-    def current_revision(self) -> int:
+    def current_cursor(self) -> str:
         from crm.tracking import RevisionCounter
 
         counter = RevisionCounter.objects.filter(organization_id=self.organization_id).first()
-        return counter.value if counter else 0
+        # Revision 0 (nothing written yet) is "", as a folder never read has it.
+        return str(counter.value) if counter and counter.value else ""
 
-    def changes_since(self, kind: Kind, revision: int) -> Iterator[CrmChange]:
-        rows = changes_since(self.organization_id, CHANGE_KIND[kind], revision)
+    def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
+        rows = changes_since(self.organization_id, CHANGE_KIND[kind], _revision(cursor))
         for object_id, deleted, rev in rows.values_list("object_id", "deleted", "revision")\
                 .iterator(chunk_size=1000):
             yield CrmChange(str(object_id), deleted, rev)
@@ -195,46 +205,18 @@ class BuiltinCrm(CrmBackend):
         return bytes(photo) if photo else None
 
     # writing
-    def _apply(self, person: Person, record: ContactRecord, fields: frozenset[str],
-               warnings: list[str]) -> None:
-        for name in PLAIN_FIELDS:
-            if name in fields:
-                setattr(person, name, _fit(Person, name, getattr(record, name) or "", warnings))
-        for field, prefix in ADDRESS_FIELDS.items():
-            if field in fields:
-                address: PostalAddress = getattr(record, field)
-                for part in ADDRESS_PARTS:
-                    name = f"{prefix}_{part}"
-                    setattr(person, name, _fit(Person, name, getattr(address, part), warnings))
-
-    def _set_company(self, person: Person, name: str) -> bool:
-        """Make `name` the person's first company; whether its links changed (which bumps
-        the person's revision)."""
-        current = PersonCompany.objects.filter(person=person).order_by("id").first()
-        if not name.strip():
-            if current is not None:
-                current.delete()
-            return current is not None
-        company_id = int(self.find_or_create_company(name))
-        if current is not None and current.company_id == company_id:
-            return False
-        if current is not None:
-            current.delete()
-        PersonCompany.objects.get_or_create(person=person, company_id=company_id)
-        return True
-
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
         if isinstance(record, EventRecord):
             if record.start is None or record.end is None or record.end < record.start:
                 return CrmWrite(error="The event has no valid start and end.")
             event = create_event(self.organization_id, record, origin, self._events)
             return CrmWrite(str(event.pk), str(event.revision))
-        assert isinstance(record, ContactRecord)
+        record = _of_type(record, ContactRecord)
         warnings: list[str] = []
         with transaction.atomic():
             person = Person(organization_id=self.organization_id, origin_item_id=origin,
                             owner_id=self.person_options.owner_id)
-            self._apply(person, record, _all_fields(), warnings)
+            apply_record(person, record, all_fields(), warnings)
             person.save()
             if record.company and record.company.strip():
                 # A new person has no company yet: one insert, no lookup of the current one.
@@ -261,12 +243,12 @@ class BuiltinCrm(CrmBackend):
             return super().create_many(kind, items)
         persons: list[Person] = []
         warnings: list[list[str]] = []
-        for record, origin in items:
-            assert isinstance(record, ContactRecord)
+        for item, origin in items:
+            record = _of_type(item, ContactRecord)
             person = Person(organization_id=self.organization_id, origin_item_id=origin,
                             owner_id=self.person_options.owner_id)
             warnings.append([])
-            self._apply(person, record, _all_fields(), warnings[-1])
+            apply_record(person, record, all_fields(), warnings[-1])
             persons.append(person)
         with transaction.atomic():
             # Tracked: one revision for the batch and its journal rows (crm.tracking).
@@ -274,12 +256,12 @@ class BuiltinCrm(CrmBackend):
             # The company names as create() would look them up (cut to the column).
             wanted = [company_name_key(r.company[:255]) if isinstance(r, ContactRecord) else ""
                       for r, _ in items]
-            company_ids = self._company_ids({
+            companies = company_ids(self.organization_id, {
                 key: r.company[:255] for key, (r, _) in zip(wanted, items, strict=True) if key})
             # Bulk link rows send no signals, so they do not bump the new persons to a second
             # revision: the persons were recorded a moment ago in this same transaction.
             PersonCompany.objects.bulk_create([
-                PersonCompany(person_id=person.pk, company_id=company_ids[key])
+                PersonCompany(person_id=person.pk, company_id=companies[key])
                 for person, key in zip(created, wanted, strict=True) if key])
             if self.classification_node_id is not None:
                 # Keep the new persons inside the profile's scope.
@@ -295,8 +277,8 @@ class BuiltinCrm(CrmBackend):
         others created together."""
         results: list[CrmWrite | None] = []
         valid: list[tuple[EventRecord, str]] = []
-        for record, origin in items:
-            assert isinstance(record, EventRecord)
+        for item, origin in items:
+            record = _of_type(item, EventRecord)
             if record.start is None or record.end is None or record.end < record.start:
                 results.append(CrmWrite(error="The event has no valid start and end."))
                 continue
@@ -312,8 +294,7 @@ class BuiltinCrm(CrmBackend):
         results: list[CrmWrite | None] = []
         valid: list[tuple[str, EventRecord, frozenset[str]]] = []
         for update in updates:
-            record = update.record
-            assert isinstance(record, EventRecord)
+            record = _of_type(update.record, EventRecord)
             if record.start is None or record.end is None or record.end < record.start:
                 results.append(CrmWrite(update.key,
                                         error="The event has no valid start and end."))
@@ -329,27 +310,6 @@ class BuiltinCrm(CrmBackend):
                     CrmWrite(update.key, error="The event no longer exists in the CRM.")
             out.append(result)
         return out
-
-    def _company_ids(self, names: dict[str, str]) -> dict[str, int]:
-        """Company ids by name key, creating the missing companies (one query for those that
-        exist)."""
-        found = dict(Company.objects.filter(organization_id=self.organization_id,
-                                            name_key__in=list(names))
-                     .values_list("name_key", "pk"))
-        missing = [Company(organization_id=self.organization_id, name=name.strip(), name_key=key)
-                   for key, name in names.items() if key not in found]
-        if len(missing) > 1:
-            try:
-                with transaction.atomic():
-                    # Tracked bulk insert; save() is bypassed, so name_key is set above.
-                    found.update((c.name_key, c.pk) for c in Company.objects.bulk_create(missing))
-                    return found
-            except IntegrityError:
-                pass   # another writer created one of them meanwhile: one by one, below
-        for key, name in names.items():
-            if key not in found:
-                found[key] = int(self.find_or_create_company(name))
-        return found
 
     def _stale(self, kind: Kind, updates: Sequence[CrmUpdate]) -> set[str]:
         """Keys of the records no longer in the version their update names. Call inside the
@@ -380,24 +340,24 @@ class BuiltinCrm(CrmBackend):
             if event is None:
                 return CrmWrite(key, error="The event no longer exists in the CRM.")
             return CrmWrite(key, str(event.revision))
-        assert isinstance(record, ContactRecord)
+        record = _of_type(record, ContactRecord)
         warnings: list[str] = []
         # Inside update()'s or update_many()'s transaction: no savepoint of its own.
         person = self._persons().select_for_update().filter(pk=int(key)).first()
         if person is None:
             return CrmWrite(key, error="The person no longer exists in the CRM.")
-        self._apply(person, record, fields, warnings)
+        apply_record(person, record, fields, warnings)
         person.save()   # sets person.revision
         # Only a changed company link bumps the revision again; otherwise save()'s is
         # current and needs no query (a two-way first sync updates many linked pairs).
-        if "company" in fields and self._set_company(person, record.company):
+        if "company" in fields and set_first_company(self.organization_id, person, record.company):
             person.refresh_from_db(fields=["revision"])
         return CrmWrite(key, str(person.revision), warnings=warnings)
 
     def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
         """Persons updated together: one locking read, one tracked bulk update (one revision
         for the batch), instead of a handful of statements per person. A changed company goes
-        through _set_company per person, as update() does it. Events in bulk too
+        through set_first_company per person, as update() does it. Events in bulk too
         (builtin_events.update_events). Records changed since the version their update names
         are refused (`CrmWrite.changed_meanwhile`), the others written."""
         with transaction.atomic():
@@ -425,10 +385,10 @@ class BuiltinCrm(CrmBackend):
             person = persons.get(update.key)
             if person is None or update.key in changed:
                 continue   # gone (reported below), or twice in one batch (_update() it)
-            assert isinstance(update.record, ContactRecord)
             warnings[update.key] = []
-            self._apply(person, update.record, update.fields, warnings[update.key])
-            columns.update(_columns(update.fields))
+            apply_record(person, _of_type(update.record, ContactRecord), update.fields,
+                         warnings[update.key])
+            columns.update(person_columns(update.fields))
             changed[update.key] = person
         # Unchanged columns are written back as read: the rows are locked meanwhile.
         Person.objects.bulk_update(list(changed.values()), sorted(columns))
@@ -440,9 +400,9 @@ class BuiltinCrm(CrmBackend):
                     if update.key in persons else
                     CrmWrite(update.key, error="The person no longer exists in the CRM."))
                 continue
-            assert isinstance(update.record, ContactRecord)
-            if "company" in update.fields and self._set_company(person,
-                                                                update.record.company):
+            company = _of_type(update.record, ContactRecord).company
+            if "company" in update.fields and set_first_company(self.organization_id, person,
+                                                                company):
                 person.refresh_from_db(fields=["revision"])
             results.append(CrmWrite(update.key, str(person.revision),
                                     warnings=warnings[update.key]))
@@ -452,6 +412,16 @@ class BuiltinCrm(CrmBackend):
         model = Event if kind is Kind.CALENDAR else Person
         model.objects.filter(organization_id=self.organization_id, pk=int(key)).delete()
         return CrmWrite(key)
+
+    # reports
+    def summaries(self, kind: Kind, keys: Sequence[str]) -> dict[str, RecordSummary]:
+        return summaries(self.organization_id, kind, keys)
+
+    def field_labels(self, kind: Kind) -> dict[str, str]:
+        return field_labels(kind)
+
+    def record_url(self, kind: Kind, key: str) -> str:
+        return record_url(kind, key)
 
     # calendar lookups
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
@@ -480,7 +450,7 @@ class BuiltinCrm(CrmBackend):
             if person is None:
                 return CrmWrite(key, error="The person no longer exists in the CRM.")
             person.photo = photo or None
-            person.photo_content_type = _image_type(photo) if photo else ""
+            person.photo_content_type = image_type(photo) if photo else ""
             person.save(update_fields=["photo", "photo_content_type"])
         return CrmWrite(key, str(person.revision), token=photo_token(photo))
 
@@ -495,35 +465,19 @@ class BuiltinCrm(CrmBackend):
         return None
 
 
-def _all_fields() -> frozenset[str]:
-    return frozenset(PLAIN_FIELDS) | frozenset(ADDRESS_FIELDS)
+RecordType = TypeVar("RecordType", ContactRecord, EventRecord)
 
 
-def _columns(fields: frozenset[str]) -> list[str]:
-    """The Person columns _apply() writes for these synced fields."""
-    columns = [name for name in PLAIN_FIELDS if name in fields]
-    for field, prefix in ADDRESS_FIELDS.items():
-        if field in fields:
-            columns += [f"{prefix}_{part}" for part in ADDRESS_PARTS]
-    return columns
+def _of_type(record: Record, wanted: type[RecordType]) -> RecordType:
+    """The record, as the kind the call was made for: persons take contacts, events take
+    events. Another kind is a caller's mistake, refused before anything is written."""
+    if not isinstance(record, wanted):
+        raise TypeError(f"{wanted.__name__} expected, {type(record).__name__} given")
+    return record
 
 
-def _fit(model: Any, name: str, value: str, warnings: list[str]) -> str:
-    """Cut a value to the CRM's column and say so: a too-long value must not fail the item."""
-    limit = model._meta.get_field(name).max_length
-    value = value or ""
-    if limit and len(value) > limit:
-        verbose = model._meta.get_field(name).verbose_name
-        warnings.append(f"{verbose} was {len(value)} characters long; the CRM keeps {limit}.")
-        return value[:limit]
-    return value
-
-
-def _image_type(data: bytes) -> str:
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return "application/octet-stream"
+def _revision(cursor: str) -> int:
+    """The revision a cursor of this store names. Any other text (never read, or a cursor of
+    another CRM the organization used before) reads every change: the content hashes make
+    the ones already synced no-ops."""
+    return int(cursor) if cursor.isdigit() else 0

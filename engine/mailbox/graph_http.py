@@ -48,6 +48,7 @@ from engine.mailbox.base import (
     status_words,
     tls_reason,
 )
+from profiles.certificates import CERTIFICATE_PEM, PRIVATE_KEY_PEM, normalize_pem
 from security.outbound import AddressRefused, checked_session
 
 GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
@@ -212,39 +213,16 @@ class Budget:
 
 
 # --- tokens -------------------------------------------------------------------------------------
-_PEM_KEY = re.compile(r"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----.+?"
-                      r"-----END (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----", re.S)
-_PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
-_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
-
-
-def normalize_pem(text: str) -> str:
-    """PEM blocks as PEM readers want them, however they were pasted: a password field
-    drops the line breaks, a text area may add spaces or CRs. Header lines inside a block
-    (an encrypted key's Proc-Type) are not supported: such keys are refused by MSAL anyway."""
-    blocks = []
-    for label, body in _PEM_BLOCK.findall(text or ""):
-        data = re.sub(r"\s+", "", body)
-        lines = [data[i:i + 64] for i in range(0, len(data), 64)]
-        blocks.append("\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"]))
-    return "\n".join(blocks) + "\n" if blocks else text
-
-
-def is_certificate(secret: str) -> bool:
-    """Whether a connection's secret is a certificate (PEM private key + certificate)."""
-    return bool(_PEM_KEY.search(secret or ""))
-
-
 def client_credential(secret: str) -> str | dict[str, str]:
     """What MSAL takes: the client secret as it is, or a certificate's key and certificate
     (MSAL computes the SHA-256 thumbprint Entra expects from the certificate)."""
-    key = _PEM_KEY.search(secret or "")
+    key = PRIVATE_KEY_PEM.search(secret or "")
     if key is None:
         return secret
     secret = normalize_pem(secret)
-    key = _PEM_KEY.search(secret)
+    key = PRIVATE_KEY_PEM.search(secret)
     assert key is not None
-    cert = _PEM_CERT.search(secret)
+    cert = CERTIFICATE_PEM.search(secret)
     if cert is None:
         raise AuthenticationFailed("The stored certificate holds a private key but no "
                                    "certificate: store both, in PEM.")

@@ -118,7 +118,7 @@ class TwoWaySync(ExchangeReading, MassGuards):
         if not self.journal.dry_run:   # a dry run moves nothing
             self._follow_folder()
         self._first_run = self._is_first_run(state)
-        cursor_now = self.crm.current_revision()
+        cursor_now = self.crm.current_cursor()
         pending = PendingCrmChanges(self.crm.changes_since(self.kind, state.crm_cursor))
         self.journal.say(f"{len(pending)} CRM changes to look at")
         self._retries(pending)

@@ -7,6 +7,7 @@ from profiles.models.agendas import (
 )
 from profiles.models.audit import AuditEntry
 from profiles.models.connections import MailboxConnection
+from profiles.models.crm_connections import CrmConnection
 from profiles.models.organizations import Membership, Organization
 from profiles.models.sync_profiles import SyncProfile
 
@@ -15,6 +16,7 @@ __all__ = [
     "CalendarSettings",
     "CategoryPairing",
     "ContactSettings",
+    "CrmConnection",
     "MailFolder",
     "MailSettings",
     "MailboxConnection",

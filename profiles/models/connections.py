@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from profiles import secrets
+from profiles.certificates import is_certificate, normalize_pem
 from profiles.models.bound_secrets import EndpointBoundSecret
 from profiles.validation import check_guid, check_tenant
 
@@ -132,8 +133,6 @@ class MailboxConnection(EndpointBoundSecret, models.Model):
 
     def _check_certificate(self, need: Any) -> None:
         """A secret that is a certificate must hold a key and a certificate PEM can read."""
-        from engine.mailbox.graph_http import is_certificate, normalize_pem
-
         secret = self.get_secret()
         if not is_certificate(secret):
             return

@@ -17,14 +17,14 @@ class BuiltinCrmTestCase(TestCase):
         self.crm = BuiltinCrm(self.acme.pk)
 
     def test_changes_since_a_revision_include_deletions(self) -> None:
-        start = self.crm.current_revision()
+        start = self.crm.current_cursor()
         kept = Person.objects.create(organization=self.acme, first_name="Kept")
         gone = Person.objects.create(organization=self.acme, first_name="Gone")
         gone_key = str(gone.pk)
         gone.delete()
         changes = {c.key: c.deleted for c in self.crm.changes_since(Kind.CONTACTS, start)}
         assert changes == {str(kept.pk): False, gone_key: True}
-        assert list(self.crm.changes_since(Kind.CONTACTS, self.crm.current_revision())) == []
+        assert list(self.crm.changes_since(Kind.CONTACTS, self.crm.current_cursor())) == []
 
     def test_a_record_round_trips_with_its_company(self) -> None:
         record = ContactRecord(title="Ing.", first_name="Petr", last_name="Svoboda",
@@ -105,7 +105,7 @@ class BuiltinCrmTestCase(TestCase):
         gone = Person.objects.create(organization=self.acme, first_name="Gone")
         gone_key = str(gone.pk)
         gone.delete()
-        start = self.crm.current_revision()
+        start = self.crm.current_cursor()
         results = self.crm.update_many(Kind.CONTACTS, [CrmUpdate(*u) for u in [
             (eva.key, ContactRecord(first_name="IGNORED", job_title="Head of purchasing",
                                     company="Beta a.s."), frozenset({"job_title", "company"})),
@@ -152,7 +152,7 @@ class BuiltinCrmTestCase(TestCase):
                                                     end=at + dt.timedelta(hours=1)), "")
         gone = crm.create(Kind.CALENDAR, EventRecord(subject="Gone", start=at, end=at), "")
         Event.objects.filter(pk=int(gone.key)).delete()
-        start = crm.current_revision()
+        start = crm.current_cursor()
         results = crm.update_many(Kind.CALENDAR, [CrmUpdate(*u) for u in [
             (one.key, EventRecord(subject="IGNORED", location="Room 3", start=at, end=at,
                                   attendees=(Attendee("EVA@alfa.cz"),)),

@@ -103,8 +103,8 @@ def test_every_message_of_the_source_is_in_the_czech_catalog(tmp_path: Path) -> 
     # A copy of the project, its catalog made afresh from the source (manage.py
     # makemessages): no message there may be missing from the catalog kept in the repository.
     base = Path(settings.BASE_DIR)
-    for name in ("manage.py", "syncsite", "profiles", "crm", "engine", "mailimport", "portal",
-                 "security", "templates", "locale"):
+    for name in ("manage.py", "syncsite", "profiles", "console", "crm", "engine", "mailimport",
+                 "portal", "security", "templates", "locale"):
         source = base / name
         if source.is_dir():
             shutil.copytree(source, tmp_path / name,

@@ -360,7 +360,7 @@ class MySettingsFoldersTestCase(EwsimAdminTestCase):
         self.assertNotContains(page, "confirm_folder_change")
 
     def test_a_synced_folder_changes_only_once_the_user_confirms_the_move(self) -> None:
-        # As in the admin (profiles.folder_change): the next run moves the synced items.
+        # As in the admin (console.folder_change): the next run moves the synced items.
         FolderState.objects.create(profile=self.profile, agenda="calendar",
                                    folder_id="calendar", remote_state="synced-once")
         page = self.client.get(PAGE)

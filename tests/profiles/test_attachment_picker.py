@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.test import Client
 
-from profiles.attachment_picker import folder_name_problem
+from console.attachment_picker import folder_name_problem
 from profiles.models import SyncProfile
 from tests.base import BaseTestCase
 

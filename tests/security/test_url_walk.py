@@ -42,7 +42,7 @@ from crm.models import (
 )
 from engine.models import Link
 from profiles.admin_scoping import _organization_path
-from profiles.models import Organization
+from profiles.models import CrmConnection, Organization
 from profiles.models.self_service import UserOption
 from tests.crm_data import make_crm_records
 from tests.portal.base import PortalTestCase
@@ -199,6 +199,10 @@ def _admin_site_rules() -> dict[str, Rule]:
         "admin:profiles_mailboxconnection_test_connection": Rule(
             lambda o: f"/admin/profiles/mailboxconnection/{o.connection.pk}/test-connection/",
             ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/mailboxconnection/"),
+            method="post"),
+        "admin:profiles_crmconnection_test_connection": Rule(
+            lambda o: f"/admin/profiles/crmconnection/{o.acme[CrmConnection].pk}/test-connection/",
+            ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/crmconnection/"),
             method="post"),
         "admin:profiles_syncprofile_test_connection": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/test-connection/",

@@ -7,13 +7,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from profiles.models import MailboxConnection, SyncProfile
+from profiles.models import CrmConnection, MailboxConnection, SyncProfile
 from profiles.secrets import SecretKeyError, reencrypt
 
 # Every encrypted column in the project: (model, field).
 ENCRYPTED_COLUMNS = [
     (MailboxConnection, "secret_token"),
     (SyncProfile, "mailbox_secret_token"),
+    (CrmConnection, "secret_token"),
 ]
 
 

@@ -3,7 +3,7 @@
  * Like the desktop tool's "Browse for folder" dialog: it lists the organization's approved
  * attachment roots, opens a folder to list its subfolders, creates a new folder in the one
  * shown ("Folder:" name, "Create folder") and fills the input with the folder chosen. The
- * server decides what may be listed and created (profiles/attachment_picker.py); this page
+ * server decides what may be listed and created (console/attachment_picker.py); this page
  * only shows its answers. Every request is a POST with the change form's CSRF token.
  */
 "use strict";

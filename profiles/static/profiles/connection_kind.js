@@ -1,7 +1,7 @@
 // The mailbox connection form shows only what applies to the chosen kind: Exchange Online
 // (Microsoft Graph) hides the EWS URL and the NTLM/basic sign-in, Exchange Server (EWS) hides
 // the Graph fields, and the Entra ID app's fields show only where OAuth is used. The server
-// ignores what does not apply (profiles/forms.py ConnectionForm), so this is only about sight.
+// ignores what does not apply (console/forms.py ConnectionForm), so this is only about sight.
 "use strict";
 
 (function () {

@@ -17,7 +17,7 @@
     // messages too (locale/); named gettext so that makemessages -d djangojs finds them.
     const gettext = (text) => (typeof window.gettext === "function" ? window.gettext(text) : text);
     let dialog = null;
-    // What the add form's picker sends along (profiles/admin_setup.py reads the same names).
+    // What the add form's picker sends along (console/admin_setup.py reads the same names).
     const FORM_FIELDS = ["connection", "mailbox", "mailbox_username", "mailbox_secret"];
 
     function idInputFor(pathInput) {

@@ -35,7 +35,6 @@ from engine.mailbox.graph_http import (
     chunked,
     client_credential,
     error_from,
-    is_certificate,
     retry_after,
     translate,
 )
@@ -49,6 +48,7 @@ from engine.records import (
     RecurrenceRule,
     canonical,
 )
+from profiles.certificates import is_certificate
 
 ACCESS = MailboxAccess(mailbox="alice@example.com", endpoint="https://graph.microsoft.com/v1.0",
                        auth=Auth.OAUTH2, tenant_id="contoso.onmicrosoft.com",

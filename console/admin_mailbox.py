@@ -26,11 +26,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from console.forms import EWS_ONLY_FIELDS, GRAPH_ONLY_FIELDS, OAUTH_FIELDS
 from engine.mailbox import backend_class
 from engine.mailbox.base import FolderInfo, MailboxBackend, MailboxError
 from engine.mailbox.diagnose import DEFAULT_TIMEOUT, Report, Target, profile_target, run
 from engine.records import Kind
-from profiles.forms import EWS_ONLY_FIELDS, GRAPH_ONLY_FIELDS, OAUTH_FIELDS
 
 # Several connections tested at once are tested side by side, within reason.
 PARALLEL_TESTS = 4
@@ -121,7 +121,7 @@ def folder_list_url(profile: Any, kind: Kind) -> str:
 
 
 def add_folder_list_url(kind: Kind) -> str:
-    """The add form's folder list (profiles.admin_setup): asked with the form's own fields."""
+    """The add form's folder list (console.admin_setup): asked with the form's own fields."""
     return reverse("admin:profiles_syncprofile_add_folders", args=[kind.value])
 
 

@@ -1,4 +1,4 @@
-"""The audit log in the admin: read-only, scoped like everything else (admin_scoping)."""
+"""The audit log in the admin: read-only, scoped like everything else (profiles.admin_scoping)."""
 
 from __future__ import annotations
 

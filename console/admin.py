@@ -15,23 +15,20 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
-from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
-from engine.mailbox.diagnose import Target, connection_target, profile_target
-from engine.records import Kind
-from profiles import admin_audit  # noqa: F401  (registers the audit log)
-from profiles.admin_columns import synced_agendas
-from profiles.admin_mailbox import (
+from console import admin_audit  # noqa: F401  (registers the audit log)
+from console.admin_columns import synced_agendas
+from console.admin_crm import CrmCapabilityInline  # (registers CRM connections too)
+from console.admin_mailbox import (
     CONNECTION_FIELDSETS,
     FolderPickerInline,
     MailboxToolsMixin,
     folders_response,
 )
-from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
-from profiles.admin_setup import ProfileSetupMixin
-from profiles.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
-from profiles.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
-from profiles.folder_change import FolderChangeInline
-from profiles.forms import (
+from console.admin_setup import ProfileSetupMixin
+from console.attachment_picker import AttachmentDirectoryInline, AttachmentPickerAdminMixin
+from console.category_picker import CategoryPickerAdminMixin, CategoryPickerInline
+from console.folder_change import FolderChangeInline
+from console.forms import (
     CategoryPairingFormSet,
     ConnectionForm,
     ContactSettingsForm,
@@ -39,6 +36,11 @@ from profiles.forms import (
     OneToOneInlineFormSet,
     ProfileForm,
 )
+from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
+from engine.crmstore.base import Capability
+from engine.mailbox.diagnose import Target, connection_target, profile_target
+from engine.records import Kind
+from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
 from profiles.models import (
     CalendarSettings,
     CategoryPairing,
@@ -231,9 +233,11 @@ class AgendaInline(OrganizationScopedMixin, admin.StackedInline):
     min_num = 1
 
 
-class CalendarSettingsInline(FolderChangeInline, FolderPickerInline, AgendaInline):
+class CalendarSettingsInline(FolderChangeInline, FolderPickerInline, CrmCapabilityInline,
+                             AgendaInline):
     model = CalendarSettings
     folder_kind = Kind.CALENDAR
+    needs_capability = {"imported_status": Capability.EVENT_STATUSES}
     fieldsets = (
         (None, {"fields": ("direction", ("days_past", "days_future"),
                            ("folder_path", "folder_id"))}),
@@ -253,9 +257,11 @@ class CategoryPairingInline(CategoryPickerInline, OrganizationScopedMixin, admin
 
 
 class ContactSettingsInline(CategoryPickerInline, FolderChangeInline, FolderPickerInline,
-                            AgendaInline):
+                            CrmCapabilityInline, AgendaInline):
     model = ContactSettings
     folder_kind = Kind.CONTACTS
+    needs_capability = {"classification_node": Capability.CLASSIFICATION}
+    choice_needs_capability = {("scope", ContactSettings.Scope.BRANCH): Capability.CLASSIFICATION}
     category_fields = {"only_categories": True}
     form = ContactSettingsForm
     fields = ["direction", ("folder_path", "folder_id"), "only_categories", "scope",

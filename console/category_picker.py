@@ -23,9 +23,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from console.admin_mailbox import picker_mailbox
 from engine.mailbox.base import Category, MailboxError
 from engine.mailbox.diagnose import Target, profile_target
-from profiles.admin_mailbox import picker_mailbox
 
 # Outlook's 25 colour presets as its category dialog draws them, and their names (read out
 # where a colour cannot be seen).

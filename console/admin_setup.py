@@ -22,7 +22,7 @@ from django.urls import URLPattern, path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from profiles.admin_mailbox import folders_response
+from console.admin_mailbox import folders_response
 from profiles.admin_scoping import restrict_to_organization
 from profiles.models import MailboxConnection, SyncProfile
 from profiles.setup import ACTIVE_HELP, ACTIVE_ON_ADD_HELP
