@@ -92,8 +92,8 @@ class FolderState(models.Model):
     # Calendar: the day the window was last read whole (it moves once a day).
     window_checked = models.DateField(null=True, blank=True)
     # Contacts on EWS: whether the linked items were all given their identity stamp. Links
-    # made before imports and matches were stamped are stamped once (AgendaSync's
-    # _backfill_stamps); a folder read for the first time is stamped as it is linked.
+    # made before imports and matches were stamped are stamped once (engine/run/stamps.py,
+    # IdentityStamps.backfill); a folder read for the first time is stamped as it is linked.
     stamps_checked = models.BooleanField(default=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -42,17 +42,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.plan_actions import (
+    Conflict,
+    Leave,
+    Link,
+    PendingDeletion,
+    Plan,
+    Side,
+    Skip,
+    Unlink,
+    Write,
+)
 from engine.records import Record, canonical, content_hash
 from profiles.choices import ConflictPolicy, DeletionPolicy, Direction
-
-
-class Side(enum.StrEnum):
-    CRM = "crm"
-    REMOTE = "remote"
 
 
 @dataclass(frozen=True)
@@ -118,105 +123,6 @@ class Known:
     shared: bool = False
 
 
-# --- actions -------------------------------------------------------------------------------
-@dataclass
-class Write:
-    """Create (key None) or update `fields` of a record on `side`, from `source`'s record."""
-
-    side: Side
-    key: str | None
-    record: Record
-    fields: frozenset[str]
-    reason: str = ""
-
-
-@dataclass
-class Link:
-    """Store the pair with what each side will look like once the writes are done."""
-
-    crm_key: str | None          # None: the key the CRM write creates
-    remote_id: str | None        # None: the id the Exchange write creates
-    crm_snapshot: dict[str, Any]
-    remote_snapshot: dict[str, Any]
-    crm_version: str = ""
-    remote_version: str = ""
-    # The snapshots (CRM's, Exchange's) that are true while, or if, the plan's Exchange write
-    # is not done: the fields carried into the CRM agreed on both sides, the CRM's own
-    # changes still to carry. Stored with the CRM write, they keep the link true should the
-    # worker die before the Exchange write; Exchange's side of them is what a refused write
-    # (a meeting Graph cannot change silently) leaves there.
-    before_remote: tuple[dict[str, Any], dict[str, Any]] | None = None
-    # Events: whether the mailbox organizes the item as now seen (None: keep what is known).
-    organizes: bool | None = None
-
-
-@dataclass
-class Unlink:
-    reason: str
-    # The survivor of a deletion stays out of sync for good (its link is kept, marked);
-    # a record that only left the scope is forgotten, and matched again if it comes back.
-    for_good: bool = False
-
-
-@dataclass
-class Leave:
-    """A synced user leaves a meeting others still have: their link is forgotten and they are
-    taken off the CRM record; nothing else is touched, on either side."""
-
-    reason: str
-
-
-@dataclass
-class PendingDeletion:
-    """Deleted on `deleted_on`; the other side's deletion waits for the mass-deletion guard."""
-
-    deleted_on: Side
-    reason: str = ""   # said when the deletion is carried out, if not the plain one
-
-
-@dataclass
-class Conflict:
-    fields: frozenset[str]
-    winner: Side
-    reason: str
-
-
-@dataclass
-class Skip:
-    reason: str
-
-
-@dataclass
-class Duplicate:
-    """Records that may be the same: neither copied nor linked until a user decides."""
-
-    crm_key: str
-    remote_id: str
-    address: str                 # what they share ("" when it is their name and company)
-    reason: str = ""             # for the history; "shares <address>" when empty
-    # The Exchange record's synced fields, shown beside the CRM record on the report.
-    remote_fields: dict[str, Any] = field(default_factory=dict)
-
-
-Action = Write | Link | Unlink | Leave | PendingDeletion | Conflict | Skip | Duplicate
-
-
-@dataclass
-class Plan:
-    actions: list[Action] = field(default_factory=list)
-
-    def add(self, action: Action) -> Plan:
-        self.actions.append(action)
-        return self
-
-    def of(self, kind: type) -> list[Any]:
-        return [a for a in self.actions if isinstance(a, kind)]
-
-    @property
-    def writes(self) -> list[Write]:
-        return self.of(Write)
-
-
 def snapshot(record: Record, policy: Policy) -> dict[str, Any]:
     data = canonical(record)
     return {k: v for k, v in data.items() if k in policy.synced_fields}
@@ -262,6 +168,24 @@ def _winner(policy: Policy, crm: Seen, remote: Seen) -> Side:
     return Side.REMOTE if remote_time > crm_time else Side.CRM
 
 
+class Unplannable(ValueError):
+    """The planner was asked about a side it was told changed but not shown: a caller's
+    bug, raised rather than planned on a guess."""
+
+
+def _given(seen: Seen | None) -> Seen:
+    if seen is None:
+        raise Unplannable("a changed side was not given")
+    return seen
+
+
+def _record(seen: Seen | None) -> Record:
+    record = _given(seen).record
+    if record is None:
+        raise Unplannable(f"{seen!r} changed but has no record")
+    return record
+
+
 def _merged(base: dict[str, Any], other: dict[str, Any], fields: frozenset[str]) -> dict:
     return {**base, **{k: other.get(k) for k in fields}}
 
@@ -282,19 +206,16 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
     plan = Plan()
     winner = Side.CRM
     if overlap:
-        assert crm is not None and remote is not None
-        winner = _winner(policy, crm, remote)
+        winner = _winner(policy, _given(crm), _given(remote))
         plan.add(Conflict(overlap, winner, f"changed on both sides: {', '.join(sorted(overlap))}"))
     to_crm = (remote_fields - both) | (overlap if winner is Side.REMOTE else frozenset())
     to_remote = (crm_fields - both) | (overlap if winner is Side.CRM else frozenset())
     crm_key = crm.key if crm else crm_key
     remote_id = remote.key if remote else remote_id
     if to_crm:
-        assert remote is not None and remote.record is not None
-        plan.add(Write(Side.CRM, crm_key, remote.record, to_crm, "changed in Exchange"))
+        plan.add(Write(Side.CRM, crm_key, _record(remote), to_crm, "changed in Exchange"))
     if to_remote:
-        assert crm is not None and crm.record is not None
-        plan.add(Write(Side.REMOTE, remote_id, crm.record, to_remote, "changed in the CRM"))
+        plan.add(Write(Side.REMOTE, remote_id, _record(crm), to_remote, "changed in the CRM"))
     link = Link(crm_key, remote_id,
                 crm_snapshot=_merged(crm_now, remote_now, to_crm),
                 remote_snapshot=_merged(remote_now, crm_now, to_remote),
@@ -415,8 +336,8 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
         if _carried_change(other_seen, before, other, policy):
             # Modified against deleted: the modification wins and comes back. Only a change
             # the other side carries counts, or the engine's own write would undo a deletion.
-            assert other_seen is not None and other_seen.record is not None
-            record = other_seen.record
+            record = _record(other_seen)
+            other_seen = _given(other_seen)
             return Plan().add(Write(deleted_side, None, record, policy.synced_fields,
                                     f"deleted in {where} but changed on the other side: "
                                     "the change wins")).add(
@@ -478,10 +399,10 @@ def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
     decision): link them. A field empty on one side is filled from the other; a field that
     differs is a conflict, settled for the CRM (the system of record) unless Exchange wins
     by policy: "newest change wins" has no history to judge by on a first link."""
-    assert crm.record is not None and remote.record is not None
+    crm_record, remote_record = _record(crm), _record(remote)
     if policy.conflict is ConflictPolicy.NEWEST:
         policy = dataclasses.replace(policy, conflict=ConflictPolicy.CRM)
-    crm_now, remote_now = snapshot(crm.record, policy), snapshot(remote.record, policy)
+    crm_now, remote_now = snapshot(crm_record, policy), snapshot(remote_record, policy)
     # Everything that differs is "changed on both sides" since there is no common past;
     # empty values never overwrite filled ones.
     differs = frozenset(f for f in changed_fields(crm_now, remote_now)

@@ -161,7 +161,7 @@ TEMPLATES: list[str | CountedWords] = [
                   "or deletions are not carried over) and no longer synced"),
     gettext_noop("You declined this meeting and no other synced user attends it: the CRM "
                   "event is deleted; your declined copy is left as it is"),
-    # The runner (engine/runner.py) and the matching rules (engine/matching.py).
+    # The runner (engine/run/) and the matching rules (engine/matching.py).
     gettext_noop("%(reason)s; kept the values from %(winner)s"),
     gettext_noop("%(problem)s (tried again next run)"),
     gettext_noop("%(reason)s: %(fields)s"),

@@ -21,40 +21,68 @@ profile filed already, matching nobody, not an e-mail, gone before its retry), o
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from django.utils import timezone
 
-from engine import progress
-from engine.crmstore.base import SavedDocument
+from engine.crmstore.base import CrmBackend, SavedDocument
 from engine.mailbox.base import (
     ChangeType,
     FolderInfo,
     ItemError,
     ItemRef,
     LeftOut,
+    MailboxBackend,
     MailboxError,
 )
-from engine.models import Agenda, FolderState, Retry, Run, RunItem
+from engine.models import Agenda, Retry, Run, RunItem
 from engine.records import AttachmentInfo, ContactRecord, Kind, MessageRecord, Record
-from engine.runner import AgendaSync
+from engine.run.journal import Journal
+from engine.run.link_table import link_table
 from mailimport import filenames, storage
+from profiles.models import SyncProfile
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
 
 # The code both mailbox backends give an item that is not in the mailbox (any more).
 NOT_FOUND = "ErrorItemNotFound"
 
 
-class MailImport(AgendaSync):
+class MailImport:
+    """One import run of a profile's mail folders. It only imports: no two-way flow, no
+    links; its run keeps a journal as every run does (engine/run/journal.py)."""
+
     agenda = Agenda.MAIL
     kind = Kind.MAIL
 
-    def agenda_settings(self) -> Any:
-        return self.profile.mailsettings
+    def __init__(self, profile: SyncProfile, mailbox: MailboxBackend, crm: CrmBackend, *,
+                 dry_run: bool = False, trigger: str = "manual",
+                 checkpoint: Callable[[str], None] | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.profile = profile
+        self.mailbox = mailbox
+        self.crm = crm
+        self.settings = profile.mailsettings
+        self.journal = Journal(profile, self.agenda, dry_run=dry_run, trigger=trigger,
+                               checkpoint=checkpoint, progress=progress)
+        # Its retries and folder states (a dry run's keeps no write).
+        self.links = link_table(profile, self.agenda, dry_run=dry_run)
 
-    def synced_fields(self) -> frozenset[str]:
-        return frozenset()
+    @property
+    def run_record(self) -> Run | None:
+        return self.journal.run
+
+    @property
+    def dry_run(self) -> bool:
+        return self.journal.dry_run
+
+    def run(self) -> Run:
+        return self.journal.conduct(self._sync, lambda: self.mailbox.requests_made)
+
+    def _item(self, action: str, title: str, crm_key: str = "", remote_id: str = "",
+              detail: str = "") -> None:
+        """A line of the run's history."""
+        self.journal.line(action, title, crm_key, remote_id, detail)
 
     def title(self, record: Record | None) -> str:
         if isinstance(record, ContactRecord):
@@ -70,13 +98,12 @@ class MailImport(AgendaSync):
         self._retry_messages()
         for folder_id, path in mail.folders():
             folder = FolderInfo(id=folder_id, path=path, kind=Kind.MAIL)
-            state, _ = FolderState.objects.get_or_create(
-                profile=self.profile, agenda=self.agenda, folder_id=folder_id)
-            self._say(f"Reading {path}")
+            state = self.links.folder_state(folder_id)
+            self.journal.say(f"Reading {path}")
             for page in self.mailbox.read_changes(folder, state.remote_state or None,
                                                   known=self._already_filed,
                                                   received_after=self.since):
-                progress.report(self.run_record, more=len(page.changes))
+                self.journal.report(more=len(page.changes))
                 self._left_out(page.left_out)
                 for error in page.errors:
                     self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
@@ -86,13 +113,11 @@ class MailImport(AgendaSync):
                     # A deletion (or a move out of the folder) leaves the CRM e-mail as it is.
                     if change.type is ChangeType.UPSERT:
                         self._look_at(change.ref, change.record)
-                        self._point("message filed")
-                    progress.report(self.run_record, done=1)
-                if not self.dry_run:
-                    state.remote_state = page.state
-                    state.save(update_fields=["remote_state", "updated"])
-                self._point("mail page checkpointed")
-                self._renew()
+                        self.journal.point("message filed")
+                    self.journal.report(done=1)
+                self.links.save_state(state, remote_state=page.state)
+                self.journal.point("mail page checkpointed")
+                self.journal.renew()
         return False
 
     def _open_store(self) -> storage.AttachmentStore:
@@ -114,7 +139,7 @@ class MailImport(AgendaSync):
     def _retry_messages(self) -> None:
         """The messages earlier runs could not file, read again (before their Retry rows go,
         so that a connection failing here loses none of them)."""
-        retries = list(Retry.objects.filter(profile=self.profile, agenda=self.agenda))
+        retries = self.links.retries()
         if not retries:
             return
         fetched = self.mailbox.fetch(Kind.MAIL, [ItemRef(r.key) for r in retries])
@@ -123,8 +148,7 @@ class MailImport(AgendaSync):
                 self._item(RunItem.Action.ERROR, self._last_title(retry.key), "", retry.key,
                            f"{result.message} (tried again next run)")
                 continue   # its Retry stays
-            if not self.dry_run:
-                retry.delete()
+            self.links.drop_retries([retry])
             if isinstance(result, ItemError):
                 self._item(RunItem.Action.SKIP, self._last_title(retry.key), "", retry.key,
                            "no longer in the mailbox (deleted or moved) when it was to be "
@@ -155,18 +179,10 @@ class MailImport(AgendaSync):
         a first run lists a whole mailbox's old mail."""
         if not older:
             return
-        run = self.run_record
-        assert run is not None
-        self._items_buffer = []
-        try:
+        with self.journal.together():
             for message in older:
                 self._item(RunItem.Action.SKIP, message.title or "(no subject)",
                            remote_id=message.ref.id, detail=self._too_old(message.received))
-            RunItem.objects.bulk_create(self._items_buffer)
-        finally:
-            self._items_buffer = None
-        if not self.dry_run:
-            Run.objects.filter(pk=run.pk).update(skipped=run.skipped)
 
     def _too_old(self, received: dt.datetime) -> str:
         return (f"received {received:%Y-%m-%d}, before the import window (the last "

@@ -4,8 +4,8 @@ meeting (the same UID, or the same subject and start), side by side with every f
 differs (portal.pairs), for the user to link or keep apart, one pair or many at once.
 
 A decision is only recorded here; the profile's next sync carries it out
-(`AgendaSync._apply_decisions` reads `decision` and sets `applied`). Until then it can be
-changed.
+(`TwoWaySync._apply_decisions` in engine/run/flow.py reads `decision` and sets `applied`).
+Until then it can be changed.
 """
 
 from __future__ import annotations

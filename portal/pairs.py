@@ -197,7 +197,7 @@ def when(meeting: dict[str, Any]) -> str:
     return f"{text}–{until}"
 
 
-# Why the sync took two meetings for one (CalendarSync.describe_key, stored in English in
+# Why the sync took two meetings for one (CalendarRules.describe_key, stored in English in
 # the candidate's `address`), in words a person reads.
 def meeting_reason(address: str) -> str:
     if address.startswith("uid:") or address == "the same meeting UID":

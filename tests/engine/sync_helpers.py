@@ -6,11 +6,11 @@ from collections import Counter
 from typing import Any
 
 from crm.models import CrmUser, Person
+from engine.agendas.contacts import ContactSync
 from engine.crmstore.builtin import BuiltinCrm
 from engine.mailbox.ews import EwsMailbox
 from engine.models import Run
 from engine.records import ContactRecord, EventRecord, Kind
-from engine.runner import ContactSync
 from ewsim.testing import SimHandle
 from profiles.models import MailboxConnection, Organization, SyncProfile
 from tests.engine.conftest import access_to
@@ -65,7 +65,7 @@ def persons(profile: SyncProfile) -> list[Person]:
 
 
 def run_calendar(sim: SimHandle, profile: SyncProfile, **options: Any) -> Run:
-    from engine.calendar_sync import CalendarSync
+    from engine.agendas.calendar import CalendarSync
     from engine.sync import crm_for
 
     profile = SyncProfile.objects.get(pk=profile.pk)

@@ -14,7 +14,7 @@ import pytest
 
 from crm.models import Event, Person
 from engine.models import FolderState, Link, Run, RunItem
-from engine.runner import AgendaSync
+from engine.run.stamps import IdentityStamps
 from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
@@ -147,7 +147,7 @@ def linked_by_an_older_version(monkeypatch: pytest.MonkeyPatch, profile: SyncPro
     """Sync as a version that stamped no import or match did, then upgrade: the migration
     leaves the folder's links to be stamped."""
     with monkeypatch.context() as patched:
-        patched.setattr(AgendaSync, "_stamp_due", lambda *args: False)
+        patched.setattr(IdentityStamps, "_stamp_due", lambda *args: False)
         run(profile, "contacts")
     FolderState.objects.filter(profile=profile).update(stamps_checked=False)
 

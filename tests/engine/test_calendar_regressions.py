@@ -54,7 +54,7 @@ def test_a_run_killed_after_reading_the_window_still_copies_crm_events_that_ente
         ewsim: SimHandle) -> None:
     """The day's window read was marked done before the CRM events found in it were
     handled: a worker killed in between left them uncopied until the next day."""
-    from engine.runner import Killed
+    from engine.run.journal import Killed
 
     profile = make_profile(ewsim)
     add_exchange_event(ewsim, "Exchange, later", at(40, 9))
@@ -138,7 +138,7 @@ def test_twins_seen_by_a_killed_run_are_not_doubled_once_they_left_the_window(
     """One meeting entered in the CRM and in Outlook (matched by subject and start); the run
     that saw both was killed at its first checkpoint, and the next ran after the pair had
     left the window: the Exchange event was copied into the CRM beside its twin."""
-    from engine.runner import Killed
+    from engine.run.journal import Killed
 
     profile = make_profile(ewsim)
     assert run_calendar(ewsim, profile, today=TODAY).status == Run.Status.SUCCESS

@@ -69,7 +69,7 @@ from engine import recurrence
 from engine.crmstore.builtin import BuiltinCrm
 from engine.models import Lease, Link, Retry, Run
 from engine.records import EventRecord, Kind, RecurrenceRule, canonical
-from engine.runner import Killed
+from engine.run.journal import Killed
 from engine.sync import crm_for
 from ewsim.testing import SimHandle
 from profiles.models import MailboxConnection, Organization, SyncProfile
@@ -83,7 +83,8 @@ PRAGUE = zoneinfo.ZoneInfo("Europe/Prague")
 DAYS_PAST, DAYS_FUTURE = 14, 31          # the profile's defaults (PRODUCT.md §4.1)
 START_DAY = dt.date(2026, 11, 25)
 # What a linked pair must hold equal on both sides. Categories, attendees and the UID travel
-# one way by design (calendar_sync's docstring); the machine leaves them at their defaults.
+# one way by design (engine/agendas/calendar.py's docstring); the machine leaves them at
+# their defaults.
 COMPARED = ("subject", "start", "end", "time_zone", "all_day", "location", "body", "private",
             "recurrence", "exceptions", "deleted_occurrences")
 EDITED = ("subject", "start", "location", "private")

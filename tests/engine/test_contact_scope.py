@@ -20,9 +20,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from crm.models import ClassificationNode, CrmUser, Person
+from engine.agendas.contacts import ContactSync
 from engine.mailbox import open_mailbox
 from engine.models import Lease, Link, PendingItem, Run, RunItem
-from engine.runner import ContactSync, Killed
+from engine.run.journal import Killed
 from engine.sync import crm_for, sync
 from ewsim.testing import SimHandle
 from profiles.models import ContactSettings, SyncProfile

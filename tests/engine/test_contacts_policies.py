@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from crm.models import ClassificationNode, Person
 from engine.models import Lease, Link, Run, RunItem
-from engine.runner import Killed
+from engine.run.journal import Killed
 from ewsim.testing import SimHandle
 
 from .sync_helpers import exchange_contacts, make_profile, persons, run_contacts

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from crm.models import Person
 from engine.models import DuplicateCandidate, Lease, Link, Retry, Run, RunItem
-from engine.runner import Killed
+from engine.run.journal import Killed
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
 

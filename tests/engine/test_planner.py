@@ -6,20 +6,15 @@ import datetime as dt
 
 import pytest
 
+from engine.agendas.contacts import CONTACT_SYNCED
+from engine.plan_actions import Conflict, Leave, Link, PendingDeletion, Side, Skip, Unlink
 from engine.planner import (
-    Conflict,
     ConflictPolicy,
     DeletionPolicy,
     Direction,
     Known,
-    Leave,
-    Link,
-    PendingDeletion,
     Policy,
     Seen,
-    Side,
-    Skip,
-    Unlink,
     plan_linked,
     plan_match,
     plan_new,
@@ -27,7 +22,6 @@ from engine.planner import (
     snapshot,
 )
 from engine.records import Attendee, ContactRecord, EventRecord
-from engine.runner import CONTACT_SYNCED
 
 T0 = dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
 BASE = ContactRecord(first_name="Petr", last_name="Svoboda", email1="petr@stavby.cz",
@@ -232,7 +226,7 @@ MEETING = EventRecord(subject="Review", start=T0, end=T0 + dt.timedelta(hours=1)
 
 
 def events_policy(deletion: str = "propagate") -> Policy:
-    from engine.calendar_sync import EVENT_SYNCED
+    from engine.agendas.calendar import EVENT_SYNCED
 
     return Policy(Direction.TWO_WAY, ConflictPolicy.NEWEST, DeletionPolicy(deletion),
                   EVENT_SYNCED, one_way={"attendees": Side.REMOTE, "uid": Side.REMOTE,

@@ -15,9 +15,12 @@ from engine.reasons import describe, known
 
 # Where the engine writes run items' reasons and runs' messages, and the calls that carry
 # one: the argument (position, keyword) that holds it.
-SOURCES = ["engine/planner.py", "engine/runner.py", "engine/calendar_sync.py",
+SOURCES = ["engine/planner.py", *(f"engine/run/{name}.py" for name in (
+               "flow", "journal", "reading", "executor", "recording", "guards", "stamps")),
+           "engine/agendas/contacts.py", "engine/agendas/calendar.py",
            "engine/matching.py", "mailimport/importer.py"]
-CARRIERS = {"_item": (4, "detail"), "Skip": (0, "reason"), "Unlink": (0, "reason"),
+CARRIERS = {"_item": (4, "detail"), "line": (4, "detail"), "say": (0, "message"),
+            "Skip": (0, "reason"), "Unlink": (0, "reason"),
             "Leave": (0, "reason"), "PendingDeletion": (1, "reason"),
             "Conflict": (2, "reason"), "Write": (4, "reason"), "Duplicate": (3, "reason"),
             "append": (0, ""), "_say": (0, "message")}

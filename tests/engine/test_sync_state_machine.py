@@ -47,10 +47,11 @@ from hypothesis.stateful import (
 )
 
 from crm.models import Company, CrmUser, Person, PersonCompany
+from engine.agendas.contacts import CONTACT_SYNCED
 from engine.crmstore.builtin import BuiltinCrm
 from engine.models import DuplicateCandidate, Lease, Link, Retry, Run
 from engine.records import ContactRecord, Kind, canonical
-from engine.runner import CONTACT_SYNCED, Killed
+from engine.run.journal import Killed
 from ewsim.testing import SimHandle
 from profiles.models import MailboxConnection, Organization, SyncProfile
 

@@ -31,12 +31,14 @@ from django.conf import settings as django_settings
 from django.db.models import F
 
 from engine import recurrence
-from engine.crmstore.base import CrmChange, CrmRecord, CrmWrite
-from engine.mailbox.base import ChangePage, ChangeType, ItemChange, ItemRef
-from engine.models import Agenda, Link
-from engine.planner import Side
+from engine.agendas.base import AgendaRules, WindowEntries
+from engine.crmstore.base import CrmBackend, CrmRecord, CrmWrite
+from engine.mailbox.base import ItemRef, MailboxBackend
+from engine.models import Agenda, FolderState
+from engine.plan_actions import Side
 from engine.records import EventRecord, Kind, Record, RecurrenceRule
-from engine.runner import BATCH, AgendaSync
+from engine.run.flow import TwoWaySync
+from profiles.models import SyncProfile
 from profiles.models.agendas import CalendarSettings
 
 EVENT_SYNCED = frozenset({
@@ -44,59 +46,66 @@ EVENT_SYNCED = frozenset({
     "categories", "attendees", "uid", "recurrence", "exceptions", "deleted_occurrences"})
 
 
-class CalendarSync(AgendaSync):
+class NotAnEvent(TypeError):
+    """A calendar rule was handed a record of another kind: a backend bug, not user data."""
+
+
+def _event(record: Record | None) -> EventRecord:
+    if not isinstance(record, EventRecord):
+        raise NotAnEvent(f"Expected an event, got {type(record).__name__}.")
+    return record
+
+
+class CalendarRules(AgendaRules):
     agenda = Agenda.CALENDAR
     kind = Kind.CALENDAR
+    synced_fields = EVENT_SYNCED
 
-    def __init__(self, *args: Any, today: dt.date | None = None, **kwargs: Any) -> None:
-        self._today = today
-        super().__init__(*args, **kwargs)
+    def __init__(self, profile: SyncProfile, crm: CrmBackend, *,
+                 today: dt.date | None = None) -> None:
+        super().__init__(profile, crm)
         cal: CalendarSettings = self.settings
         zone = zoneinfo.ZoneInfo(django_settings.TIME_ZONE)
-        today = self._today or dt.datetime.now(zone).date()
-        self.today = today
+        self.today = today or dt.datetime.now(zone).date()
         self.window = (
-            dt.datetime.combine(today - dt.timedelta(days=cal.days_past), dt.time(), zone)
+            dt.datetime.combine(self.today - dt.timedelta(days=cal.days_past), dt.time(), zone)
             .astimezone(dt.UTC),
-            dt.datetime.combine(today + dt.timedelta(days=cal.days_future + 1), dt.time(), zone)
-            .astimezone(dt.UTC))
-        self.paired_only = cal.scope == CalendarSettings.Scope.PAIRED
+            dt.datetime.combine(self.today + dt.timedelta(days=cal.days_future + 1), dt.time(),
+                                zone).astimezone(dt.UTC))
         pairings = list(self.profile.category_pairings.select_related("crm_category"))
         self.to_crm = {p.exchange_category.lower(): p.crm_category.name for p in pairings}
         self.to_exchange = {p.crm_category.name.lower(): p.exchange_category for p in pairings}
         self.default_category = cal.default_category.name if cal.default_category_id else ""
+        self._window_cache: dict[str, EventRecord] | None = None
+
+    @property
+    def paired_only(self) -> bool:
+        return self.settings.scope == CalendarSettings.Scope.PAIRED
 
     # --- what the calendar agenda says --------------------------------------------------------
     def agenda_settings(self) -> Any:
         return self.profile.calendarsettings
 
-    def synced_fields(self) -> frozenset[str]:
-        return EVENT_SYNCED
-
     def one_way_fields(self) -> dict[str, Side]:
         one_way = {"attendees": Side.REMOTE, "uid": Side.REMOTE}
-        if not self.paired_only_setting():
+        if not self.paired_only:
             one_way["categories"] = Side.CRM
         return one_way
 
-    def paired_only_setting(self) -> bool:
-        return self.profile.calendarsettings.scope == CalendarSettings.Scope.PAIRED
-
     def incoming(self, record: Record) -> Record:
-        assert isinstance(record, EventRecord)
+        event = _event(record)
         if self.paired_only:
-            mapped = tuple(dict.fromkeys(self.to_crm[c.lower()] for c in record.categories
+            mapped = tuple(dict.fromkeys(self.to_crm[c.lower()] for c in event.categories
                                          if c.lower() in self.to_crm))
         else:
             mapped = (self.default_category,) if self.default_category else ()
-        return dataclasses.replace(record, categories=mapped)
+        return dataclasses.replace(event, categories=mapped)
 
     def outgoing(self, record: Record, crm_key: str) -> Record:
-        record = super().outgoing(record, crm_key)
-        assert isinstance(record, EventRecord)
-        categories = tuple(self.to_exchange.get(c.lower(), c) for c in record.categories)
+        event = _event(super().outgoing(record, crm_key))
+        categories = tuple(self.to_exchange.get(c.lower(), c) for c in event.categories)
         # Exchange has no attendees from the CRM: see the module's docstring.
-        return dataclasses.replace(record, categories=categories, attendees=(), organizer="")
+        return dataclasses.replace(event, categories=categories, attendees=(), organizer="")
 
     def in_window(self, record: EventRecord) -> bool:
         if record.start is None or record.end is None:
@@ -126,59 +135,49 @@ class CalendarSync(AgendaSync):
                                           time_zone=snapshot.get("time_zone") or ""))
 
     def remote_in_scope(self, record: Record) -> bool:
-        assert isinstance(record, EventRecord)
-        if record.cancelled or record.response == "declined":
+        event = _event(record)
+        if event.cancelled or event.response == "declined":
             return False   # not a meeting the user goes to (a linked one: the planner says)
-        if self.settings.skip_private and record.private:
+        if self.settings.skip_private and event.private:
             return False
-        if self.paired_only and not record.categories:
+        if self.paired_only and not event.categories:
             return False
-        return self.in_window(record)
+        return self.in_window(event)
 
     def crm_in_scope(self, records: dict[str, CrmRecord]) -> set[str]:
         own = self.crm.in_scope(self.kind, list(records))
         # A meeting another user owns is in this profile's scope once linked to it.
-        linked = set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
-                                         crm_key__in=list(records))
-                     .values_list("crm_key", flat=True))
+        linked = self.links.linked_crm_keys(records)
         out = set()
         for key, found in records.items():
-            record = found.record
-            assert isinstance(record, EventRecord)
+            event = _event(found.record)
             if key not in own and key not in linked:
                 continue
             if self.paired_only and not any(c.lower() in self.to_exchange
-                                            for c in record.categories):
+                                            for c in event.categories):
                 continue
-            if self.in_window(record):
+            if self.in_window(event):
                 out.add(key)
         return out
-
-    def _others_links(self, crm_keys: list[str]) -> Any:
-        """Other synced users' live links to these CRM events (one CRM per organization)."""
-        return (Link.objects.filter(profile__organization_id=self.profile.organization_id,
-                                    profile__active=True, agenda=self.agenda,
-                                    crm_key__in=crm_keys, state=Link.State.ACTIVE)
-                .exclude(profile=self.profile))
 
     def shared_keys(self, crm_keys: list[str]) -> set[str]:
         if not crm_keys:
             return set()
-        return set(self._others_links(crm_keys).values_list("crm_key", flat=True))
+        return set(self.links.others_links(crm_keys).values_list("crm_key", flat=True))
 
     def leave(self, crm_key: str) -> CrmWrite:
         # The event passes to the organizer's user if synced, else to the first to link it.
-        heir = (self._others_links([crm_key])
+        heir = (self.links.others_links([crm_key])
                 .order_by(F("organizes").desc(nulls_last=True), "created", "pk")
                 .values_list("profile__crm_user_id", flat=True).first())
         return self.crm.leave_event(crm_key, self.profile.mailbox,
                                     str(heir) if heir is not None else "")
 
     def match_keys(self, record: Record) -> list[str]:
-        assert isinstance(record, EventRecord)
-        keys = [f"uid:{record.uid}"] if record.uid else []
-        if record.start is not None:
-            keys.append(f"at:{record.start.isoformat()}|{record.subject.strip().lower()}")
+        event = _event(record)
+        keys = [f"uid:{event.uid}"] if event.uid else []
+        if event.start is not None:
+            keys.append(f"at:{event.start.isoformat()}|{event.subject.strip().lower()}")
         return keys
 
     def crm_candidates(self, keys: list[str]) -> dict[str, list[str]]:
@@ -206,60 +205,39 @@ class CalendarSync(AgendaSync):
     def describe_key(self, key: str) -> str:
         return "the same meeting UID" if key.startswith("uid:") else "the same subject and start"
 
-    def window_entries(self, pending_crm: dict[str, Any]) -> None:
+    def window_entries(self, state: FolderState, mailbox: MailboxBackend,
+                       read_from_scratch: bool) -> WindowEntries | None:
         """Events that came into the window without changing: the CRM's by a query, Exchange's
         by reading the window, both leaving out what is linked already. The window moves once
         a day, so this is done by the first run of each day (and the first run ever)."""
-        state = self.state
-        if state is not None and state.window_checked == self.today:
-            return
-        linked = set(Link.objects.filter(profile=self.profile, agenda=self.agenda)
-                     .values_list("crm_key", flat=True))
-        for key in self.crm.events_in_window(*self.window):
-            if key not in linked:
-                pending_crm.setdefault(key, CrmChange(key, False, 0))
+        if state.window_checked == self.today:
+            return None
+        linked = self.links.linked_crm_keys()
+        crm_keys = [key for key in self.crm.events_in_window(*self.window)
+                    if key not in linked]
         # A read of Exchange's changes from no state (the first run) has just seen every
         # item of the folder: reading the window would fetch them all a second time (a
         # first import of 2,000 events spent a quarter of its time so; bench/calendar.py).
-        changes = [] if getattr(self, "_read_from_scratch", False) else [
-            ItemChange(ChangeType.UPSERT, ref, record)
-            for ref, record in self.mailbox.read_window(
-                self.folder, *self.window, known=self._linked_items,
-                known_series=self._linked_series)]
-        for start in range(0, len(changes), 100):
-            self._remote_page(ChangePage(changes[start:start + 100], [], "", done=False),
-                              pending_crm)
-        # Marked done only once the CRM events found here are handled (`_sync`): they wait
-        # in memory, so a run killed before then must read the window again.
-        self._window_read = True
-
-    def _read_remote(self, state: Any, remote_state: str | None, pending_crm: dict[str, Any],
-                     page_size: int = BATCH) -> str | None:
-        if remote_state is None:
-            self._read_from_scratch = True   # the whole folder is read (window_entries)
-        return super()._read_remote(state, remote_state, pending_crm, page_size)
-
-    def _sync(self) -> bool:
-        self._window_read = False
-        waiting = super()._sync()
-        state = self.state
-        if self._window_read and state is not None and not self.dry_run:
-            state.window_checked = self.today
-            state.save(update_fields=["window_checked", "updated"])
-        return waiting
+        items = [] if read_from_scratch else list(mailbox.read_window(
+            self.folder, *self.window, known=self._linked_items,
+            known_series=self.links.linked_uids))
+        return WindowEntries(crm_keys, items, self.today)
 
     def _linked_items(self, refs: list[ItemRef]) -> set[str]:
-        return set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
-                                       remote_id__in=[r.id for r in refs])
-                   .values_list("remote_id", flat=True))
-
-    def _linked_series(self, uids: list[str]) -> set[str]:
-        return set(Link.objects.filter(profile=self.profile, agenda=self.agenda,
-                                       remote_uid__in=uids).values_list("remote_uid", flat=True))
+        return self.links.linked_remote_ids(r.id for r in refs)
 
     def _window_records(self) -> dict[str, EventRecord]:
-        if not hasattr(self, "_window_cache"):
+        if self._window_cache is None:
             keys = self.crm.events_in_window(*self.window)
             self._window_cache = {k: r.record for k, r in self.crm.fetch(self.kind, keys).items()
                                   if isinstance(r.record, EventRecord)}
         return self._window_cache
+
+
+class CalendarSync(TwoWaySync):
+    """One run of a profile's calendar: the two-way sync with the calendar rules, `today`
+    placing the window (tests move it)."""
+
+    def __init__(self, profile: SyncProfile, mailbox: MailboxBackend, crm: CrmBackend, *,
+                 today: dt.date | None = None, **options: Any) -> None:
+        super().__init__(CalendarRules(profile, crm, today=today), mailbox, **options)

@@ -1,0 +1,1 @@
+"""One run of an agenda, in parts with one job each (engine/run/flow.py gives the order)."""
