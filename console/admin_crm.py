@@ -121,6 +121,17 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
         kwargs["fields"] = MODEL_FIELDS
         return super().get_form(request, obj, **kwargs)
 
+    def save_model(self, request: HttpRequest, connection: CrmConnection, form: Any,
+                   change: bool) -> None:
+        before = registry.reached_by(connection.organization_id) if change else None
+        super().save_model(request, connection, form, change)
+        if before is not None and registry.reached_by(connection.organization_id) != before:
+            # What engine/crm_switch.py does before each agenda's next run, said now.
+            self.message_user(request, _(
+                "The connection now reaches another CRM: at their next sync, the "
+                "organization's profiles forget their links with the previous one and match "
+                "both sides anew (nothing is deleted on either side)."), messages.WARNING)
+
     def _test_and_report(self, request: HttpRequest, objects: list[Any]) -> None:
         # The mailbox tools' button and action, with the CRM kind's own diagnosis.
         for connection in objects:

@@ -79,6 +79,29 @@ class Link(models.Model):
         return self.title or f"{self.crm_key} ↔ {self.remote_id[:12]}…"
 
 
+class CrmBinding(models.Model):
+    """Which CRM a profile's agenda is synced with: its links, cursors and duplicate
+    candidates name that CRM's records. When the organization's CRM connection reaches
+    another CRM (another kind, or another instance of one), they mean nothing there and are
+    forgotten before the next run (engine/crm_switch.py)."""
+
+    profile = models.ForeignKey("profiles.SyncProfile", on_delete=models.CASCADE,
+                                related_name="crm_bindings")
+    agenda = models.CharField(max_length=10, choices=Agenda.choices)
+    crm = models.CharField(max_length=300)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "agenda"], name="one_crm_per_agenda"),
+        ]
+        verbose_name = _("CRM binding")
+        verbose_name_plural = _("CRM bindings")
+
+    def __str__(self) -> str:
+        return f"{self.profile_id}/{self.agenda}: {self.crm}"
+
+
 class FolderState(models.Model):
     """How far a profile's agenda has read: Exchange's sync state and the CRM's change cursor."""
 

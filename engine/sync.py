@@ -7,8 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
 
-from engine import pausing
+from engine import crm_switch, pausing
 from engine.crmstore import registry
 from engine.crmstore.base import CrmBackend
 from engine.mailbox import open_mailbox
@@ -56,6 +57,11 @@ def sync(profile: SyncProfile, agenda: str, *, dry_run: bool = False, trigger: s
         report_progress(sync_run.run_record, note=message)
         if progress is not None:
             progress(message)
+
+    # Links and cursors of another CRM mean nothing in the one the organization reaches now
+    # (not in a dry run, which changes nothing: it reports what a run with them would do).
+    if not dry_run and crm_switch.bind(profile, agenda) and progress is not None:
+        progress(gettext("The organization's CRM changed: this run matches both sides anew."))
 
     with open_mailbox(profile) as mailbox:
         sync_run = runner(profile, mailbox, crm_for(profile, agenda), dry_run=dry_run,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -203,6 +205,15 @@ class CrmBackend(abc.ABC):
     def for_organization(cls, connection: CrmConnection) -> CrmBackend:
         """The CRM as a report reads it: every record of the organization, no profile's
         scope (the duplicates report's and the run history's look-ups and links)."""
+
+    @classmethod
+    def reached_by(cls, connection: CrmConnection) -> str:
+        """Which CRM a connection reaches, as text: links and cursors made with one CRM mean
+        nothing in another, so when this changes they are forgotten (engine/crm_switch.py).
+        By default the kind and every setting; a kind whose settings include some that do
+        not change the CRM reached (a note, a time-out) says so by overriding this."""
+        settings = json.dumps(connection.settings or {}, sort_keys=True)
+        return f"{connection.kind}:{hashlib.sha256(settings.encode()).hexdigest()[:16]}"
 
     @classmethod
     @abc.abstractmethod

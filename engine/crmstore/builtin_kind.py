@@ -54,6 +54,10 @@ class BuiltinKind:
         return cls(connection.organization_id)
 
     @classmethod
+    def reached_by(cls, connection: CrmConnection) -> str:
+        return "builtin"   # the organization's own store: there is no other to reach
+
+    @classmethod
     def diagnose(cls, connection: CrmConnection) -> CrmDiagnosis:
         organization_id = connection.organization_id
         persons = Person.objects.filter(organization_id=organization_id).count()

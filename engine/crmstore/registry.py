@@ -96,3 +96,9 @@ def change_watches(events_named: int) -> list[ChangeWatch]:
         if watch is not None:
             watches.append(watch)
     return watches
+
+
+def reached_by(organization_id: int) -> str:
+    """Which CRM the organization's connection reaches now (CrmBackend.reached_by)."""
+    connection = connection_of(organization_id)
+    return backend_class(connection.kind).reached_by(connection)

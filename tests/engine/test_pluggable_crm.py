@@ -193,6 +193,8 @@ def test_switching_the_kind_in_the_admin_makes_the_next_sync_use_it(
     assert response.status_code == 302, response.content[:2000]
     connection.refresh_from_db()
     assert connection.kind == "memory"
+    said = [str(m) for m in client.get(response["Location"]).context["messages"]]
+    assert any("reaches another CRM" in message for message in said), said
 
     add_contact(ewsim, "Jana", "Malá", email="jana@stavby.cz")
     run(profile, "contacts")
@@ -202,11 +204,6 @@ def test_switching_the_kind_in_the_admin_makes_the_next_sync_use_it(
                                      email1="jana@stavby.cz").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A switch of kind leaves the profile's links, which name the old CRM's keys, and its "
-    "folders' sync states: a contact linked before the switch is looked up in the new CRM by "
-    "its old key and fails as 'no longer exists' on every run, until the profile is resynced "
-    "(engine/resync.py). Nothing forgets them when the kind changes."))
 def test_a_contact_linked_before_the_switch_reaches_the_new_crm(
         ewsim: SimHandle, profile: SyncProfile) -> None:
     use_kind(profile, "builtin")
