@@ -10,7 +10,7 @@ from typing import Any
 
 from engine import matching
 from engine.agendas.base import AgendaRules
-from engine.crmstore.base import CrmBackend
+from engine.crmstore.base import Capability, CrmBackend
 from engine.mailbox.base import MailboxBackend
 from engine.models import Agenda
 from engine.records import ContactRecord, Kind, Record
@@ -21,10 +21,20 @@ CONTACT_SYNCED = frozenset(f.name for f in dataclasses.fields(ContactRecord)) - 
     "display_name", "categories", "stamp", "modified"}
 
 
+# Fields only a CRM with the capability holds: without it, they are neither written to the
+# CRM nor compared with it (an Exchange contact's home address is left as it is there).
+NEEDS_CAPABILITY = {Capability.PHOTOS: {"photo_token"},
+                    Capability.THREE_ADDRESSES: {"home_address", "other_address"}}
+
+
 class ContactRules(AgendaRules):
     agenda = Agenda.CONTACTS
     kind = Kind.CONTACTS
-    synced_fields = CONTACT_SYNCED
+
+    @property
+    def synced_fields(self) -> frozenset[str]:  # type: ignore[override]
+        lacking = set(NEEDS_CAPABILITY) - set(self.crm.capabilities)
+        return CONTACT_SYNCED.difference(*(NEEDS_CAPABILITY[c] for c in lacking))
 
     def agenda_settings(self) -> Any:
         return self.profile.contactsettings
@@ -44,6 +54,14 @@ class ContactRules(AgendaRules):
             first = next(c.strip() for c in self.settings.only_categories if c.strip())
             record = dataclasses.replace(record, categories=(*record.categories, first))
         return record
+
+    def incoming(self, record: Record) -> Record:
+        left_out = CONTACT_SYNCED - self.synced_fields
+        if not left_out or not isinstance(record, ContactRecord):
+            return record
+        # What the CRM cannot hold is not handed to it, even on a create.
+        blank = ContactRecord()
+        return dataclasses.replace(record, **{name: getattr(blank, name) for name in left_out})
 
     def match_keys(self, record: Record) -> list[str]:
         if not isinstance(record, ContactRecord):

@@ -122,3 +122,27 @@ def test_while_a_run_holds_the_agenda_the_state_is_kept_for_the_next_run(
     assert crm_switch.bind(profile, "contacts") is True
     assert not Link.objects.filter(profile=profile).exists()
     assert CrmBinding.objects.get(profile=profile, agenda="contacts").crm.startswith("memory:")
+
+
+def test_fields_the_crm_cannot_hold_are_left_out_of_the_sync(
+        ewsim: SimHandle, profile: SyncProfile) -> None:
+    """A CRM without three addresses (the "limited" kind of tests/crm_kinds.py): an Exchange
+    contact's home address is not written to it, and not seen as a difference run after run;
+    it stays as it is in Exchange."""
+    use_kind(profile, "limited")
+    xml = ("<t:Contact><t:DisplayName>Petr Svoboda</t:DisplayName><t:GivenName>Petr"
+           "</t:GivenName><t:EmailAddresses><t:Entry Key=\"EmailAddress1\">petr@stavby.cz"
+           "</t:Entry></t:EmailAddresses><t:PhysicalAddresses><t:Entry Key=\"Home\">"
+           "<t:Street>Lipová 5</t:Street><t:City>Brno</t:City></t:Entry><t:Entry "
+           "Key=\"Business\"><t:Street>Nádražní 1</t:Street><t:City>Praha</t:City></t:Entry>"
+           "</t:PhysicalAddresses><t:Surname>Svoboda</t:Surname></t:Contact>")
+    ewsim.control.create_item(ewsim.user, folder="contacts", xml=xml, tag="Contact")
+    first = run(profile, "contacts")
+    assert first.crm_created == 1
+    person = Person.objects.get(organization_id=profile.organization_id, email1="petr@stavby.cz")
+    assert (person.business_street, person.business_city) == ("Nádražní 1", "Praha")
+    assert (person.home_street, person.home_city) == ("", "")
+    again = run(profile, "contacts")
+    assert (again.crm_updated, again.remote_updated, again.errors) == (0, 0, 0)
+    [contact] = exchange_contacts(ewsim).values()
+    assert contact.home_address.city == "Brno"
