@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 class CrmChange:
     key: str
     deleted: bool
-    revision: int
+    # The record's version after the change, as fetch() gives it ("": not known), opaque like
+    # every version: a pending change in the version a link holds is the run's own write.
+    version: str = ""
 
 
 @dataclass

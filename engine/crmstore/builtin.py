@@ -105,7 +105,7 @@ class BuiltinCrm(BuiltinKind, BuiltinMail, CrmBackend):
         rows = changes_since(self.organization_id, CHANGE_KIND[kind], _revision(cursor))
         for object_id, deleted, rev in rows.values_list("object_id", "deleted", "revision")\
                 .iterator(chunk_size=1000):
-            yield CrmChange(str(object_id), deleted, rev)
+            yield CrmChange(str(object_id), deleted, str(rev))
 
     def _persons(self) -> Any:
         return Person.objects.filter(organization_id=self.organization_id)

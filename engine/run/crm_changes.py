@@ -28,7 +28,7 @@ class PendingCrmChanges:
 
     def look_again(self, key: str) -> None:
         """A record looked at as if it had changed (unless its change is pending anyway)."""
-        self._changes.setdefault(key, CrmChange(key, False, 0))
+        self._changes.setdefault(key, CrmChange(key, False))
 
     def take(self, key: str) -> None:
         """The record is handled by the step at hand: not carried over at the end."""
@@ -46,7 +46,7 @@ class PendingCrmChanges:
         change = self._changes.get(key)
         return change is not None and change.deleted
 
-    def revisions(self) -> dict[str, str]:
-        """The revision of each pending change that names one (not deletions)."""
-        return {key: str(change.revision) for key, change in self._changes.items()
-                if not change.deleted and change.revision}
+    def versions(self) -> dict[str, str]:
+        """The version of each pending change that names one (not deletions)."""
+        return {key: change.version for key, change in self._changes.items()
+                if not change.deleted and change.version}

@@ -274,7 +274,7 @@ class TwoWaySync(ExchangeReading, MassGuards):
         records: the run after a first import of thousands of contacts took seconds reading
         them all back (bench/). The built-in CRM's version is its change revision; any
         later change has a higher one, so an equal version means unchanged."""
-        return self.links.unchanged_in_crm(pending.revisions())
+        return self.links.unchanged_in_crm(pending.versions())
 
     def _crm_batch(self, keys: Sequence[str]) -> None:
         links = self.links.by_crm_key(keys)

@@ -15,7 +15,7 @@ from tests.base import BaseTestCase
 
 class PendingCrmChangesTestCase(BaseTestCase):
     def test_a_change_taken_is_not_carried_over(self) -> None:
-        pending = PendingCrmChanges([CrmChange("1", False, 5), CrmChange("2", False, 6)])
+        pending = PendingCrmChanges([CrmChange("1", False, "5"), CrmChange("2", False, "6")])
         pending.take("1")
         assert list(pending) == ["2"] and "1" not in pending and len(pending) == 1
 
@@ -24,27 +24,27 @@ class PendingCrmChangesTestCase(BaseTestCase):
         assert pending.take_side("7", {}) is None
 
     def test_the_crm_side_of_a_pair_gone_from_the_crm_is_a_side_without_record(self) -> None:
-        pending = PendingCrmChanges([CrmChange("7", True, 9)])
+        pending = PendingCrmChanges([CrmChange("7", True, "9")])
         side = pending.take_side("7", {})
         assert side is not None and side.key == "7" and side.record is None
         assert "7" not in pending
 
     def test_the_crm_side_of_a_pair_is_the_record_read(self) -> None:
         read = Seen("7", "12", ContactRecord(first_name="Eva"))
-        pending = PendingCrmChanges([CrmChange("7", False, 12)])
+        pending = PendingCrmChanges([CrmChange("7", False, "12")])
         assert pending.take_side("7", {"7": read}) is read
 
     def test_looking_again_keeps_a_change_already_pending(self) -> None:
-        pending = PendingCrmChanges([CrmChange("3", True, 4)])
+        pending = PendingCrmChanges([CrmChange("3", True, "4")])
         pending.look_again("3")
         pending.look_again("8")
         assert pending.is_deletion("3") and not pending.is_deletion("8")
         assert sorted(pending) == ["3", "8"]
 
     def test_revisions_leave_out_deletions_and_records_only_looked_at_again(self) -> None:
-        pending = PendingCrmChanges([CrmChange("1", False, 5), CrmChange("2", True, 6)])
+        pending = PendingCrmChanges([CrmChange("1", False, "5"), CrmChange("2", True, "6")])
         pending.look_again("3")
-        assert pending.revisions() == {"1": "5"}
+        assert pending.versions() == {"1": "5"}
 
 
 class DryRunLinkTableTestCase(BaseTestCase):

@@ -79,8 +79,8 @@ class MemoryCrm(MemoryKind, MemoryMail, CrmBackend):
 
     def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
         revision = _revision(cursor)
-        changes = [c for c in self._store.journal[kind].values() if c.revision > revision]
-        yield from sorted(changes, key=lambda c: c.revision)
+        changes = [c for c in self._store.journal[kind].values() if int(c.version) > revision]
+        yield from sorted(changes, key=lambda c: int(c.version))
 
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
         found: dict[str, CrmRecord] = {}

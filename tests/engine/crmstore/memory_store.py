@@ -59,7 +59,7 @@ class Store:
 
     def record_change(self, kind: Kind, key: str, deleted: bool = False) -> int:
         self.revision += 1
-        self.journal[kind][key] = CrmChange(key, deleted, self.revision)
+        self.journal[kind][key] = CrmChange(key, deleted, str(self.revision))
         return self.revision
 
     def branch(self, node: str) -> set[str]:
