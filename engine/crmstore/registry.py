@@ -91,7 +91,10 @@ def change_watches(events_named: int) -> list[ChangeWatch]:
     """One watch per kind of CRM that can be watched (each covers every organization of its
     kind); a kind without one leaves its changes to the scheduled syncs."""
     watches = []
-    for backend in dict.fromkeys(backend_class(kind) for kind in kinds()):
+    # Kinds built on another (a subclass) share its watch: one look, not one per kind.
+    watchers = {backend.change_watch.__func__: backend  # type: ignore[attr-defined]
+                for backend in (backend_class(kind) for kind in kinds())}
+    for backend in watchers.values():
         watch = backend.change_watch(events_named)
         if watch is not None:
             watches.append(watch)
