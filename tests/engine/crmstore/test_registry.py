@@ -26,10 +26,11 @@ def test_a_server_with_only_unwatched_kinds_has_no_watch() -> None:
 
 
 def test_a_path_naming_no_crm_backend_is_refused() -> None:
-    with override_settings(SYNC_CRM_KINDS={"builtin": "engine.crmstore.builtin.BuiltinCrm",
-                                           "odd": "engine.crmstore.registry.kinds"}):
-        with pytest.raises(ImproperlyConfigured, match="not a CrmBackend"):
-            registry.backend_class("odd")
+    odd = {"builtin": "engine.crmstore.builtin.BuiltinCrm",
+           "odd": "engine.crmstore.registry.kinds"}
+    with override_settings(SYNC_CRM_KINDS=odd), \
+            pytest.raises(ImproperlyConfigured, match="not a CrmBackend"):
+        registry.backend_class("odd")
 
 
 @pytest.mark.django_db
