@@ -5,44 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from engine.crmstore.base import CrmBackend
 from engine.mailbox.base import (
-    FolderInfo,
     ItemRef,
-    MailboxBackend,
     WriteStatus,
 )
 from engine.models import FolderState, Link, RunItem
 from engine.plan_actions import Side
-from engine.planner import Policy
-from engine.records import Kind
 from engine.run.crm_changes import PendingCrmChanges
 from engine.run.executor import BATCH, Planned, link_action
-from engine.run.journal import Journal
-from engine.run.link_table import LinkTable
+from engine.run.parts import RunPart
 
 if TYPE_CHECKING:
-    from engine.agendas.base import AgendaRules
-    from engine.run.executor import Executor
-    from engine.run.recording import Recorder
-    from engine.run.stamps import IdentityStamps
+    pass
 
 
-class MassGuards:
+class MassGuards(RunPart):
     """More deletions or creations than a profile allows wait for an administrator."""
-
-    # Set up by TwoWaySync (engine/run/flow.py), for every part of the run.
-    journal: Journal
-    links: LinkTable
-    rules: AgendaRules
-    mailbox: MailboxBackend
-    crm: CrmBackend
-    kind: Kind
-    policy: Policy
-    folder: FolderInfo
-    executor: Executor
-    recorder: Recorder
-    stamps: IdentityStamps
 
     def _deletions(self) -> bool:
         waiting = self.links.waiting_deletions()

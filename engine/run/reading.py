@@ -7,51 +7,31 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from engine.crmstore.base import CrmBackend
 from engine.mailbox.base import (
     ChangeType,
-    FolderInfo,
     ItemChange,
     ItemError,
     ItemRef,
-    MailboxBackend,
     Sought,
 )
 from engine.models import Link, RunItem
 from engine.plan_actions import Duplicate, Plan, Side
-from engine.planner import Policy, Seen, plan_linked, plan_match, plan_new
-from engine.records import Kind, Record
+from engine.planner import Seen, plan_linked, plan_match, plan_new
+from engine.records import Record
 from engine.run.crm_changes import PendingCrmChanges
 from engine.run.executor import BATCH, Planned, plan_has_create
-from engine.run.journal import Journal
-from engine.run.link_table import LinkTable
+from engine.run.parts import RunPart
 
 if TYPE_CHECKING:
-    from engine.agendas.base import AgendaRules
-    from engine.run.executor import Executor
-    from engine.run.recording import Recorder
-    from engine.run.stamps import IdentityStamps
+    pass
 
 # At most this many parked records are kept in memory for matching (the rest are fetched
 # again): ~2 kB each, so a first import of a huge mailbox stays within tens of MB.
 PARKED_IN_MEMORY = 10_000
 
 
-class ExchangeReading:
+class ExchangeReading(RunPart):
     """The part of a two-way run that reads Exchange."""
-
-    # Set up by TwoWaySync (engine/run/flow.py), for every part of the run.
-    journal: Journal
-    links: LinkTable
-    rules: AgendaRules
-    mailbox: MailboxBackend
-    crm: CrmBackend
-    kind: Kind
-    policy: Policy
-    folder: FolderInfo
-    executor: Executor
-    recorder: Recorder
-    stamps: IdentityStamps
 
     def _handle_changes(self, changes: list[ItemChange], errors: list[ItemError],
                         pending: PendingCrmChanges) -> None:
