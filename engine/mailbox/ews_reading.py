@@ -38,6 +38,7 @@ from engine.records import EventRecord, Kind, Record, exception_view
 log = logging.getLogger(__name__)
 
 WINDOW_MAX_ITEMS = 1000   # Exchange refuses bigger calendar views (ErrorExceededFindCountLimit)
+MAX_CHANGES_PER_SYNC = 512   # SyncFolderItems' MaxChangesReturned at most
 WINDOW_MAX_DAYS = 700     # ... and ranges over two years (ErrorCalendarViewRangeTooBig)
 
 
@@ -52,7 +53,7 @@ class EwsReading(EwsConnection):
         Exchange round trips and the caller's work overlap instead of adding up. Only the
         fetch runs there; `known` (a database query) is always asked from the caller's
         thread."""
-        restarted = False
+        restarted, requested = False, page_size
         # Mail older than the import window is never fetched: the sync asks each change's
         # receipt time and subject (cheap properties) and only newer mail is read in full.
         cheap = {FieldPath(field=Message.get_field_by_fieldname(name))
@@ -73,6 +74,10 @@ class EwsReading(EwsConnection):
                     continue
                 listed.restarted, restarted = restarted, False
                 kind, refs = folder.kind, listed.to_fetch
+                # A page with nothing to fetch was versions known already (a run's own
+                # writes coming back): the next is asked as large as Exchange allows, since
+                # only fetching items is what the page size keeps in bounds.
+                page_size = requested if refs else max(requested, MAX_CHANGES_PER_SYNC)
                 fetching = ahead.submit(lambda kind=kind, refs=refs: self.fetch(kind, refs)) \
                     if kind is not None and refs else None
                 if pending is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
 
 from engine.mailbox.base import ItemRef
 from engine.models import DuplicateCandidate, FolderState, Link, PendingItem, Retry
@@ -113,8 +113,20 @@ class LinkTable:
             Link.objects.bulk_create(fresh)
 
     def save_remote_versions(self, links: list[Link]) -> None:
-        if links:
-            Link.objects.bulk_update(links, ["remote_version"])
+        """Each link's new Exchange version, one statement per 500 links. Written as SQL:
+        bulk_update() builds an expression per row, and a first import's thousands of
+        stamped contacts spent more time there than in the statement."""
+        table = connection.ops.quote_name(Link._meta.db_table)
+        key = connection.ops.quote_name(Link._meta.pk.column)
+        for start in range(0, len(links), 500):
+            chunk = links[start:start + 500]
+            cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
+            marks = ", ".join(["%s"] * len(chunk))
+            values: list[Any] = [v for link in chunk for v in (link.pk, link.remote_version)]
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {table} SET remote_version = CASE {key} {cases} END "
+                               f"WHERE {key} IN ({marks})",
+                               [*values, *(link.pk for link in chunk)])
 
     def set_state(self, link: Link, state: str) -> None:
         link.state = state
