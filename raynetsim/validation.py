@@ -60,6 +60,10 @@ def _mend(document: dict[str, Any]) -> dict[str, Any]:
             for parameter in operation.get("parameters", ()):
                 if parameter.get("in") == "path":
                     parameter["required"] = True
+                # 6. The extId of `DELETE …/extId/{extId}` is typed integer, though external
+                #    ids are text (`erp:123456789` in the specification's own example).
+                if parameter.get("name") == "extId":
+                    parameter["schema"] = {"type": "string"}
             # 3. Errors every operation can answer (401 bad login, 403 blocked address, 404,
             #    429 RequestLimitReached, 400) are described in info.description only.
             # 5. Answers without a body are declared `content: {}`, which openapi-core reads as
