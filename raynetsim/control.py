@@ -69,7 +69,9 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
             server.latency_ms = int(data["latency_ms"])
         if "webhook_interval_seconds" in data:
             server.webhooks.per_url_interval = float(data["webhook_interval_seconds"])
-        return {"latency_ms": server.latency_ms,
+        if "webhooks_paused" in data:
+            server.webhooks.paused = bool(data["webhooks_paused"])
+        return {"latency_ms": server.latency_ms, "webhooks_paused": server.webhooks.paused,
                 "webhook_interval_seconds": server.webhooks.per_url_interval}
     raise ControlError(404, f"no control route {method} {route}")
 

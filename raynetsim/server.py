@@ -65,6 +65,8 @@ class RaynetServer:
             self.budget.reset()
             self.faults.clear()
             self.webhooks.reset()
+            self.webhooks.paused = False
+            self.webhooks.per_url_interval = 1.0
             self.counters.clear()
             self.request_log.clear()
             self.internal_errors.clear()

@@ -62,7 +62,9 @@ def _mend(document: dict[str, Any]) -> dict[str, Any]:
                     parameter["required"] = True
                 # 6. The extId of `DELETE …/extId/{extId}` is typed integer, though external
                 #    ids are text (`erp:123456789` in the specification's own example).
-                if parameter.get("name") == "extId":
+                # 7. Likewise the uuid of `DELETE /webhook/{uuid}/`, which PUT /webhook/ gives
+                #    out as hex text.
+                if parameter.get("name") in ("extId", "uuid") and parameter.get("in") == "path":
                     parameter["schema"] = {"type": "string"}
             # 3. Errors every operation can answer (401 bad login, 403 blocked address, 404,
             #    429 RequestLimitReached, 400) are described in info.description only.

@@ -28,6 +28,7 @@ class Delivery:
     payload: dict[str, Any]
     attempts: int = 0
     not_before: float = 0.0
+    in_flight: bool = False      # being sent by the thread or by flush(), never by both
 
 
 @dataclass
@@ -44,6 +45,7 @@ class WebhookSender:
         self.delivered: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
         self._stopped = False
+        self.paused = False          # tests: only flush() sends
         self._thread: threading.Thread | None = None
 
     def enqueue(self, url: str, token: str | None, payload: dict[str, Any]) -> None:
@@ -76,26 +78,40 @@ class WebhookSender:
         """Send every queued delivery now, ignoring the pace and retry pauses (one attempt
         each); returns how many were taken by their receivers."""
         with self._lock:
-            due = [d for q in self._queues.values() for d in q.pending]
+            due = [d for q in self._queues.values() for d in q.pending if not d.in_flight]
+            for delivery in due:
+                delivery.in_flight = True
         taken = 0
         for delivery in due:
             if self._send(delivery):
                 taken += 1
                 self._drop(delivery)
+            else:
+                with self._lock:
+                    delivery.in_flight = False
+        with self._lock:
+            # A delivery the thread has under way is finished before flush() returns, so a
+            # test sees every change delivered or pending, none half-way.
+            self._lock.wait_for(lambda: not any(
+                d.in_flight for q in self._queues.values() for d in q.pending),
+                timeout=ANSWER_WITHIN_SECONDS + 5)
         return taken
 
     def _drop(self, delivery: Delivery) -> None:
         with self._lock:
+            delivery.in_flight = False
             queue = self._queues.get(delivery.url)
             if queue and delivery in queue.pending:
                 queue.pending.remove(delivery)
+            self._lock.notify_all()
 
     def _next_due(self, now: float) -> Delivery | None:
         for queue in self._queues.values():
             if queue.pending and now - queue.last_sent >= self.per_url_interval:
                 head = queue.pending[0]
-                if head.not_before <= now:
+                if head.not_before <= now and not head.in_flight:
                     queue.last_sent = now
+                    head.in_flight = True
                     return head
         return None
 
@@ -104,7 +120,7 @@ class WebhookSender:
             with self._lock:
                 if self._stopped:
                     return
-                delivery = self._next_due(time.monotonic())
+                delivery = None if self.paused else self._next_due(time.monotonic())
                 if delivery is None:
                     self._lock.wait(0.1)
                     continue
@@ -112,7 +128,10 @@ class WebhookSender:
                 self._drop(delivery)
             else:
                 pause = RETRY_PAUSES[min(delivery.attempts - 1, len(RETRY_PAUSES) - 1)]
-                delivery.not_before = time.monotonic() + pause
+                with self._lock:
+                    delivery.not_before = time.monotonic() + pause
+                    delivery.in_flight = False
+                    self._lock.notify_all()
 
     def _send(self, delivery: Delivery) -> bool:
         delivery.attempts += 1
