@@ -4,7 +4,6 @@ nothing but the id sequence, which keeps ids unique across the whole simulator."
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,15 +73,17 @@ class Store:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.instances: dict[str, Instance] = {}
-        self._ids = itertools.count(1)
+        self.following_id = 1        # ids are unique across instances, as persistence keeps
 
     def next_id(self) -> int:
-        return next(self._ids)
+        with self.lock:
+            self.following_id += 1
+            return self.following_id - 1
 
     def reset(self) -> None:
         with self.lock:
             self.instances.clear()
-            self._ids = itertools.count(1)
+            self.following_id = 1
 
     def add_instance(self, name: str, zone: str = DEFAULT_ZONE,
                      daily_limit: int = 24_000) -> Instance:
