@@ -14,9 +14,10 @@ from .store import Instance, Record
 ACTIVITIES = ("meeting", "event", "email")
 DATE_FIELDS = {"scheduledFrom", "scheduledTill", "completed"}
 PERSON_REFERENCES = {"owner", "person"}
-ACTIVITY_DEFAULTS = {"status": "SCHEDULED", "personal": False, "description": None,
-                     "category": None, "person": None, "company": None,
-                     "scheduledFrom": None, "scheduledTill": None, "completed": None}
+ACTIVITY_DEFAULTS = {"status": "SCHEDULED", "personal": False}
+# Kept by the simulator itself, never blanked from the example.
+OWN_KEYS = {"id", "tags", "attachments", "relationships", "primaryRelationship",
+            "participants", "_version"}
 
 
 class InvalidInput(ValueError):
@@ -86,26 +87,62 @@ def row_info(record: Record) -> dict[str, Any]:
     }
 
 
+def _blank(entity: str) -> dict[str, Any]:
+    """Every attribute of the specification's example detail, empty: a record shows the
+    whole shape, with null where nothing was set (as Raynet answers)."""
+    blank: dict[str, Any] = {}
+    for name, example in spec.detail_example(entity).items():
+        if name in OWN_KEYS or name.startswith("rowInfo."):
+            continue
+        if isinstance(example, list):
+            blank[name] = []
+        elif isinstance(example, dict) and "id" not in example and name != "customFields":
+            blank[name] = dict.fromkeys(example)
+        else:
+            blank[name] = None
+    if entity in ACTIVITIES:
+        blank.update(ACTIVITY_DEFAULTS)
+    return blank
+
+
 def present(instance: Instance, record: Record, view: str | None = None) -> dict[str, Any]:
     if view == "rowInfo":
         return {"id": record.id, **row_info(record),
-                "rowInfo.lastModifiedAt": last_modified(record)}
-    shown: dict[str, Any] = {"id": record.id}
-    if record.entity in ACTIVITIES:
-        shown.update(ACTIVITY_DEFAULTS)
+                "rowInfo.lastModifiedAt": last_modified(record), "_version": record.version}
+    shown: dict[str, Any] = {"id": record.id, **_blank(record.entity)}
     for name, value in record.fields.items():
-        shown[name] = _reference(instance, name, value, record.entity)
+        if isinstance(shown.get(name), dict) and isinstance(value, dict):
+            shown[name] = {**shown[name], **value}
+        else:
+            shown[name] = _reference(instance, name, value, record.entity)
     if record.entity == "activityCategory":
         return shown
     if record.entity == "person":
         shown["relationships"] = [_relationship(instance, r) for r in record.relationships]
         primary = next((r for r in record.relationships if r["primary"]), None)
         shown["primaryRelationship"] = _relationship(instance, primary) if primary else None
+    if record.entity in ACTIVITIES:
+        shown["participants"] = _participants(instance, record)
     shown["tags"] = list(record.tags)
     shown["extIds"] = list(record.ext_ids)
     shown["attachments"] = [dict(a) for a in record.attachments]
+    shown["_version"] = record.version
     shown.update(row_info(record))
     return shown
+
+
+def _participants(instance: Instance, record: Record) -> list[dict[str, Any]]:
+    """The owner and the contact person of an activity, as its participants."""
+    found = []
+    for name, is_owner in (("owner", True), ("person", False)):
+        person_id = record.fields.get(name)
+        if isinstance(person_id, int):
+            person = instance.records["person"].get(person_id)
+            found.append({"id": person_id, "owner": is_owner,
+                          "role": "FROM" if is_owner and record.entity == "email" else None,
+                          "name": full_name(person), "person": person_id,
+                          "company": record.fields.get("company"), "lead": None})
+    return found
 
 
 def last_modified(record: Record) -> datetime:

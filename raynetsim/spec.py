@@ -37,6 +37,22 @@ def filter_columns(entity: str) -> frozenset[str]:
     return frozenset(names - _LIST_CONTROLS | {"id", "rowInfo.lastModifiedAt"})
 
 
+DETAIL_PATHS = {"person": "/person/{personId}/", "company": "/company/{companyId}/",
+                "meeting": "/meeting/{meetingId}/", "event": "/event/{eventId}/",
+                "email": "/email/{emailId}/"}
+
+
+@cache
+def detail_example(entity: str) -> dict[str, Any]:
+    """The record in the specification's example of `GET /{entity}/{id}/`: the one source
+    of a detail's shape, since the specification gives answers no schema."""
+    path = DETAIL_PATHS.get(entity)
+    if path is None:
+        return {}
+    answer = document()["paths"][path]["get"]["responses"]["200"]["content"]
+    return dict(answer["application/json"]["example"]["data"])
+
+
 @cache
 def sort_columns(entity: str) -> frozenset[str]:
     listing = document()["paths"][f"/{entity}/"].get("get", {})

@@ -37,10 +37,12 @@ class Record:
     attachments: list[dict[str, Any]] = field(default_factory=list)
     relationships: list[dict[str, Any]] = field(default_factory=list)
     row_access: str | None = None
+    version: int = 1             # `_version`: one more with every change
 
     def touch(self, moment: datetime, by: str) -> None:
         self.updated_at = moment
         self.updated_by = by
+        self.version += 1
 
 
 @dataclass

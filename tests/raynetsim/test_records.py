@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from raynetsim import spec
+
 from .conftest import api_session
 
 
@@ -19,7 +21,10 @@ def test_put_creates_and_post_updates_a_person(raynetsim, api):
 
     detail = api.get(raynetsim.url + f"person/{person_id}/").json()["data"]
     assert detail["lastName"] == "Nováková"
-    assert detail["contactInfo"] == {"email": "jana@example.com", "tel1": "+420 2"}
+    assert (detail["contactInfo"]["email"], detail["contactInfo"]["tel1"]) == (
+        "jana@example.com", "+420 2")
+    assert detail["contactInfo"]["fax"] is None
+    assert detail["_version"] == 2
     assert detail["owner"] == {"id": raynetsim.user_person_id, "fullName": "Alice Example"}
     assert detail["rowInfo.createdBy"] == raynetsim.user
 
@@ -97,3 +102,17 @@ def test_instances_keep_their_own_records(raynetsim, api):
     with api_session(raynetsim, "bob@example.com", "k", "other") as bob:
         people = bob.get(raynetsim.url + "person/").json()
     assert [p["lastName"] for p in people["data"]] == ["bob@example.com"]
+
+
+@pytest.mark.parametrize(("entity", "body"), [
+    ("person", {"lastName": "Shape"}),
+    ("company", {"name": "Shape", "rating": "A", "state": "B_ACTUAL", "role": "A_SUBSCRIBER"}),
+    ("meeting", {"title": "Shape", "priority": "DEFAULT", "owner": 1}),
+    ("event", {"title": "Shape", "priority": "DEFAULT", "owner": 1}),
+    ("email", {"title": "Shape", "priority": "DEFAULT", "owner": 1}),
+])
+def test_a_detail_has_every_attribute_of_the_specifications_example(raynetsim, api, entity,
+                                                                      body):
+    made = api.put(raynetsim.url + f"{entity}/", json=body).json()["data"]["id"]
+    detail = api.get(raynetsim.url + f"{entity}/{made}/").json()["data"]
+    assert set(spec.detail_example(entity)) <= set(detail)
