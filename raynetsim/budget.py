@@ -37,9 +37,13 @@ class Budget:
             if allowed:
                 used += 1
             self._used[instance] = (today, used)
-        return allowed, {
+        return allowed, self.headers(instance, limit, now)
+
+    def headers(self, instance: str, limit: int, now: datetime) -> dict[str, str]:
+        """The headers of an answer that spends nothing (a refused sign-in)."""
+        return {
             "X-Ratelimit-Limit": str(limit),
-            "X-Ratelimit-Remaining": str(max(limit - used, 0)),
+            "X-Ratelimit-Remaining": str(max(limit - self.used(instance, now), 0)),
             "X-Ratelimit-Reset": str(int(next_utc_midnight(now).timestamp())),
         }
 

@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 import urllib.parse
-from collections import Counter
+from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,6 +27,7 @@ from .webhooks import WebhookSender, payload
 
 log = logging.getLogger("raynetsim")
 API_PREFIX = "/api/v2"
+REQUEST_LOG_SIZE = 100_000
 
 
 class RaynetServer:
@@ -38,9 +39,11 @@ class RaynetServer:
         self.guard = LoginGuard()
         self.budget = Budget()
         self.faults = FaultInjector()
-        self.webhooks = WebhookSender()
+        self.webhooks = WebhookSender(self.clock, self._remove_webhooks)
         self.counters: Counter[str] = Counter()
-        self.request_log: list[dict[str, Any]] = []
+        # Bounded, so that a long-running demo or benchmark does not grow without end; a
+        # test is far from it (each test starts from reset()).
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.internal_errors: list[dict[str, Any]] = []
         self.latency_ms = latency_ms
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -86,6 +89,12 @@ class RaynetServer:
         self.webhooks.stop()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def _remove_webhooks(self, url: str) -> None:
+        with self.store.lock:
+            for instance in self.store.instances.values():
+                for hook_id in [h.uuid for h in instance.webhooks.values() if h.url == url]:
+                    del instance.webhooks[hook_id]
 
     def announce(self, instance_name: str, author: str,
                  events: list[tuple[str, str, int, list[str]]]) -> None:
@@ -185,8 +194,11 @@ class _Handler(BaseHTTPRequestHandler):
                                               self.headers.get("Authorization"),
                                               self.headers.get("X-Instance-Name"))
             except AuthFailure as failure:
+                known = sim.store.instances.get(self.headers.get("X-Instance-Name") or "")
+                headers = sim.budget.headers(known.name, known.daily_limit, now) if known \
+                    else {}
                 return failure.status, {"success": False, "message": failure.message,
-                                        "translatedMessage": failure.translated}, {}, []
+                                        "translatedMessage": failure.translated}, headers, []
             entry["user"] = user.email
             allowed, headers = sim.budget.spend(instance.name, instance.daily_limit, now)
             if not allowed:

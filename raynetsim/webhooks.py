@@ -1,7 +1,8 @@
 """Webhook deliveries as Raynet makes them: one queue per URL, at most one event a second to
 each URL, a failed delivery retried (after a growing pause) until it is taken, 10 s for the
-receiver to answer. A delivery thread does the sending; `flush()` sends everything due at
-once, for tests."""
+receiver to answer, and a URL that has failed for 7 days (on the simulator's clock) removed
+with its queue. A delivery thread does the sending; `flush()` sends everything due at once,
+for tests."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+
+from .clock import Clock
 
 log = logging.getLogger("raynetsim.webhooks")
 ANSWER_WITHIN_SECONDS = 10
 RETRY_PAUSES = (5, 30, 120, 600, 3600)
+GIVE_UP_AFTER = timedelta(days=7)
 
 
 @dataclass
@@ -38,8 +44,12 @@ class _Queue:
 
 
 class WebhookSender:
-    def __init__(self, per_url_interval: float = 1.0) -> None:
+    def __init__(self, clock: Clock, give_up: Callable[[str], None],
+                 per_url_interval: float = 1.0) -> None:
+        self.clock = clock
+        self.give_up = give_up          # removes the webhooks of a URL that kept failing
         self.per_url_interval = per_url_interval
+        self._failing_since: dict[str, datetime] = {}
         self._lock = threading.Condition()
         self._queues: dict[str, _Queue] = {}
         self.delivered: list[dict[str, Any]] = []
@@ -67,6 +77,7 @@ class WebhookSender:
     def reset(self) -> None:
         with self._lock:
             self._queues.clear()
+            self._failing_since.clear()
             self.delivered.clear()
             self.failures.clear()
 
@@ -148,9 +159,22 @@ class WebhookSender:
             log.info("webhook delivery to %s failed: %s", delivery.url, exc)
         record = {"url": delivery.url, "payload": delivery.payload,
                   "attempt": delivery.attempts, "sent_at": time.time()}
+        now = self.clock.now()
         with self._lock:
             (self.delivered if ok else self.failures).append(record)
-        return ok
+            if ok:
+                self._failing_since.pop(delivery.url, None)
+                return True
+            since = self._failing_since.setdefault(delivery.url, now)
+            hopeless = now - since >= GIVE_UP_AFTER
+            if hopeless:
+                self._queues.pop(delivery.url, None)
+                self._failing_since.pop(delivery.url, None)
+                self._lock.notify_all()
+        if hopeless:
+            log.info("webhook URL %s failed for 7 days: removed", delivery.url)
+            self.give_up(delivery.url)
+        return False
 
 
 def payload(event: str, author: str, instance: str, entity: str, entity_id: int,

@@ -5,8 +5,9 @@ from .conftest import api_session
 
 def test_a_wrong_api_key_is_401_and_21_bad_logins_block_the_address(raynetsim, api):
     with api_session(raynetsim, api_key="wrong") as bad:
-        answers = [bad.get(raynetsim.url + "person/").status_code for _ in range(21)]
-        assert answers == [401] * 21
+        answers = [bad.get(raynetsim.url + "person/") for _ in range(21)]
+        assert [a.status_code for a in answers] == [401] * 21
+        assert answers[0].headers["X-Ratelimit-Remaining"] == "24000"   # spends nothing
         assert bad.get(raynetsim.url + "person/").json()["message"] == \
             "TooManyBadLoginsException"
     blocked = api.get(raynetsim.url + "person/")

@@ -90,6 +90,19 @@ def test_a_failed_delivery_is_retried(raynetsim, api, receiver):
     assert len(receiver.received) == 1
 
 
+def test_a_url_failing_for_seven_days_is_removed(raynetsim, api, receiver):
+    _register(raynetsim, api, receiver)
+    receiver.failures = 10
+    raynetsim.control.settings(webhooks_paused=True)
+    api.put(raynetsim.url + "person/", json={"lastName": "Lost"})
+    raynetsim.control.flush_webhooks()
+    raynetsim.control.advance_clock(6 * 24 * 3600)
+    assert raynetsim.control.flush_webhooks() == {"delivered": 0, "pending": 1}
+    raynetsim.control.advance_clock(24 * 3600)
+    assert raynetsim.control.flush_webhooks() == {"delivered": 0, "pending": 0}
+    assert api.get(raynetsim.url + "webhook/").json()["data"]["webhooks"] == []
+
+
 def test_the_thread_delivers_one_event_per_interval_to_a_url(raynetsim, api, receiver):
     raynetsim.control.settings(webhook_interval_seconds=0.3)
     _register(raynetsim, api, receiver)
