@@ -99,12 +99,14 @@ class RaynetServer:
     def announce(self, instance_name: str, author: str,
                  events: list[tuple[str, str, int, list[str]]]) -> None:
         """Queue the webhook deliveries of a request's record changes."""
-        instance = self.store.instances.get(instance_name)
+        with self.store.lock:
+            instance = self.store.instances.get(instance_name)
+            hooks = list(instance.webhooks.values()) if instance else []
         if instance is None:
             return
         created_at = render(self.clock.now(), instance.zone, iso=True) or ""
         for event, entity, entity_id, ext_ids in events:
-            for hook in list(instance.webhooks.values()):
+            for hook in hooks:
                 if event in hook.events:
                     self.webhooks.enqueue(hook.url, hook.secret_token, payload(
                         event, author, instance.name, entity, entity_id, ext_ids, created_at))
@@ -178,10 +180,13 @@ class _Handler(BaseHTTPRequestHandler):
         status, answer, headers, events = self._answer(method, path, url.query, body, entry)
         entry.update(status=status, response=answer, response_headers=headers)
         sim.request_log.append(entry)
-        sim.counters[f"{method} {_route_name(path)}"] += 1
-        self._send(status, answer, headers)
+        with sim.store.lock:     # Counter's += is not atomic across handler threads
+            sim.counters[f"{method} {_route_name(path)}"] += 1
         if events:
+            # Queued before the answer goes out: a client that saw its change accepted
+            # finds the delivery queued (the sending itself is the delivery thread's).
             sim.announce(self.headers.get("X-Instance-Name") or "", entry["user"], events)
+        self._send(status, answer, headers)
 
     def _answer(self, method: str, path: str, query_text: str, body: bytes,
                 entry: dict[str, Any]) -> tuple[int, Any, dict[str, str], list[Any]]:

@@ -3,6 +3,8 @@ session signed in as its default API user."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import requests
 
@@ -18,6 +20,6 @@ def api_session(sim: RaynetHandle, user: str | None = None, api_key: str | None 
 
 
 @pytest.fixture
-def api(raynetsim: RaynetHandle) -> requests.Session:  # noqa: F811 (fixture injection)
+def api(raynetsim: RaynetHandle) -> Iterator[requests.Session]:  # noqa: F811 (fixture)
     with api_session(raynetsim) as session:
         yield session
