@@ -46,6 +46,7 @@ class RaynetServer:
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.internal_errors: list[dict[str, Any]] = []
         self.latency_ms = latency_ms
+        self._default_latency_ms = latency_ms
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.raynet = self  # type: ignore[attr-defined]
@@ -73,6 +74,7 @@ class RaynetServer:
             self.counters.clear()
             self.request_log.clear()
             self.internal_errors.clear()
+            self.latency_ms = self._default_latency_ms
 
     def start(self) -> RaynetServer:
         self.webhooks.start()

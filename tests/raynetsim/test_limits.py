@@ -63,3 +63,16 @@ def test_a_reset_connection_and_a_delay(raynetsim, api):
     started = time.monotonic()
     assert api.get(raynetsim.url + "person/").status_code == 200
     assert time.monotonic() - started >= 0.3
+
+
+def test_a_fault_until_cleared_and_the_latency_setting(raynetsim, api):
+    import time
+
+    raynetsim.control.fault("http_500", path="GET /api/v2/company/", count=-1)
+    assert [api.get(raynetsim.url + "company/").status_code for _ in range(3)] == [500] * 3
+    raynetsim.control.clear_faults()
+    assert api.get(raynetsim.url + "company/").status_code == 200
+    raynetsim.control.settings(latency_ms=200)
+    started = time.monotonic()
+    api.get(raynetsim.url + "company/")
+    assert time.monotonic() - started >= 0.2
