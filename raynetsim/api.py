@@ -17,7 +17,6 @@ from typing import Any
 
 from . import listing
 from .entities import (
-    InvalidInput,
     check_required,
     last_modified,
     merge,
@@ -118,7 +117,7 @@ def create(call: ApiCall, entity: str) -> Answer:
     try:
         check_required(entity, body)
         fields = stored_fields(call.instance, entity, body)
-    except (InvalidInput, ValueError) as exc:
+    except ValueError as exc:     # InvalidInput and DateError among them
         raise ApiError(400, str(exc)) from exc
     ext_ids = [str(e) for e in body.get("extIds") or ()]
     for ext_id in ext_ids:

@@ -64,9 +64,6 @@ class Instance:
     webhooks: dict[str, Webhook] = field(default_factory=dict)
     daily_limit: int = 24_000
 
-    def user_by_person(self, person_id: int) -> User | None:
-        return next((u for u in self.users.values() if u.person_id == person_id), None)
-
     def by_ext_id(self, entity: str, ext_id: str) -> Record | None:
         return next((r for r in self.records[entity].values() if ext_id in r.ext_ids), None)
 

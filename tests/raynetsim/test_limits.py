@@ -12,6 +12,7 @@ def test_a_wrong_api_key_is_401_and_21_bad_logins_block_the_address(raynetsim, a
             "TooManyBadLoginsException"
     blocked = api.get(raynetsim.url + "person/")
     assert blocked.status_code == 403            # the right key from there is blocked too
+    assert list(raynetsim.control.call("GET", "blocked")) == ["127.0.0.1"]
     raynetsim.control.advance_clock(60 * 60 + 1)
     assert api.get(raynetsim.url + "person/").status_code == 200
 
