@@ -428,6 +428,23 @@ def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
     return plan
 
 
+def plan_recovered(crm: Seen, remote: Seen, policy: Policy) -> Plan:
+    """This server's own earlier write found again (by the identity stamp it wrote, or the
+    origin it recorded) whose link was not recorded: a crash came in between. One side was
+    then a copy of the other, so where they differ now, one side was changed since: the
+    newer side's values are kept, whatever the conflict policy (a user's edit made in the
+    meantime is not overwritten by the copy). Without both modification times, as a first
+    link."""
+    if crm.modified is None or remote.modified is None:
+        return plan_match(crm, remote, policy)
+    newer = ConflictPolicy.EXCHANGE if remote.modified > crm.modified else ConflictPolicy.CRM
+    plan = plan_match(crm, remote, dataclasses.replace(policy, conflict=newer))
+    for conflict in plan.of(Conflict):
+        conflict.reason = ("changed on one side since this server's own write, whose link was "
+                           "not recorded: " + ", ".join(sorted(conflict.fields)))
+    return plan
+
+
 def _empty(value: Any) -> bool:
     if isinstance(value, dict):
         return not any(value.values())

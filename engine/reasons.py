@@ -128,6 +128,8 @@ TEMPLATES: list[str | CountedWords] = [
     gettext_noop("changed in %(where)s"),
     gettext_noop("changed on both sides: %(fields)s"),
     gettext_noop("different on the two sides when first linked: %(fields)s"),
+    gettext_noop("changed on one side since this server's own write, whose link was not "
+                 "recorded: %(fields)s"),
     gettext_noop("moved to %(folder)s in %(where)s; no longer synced, nothing deleted"),
     gettext_noop("left the synced scope in %(where)s; nothing deleted"),
     gettext_noop("deleted on both sides"),

@@ -16,7 +16,7 @@ from engine.mailbox.base import (
 )
 from engine.models import Link, RunItem
 from engine.plan_actions import Duplicate, Plan, Side
-from engine.planner import Seen, plan_linked, plan_match, plan_new
+from engine.planner import Seen, plan_linked, plan_match, plan_new, plan_recovered
 from engine.records import Record
 from engine.run.crm_changes import PendingCrmChanges
 from engine.run.executor import BATCH, Planned, plan_has_create
@@ -91,7 +91,7 @@ class ExchangeReading(RunPart):
             partner = crm_side.get(key) if key else None
             if partner is not None and key not in stamp_links:
                 pending.take(key)
-                batch.append(self._planned(plan_match(partner, remote, self.policy),
+                batch.append(self._planned(plan_recovered(partner, remote, self.policy),
                                            None, title))
                 continue
             if key and partner is None and stamped.get(change.ref.id) == key:

@@ -18,6 +18,7 @@ from engine.planner import (
     plan_linked,
     plan_match,
     plan_new,
+    plan_recovered,
     side_hash,
     snapshot,
 )
@@ -212,6 +213,33 @@ def test_a_first_link_keeps_the_crms_values_unless_exchange_wins_by_policy() -> 
         ((write_side, fields),) = ((w.side, w.fields) for w in plan.writes)
         assert fields == {"last_name"}
         assert write_side is (Side.REMOTE if winner is Side.CRM else Side.CRM)
+
+
+@pytest.mark.parametrize("conflict", ["newest", "crm", "exchange"])
+def test_an_own_write_found_again_keeps_the_side_changed_since(conflict: str) -> None:
+    """A crash between this server's write and its link: the copy (stamped or with its
+    origin) is found again. A user's edit made since on either side is kept, whatever the
+    conflict policy: the other side is the unchanged copy."""
+    edited_in_exchange = plan_recovered(crm(BASE, 0), remote(edit(job_title="CEO"), 30),
+                                        policy(conflict=conflict))
+    (found,) = edited_in_exchange.of(Conflict)
+    assert (found.fields, found.winner) == ({"job_title"}, Side.REMOTE)
+    assert found.reason == ("changed on one side since this server's own write, whose link "
+                            "was not recorded: job_title")
+    assert [(w.side, w.fields) for w in edited_in_exchange.writes] == [
+        (Side.CRM, frozenset({"job_title"}))]
+    edited_in_crm = plan_recovered(crm(edit(job_title="CEO"), 30), remote(BASE, 5),
+                                   policy(conflict=conflict))
+    assert [(w.side, w.fields) for w in edited_in_crm.writes] == [
+        (Side.REMOTE, frozenset({"job_title"}))]
+
+
+def test_an_own_write_found_again_without_times_links_as_a_first_link() -> None:
+    plan = plan_recovered(Seen("1", "11", edit(job_title="CEO")),
+                          Seen("X", "ck2", BASE), policy(conflict="crm"))
+    (found,) = plan.of(Conflict)
+    assert found.winner is Side.CRM
+    assert found.reason == "different on the two sides when first linked: job_title"
 
 
 def test_matching_identical_records_writes_nothing() -> None:
