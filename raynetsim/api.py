@@ -15,7 +15,7 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
-from . import listing
+from . import listing, spec
 from .entities import (
     check_required,
     last_modified,
@@ -154,7 +154,7 @@ def edit(call: ApiCall, entity: str, record_id: str) -> Answer:
         record.tags = [str(t) for t in body["tags"] or ()]
     record.touch(call.now, call.user.email)
     call.note("record.updated", record)
-    return 200, None
+    return 200, {"success": True} if spec.edit_answers_with_body(entity) else None
 
 
 @route("DELETE", f"/{ENTITY}/(?P<record_id>[0-9]+)/")

@@ -116,3 +116,15 @@ def test_a_detail_has_every_attribute_of_the_specifications_example(raynetsim, a
     made = api.put(raynetsim.url + f"{entity}/", json=body).json()["data"]["id"]
     detail = api.get(raynetsim.url + f"{entity}/{made}/").json()["data"]
     assert set(spec.detail_example(entity)) <= set(detail)
+
+
+def test_an_edit_answers_as_the_specification_declares_for_its_entity(raynetsim, api):
+    # A meeting's edit answers {"success": true}; a person's answers without a body.
+    meeting = api.put(raynetsim.url + "meeting/", json={
+        "title": "Kickoff", "priority": "DEFAULT", "owner": raynetsim.user_person_id,
+    }).json()["data"]["id"]
+    edited = api.post(raynetsim.url + f"meeting/{meeting}/", json={"title": "Kick-off"})
+    assert (edited.status_code, edited.json()) == (200, {"success": True})
+    person = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
+    edited = api.post(raynetsim.url + f"person/{person}/", json={"firstName": "Jan"})
+    assert (edited.status_code, edited.content) == (200, b"")
