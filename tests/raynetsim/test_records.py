@@ -128,3 +128,13 @@ def test_an_edit_answers_as_the_specification_declares_for_its_entity(raynetsim,
     person = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
     edited = api.post(raynetsim.url + f"person/{person}/", json={"firstName": "Jan"})
     assert (edited.status_code, edited.content) == (200, b"")
+
+
+def test_an_api_users_person_shows_its_user_account(raynetsim, api):
+    contact = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
+    user = api.get(raynetsim.url + f"person/{raynetsim.user_person_id}/").json()["data"]
+    assert user["activeUserAccount"] is True
+    assert user["userAccount"]["username"] == raynetsim.user
+    contacts = api.get(raynetsim.url + "person/",
+                       params={"userAccount-id[EQ_OR_NULL]": "0"}).json()["data"]
+    assert [row["id"] for row in contacts] == [contact]
