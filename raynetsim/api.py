@@ -96,16 +96,20 @@ def _iso(call: ApiCall) -> bool:
 @route("GET", f"/{ENTITY}/")
 def list_records(call: ApiCall, entity: str) -> Answer:
     view = call.query.get("view")
+    # Filters look at the whole record, whatever the view shows of it.
     rows = []
     for record in call.instance.records[entity].values():
-        row = present(call.instance, record, view)
+        row = present(call.instance, record)
         row["rowInfo.lastModifiedAt"] = last_modified(record)
         rows.append(row)
     try:
         total, page = listing.select(call.instance, entity, rows, call.query)
     except listing.BadListRequest as exc:
         raise ApiError(400, str(exc)) from exc
-    if view != "rowInfo":
+    records = call.instance.records[entity]
+    if view == "rowInfo":
+        page = [present(call.instance, records[row["id"]], view) for row in page]
+    else:
         for row in page:
             row.pop("rowInfo.lastModifiedAt")
     return 200, {"success": True, "totalCount": total, "data": page}
