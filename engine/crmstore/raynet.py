@@ -52,6 +52,8 @@ from engine.records import ContactRecord, EventRecord, Kind, MessageRecord, Reco
 ENTITY = {Kind.CONTACTS: "person", Kind.CALENDAR: "meeting"}
 ISO = {"dateFormat": "ISO8601"}
 ORIGIN_PREFIX = "exchange:"
+# Persons without a user account (no user's id equals 0).
+CONTACTS_ONLY = {"userAccount-id[EQ_OR_NULL]": "0"}
 # A person's relationship to a company needs a position; a card without a job title gets
 # this one, read back as no job title.
 NO_POSITION = "–"
@@ -130,7 +132,13 @@ class RaynetCrm(RaynetKind, CrmBackend):
                                                                         parts[2].split(",")))
 
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        return self.client.pages(entity, {**filters, **ISO, "view": "rowInfo"})
+        return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
+
+    def _list(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if entity == "person":
+            # The CRM's users are persons too; they are its accounts, not contacts to sync.
+            filters = {**filters, **CONTACTS_ONLY}
+        return self.client.pages(entity, filters)
 
     # --- records ----------------------------------------------------------------------------
     def _detail(self, entity: str, key: str) -> dict[str, Any] | None:
@@ -278,16 +286,17 @@ class RaynetCrm(RaynetKind, CrmBackend):
         for address in dict.fromkeys(a.lower() for a in addresses if a):
             keys: set[int] = set()
             for column in ("contactInfo.email", "contactInfo.email2"):
-                keys |= {row["id"] for row in self.client.pages("person", {
+                keys |= {row["id"] for row in self._list("person", {
                     f"{column}[LIKE_NOCASE]": address, "view": "rowInfo"})}
-            if keys:
-                found[address] = [str(k) for k in sorted(keys)]
+            found[address] = [str(k) for k in sorted(keys)]
         return found
 
     def find_by_name(self, keys: Sequence[str]) -> dict[str, list[str]]:
-        wanted = set(keys)
-        found: dict[str, list[str]] = {}
-        for row in self.client.pages("person", dict(ISO)):
+        wanted = set(filter(None, keys))
+        found: dict[str, list[str]] = {key: [] for key in wanted}
+        if not wanted:
+            return found
+        for row in self._list("person", dict(ISO)):
             record = person_record(row)
             if record.emails:
                 continue
@@ -319,7 +328,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def events_in_window(self, start: dt.datetime, end: dt.datetime) -> list[str]:
-        rows = self.client.pages("meeting", {
+        rows = self._list("meeting", {
             **ISO, "view": "rowInfo", "owner-id": self.owner,
             "scheduledFrom[LT]": iso(end), "scheduledTill[GT]": iso(start)})
         return [str(row["id"]) for row in rows]
