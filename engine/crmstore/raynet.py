@@ -35,6 +35,7 @@ from engine.crmstore.base import (
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_kind import RaynetKind
 from engine.crmstore.raynet_mapping import (
+    CONTACTS_ONLY,
     RELATIONSHIP_FIELDS,
     UID_PREFIX,
     event_record,
@@ -52,8 +53,6 @@ from engine.records import ContactRecord, EventRecord, Kind, MessageRecord, Reco
 ENTITY = {Kind.CONTACTS: "person", Kind.CALENDAR: "meeting"}
 ISO = {"dateFormat": "ISO8601"}
 ORIGIN_PREFIX = "exchange:"
-# Persons without a user account (no user's id equals 0).
-CONTACTS_ONLY = {"userAccount-id[EQ_OR_NULL]": "0"}
 # A person's relationship to a company needs a position; a card without a job title gets
 # this one, read back as no job title.
 NO_POSITION = "–"
@@ -391,9 +390,17 @@ class RaynetCrm(RaynetKind, CrmBackend):
             "home_city": gettext("Private address: city"),
             "home_region": gettext("Private address: region"),
             "home_postal_code": gettext("Private address: ZIP code"),
-            "home_country": gettext("Private address: country")}
+            "home_country": gettext("Private address: country"),
+            # Raynet keeps a business address on the company: a report names it so.
+            "business_street": gettext("Client's address: street"),
+            "business_city": gettext("Client's address: city"),
+            "business_region": gettext("Client's address: region"),
+            "business_postal_code": gettext("Client's address: ZIP code"),
+            "business_country": gettext("Client's address: country")}
 
     def record_url(self, kind: Kind, key: str) -> str:
+        if not key.isdigit():
+            return ""
         api = urlsplit(self.client.base_url)
         return (f"{api.scheme}://{api.netloc}/{self.client.instance}/"
                 f"?view=DetailView&en={ENTITY[kind].capitalize()}&ei={key}")

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from engine.crmstore.base import Capability, CrmDiagnosis, SettingField
 from engine.crmstore.raynet_client import DEFAULT_BASE_URL, RaynetClient, RaynetError
+from engine.crmstore.raynet_mapping import CONTACTS_ONLY
 
 if TYPE_CHECKING:
     from engine.crmstore.raynet import RaynetCrm
@@ -79,7 +80,7 @@ class RaynetKind:
     def diagnose(cls, connection: CrmConnection) -> CrmDiagnosis:
         client = client_for(connection)
         try:
-            persons = client.get("person/", limit=1, view="rowInfo")
+            persons = client.get("person/", limit=1, view="rowInfo", **CONTACTS_ONLY)
             meetings = client.get("meeting/", limit=1, view="rowInfo")
         except RaynetError as exc:
             return CrmDiagnosis(False, str(exc))

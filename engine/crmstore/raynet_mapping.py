@@ -45,6 +45,11 @@ UNMAPPED_EVENT = frozenset({"time_zone", "all_day", "recurrence", "exceptions",
                             "deleted_occurrences", "categories", "attendees"})
 
 
+# The CRM's users are persons too: they are its accounts, not contacts to sync. A contact is
+# a person without a user account (no user account's id is 0).
+CONTACTS_ONLY = {"userAccount-id[EQ_OR_NULL]": "0"}
+
+
 # --- persons ----------------------------------------------------------------------------------
 def person_body(record: ContactRecord, fields: frozenset[str]) -> dict[str, Any]:
     """The person's attributes for a create or an edit of `fields` (the relationship to its
