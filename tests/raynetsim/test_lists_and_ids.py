@@ -87,3 +87,11 @@ def test_a_row_info_list_filters_on_attributes_its_rows_do_not_show(raynetsim, a
         "owner-id": raynetsim.user_person_id, "view": "rowInfo"}).json()["data"]
     assert [row["id"] for row in rows] == [mine]
     assert "title" not in rows[0] and "rowInfo.lastModifiedAt" in rows[0]
+
+
+def test_a_reference_column_filters_by_the_referenced_id(raynetsim, api):
+    other = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
+    theirs = api.put(raynetsim.url + "person/", json={"lastName": "Dvořák", "owner": other},
+                     ).json()["data"]["id"]
+    rows = api.get(raynetsim.url + "person/", params={"owner": other}).json()["data"]
+    assert [row["id"] for row in rows] == [theirs]
