@@ -5,18 +5,21 @@ specification by the fixture)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from crm.models import CrmUser
 from engine.crmstore.raynet import RaynetCrm
 from engine.crmstore.raynet_client import RaynetClient
 from engine.models import Link, Run
-from engine.records import ContactRecord, Kind
+from engine.records import ContactRecord, EventRecord, Kind
 from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
-from tests.engine.sync_helpers import add_contact, exchange_contacts, make_profile
+from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events, make_profile
+from tests.engine.test_pluggable_crm import TOMORROW, add_exchange_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -96,3 +99,37 @@ def test_contacts_sync_both_ways_with_raynet(ewsim: SimHandle, raynetsim: Raynet
     assert list(deleted.items.values_list("action", "crm_key")) == [("unlink", eva.key)]
     assert "eva@acme.cz" in {r.email1 for r in exchange_contacts(ewsim).values()}
     assert run(profile, "contacts").items.count() == 0   # told once
+
+
+def events_by_subject(crm: RaynetCrm) -> dict[str, tuple[str, EventRecord]]:
+    keys = [c.key for c in crm.changes_since(Kind.CALENDAR, "") if not c.deleted]
+    return {found.record.subject: (key, found.record)
+            for key, found in crm.fetch(Kind.CALENDAR, keys).items()
+            if isinstance(found.record, EventRecord)}
+
+
+def test_the_calendar_syncs_both_ways_with_raynet(ewsim: SimHandle, raynetsim: RaynetHandle,  # noqa: F811
+                                                 profile: SyncProfile) -> None:
+    item_id = add_exchange_event(ewsim, "Schůzka", TOMORROW)
+    crm = raynet_of(raynetsim)
+    call = crm.create(Kind.CALENDAR, EventRecord(
+        subject="Call Eva", start=TOMORROW + dt.timedelta(days=1, hours=5),
+        end=TOMORROW + dt.timedelta(days=1, hours=6)), "")
+    assert call.ok, call
+    first = run(profile, "calendar")
+    assert (first.crm_created, first.remote_created) == (1, 1)
+    meeting_key, meeting = events_by_subject(crm)["Schůzka"]
+    assert (meeting.start, meeting.end) == (TOMORROW, TOMORROW + dt.timedelta(hours=1))
+    assert crm.in_scope(Kind.CALENDAR, [meeting_key]) == {meeting_key}
+    in_exchange = {r.subject: r for r in exchange_events(ewsim).values()}
+    assert in_exchange["Call Eva"].start == TOMORROW + dt.timedelta(days=1, hours=5)
+    assert run(profile, "calendar").items.count() == 0   # nothing new
+
+    ewsim.control.update_item(item_id, Location="Zasedačka")
+    assert crm.update(Kind.CALENDAR, call.key, EventRecord(location="Telefon"),
+                      frozenset({"location"})).ok
+    changed = run(profile, "calendar")
+    assert (changed.crm_updated, changed.remote_updated) == (1, 1)
+    assert events_by_subject(crm)["Schůzka"][1].location == "Zasedačka"
+    assert {r.subject: r for r in exchange_events(ewsim).values()}["Call Eva"].location \
+        == "Telefon"
