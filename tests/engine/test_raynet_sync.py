@@ -133,3 +133,13 @@ def test_the_calendar_syncs_both_ways_with_raynet(ewsim: SimHandle, raynetsim: R
     assert events_by_subject(crm)["Schůzka"][1].location == "Zasedačka"
     assert {r.subject: r for r in exchange_events(ewsim).values()}["Call Eva"].location \
         == "Telefon"
+
+
+def test_a_used_up_daily_budget_fails_the_run_and_the_next_one_goes_on(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    add_contact(ewsim, "Petr", "Svoboda", email="petr@stavby.cz")
+    raynetsim.control.budget(raynetsim.instance, daily_limit=100, used=100)
+    stopped = sync(SyncProfile.objects.get(pk=profile.pk), "contacts")
+    assert (stopped.status, stopped.crm_created) == (Run.Status.FAILED, 0)
+    raynetsim.control.budget(raynetsim.instance, daily_limit=24_000, used=0)
+    assert run(profile, "contacts").crm_created == 1
