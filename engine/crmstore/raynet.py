@@ -196,7 +196,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 ext_ids.append(UID_PREFIX + record.uid)
         elif isinstance(record, ContactRecord):
             body = without_empty(person_body(record, CONTACT_FIELDS))
-            body.setdefault("lastName", record.last_name or record.shown_name() or "?")
+            # Raynet requires a last name: a card without one is named as Exchange shows it.
+            body.setdefault("lastName", record.shown_name() or gettext("(no name)"))
             if record.company:
                 body["relationship"] = {"company": int(self.find_or_create_company(
                     record.company)), "type": record.job_title or NO_POSITION}
@@ -223,11 +224,10 @@ class RaynetCrm(RaynetKind, CrmBackend):
             if version and str(data.get("_version", "")) != version:
                 return CrmWrite.changed_meanwhile(key)
             if isinstance(record, EventRecord):
-                if ({"start", "end"} & fields) and not valid_times(
-                        EventRecord(start=record.start if "start" in fields else
-                                    event_record(data).start,
-                                    end=record.end if "end" in fields else
-                                    event_record(data).end)):
+                # The times it would have after the write: those named, else the stored ones.
+                after = dataclasses.replace(event_record(data), **{
+                    name: getattr(record, name) for name in fields & {"start", "end"}})
+                if not valid_times(after):
                     return CrmWrite(key, error=INVALID_TIMES)
                 body = meeting_body(record, fields)
             elif isinstance(record, ContactRecord):
