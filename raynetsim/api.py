@@ -321,6 +321,19 @@ def attach(call: ApiCall, entity: str, record_id: str) -> Answer:
     return 201, {"success": True, "data": attachment["id"]}
 
 
+@route("GET", "/userAccount/")
+def list_user_accounts(call: ApiCall) -> Answer:
+    """The instance's users, each with the person it is (owners are persons); `username`
+    filters by the sign-in e-mail, which Raynet compares without regard to case."""
+    wanted = call.query.get("username", "").lower()
+    users = [user for user in call.instance.users.values()
+             if not wanted or user.email.lower() == wanted]
+    data = [{"id": user.person_id, "username": user.email, "userRole": "ADMIN",
+             "person": {"id": user.person_id, "fullName": user.full_name}}
+            for user in users]
+    return 200, {"success": True, "totalCount": len(data), "data": data}
+
+
 @route("GET", "/webhook/")
 def list_webhooks(call: ApiCall) -> Answer:
     hooks = [{"webhookId": h.uuid, "url": h.url, "secretToken": h.secret_token,

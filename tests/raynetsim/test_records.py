@@ -138,3 +138,13 @@ def test_an_api_users_person_shows_its_user_account(raynetsim, api):
     contacts = api.get(raynetsim.url + "person/",
                        params={"userAccount-id[EQ_OR_NULL]": "0"}).json()["data"]
     assert [row["id"] for row in contacts] == [contact]
+
+
+def test_user_accounts_name_the_person_each_user_is(raynetsim, api):
+    found = api.get(raynetsim.url + "userAccount/",
+                    params={"username": raynetsim.user.upper()}).json()
+    assert found["totalCount"] == 1
+    assert found["data"][0]["username"] == raynetsim.user
+    assert found["data"][0]["person"]["id"] == raynetsim.user_person_id
+    nobody = api.get(raynetsim.url + "userAccount/", params={"username": "x@example.com"})
+    assert nobody.json()["data"] == []
