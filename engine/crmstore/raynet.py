@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +34,7 @@ from engine.crmstore.base import (
     SavedDocument,
 )
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
-from engine.crmstore.raynet_kind import RaynetKind
+from engine.crmstore.raynet_kind import RaynetKind, owner_of
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
     RELATIONSHIP_FIELDS,
@@ -72,11 +73,20 @@ def _normalized(name: str) -> str:
 
 
 class RaynetCrm(RaynetKind, CrmBackend):
-    def __init__(self, client: RaynetClient, owner: int | None, *,
+    def __init__(self, client: RaynetClient, owner: int | str | None, *,
                  own_only: bool = False) -> None:
+        """`owner`: the Raynet person owning what this backend creates, or the CRM user's
+        login naming it (looked up when first needed: inside the run, whose errors are
+        data, not while the run is being set up)."""
         self.client = client
-        self.owner = owner
+        self._owner = owner
         self.own_only = own_only
+
+    @functools.cached_property
+    def owner(self) -> int | None:
+        if isinstance(self._owner, str):
+            return owner_of(self.client, self._owner)
+        return self._owner
 
     # --- changes ----------------------------------------------------------------------------
     def current_cursor(self) -> str:

@@ -27,15 +27,19 @@ def client_for(connection: CrmConnection) -> RaynetClient:
                         connection.get_secret("api_key"))
 
 
-def owner_of(login: str) -> int:
-    """The Raynet owner a CRM user names: the id of the Raynet person that is the user (as
-    Raynet's owners are persons), kept as the CRM user's login."""
-    try:
+def owner_of(client: RaynetClient, login: str) -> int:
+    """The Raynet owner a CRM user names: its login is the e-mail the Raynet user signs in
+    with (or, as Raynet's owners are persons, the id of the person the user is). Looked up
+    once per backend, so once a run; not kept longer, as an instance set up again gives its
+    users new persons."""
+    if login.isdigit():
         return int(login)
-    except ValueError:
-        raise ValueError(gettext(
-            "The CRM user's login must be the Raynet user's person id (a number), not "
-            "%(login)r.") % {"login": login}) from None
+    users = client.get("userAccount/", username=login.strip().lower()).get("data") or []
+    if not users:
+        raise RaynetError(gettext(
+            "Raynet has no user %(login)s: a CRM user's login is the e-mail its Raynet user "
+            "signs in with.") % {"login": login})
+    return int(users[0]["person"]["id"])
 
 
 class RaynetKind:
@@ -69,7 +73,7 @@ class RaynetKind:
             raise NotImplementedError(
                 "Raynet has no classification tree: choose which persons the profile syncs "
                 "by owner or the whole organization.")
-        return cls(client_for(connection), owner_of(profile.crm_user.login),  # type: ignore[call-arg]
+        return cls(client_for(connection), profile.crm_user.login,  # type: ignore[call-arg]
                    own_only=contacts.scope == contacts.Scope.OWNED)
 
     @classmethod

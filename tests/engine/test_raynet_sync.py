@@ -27,9 +27,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def profile(ewsim: SimHandle, raynetsim: RaynetHandle) -> SyncProfile:  # noqa: F811
     """Alice's profile (every contact of the instance), its organization on raynetsim; its
-    CRM user names the Raynet user's person."""
+    CRM user's login is the Raynet user's e-mail."""
     profile = make_profile(ewsim)
-    CrmUser.objects.filter(pk=profile.crm_user_id).update(login=str(raynetsim.user_person_id))
+    CrmUser.objects.filter(pk=profile.crm_user_id).update(login=raynetsim.user)
     connection = CrmConnection.objects.get(organization_id=profile.organization_id)
     connection.kind = "raynet"
     connection.settings = {"base_url": raynetsim.url, "instance": raynetsim.instance,
@@ -143,3 +143,12 @@ def test_a_used_up_daily_budget_fails_the_run_and_the_next_one_goes_on(
     assert (stopped.status, stopped.crm_created) == (Run.Status.FAILED, 0)
     raynetsim.control.budget(raynetsim.instance, daily_limit=24_000, used=0)
     assert run(profile, "contacts").crm_created == 1
+
+
+def test_a_crm_user_raynet_does_not_know_fails_the_run(ewsim: SimHandle,
+                                                      raynetsim: RaynetHandle,  # noqa: F811
+                                                      profile: SyncProfile) -> None:
+    add_contact(ewsim, "Petr", "Svoboda", email="petr@stavby.cz")
+    CrmUser.objects.filter(pk=profile.crm_user_id).update(login="nobody@example.com")
+    stopped = sync(SyncProfile.objects.get(pk=profile.pk), "contacts")
+    assert (stopped.status, stopped.crm_created) == (Run.Status.FAILED, 0)

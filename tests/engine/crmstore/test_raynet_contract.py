@@ -55,9 +55,11 @@ class TestRaynetCrm(CrmContract):
         elsewhere = raynetsim.control.add_instance(OTHER_INSTANCE, [api_user("alice")])
         self.elsewhere_owner = elsewhere["users"][0]["person_id"]
         self.acme_row = Organization.objects.create(name="Acme")
+        # A CRM user's login is the e-mail its Raynet user signs in with.
         self.users = {name: CrmUser.objects.create(organization=self.acme_row,
-                                                   name=name.title(), login=owner).pk
-                      for name, owner in self.owners.items()}
+                                                   name=name.title(),
+                                                   login=f"{name}@example.com").pk
+                      for name in USERS}
         connection = CrmConnection.objects.get(organization=self.acme_row)
         connection.kind = "raynet"
         connection.settings = {"base_url": raynetsim.url, "instance": raynetsim.instance,
