@@ -61,27 +61,26 @@ class RaynetClient:
              body: Any = None) -> Any:
         """The answer's JSON (None for an answer without a body)."""
         url = self.base_url + path.lstrip("/")
-        for pause in (*RETRY_PAUSES, None):
+        pauses = list(RETRY_PAUSES)
+        while True:
             try:
                 response = self.session.request(
                     method, url, params=params, json=body, timeout=TIMEOUT,
                     allow_redirects=False)
             except requests.ConnectionError as exc:
-                if pause is None:
+                if not (pauses and _repeatable(method, 0)):
                     raise RaynetError(gettext(
                         "Raynet could not be reached at %(url)s: %(reason)s")
                         % {"url": self.base_url, "reason": exc}) from exc
-                time.sleep(pause)
-                continue
             except requests.RequestException as exc:
                 raise RaynetError(gettext("Raynet could not be reached at %(url)s: %(reason)s")
                                   % {"url": self.base_url, "reason": exc}) from exc
-            self._read_budget(response)
-            if response.status_code >= 500 and pause is not None:
-                time.sleep(pause)
-                continue
-            return self._answer(response)
-        raise RaynetError(gettext("Raynet did not answer."))   # the loop always returns
+            else:
+                self._read_budget(response)
+                if not (response.status_code >= 500 and pauses
+                        and _repeatable(method, response.status_code)):
+                    return self._answer(response)
+            time.sleep(pauses.pop(0))
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params or None)
@@ -141,6 +140,15 @@ class RaynetClient:
                 % {"status": status}, status)
         raise RaynetError(gettext("Raynet answered %(status)s: %(message)s")
                           % {"status": status, "message": message}, status)
+
+
+def _repeatable(method: str, status: int) -> bool:
+    """Whether a failed request may be sent again: reads, edits and deletes come to the same
+    whatever happened to the first; a create (PUT) only after a 503, which Raynet answers
+    before doing anything, since another failure may have come after the record was made
+    (a create from Exchange would then be refused for its external id, and linked next run;
+    a company has none)."""
+    return method != "PUT" or status == 503
 
 
 def _message(data: Any) -> str:

@@ -243,10 +243,21 @@ class TestRaynetCrm(CrmContract):
         assert not diagnosis.ok
         assert "has used up its daily request budget (50 requests)" in diagnosis.message
 
-    def test_a_server_error_is_tried_again_before_it_fails_a_write(self) -> None:
+    def test_a_create_is_sent_again_only_after_a_503(self) -> None:
         self.sim.control.fault("http_503", path="PUT /api/v2/person/", count=1)
         written = self.open_backend().create(Kind.CONTACTS, person(1), "AAMk-1")
         assert written.ok, written
-        self.sim.control.fault("http_500", path="PUT /api/v2/person/", count=3)
+        # A 500 may come after the record was made: sent again, it could make a second.
+        self.sim.control.fault("http_500", path="PUT /api/v2/person/", count=1)
         failed = self.open_backend().create(Kind.CONTACTS, person(2), "AAMk-2")
         assert not failed.ok and "Raynet answered 500" in failed.error, failed
+
+    def test_a_read_is_sent_again_after_a_server_error_or_a_reset(self) -> None:
+        written = self.created(self.open_backend(), Kind.CONTACTS, person(1))
+        self.sim.control.fault("http_500", path="GET /api/v2/person/[0-9]+/", count=1)
+        self.sim.control.fault("connection_reset", path="GET /api/v2/person/[0-9]+/",
+                               count=1)
+        assert written.key in self.open_backend().fetch(Kind.CONTACTS, [written.key])
+        self.sim.control.fault("http_500", path="GET /api/v2/person/[0-9]+/", count=3)
+        with pytest.raises(RaynetError, match="Raynet answered 500"):
+            self.open_backend().fetch(Kind.CONTACTS, [written.key])
