@@ -15,7 +15,7 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
-from . import listing
+from . import listing, spec
 from .entities import (
     check_required,
     last_modified,
@@ -96,16 +96,20 @@ def _iso(call: ApiCall) -> bool:
 @route("GET", f"/{ENTITY}/")
 def list_records(call: ApiCall, entity: str) -> Answer:
     view = call.query.get("view")
+    # Filters look at the whole record, whatever the view shows of it.
     rows = []
     for record in call.instance.records[entity].values():
-        row = present(call.instance, record, view)
+        row = present(call.instance, record)
         row["rowInfo.lastModifiedAt"] = last_modified(record)
         rows.append(row)
     try:
         total, page = listing.select(call.instance, entity, rows, call.query)
     except listing.BadListRequest as exc:
         raise ApiError(400, str(exc)) from exc
-    if view != "rowInfo":
+    records = call.instance.records[entity]
+    if view == "rowInfo":
+        page = [present(call.instance, records[row["id"]], view) for row in page]
+    else:
         for row in page:
             row.pop("rowInfo.lastModifiedAt")
     return 200, {"success": True, "totalCount": total, "data": page}
@@ -154,7 +158,7 @@ def edit(call: ApiCall, entity: str, record_id: str) -> Answer:
         record.tags = [str(t) for t in body["tags"] or ()]
     record.touch(call.now, call.user.email)
     call.note("record.updated", record)
-    return 200, None
+    return 200, {"success": True} if spec.edit_answers_with_body(entity) else None
 
 
 @route("DELETE", f"/{ENTITY}/(?P<record_id>[0-9]+)/")
@@ -315,6 +319,19 @@ def attach(call: ApiCall, entity: str, record_id: str) -> Answer:
     record.touch(call.now, call.user.email)
     call.note("record.updated", record)
     return 201, {"success": True, "data": attachment["id"]}
+
+
+@route("GET", "/userAccount/")
+def list_user_accounts(call: ApiCall) -> Answer:
+    """The instance's users, each with the person it is (owners are persons); `username`
+    filters by the sign-in e-mail, which Raynet compares without regard to case."""
+    wanted = call.query.get("username", "").lower()
+    users = [user for user in call.instance.users.values()
+             if not wanted or user.email.lower() == wanted]
+    data = [{"id": user.person_id, "username": user.email, "userRole": "ADMIN",
+             "person": {"id": user.person_id, "fullName": user.full_name}}
+            for user in users]
+    return 200, {"success": True, "totalCount": len(data), "data": data}
 
 
 @route("GET", "/webhook/")

@@ -25,10 +25,11 @@ class BadListRequest(ValueError):
 
 def _lookup(shown: dict[str, Any], column: str) -> Any:
     if column in shown:
-        return shown[column]
-    value: Any = shown
-    for part in column.replace("-", ".").split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+        value: Any = shown[column]
+    else:
+        value = shown
+        for part in column.replace("-", ".").split("."):
+            value = value.get(part) if isinstance(value, dict) else None
     if isinstance(value, dict) and "id" in value:
         return value["id"]     # a reference filters by its id (`owner=2`)
     return value

@@ -60,3 +60,12 @@ def sort_columns(entity: str) -> frozenset[str]:
         if parameter["name"] == "sortColumn":
             return frozenset(parameter["schema"].get("enum", ()))
     return frozenset({"id"})
+
+
+@cache
+def edit_answers_with_body(entity: str) -> bool:
+    """Whether `POST /{entity}/{id}/` answers with a body (`{"success": true}`): the
+    specification declares one for some entities (meeting) and none for others (person)."""
+    path = DETAIL_PATHS.get(entity)
+    operation = document()["paths"].get(path or "", {}).get("post", {})
+    return bool(operation.get("responses", {}).get("200", {}).get("content"))

@@ -98,6 +98,11 @@ class Store:
             first, _, last = full_name.rpartition(" ")
             person = self.create(instance, "person", {"firstName": first, "lastName": last},
                                  moment, email)
+            # The person shows its user account (filterable as `userAccount-id`), which
+            # tells the CRM's users apart from its contacts; numbered as its person, so that
+            # no id is taken from the records' sequence.
+            person.fields.update(activeUserAccount=True,
+                                 userAccount={"id": person.id, "username": email})
             user = User(email=email, api_key=api_key, person_id=person.id,
                         full_name=full_name)
             instance.users[email.lower()] = user

@@ -172,7 +172,8 @@ MAILBOX_ALLOWED_NETWORKS: list[str] = env.list("MAILBOX_ALLOWED_NETWORKS", defau
 # The kinds of CRM an organization's CRM connection may name: kind -> dotted path of a
 # CrmBackend subclass (engine/crmstore/registry.py). "builtin" is every organization's
 # default and stays listed.
-SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm"}
+SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm",
+                                  "raynet": "engine.crmstore.raynet.RaynetCrm"}
 
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -31,6 +31,7 @@ class CrmKindsTestCase(BaseTestCase):
         assert registry.backend_class("builtin") is BuiltinCrm
         assert registry.backend_class("limited") is LimitedCrm
         assert registry.kind_choices() == [("builtin", "Built-in CRM store"),
+                                           ("raynet", "Raynet CRM"),
                                            ("limited", "Limited CRM (tests)"),
                                            ("memory", "In-memory CRM (tests)")]
 
@@ -40,7 +41,7 @@ class CrmKindsTestCase(BaseTestCase):
                   self.assertRaisesRegex(ImproperlyConfigured, "SYNC_CRM_KINDS")):
                 registry.backend_class("bad")
         with self.assertRaisesRegex(ImproperlyConfigured, "not in SYNC_CRM_KINDS"):
-            registry.backend_class("raynet")
+            registry.backend_class("salesforce")
 
     def test_the_system_check_names_a_kind_that_cannot_be_loaded(self) -> None:
         assert registry.check_crm_kinds() == []

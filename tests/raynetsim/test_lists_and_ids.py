@@ -74,3 +74,24 @@ def test_an_uploaded_file_is_attached_to_an_email(raynetsim, api):
     assert attached.status_code == 201
     detail = api.get(raynetsim.url + f"email/{email}/").json()["data"]
     assert [a["fileName"] for a in detail["attachments"]] == ["a.txt"]
+
+
+def test_a_row_info_list_filters_on_attributes_its_rows_do_not_show(raynetsim, api):
+    mine = api.put(raynetsim.url + "meeting/", json={
+        "title": "Mine", "priority": "DEFAULT", "owner": raynetsim.user_person_id,
+    }).json()["data"]["id"]
+    other = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
+    api.put(raynetsim.url + "meeting/", json={"title": "Theirs", "priority": "DEFAULT",
+                                              "owner": other})
+    rows = api.get(raynetsim.url + "meeting/", params={
+        "owner-id": raynetsim.user_person_id, "view": "rowInfo"}).json()["data"]
+    assert [row["id"] for row in rows] == [mine]
+    assert "title" not in rows[0] and "rowInfo.lastModifiedAt" in rows[0]
+
+
+def test_a_reference_column_filters_by_the_referenced_id(raynetsim, api):
+    other = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
+    theirs = api.put(raynetsim.url + "person/", json={"lastName": "Dvořák", "owner": other},
+                     ).json()["data"]["id"]
+    rows = api.get(raynetsim.url + "person/", params={"owner": other}).json()["data"]
+    assert [row["id"] for row in rows] == [theirs]

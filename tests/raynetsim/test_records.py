@@ -116,3 +116,35 @@ def test_a_detail_has_every_attribute_of_the_specifications_example(raynetsim, a
     made = api.put(raynetsim.url + f"{entity}/", json=body).json()["data"]["id"]
     detail = api.get(raynetsim.url + f"{entity}/{made}/").json()["data"]
     assert set(spec.detail_example(entity)) <= set(detail)
+
+
+def test_an_edit_answers_as_the_specification_declares_for_its_entity(raynetsim, api):
+    # A meeting's edit answers {"success": true}; a person's answers without a body.
+    meeting = api.put(raynetsim.url + "meeting/", json={
+        "title": "Kickoff", "priority": "DEFAULT", "owner": raynetsim.user_person_id,
+    }).json()["data"]["id"]
+    edited = api.post(raynetsim.url + f"meeting/{meeting}/", json={"title": "Kick-off"})
+    assert (edited.status_code, edited.json()) == (200, {"success": True})
+    person = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
+    edited = api.post(raynetsim.url + f"person/{person}/", json={"firstName": "Jan"})
+    assert (edited.status_code, edited.content) == (200, b"")
+
+
+def test_an_api_users_person_shows_its_user_account(raynetsim, api):
+    contact = api.put(raynetsim.url + "person/", json={"lastName": "Novák"}).json()["data"]["id"]
+    user = api.get(raynetsim.url + f"person/{raynetsim.user_person_id}/").json()["data"]
+    assert user["activeUserAccount"] is True
+    assert user["userAccount"]["username"] == raynetsim.user
+    contacts = api.get(raynetsim.url + "person/",
+                       params={"userAccount-id[EQ_OR_NULL]": "0"}).json()["data"]
+    assert [row["id"] for row in contacts] == [contact]
+
+
+def test_user_accounts_name_the_person_each_user_is(raynetsim, api):
+    found = api.get(raynetsim.url + "userAccount/",
+                    params={"username": raynetsim.user.upper()}).json()
+    assert found["totalCount"] == 1
+    assert found["data"][0]["username"] == raynetsim.user
+    assert found["data"][0]["person"]["id"] == raynetsim.user_person_id
+    nobody = api.get(raynetsim.url + "userAccount/", params={"username": "x@example.com"})
+    assert nobody.json()["data"] == []

@@ -15,7 +15,7 @@ from tests.engine.crmstore.memory import MemoryCrm
 
 
 def test_kinds_built_on_one_store_share_its_watch_and_a_kind_without_one_adds_none() -> None:
-    assert set(registry.kinds()) == {"builtin", "limited", "memory"}
+    assert set(registry.kinds()) == {"builtin", "raynet", "limited", "memory"}
     watches = registry.change_watches(10)
     assert len(watches) == 1 and isinstance(watches[0], BuiltinWatch)
 

@@ -1,0 +1,164 @@
+"""Raynet's REST API v2 over HTTP: one instance, signed in with HTTP Basic (the API user's
+e-mail and key) and the header X-Instance-Name.
+
+Every request goes through the outbound address policy (security/outbound.py), as the Graph
+backend's do. What Raynet refuses comes back as a `RaynetError` whose text an administrator
+can act on: a wrong key, an unknown instance, a blocked address, an exhausted daily budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.utils.translation import gettext
+
+from security.outbound import checked_session
+
+DEFAULT_BASE_URL = "https://app.raynet.cz/api/v2/"
+TIMEOUT = 60                  # seconds per request
+PAGE = 1000                   # the longest page Raynet lists
+# A 5xx or a dropped connection is tried again this often, after these pauses (seconds):
+# Raynet's own hiccups pass quickly, and a run that gives up loses only this page.
+RETRY_PAUSES = (0.5, 2.0)
+
+
+class RaynetError(Exception):
+    """Raynet refused or could not be reached; `str()` says it in plain words."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(RaynetError):
+    pass
+
+
+@dataclass
+class Budget:
+    """The instance's daily request budget as Raynet's last answer told it."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: str = ""
+
+
+class RaynetClient:
+    def __init__(self, base_url: str, instance: str, user: str, api_key: str) -> None:
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/"
+        self.instance = instance
+        self.session = checked_session(requests.Session())
+        self.session.auth = (user, api_key)
+        self.session.headers["X-Instance-Name"] = instance
+        self.budget = Budget()
+
+    # --- requests ---------------------------------------------------------------------------
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+             body: Any = None) -> Any:
+        """The answer's JSON (None for an answer without a body)."""
+        url = self.base_url + path.lstrip("/")
+        pauses = list(RETRY_PAUSES)
+        while True:
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=body, timeout=TIMEOUT,
+                    allow_redirects=False)
+            except requests.ConnectionError as exc:
+                if not (pauses and _repeatable(method, 0)):
+                    raise RaynetError(gettext(
+                        "Raynet could not be reached at %(url)s: %(reason)s")
+                        % {"url": self.base_url, "reason": exc}) from exc
+            except requests.RequestException as exc:
+                raise RaynetError(gettext("Raynet could not be reached at %(url)s: %(reason)s")
+                                  % {"url": self.base_url, "reason": exc}) from exc
+            else:
+                self._read_budget(response)
+                if not (response.status_code >= 500 and pauses
+                        and _repeatable(method, response.status_code)):
+                    return self._answer(response)
+            time.sleep(pauses.pop(0))
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params=params or None)
+
+    def pages(self, entity: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every row of a list, a page of 1,000 at a time, sorted by id so that paging
+        neither skips nor repeats a row."""
+        offset = 0
+        while True:
+            answer = self.get(f"{entity}/", **params, offset=offset, limit=PAGE,
+                              sortColumn="id", sortDirection="ASC")
+            rows = answer.get("data") or []
+            yield from rows
+            offset += len(rows)
+            if len(rows) < PAGE or offset >= int(answer.get("totalCount") or 0):
+                return
+
+    # --- answers ----------------------------------------------------------------------------
+    def _read_budget(self, response: requests.Response) -> None:
+        headers = response.headers
+        if "X-Ratelimit-Limit" in headers:
+            self.budget = Budget(_int(headers.get("X-Ratelimit-Limit")),
+                                 _int(headers.get("X-Ratelimit-Remaining")),
+                                 headers.get("X-Ratelimit-Reset", ""))
+
+    def _answer(self, response: requests.Response) -> Any:
+        status = response.status_code
+        try:
+            data = response.json() if response.content else None
+        except ValueError:
+            data = None
+        if status < 300:
+            return data
+        message = _message(data) or response.reason or ""
+        if status == 401 and "instance" in message.lower():
+            raise RaynetError(gettext(
+                "Raynet knows no instance named %(instance)s: check the instance name (the "
+                "first part of your Raynet address).") % {"instance": self.instance}, status)
+        if status == 401:
+            raise RaynetError(gettext(
+                "Raynet refused the sign-in: check the API user's e-mail and the API key "
+                "(Raynet › Settings › API)."), status)
+        if status == 403 and "TooManyBadLogins" in message:
+            raise RaynetError(gettext(
+                "Raynet blocks this server's address after too many failed sign-ins; it is "
+                "let in again after 60 minutes. Correct the API key meanwhile."), status)
+        if status == 429:
+            raise RaynetError(gettext(
+                "The Raynet instance has used up its daily request budget (%(limit)s "
+                "requests); syncing goes on when it renews (at midnight UTC).")
+                % {"limit": self.budget.limit or "?"}, status)
+        if status == 404:
+            raise NotFound(message, status)
+        if 300 <= status < 400:
+            raise RaynetError(gettext(
+                "Raynet's address answered with a redirect (%(status)s): check the base URL.")
+                % {"status": status}, status)
+        raise RaynetError(gettext("Raynet answered %(status)s: %(message)s")
+                          % {"status": status, "message": message}, status)
+
+
+def _repeatable(method: str, status: int) -> bool:
+    """Whether a failed request may be sent again: reads, edits and deletes come to the same
+    whatever happened to the first; a create (PUT) only after a 503, which Raynet answers
+    before doing anything, since another failure may have come after the record was made
+    (a create from Exchange would then be refused for its external id, and linked next run;
+    a company has none)."""
+    return method != "PUT" or status == 503
+
+
+def _message(data: Any) -> str:
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("translatedMessage") or "")
+    return ""
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
