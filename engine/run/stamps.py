@@ -39,8 +39,7 @@ class IdentityStamps:
         # this run carried, so that one already stamped is not written again.
         self._due: list[tuple[str, str, str]] = []
         self._read: dict[str, str] = {}
-        # The batch of stamps being written in the background while the run goes on (a
-        # first import's hundreds of UpdateItems overlap its database work), and its links.
+        # The batch of stamps being written, and its links.
         self._sending: tuple[list[tuple[str, str, str]], Pending[list[WriteResult]]] | None \
             = None
 
@@ -111,6 +110,10 @@ class IdentityStamps:
         self._sending = due, self.mailbox.start(
             functools.partial(self.mailbox.update, self.kind, updates))
         self.wrote_remote = True
+        # Settled at once: Exchange's next page is listed (one page ahead) right after this,
+        # and the stamped items must be known by their new versions by then, or they are
+        # fetched again and counted as changes.
+        self.settle()
 
     def settle(self) -> None:
         """The stamps under way written: their links take the items' new versions. Before

@@ -39,6 +39,7 @@ CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
                                                  "google-chrome"))), None)
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -117,7 +118,10 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         self.browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 
     def _wait(self, condition: Callable[[WebDriver], object], message: str = "") -> object:
-        return WebDriverWait(self.browser, WAIT, poll_frequency=0.1).until(condition, message)
+        # An element read while the page is being replaced goes stale: looked for again.
+        return WebDriverWait(self.browser, WAIT, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)
+                             ).until(condition, message)
 
     def _sign_in(self, username: str, password: str) -> None:
         browser = self.browser
