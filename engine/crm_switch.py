@@ -21,11 +21,13 @@ from profiles.models import SyncProfile
 log = logging.getLogger(__name__)
 
 
-def bind(profile: SyncProfile, agenda: str) -> bool:
-    """Make sure the agenda's sync state is that of the CRM its organization reaches now.
+def bind(profile: SyncProfile, agenda: str, reached: str | None = None) -> bool:
+    """Make sure the agenda's sync state is that of the CRM its organization reaches now
+    (`reached`, CrmBackend.reached_by, when the caller knows it already).
     True when the state of another CRM was forgotten now; False when there was nothing to
     forget, or when a run holds the agenda (the next run forgets it)."""
-    reached = registry.reached_by(profile.organization_id)
+    if reached is None:
+        reached = registry.reached_by(profile.organization_id)
     binding = CrmBinding.objects.filter(profile=profile, agenda=agenda).first()
     if binding is None:
         # The agenda's first run since bindings exist: whatever it remembers was made with

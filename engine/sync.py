@@ -60,10 +60,13 @@ def sync(profile: SyncProfile, agenda: str, *, dry_run: bool = False, trigger: s
 
     # Links and cursors of another CRM mean nothing in the one the organization reaches now
     # (not in a dry run, which changes nothing: it reports what a run with them would do).
-    if not dry_run and crm_switch.bind(profile, agenda) and progress is not None:
+    # The organization's CRM connection is read once, for both.
+    connection = registry.connection_of(profile.organization_id)
+    reached = registry.reached_by(profile.organization_id, connection)
+    if not dry_run and crm_switch.bind(profile, agenda, reached) and progress is not None:
         progress(gettext("The organization's CRM changed: this run matches both sides anew."))
 
     with open_mailbox(profile) as mailbox:
-        sync_run = runner(profile, mailbox, crm_for(profile, agenda), dry_run=dry_run,
-                          trigger=trigger, progress=say)
+        sync_run = runner(profile, mailbox, registry.crm_for(profile, connection),
+                          dry_run=dry_run, trigger=trigger, progress=say)
         return sync_run.run()

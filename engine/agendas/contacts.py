@@ -31,10 +31,12 @@ class ContactRules(AgendaRules):
     agenda = Agenda.CONTACTS
     kind = Kind.CONTACTS
 
-    @property
-    def synced_fields(self) -> frozenset[str]:  # type: ignore[override]
-        lacking = set(NEEDS_CAPABILITY) - set(self.crm.capabilities)
-        return CONTACT_SYNCED.difference(*(NEEDS_CAPABILITY[c] for c in lacking))
+    def __init__(self, profile: SyncProfile, crm: CrmBackend) -> None:
+        # What this CRM can hold, known before the policy is made of it.
+        lacking = set(NEEDS_CAPABILITY) - set(crm.capabilities)
+        self.synced_fields = CONTACT_SYNCED.difference(*(NEEDS_CAPABILITY[c] for c in lacking))
+        self.left_out = CONTACT_SYNCED - self.synced_fields
+        super().__init__(profile, crm)
 
     def agenda_settings(self) -> Any:
         return self.profile.contactsettings
@@ -56,12 +58,12 @@ class ContactRules(AgendaRules):
         return record
 
     def incoming(self, record: Record) -> Record:
-        left_out = CONTACT_SYNCED - self.synced_fields
-        if not left_out or not isinstance(record, ContactRecord):
+        if not self.left_out or not isinstance(record, ContactRecord):
             return record
         # What the CRM cannot hold is not handed to it, even on a create.
         blank = ContactRecord()
-        return dataclasses.replace(record, **{name: getattr(blank, name) for name in left_out})
+        return dataclasses.replace(record, **{name: getattr(blank, name)
+                                              for name in self.left_out})
 
     def match_keys(self, record: Record) -> list[str]:
         if not isinstance(record, ContactRecord):

@@ -75,9 +75,10 @@ def capabilities_of(organization_id: int) -> frozenset[Capability]:
     return backend_class(connection_of(organization_id).kind).capabilities
 
 
-def crm_for(profile: SyncProfile) -> CrmBackend:
-    """The CRM as `profile` sees it, of the kind its organization's connection names."""
-    connection = connection_of(profile.organization_id)
+def crm_for(profile: SyncProfile, connection: CrmConnection | None = None) -> CrmBackend:
+    """The CRM as `profile` sees it, of the kind its organization's connection names (read
+    here unless the caller has read it already)."""
+    connection = connection or connection_of(profile.organization_id)
     return backend_class(connection.kind).for_profile(profile, connection)
 
 
@@ -101,7 +102,7 @@ def change_watches(events_named: int) -> list[ChangeWatch]:
     return watches
 
 
-def reached_by(organization_id: int) -> str:
+def reached_by(organization_id: int, connection: CrmConnection | None = None) -> str:
     """Which CRM the organization's connection reaches now (CrmBackend.reached_by)."""
-    connection = connection_of(organization_id)
+    connection = connection or connection_of(organization_id)
     return backend_class(connection.kind).reached_by(connection)

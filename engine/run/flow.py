@@ -141,7 +141,6 @@ class TwoWaySync(ExchangeReading, MassGuards):
         self.executor.settle()
         self.stamps.write_due()
         self.stamps.backfill(self.state)
-        self.stamps.settle()
         # Held creations are CRM changes not carried out: the cursor stays before them.
         if Side.REMOTE not in self._held_sides:
             self.links.save_state(state, crm_cursor=cursor_now)

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
@@ -19,6 +20,7 @@ from django.utils import timezone
 from engine import leases, progress
 from engine.mailbox.base import MailboxError, internal_error
 from engine.models import Run, RunItem
+from engine.run.bulk_sql import insert_rows
 from profiles.models import SyncProfile
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,7 @@ class Journal:
         self.run: Run | None = None
         self._approval_used = False
         # While lines are written together (`together`): the lines waiting to be saved.
-        self._buffer: list[RunItem] | None = None
+        self._buffer: list[dict[str, Any]] | None = None
 
     # --- the run as a whole -------------------------------------------------------------------
     def conduct(self, work: Callable[[], bool], requests_made: Callable[[], int]) -> Run:
@@ -159,15 +161,15 @@ class Journal:
              detail: str = "") -> None:
         """One line of the run's history, counted in the run's counters."""
         run = self._current()
-        item = RunItem(run=run, action=action, title=(title or "")[:255],
-                       crm_key=crm_key or "", remote_id=remote_id or "", detail=detail)
+        values = {"run_id": run.pk, "action": str(action), "title": (title or "")[:255],
+                  "crm_key": crm_key or "", "remote_id": remote_id or "", "detail": detail}
         counter = COUNTERS.get(action)
         if counter:
             setattr(run, counter, getattr(run, counter) + 1)
         if self._buffer is not None:
-            self._buffer.append(item)   # saved with the others, counters too (`together`)
+            self._buffer.append(values)   # saved with the others, counters too (`together`)
             return
-        item.save()
+        RunItem.objects.create(**values)
         if counter and not self.dry_run:
             Run.objects.filter(pk=run.pk).update(**{counter: getattr(run, counter)})
 
@@ -182,7 +184,7 @@ class Journal:
             lines = self._buffer
         finally:
             self._buffer = None
-        RunItem.objects.bulk_create(lines)
+        insert_rows(RunItem, lines)
         if lines and not self.dry_run:
             Run.objects.filter(pk=run.pk).update(
                 **{name: getattr(run, name) for name in set(COUNTERS.values())})

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connection, models
+from django.db import models
 
 from engine.mailbox.base import ItemRef
 from engine.models import DuplicateCandidate, FolderState, Link, PendingItem, Retry
+from engine.run.bulk_sql import insert_rows, update_column
 from profiles.models import SyncProfile
 
 # Keys per IN (...) list: far below every database's limit on a statement's parameters.
@@ -99,7 +100,8 @@ class LinkTable:
         if not new_links:
             return
         self.links().filter(crm_key__in=list(new_links)).delete()
-        Link.objects.bulk_create([self.new_link(**values) for values in new_links.values()])
+        insert_rows(Link, [{"profile_id": self.profile.pk, "agenda": self.agenda, **values}
+                           for values in new_links.values()])
 
     def store_link(self, crm_key: str, values: dict[str, Any]) -> None:
         Link.objects.update_or_create(profile=self.profile, agenda=self.agenda,
@@ -113,20 +115,8 @@ class LinkTable:
             Link.objects.bulk_create(fresh)
 
     def save_remote_versions(self, links: list[Link]) -> None:
-        """Each link's new Exchange version, one statement per 500 links. Written as SQL:
-        bulk_update() builds an expression per row, and a first import's thousands of
-        stamped contacts spent more time there than in the statement."""
-        table = connection.ops.quote_name(Link._meta.db_table)
-        key = connection.ops.quote_name(Link._meta.pk.column)
-        for start in range(0, len(links), 500):
-            chunk = links[start:start + 500]
-            cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
-            marks = ", ".join(["%s"] * len(chunk))
-            values: list[Any] = [v for link in chunk for v in (link.pk, link.remote_version)]
-            with connection.cursor() as cursor:
-                cursor.execute(f"UPDATE {table} SET remote_version = CASE {key} {cases} END "
-                               f"WHERE {key} IN ({marks})",
-                               [*values, *(link.pk for link in chunk)])
+        """Each link's new Exchange version: a statement per few hundred links."""
+        update_column(Link, "remote_version", [(link.pk, link.remote_version) for link in links])
 
     def set_state(self, link: Link, state: str) -> None:
         link.state = state

@@ -43,6 +43,9 @@ class ExchangeReading(RunPart):
                               remote_id=error.ref.id if error.ref else "",
                               detail=error.message)
         self.stamps.note_read(changes)
+        # Items known in exactly this version (this run's own writes read back, a page of a
+        # first read after an export) need nothing more: their links are not even loaded.
+        changes = [c for c in changes if c.type is ChangeType.DELETE or c.record is not None]
         links = self.links.by_remote_id([c.ref.id for c in changes])
         stamped = {c.ref.id: self.crm.key_from_stamp(self.kind, c.record.stamp)
                    for c in changes if c.record is not None and c.record.stamp}
@@ -73,7 +76,7 @@ class ExchangeReading(RunPart):
                 self.links.unpark([change.ref.id])
                 continue
             if change.record is None:
-                continue   # known in exactly this version: nothing changed
+                continue   # (left out above; kept for the type checker)
             record = self.rules.incoming(change.record)
             remote = Seen(change.ref.id, change.ref.version, record,
                           in_scope=self.rules.remote_in_scope(record),

@@ -3,12 +3,11 @@ linked before stamps were written): what finds a contact again once moved."""
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable
 
 from engine.crmstore.base import CrmBackend
-from engine.mailbox.base import ItemChange, ItemRef, MailboxBackend, Pending, Update, WriteResult
+from engine.mailbox.base import ItemChange, ItemRef, MailboxBackend, Update
 from engine.models import FolderState, Link
 from engine.plan_actions import Plan, Side
 from engine.records import ContactRecord, Kind
@@ -39,9 +38,6 @@ class IdentityStamps:
         # this run carried, so that one already stamped is not written again.
         self._due: list[tuple[str, str, str]] = []
         self._read: dict[str, str] = {}
-        # The batch of stamps being written, and its links.
-        self._sending: tuple[list[tuple[str, str, str]], Pending[list[WriteResult]]] | None \
-            = None
 
     def needed(self) -> bool:
         """Whether the identity stamp is what finds this agenda's items once moved: contacts
@@ -101,29 +97,19 @@ class IdentityStamps:
         self.links.save_state(state, stamps_checked=True)
 
     def _write(self, due: list[tuple[str, str, str]]) -> None:
-        self.settle()
+        """One UpdateItem for `due`, sent and answered before anything else goes on: the
+        next page of Exchange's changes is listed (one page ahead) right after, and the
+        stamped items must be known by their new versions by then, or they are fetched again
+        and counted as changes. Their links take the items' new versions."""
         self._settle()   # one batch of Exchange writes at a time
         updates = [Update(ItemRef(remote_id, version),
                           ContactRecord(stamp=self.crm.stamp(self.kind, crm_key)),
                           frozenset({"stamp"}))
                    for crm_key, remote_id, version in due]
-        self._sending = due, self.mailbox.start(
-            functools.partial(self.mailbox.update, self.kind, updates))
-        self.wrote_remote = True
-        # Settled at once: Exchange's next page is listed (one page ahead) right after this,
-        # and the stamped items must be known by their new versions by then, or they are
-        # fetched again and counted as changes.
-        self.settle()
-
-    def settle(self) -> None:
-        """The stamps under way written: their links take the items' new versions. Before
-        Exchange is read again (the stamped items come back as changes, known by these
-        versions) and before the run ends."""
-        if self._sending is None:
-            return
-        due, sending = self._sending
-        self._sending = None
-        results = sending.result()
+        try:
+            results = self.mailbox.update(self.kind, updates)
+        finally:
+            self.wrote_remote = True
         links = self.links.by_crm_key(d[0] for d in due)
         changed: list[Link] = []
         for (crm_key, remote_id, version), result in zip(due, results, strict=False):
