@@ -6,9 +6,9 @@ Keys are Raynet ids as text; versions are Raynet's `_version`, as text. Identity
 created from an Exchange item carries the external id "exchange:<origin>"; a meeting's iCal
 UID, which Raynet has no attribute for, is the external id "uid:<uid>".
 
-The change cursor is "<ISO time>|<ids seen at that time>|<ids known then>": changes are the
-records modified at or after the time (less those already seen at it), deletions the known
-ids no longer listed (a comparison of id sets, never an assumption).
+Changes are read by raynet_cursor.py: the records modified since the cursor's time, and the
+deletions its journal of known ids found since (a comparison of id sets, never an
+assumption).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from engine.crmstore.base import (
     SavedDocument,
 )
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
-from engine.crmstore.raynet_kind import RaynetKind, owner_of
+from engine.crmstore.raynet_cursor import KnownIds, RaynetChanges
+from engine.crmstore.raynet_kind import RaynetKind, instance_key, owner_of
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
     RELATIONSHIP_FIELDS,
@@ -88,69 +89,32 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return owner_of(self.client, self._owner)
         return self._owner
 
-    # --- changes ----------------------------------------------------------------------------
+    # --- changes (raynet_cursor.py) -----------------------------------------------------------
+    @functools.cached_property
+    def _changes(self) -> RaynetChanges:
+        return RaynetChanges(KnownIds(instance_key(self.client)), self._row_infos,
+                             lambda entity, filters: self.client.get(
+                                 f"{entity}/", **self._filters(entity, {
+                                     **filters, **ISO, "view": "rowInfo"}))["data"] or [])
+
     def current_cursor(self) -> str:
-        latest: dt.datetime | None = None
-        keys: list[str] = []
-        known: list[str] = []
-        for entity in ENTITY.values():
-            for row in self._row_infos(entity, {}):
-                known.append(f"{entity}:{row['id']}")
-                moment = parse(row.get("rowInfo.lastModifiedAt"))
-                if moment is None:
-                    continue
-                if latest is None or moment > latest:
-                    latest, keys = moment, []
-                if moment == latest:
-                    keys.append(f"{entity}:{row['id']}")
-        if latest is None:
-            return ""
-        return "|".join((latest.isoformat(), ",".join(sorted(keys)),
-                         ",".join(sorted(known))))
+        return self._changes.current_cursor(ENTITY.values())
 
     def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
-        entity = ENTITY[kind]
-        since, seen, known = self._read_cursor(cursor)
-        rows = list(self._row_infos(entity, {}))
-        listed = {str(row["id"]) for row in rows}
-        changed = []
-        for row in rows:
-            moment = parse(row.get("rowInfo.lastModifiedAt"))
-            key = str(row["id"])
-            if since is not None and moment is not None and (
-                    moment < since or (moment == since and f"{entity}:{key}" in seen)):
-                continue
-            changed.append((moment or dt.datetime.min.replace(tzinfo=dt.UTC), int(key),
-                            str(row.get("_version", ""))))
-        for _, key_id, version in sorted(changed):
-            yield CrmChange(str(key_id), False, version)
-        for key in sorted(k.split(":", 1)[1] for k in known if k.startswith(f"{entity}:")):
-            if key not in listed:
-                yield CrmChange(key, True)
-
-    @staticmethod
-    def _read_cursor(cursor: str) -> tuple[dt.datetime | None, set[str], set[str]]:
-        """A cursor of another CRM (or none) reads as "never read"."""
-        parts = cursor.split("|")
-        if len(parts) != 3:
-            return None, set(), set()
-        try:
-            since = dt.datetime.fromisoformat(parts[0])
-        except ValueError:
-            return None, set(), set()
-        if since.tzinfo is None:
-            return None, set(), set()
-        return since, set(filter(None, parts[1].split(","))), set(filter(None,
-                                                                        parts[2].split(",")))
+        return self._changes.changes_since(ENTITY[kind], cursor)
 
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
 
     def _list(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return self.client.pages(entity, self._filters(entity, filters))
+
+    @staticmethod
+    def _filters(entity: str, filters: dict[str, Any]) -> dict[str, Any]:
         if entity == "person":
             # The CRM's users are persons too; they are its accounts, not contacts to sync.
-            filters = {**filters, **CONTACTS_ONLY}
-        return self.client.pages(entity, filters)
+            return {**filters, **CONTACTS_ONLY}
+        return filters
 
     # --- records ----------------------------------------------------------------------------
     def _detail(self, entity: str, key: str) -> dict[str, Any] | None:
@@ -219,6 +183,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
             body["extIds"] = ext_ids
         created = self.client.call("PUT", f"{entity}/", body=body)
         key = str(created["data"]["id"])
+        self._changes.journal.saw(entity, [int(key)])   # its deletion is seen, whenever
         data = self._detail(entity, key)
         return CrmWrite(key, str((data or {}).get("_version", "")))
 
@@ -279,6 +244,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
             pass
         except RaynetError as exc:
             return CrmWrite(key, error=str(exc))
+        if key.isdigit():
+            self._changes.journal.gone(ENTITY[kind], [int(key)])
         return CrmWrite(key)
 
     # --- look-ups ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ configuration (SYNC_CRM_KINDS, the CRM connection's admin) deals with.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -25,6 +26,12 @@ def client_for(connection: CrmConnection) -> RaynetClient:
     return RaynetClient(connection.setting("base_url") or DEFAULT_BASE_URL,
                         connection.setting("instance"), connection.setting("user"),
                         connection.get_secret("api_key"))
+
+
+def instance_key(client: RaynetClient) -> str:
+    """The instance a client reaches, as the journal of known ids and the budget name it:
+    one whatever connection or profile reaches it."""
+    return f"{urlsplit(client.base_url).netloc.lower()}/{client.instance.strip().lower()}"
 
 
 def owner_of(client: RaynetClient, login: str) -> int:
