@@ -25,6 +25,7 @@ from django.utils.translation import gettext
 from engine.crmstore.base import (
     CrmBackend,
     CrmChange,
+    CrmItemError,
     CrmRecord,
     CrmWrite,
     EmailMatch,
@@ -35,6 +36,7 @@ from engine.crmstore.base import (
 )
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_cursor import KnownIds, RaynetChanges
+from engine.crmstore.raynet_input import malformed
 from engine.crmstore.raynet_kind import RaynetKind, instance_key, owner_of
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
@@ -131,12 +133,30 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return CrmRecord(str(data["id"]), str(data.get("_version", "")), record, modified)
 
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
+        """A record Raynet fails to give (a server error on it) or gives malformed is one
+        of fetch_failures(), not a deletion; a failure of the connection ends the run."""
         found = {}
+        self._failures: list[CrmItemError] = []
         for key in dict.fromkeys(keys):
-            data = self._detail(ENTITY[kind], key)
-            if data is not None:
-                found[key] = self._crm_record(kind, data)
+            try:
+                data = self._detail(ENTITY[kind], key)
+            except RaynetError as exc:
+                if not exc.item_level:
+                    raise
+                self._failures.append(CrmItemError(key, str(exc)))
+                continue
+            if data is None:
+                continue
+            why = malformed(ENTITY[kind], data)
+            if why:
+                self._failures.append(CrmItemError(key, why))
+                continue
+            found[key] = self._crm_record(kind, data)
         return found
+
+    def fetch_failures(self) -> list[CrmItemError]:
+        failures, self._failures = getattr(self, "_failures", []), []
+        return failures
 
     def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:
         """Listed a hundred ids at a time (one request, not one per record)."""
@@ -155,6 +175,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
         try:
             return self._create(kind, record, origin)
         except RaynetError as exc:
+            if not exc.item_level:
+                raise   # the connection's: the run ends in its words
             return CrmWrite(error=str(exc))
 
     def _create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
@@ -215,6 +237,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 self.client.call("POST", f"{entity}/{key}/", body=body)
             written = self._detail(entity, key) or {}
         except RaynetError as exc:
+            if not exc.item_level:
+                raise
             return CrmWrite(key, error=str(exc))
         return CrmWrite(key, str(written.get("_version", "")))
 
@@ -243,6 +267,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
         except NotFound:
             pass
         except RaynetError as exc:
+            if not exc.item_level:
+                raise
             return CrmWrite(key, error=str(exc))
         if key.isdigit():
             self._changes.journal.gone(ENTITY[kind], [int(key)])

@@ -16,6 +16,7 @@ from typing import Any
 import requests
 from django.utils.translation import gettext
 
+from engine.crmstore.base import CrmError
 from security.outbound import checked_session
 
 DEFAULT_BASE_URL = "https://app.raynet.cz/api/v2/"
@@ -26,12 +27,20 @@ PAGE = 1000                   # the longest page Raynet lists
 RETRY_PAUSES = (0.5, 2.0)
 
 
-class RaynetError(Exception):
+class RaynetError(CrmError):
     """Raynet refused or could not be reached; `str()` says it in plain words."""
 
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def item_level(self) -> bool:
+        """Whether it concerns the record at hand (refused as invalid, a server error on
+        it), not the connection (unreachable, signed out, blocked, out of budget): the
+        former is recorded against the record and the run goes on; the latter ends it."""
+        return self.status >= 500 or (400 <= self.status < 500
+                                      and self.status not in (401, 403, 429))
 
 
 class NotFound(RaynetError):

@@ -45,7 +45,7 @@ def owner_of(client: RaynetClient, login: str) -> int:
     if not users:
         raise RaynetError(gettext(
             "Raynet has no user %(login)s: a CRM user's login is the e-mail its Raynet user "
-            "signs in with.") % {"login": login})
+            "signs in with.") % {"login": login}, 404)   # each record it would own: theirs
     return int(users[0]["person"]["id"])
 
 
