@@ -27,6 +27,7 @@ from engine.crmstore.base import (
     CrmChange,
     CrmItemError,
     CrmRecord,
+    CrmUpdate,
     CrmWrite,
     EmailMatch,
     FiledEmail,
@@ -34,6 +35,7 @@ from engine.crmstore.base import (
     RecordSummary,
     SavedDocument,
 )
+from engine.crmstore.raynet_budget import CREATE_COST, DELETE_COST, UPDATE_COST, InstanceBudget
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_cursor import KnownIds, RaynetChanges
 from engine.crmstore.raynet_input import malformed
@@ -84,6 +86,10 @@ class RaynetCrm(RaynetKind, CrmBackend):
         self.client = client
         self._owner = owner
         self.own_only = own_only
+        self._budget = InstanceBudget(instance_key(client), probe=lambda: client.get(
+            "meeting/", limit=1, view="rowInfo"))
+        client.on_budget = lambda told: self._budget.record(told.limit, told.remaining,
+                                                           told.reset)
 
     @functools.cached_property
     def owner(self) -> int | None:
@@ -100,10 +106,13 @@ class RaynetCrm(RaynetKind, CrmBackend):
                                      **filters, **ISO, "view": "rowInfo"}))["data"] or [])
 
     def current_cursor(self) -> str:
+        self._budget.check(self._changes.reads_needed(ENTITY.values()))   # a run's start
         return self._changes.current_cursor(ENTITY.values())
 
     def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
-        return self._changes.changes_since(ENTITY[kind], cursor)
+        changes = list(self._changes.changes_since(ENTITY[kind], cursor))
+        self._budget.check(len(changes))   # each is fetched
+        return iter(changes)
 
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
@@ -171,7 +180,16 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 ENTITY[kind], {**filters, "id[IN]": chunk})}
         return found
 
+    def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
+        self._budget.check(len(items) * CREATE_COST)   # the batch, before any of it
+        return super().create_many(kind, items)
+
+    def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
+        self._budget.check(len(updates) * UPDATE_COST)
+        return super().update_many(kind, updates)
+
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        self._budget.check(CREATE_COST)
         try:
             return self._create(kind, record, origin)
         except RaynetError as exc:
@@ -212,6 +230,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
         entity = ENTITY[kind]
+        self._budget.check(UPDATE_COST)
         try:
             data = self._detail(entity, key)
             if data is None:
@@ -261,6 +280,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 "type": job_title or NO_POSITION})
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
+        self._budget.check(DELETE_COST)
         try:
             if key.isdigit():
                 self.client.call("DELETE", f"{ENTITY[kind]}/{key}/")

@@ -9,7 +9,7 @@ can act on: a wrong key, an unknown instance, a blocked address, an exhausted da
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import requests
 from django.utils.translation import gettext
 
 from engine.crmstore.base import CrmError
+from engine.crmstore.raynet_budget import renewal_words, renews_at
 from security.outbound import checked_session
 
 DEFAULT_BASE_URL = "https://app.raynet.cz/api/v2/"
@@ -64,6 +65,8 @@ class RaynetClient:
         self.session.auth = (user, api_key)
         self.session.headers["X-Instance-Name"] = instance
         self.budget = Budget()
+        # Told every answer's budget (raynet_budget.py keeps it for the whole instance).
+        self.on_budget: Callable[[Budget], None] | None = None
 
     # --- requests ---------------------------------------------------------------------------
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -114,6 +117,8 @@ class RaynetClient:
             self.budget = Budget(_int(headers.get("X-Ratelimit-Limit")),
                                  _int(headers.get("X-Ratelimit-Remaining")),
                                  headers.get("X-Ratelimit-Reset", ""))
+            if self.on_budget is not None:
+                self.on_budget(self.budget)
 
     def _answer(self, response: requests.Response) -> Any:
         status = response.status_code
@@ -139,8 +144,9 @@ class RaynetClient:
         if status == 429:
             raise RaynetError(gettext(
                 "The Raynet instance has used up its daily request budget (%(limit)s "
-                "requests); syncing goes on when it renews (at midnight UTC).")
-                % {"limit": self.budget.limit or "?"}, status)
+                "requests); syncing goes on when it renews at %(at)s.")
+                % {"limit": self.budget.limit or "?",
+                   "at": renewal_words(renews_at(self.budget.reset))}, status)
         if status == 404:
             raise NotFound(message, status)
         if 300 <= status < 400:

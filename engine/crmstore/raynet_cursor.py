@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from engine.crmstore.base import CrmChange
+from engine.crmstore.raynet_budget import pages
 from engine.crmstore.raynet_mapping import parse
 from engine.raynet_models import RaynetInstance, RaynetKnownRecord
 
@@ -122,6 +123,9 @@ class KnownIds:
             instance.compared = {**instance.compared, entity: timezone.now().isoformat()}
             instance.save(update_fields=["compared"])
 
+    def alive(self, entity: str) -> int:
+        return self._rows(entity).filter(gone_at__isnull=True).count()
+
     def comparison_due(self, entity: str) -> bool:
         last = self.instance().compared.get(entity)
         if not last:
@@ -176,6 +180,11 @@ class RaynetChanges:
         if len(seen) > SEEN_MAX:
             seen = []
         return Cursor(latest, frozenset(seen), self.journal.mark()).text()
+
+    def reads_needed(self, entities: Iterable[str]) -> int:
+        """current_cursor()'s requests: a page per entity, and a full listing where due."""
+        return sum(1 + (pages(self.journal.alive(entity)) if self.journal.comparison_due(entity)
+                        else 0) for entity in entities)
 
     def compare(self, entity: str) -> list[dict[str, Any]]:
         rows = list(self.rows(entity, {}))
