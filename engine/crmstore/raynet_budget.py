@@ -88,6 +88,8 @@ class InstanceBudget:
             raise CrmError(refusal)
 
     def _refusal(self, needed: int) -> str:
+        if needed <= 0:
+            return ""   # a step that asks nothing more spends nothing
         row = RaynetInstance.objects.filter(key=self.instance_key).only(
             "limit", "remaining", "resets_at").first()
         if row is None or row.remaining is None:
