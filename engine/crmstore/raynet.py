@@ -90,6 +90,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
             "meeting/", limit=1, view="rowInfo"))
         client.on_budget = lambda told: self._budget.record(told.limit, told.remaining,
                                                            told.reset)
+        self._failures: list[CrmItemError] = []   # of the latest fetch()
 
     @functools.cached_property
     def owner(self) -> int | None:
@@ -145,7 +146,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         """A record Raynet fails to give (a server error on it) or gives malformed is one
         of fetch_failures(), not a deletion; a failure of the connection ends the run."""
         found = {}
-        self._failures: list[CrmItemError] = []
+        self._failures = []
         for key in dict.fromkeys(keys):
             try:
                 data = self._detail(ENTITY[kind], key)
@@ -164,7 +165,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def fetch_failures(self) -> list[CrmItemError]:
-        failures, self._failures = getattr(self, "_failures", []), []
+        failures, self._failures = self._failures, []
         return failures
 
     def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:
