@@ -14,6 +14,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from engine.crmstore.base import Capability, CrmDiagnosis, SettingField
+from engine.crmstore.raynet_budget import InstanceBudget
 from engine.crmstore.raynet_client import DEFAULT_BASE_URL, RaynetClient, RaynetError
 from engine.crmstore.raynet_mapping import CONTACTS_ONLY
 
@@ -101,6 +102,9 @@ class RaynetKind:
                             "persons": persons.get("totalCount", 0),
                             "meetings": meetings.get("totalCount", 0)}
         budget = client.budget
+        # Kept for the instance's runs too: "Test connection" is often the first answer.
+        InstanceBudget(instance_key(client)).record(budget.limit, budget.remaining,
+                                                    budget.reset)
         if budget.remaining is not None:
             message += " " + gettext("Requests left today: %(remaining)s of %(limit)s.") % {
                 "remaining": budget.remaining, "limit": budget.limit}
