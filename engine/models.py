@@ -417,3 +417,7 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+# The Raynet backend's journal of known ids and its instances' budgets (their own module).
+from engine.raynet_models import RaynetInstance, RaynetKnownRecord  # noqa: E402, F401

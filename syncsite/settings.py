@@ -175,6 +175,9 @@ MAILBOX_ALLOWED_NETWORKS: list[str] = env.list("MAILBOX_ALLOWED_NETWORKS", defau
 # it cannot hold recurring meetings nor file e-mails (docs/raynet.md), and a series read back
 # without its rule would be written to Exchange as a single meeting.
 SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm"}
+# The share of a Raynet instance's daily request budget no run spends (kept for "Test
+# connection" and the instance's other integrations): a run that would eat into it stops.
+RAYNET_BUDGET_RESERVE = env.float("RAYNET_BUDGET_RESERVE", default=0.05)
 
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -152,6 +152,26 @@ class ChangeWatch(abc.ABC):
     def changes(self) -> list[OrganizationChanges]:
         """The organizations whose records changed since the last call. The first call only
         marks where watching starts: what changed before it is left to the schedule."""
+class CrmError(Exception):
+    """The CRM cannot be worked with now (a refused sign-in, an unreachable server, a used-up
+    request budget): the run ends with `message`, plain words an administrator can act on.
+    What the run recorded before stays, and the next run goes on from there."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CrmItemError(CrmError):
+    """One record could not be read or written (malformed, refused, a server error on it):
+    recorded against that record, which is looked at again next run, while the run goes
+    on."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 class Capability(StrEnum):
     """What a CRM may lack; the profile options that rely on one are hidden without it."""
 
@@ -235,6 +255,13 @@ class CrmBackend(abc.ABC):
     @abc.abstractmethod
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
         """Current records (missing keys are absent from the result)."""
+
+    def fetch_failures(self) -> list[CrmItemError]:
+        """The records the latest fetch() could not read, each with why, taken once. They
+        are neither records nor deletions: the run records each against its key, looks at
+        it again next run and goes on. A CRM whose reads fail only as a whole (raising
+        CrmError) has none."""
+        return []
 
     @abc.abstractmethod
     def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:

@@ -6,9 +6,9 @@ Keys are Raynet ids as text; versions are Raynet's `_version`, as text. Identity
 created from an Exchange item carries the external id "exchange:<origin>"; a meeting's iCal
 UID, which Raynet has no attribute for, is the external id "uid:<uid>".
 
-The change cursor is "<ISO time>|<ids seen at that time>|<ids known then>": changes are the
-records modified at or after the time (less those already seen at it), deletions the known
-ids no longer listed (a comparison of id sets, never an assumption).
+Changes are read by raynet_cursor.py: the records modified since the cursor's time, and the
+deletions its journal of known ids found since (a comparison of id sets, never an
+assumption).
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from django.utils.translation import gettext
 from engine.crmstore.base import (
     CrmBackend,
     CrmChange,
+    CrmItemError,
     CrmRecord,
+    CrmUpdate,
     CrmWrite,
     EmailMatch,
     FiledEmail,
@@ -33,8 +35,11 @@ from engine.crmstore.base import (
     RecordSummary,
     SavedDocument,
 )
+from engine.crmstore.raynet_budget import CREATE_COST, DELETE_COST, UPDATE_COST, InstanceBudget
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
-from engine.crmstore.raynet_kind import RaynetKind, owner_of
+from engine.crmstore.raynet_cursor import KnownIds, RaynetChanges
+from engine.crmstore.raynet_input import malformed
+from engine.crmstore.raynet_kind import RaynetKind, instance_key, owner_of
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
     RELATIONSHIP_FIELDS,
@@ -81,6 +86,11 @@ class RaynetCrm(RaynetKind, CrmBackend):
         self.client = client
         self._owner = owner
         self.own_only = own_only
+        self._budget = InstanceBudget(instance_key(client), probe=lambda: client.get(
+            "meeting/", limit=1, view="rowInfo"))
+        client.on_budget = lambda told: self._budget.record(told.limit, told.remaining,
+                                                           told.reset)
+        self._failures: list[CrmItemError] = []   # of the latest fetch()
 
     @functools.cached_property
     def owner(self) -> int | None:
@@ -88,69 +98,35 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return owner_of(self.client, self._owner)
         return self._owner
 
-    # --- changes ----------------------------------------------------------------------------
+    # --- changes (raynet_cursor.py) -----------------------------------------------------------
+    @functools.cached_property
+    def _changes(self) -> RaynetChanges:
+        return RaynetChanges(KnownIds(instance_key(self.client)), self._row_infos,
+                             lambda entity, filters: self.client.get(
+                                 f"{entity}/", **self._filters(entity, {
+                                     **filters, **ISO, "view": "rowInfo"}))["data"] or [])
+
     def current_cursor(self) -> str:
-        latest: dt.datetime | None = None
-        keys: list[str] = []
-        known: list[str] = []
-        for entity in ENTITY.values():
-            for row in self._row_infos(entity, {}):
-                known.append(f"{entity}:{row['id']}")
-                moment = parse(row.get("rowInfo.lastModifiedAt"))
-                if moment is None:
-                    continue
-                if latest is None or moment > latest:
-                    latest, keys = moment, []
-                if moment == latest:
-                    keys.append(f"{entity}:{row['id']}")
-        if latest is None:
-            return ""
-        return "|".join((latest.isoformat(), ",".join(sorted(keys)),
-                         ",".join(sorted(known))))
+        self._budget.check(self._changes.reads_needed(ENTITY.values()))   # a run's start
+        return self._changes.current_cursor(ENTITY.values())
 
     def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
-        entity = ENTITY[kind]
-        since, seen, known = self._read_cursor(cursor)
-        rows = list(self._row_infos(entity, {}))
-        listed = {str(row["id"]) for row in rows}
-        changed = []
-        for row in rows:
-            moment = parse(row.get("rowInfo.lastModifiedAt"))
-            key = str(row["id"])
-            if since is not None and moment is not None and (
-                    moment < since or (moment == since and f"{entity}:{key}" in seen)):
-                continue
-            changed.append((moment or dt.datetime.min.replace(tzinfo=dt.UTC), int(key),
-                            str(row.get("_version", ""))))
-        for _, key_id, version in sorted(changed):
-            yield CrmChange(str(key_id), False, version)
-        for key in sorted(k.split(":", 1)[1] for k in known if k.startswith(f"{entity}:")):
-            if key not in listed:
-                yield CrmChange(key, True)
-
-    @staticmethod
-    def _read_cursor(cursor: str) -> tuple[dt.datetime | None, set[str], set[str]]:
-        """A cursor of another CRM (or none) reads as "never read"."""
-        parts = cursor.split("|")
-        if len(parts) != 3:
-            return None, set(), set()
-        try:
-            since = dt.datetime.fromisoformat(parts[0])
-        except ValueError:
-            return None, set(), set()
-        if since.tzinfo is None:
-            return None, set(), set()
-        return since, set(filter(None, parts[1].split(","))), set(filter(None,
-                                                                        parts[2].split(",")))
+        changes = list(self._changes.changes_since(ENTITY[kind], cursor))
+        self._budget.check(len(changes))   # each is fetched
+        return iter(changes)
 
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
 
     def _list(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        return self.client.pages(entity, self._filters(entity, filters))
+
+    @staticmethod
+    def _filters(entity: str, filters: dict[str, Any]) -> dict[str, Any]:
         if entity == "person":
             # The CRM's users are persons too; they are its accounts, not contacts to sync.
-            filters = {**filters, **CONTACTS_ONLY}
-        return self.client.pages(entity, filters)
+            return {**filters, **CONTACTS_ONLY}
+        return filters
 
     # --- records ----------------------------------------------------------------------------
     def _detail(self, entity: str, key: str) -> dict[str, Any] | None:
@@ -167,12 +143,30 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return CrmRecord(str(data["id"]), str(data.get("_version", "")), record, modified)
 
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
+        """A record Raynet fails to give (a server error on it) or gives malformed is one
+        of fetch_failures(), not a deletion; a failure of the connection ends the run."""
         found = {}
+        self._failures = []
         for key in dict.fromkeys(keys):
-            data = self._detail(ENTITY[kind], key)
-            if data is not None:
-                found[key] = self._crm_record(kind, data)
+            try:
+                data = self._detail(ENTITY[kind], key)
+            except RaynetError as exc:
+                if not exc.item_level:
+                    raise
+                self._failures.append(CrmItemError(key, str(exc)))
+                continue
+            if data is None:
+                continue
+            why = malformed(ENTITY[kind], data)
+            if why:
+                self._failures.append(CrmItemError(key, why))
+                continue
+            found[key] = self._crm_record(kind, data)
         return found
+
+    def fetch_failures(self) -> list[CrmItemError]:
+        failures, self._failures = self._failures, []
+        return failures
 
     def in_scope(self, kind: Kind, keys: Sequence[str]) -> set[str]:
         """Listed a hundred ids at a time (one request, not one per record)."""
@@ -187,10 +181,21 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 ENTITY[kind], {**filters, "id[IN]": chunk})}
         return found
 
+    def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
+        self._budget.check(len(items) * CREATE_COST)   # the batch, before any of it
+        return super().create_many(kind, items)
+
+    def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
+        self._budget.check(len(updates) * UPDATE_COST)
+        return super().update_many(kind, updates)
+
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        self._budget.check(CREATE_COST)
         try:
             return self._create(kind, record, origin)
         except RaynetError as exc:
+            if not exc.item_level:
+                raise   # the connection's: the run ends in its words
             return CrmWrite(error=str(exc))
 
     def _create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
@@ -219,12 +224,14 @@ class RaynetCrm(RaynetKind, CrmBackend):
             body["extIds"] = ext_ids
         created = self.client.call("PUT", f"{entity}/", body=body)
         key = str(created["data"]["id"])
+        self._changes.journal.saw(entity, [int(key)])   # its deletion is seen, whenever
         data = self._detail(entity, key)
         return CrmWrite(key, str((data or {}).get("_version", "")))
 
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
         entity = ENTITY[kind]
+        self._budget.check(UPDATE_COST)
         try:
             data = self._detail(entity, key)
             if data is None:
@@ -250,6 +257,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 self.client.call("POST", f"{entity}/{key}/", body=body)
             written = self._detail(entity, key) or {}
         except RaynetError as exc:
+            if not exc.item_level:
+                raise
             return CrmWrite(key, error=str(exc))
         return CrmWrite(key, str(written.get("_version", "")))
 
@@ -272,13 +281,18 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 "type": job_title or NO_POSITION})
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
+        self._budget.check(DELETE_COST)
         try:
             if key.isdigit():
                 self.client.call("DELETE", f"{ENTITY[kind]}/{key}/")
         except NotFound:
             pass
         except RaynetError as exc:
+            if not exc.item_level:
+                raise
             return CrmWrite(key, error=str(exc))
+        if key.isdigit():
+            self._changes.journal.gone(ENTITY[kind], [int(key)])
         return CrmWrite(key)
 
     # --- look-ups ---------------------------------------------------------------------------

@@ -9,13 +9,15 @@ can act on: a wrong key, an unknown instance, a blocked address, an exhausted da
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from django.utils.translation import gettext
 
+from engine.crmstore.base import CrmError
+from engine.crmstore.raynet_budget import renewal_words, renews_at
 from security.outbound import checked_session
 
 DEFAULT_BASE_URL = "https://app.raynet.cz/api/v2/"
@@ -26,12 +28,20 @@ PAGE = 1000                   # the longest page Raynet lists
 RETRY_PAUSES = (0.5, 2.0)
 
 
-class RaynetError(Exception):
+class RaynetError(CrmError):
     """Raynet refused or could not be reached; `str()` says it in plain words."""
 
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+    @property
+    def item_level(self) -> bool:
+        """Whether it concerns the record at hand (refused as invalid, a server error on
+        it), not the connection (unreachable, signed out, blocked, out of budget): the
+        former is recorded against the record and the run goes on; the latter ends it."""
+        return self.status >= 500 or (400 <= self.status < 500
+                                      and self.status not in (401, 403, 429))
 
 
 class NotFound(RaynetError):
@@ -55,6 +65,8 @@ class RaynetClient:
         self.session.auth = (user, api_key)
         self.session.headers["X-Instance-Name"] = instance
         self.budget = Budget()
+        # Told every answer's budget (raynet_budget.py keeps it for the whole instance).
+        self.on_budget: Callable[[Budget], None] | None = None
 
     # --- requests ---------------------------------------------------------------------------
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
@@ -105,6 +117,8 @@ class RaynetClient:
             self.budget = Budget(_int(headers.get("X-Ratelimit-Limit")),
                                  _int(headers.get("X-Ratelimit-Remaining")),
                                  headers.get("X-Ratelimit-Reset", ""))
+            if self.on_budget is not None:
+                self.on_budget(self.budget)
 
     def _answer(self, response: requests.Response) -> Any:
         status = response.status_code
@@ -130,8 +144,9 @@ class RaynetClient:
         if status == 429:
             raise RaynetError(gettext(
                 "The Raynet instance has used up its daily request budget (%(limit)s "
-                "requests); syncing goes on when it renews (at midnight UTC).")
-                % {"limit": self.budget.limit or "?"}, status)
+                "requests); syncing goes on when it renews at %(at)s.")
+                % {"limit": self.budget.limit or "?",
+                   "at": renewal_words(renews_at(self.budget.reset))}, status)
         if status == 404:
             raise NotFound(message, status)
         if 300 <= status < 400:

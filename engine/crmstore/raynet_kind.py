@@ -8,11 +8,13 @@ configuration (SYNC_CRM_KINDS, the CRM connection's admin) deals with.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from engine.crmstore.base import Capability, CrmDiagnosis, SettingField
+from engine.crmstore.raynet_budget import InstanceBudget
 from engine.crmstore.raynet_client import DEFAULT_BASE_URL, RaynetClient, RaynetError
 from engine.crmstore.raynet_mapping import CONTACTS_ONLY
 
@@ -27,6 +29,12 @@ def client_for(connection: CrmConnection) -> RaynetClient:
                         connection.get_secret("api_key"))
 
 
+def instance_key(client: RaynetClient) -> str:
+    """The instance a client reaches, as the journal of known ids and the budget name it:
+    one whatever connection or profile reaches it."""
+    return f"{urlsplit(client.base_url).netloc.lower()}/{client.instance.strip().lower()}"
+
+
 def owner_of(client: RaynetClient, login: str) -> int:
     """The Raynet owner a CRM user names: its login is the e-mail the Raynet user signs in
     with (or, as Raynet's owners are persons, the id of the person the user is). Looked up
@@ -38,7 +46,7 @@ def owner_of(client: RaynetClient, login: str) -> int:
     if not users:
         raise RaynetError(gettext(
             "Raynet has no user %(login)s: a CRM user's login is the e-mail its Raynet user "
-            "signs in with.") % {"login": login})
+            "signs in with.") % {"login": login}, 404)   # each record it would own: theirs
     return int(users[0]["person"]["id"])
 
 
@@ -94,6 +102,9 @@ class RaynetKind:
                             "persons": persons.get("totalCount", 0),
                             "meetings": meetings.get("totalCount", 0)}
         budget = client.budget
+        # Kept for the instance's runs too: "Test connection" is often the first answer.
+        InstanceBudget(instance_key(client)).record(budget.limit, budget.remaining,
+                                                    budget.reset)
         if budget.remaining is not None:
             message += " " + gettext("Requests left today: %(remaining)s of %(limit)s.") % {
                 "remaining": budget.remaining, "limit": budget.limit}

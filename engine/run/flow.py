@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from engine import folder_move
 from engine.agendas.base import AgendaRules, WindowEntries
-from engine.crmstore.base import CrmRecord
+from engine.crmstore.base import CrmItemError, CrmRecord
 from engine.mailbox.base import (
     ChangeType,
     ItemChange,
@@ -99,6 +99,10 @@ class TwoWaySync(ExchangeReading, MassGuards):
         # the sides (where records would be created) this run holds.
         self._first_run = True
         self._held_sides: set[Side] = set()
+        # CRM records the CRM could not give this run (CrmItemError): neither records nor
+        # deletions; each is recorded as an error and looked at again next run.
+        self._unreadable: set[str] = set()
+        self._pending: PendingCrmChanges | None = None
 
     @property
     def wrote_remote(self) -> bool:
@@ -120,6 +124,7 @@ class TwoWaySync(ExchangeReading, MassGuards):
         self._first_run = self._is_first_run(state)
         cursor_now = self.crm.current_cursor()
         pending = PendingCrmChanges(self.crm.changes_since(self.kind, state.crm_cursor))
+        self._pending = pending
         self.journal.say(f"{len(pending)} CRM changes to look at")
         self._retries(pending)
         self._apply_decisions(pending)
@@ -190,6 +195,8 @@ class TwoWaySync(ExchangeReading, MassGuards):
     def _apply_decision(self, candidate: DuplicateCandidate, pending: PendingCrmChanges) -> None:
         (result,) = self.mailbox.fetch(self.kind, [ItemRef(candidate.remote_id)])
         crm = self._crm_seen([candidate.crm_key]).get(candidate.crm_key)
+        if candidate.crm_key in self._unreadable:
+            return   # decided again next run, when the record can be read
         linked = bool(self.links.by_crm_key([candidate.crm_key]))
         if isinstance(result, ItemError) or crm is None:
             pass   # one of them is gone: nothing left to decide
@@ -282,6 +289,8 @@ class TwoWaySync(ExchangeReading, MassGuards):
         held = self.recorder.held_keys | self.links.held_as_candidates(list(keys))
         batch: list[Planned] = []
         for key in keys:
+            if key in self._unreadable:
+                continue
             link = links.get(key)
             crm = seen.get(key) or Seen(key, "", None)
             if link is not None:
@@ -312,9 +321,23 @@ class TwoWaySync(ExchangeReading, MassGuards):
         if not keys:
             return {}
         records: dict[str, CrmRecord] = self.crm.fetch(self.kind, keys)
+        self._set_aside(self.crm.fetch_failures())
         in_scope = self.rules.crm_in_scope(records)
         return {key: Seen(key, r.version, r.record, in_scope=key in in_scope,
                           modified=r.modified) for key, r in records.items()}
+
+    def _set_aside(self, failures: Sequence[CrmItemError]) -> None:
+        """Records the CRM could not give (malformed, a server error on one): an error line
+        each, a retry next run, and not looked at again in this one."""
+        for failure in failures:
+            if failure.key in self._unreadable:
+                continue
+            self._unreadable.add(failure.key)
+            self.journal.line(RunItem.Action.ERROR, failure.key, crm_key=failure.key,
+                              detail=failure.message)
+            self.links.retry_later("crm", failure.key, failure.message)
+            if self._pending is not None:
+                self._pending.take(failure.key)
 
     @staticmethod
     def _known(link: Link, shared: set[str] | frozenset[str] = frozenset()) -> Known:

@@ -18,6 +18,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from engine import leases, progress
+from engine.crmstore.base import CrmError
 from engine.mailbox.base import MailboxError, internal_error
 from engine.models import Run, RunItem
 from engine.run.bulk_sql import insert_rows
@@ -81,7 +82,7 @@ class Journal:
             return run
         try:
             waiting = work()
-        except MailboxError as exc:
+        except (MailboxError, CrmError) as exc:
             run.status, run.message = Run.Status.FAILED, exc.message
         except (OperationalError, InterfaceError) as exc:
             log.exception("%s sync of %s lost its database", self.agenda, self.profile)
