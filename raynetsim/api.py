@@ -15,7 +15,7 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
-from . import listing, spec
+from . import listing, participants, spec
 from .entities import (
     check_required,
     last_modified,
@@ -26,6 +26,10 @@ from .entities import (
 from .store import ENTITIES, EXT_IDS_PER_RECORD, Instance, Record, Store, User, Webhook
 
 WEBHOOK_EVENTS = ("record.created", "record.updated", "record.deleted")
+
+
+# Activities whose participants an edit may change (an e-mail's are its addresses).
+CALENDAR_ACTIVITIES = ("meeting", "event")
 
 
 class ApiError(Exception):
@@ -134,6 +138,8 @@ def create(call: ApiCall, entity: str) -> Answer:
     record = call.store.create(call.instance, entity, fields, call.now, call.user.email)
     record.ext_ids = ext_ids
     record.tags = [str(t) for t in body.get("tags") or ()]
+    if entity in CALENDAR_ACTIVITIES:
+        participants.on_create(call.store, record)
     if entity == "person" and isinstance(body.get("relationship"), dict):
         _add_relationship(call, record, body["relationship"])
     call.note("record.created", record)
@@ -152,6 +158,8 @@ def edit(call: ApiCall, entity: str, record_id: str) -> Answer:
     body = call.json()
     try:
         merge(record, stored_fields(call.instance, entity, body))
+        if entity in CALENDAR_ACTIVITIES and "participants" in body:
+            participants.apply_edit(call.store, call.instance, record, body["participants"])
     except ValueError as exc:
         raise ApiError(400, str(exc)) from exc
     if "tags" in body:

@@ -33,6 +33,7 @@ from engine.crmstore.base import (
     RecordSummary,
     SavedDocument,
 )
+from engine.crmstore.raynet_calendar import SERIES_FIELDS, RaynetCalendar
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_kind import RaynetKind, owner_of
 from engine.crmstore.raynet_mapping import (
@@ -65,6 +66,9 @@ NO_POSITION = "–"
 NEW_COMPANY = {"rating": "C", "state": "B_ACTUAL", "role": "A_SUBSCRIBER"}
 CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
+# What a create writes of an event: its attributes, then (raynet_calendar.py) its category,
+# participants and series.
+EVENT_CREATED = EVENT_FIELDS | SERIES_FIELDS | {"attendees", "categories"}
 INVALID_TIMES = "An event needs a start and an end, the end not before the start."
 
 
@@ -87,6 +91,10 @@ class RaynetCrm(RaynetKind, CrmBackend):
         if isinstance(self._owner, str):
             return owner_of(self.client, self._owner)
         return self._owner
+
+    @functools.cached_property
+    def calendar(self) -> RaynetCalendar:
+        return RaynetCalendar(self.client, self.find_by_email, lambda: self.owner)
 
     # --- changes ----------------------------------------------------------------------------
     def current_cursor(self) -> str:
@@ -144,6 +152,9 @@ class RaynetCrm(RaynetKind, CrmBackend):
                                                                         parts[2].split(",")))
 
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if entity == "meeting":
+            # Read in full: a series' moved occurrences are folded into it by their ext ids.
+            return self.calendar.fold(self._list(entity, {**filters, **ISO}))
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
 
     def _list(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -162,9 +173,13 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return None
 
     def _crm_record(self, kind: Kind, data: dict[str, Any]) -> CrmRecord:
-        record: Record = person_record(data) if kind is Kind.CONTACTS else event_record(data)
+        if kind is Kind.CONTACTS:
+            record: Record = person_record(data)
+            version = str(data.get("_version", ""))
+        else:
+            record, version = self.calendar.read(data)
         modified = parse(data.get("rowInfo.updatedAt")) or parse(data.get("rowInfo.createdAt"))
-        return CrmRecord(str(data["id"]), str(data.get("_version", "")), record, modified)
+        return CrmRecord(str(data["id"]), version, record, modified)
 
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
         found = {}
@@ -202,8 +217,12 @@ class RaynetCrm(RaynetKind, CrmBackend):
             body = without_empty(meeting_body(record, EVENT_FIELDS))
             body.setdefault("title", record.subject or gettext("(no subject)"))
             body["priority"] = "DEFAULT"
+            body.update(self.calendar.extras(record, EVENT_CREATED))
             if record.uid:
                 ext_ids.append(UID_PREFIX + record.uid)
+            note = self.calendar.note_for_create(record)
+            if note:
+                ext_ids.append(note)
         elif isinstance(record, ContactRecord):
             body = without_empty(person_body(record, CONTACT_FIELDS))
             # Raynet requires a last name: a card without one is named as Exchange shows it.
@@ -220,7 +239,15 @@ class RaynetCrm(RaynetKind, CrmBackend):
         created = self.client.call("PUT", f"{entity}/", body=body)
         key = str(created["data"]["id"])
         data = self._detail(entity, key)
-        return CrmWrite(key, str((data or {}).get("_version", "")))
+        if isinstance(record, EventRecord) and data is not None:
+            self.calendar.after_write(key, data, record, EVENT_CREATED)
+            data = self._detail(entity, key)
+        return CrmWrite(key, self._version(kind, data))
+
+    def _version(self, kind: Kind, data: dict[str, Any] | None) -> str:
+        if data is None:
+            return ""
+        return self._crm_record(kind, data).version
 
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
@@ -231,7 +258,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 return CrmWrite(key, error=gettext("The record is no longer in Raynet."))
             # Raynet has no conditional edit: the version is compared just before writing,
             # which leaves only the moment between the two requests open to a user's edit.
-            if version and str(data.get("_version", "")) != version:
+            if version and self._version(kind, data) != version:
                 return CrmWrite.changed_meanwhile(key)
             if isinstance(record, EventRecord):
                 # The times it would have after the write: those named, else the stored ones.
@@ -239,7 +266,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                     name: getattr(record, name) for name in fields & {"start", "end"}})
                 if not valid_times(after):
                     return CrmWrite(key, error=INVALID_TIMES)
-                body = meeting_body(record, fields)
+                body = {**meeting_body(record, fields), **self.calendar.extras(record, fields)}
             elif isinstance(record, ContactRecord):
                 body = person_body(record, fields)
                 if fields & RELATIONSHIP_FIELDS:
@@ -248,10 +275,12 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 return CrmWrite(key, error=f"Raynet holds no {type(record).__name__}.")
             if body:
                 self.client.call("POST", f"{entity}/{key}/", body=body)
-            written = self._detail(entity, key) or {}
+            if isinstance(record, EventRecord):
+                self.calendar.after_write(key, data, record, fields)
+            written = self._detail(entity, key)
         except RaynetError as exc:
             return CrmWrite(key, error=str(exc))
-        return CrmWrite(key, str(written.get("_version", "")))
+        return CrmWrite(key, self._version(kind, written))
 
     def _write_relationship(self, key: str, data: dict[str, Any], record: ContactRecord,
                             fields: frozenset[str]) -> None:
@@ -274,6 +303,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def delete(self, kind: Kind, key: str) -> CrmWrite:
         try:
             if key.isdigit():
+                if kind is Kind.CALENDAR:
+                    self.calendar.delete_parts(self._detail("meeting", key) or {})
                 self.client.call("DELETE", f"{ENTITY[kind]}/{key}/")
         except NotFound:
             pass
@@ -343,22 +374,24 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def events_in_window(self, start: dt.datetime, end: dt.datetime) -> list[str]:
-        rows = self._list("meeting", {
-            **ISO, "view": "rowInfo", OWNER_COLUMN[Kind.CALENDAR]: self.owner,
-            "scheduledFrom[LT]": iso(end), "scheduledTill[GT]": iso(start)})
-        return [str(row["id"]) for row in rows]
+        # A series begins before the window it recurs in: every meeting begun before the
+        # window's end is read, and a series' occurrences are compared with the window.
+        rows = self._row_infos("meeting", {OWNER_COLUMN[Kind.CALENDAR]: self.owner,
+                                           "scheduledFrom[LT]": iso(end)})
+        return [str(row["id"]) for row in rows if self.calendar.overlaps(row, start, end)]
 
     def leave_event(self, key: str, address: str, successor: str) -> CrmWrite:
         try:
             data = self._detail("meeting", key)
             if data is None:
                 return CrmWrite(key)
+            self.calendar.leave(key, data, address)
             if (data.get("owner") or {}).get("id") == self.owner and successor:
                 self.client.call("POST", f"meeting/{key}/", body={"owner": int(successor)})
-            written = self._detail("meeting", key) or {}
+            written = self._detail("meeting", key)
         except RaynetError as exc:
             return CrmWrite(key, error=str(exc))
-        return CrmWrite(key, str(written.get("_version", "")))
+        return CrmWrite(key, self._version(Kind.CALENDAR, written))
 
     def read_photo(self, key: str) -> bytes | None:
         return None     # Raynet's API writes no photos (no PHOTOS capability)

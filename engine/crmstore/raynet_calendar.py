@@ -1,0 +1,286 @@
+"""What a Raynet meeting holds beyond its own attributes: a series (its rule, time zone,
+deleted and moved occurrences), its participants and its activity category.
+
+A series written from Exchange is one meeting (its first occurrence) carrying a
+`SeriesNote` external id (raynet_recurrence.py); each moved occurrence is a meeting of its
+own, in the context of the series meeting (`activity`), with the external id
+`exception:<series id>:<original start>`. Lists fold those into their series: the engine
+sees one record, whose version joins the series meeting's and its moved occurrences'
+versions, so an edit of a moved occurrence in Raynet is a change of the series.
+
+Attendees become participants: the persons found by e-mail (none is created for an unknown
+address, as in the built-in store); the owner is the participant FROM. Categories are
+Raynet's activity categories, paired by name; an unknown name leaves the meeting without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from engine import recurrence
+from engine.crmstore.raynet_client import NotFound, RaynetClient
+from engine.crmstore.raynet_mapping import event_record, meeting_body, parse, without_empty
+from engine.crmstore.raynet_recurrence import SeriesNote, rule_from_raynet
+from engine.records import EXCEPTION_FIELDS, EventRecord, exception_view
+
+EXCEPTION_PREFIX = "exception:"
+ISO = {"dateFormat": "ISO8601"}
+# What a moved occurrence's meeting holds: an occurrence's own fields.
+OCCURRENCE_FIELDS = frozenset(EXCEPTION_FIELDS) - {"original_start", "all_day"}
+SERIES_FIELDS = frozenset({"recurrence", "exceptions", "deleted_occurrences", "time_zone"})
+_MOMENT = "%Y%m%dT%H%M%SZ"
+
+
+def exception_ext_id(series_key: str, original_start: dt.datetime) -> str:
+    return f"{EXCEPTION_PREFIX}{series_key}:{original_start.astimezone(dt.UTC):{_MOMENT}}"
+
+
+def exception_of(ext_ids: Any) -> tuple[str, dt.datetime] | None:
+    """(series key, original start) of a moved occurrence's meeting, else None."""
+    for ext_id in ext_ids or ():
+        text = str(ext_id)
+        if text.startswith(EXCEPTION_PREFIX):
+            key, _, moment = text.removeprefix(EXCEPTION_PREFIX).partition(":")
+            try:
+                return key, dt.datetime.strptime(moment, _MOMENT).replace(tzinfo=dt.UTC)
+            except ValueError:
+                return None
+    return None
+
+
+@dataclasses.dataclass
+class RaynetCalendar:
+    client: RaynetClient
+    # The persons (Raynet ids as text) having each address: RaynetCrm.find_by_email.
+    find_by_email: Callable[[Sequence[str]], dict[str, list[str]]]
+    owner: Callable[[], int | None]
+    _categories: dict[str, int] | None = None
+
+    # --- reading ----------------------------------------------------------------------------
+    def read(self, data: dict[str, Any]) -> tuple[EventRecord, str]:
+        """The meeting as an event record (a series with its exceptions), and its version."""
+        record = event_record(data)
+        category = data.get("category")
+        if isinstance(category, dict) and category.get("value"):
+            record.categories = (str(category["value"]),)
+        note = SeriesNote.of(data.get("extIds"))
+        version = str(data.get("_version", ""))
+        if note is not None:
+            record.recurrence, record.time_zone = note.rule, note.time_zone
+            record.kind = "master"
+            deleted = list(note.deleted)
+            versions = []
+            for key in note.exceptions:
+                moved = self._detail(key)
+                place = exception_of((moved or {}).get("extIds"))
+                if moved is None or place is None:
+                    versions.append("x")
+                    continue
+                versions.append(str(moved.get("_version", "")))
+                occurrence = exception_view(event_record(moved))
+                occurrence.original_start = place[1]
+                if moved.get("status") == "CANCELLED":
+                    deleted.append(place[1])    # cancelled in Raynet: the occurrence is off
+                else:
+                    record.exceptions.append(occurrence)
+            record.exceptions.sort(key=lambda e: e.original_start or dt.datetime.min)
+            record.deleted_occurrences = tuple(sorted(set(deleted)))
+            version = ".".join((version, *versions))
+        else:
+            rule = rule_from_raynet(data.get("recurrence"), record.start.date()
+                                    if record.start else None)
+            if rule is not None:
+                # Made in Raynet: a series whatever Exchange may make of it, never a single.
+                record.recurrence, record.kind = rule, "master"
+        return record, version
+
+    def fold(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """List rows (full view) with the moved occurrences folded into their series: the
+        series row carries the joined version and the latest modification of them all."""
+        series: dict[str, dict[str, Any]] = {}
+        moved: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            row = dict(row)
+            row["rowInfo.lastModifiedAt"] = _last_modified(row)
+            if exception_of(row.get("extIds")) is not None:
+                moved[str(row["id"])] = row
+            else:
+                series[str(row["id"])] = row
+        for _key, row in series.items():
+            note = SeriesNote.of(row.get("extIds"))
+            if note is not None:
+                versions = [str(moved[k].get("_version", "")) if k in moved else "x"
+                            for k in note.exceptions]
+                row["_version"] = ".".join((str(row.get("_version", "")), *versions))
+                row["rowInfo.lastModifiedAt"] = max(
+                    [row["rowInfo.lastModifiedAt"], *(moved[k]["rowInfo.lastModifiedAt"]
+                                                      for k in note.exceptions if k in moved)],
+                    key=lambda m: parse(m) or dt.datetime.min.replace(tzinfo=dt.UTC))
+            yield row
+
+    def overlaps(self, row: dict[str, Any], start: dt.datetime, end: dt.datetime) -> bool:
+        """Whether the meeting (a series: any occurrence) may overlap [start, end)."""
+        first, last = parse(row.get("scheduledFrom")), parse(row.get("scheduledTill"))
+        if first is None or last is None:
+            return False
+        note = SeriesNote.of(row.get("extIds"))
+        rule = note.rule if note else rule_from_raynet(row.get("recurrence"), first.date())
+        if rule is None:
+            return first < end and last > start
+        return recurrence.overlaps(rule, first, last - first, note.time_zone if note else "",
+                                   start, end)
+
+    # --- writing ----------------------------------------------------------------------------
+    def extras(self, record: EventRecord, fields: frozenset[str]) -> dict[str, Any]:
+        """The attributes of a create or an edit beyond the mapped ones: the category."""
+        if "categories" in fields and record.categories:
+            category = self.category_id(record.categories[0])
+            if category is not None:
+                return {"category": category}
+        return {}
+
+    def note_for_create(self, record: EventRecord) -> str | None:
+        if record.recurrence is None:
+            return None
+        return SeriesNote(record.recurrence, record.time_zone,
+                          tuple(record.deleted_occurrences)).ext_id()
+
+    def after_write(self, key: str, data: dict[str, Any], record: EventRecord,
+                    fields: frozenset[str]) -> None:
+        """The participants and the series' parts a create or an edit of `fields` names."""
+        if "attendees" in fields:
+            self._write_participants(key, data, record)
+        if fields & SERIES_FIELDS or "start" in fields:
+            self._write_series(key, data, record, fields)
+
+    def leave(self, key: str, data: dict[str, Any], address: str) -> None:
+        """The persons having `address` are taken off the meeting's participants."""
+        leaving = {int(k) for k in self.find_by_email([address]).get(address.lower(), [])}
+        gone = [{"id": -int(p["id"])} for p in data.get("participants") or ()
+                if not p.get("owner") and p.get("person") in leaving]
+        if gone:
+            self.client.call("POST", f"meeting/{key}/", body={"participants": gone})
+
+    def delete_parts(self, data: dict[str, Any]) -> None:
+        note = SeriesNote.of(data.get("extIds"))
+        for key in note.exceptions if note else ():
+            with contextlib.suppress(NotFound):
+                self.client.call("DELETE", f"meeting/{key}/")
+
+    def _write_participants(self, key: str, data: dict[str, Any], record: EventRecord) -> None:
+        addresses = [a.email for a in record.attendees if a.email]
+        found = self.find_by_email(addresses) if addresses else {}
+        wanted = {int(keys[0]) for keys in found.values() if keys}
+        current = {p.get("person"): p for p in data.get("participants") or ()
+                   if not p.get("owner") and p.get("person")}
+        changes: list[dict[str, Any]] = [{"id": -int(p["id"])} for person, p in current.items()
+                                         if person not in wanted]
+        changes += [{"person": person, "role": "TO"} for person in sorted(wanted - set(current))]
+        if changes:
+            self.client.call("POST", f"meeting/{key}/", body={"participants": changes})
+
+    def _write_series(self, key: str, data: dict[str, Any], record: EventRecord,
+                      fields: frozenset[str]) -> None:
+        old = SeriesNote.of(data.get("extIds"))
+        if record.recurrence is None and "recurrence" in fields:
+            new: SeriesNote | None = None
+        elif old is None and record.recurrence is None:
+            return
+        else:
+            base = old if old is not None else SeriesNote(record.recurrence)  # type: ignore[arg-type]
+            new = dataclasses.replace(
+                base,
+                rule=record.recurrence if "recurrence" in fields and record.recurrence
+                else base.rule,
+                time_zone=record.time_zone if "time_zone" in fields else base.time_zone,
+                deleted=tuple(record.deleted_occurrences) if "deleted_occurrences" in fields
+                else base.deleted)
+        kept = list(old.exceptions) if old else []
+        if new is None or "exceptions" in fields:
+            kept = self._write_exceptions(key, old, record.exceptions if new else [], record)
+        if new is not None:
+            new = dataclasses.replace(new, exceptions=tuple(kept))
+        old_id, new_id = (old.ext_id() if old else None), (new.ext_id() if new else None)
+        if old_id == new_id:
+            return
+        if new_id is not None:
+            if old is not None:
+                # A new token: the new note may not equal the old one as an external id.
+                new = dataclasses.replace(new, token=SeriesNote(new.rule).token)
+                new_id = new.ext_id()
+            self.client.call("PUT", f"meeting/{key}/extId/", body={"extId": new_id})
+        if old_id is not None:
+            self.client.call("DELETE", f"meeting/{key}/extId/{old_id}")
+
+    def _write_exceptions(self, key: str, old: SeriesNote | None,
+                          wanted: Sequence[EventRecord], series: EventRecord) -> list[str]:
+        """The moved occurrences' meetings made to match `wanted`; their keys."""
+        existing: dict[dt.datetime, tuple[str, dict[str, Any]]] = {}
+        for moved_key in old.exceptions if old else ():
+            moved = self._detail(moved_key)
+            place = exception_of((moved or {}).get("extIds"))
+            if moved is not None and place is not None:
+                existing[place[1]] = (moved_key, moved)
+        keys = []
+        for occurrence in sorted(wanted, key=lambda e: e.original_start or dt.datetime.min):
+            if occurrence.original_start is None:
+                continue
+            original = occurrence.original_start.astimezone(dt.UTC)
+            body = meeting_body(occurrence, OCCURRENCE_FIELDS)
+            if original in existing:
+                moved_key, _ = existing.pop(original)
+                self.client.call("POST", f"meeting/{moved_key}/", body=body)
+            else:
+                moved_key = self._create_exception(key, original, body, series)
+            keys.append(moved_key)
+        for moved_key, _ in existing.values():
+            with contextlib.suppress(NotFound):
+                self.client.call("DELETE", f"meeting/{moved_key}/")
+        return keys
+
+    def _create_exception(self, key: str, original: dt.datetime, body: dict[str, Any],
+                          series: EventRecord) -> str:
+        ext_id = exception_ext_id(key, original)
+        try:
+            # Made before a failure of an earlier write: taken, never made twice.
+            found = self.client.get(f"meeting/ext/{ext_id}/")["data"]
+            self.client.call("POST", f"meeting/{found['id']}/", body=body)
+            return str(found["id"])
+        except NotFound:
+            pass
+        created = without_empty(body)
+        created.setdefault("title", series.subject or "-")
+        created.update(priority="DEFAULT", activity=int(key), extIds=[ext_id])
+        owner = self.owner()
+        if owner is not None:
+            created["owner"] = owner
+        return str(self.client.call("PUT", "meeting/", body=created)["data"]["id"])
+
+    # --- look-ups ---------------------------------------------------------------------------
+    def category_id(self, name: str) -> int | None:
+        if self._categories is None:
+            self._categories = {}
+            for row in self.client.pages("activityCategory", {}):
+                self._categories.setdefault(str(row.get("code01") or "").casefold(),
+                                            int(row["id"]))
+        return self._categories.get(name.casefold())
+
+    def _detail(self, key: str) -> dict[str, Any] | None:
+        try:
+            return self.client.get(f"meeting/{key}/", **ISO)["data"]
+        except NotFound:
+            return None
+
+
+def _last_modified(row: dict[str, Any]) -> Any:
+    if row.get("rowInfo.lastModifiedAt"):
+        return row["rowInfo.lastModifiedAt"]
+    """A full list row has no lastModifiedAt: the later of its creation and its update, as
+    Raynet wrote it."""
+    values = [v for v in (row.get("rowInfo.createdAt"), row.get("rowInfo.updatedAt")) if v]
+    return max(values, key=lambda v: parse(v) or dt.datetime.min.replace(tzinfo=dt.UTC),
+               default=None)
