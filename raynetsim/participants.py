@@ -46,7 +46,8 @@ def apply_edit(store: Store, instance: Instance, record: Record, items: Any) -> 
                 raise BadParticipants(f"participants: no participant {ident}")
             found.update({k: item[k] for k in ATTRIBUTES if k in item})
         else:
-            stored.append({"id": store.next_id(), **{k: item.get(k) for k in ATTRIBUTES}})
+            stored.append({"id": store.next_id(), **{k: item.get(k) for k in ATTRIBUTES},
+                           "owner": bool(item.get("owner"))})
 
 
 def shown(instance: Instance, record: Record, full_name: Any) -> list[dict[str, Any]]:

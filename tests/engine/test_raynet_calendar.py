@@ -1,0 +1,150 @@
+"""The calendar end to end against Raynet: series with moved and deleted occurrences,
+attendees as participants, activity categories; ewsim and raynetsim over HTTP (every Raynet
+request and answer validated against Raynet's specification by the fixture)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+import pytest
+
+from crm.models import EventCategory
+from engine.crmstore.raynet_calendar import exception_of
+from engine.mailbox.ews import EwsMailbox
+from engine.records import Attendee, ContactRecord, EventRecord, Kind, RecurrenceRule
+from ewsim.testing import SimHandle
+from profiles.models import SyncProfile
+from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.conftest import access_to
+from tests.engine.sync_helpers import exchange_events
+from tests.engine.test_raynet_sync import events_by_subject, profile, raynet_of, run  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PRAGUE = zoneinfo.ZoneInfo("Europe/Prague")
+TODAY = dt.datetime.now(PRAGUE).date()
+MONDAY = TODAY + dt.timedelta(days=7 - TODAY.weekday())      # next week's Monday
+
+
+def weekly_series() -> EventRecord:
+    """Four Mondays at 10:00 Prague time; the second moved two hours later, the third
+    deleted."""
+    local = dt.datetime.combine(MONDAY, dt.time(10), PRAGUE)
+    start, end = local.astimezone(dt.UTC), (local + dt.timedelta(hours=1)).astimezone(dt.UTC)
+    second = (local + dt.timedelta(weeks=1)).astimezone(dt.UTC)
+    third = (local + dt.timedelta(weeks=2)).astimezone(dt.UTC)
+    moved = EventRecord(subject="Porada (přesunutá)", start=second + dt.timedelta(hours=2),
+                        end=second + dt.timedelta(hours=3), location="Zasedačka 2",
+                        original_start=second, kind="exception")
+    return EventRecord(
+        subject="Porada", start=start, end=end, time_zone="Europe/Prague", location="Zasedačka",
+        recurrence=RecurrenceRule(pattern="weekly", weekdays=("Monday",), start=MONDAY,
+                                  count=4),
+        exceptions=[moved], deleted_occurrences=(third,), kind="master")
+
+
+def in_exchange(sim: SimHandle, record: EventRecord) -> str:
+    with EwsMailbox(access_to(sim)) as mailbox:
+        folder = mailbox.get_folder("calendar", Kind.CALENDAR)
+        (result,) = mailbox.create(folder, [record])
+    assert result.ok and result.ref, result.message
+    return result.ref.id
+
+
+def shape(record: EventRecord) -> tuple[object, ...]:
+    """What both sides must agree on of a series."""
+    return (record.subject, record.start, record.end, record.recurrence,
+            [(e.subject, e.start, e.end, e.original_start) for e in record.exceptions],
+            record.deleted_occurrences)
+
+
+def test_a_series_made_in_exchange_reaches_raynet_and_comes_back_unchanged(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    series = weekly_series()
+    in_exchange(ewsim, series)
+    assert shape(next(iter(exchange_events(ewsim).values()))) == shape(series)
+    first = run(profile, "calendar")
+    assert (first.crm_created, first.remote_created) == (1, 0)
+    crm = raynet_of(raynetsim)
+    # One series in Raynet: its first occurrence with the rule, the moved one a meeting of
+    # its own in the series' context; the deleted one is nowhere.
+    meetings = crm.client.get("meeting/", dateFormat="ISO8601")["data"]
+    assert sorted(m["title"] for m in meetings) == ["Porada", "Porada (přesunutá)"]
+    (moved,) = [m for m in meetings if exception_of(m["extIds"])]
+    key, found = events_by_subject(crm)["Porada"]
+    assert exception_of(moved["extIds"]) == (key, series.exceptions[0].original_start)
+    assert found.kind == "master" and found.time_zone == "Europe/Prague"
+    assert shape(found) == shape(series)
+    # Nothing changes on a second run: no duplicate either side, nothing lost.
+    assert run(profile, "calendar").items.count() == 0
+    (back,) = exchange_events(ewsim).values()
+    assert shape(back) == shape(series)
+    assert list(events_by_subject(crm)) == ["Porada"]
+
+    # A moved occurrence edited in Raynet is a change of the series, which reaches Exchange.
+    crm.client.call("POST", f"meeting/{moved['id']}/", body={"meetingPlace": "Kavárna"})
+    changed = run(profile, "calendar")
+    assert changed.remote_updated == 1
+    (back,) = exchange_events(ewsim).values()
+    assert [e.location for e in back.exceptions] == ["Kavárna"]
+    assert run(profile, "calendar").items.count() == 0
+
+
+def test_a_series_made_in_raynet_reaches_exchange_as_a_series(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    start = dt.datetime.combine(MONDAY, dt.time(14), PRAGUE)
+    raynetsim.control.add_record(raynetsim.instance, "meeting", {
+        "title": "Týdenní call", "priority": "DEFAULT", "owner": raynetsim.user_person_id,
+        "scheduledFrom": start.strftime("%Y-%m-%d %H:%M"),
+        "scheduledTill": (start + dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"),
+        "recurrence": {"id": 5, "count": 3, "endDate": None, "interval": "WEEKLY",
+                       "recurrenceDay": 1, "startDate": MONDAY.isoformat()}})
+    first = run(profile, "calendar")
+    assert (first.crm_created, first.remote_created) == (0, 1)
+    (event,) = exchange_events(ewsim).values()
+    assert event.kind == "master"
+    assert (event.recurrence.pattern, event.recurrence.weekdays, event.recurrence.count) \
+        == ("weekly", ("Monday",), 3)
+    assert event.start == start.astimezone(dt.UTC)
+    assert run(profile, "calendar").items.count() == 0
+
+
+def test_attendees_become_participants_and_categories_travel(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    crm = raynet_of(raynetsim)
+    eva = crm.create(Kind.CONTACTS, ContactRecord(first_name="Eva", last_name="Nová",
+                                                  email1="eva@acme.cz"), "")
+    assert eva.ok, eva
+    for name in ("Zákazník", "Interní"):
+        crm.client.call("PUT", "activityCategory/", body={"code01": name})
+    # The profile's category for what comes from Exchange, by name in Raynet.
+    customer = EventCategory.objects.create(organization_id=profile.organization_id,
+                                            name="Zákazník")
+    settings = profile.calendarsettings
+    settings.default_category = customer
+    settings.save()
+    start = dt.datetime.combine(MONDAY, dt.time(9), PRAGUE).astimezone(dt.UTC)
+    in_exchange(ewsim, EventRecord(
+        subject="Návštěva", start=start, end=start + dt.timedelta(hours=1),
+        time_zone="Europe/Prague", attendees=(Attendee("Eva@Acme.cz", "Eva"),
+                                              Attendee("nikdo@acme.cz")), kind="single"))
+    internal = next(c for c in crm.client.get("activityCategory/")["data"]
+                if c["code01"] == "Interní")
+    raynetsim.control.add_record(raynetsim.instance, "meeting", {
+        "title": "Plánování", "priority": "DEFAULT", "owner": raynetsim.user_person_id,
+        "category": internal["id"],
+        "scheduledFrom": (start + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "scheduledTill": (start + dt.timedelta(days=1, hours=1)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")})
+    first = run(profile, "calendar")
+    assert (first.crm_created, first.remote_created) == (1, 1)
+    key, _ = events_by_subject(crm)["Návštěva"]
+    detail = crm.client.get(f"meeting/{key}/")["data"]
+    # Eva is a participant; no person was made for the unknown address; the owner is FROM.
+    assert [(p["person"], p["owner"], p["role"]) for p in detail["participants"]] == [
+        (raynetsim.user_person_id, True, "FROM"), (int(eva.key), False, "TO")]
+    assert detail["category"]["value"] == "Zákazník"
+    assert {r.subject: r.categories for r in exchange_events(ewsim).values()}["Plánování"] \
+        == ("Interní",)
+    assert run(profile, "calendar").items.count() == 0
