@@ -33,7 +33,7 @@ from engine.crmstore.base import (
     RecordSummary,
     SavedDocument,
 )
-from engine.crmstore.raynet_calendar import SERIES_FIELDS, RaynetCalendar
+from engine.crmstore.raynet_calendar import EVENT_EXTRAS, RaynetCalendar
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_kind import RaynetKind, owner_of
 from engine.crmstore.raynet_mapping import (
@@ -68,7 +68,7 @@ CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
 # What a create writes of an event: its attributes, then (raynet_calendar.py) its category,
 # participants and series.
-EVENT_CREATED = EVENT_FIELDS | SERIES_FIELDS | {"attendees", "categories"}
+EVENT_CREATED = EVENT_FIELDS | EVENT_EXTRAS
 INVALID_TIMES = "An event needs a start and an end, the end not before the start."
 
 
@@ -78,13 +78,16 @@ def _normalized(name: str) -> str:
 
 class RaynetCrm(RaynetKind, CrmBackend):
     def __init__(self, client: RaynetClient, owner: int | str | None, *,
-                 own_only: bool = False) -> None:
+                 own_only: bool = False, activity: str = "meeting") -> None:
         """`owner`: the Raynet person owning what this backend creates, or the CRM user's
         login naming it (looked up when first needed: inside the run, whose errors are
-        data, not while the run is being set up)."""
+        data, not while the run is being set up). `activity`: the Raynet activity the
+        calendar syncs with, "meeting" or "event" (raynet_calendar.py)."""
         self.client = client
         self._owner = owner
         self.own_only = own_only
+        self.activity = activity
+        self.entities = {**ENTITY, Kind.CALENDAR: activity}
 
     @functools.cached_property
     def owner(self) -> int | None:
@@ -94,14 +97,15 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     @functools.cached_property
     def calendar(self) -> RaynetCalendar:
-        return RaynetCalendar(self.client, self.find_by_email, lambda: self.owner)
+        return RaynetCalendar(self.client, self.find_by_email, lambda: self.owner,
+                              self.activity)
 
     # --- changes ----------------------------------------------------------------------------
     def current_cursor(self) -> str:
         latest: dt.datetime | None = None
         keys: list[str] = []
         known: list[str] = []
-        for entity in ENTITY.values():
+        for entity in self.entities.values():
             for row in self._row_infos(entity, {}):
                 known.append(f"{entity}:{row['id']}")
                 moment = parse(row.get("rowInfo.lastModifiedAt"))
@@ -117,7 +121,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                          ",".join(sorted(known))))
 
     def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
-        entity = ENTITY[kind]
+        entity = self.entities[kind]
         since, seen, known = self._read_cursor(cursor)
         rows = list(self._row_infos(entity, {}))
         listed = {str(row["id"]) for row in rows}
@@ -152,7 +156,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                                                                         parts[2].split(",")))
 
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        if entity == "meeting":
+        if entity == self.activity:
             # Read in full: a series' moved occurrences are folded into it by their ext ids.
             return self.calendar.fold(self._list(entity, {**filters, **ISO}))
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
@@ -184,7 +188,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
         found = {}
         for key in dict.fromkeys(keys):
-            data = self._detail(ENTITY[kind], key)
+            data = self._detail(self.entities[kind], key)
             if data is not None:
                 found[key] = self._crm_record(kind, data)
         return found
@@ -199,7 +203,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         for start in range(0, len(wanted), IDS_PER_LIST):
             chunk = ",".join(wanted[start:start + IDS_PER_LIST])
             found |= {str(row["id"]) for row in self._row_infos(
-                ENTITY[kind], {**filters, "id[IN]": chunk})}
+                self.entities[kind], {**filters, "id[IN]": chunk})}
         return found
 
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
@@ -209,7 +213,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return CrmWrite(error=str(exc))
 
     def _create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
-        entity = ENTITY[kind]
+        entity = self.entities[kind]
         ext_ids = [ORIGIN_PREFIX + origin] if origin else []
         if isinstance(record, EventRecord):
             if not valid_times(record):
@@ -217,12 +221,10 @@ class RaynetCrm(RaynetKind, CrmBackend):
             body = without_empty(meeting_body(record, EVENT_FIELDS))
             body.setdefault("title", record.subject or gettext("(no subject)"))
             body["priority"] = "DEFAULT"
-            body.update(self.calendar.extras(record, EVENT_CREATED))
             if record.uid:
                 ext_ids.append(UID_PREFIX + record.uid)
-            note = self.calendar.note_for_create(record)
-            if note:
-                ext_ids.append(note)
+            body, more = self.calendar.for_create(body, record, origin)
+            ext_ids += more
         elif isinstance(record, ContactRecord):
             body = without_empty(person_body(record, CONTACT_FIELDS))
             # Raynet requires a last name: a card without one is named as Exchange shows it.
@@ -251,7 +253,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
-        entity = ENTITY[kind]
+        entity = self.entities[kind]
         try:
             data = self._detail(entity, key)
             if data is None:
@@ -266,7 +268,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
                     name: getattr(record, name) for name in fields & {"start", "end"}})
                 if not valid_times(after):
                     return CrmWrite(key, error=INVALID_TIMES)
-                body = {**meeting_body(record, fields), **self.calendar.extras(record, fields)}
+                body = self.calendar.for_update(meeting_body(record, fields), record, fields,
+                                                data)
             elif isinstance(record, ContactRecord):
                 body = person_body(record, fields)
                 if fields & RELATIONSHIP_FIELDS:
@@ -304,8 +307,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
         try:
             if key.isdigit():
                 if kind is Kind.CALENDAR:
-                    self.calendar.delete_parts(self._detail("meeting", key) or {})
-                self.client.call("DELETE", f"{ENTITY[kind]}/{key}/")
+                    self.calendar.delete_parts(self._detail(self.activity, key) or {})
+                self.client.call("DELETE", f"{self.entities[kind]}/{key}/")
         except NotFound:
             pass
         except RaynetError as exc:
@@ -322,7 +325,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
         found = {}
         for origin in dict.fromkeys(o for o in origins if o):
-            key = self._by_ext_id(ENTITY[kind], ORIGIN_PREFIX + origin)
+            key = self._by_ext_id(self.entities[kind], ORIGIN_PREFIX + origin)
             if key is not None:
                 found[origin] = key
         return found
@@ -368,7 +371,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
         found = {}
         for uid in dict.fromkeys(u for u in uids if u):
-            key = self._by_ext_id("meeting", UID_PREFIX + uid)
+            key = self._by_ext_id(self.activity, UID_PREFIX + uid)
             if key is not None:
                 found[uid] = key
         return found
@@ -376,19 +379,19 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def events_in_window(self, start: dt.datetime, end: dt.datetime) -> list[str]:
         # A series begins before the window it recurs in: every meeting begun before the
         # window's end is read, and a series' occurrences are compared with the window.
-        rows = self._row_infos("meeting", {OWNER_COLUMN[Kind.CALENDAR]: self.owner,
-                                           "scheduledFrom[LT]": iso(end)})
+        rows = self._row_infos(self.activity, {OWNER_COLUMN[Kind.CALENDAR]: self.owner,
+                                               "scheduledFrom[LT]": iso(end)})
         return [str(row["id"]) for row in rows if self.calendar.overlaps(row, start, end)]
 
     def leave_event(self, key: str, address: str, successor: str) -> CrmWrite:
         try:
-            data = self._detail("meeting", key)
+            data = self._detail(self.activity, key)
             if data is None:
                 return CrmWrite(key)
             self.calendar.leave(key, data, address)
             if (data.get("owner") or {}).get("id") == self.owner and successor:
-                self.client.call("POST", f"meeting/{key}/", body={"owner": int(successor)})
-            written = self._detail("meeting", key)
+                self.client.call("POST", f"{self.activity}/{key}/", body={"owner": int(successor)})
+            written = self._detail(self.activity, key)
         except RaynetError as exc:
             return CrmWrite(key, error=str(exc))
         return CrmWrite(key, self._version(Kind.CALENDAR, written))
@@ -400,10 +403,10 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return CrmWrite(key, error=gettext("Raynet's API does not take photos."))
 
     def stamp(self, kind: Kind, key: str) -> str:
-        return f"raynet:{self.client.instance}:{ENTITY[kind]}:{key}"
+        return f"raynet:{self.client.instance}:{self.entities[kind]}:{key}"
 
     def key_from_stamp(self, kind: Kind, stamp: str) -> str | None:
-        prefix = f"raynet:{self.client.instance}:{ENTITY[kind]}:"
+        prefix = f"raynet:{self.client.instance}:{self.entities[kind]}:"
         key = stamp.removeprefix(prefix)
         return key if stamp.startswith(prefix) and key.isdigit() else None
 
@@ -411,7 +414,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def summaries(self, kind: Kind, keys: Sequence[str]) -> dict[str, RecordSummary]:
         found = {}
         for key in dict.fromkeys(keys):
-            data = self._detail(ENTITY[kind], key)
+            data = self._detail(self.entities[kind], key)
             if data is None:
                 continue
             record = self._crm_record(kind, data).record
@@ -452,7 +455,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return ""
         api = urlsplit(self.client.base_url)
         return (f"{api.scheme}://{api.netloc}/{self.client.instance}/"
-                f"?view=DetailView&en={ENTITY[kind].capitalize()}&ei={key}")
+                f"?view=DetailView&en={self.entities[kind].capitalize()}&ei={key}")
 
     # --- e-mail import: not yet over Raynet -------------------------------------------------
     def filed_emails(self, user: str, origins: Sequence[str]) -> dict[str, FiledEmail]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -28,10 +29,16 @@ from engine.crmstore.raynet_recurrence import SeriesNote, rule_from_raynet
 from engine.records import EXCEPTION_FIELDS, EventRecord, exception_view
 
 EXCEPTION_PREFIX = "exception:"
+ORIGIN_PREFIX = "exchange:"
+# Outlook's own private flag on a Raynet event made from it (whose `personal` is Raynet's
+# private activity, always set as the add-in sets it): present means private in Outlook.
+PRIVATE_PREFIX = "outlook-private:"
 ISO = {"dateFormat": "ISO8601"}
 # What a moved occurrence's meeting holds: an occurrence's own fields.
 OCCURRENCE_FIELDS = frozenset(EXCEPTION_FIELDS) - {"original_start", "all_day"}
 SERIES_FIELDS = frozenset({"recurrence", "exceptions", "deleted_occurrences", "time_zone"})
+# What raynet_calendar writes of a create beside the mapped attributes.
+EVENT_EXTRAS = SERIES_FIELDS | {"attendees", "categories", "private"}
 _MOMENT = "%Y%m%dT%H%M%SZ"
 
 
@@ -58,12 +65,16 @@ class RaynetCalendar:
     # The persons (Raynet ids as text) having each address: RaynetCrm.find_by_email.
     find_by_email: Callable[[Sequence[str]], dict[str, list[str]]]
     owner: Callable[[], int | None]
+    entity: str = "meeting"         # or "event": the activity the calendar syncs with
     _categories: dict[str, int] | None = None
 
     # --- reading ----------------------------------------------------------------------------
     def read(self, data: dict[str, Any]) -> tuple[EventRecord, str]:
         """The meeting as an event record (a series with its exceptions), and its version."""
         record = event_record(data)
+        if self._from_outlook(data):
+            record.private = any(str(e).startswith(PRIVATE_PREFIX)
+                                 for e in data.get("extIds") or ())
         category = data.get("category")
         if isinstance(category, dict) and category.get("value"):
             record.categories = (str(category["value"]),)
@@ -135,25 +146,51 @@ class RaynetCalendar:
                                    start, end)
 
     # --- writing ----------------------------------------------------------------------------
-    def extras(self, record: EventRecord, fields: frozenset[str]) -> dict[str, Any]:
-        """The attributes of a create or an edit beyond the mapped ones: the category."""
+    def for_create(self, body: dict[str, Any], record: EventRecord,
+                   origin: str) -> tuple[dict[str, Any], list[str]]:
+        """A create's body with the category; the external ids it adds: the series note,
+        and for an event made in Outlook synced as a Raynet event, its private flag."""
+        body = {**body, **self._category(record, EVENT_EXTRAS)}
+        ext_ids = []
+        if record.recurrence is not None:
+            ext_ids.append(SeriesNote(record.recurrence, record.time_zone,
+                                      tuple(record.deleted_occurrences)).ext_id())
+        if self.entity == "event" and origin:
+            # As Raynet's Outlook add-in: an event made in Outlook alone is a private
+            # activity of the kind event (its kind is then changed in Raynet only).
+            body["personal"] = True
+            if record.private:
+                ext_ids.append(_private_marker())
+        return body, ext_ids
+
+    def for_update(self, body: dict[str, Any], record: EventRecord, fields: frozenset[str],
+                   data: dict[str, Any]) -> dict[str, Any]:
+        body = {**body, **self._category(record, fields)}
+        if self._from_outlook(data):
+            body.pop("personal", None)    # Outlook's flag is the marker (after_write)
+        return body
+
+    def _category(self, record: EventRecord, fields: frozenset[str]) -> dict[str, Any]:
+        """The activity category named first, if Raynet has one of that name (Raynet's API
+        clears no category: an event losing its category keeps the meeting's)."""
         if "categories" in fields and record.categories:
             category = self.category_id(record.categories[0])
             if category is not None:
                 return {"category": category}
         return {}
 
-    def note_for_create(self, record: EventRecord) -> str | None:
-        if record.recurrence is None:
-            return None
-        return SeriesNote(record.recurrence, record.time_zone,
-                          tuple(record.deleted_occurrences)).ext_id()
+    def _from_outlook(self, data: dict[str, Any]) -> bool:
+        """A Raynet event the sync made from an Outlook event."""
+        return self.entity == "event" and any(
+            str(e).startswith(ORIGIN_PREFIX) for e in data.get("extIds") or ())
 
     def after_write(self, key: str, data: dict[str, Any], record: EventRecord,
                     fields: frozenset[str]) -> None:
         """The participants and the series' parts a create or an edit of `fields` names."""
         if "attendees" in fields:
             self._write_participants(key, data, record)
+        if "private" in fields and self._from_outlook(data):
+            self._write_private(key, data, record.private)
         if fields & SERIES_FIELDS or "start" in fields:
             self._write_series(key, data, record, fields)
 
@@ -163,13 +200,13 @@ class RaynetCalendar:
         gone = [{"id": -int(p["id"])} for p in data.get("participants") or ()
                 if not p.get("owner") and p.get("person") in leaving]
         if gone:
-            self.client.call("POST", f"meeting/{key}/", body={"participants": gone})
+            self.client.call("POST", f"{self.entity}/{key}/", body={"participants": gone})
 
     def delete_parts(self, data: dict[str, Any]) -> None:
         note = SeriesNote.of(data.get("extIds"))
         for key in note.exceptions if note else ():
             with contextlib.suppress(NotFound):
-                self.client.call("DELETE", f"meeting/{key}/")
+                self.client.call("DELETE", f"{self.entity}/{key}/")
 
     def _write_participants(self, key: str, data: dict[str, Any], record: EventRecord) -> None:
         addresses = [a.email for a in record.attendees if a.email]
@@ -181,7 +218,15 @@ class RaynetCalendar:
                                          if person not in wanted]
         changes += [{"person": person, "role": "TO"} for person in sorted(wanted - set(current))]
         if changes:
-            self.client.call("POST", f"meeting/{key}/", body={"participants": changes})
+            self.client.call("POST", f"{self.entity}/{key}/", body={"participants": changes})
+
+    def _write_private(self, key: str, data: dict[str, Any], private: bool) -> None:
+        markers = [str(e) for e in data.get("extIds") or () if str(e).startswith(PRIVATE_PREFIX)]
+        if private and not markers:
+            self.client.call("PUT", f"{self.entity}/{key}/extId/",
+                             body={"extId": _private_marker()})
+        for marker in markers if not private else ():
+            self.client.call("DELETE", f"{self.entity}/{key}/extId/{marker}")
 
     def _write_series(self, key: str, data: dict[str, Any], record: EventRecord,
                       fields: frozenset[str]) -> None:
@@ -212,9 +257,9 @@ class RaynetCalendar:
                 # A new token: the new note may not equal the old one as an external id.
                 new = dataclasses.replace(new, token=SeriesNote(new.rule).token)
                 new_id = new.ext_id()
-            self.client.call("PUT", f"meeting/{key}/extId/", body={"extId": new_id})
+            self.client.call("PUT", f"{self.entity}/{key}/extId/", body={"extId": new_id})
         if old_id is not None:
-            self.client.call("DELETE", f"meeting/{key}/extId/{old_id}")
+            self.client.call("DELETE", f"{self.entity}/{key}/extId/{old_id}")
 
     def _write_exceptions(self, key: str, old: SeriesNote | None,
                           wanted: Sequence[EventRecord], series: EventRecord) -> list[str]:
@@ -233,13 +278,13 @@ class RaynetCalendar:
             body = meeting_body(occurrence, OCCURRENCE_FIELDS)
             if original in existing:
                 moved_key, _ = existing.pop(original)
-                self.client.call("POST", f"meeting/{moved_key}/", body=body)
+                self.client.call("POST", f"{self.entity}/{moved_key}/", body=body)
             else:
                 moved_key = self._create_exception(key, original, body, series)
             keys.append(moved_key)
         for moved_key, _ in existing.values():
             with contextlib.suppress(NotFound):
-                self.client.call("DELETE", f"meeting/{moved_key}/")
+                self.client.call("DELETE", f"{self.entity}/{moved_key}/")
         return keys
 
     def _create_exception(self, key: str, original: dt.datetime, body: dict[str, Any],
@@ -247,8 +292,8 @@ class RaynetCalendar:
         ext_id = exception_ext_id(key, original)
         try:
             # Made before a failure of an earlier write: taken, never made twice.
-            found = self.client.get(f"meeting/ext/{ext_id}/")["data"]
-            self.client.call("POST", f"meeting/{found['id']}/", body=body)
+            found = self.client.get(f"{self.entity}/ext/{ext_id}/")["data"]
+            self.client.call("POST", f"{self.entity}/{found['id']}/", body=body)
             return str(found["id"])
         except NotFound:
             pass
@@ -258,7 +303,7 @@ class RaynetCalendar:
         owner = self.owner()
         if owner is not None:
             created["owner"] = owner
-        return str(self.client.call("PUT", "meeting/", body=created)["data"]["id"])
+        return str(self.client.call("PUT", f"{self.entity}/", body=created)["data"]["id"])
 
     # --- look-ups ---------------------------------------------------------------------------
     def category_id(self, name: str) -> int | None:
@@ -271,9 +316,13 @@ class RaynetCalendar:
 
     def _detail(self, key: str) -> dict[str, Any] | None:
         try:
-            return self.client.get(f"meeting/{key}/", **ISO)["data"]
+            return self.client.get(f"{self.entity}/{key}/", **ISO)["data"]
         except NotFound:
             return None
+
+
+def _private_marker() -> str:
+    return PRIVATE_PREFIX + secrets.token_hex(6)    # an external id is unique per entity
 
 
 def _last_modified(row: dict[str, Any]) -> Any:

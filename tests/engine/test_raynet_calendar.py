@@ -10,11 +10,12 @@ import zoneinfo
 import pytest
 
 from crm.models import EventCategory
+from engine.crmstore.raynet import RaynetCrm
 from engine.crmstore.raynet_calendar import exception_of
 from engine.mailbox.ews import EwsMailbox
 from engine.records import Attendee, ContactRecord, EventRecord, Kind, RecurrenceRule
 from ewsim.testing import SimHandle
-from profiles.models import SyncProfile
+from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
 from tests.engine.conftest import access_to
 from tests.engine.sync_helpers import exchange_events
@@ -148,3 +149,46 @@ def test_attendees_become_participants_and_categories_travel(
     assert {r.subject: r.categories for r in exchange_events(ewsim).values()}["Plánování"] \
         == ("Interní",)
     assert run(profile, "calendar").items.count() == 0
+
+
+def test_with_events_an_outlook_event_becomes_a_private_raynet_event(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    connection = CrmConnection.objects.get(organization_id=profile.organization_id)
+    connection.settings["activity"] = "event"
+    # A change of the connection's settings asks for the key again (it is sent elsewhere).
+    connection.update_secrets({"api_key": raynetsim.api_key})
+    connection.save()
+    start = dt.datetime.combine(MONDAY, dt.time(9), PRAGUE).astimezone(dt.UTC)
+    for subject, private, day in (("Oběd", False, 0), ("Lékař", True, 1)):
+        in_exchange(ewsim, EventRecord(
+            subject=subject, start=start + dt.timedelta(days=day),
+            end=start + dt.timedelta(days=day, hours=1), private=private, kind="single"))
+    crm = raynet_of(raynetsim)
+    crm.client.call("PUT", "event/", body={
+        "title": "Veletrh", "priority": "DEFAULT", "owner": raynetsim.user_person_id,
+        "scheduledFrom": (start + dt.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "scheduledTill": (start + dt.timedelta(days=2, hours=8)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")})
+    first = run(profile, "calendar")
+    assert (first.crm_created, first.remote_created) == (2, 1)
+    # Both made as Raynet's add-in makes them: private activities of the kind event.
+    events = {e["title"]: e for e in crm.client.get("event/")["data"]}
+    assert {title: e["personal"] for title, e in events.items()} \
+        == {"Oběd": True, "Lékař": True, "Veletrh": False}
+    assert crm.client.get("meeting/")["data"] == []
+    # Outlook's own private flag is kept apart: an edit in Raynet does not change it.
+    crm.client.call("POST", f"event/{events['Oběd']['id']}/", body={"meetingPlace": "Bistro"})
+    assert run(profile, "calendar").remote_updated == 1
+    outlook = {r.subject: r for r in exchange_events(ewsim).values()}
+    assert {s: (r.private, r.location) for s, r in outlook.items()} == {
+        "Oběd": (False, "Bistro"), "Lékař": (True, ""), "Veletrh": (False, "")}
+    assert run(profile, "calendar").items.count() == 0
+
+
+def test_test_connection_names_an_unknown_calendar_activity(
+        raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    connection = CrmConnection.objects.get(organization_id=profile.organization_id)
+    connection.settings["activity"] = "task"
+    diagnosis = RaynetCrm.diagnose(connection)
+    assert not diagnosis.ok
+    assert "The calendar activity task is not one Raynet syncs" in diagnosis.message
