@@ -22,6 +22,8 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from django.conf import settings as django_settings
+
 from engine import recurrence
 from engine.crmstore.raynet_client import NotFound, RaynetClient
 from engine.crmstore.raynet_mapping import event_record, meeting_body, parse, without_empty
@@ -85,11 +87,13 @@ class RaynetCalendar:
             record.kind = "master"
             deleted = list(note.deleted)
             versions = []
-            for key in note.exceptions:
+            for key, original in note.exceptions:
                 moved = self._detail(key)
                 place = exception_of((moved or {}).get("extIds"))
                 if moved is None or place is None:
+                    # Deleted in Raynet: so is the occurrence.
                     versions.append("x")
+                    deleted.append(original)
                     continue
                 versions.append(str(moved.get("_version", "")))
                 occurrence = exception_view(event_record(moved))
@@ -106,7 +110,10 @@ class RaynetCalendar:
                                     if record.start else None)
             if rule is not None:
                 # Made in Raynet: a series whatever Exchange may make of it, never a single.
+                # Raynet names no zone: its occurrences keep the wall clock of the server's
+                # (Raynet's users' own, as the calendar window's).
                 record.recurrence, record.kind = rule, "master"
+                record.time_zone = django_settings.TIME_ZONE
         return record, version
 
     def fold(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -114,23 +121,39 @@ class RaynetCalendar:
         series row carries the joined version and the latest modification of them all."""
         series: dict[str, dict[str, Any]] = {}
         moved: dict[str, dict[str, Any]] = {}
+        made_in_raynet: dict[Any, dict[str, Any]] = {}
         for row in rows:
             row = dict(row)
             row["rowInfo.lastModifiedAt"] = _last_modified(row)
             if exception_of(row.get("extIds")) is not None:
                 moved[str(row["id"])] = row
-            else:
-                series[str(row["id"])] = row
+                continue
+            group = _raynet_series(row)
+            if group is not None:
+                # Raynet may keep each occurrence of a series made there as an activity
+                # showing the same recurrence: the first stands for the series, the rest
+                # are its occurrences (never singles of their own in Exchange).
+                first = made_in_raynet.setdefault(group, row)
+                if _order(row) < _order(first):
+                    series.pop(str(first["id"]), None)
+                    made_in_raynet[group] = row
+                elif first is not row:
+                    continue
+            series[str(row["id"])] = row
         for _key, row in series.items():
             note = SeriesNote.of(row.get("extIds"))
             if note is not None:
                 versions = [str(moved[k].get("_version", "")) if k in moved else "x"
-                            for k in note.exceptions]
+                            for k in note.keys]
                 row["_version"] = ".".join((str(row.get("_version", "")), *versions))
                 row["rowInfo.lastModifiedAt"] = max(
                     [row["rowInfo.lastModifiedAt"], *(moved[k]["rowInfo.lastModifiedAt"]
-                                                      for k in note.exceptions if k in moved)],
+                                                      for k in note.keys if k in moved)],
                     key=lambda m: parse(m) or dt.datetime.min.replace(tzinfo=dt.UTC))
+                if any(k not in moved for k in note.keys):
+                    # A moved occurrence deleted in Raynet leaves no time of its own: the
+                    # series reads as changed now, and then as unchanged (its version).
+                    row["rowInfo.lastModifiedAt"] = dt.datetime.now(dt.UTC).isoformat()
             yield row
 
     def overlaps(self, row: dict[str, Any], start: dt.datetime, end: dt.datetime) -> bool:
@@ -142,8 +165,8 @@ class RaynetCalendar:
         rule = note.rule if note else rule_from_raynet(row.get("recurrence"), first.date())
         if rule is None:
             return first < end and last > start
-        return recurrence.overlaps(rule, first, last - first, note.time_zone if note else "",
-                                   start, end)
+        zone = note.time_zone if note else django_settings.TIME_ZONE
+        return recurrence.overlaps(rule, first, last - first, zone, start, end)
 
     # --- writing ----------------------------------------------------------------------------
     def for_create(self, body: dict[str, Any], record: EventRecord,
@@ -204,7 +227,7 @@ class RaynetCalendar:
 
     def delete_parts(self, data: dict[str, Any]) -> None:
         note = SeriesNote.of(data.get("extIds"))
-        for key in note.exceptions if note else ():
+        for key in note.keys if note else ():
             with contextlib.suppress(NotFound):
                 self.client.call("DELETE", f"{self.entity}/{key}/")
 
@@ -246,7 +269,11 @@ class RaynetCalendar:
                 else base.deleted)
         kept = list(old.exceptions) if old else []
         if new is None or "exceptions" in fields:
-            kept = self._write_exceptions(key, old, record.exceptions if new else [], record)
+            kept, lost = self._write_exceptions(key, old, record.exceptions if new else [],
+                                                record)
+            if new is not None and lost:
+                # Deleted (or cancelled) in Raynet, read as deleted occurrences: kept so.
+                new = dataclasses.replace(new, deleted=tuple(sorted({*new.deleted, *lost})))
         if new is not None:
             new = dataclasses.replace(new, exceptions=tuple(kept))
         old_id, new_id = (old.ext_id() if old else None), (new.ext_id() if new else None)
@@ -262,12 +289,18 @@ class RaynetCalendar:
             self.client.call("DELETE", f"{self.entity}/{key}/extId/{old_id}")
 
     def _write_exceptions(self, key: str, old: SeriesNote | None,
-                          wanted: Sequence[EventRecord], series: EventRecord) -> list[str]:
-        """The moved occurrences' meetings made to match `wanted`; their keys."""
+                          wanted: Sequence[EventRecord],
+                          series: EventRecord
+                          ) -> tuple[list[tuple[str, dt.datetime]], list[dt.datetime]]:
+        """The moved occurrences' meetings made to match `wanted`: their keys with their
+        original starts, and the original starts of those deleted or cancelled in Raynet."""
         existing: dict[dt.datetime, tuple[str, dict[str, Any]]] = {}
-        for moved_key in old.exceptions if old else ():
+        lost = []
+        for moved_key, original in old.exceptions if old else ():
             moved = self._detail(moved_key)
             place = exception_of((moved or {}).get("extIds"))
+            if moved is None or place is None or moved.get("status") == "CANCELLED":
+                lost.append(original)
             if moved is not None and place is not None:
                 existing[place[1]] = (moved_key, moved)
         keys = []
@@ -281,11 +314,11 @@ class RaynetCalendar:
                 self.client.call("POST", f"{self.entity}/{moved_key}/", body=body)
             else:
                 moved_key = self._create_exception(key, original, body, series)
-            keys.append(moved_key)
+            keys.append((moved_key, original))
         for moved_key, _ in existing.values():
             with contextlib.suppress(NotFound):
                 self.client.call("DELETE", f"{self.entity}/{moved_key}/")
-        return keys
+        return keys, lost
 
     def _create_exception(self, key: str, original: dt.datetime, body: dict[str, Any],
                           series: EventRecord) -> str:
@@ -319,6 +352,19 @@ class RaynetCalendar:
             return self.client.get(f"{self.entity}/{key}/", **ISO)["data"]
         except NotFound:
             return None
+
+
+def _raynet_series(row: dict[str, Any]) -> Any:
+    """The id of the recurrence a series made in Raynet shows, else None."""
+    recurrence = row.get("recurrence")
+    if SeriesNote.of(row.get("extIds")) is not None or not isinstance(recurrence, dict):
+        return None
+    return recurrence.get("id")
+
+
+def _order(row: dict[str, Any]) -> tuple[dt.datetime, int]:
+    return (parse(row.get("scheduledFrom")) or dt.datetime.max.replace(tzinfo=dt.UTC),
+            int(row["id"]))
 
 
 def _private_marker() -> str:

@@ -36,8 +36,9 @@ class SeriesNote:
     rule: RecurrenceRule
     time_zone: str = ""
     deleted: tuple[dt.datetime, ...] = ()
-    # The meetings holding the moved occurrences, by Raynet id.
-    exceptions: tuple[str, ...] = ()
+    # The meetings holding the moved occurrences: (Raynet id, the occurrence's original
+    # start), so that one deleted in Raynet is known as a deleted occurrence.
+    exceptions: tuple[tuple[str, dt.datetime], ...] = ()
     token: str = dataclasses.field(default_factory=lambda: secrets.token_hex(6))
 
     def ext_id(self) -> str:
@@ -51,7 +52,8 @@ class SeriesNote:
             # A zone's "/" would split the path the external id is read from.
             "Z": self.time_zone.replace("/", "+"),
             "X": ".".join(d.astimezone(dt.UTC).strftime(_MOMENT) for d in sorted(self.deleted)),
-            "K": ".".join(self.exceptions)}
+            "K": ".".join(f"{key}-{moment.astimezone(dt.UTC).strftime(_MOMENT)}"
+                          for key, moment in self.exceptions)}
         return SERIES_PREFIX + self.token + ";" + ";".join(f"{k}={v}" for k, v in parts.items())
 
     @classmethod
@@ -72,10 +74,17 @@ class SeriesNote:
                 count=_int(parts["C"]))
             deleted = tuple(dt.datetime.strptime(d, _MOMENT).replace(tzinfo=dt.UTC)
                             for d in filter(None, parts["X"].split(".")))
+            exceptions = tuple(
+                (key, dt.datetime.strptime(moment, _MOMENT).replace(tzinfo=dt.UTC))
+                for key, moment in (pair.split("-", 1)
+                                    for pair in filter(None, parts.get("K", "").split("."))))
         except (KeyError, ValueError):
             return None
-        return cls(rule, parts["Z"].replace("+", "/"), deleted,
-                   tuple(filter(None, parts.get("K", "").split("."))), token)
+        return cls(rule, parts["Z"].replace("+", "/"), deleted, exceptions, token)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in self.exceptions)
 
     @classmethod
     def of(cls, ext_ids: Any) -> SeriesNote | None:

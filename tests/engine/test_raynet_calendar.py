@@ -4,6 +4,7 @@ request and answer validated against Raynet's specification by the fixture)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import zoneinfo
 
@@ -12,6 +13,7 @@ import pytest
 from crm.models import EventCategory
 from engine.crmstore.raynet import RaynetCrm
 from engine.crmstore.raynet_calendar import exception_of
+from engine.mailbox.base import Update
 from engine.mailbox.ews import EwsMailbox
 from engine.records import Attendee, ContactRecord, EventRecord, Kind, RecurrenceRule
 from ewsim.testing import SimHandle
@@ -91,6 +93,36 @@ def test_a_series_made_in_exchange_reaches_raynet_and_comes_back_unchanged(
     assert [e.location for e in back.exceptions] == ["Kavárna"]
     assert run(profile, "calendar").items.count() == 0
 
+    # The moved occurrence deleted in Raynet: the occurrence is deleted in Exchange too.
+    crm.client.call("DELETE", f"meeting/{moved['id']}/")
+    assert run(profile, "calendar").remote_updated == 1
+    (back,) = exchange_events(ewsim).values()
+    assert (back.exceptions, back.deleted_occurrences) == ([], tuple(sorted(
+        (*series.deleted_occurrences, series.exceptions[0].original_start))))
+    assert run(profile, "calendar").items.count() == 0
+
+    # The last occurrence moved in Exchange: a new moved occurrence's meeting in Raynet.
+    assert series.start is not None
+    last = series.start + dt.timedelta(weeks=3)
+    moved_last = EventRecord(subject="Porada (dřív)", start=last - dt.timedelta(hours=1),
+                             end=last, original_start=last, kind="exception")
+    updated = dataclasses.replace(back, exceptions=[moved_last], location="Zasedačka 3")
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        folder = mailbox.get_folder("calendar", Kind.CALENDAR)
+        (ref,) = [c.ref for page in mailbox.read_changes(folder, None) for c in page.changes]
+        (result,) = mailbox.update(Kind.CALENDAR, [Update(ref, updated,
+                                                           frozenset({"exceptions", "location"}))])
+    assert result.ok, result
+    assert run(profile, "calendar").crm_updated == 1
+    found = events_by_subject(crm)["Porada"][1]
+    assert found.location == "Zasedačka 3"
+    assert [(e.subject, e.original_start) for e in found.exceptions] \
+        == [("Porada (dřív)", last)]
+    assert found.deleted_occurrences == back.deleted_occurrences
+    assert sorted(m["title"] for m in crm.client.get("meeting/")["data"]) \
+        == ["Porada", "Porada (dřív)"]
+    assert run(profile, "calendar").items.count() == 0
+
 
 def test_a_series_made_in_raynet_reaches_exchange_as_a_series(
         ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
@@ -107,7 +139,7 @@ def test_a_series_made_in_raynet_reaches_exchange_as_a_series(
     assert event.kind == "master"
     assert (event.recurrence.pattern, event.recurrence.weekdays, event.recurrence.count) \
         == ("weekly", ("Monday",), 3)
-    assert event.start == start.astimezone(dt.UTC)
+    assert (event.start, event.time_zone) == (start.astimezone(dt.UTC), "Europe/Prague")
     assert run(profile, "calendar").items.count() == 0
 
 
@@ -192,3 +224,22 @@ def test_test_connection_names_an_unknown_calendar_activity(
     diagnosis = RaynetCrm.diagnose(connection)
     assert not diagnosis.ok
     assert "The calendar activity task is not one Raynet syncs" in diagnosis.message
+
+
+def test_a_raynet_series_kept_as_one_activity_per_occurrence_is_one_series(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    start = dt.datetime.combine(MONDAY, dt.time(14), PRAGUE)
+    recurrence = {"id": 7, "count": 3, "endDate": None, "interval": "WEEKLY",
+                  "recurrenceDay": 1, "startDate": MONDAY.isoformat()}
+    for week in (2, 0, 1):      # made in any order: the first occurrence stands for them
+        begin = start + dt.timedelta(weeks=week)
+        raynetsim.control.add_record(raynetsim.instance, "meeting", {
+            "title": "Školení", "priority": "DEFAULT", "owner": raynetsim.user_person_id,
+            "scheduledFrom": begin.strftime("%Y-%m-%d %H:%M"),
+            "scheduledTill": (begin + dt.timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"),
+            "recurrence": recurrence})
+    assert run(profile, "calendar").remote_created == 1
+    (event,) = exchange_events(ewsim).values()
+    assert (event.kind, event.start, event.recurrence.count) \
+        == ("master", start.astimezone(dt.UTC), 3)
+    assert run(profile, "calendar").items.count() == 0
