@@ -34,7 +34,9 @@ def activity_of(connection: CrmConnection) -> str:
     "event" (what Raynet's Outlook add-in makes of an event created in Outlook)."""
     activity = (connection.setting("activity") or "meeting").strip().lower()
     if activity not in ACTIVITIES:
-        raise ValueError(gettext(
+        # Refused as a profile on a classification branch is: a configuration this kind
+        # cannot serve, named in words where the sync is started (never guessed at).
+        raise NotImplementedError(gettext(
             "The calendar activity %(activity)s is not one Raynet syncs: write meeting or "
             "event.") % {"activity": activity})
     return activity
@@ -104,7 +106,7 @@ class RaynetKind:
         client = client_for(connection)
         try:
             activity_of(connection)
-        except ValueError as exc:
+        except NotImplementedError as exc:
             return CrmDiagnosis(False, str(exc))
         try:
             persons = client.get("person/", limit=1, view="rowInfo", **CONTACTS_ONLY)

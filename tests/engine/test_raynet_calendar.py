@@ -16,6 +16,7 @@ from engine.crmstore.raynet_calendar import exception_of
 from engine.mailbox.base import Update
 from engine.mailbox.ews import EwsMailbox
 from engine.records import Attendee, ContactRecord, EventRecord, Kind, RecurrenceRule
+from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
@@ -224,6 +225,10 @@ def test_test_connection_names_an_unknown_calendar_activity(
     diagnosis = RaynetCrm.diagnose(connection)
     assert not diagnosis.ok
     assert "The calendar activity task is not one Raynet syncs" in diagnosis.message
+    connection.update_secrets({"api_key": raynetsim.api_key})
+    connection.save()
+    with pytest.raises(NotImplementedError, match="write meeting or event"):
+        sync(SyncProfile.objects.get(pk=profile.pk), "calendar")
 
 
 def test_a_raynet_series_kept_as_one_activity_per_occurrence_is_one_series(
