@@ -113,7 +113,7 @@ def rule_from_raynet(recurrence: Any, first: dt.date | None) -> RecurrenceRule |
             (DAYS[start.weekday()],) if start else ())
     elif pattern == "absolute_monthly":
         day_of_month = day if day and 1 <= day <= 31 else (start.day if start else None)
-    elif start is not None:
+    elif pattern == "absolute_yearly" and start is not None:
         day_of_month, month = start.day, start.month
     return RecurrenceRule(pattern, 1, weekdays=weekdays, day_of_month=day_of_month,
                           month=month, start=start, end=_date(recurrence.get("endDate")),
