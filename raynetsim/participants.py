@@ -28,7 +28,8 @@ def on_create(store: Store, record: Record) -> None:
 def apply_edit(store: Store, instance: Instance, record: Record, items: Any) -> None:
     if not isinstance(items, list):
         raise BadParticipants("participants: an array expected")
-    stored: list[dict[str, Any]] = record.fields.setdefault(KEY, [])
+    # Worked on a copy, kept only when every item is valid: a refused edit changes nothing.
+    stored = [dict(p) for p in _stored(record)]
     for item in items:
         if not isinstance(item, dict):
             raise BadParticipants("participants: objects expected")
@@ -48,6 +49,7 @@ def apply_edit(store: Store, instance: Instance, record: Record, items: Any) -> 
         else:
             stored.append({"id": store.next_id(), **{k: item.get(k) for k in ATTRIBUTES},
                            "owner": bool(item.get("owner"))})
+    record.fields[KEY] = stored
 
 
 def shown(instance: Instance, record: Record, full_name: Any) -> list[dict[str, Any]]:
@@ -58,14 +60,18 @@ def shown(instance: Instance, record: Record, full_name: Any) -> list[dict[str, 
         found.append({"id": owner, "owner": True, "role": "FROM",
                       "name": full_name(instance.records["person"].get(owner)),
                       "person": owner, "company": record.fields.get("company"), "lead": None})
-    stored = record.fields.get(KEY)
-    if stored is None:      # a record seeded through the control API: its contact person
-        person = record.fields.get("person")
-        stored = [{"id": person, "owner": False, "role": None, "person": person,
-                   "company": None, "lead": None}] if isinstance(person, int) else []
-    for participant in stored:
+    for participant in _stored(record):
         person = participant.get("person")
         found.append({**{k: participant.get(k) for k in ATTRIBUTES}, "id": participant["id"],
                       "name": full_name(instance.records["person"].get(person))
                       if isinstance(person, int) else None})
     return found
+
+
+def _stored(record: Record) -> list[dict[str, Any]]:
+    stored = record.fields.get(KEY)
+    if stored is None:      # a record seeded through the control API: its contact person
+        person = record.fields.get("person")
+        return [{"id": person, "owner": False, "role": None, "person": person,
+                 "company": None, "lead": None}] if isinstance(person, int) else []
+    return list(stored)
