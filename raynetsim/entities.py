@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from . import spec
+from . import participants, spec
 from .dates import parse
 from .store import Instance, Record
 
@@ -34,7 +34,7 @@ def stored_fields(instance: Instance, entity: str, body: dict[str, Any]) -> dict
     """The attributes of a create or an edit as the store keeps them."""
     fields: dict[str, Any] = {}
     for name, value in body.items():
-        if name in ("tags", "extIds", "relationship"):
+        if name in ("tags", "extIds", "relationship", "participants"):
             continue
         if name in DATE_FIELDS and entity in ACTIVITIES and isinstance(value, str):
             fields[name] = parse(value, instance.zone)
@@ -122,7 +122,8 @@ def present(instance: Instance, record: Record, view: str | None = None) -> dict
         primary = next((r for r in record.relationships if r["primary"]), None)
         shown["primaryRelationship"] = _relationship(instance, primary) if primary else None
     if record.entity in ACTIVITIES:
-        shown["participants"] = _participants(instance, record)
+        shown["participants"] = (_participants(instance, record) if record.entity == "email"
+                                 else participants.shown(instance, record, full_name))
     shown["tags"] = list(record.tags)
     shown["extIds"] = list(record.ext_ids)
     shown["attachments"] = [dict(a) for a in record.attachments]

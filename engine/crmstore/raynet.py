@@ -36,6 +36,7 @@ from engine.crmstore.base import (
     SavedDocument,
 )
 from engine.crmstore.raynet_budget import CREATE_COST, DELETE_COST, UPDATE_COST, InstanceBudget
+from engine.crmstore.raynet_calendar import EVENT_EXTRAS, RaynetCalendar
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_cursor import KnownIds, RaynetChanges
 from engine.crmstore.raynet_input import malformed
@@ -70,6 +71,9 @@ NO_POSITION = "–"
 NEW_COMPANY = {"rating": "C", "state": "B_ACTUAL", "role": "A_SUBSCRIBER"}
 CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
+# What a create writes of an event: its attributes, then (raynet_calendar.py) its category,
+# participants and series.
+EVENT_CREATED = EVENT_FIELDS | EVENT_EXTRAS
 INVALID_TIMES = "An event needs a start and an end, the end not before the start."
 
 
@@ -79,10 +83,11 @@ def _normalized(name: str) -> str:
 
 class RaynetCrm(RaynetKind, CrmBackend):
     def __init__(self, client: RaynetClient, owner: int | str | None, *,
-                 own_only: bool = False) -> None:
+                 own_only: bool = False, activity: str = "meeting") -> None:
         """`owner`: the Raynet person owning what this backend creates, or the CRM user's
         login naming it (looked up when first needed: inside the run, whose errors are
-        data, not while the run is being set up)."""
+        data, not while the run is being set up). `activity`: the Raynet activity the
+        calendar syncs with, "meeting" or "event" (raynet_calendar.py)."""
         self.client = client
         self._owner = owner
         self.own_only = own_only
@@ -91,12 +96,19 @@ class RaynetCrm(RaynetKind, CrmBackend):
         client.on_budget = lambda told: self._budget.record(told.limit, told.remaining,
                                                            told.reset)
         self._failures: list[CrmItemError] = []   # of the latest fetch()
+        self.activity = activity
+        self.entities = {**ENTITY, Kind.CALENDAR: activity}
 
     @functools.cached_property
     def owner(self) -> int | None:
         if isinstance(self._owner, str):
             return owner_of(self.client, self._owner)
         return self._owner
+
+    @functools.cached_property
+    def calendar(self) -> RaynetCalendar:
+        return RaynetCalendar(self.client, self.find_by_email, lambda: self.owner,
+                              self.activity)
 
     # --- changes (raynet_cursor.py) -----------------------------------------------------------
     @functools.cached_property
@@ -107,15 +119,18 @@ class RaynetCrm(RaynetKind, CrmBackend):
                                      **filters, **ISO, "view": "rowInfo"}))["data"] or [])
 
     def current_cursor(self) -> str:
-        self._budget.check(self._changes.reads_needed(ENTITY.values()))   # a run's start
-        return self._changes.current_cursor(ENTITY.values())
+        self._budget.check(self._changes.reads_needed(self.entities.values()))   # a run's start
+        return self._changes.current_cursor(self.entities.values())
 
     def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
-        changes = list(self._changes.changes_since(ENTITY[kind], cursor))
+        changes = list(self._changes.changes_since(self.entities[kind], cursor))
         self._budget.check(len(changes))   # each is fetched
         return iter(changes)
 
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        if entity == self.activity:
+            # Read in full: a series' moved occurrences are folded into it by their ext ids.
+            return self.calendar.fold(self._list(entity, {**filters, **ISO}))
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
 
     def _list(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -138,9 +153,13 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return None
 
     def _crm_record(self, kind: Kind, data: dict[str, Any]) -> CrmRecord:
-        record: Record = person_record(data) if kind is Kind.CONTACTS else event_record(data)
+        if kind is Kind.CONTACTS:
+            record: Record = person_record(data)
+            version = str(data.get("_version", ""))
+        else:
+            record, version = self.calendar.read(data)
         modified = parse(data.get("rowInfo.updatedAt")) or parse(data.get("rowInfo.createdAt"))
-        return CrmRecord(str(data["id"]), str(data.get("_version", "")), record, modified)
+        return CrmRecord(str(data["id"]), version, record, modified)
 
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
         """A record Raynet fails to give (a server error on it) or gives malformed is one
@@ -149,7 +168,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         self._failures = []
         for key in dict.fromkeys(keys):
             try:
-                data = self._detail(ENTITY[kind], key)
+                data = self._detail(self.entities[kind], key)
             except RaynetError as exc:
                 if not exc.item_level:
                     raise
@@ -157,7 +176,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 continue
             if data is None:
                 continue
-            why = malformed(ENTITY[kind], data)
+            why = malformed(self.entities[kind], data)
             if why:
                 self._failures.append(CrmItemError(key, why))
                 continue
@@ -178,7 +197,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         for start in range(0, len(wanted), IDS_PER_LIST):
             chunk = ",".join(wanted[start:start + IDS_PER_LIST])
             found |= {str(row["id"]) for row in self._row_infos(
-                ENTITY[kind], {**filters, "id[IN]": chunk})}
+                self.entities[kind], {**filters, "id[IN]": chunk})}
         return found
 
     def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
@@ -199,7 +218,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return CrmWrite(error=str(exc))
 
     def _create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
-        entity = ENTITY[kind]
+        entity = self.entities[kind]
         ext_ids = [ORIGIN_PREFIX + origin] if origin else []
         if isinstance(record, EventRecord):
             if not valid_times(record):
@@ -209,6 +228,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
             body["priority"] = "DEFAULT"
             if record.uid:
                 ext_ids.append(UID_PREFIX + record.uid)
+            body, more = self.calendar.for_create(body, record, origin)
+            ext_ids += more
         elif isinstance(record, ContactRecord):
             body = without_empty(person_body(record, CONTACT_FIELDS))
             # Raynet requires a last name: a card without one is named as Exchange shows it.
@@ -226,11 +247,19 @@ class RaynetCrm(RaynetKind, CrmBackend):
         key = str(created["data"]["id"])
         self._changes.journal.saw(entity, [int(key)])   # its deletion is seen, whenever
         data = self._detail(entity, key)
-        return CrmWrite(key, str((data or {}).get("_version", "")))
+        if isinstance(record, EventRecord) and data is not None:
+            self.calendar.after_write(key, data, record, EVENT_CREATED)
+            data = self._detail(entity, key)
+        return CrmWrite(key, self._version(kind, data))
+
+    def _version(self, kind: Kind, data: dict[str, Any] | None) -> str:
+        if data is None:
+            return ""
+        return self._crm_record(kind, data).version
 
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
-        entity = ENTITY[kind]
+        entity = self.entities[kind]
         self._budget.check(UPDATE_COST)
         try:
             data = self._detail(entity, key)
@@ -238,7 +267,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 return CrmWrite(key, error=gettext("The record is no longer in Raynet."))
             # Raynet has no conditional edit: the version is compared just before writing,
             # which leaves only the moment between the two requests open to a user's edit.
-            if version and str(data.get("_version", "")) != version:
+            if version and self._version(kind, data) != version:
                 return CrmWrite.changed_meanwhile(key)
             if isinstance(record, EventRecord):
                 # The times it would have after the write: those named, else the stored ones.
@@ -246,7 +275,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
                     name: getattr(record, name) for name in fields & {"start", "end"}})
                 if not valid_times(after):
                     return CrmWrite(key, error=INVALID_TIMES)
-                body = meeting_body(record, fields)
+                body = self.calendar.for_update(meeting_body(record, fields), record, fields,
+                                                data)
             elif isinstance(record, ContactRecord):
                 body = person_body(record, fields)
                 if fields & RELATIONSHIP_FIELDS:
@@ -255,12 +285,14 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 return CrmWrite(key, error=f"Raynet holds no {type(record).__name__}.")
             if body:
                 self.client.call("POST", f"{entity}/{key}/", body=body)
-            written = self._detail(entity, key) or {}
+            if isinstance(record, EventRecord):
+                self.calendar.after_write(key, data, record, fields)
+            written = self._detail(entity, key)
         except RaynetError as exc:
             if not exc.item_level:
                 raise
             return CrmWrite(key, error=str(exc))
-        return CrmWrite(key, str(written.get("_version", "")))
+        return CrmWrite(key, self._version(kind, written))
 
     def _write_relationship(self, key: str, data: dict[str, Any], record: ContactRecord,
                             fields: frozenset[str]) -> None:
@@ -284,7 +316,9 @@ class RaynetCrm(RaynetKind, CrmBackend):
         self._budget.check(DELETE_COST)
         try:
             if key.isdigit():
-                self.client.call("DELETE", f"{ENTITY[kind]}/{key}/")
+                if kind is Kind.CALENDAR:
+                    self.calendar.delete_parts(self._detail(self.activity, key) or {})
+                self.client.call("DELETE", f"{self.entities[kind]}/{key}/")
         except NotFound:
             pass
         except RaynetError as exc:
@@ -292,7 +326,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 raise
             return CrmWrite(key, error=str(exc))
         if key.isdigit():
-            self._changes.journal.gone(ENTITY[kind], [int(key)])
+            self._changes.journal.gone(self.entities[kind], [int(key)])
         return CrmWrite(key)
 
     # --- look-ups ---------------------------------------------------------------------------
@@ -305,7 +339,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
         found = {}
         for origin in dict.fromkeys(o for o in origins if o):
-            key = self._by_ext_id(ENTITY[kind], ORIGIN_PREFIX + origin)
+            key = self._by_ext_id(self.entities[kind], ORIGIN_PREFIX + origin)
             if key is not None:
                 found[origin] = key
         return found
@@ -351,28 +385,30 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
         found = {}
         for uid in dict.fromkeys(u for u in uids if u):
-            key = self._by_ext_id("meeting", UID_PREFIX + uid)
+            key = self._by_ext_id(self.activity, UID_PREFIX + uid)
             if key is not None:
                 found[uid] = key
         return found
 
     def events_in_window(self, start: dt.datetime, end: dt.datetime) -> list[str]:
-        rows = self._list("meeting", {
-            **ISO, "view": "rowInfo", OWNER_COLUMN[Kind.CALENDAR]: self.owner,
-            "scheduledFrom[LT]": iso(end), "scheduledTill[GT]": iso(start)})
-        return [str(row["id"]) for row in rows]
+        # A series begins before the window it recurs in: every meeting begun before the
+        # window's end is read, and a series' occurrences are compared with the window.
+        rows = self._row_infos(self.activity, {OWNER_COLUMN[Kind.CALENDAR]: self.owner,
+                                               "scheduledFrom[LT]": iso(end)})
+        return [str(row["id"]) for row in rows if self.calendar.overlaps(row, start, end)]
 
     def leave_event(self, key: str, address: str, successor: str) -> CrmWrite:
         try:
-            data = self._detail("meeting", key)
+            data = self._detail(self.activity, key)
             if data is None:
                 return CrmWrite(key)
+            self.calendar.leave(key, data, address)
             if (data.get("owner") or {}).get("id") == self.owner and successor:
-                self.client.call("POST", f"meeting/{key}/", body={"owner": int(successor)})
-            written = self._detail("meeting", key) or {}
+                self.client.call("POST", f"{self.activity}/{key}/", body={"owner": int(successor)})
+            written = self._detail(self.activity, key)
         except RaynetError as exc:
             return CrmWrite(key, error=str(exc))
-        return CrmWrite(key, str(written.get("_version", "")))
+        return CrmWrite(key, self._version(Kind.CALENDAR, written))
 
     def read_photo(self, key: str) -> bytes | None:
         return None     # Raynet's API writes no photos (no PHOTOS capability)
@@ -381,10 +417,10 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return CrmWrite(key, error=gettext("Raynet's API does not take photos."))
 
     def stamp(self, kind: Kind, key: str) -> str:
-        return f"raynet:{self.client.instance}:{ENTITY[kind]}:{key}"
+        return f"raynet:{self.client.instance}:{self.entities[kind]}:{key}"
 
     def key_from_stamp(self, kind: Kind, stamp: str) -> str | None:
-        prefix = f"raynet:{self.client.instance}:{ENTITY[kind]}:"
+        prefix = f"raynet:{self.client.instance}:{self.entities[kind]}:"
         key = stamp.removeprefix(prefix)
         return key if stamp.startswith(prefix) and key.isdigit() else None
 
@@ -392,7 +428,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def summaries(self, kind: Kind, keys: Sequence[str]) -> dict[str, RecordSummary]:
         found = {}
         for key in dict.fromkeys(keys):
-            data = self._detail(ENTITY[kind], key)
+            data = self._detail(self.entities[kind], key)
             if data is None:
                 continue
             record = self._crm_record(kind, data).record
@@ -433,7 +469,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return ""
         api = urlsplit(self.client.base_url)
         return (f"{api.scheme}://{api.netloc}/{self.client.instance}/"
-                f"?view=DetailView&en={ENTITY[kind].capitalize()}&ei={key}")
+                f"?view=DetailView&en={self.entities[kind].capitalize()}&ei={key}")
 
     # --- e-mail import: not yet over Raynet -------------------------------------------------
     def filed_emails(self, user: str, origins: Sequence[str]) -> dict[str, FiledEmail]:

@@ -15,8 +15,10 @@ from django.utils.translation import gettext
 from engine.crmstore.raynet_mapping import parse
 
 # What each entity's record must hold for the sync to map it.
-REQUIRED = {"person": ("id",), "meeting": ("id", "scheduledFrom", "scheduledTill")}
-DATES = {"meeting": ("scheduledFrom", "scheduledTill")}
+ACTIVITY_REQUIRED = ("id", "scheduledFrom", "scheduledTill")
+REQUIRED = {"person": ("id",), "meeting": ACTIVITY_REQUIRED, "event": ACTIVITY_REQUIRED}
+DATES = {"meeting": ("scheduledFrom", "scheduledTill"),
+         "event": ("scheduledFrom", "scheduledTill")}
 DATES_ANY = ("rowInfo.createdAt", "rowInfo.updatedAt")
 
 
@@ -34,7 +36,7 @@ def malformed(entity: str, data: Any) -> str:
         except (TypeError, ValueError):
             return gettext("Raynet's record holds an unreadable date in %(field)s: "
                            "%(value)s.") % {"field": name, "value": data.get(name)}
-    if entity == "meeting" and not isinstance(data.get("personal", False), bool | None):
+    if entity in ("meeting", "event") and not isinstance(data.get("personal", False), bool | None):
         return gettext("Raynet's record holds an unknown value in %(field)s: %(value)s.") % {
             "field": "personal", "value": data.get("personal")}
     return ""

@@ -18,6 +18,8 @@ from engine.crmstore.raynet_budget import InstanceBudget
 from engine.crmstore.raynet_client import DEFAULT_BASE_URL, RaynetClient, RaynetError
 from engine.crmstore.raynet_mapping import CONTACTS_ONLY
 
+ACTIVITIES = ("meeting", "event")
+
 if TYPE_CHECKING:
     from engine.crmstore.raynet import RaynetCrm
     from profiles.models import CrmConnection, SyncProfile
@@ -33,6 +35,17 @@ def instance_key(client: RaynetClient) -> str:
     """The instance a client reaches, as the journal of known ids and the budget name it:
     one whatever connection or profile reaches it."""
     return f"{urlsplit(client.base_url).netloc.lower()}/{client.instance.strip().lower()}"
+def activity_of(connection: CrmConnection) -> str:
+    """The Raynet activity the calendar syncs with: "meeting" unless the connection says
+    "event" (what Raynet's Outlook add-in makes of an event created in Outlook)."""
+    activity = (connection.setting("activity") or "meeting").strip().lower()
+    if activity not in ACTIVITIES:
+        # Refused as a profile on a classification branch is: a configuration this kind
+        # cannot serve, named in words where the sync is started (never guessed at).
+        raise NotImplementedError(gettext(
+            "The calendar activity %(activity)s is not one Raynet syncs: write meeting or "
+            "event.") % {"activity": activity})
+    return activity
 
 
 def owner_of(client: RaynetClient, login: str) -> int:
@@ -70,6 +83,10 @@ class RaynetKind:
         SettingField("user", _("API user (e-mail)")),
         SettingField("api_key", _("API key"), secret=True, help_text=_(
             "Raynet › Settings › API keys of the API user.")),
+        SettingField("activity", _("Calendar activity"), required=False, help_text=_(
+            "meeting (empty) or event: the Raynet activity Exchange's events sync with. With "
+            "event, an event made in Outlook becomes a private event in Raynet, as Raynet's "
+            "Outlook add-in makes it.")),
     )
 
     @classmethod
@@ -82,15 +99,21 @@ class RaynetKind:
                 "Raynet has no classification tree: choose which persons the profile syncs "
                 "by owner or the whole organization.")
         return cls(client_for(connection), profile.crm_user.login,  # type: ignore[call-arg]
-                   own_only=contacts.scope == contacts.Scope.OWNED)
+                   own_only=contacts.scope == contacts.Scope.OWNED,
+                   activity=activity_of(connection))
 
     @classmethod
     def for_organization(cls, connection: CrmConnection) -> RaynetCrm:
-        return cls(client_for(connection), None)  # type: ignore[call-arg]
+        return cls(client_for(connection), None,  # type: ignore[call-arg]
+                   activity=activity_of(connection))
 
     @classmethod
     def diagnose(cls, connection: CrmConnection) -> CrmDiagnosis:
         client = client_for(connection)
+        try:
+            activity_of(connection)
+        except NotImplementedError as exc:
+            return CrmDiagnosis(False, str(exc))
         try:
             persons = client.get("person/", limit=1, view="rowInfo", **CONTACTS_ONLY)
             meetings = client.get("meeting/", limit=1, view="rowInfo")

@@ -41,8 +41,9 @@ UNMAPPED_CONTACT = frozenset({"middle_name", "department", "email3", "business_a
 
 EVENT_ATTRIBUTES = {"subject": "title", "location": "meetingPlace", "body": "description",
                     "private": "personal"}
-UNMAPPED_EVENT = frozenset({"time_zone", "all_day", "recurrence", "exceptions",
-                            "deleted_occurrences", "categories", "attendees"})
+# A series' zone is kept with its rule; attendees, categories and series are written by
+# raynet_calendar.py.
+UNMAPPED_EVENT = frozenset({"time_zone", "all_day"})
 
 
 # The CRM's users are persons too: they are its accounts, not contacts to sync. A contact is

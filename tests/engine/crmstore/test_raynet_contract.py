@@ -25,8 +25,6 @@ OTHER_INSTANCE = "globex"
 FIELDS = ("Raynet has no attribute for a middle name, a department, a business address of "
           "the person, a third e-mail, an event's time zone or all-day flag, which the "
           "contract expects every CRM to keep")
-SERIES = "series (recurrence, exceptions, deleted occurrences) are not written to Raynet yet"
-PARTICIPANTS = "attendees are not written as meeting participants yet"
 EMAIL = "e-mail activities (the e-mail import) are not written to Raynet yet"
 
 
@@ -118,10 +116,6 @@ class TestRaynetCrm(CrmContract):
     def test_records_created_together_read_back_each_with_its_version(self, kind: Kind) -> None:
         super().test_records_created_together_read_back_each_with_its_version(kind)
 
-    @not_yet(SERIES)
-    def test_a_series_reads_back_with_its_exceptions_and_deleted_occurrences_in_order(self) -> None:
-        super().test_a_series_reads_back_with_its_exceptions_and_deleted_occurrences_in_order()
-
     @pytest.mark.parametrize("kind", KINDS)
     @not_yet(FIELDS)
     def test_an_update_writes_only_the_fields_it_names(self, kind: Kind) -> None:
@@ -150,18 +144,6 @@ class TestRaynetCrm(CrmContract):
     @not_yet(FIELDS)
     def test_persons_are_found_by_any_of_their_addresses_in_scope_or_not(self) -> None:
         super().test_persons_are_found_by_any_of_their_addresses_in_scope_or_not()
-
-    @not_yet(SERIES)
-    def test_the_window_holds_the_users_events_that_may_overlap_it(self) -> None:
-        super().test_the_window_holds_the_users_events_that_may_overlap_it()
-
-    @not_yet(PARTICIPANTS)
-    def test_leaving_an_event_takes_the_user_off_it_and_hands_it_on(self) -> None:
-        super().test_leaving_an_event_takes_the_user_off_it_and_hands_it_on()
-
-    @not_yet(PARTICIPANTS)
-    def test_attendees_named_by_an_update_become_the_participants(self) -> None:
-        super().test_attendees_named_by_an_update_become_the_participants()
 
     @not_yet(EMAIL)
     def test_a_message_is_filed_once_and_found_by_its_identity(self) -> None:
