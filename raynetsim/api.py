@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from email.parser import BytesParser
 from email.policy import default as default_policy
 from typing import Any
 
-from . import listing, spec
+from . import listing, participants, spec
 from .entities import (
     check_required,
     last_modified,
@@ -23,7 +24,16 @@ from .entities import (
     present,
     stored_fields,
 )
-from .store import ENTITIES, EXT_IDS_PER_RECORD, Instance, Record, Store, User, Webhook
+from .store import (
+    ACTIVITIES,
+    ENTITIES,
+    EXT_IDS_PER_RECORD,
+    Instance,
+    Record,
+    Store,
+    User,
+    Webhook,
+)
 
 WEBHOOK_EVENTS = ("record.created", "record.updated", "record.deleted")
 
@@ -151,6 +161,8 @@ def edit(call: ApiCall, entity: str, record_id: str) -> Answer:
     record = _record(call, entity, record_id)
     body = call.json()
     try:
+        if entity in ACTIVITIES and "participants" in body:
+            participants.edit(record, body.pop("participants"), call.store.next_id)
         merge(record, stored_fields(call.instance, entity, body))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from exc
@@ -199,6 +211,7 @@ def remove_ext_id(call: ApiCall, entity: str, record_id: str, ext_id: str) -> An
 
 @route("GET", f"/{ENTITY}/ext/(?P<ext_id>[^/]+)/")
 def detail_by_ext_id(call: ApiCall, entity: str, ext_id: str) -> Answer:
+    ext_id = urllib.parse.unquote(ext_id)     # an id holding "/" comes percent-encoded
     record = call.instance.by_ext_id(entity, ext_id)
     if record is None:
         raise ApiError(404, f"EntityNotFoundException: {entity} ext {ext_id}",
@@ -307,12 +320,16 @@ def attach(call: ApiCall, entity: str, record_id: str) -> Answer:
         upload_details = call.instance.uploads.get(str(body["uuid"]))
         if upload_details is None:
             raise ApiError(400, f"Unknown upload {body['uuid']}")
-        attachment.update(fileName=body.get("fileName") or upload_details["fileName"],
-                          contentType=body.get("contentType") or upload_details["contentType"],
-                          fileSize=upload_details["fileSize"], uuid=upload_details["uuid"],
-                          link=None, linkName=None)
+        # As a detail lists attachments (the specification's examples): the file's name,
+        # type and size, or a link.
+        attachment.update(link=None, linkName=None, folder=None, folderId=None, file={
+            "id": call.store.next_id(),
+            "fileName": body.get("fileName") or upload_details["fileName"],
+            "contentType": body.get("contentType") or upload_details["contentType"],
+            "size": upload_details["fileSize"]})
     elif body.get("link"):
-        attachment.update(link=body["link"], linkName=body.get("linkName"), fileName=None)
+        attachment.update(link=body["link"], linkName=body.get("linkName"), file=None,
+                          folder=None, folderId=None)
     else:
         raise ApiError(400, "An attachment needs an uploaded file (uuid) or a link")
     record.attachments.append(attachment)
