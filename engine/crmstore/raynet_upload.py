@@ -7,17 +7,15 @@ from __future__ import annotations
 import os
 import secrets
 from typing import BinaryIO
-from urllib.parse import quote
 
 CHUNK = 64 * 1024
 
 
 def _header_name(name: str) -> str:
-    """The part's file name as a header parameter: ASCII with quotes and line breaks taken
-    out (the name the record shows is sent apart, in the attachment's JSON), and the UTF-8
-    name in RFC 5987 form beside it."""
-    plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
-    return f'filename="{plain or "file"}"; filename*=UTF-8\'\'{quote(name, safe="")}'
+    """The part's file name as browsers send it (HTML5): UTF-8, quotes and line breaks
+    percent-encoded. The name the attachment shows is sent apart, in its JSON."""
+    escaped = name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    return f'filename="{escaped or "file"}"'
 
 
 class MultipartFile:
