@@ -181,13 +181,10 @@ class RaynetMail:
                 # Filed meanwhile by another import, or by a run cut off after the create.
                 data = self._by_ext_id(identity(message, origin))
             if data is None:
-                key, created = self._create(message, origin, user, match), True
-                data = {"id": int(key), "status": None, "participants": [
-                    {"person": int(user), "owner": True}] if user.isdigit() else []}
+                data, created = self._create(message, origin, user, match)
             key = str(data["id"])
-            taken = data is not None and not created
             self._link(data, message, user, persons)
-            errors = self._attach(key, _attachment_names(data) if taken else [], documents)
+            errors = self._attach(key, _attachment_names(data), documents)
         except RaynetError as exc:
             if exc.status in RUN_STOPPERS:
                 raise
@@ -196,7 +193,10 @@ class RaynetMail:
         return Filing(key, created, error="; ".join(errors))
 
     def _create(self, message: MessageRecord, origin: str, user: str,
-                match: EmailMatch) -> str:
+                match: EmailMatch) -> tuple[dict[str, Any], bool]:
+        """The new e-mail as far as this knows it without reading it back (its owner the
+        only participant), and True; or the one another import filed meanwhile, and
+        False."""
         ext_ids = [ORIGIN + origin] if origin else []
         if message.message_id:
             ext_ids.append(identity(message, origin))
@@ -212,18 +212,23 @@ class RaynetMail:
         if sent is not None:
             body.update(scheduledFrom=iso(sent), scheduledTill=iso(sent), completed=iso(sent))
         try:
-            return str(self.client.call("PUT", "email/", body=body)["data"]["id"])
+            made = self.client.call("PUT", "email/", body=body)
         except RaynetError as exc:
             if exc.status != 400:
                 raise
             # Refused for an external id another e-mail holds: the message filed meanwhile
-            # (taken by the caller next time), or its Message-ID first used meanwhile by a
-            # different message (this one is then filed apart, without that id).
-            if self._by_ext_id(identity(message, origin)) is not None or \
-                    MESSAGE_ID + _hashed(message.message_id) not in ext_ids:
+            # (taken), or its Message-ID first used meanwhile by a different message (this
+            # one is then filed apart, without that id).
+            meanwhile = self._by_ext_id(identity(message, origin))
+            if meanwhile is not None:
+                return meanwhile, False
+            if not any(e.startswith(MESSAGE_ID) for e in ext_ids):
                 raise
             body["extIds"] = [e for e in ext_ids if not e.startswith(MESSAGE_ID)]
-            return str(self.client.call("PUT", "email/", body=body)["data"]["id"])
+            made = self.client.call("PUT", "email/", body=body)
+        owner = body.get("owner")
+        return {"id": made["data"]["id"], "status": None, "attachments": [],
+                "participants": [{"person": owner, "owner": True}] if owner else []}, True
 
     def _link(self, data: dict[str, Any], message: MessageRecord, user: str,
               persons: Sequence[str]) -> None:

@@ -5,6 +5,7 @@ e-mail activities with their participants and attachments."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ import pytest
 from django.test import override_settings
 
 from crm.models import CrmUser
+from engine.crmstore.base import EmailMatch, SavedDocument
 from engine.crmstore.raynet import RaynetCrm
 from engine.crmstore.raynet_client import RaynetClient
 from engine.models import Retry, Run, RunItem
-from engine.records import ContactRecord, Kind
+from engine.records import Address, ContactRecord, Kind, MessageRecord
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
@@ -27,6 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 OFFER = b"%PDF-1.4 nabidka " + bytes(range(256)) * 40     # binary, some 10 kB
 PRICES = b"PK\x03\x04 cenik"
+SENT = dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -187,3 +190,35 @@ def test_an_e_mail_cut_off_before_its_linking_is_linked_next_run_not_filed_twice
     assert filed["Nabídka"]["status"] == "COMPLETED"
     assert int(keys["Petr"]) in {p["person"] for p in filed["Nabídka"]["participants"]}
     assert raynetsim.control.counters().get("PUT /email/", 0) == 1
+
+
+# --- the backend's own cases, without a mailbox ----------------------------------------------
+def message(subject: str) -> MessageRecord:
+    return MessageRecord(message_id="<a1@stavby.cz>", subject=subject,
+                         sender=Address("petr@stavby.cz", "Petr Svoboda"),
+                         to=(Address("alice@example.com"),), sent=SENT, received=SENT,
+                         body_text="Dobrý den")
+
+
+def test_a_message_id_first_used_meanwhile_by_another_message_is_filed_apart(
+        raynetsim: RaynetHandle) -> None:  # noqa: F811
+    crm, user = raynet_of(raynetsim), str(raynetsim.user_person_id)
+    # Both were looked up before either was filed: neither saw a collision.
+    first = crm.file_email(message("Nabídka"), "item-1", EmailMatch(), user, [], [])
+    second = crm.file_email(message("Jiná"), "item-2", EmailMatch(), user, [], [])
+    assert first.created and second.created and first.key != second.key, second
+    assert crm.find_email(message("Jiná"), "item-3", user) == EmailMatch(second.key, mine=True)
+    assert crm.find_email(message("Další"), "item-3", user) == EmailMatch(collided=first.key)
+
+
+def test_a_document_whose_file_left_the_share_is_an_error_and_the_others_are_attached(
+        raynetsim: RaynetHandle, tmp_path: Path) -> None:  # noqa: F811
+    crm, user = raynet_of(raynetsim), str(raynetsim.user_person_id)
+    (tmp_path / "cenik.xlsx").write_bytes(PRICES)
+    documents = [SavedDocument(str(tmp_path), name, name, 10, "ab" * 32, "Příloha")
+                 for name in ("nabidka.pdf", "cenik.xlsx")]
+    filing = crm.file_email(message("Nabídka"), "item-1", EmailMatch(), user, [], documents)
+    assert filing.created and filing.key
+    assert filing.error == "nabidka.pdf not attached in Raynet: its saved file is no longer " \
+        "on the share"
+    assert crm.email_documents(filing.key) == ["cenik.xlsx"]
