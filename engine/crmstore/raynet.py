@@ -1,6 +1,6 @@
 """The Raynet CRM backend: persons (with their primary company) and meetings of one Raynet
 instance, read and written through its REST API v2 (raynet_client.py), mapped by
-raynet_mapping.py.
+raynet_mapping.py; the e-mail import's e-mails are raynet_mail.py's.
 
 Keys are Raynet ids as text; versions are Raynet's `_version`, as text. Identity: a record
 created from an Exchange item carries the external id "exchange:<origin>"; a meeting's iCal
