@@ -5,7 +5,8 @@ their companies its participants, its attachments uploaded (`POST /fileUpload`) 
 Identity, as external ids given with the create (so a crash between the create and what
 follows is recovered by looking them up, never by creating again):
 - `exchange:<item id>`: the mailbox item it was first filed from (`filed_emails`, and the
-  identity of a message without a Message-ID);
+  identity of a message without a Message-ID); `exchange-hash:<hash>` for an item id that
+  cannot stand in a URL path;
 - `message:<hash>`: its Message-ID with its fingerprint (sender, date, subject): the same
   message from any mailbox;
 - `message-id:<hash>`: its Message-ID alone, held by the first e-mail of that Message-ID, so
@@ -23,6 +24,7 @@ import hashlib
 import html
 import json
 import mimetypes
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ from engine.records import MessageRecord
 from mailimport.filenames import safe_filename
 
 ORIGIN = "exchange:"
+ORIGIN_HASHED = "exchange-hash:"
+PATH_SAFE = re.compile(r"[A-Za-z0-9._=+-]+")
 MESSAGE = "message:"
 MESSAGE_ID = "message-id:"
 EMAIL_COLUMNS = ("contactInfo.email", "contactInfo.email2")
@@ -57,10 +61,19 @@ def fingerprint(message: MessageRecord) -> str:
     return email_fingerprint(sender[:320], message.sent, message.subject[:998])
 
 
+def origin_id(origin: str) -> str:
+    """The external id of the mailbox item an e-mail was first filed from. It is looked up in
+    a path (`GET /email/ext/{extId}/`), where a "/" (base64 item ids have them) would not
+    pass even encoded (servers refuse %2F): such an id is hashed."""
+    if PATH_SAFE.fullmatch(origin):
+        return ORIGIN + origin
+    return ORIGIN_HASHED + _hashed(origin)
+
+
 def identity(message: MessageRecord, origin: str) -> str:
     """The external id that finds the message's e-mail."""
     if not message.message_id:
-        return ORIGIN + origin
+        return origin_id(origin)
     return MESSAGE + _hashed(message.message_id, fingerprint(message))
 
 
@@ -132,7 +145,7 @@ class RaynetMail:
 
     def _by_ext_id(self, ext_id: str) -> dict[str, Any] | None:
         try:
-            return self.client.get(f"email/ext/{quote(ext_id, safe=':')}/",
+            return self.client.get(f"email/ext/{quote(ext_id, safe=':=+')}/",
                                    dateFormat="ISO8601")["data"]
         except NotFound:
             return None
@@ -149,7 +162,7 @@ class RaynetMail:
         """One request per item: Raynet finds records by one external id at a time."""
         found = {}
         for origin in dict.fromkeys(o for o in origins if o):
-            data = self._by_ext_id(ORIGIN + origin)
+            data = self._by_ext_id(origin_id(origin))
             if data is not None and self._has(data, user):
                 found[origin] = FiledEmail(str(data["id"]), str(data.get("title") or ""))
         return found
@@ -197,7 +210,7 @@ class RaynetMail:
         """The new e-mail as far as this knows it without reading it back (its owner the
         only participant), and True; or the one another import filed meanwhile, and
         False."""
-        ext_ids = [ORIGIN + origin] if origin else []
+        ext_ids = [origin_id(origin)] if origin else []
         if message.message_id:
             ext_ids.append(identity(message, origin))
             if not match.collided:

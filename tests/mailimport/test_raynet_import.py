@@ -222,3 +222,15 @@ def test_a_document_whose_file_left_the_share_is_an_error_and_the_others_are_att
     assert filing.error == "nabidka.pdf not attached in Raynet: its saved file is no longer " \
         "on the share"
     assert crm.email_documents(filing.key) == ["cenik.xlsx"]
+
+
+def test_an_item_id_with_slashes_and_pluses_is_found_again(raynetsim: RaynetHandle  # noqa: F811
+                                                           ) -> None:
+    crm, user = raynet_of(raynetsim), str(raynetsim.user_person_id)
+    origin = "AAMkAGI2/TG93+AAA=="      # Exchange's ids are base64: "/" and "+" among them
+    bare = MessageRecord(subject="Bez Message-ID", sender=Address("petr@stavby.cz"),
+                         sent=SENT, received=SENT)
+    filing = crm.file_email(bare, origin, EmailMatch(), user, [], [])
+    assert filing.created and not filing.error, filing
+    assert crm.find_email(bare, origin, user) == EmailMatch(filing.key, mine=True)
+    assert crm.filed_emails(user, [origin, "AAMkAGI2"])[origin].key == filing.key
