@@ -20,11 +20,13 @@ between the two is linked by the next run rather than skipped as done.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import html
 import json
 import mimetypes
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,10 @@ from urllib.parse import quote
 
 from django.utils.translation import gettext
 
-from crm.models import email_fingerprint
 from engine.crmstore.base import EmailMatch, FiledEmail, Filing, SavedDocument
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_mapping import CONTACTS_ONLY, iso
 from engine.records import MessageRecord
-from mailimport.filenames import safe_filename
 
 ORIGIN = "exchange:"
 ORIGIN_HASHED = "exchange-hash:"
@@ -56,9 +56,14 @@ def _hashed(*parts: str) -> str:
 
 
 def fingerprint(message: MessageRecord) -> str:
-    """As the built-in store fingerprints a message, so both tell messages apart alike."""
-    sender = message.sender.email if message.sender else ""
-    return email_fingerprint(sender[:320], message.sent, message.subject[:998])
+    """What tells a message apart besides its Message-ID: its sender, when it was sent and
+    its subject, normalized as the built-in store does (address without case, whole UTC
+    seconds, subject NFC with runs of spaces as one), so that every mailbox's copy, read
+    through EWS or Graph, gives the same hash."""
+    sender = (message.sender.email if message.sender else "").strip().casefold()
+    sent = message.sent.astimezone(dt.UTC).replace(microsecond=0).isoformat() \
+        if message.sent else ""
+    return _hashed(sender, sent, " ".join(unicodedata.normalize("NFC", message.subject).split()))
 
 
 def origin_id(origin: str) -> str:
@@ -290,7 +295,7 @@ class RaynetMail:
                 if isinstance(exc, RaynetError) and exc.status in RUN_STOPPERS:
                     raise
                 errors.append(gettext("%(name)s not attached in Raynet: %(reason)s") % {
-                    "name": safe_filename(document.name), "reason": _reason(exc)})
+                    "name": _shown(document.name), "reason": _reason(exc)})
                 continue
             taken.add(document.name)
         return errors
@@ -298,8 +303,8 @@ class RaynetMail:
     def _upload(self, key: str, document: SavedDocument) -> None:
         path = Path(document.root, *document.path.split("/"))
         content_type = mimetypes.guess_type(document.name)[0] or "application/octet-stream"
-        uploaded = self.client.upload("fileUpload", lambda: path.open("rb"),
-                                      safe_filename(document.name), content_type)
+        uploaded = self.client.upload("fileUpload", lambda: path.open("rb"), document.name,
+                                      content_type)
         self.client.call("PUT", f"attachment/email/{key}/", body={
             "uuid": uploaded["uuid"], "fileName": document.name, "contentType": content_type,
             "fileSize": uploaded.get("fileSize", document.size)})
@@ -317,6 +322,11 @@ def _participant_persons(data: dict[str, Any]) -> set[int]:
 def _attachment_names(data: dict[str, Any]) -> list[str]:
     return [str(a["file"]["fileName"]) for a in data.get("attachments") or ()
             if isinstance(a.get("file"), dict) and a["file"].get("fileName")]
+
+
+def _shown(name: str) -> str:
+    """A name for a line of the history: no control characters."""
+    return "".join(c if c.isprintable() else "_" for c in name)
 
 
 def _reason(exc: Exception) -> str:
