@@ -53,8 +53,14 @@ def edit(record: Record, items: Any, next_id: Any) -> None:
 
 def shown(instance: Instance, record: Record) -> list[dict[str, Any]]:
     """As a detail shows them: with the name and primary e-mail of each participant."""
+    stored = record.fields.get(KEY)
+    if stored is None:
+        # A record kept from before participants were stored: its owner and contact person.
+        stored = [{"id": None, "owner": name == "owner", "role": None, "lead": None,
+                   "person": record.fields.get(name), "company": None}
+                  for name in ("owner", "person") if isinstance(record.fields.get(name), int)]
     found = []
-    for participant in record.fields.get(KEY) or ():
+    for participant in stored:
         person = instance.records["person"].get(participant.get("person") or -1)
         company = instance.records["company"].get(participant.get("company") or -1)
         name = email = None

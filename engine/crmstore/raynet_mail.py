@@ -45,6 +45,9 @@ PATH_SAFE = re.compile(r"[A-Za-z0-9._=+-]+")
 MESSAGE = "message:"
 MESSAGE_ID = "message-id:"
 EMAIL_COLUMNS = ("contactInfo.email", "contactInfo.email2")
+# Addresses looked up at once past which listing every person (a request per thousand) is
+# cheaper than two requests per address.
+INDEX_FROM = 20
 # Failures that concern the whole connection, not one e-mail: they stop the run.
 RUN_STOPPERS = frozenset({401, 403, 429})
 TITLE_LENGTH = 255
@@ -98,31 +101,47 @@ class RaynetMail:
         self.client = client
         self._owner = owner
         self._by_address: dict[str, list[str]] = {}
+        self._all_listed = False      # `_by_address` holds every person's addresses
         self._persons: dict[str, dict[str, Any] | None] = {}
 
     def forget_persons(self) -> None:
         """A person was created, changed or deleted: the cached look-ups may be wrong."""
         self._by_address.clear()
+        self._all_listed = False
         self._persons.clear()
 
     # --- persons ----------------------------------------------------------------------------
     def find_persons(self, addresses: Sequence[str]) -> dict[str, list[str]]:
         """Persons having each address as their e-mail or second e-mail, without regard to
         case. Raynet filters those columns by EQ, NE, LIKE and LIKE_NOCASE only (no IN), so
-        an address costs two requests, once a run; LIKE's wildcards in an address are
-        harmless, as each row's address is compared again here."""
-        found: dict[str, list[str]] = {}
-        for address in dict.fromkeys(a.lower() for a in addresses if a):
-            if address not in self._by_address:
-                keys: set[int] = set()
-                for column in EMAIL_COLUMNS:
-                    for row in self.client.pages("person", {
-                            f"{column}[LIKE_NOCASE]": address, **CONTACTS_ONLY}):
-                        if _addresses(row) & {address}:
-                            keys.add(int(row["id"]))
-                self._by_address[address] = [str(k) for k in sorted(keys)]
-            found[address] = list(self._by_address[address])
-        return found
+        an address costs two requests, once a run (LIKE's wildcards in an address are
+        harmless: each row's address is compared again here). Past `INDEX_FROM` addresses
+        at once (a first contacts sync), every person is listed instead, a thousand a
+        request, and the run's look-ups are answered from that."""
+        wanted = list(dict.fromkeys(a.lower() for a in addresses if a))
+        unknown = [a for a in wanted if a not in self._by_address]
+        if unknown and not self._all_listed and len(unknown) > INDEX_FROM:
+            self._list_all()
+        for address in unknown:
+            if self._all_listed:
+                self._by_address.setdefault(address, [])
+                continue
+            keys: set[int] = set()
+            for column in EMAIL_COLUMNS:
+                for row in self.client.pages("person", {
+                        f"{column}[LIKE_NOCASE]": address, **CONTACTS_ONLY}):
+                    if address in _addresses(row):
+                        keys.add(int(row["id"]))
+            self._by_address[address] = [str(k) for k in sorted(keys)]
+        return {address: list(self._by_address[address]) for address in wanted}
+
+    def _list_all(self) -> None:
+        found: dict[str, set[int]] = {}
+        for row in self.client.pages("person", dict(CONTACTS_ONLY)):
+            for address in _addresses(row):
+                found.setdefault(address, set()).add(int(row["id"]))
+        self._by_address = {a: [str(k) for k in sorted(keys)] for a, keys in found.items()}
+        self._all_listed = True
 
     def person(self, key: str) -> dict[str, Any] | None:
         if key not in self._persons:

@@ -234,3 +234,24 @@ def test_an_item_id_with_slashes_and_pluses_is_found_again(raynetsim: RaynetHand
     assert filing.created and not filing.error, filing
     assert crm.find_email(bare, origin, user) == EmailMatch(filing.key, mine=True)
     assert crm.filed_emails(user, [origin, "AAMkAGI2"])[origin].key == filing.key
+
+
+def test_persons_are_found_by_address_with_few_requests(raynetsim: RaynetHandle  # noqa: F811
+                                                        ) -> None:
+    crm = raynet_of(raynetsim)
+    keys = known_persons(raynetsim)
+    many = [f"nobody{i}@example.com" for i in range(30)]
+    before = raynetsim.control.counters().get("GET /person/", 0)
+    # Many at once (a first contacts sync): every person listed once.
+    found = crm.find_by_email(["PETR@stavby.cz", *many])
+    assert found["petr@stavby.cz"] == [keys["Petr"]] and found[many[0]] == []
+    assert crm.find_by_email(["eva@acme.cz"]) == {"eva@acme.cz": [keys["Eva"]]}
+    assert raynetsim.control.counters()["GET /person/"] - before == 1
+    # A person written meanwhile is found: a few addresses, two requests each.
+    written = crm.create(Kind.CONTACTS, ContactRecord(last_name="Nový",
+                                                      email2="n_vy@acme.cz"), "")
+    before = raynetsim.control.counters()["GET /person/"]
+    # "_" is a LIKE wildcard: "nxvy@" matches no one although the filter may say so.
+    assert crm.find_by_email(["N_vy@acme.cz", "nxvy@acme.cz"]) == {
+        "n_vy@acme.cz": [written.key], "nxvy@acme.cz": []}
+    assert raynetsim.control.counters()["GET /person/"] - before == 4
