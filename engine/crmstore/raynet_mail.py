@@ -254,14 +254,17 @@ class RaynetMail:
             if exc.status != 400:
                 raise
             # Refused for an external id another e-mail holds: the message filed meanwhile
-            # (taken), or its Message-ID first used meanwhile by a different message (this
-            # one is then filed apart, without that id).
-            meanwhile = self._by_ext_id(identity(message, origin))
+            # (taken), or its Message-ID first used meanwhile by a different message, or its
+            # item filed before as another message (its subject since edited): this one is
+            # then filed apart, without the ids the other holds.
+            own = identity(message, origin)
+            meanwhile = self._by_ext_id(own)
             if meanwhile is not None:
                 return meanwhile, False
-            if not any(e.startswith(MESSAGE_ID) for e in ext_ids):
+            held = [e for e in ext_ids if e != own and self._by_ext_id(e) is not None]
+            if not held:
                 raise
-            body["extIds"] = [e for e in ext_ids if not e.startswith(MESSAGE_ID)]
+            body["extIds"] = [e for e in ext_ids if e not in held]
             made = self.client.call("PUT", "email/", body=body)
         owner = body.get("owner")
         return {"id": made["data"]["id"], "status": None, "attachments": [],

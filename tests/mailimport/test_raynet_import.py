@@ -209,6 +209,12 @@ def test_a_message_id_first_used_meanwhile_by_another_message_is_filed_apart(
     assert first.created and second.created and first.key != second.key, second
     assert crm.find_email(message("Jiná"), "item-3", user) == EmailMatch(second.key, mine=True)
     assert crm.find_email(message("Další"), "item-3", user) == EmailMatch(collided=first.key)
+    # The first item again, its subject edited since: another message, of the same item.
+    edited = message("Nabídka, opravená")
+    third = crm.file_email(edited, "item-1", crm.find_email(edited, "item-1", user), user,
+                           [], [])
+    assert third.created and not third.error and third.key not in (first.key, second.key)
+    assert crm.find_email(edited, "item-4", user) == EmailMatch(third.key, mine=True)
 
 
 def test_a_document_whose_file_left_the_share_is_an_error_and_the_others_are_attached(
