@@ -21,6 +21,7 @@ profile filed already, matching nobody, not an e-mail, gone before its retry), o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -169,10 +170,11 @@ class MailImport:
                            for item_id, email in filed.items())
         return set(filed)
 
-    @property
+    @functools.cached_property
     def _crm_user(self) -> str:
-        """The CRM user the profile files e-mails for, as the CRM backend names users."""
-        return str(self.profile.crm_user_id)
+        """The CRM user the profile files e-mails for, as the CRM backend names users (an
+        external CRM by its own id for that user)."""
+        return self.crm.own_user() or str(self.profile.crm_user_id)
 
     def _left_out(self, older: list[LeftOut]) -> None:
         """A line for each message listed as received before the window, written together:
@@ -256,7 +258,9 @@ class MailImport:
         with self.crm.shared_transaction():
             filing = self.crm.file_email(message, ref.id, match, self._crm_user, persons,
                                          documents)
-            if failed:
+            if filing.error:
+                detail += f"; {filing.error}"
+            if failed or filing.error:
                 self._item(RunItem.Action.ERROR, title, filing.key, ref.id,
                            detail + " (tried again next run)")
                 Retry.objects.update_or_create(profile=self.profile, agenda=self.agenda,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,13 +24,18 @@ from .entities import (
     present,
     stored_fields,
 )
-from .store import ENTITIES, EXT_IDS_PER_RECORD, Instance, Record, Store, User, Webhook
+from .store import (
+    ACTIVITIES,
+    ENTITIES,
+    EXT_IDS_PER_RECORD,
+    Instance,
+    Record,
+    Store,
+    User,
+    Webhook,
+)
 
 WEBHOOK_EVENTS = ("record.created", "record.updated", "record.deleted")
-
-
-# Activities whose participants an edit may change (an e-mail's are its addresses).
-CALENDAR_ACTIVITIES = ("meeting", "event")
 
 
 class ApiError(Exception):
@@ -145,8 +151,6 @@ def create(call: ApiCall, entity: str) -> Answer:
     record = call.store.create(call.instance, entity, fields, call.now, call.user.email)
     record.ext_ids = ext_ids
     record.tags = [str(t) for t in body.get("tags") or ()]
-    if entity in CALENDAR_ACTIVITIES:
-        participants.on_create(call.store, record)
     if entity == "person" and isinstance(body.get("relationship"), dict):
         _add_relationship(call, record, body["relationship"])
     call.note("record.created", record)
@@ -164,11 +168,10 @@ def edit(call: ApiCall, entity: str, record_id: str) -> Answer:
     record = _record(call, entity, record_id)
     body = _writable(call.json())
     try:
-        fields = stored_fields(call.instance, entity, body)
-        # Checked before anything is written: a refused edit changes nothing.
-        if entity in CALENDAR_ACTIVITIES and "participants" in body:
-            participants.apply_edit(call.store, call.instance, record, body["participants"])
-        merge(record, fields)
+        if entity in ACTIVITIES and "participants" in body:
+            participants.edit(call.instance, record, body.pop("participants"),
+                              call.store.next_id)
+        merge(record, stored_fields(call.instance, entity, body))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from exc
     if "tags" in body:
@@ -216,6 +219,7 @@ def remove_ext_id(call: ApiCall, entity: str, record_id: str, ext_id: str) -> An
 
 @route("GET", f"/{ENTITY}/ext/(?P<ext_id>[^/]+)/")
 def detail_by_ext_id(call: ApiCall, entity: str, ext_id: str) -> Answer:
+    ext_id = urllib.parse.unquote(ext_id)     # an id holding "/" comes percent-encoded
     record = call.instance.by_ext_id(entity, ext_id)
     if record is None:
         raise ApiError(404, f"EntityNotFoundException: {entity} ext {ext_id}",
@@ -324,12 +328,16 @@ def attach(call: ApiCall, entity: str, record_id: str) -> Answer:
         upload_details = call.instance.uploads.get(str(body["uuid"]))
         if upload_details is None:
             raise ApiError(400, f"Unknown upload {body['uuid']}")
-        attachment.update(fileName=body.get("fileName") or upload_details["fileName"],
-                          contentType=body.get("contentType") or upload_details["contentType"],
-                          fileSize=upload_details["fileSize"], uuid=upload_details["uuid"],
-                          link=None, linkName=None)
+        # As a detail lists attachments (the specification's examples): the file's name,
+        # type and size, or a link.
+        attachment.update(link=None, linkName=None, folder=None, folderId=None, file={
+            "id": call.store.next_id(),
+            "fileName": body.get("fileName") or upload_details["fileName"],
+            "contentType": body.get("contentType") or upload_details["contentType"],
+            "size": upload_details["fileSize"]})
     elif body.get("link"):
-        attachment.update(link=body["link"], linkName=body.get("linkName"), fileName=None)
+        attachment.update(link=body["link"], linkName=body.get("linkName"), file=None,
+                          folder=None, folderId=None)
     else:
         raise ApiError(400, "An attachment needs an uploaded file (uuid) or a link")
     record.attachments.append(attachment)

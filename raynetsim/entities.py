@@ -9,9 +9,8 @@ from typing import Any
 
 from . import participants, spec
 from .dates import parse
-from .store import Instance, Record
+from .store import ACTIVITIES, Instance, Record
 
-ACTIVITIES = ("meeting", "event", "email")
 DATE_FIELDS = {"scheduledFrom", "scheduledTill", "completed"}
 PERSON_REFERENCES = {"owner", "person"}
 ACTIVITY_DEFAULTS = {"status": "SCHEDULED", "personal": False}
@@ -122,28 +121,13 @@ def present(instance: Instance, record: Record, view: str | None = None) -> dict
         primary = next((r for r in record.relationships if r["primary"]), None)
         shown["primaryRelationship"] = _relationship(instance, primary) if primary else None
     if record.entity in ACTIVITIES:
-        shown["participants"] = (_participants(instance, record) if record.entity == "email"
-                                 else participants.shown(instance, record, full_name))
+        shown["participants"] = participants.shown(instance, record)
     shown["tags"] = list(record.tags)
     shown["extIds"] = list(record.ext_ids)
     shown["attachments"] = [dict(a) for a in record.attachments]
     shown["_version"] = record.version
     shown.update(row_info(record))
     return shown
-
-
-def _participants(instance: Instance, record: Record) -> list[dict[str, Any]]:
-    """The owner and the contact person of an activity, as its participants."""
-    found = []
-    for name, is_owner in (("owner", True), ("person", False)):
-        person_id = record.fields.get(name)
-        if isinstance(person_id, int):
-            person = instance.records["person"].get(person_id)
-            found.append({"id": person_id, "owner": is_owner,
-                          "role": "FROM" if is_owner and record.entity == "email" else None,
-                          "name": full_name(person), "person": person_id,
-                          "company": record.fields.get("company"), "lead": None})
-    return found
 
 
 def last_modified(record: Record) -> datetime:

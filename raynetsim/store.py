@@ -10,7 +10,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from . import participants
+
 ENTITIES = ("person", "company", "meeting", "event", "email", "activityCategory")
+ACTIVITIES = ("meeting", "event", "email")
 DEFAULT_ZONE = "Europe/Prague"
 EXT_IDS_PER_RECORD = 10     # tag "Externí identifikátor": up to 10 per record
 
@@ -112,5 +115,7 @@ class Store:
                moment: datetime, by: str) -> Record:
         record = Record(id=self.next_id(), entity=entity, fields=fields, created_at=moment,
                         created_by=by, updated_at=moment, updated_by=by)
+        if entity in ACTIVITIES:
+            participants.on_create(record, self.next_id)
         instance.records[entity][record.id] = record
         return record

@@ -116,10 +116,13 @@ class SavedDocument:
 
 @dataclass(frozen=True)
 class Filing:
-    """The e-mail a message was filed as, and whether filing it created it."""
+    """The e-mail a message was filed as, and whether filing it created it; `error`: what
+    could not be done (a document not recorded; with no key, the e-mail not filed), in
+    words for the run's history. The message is then filed again by the next run."""
 
     key: str
     created: bool
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -361,6 +364,11 @@ class CrmBackend(abc.ABC):
         follow it is the caller's rule."""
 
     # --- e-mail import ------------------------------------------------------------------------
+    def own_user(self) -> str:
+        """The CRM user a profile's backend acts for, named as the e-mail import's `user`
+        names users; "" where that is the profile's CRM user row (the built-in store)."""
+        return ""
+
     @abc.abstractmethod
     def filed_emails(self, user: str, origins: Sequence[str]) -> dict[str, FiledEmail]:
         """The e-mails the CRM user `user` has, filed from these mailbox items: origin -> it."""

@@ -1,6 +1,6 @@
 """The Raynet CRM backend: persons (with their primary company) and meetings of one Raynet
 instance, read and written through its REST API v2 (raynet_client.py), mapped by
-raynet_mapping.py.
+raynet_mapping.py; the e-mail import's e-mails are raynet_mail.py's.
 
 Keys are Raynet ids as text; versions are Raynet's `_version`, as text. Identity: a record
 created from an Exchange item carries the external id "exchange:<origin>"; a meeting's iCal
@@ -41,6 +41,7 @@ from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
 from engine.crmstore.raynet_cursor import KnownIds, RaynetChanges
 from engine.crmstore.raynet_input import malformed
 from engine.crmstore.raynet_kind import RaynetKind, instance_key, owner_of
+from engine.crmstore.raynet_mail import RaynetMail
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
     RELATIONSHIP_FIELDS,
@@ -210,6 +211,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
         self._budget.check(CREATE_COST)
+        if kind is Kind.CONTACTS:
+            self.mail.forget_persons()
         try:
             return self._create(kind, record, origin)
         except RaynetError as exc:
@@ -261,6 +264,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
                version: str = "") -> CrmWrite:
         entity = self.entities[kind]
         self._budget.check(UPDATE_COST)
+        if kind is Kind.CONTACTS:
+            self.mail.forget_persons()
         try:
             data = self._detail(entity, key)
             if data is None:
@@ -314,6 +319,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
         self._budget.check(DELETE_COST)
+        if kind is Kind.CONTACTS:
+            self.mail.forget_persons()
         try:
             if key.isdigit():
                 if kind is Kind.CALENDAR:
@@ -345,14 +352,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def find_by_email(self, addresses: Sequence[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for address in dict.fromkeys(a.lower() for a in addresses if a):
-            keys: set[int] = set()
-            for column in ("contactInfo.email", "contactInfo.email2"):
-                keys |= {row["id"] for row in self._list("person", {
-                    f"{column}[LIKE_NOCASE]": address, "view": "rowInfo"})}
-            found[address] = [str(k) for k in sorted(keys)]
-        return found
+        return self.mail.find_persons(addresses)
 
     def find_by_name(self, keys: Sequence[str]) -> dict[str, list[str]]:
         wanted = set(filter(None, keys))
@@ -465,30 +465,33 @@ class RaynetCrm(RaynetKind, CrmBackend):
             "business_country": gettext("Client's address: country")}
 
     def record_url(self, kind: Kind, key: str) -> str:
-        if not key.isdigit():
+        entity = "email" if kind is Kind.MAIL else self.entities.get(kind)
+        if not key.isdigit() or entity is None:
             return ""
         api = urlsplit(self.client.base_url)
         return (f"{api.scheme}://{api.netloc}/{self.client.instance}/"
-                f"?view=DetailView&en={self.entities[kind].capitalize()}&ei={key}")
+                f"?view=DetailView&en={entity.capitalize()}&ei={key}")
 
-    # --- e-mail import: not yet over Raynet -------------------------------------------------
+    # --- e-mail import (raynet_mail.py) -----------------------------------------------------
+    @functools.cached_property
+    def mail(self) -> RaynetMail:
+        return RaynetMail(self.client, lambda: self.owner)
+
+    def own_user(self) -> str:
+        return str(self.owner) if self.owner is not None else ""
+
     def filed_emails(self, user: str, origins: Sequence[str]) -> dict[str, FiledEmail]:
-        raise NotImplementedError(_EMAIL_NOT_YET)
+        return self.mail.filed_emails(user, origins)
 
     def find_email(self, message: MessageRecord, origin: str, user: str) -> EmailMatch:
-        raise NotImplementedError(_EMAIL_NOT_YET)
+        return self.mail.find_email(message, origin, user)
 
     def file_email(self, message: MessageRecord, origin: str, match: EmailMatch, user: str,
                    persons: Sequence[str], documents: Sequence[SavedDocument]) -> Filing:
-        raise NotImplementedError(_EMAIL_NOT_YET)
+        return self.mail.file_email(message, origin, match, user, persons, documents)
 
     def email_documents(self, key: str) -> list[str]:
-        raise NotImplementedError(_EMAIL_NOT_YET)
+        return self.mail.email_documents(key)
 
     def person_names(self, keys: Sequence[str]) -> dict[str, str]:
-        return {key: summary.title for key, summary in self.summaries(Kind.CONTACTS,
-                                                                      keys).items()}
-
-
-_EMAIL_NOT_YET = ("E-mail import into Raynet (e-mail activities) is not available yet: "
-                  "turn e-mail import off for profiles of a Raynet organization.")
+        return self.mail.person_names(keys)

@@ -8,16 +8,18 @@ can act on: a wrong key, an unknown instance, a blocked address, an exhausted da
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 from django.utils.translation import gettext
 
 from engine.crmstore.base import CrmError
 from engine.crmstore.raynet_budget import renewal_words, renews_at
+from engine.crmstore.raynet_upload import MultipartFile, file_size
 from security.outbound import checked_session
 
 DEFAULT_BASE_URL = "https://app.raynet.cz/api/v2/"
@@ -72,13 +74,30 @@ class RaynetClient:
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
              body: Any = None) -> Any:
         """The answer's JSON (None for an answer without a body)."""
+        return self._send(method, path, lambda: contextlib.nullcontext(
+            {"params": params, "json": body}))
+
+    def upload(self, path: str, open_file: Callable[[], BinaryIO], file_name: str,
+               content_type: str) -> Any:
+        """POST the file `open_file()` gives as `multipart/form-data` (the part `file`),
+        read as it is sent; opened again for each attempt."""
+        @contextlib.contextmanager
+        def attempt() -> Iterator[dict[str, Any]]:
+            with open_file() as stream:
+                body = MultipartFile(stream, file_size(stream), file_name, content_type)
+                yield {"data": body, "headers": {"Content-Type": body.content_type}}
+        return self._send("POST", path, attempt)
+
+    def _send(self, method: str, path: str,
+              request: Callable[[], contextlib.AbstractContextManager[dict[str, Any]]]
+              ) -> Any:
         url = self.base_url + path.lstrip("/")
         pauses = list(RETRY_PAUSES)
         while True:
             try:
-                response = self.session.request(
-                    method, url, params=params, json=body, timeout=TIMEOUT,
-                    allow_redirects=False)
+                with request() as arguments:
+                    response = self.session.request(method, url, timeout=TIMEOUT,
+                                                    allow_redirects=False, **arguments)
             except requests.ConnectionError as exc:
                 if not (pauses and _repeatable(method, 0)):
                     raise RaynetError(gettext(

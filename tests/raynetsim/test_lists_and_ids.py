@@ -73,7 +73,9 @@ def test_an_uploaded_file_is_attached_to_an_email(raynetsim, api):
         "fileSize": 5})
     assert attached.status_code == 201
     detail = api.get(raynetsim.url + f"email/{email}/").json()["data"]
-    assert [a["fileName"] for a in detail["attachments"]] == ["a.txt"]
+    # As the specification's details list attachments: the file apart from a link.
+    assert [(a["file"]["fileName"], a["file"]["size"], a["link"])
+            for a in detail["attachments"]] == [("a.txt", 5, None)]
 
 
 def test_a_row_info_list_filters_on_attributes_its_rows_do_not_show(raynetsim, api):

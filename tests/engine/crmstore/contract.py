@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
@@ -135,9 +136,16 @@ def message(subject: str = "Nabídka", message_id: str = "<a1@stavby.cz>",
                          body_text="Dobrý den")
 
 
-def document(name: str, path: str = "2026/11/nabidka.pdf") -> SavedDocument:
-    return SavedDocument(root="/srv/share", path=path, name=name, size=5, sha256="ab" * 32,
-                         category="Příloha")
+def document(name: str, path: str = "2026/11/nabidka.pdf", root: Path | None = None
+             ) -> SavedDocument:
+    """A document saved on the share; with `root`, its file is written there too (a CRM that
+    takes the file itself, not only its place on the share, reads it)."""
+    content = b"%PDF-"
+    if root is not None:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_bytes(content)
+    return SavedDocument(root=str(root or "/srv/share"), path=path, name=name,
+                         size=len(content), sha256="ab" * 32, category="Příloha")
 
 
 def sample(kind: Kind, i: int) -> Record:
@@ -824,14 +832,14 @@ class CrmContract(abc.ABC):
         assert companies == {backend.find_or_create_company("Stavby s.r.o."),
                              backend.find_or_create_company("Jiná a.s.")}
 
-    def test_documents_are_recorded_once_per_name(self) -> None:
+    def test_documents_are_recorded_once_per_name(self, tmp_path: Path) -> None:
         backend = self.open_backend()
         filing = backend.file_email(message(), "item-1", EmailMatch(), self.user_key("alice"),
-                                    [], [document("nabidka.pdf")])
+                                    [], [document("nabidka.pdf", root=tmp_path)])
         assert backend.email_documents(filing.key) == ["nabidka.pdf"]
         backend.file_email(message(), "item-2", EmailMatch(filing.key), self.user_key("bob"),
-                           [], [document("nabidka.pdf", "2026/11/other.pdf"),
-                                document("cenik.xlsx", "2026/11/cenik.xlsx")])
+                           [], [document("nabidka.pdf", "2026/11/other.pdf", tmp_path),
+                                document("cenik.xlsx", "2026/11/cenik.xlsx", tmp_path)])
         assert sorted(backend.email_documents(filing.key)) == ["cenik.xlsx", "nabidka.pdf"]
         other = backend.file_email(message(subject="Jiná"), "item-3", EmailMatch(),
                                    self.user_key("alice"), [], [])
