@@ -47,6 +47,10 @@ class RaynetServer:
         self.internal_errors: list[dict[str, Any]] = []
         self.latency_ms = latency_ms
         self._default_latency_ms = latency_ms
+        # API requests being answered now, and the most at once since the last reset: what a
+        # client sending in parallel is held to (tests, the benchmarks).
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.raynet = self  # type: ignore[attr-defined]
@@ -75,6 +79,7 @@ class RaynetServer:
             self.request_log.clear()
             self.internal_errors.clear()
             self.latency_ms = self._default_latency_ms
+            self.peak_in_flight = self.in_flight
 
     def start(self) -> RaynetServer:
         self.webhooks.start()
@@ -145,7 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
             if url.path.startswith("/_control/"):
                 self._control(method, url, body)
             elif url.path.startswith(API_PREFIX + "/"):
-                self._api(method, url, body)
+                with _InFlight(self.sim):
+                    self._api(method, url, body)
             else:
                 self._send(404, {"success": False, "message": "Not found"})
         except ConnectionError:
@@ -247,6 +253,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
+
+
+class _InFlight:
+    """Counts an API request as in flight while it is answered (latency included)."""
+
+    def __init__(self, sim: RaynetServer) -> None:
+        self.sim = sim
+
+    def __enter__(self) -> None:
+        with self.sim.store.lock:
+            self.sim.in_flight += 1
+            self.sim.peak_in_flight = max(self.sim.peak_in_flight, self.sim.in_flight)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.sim.store.lock:
+            self.sim.in_flight -= 1
 
 
 def _route_name(path: str) -> str:

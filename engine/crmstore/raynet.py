@@ -22,10 +22,12 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext
 
+from engine.crmstore import raynet_bulk
 from engine.crmstore.base import (
     CrmBackend,
     CrmChange,
     CrmRecord,
+    CrmUpdate,
     CrmWrite,
     EmailMatch,
     FiledEmail,
@@ -34,6 +36,7 @@ from engine.crmstore.base import (
     SavedDocument,
 )
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
+from engine.crmstore.raynet_companies import CompanyDirectory
 from engine.crmstore.raynet_kind import RaynetKind, owner_of
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
@@ -60,16 +63,12 @@ ORIGIN_PREFIX = "exchange:"
 # A person's relationship to a company needs a position; a card without a job title gets
 # this one, read back as no job title.
 NO_POSITION = "–"
-# What a company needs on create (required by the API); a new company from Exchange is an
-# actual customer of the lowest rating until someone says otherwise in Raynet.
-NEW_COMPANY = {"rating": "C", "state": "B_ACTUAL", "role": "A_SUBSCRIBER"}
 CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
+# An e-mail look-up of more addresses reads every person once instead (a page of 1,000 per
+# request against two requests per address).
+EMAILS_LOOKED_UP_ONE_BY_ONE = 2
 INVALID_TIMES = "An event needs a start and an end, the end not before the start."
-
-
-def _normalized(name: str) -> str:
-    return " ".join(name.split()).casefold()
 
 
 class RaynetCrm(RaynetKind, CrmBackend):
@@ -81,6 +80,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         self.client = client
         self._owner = owner
         self.own_only = own_only
+        self.companies = CompanyDirectory(client, lambda: self.owner)
 
     @functools.cached_property
     def owner(self) -> int | None:
@@ -146,6 +146,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def _row_infos(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
 
+    row_infos = _row_infos
+
     def _list(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         if entity == "person":
             # The CRM's users are persons too; they are its accounts, not contacts to sync.
@@ -188,6 +190,24 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        written = self.put_record(kind, record, origin)
+        if not written.ok:
+            return written
+        try:
+            data = self._detail(ENTITY[kind], written.key)
+        except RaynetError:
+            data = None     # made all the same; its version is read with the next changes
+        return CrmWrite(written.key, str((data or {}).get("_version", "")))
+
+    def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
+        """Sent several at a time, their versions read together (raynet_bulk.py)."""
+        return raynet_bulk.create_many(self, kind, items)
+
+    def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
+        return raynet_bulk.update_many(self, kind, updates)
+
+    def put_record(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        """The create itself (one request, the external id in it): its key, no version."""
         try:
             return self._create(kind, record, origin)
         except RaynetError as exc:
@@ -218,9 +238,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         if ext_ids:
             body["extIds"] = ext_ids
         created = self.client.call("PUT", f"{entity}/", body=body)
-        key = str(created["data"]["id"])
-        data = self._detail(entity, key)
-        return CrmWrite(key, str((data or {}).get("_version", "")))
+        return CrmWrite(str(created["data"]["id"]))
 
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
@@ -297,8 +315,12 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def find_by_email(self, addresses: Sequence[str]) -> dict[str, list[str]]:
+        wanted = list(dict.fromkeys(a.lower() for a in addresses if a))
+        if len(wanted) > EMAILS_LOOKED_UP_ONE_BY_ONE:
+            # Two filtered lists per address would cost more than reading every person once.
+            return raynet_bulk.persons_by_email(self._list("person", {}), wanted)
         found: dict[str, list[str]] = {}
-        for address in dict.fromkeys(a.lower() for a in addresses if a):
+        for address in wanted:
             keys: set[int] = set()
             for column in ("contactInfo.email", "contactInfo.email2"):
                 keys |= {row["id"] for row in self._list("person", {
@@ -321,15 +343,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def find_or_create_company(self, name: str) -> str:
-        wanted = _normalized(name)
-        first_word = name.split()[0] if name.split() else name
-        for row in self.client.pages("company", {"name[LIKE_NOCASE]": f"%{first_word}%"}):
-            if _normalized(str(row.get("name") or "")) == wanted:
-                return str(row["id"])
-        body: dict[str, Any] = {"name": " ".join(name.split()), **NEW_COMPANY}
-        if self.owner is not None:
-            body["owner"] = self.owner
-        return str(self.client.call("PUT", "company/", body=body)["data"]["id"])
+        """By name (case and spaces aside) in the run's list of companies, or created."""
+        return self.companies.find_or_create(name)
 
     def persons_in_branch(self, node: str) -> Iterator[str]:
         raise NotImplementedError("Raynet has no classification tree to take persons from.")
