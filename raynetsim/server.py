@@ -272,5 +272,8 @@ class _InFlight:
 
 
 def _route_name(path: str) -> str:
-    """`/person/12/extId/` → `/person/{id}/extId/`, to count requests per kind."""
-    return "/".join("{id}" if part.isdigit() else part for part in path.split("/"))
+    """`/person/12/extId/` → `/person/{id}/extId/` and `/person/ext/exchange:AA…/` →
+    `/person/ext/{extId}/`, to count requests per kind."""
+    parts = path.split("/")
+    return "/".join("{id}" if part.isdigit() else "{extId}" if index and parts[index - 1]
+                    == "ext" else part for index, part in enumerate(parts))

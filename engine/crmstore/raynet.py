@@ -65,8 +65,8 @@ ORIGIN_PREFIX = "exchange:"
 NO_POSITION = "–"
 CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
-# An e-mail look-up of more addresses reads every person once instead (a page of 1,000 per
-# request against two requests per address).
+# A look-up of more e-mail addresses or external ids reads every record once instead (a
+# page of 1,000 per request against one or two requests per address or id).
 EMAILS_LOOKED_UP_ONE_BY_ONE = 2
 INVALID_TIMES = "An event needs a start and an end, the end not before the start."
 
@@ -81,6 +81,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         self._owner = owner
         self.own_only = own_only
         self.companies = CompanyDirectory(client, lambda: self.owner)
+        self.listed = raynet_bulk.ListedRecords(self._list)
 
     @functools.cached_property
     def owner(self) -> int | None:
@@ -208,6 +209,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def put_record(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
         """The create itself (one request, the external id in it): its key, no version."""
+        self.listed.forget()
         try:
             return self._create(kind, record, origin)
         except RaynetError as exc:
@@ -243,6 +245,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
         entity = ENTITY[kind]
+        self.listed.forget()
         try:
             data = self._detail(entity, key)
             if data is None:
@@ -290,6 +293,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 "type": job_title or NO_POSITION})
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
+        self.listed.forget()
         try:
             if key.isdigit():
                 self.client.call("DELETE", f"{ENTITY[kind]}/{key}/")
@@ -307,8 +311,16 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return None
 
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(o for o in origins if o))
+        if len(wanted) > EMAILS_LOOKED_UP_ONE_BY_ONE:
+            # One read of the records instead of a request per item (raynet_bulk.py).
+            listed = raynet_bulk.by_ext_id(self.listed.rows(ENTITY[kind]),
+                                           [ORIGIN_PREFIX + o for o in wanted])
+            if listed is not None:
+                return {o: listed[ORIGIN_PREFIX + o] for o in wanted
+                        if ORIGIN_PREFIX + o in listed}
         found = {}
-        for origin in dict.fromkeys(o for o in origins if o):
+        for origin in wanted:
             key = self._by_ext_id(ENTITY[kind], ORIGIN_PREFIX + origin)
             if key is not None:
                 found[origin] = key
@@ -318,7 +330,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         wanted = list(dict.fromkeys(a.lower() for a in addresses if a))
         if len(wanted) > EMAILS_LOOKED_UP_ONE_BY_ONE:
             # Two filtered lists per address would cost more than reading every person once.
-            return raynet_bulk.persons_by_email(self._list("person", {}), wanted)
+            return raynet_bulk.persons_by_email(self.listed.rows("person"), wanted)
         found: dict[str, list[str]] = {}
         for address in wanted:
             keys: set[int] = set()
@@ -350,8 +362,14 @@ class RaynetCrm(RaynetKind, CrmBackend):
         raise NotImplementedError("Raynet has no classification tree to take persons from.")
 
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(u for u in uids if u))
+        if len(wanted) > EMAILS_LOOKED_UP_ONE_BY_ONE:
+            listed = raynet_bulk.by_ext_id(self.listed.rows("meeting"),
+                                           [UID_PREFIX + u for u in wanted])
+            if listed is not None:
+                return {u: listed[UID_PREFIX + u] for u in wanted if UID_PREFIX + u in listed}
         found = {}
-        for uid in dict.fromkeys(u for u in uids if u):
+        for uid in wanted:
             key = self._by_ext_id("meeting", UID_PREFIX + uid)
             if key is not None:
                 found[uid] = key

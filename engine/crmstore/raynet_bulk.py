@@ -3,15 +3,15 @@
 its own HTTP session, raynet_client.py), every item keeping its own result or error; the new
 records' versions are then read from one list per hundred ids instead of a read per record.
 
-An e-mail look-up of many addresses reads the instance's persons once (a page of 1,000 per
-request) and matches in memory, instead of two filtered lists per address.
+A look-up of many e-mail addresses or external ids reads the entity's records once (a page of
+1,000 per request) and matches in memory, instead of a request or two per address or id.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,7 +78,40 @@ def read_versions(crm: RaynetCrm, kind: Kind, keys: Sequence[str]) -> dict[str, 
     return versions
 
 
-def persons_by_email(rows: Iterator[dict[str, Any]],
+class ListedRecords:
+    """Every record of an entity as listed (full rows), kept until this backend writes:
+    a batch's look-ups by origin and by e-mail share one read. A change someone makes in
+    Raynet meanwhile is as unseen as in a list read a moment earlier."""
+
+    def __init__(self, lister: Callable[[str, dict[str, Any]], Iterator[dict[str, Any]]]
+                 ) -> None:
+        self._lister = lister
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+
+    def rows(self, entity: str) -> list[dict[str, Any]]:
+        if entity not in self._rows:
+            self._rows[entity] = list(self._lister(entity, {}))
+        return self._rows[entity]
+
+    def forget(self) -> None:
+        self._rows.clear()
+
+
+def by_ext_id(rows: Iterable[dict[str, Any]], ext_ids: Sequence[str]) -> dict[str, str] | None:
+    """Which record carries each external id; None when the rows do not show their external
+    ids (then each must be looked up by itself)."""
+    wanted = set(ext_ids)
+    found: dict[str, str] = {}
+    for row in rows:
+        if "extIds" not in row:
+            return None
+        for ext_id in row.get("extIds") or ():
+            if ext_id in wanted:
+                found.setdefault(str(ext_id), str(row["id"]))
+    return found
+
+
+def persons_by_email(rows: Iterable[dict[str, Any]],
                      addresses: Sequence[str]) -> dict[str, list[str]]:
     """Which of these persons' rows hold each address (in either e-mail column, case aside)."""
     wanted = {a.lower() for a in addresses if a}
