@@ -122,6 +122,10 @@ class RaynetServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "raynetsim"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK of the headers (~40 ms on Linux loopback) on every request, which
+    # would hide the latency a test or benchmark sets.
+    disable_nagle_algorithm = True
 
     @property
     def sim(self) -> RaynetServer:
