@@ -175,6 +175,11 @@ MAILBOX_ALLOWED_NETWORKS: list[str] = env.list("MAILBOX_ALLOWED_NETWORKS", defau
 # it cannot hold recurring meetings nor file e-mails (docs/raynet.md), and a series read back
 # without its rule would be written to Exchange as a single meeting.
 SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm"}
+# The demo (`make run`) shows Raynet too, on its simulator (profiles/demo_raynet.py): only
+# there is the kind offered before it is complete.
+SYNC_DEMO = env.bool("SYNC_DEMO", default=False)
+if SYNC_DEMO:
+    SYNC_CRM_KINDS["raynet"] = "engine.crmstore.raynet.RaynetCrm"
 
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
