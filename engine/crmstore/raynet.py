@@ -67,7 +67,7 @@ CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
 # A look-up of more e-mail addresses or external ids reads every record once instead (a
 # page of 1,000 per request against one or two requests per address or id).
-EMAILS_LOOKED_UP_ONE_BY_ONE = 2
+LOOKED_UP_ONE_BY_ONE = 2
 INVALID_TIMES = "An event needs a start and an end, the end not before the start."
 
 
@@ -312,7 +312,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(o for o in origins if o))
-        if len(wanted) > EMAILS_LOOKED_UP_ONE_BY_ONE:
+        if len(wanted) > LOOKED_UP_ONE_BY_ONE:
             # One read of the records instead of a request per item (raynet_bulk.py).
             listed = raynet_bulk.by_ext_id(self.listed.rows(ENTITY[kind]),
                                            [ORIGIN_PREFIX + o for o in wanted])
@@ -328,7 +328,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def find_by_email(self, addresses: Sequence[str]) -> dict[str, list[str]]:
         wanted = list(dict.fromkeys(a.lower() for a in addresses if a))
-        if len(wanted) > EMAILS_LOOKED_UP_ONE_BY_ONE:
+        if len(wanted) > LOOKED_UP_ONE_BY_ONE:
             # Two filtered lists per address would cost more than reading every person once.
             return raynet_bulk.persons_by_email(self.listed.rows("person"), wanted)
         found: dict[str, list[str]] = {}
@@ -363,7 +363,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(u for u in uids if u))
-        if len(wanted) > EMAILS_LOOKED_UP_ONE_BY_ONE:
+        if len(wanted) > LOOKED_UP_ONE_BY_ONE:
             listed = raynet_bulk.by_ext_id(self.listed.rows("meeting"),
                                            [UID_PREFIX + u for u in wanted])
             if listed is not None:
