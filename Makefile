@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml
 
 # A development server on SQLite: migrates, creates the first administrator (its login is
 # printed once), then runs the web server and the worker until Ctrl-C. With DEMO=1 (the
-# default) it also runs the EWS simulator's demo mailboxes and a demo organization using them.
+# default) it also runs the EWS simulator's demo mailboxes and a demo organization using them,
+# and the Raynet simulator with a second demo organization syncing with it (SYNC_DEMO offers
+# the Raynet kind of CRM, which production servers do not list yet).
 DEMO ?= 1
 DEMO_FLAG := $(if $(filter 1 true yes on,$(DEMO)),--demo-mailbox,)
+DEMO_KINDS := $(if $(DEMO_FLAG),SYNC_DEMO=$${SYNC_DEMO:-true},)
 comma := ,
 # The demo mailbox server listens on this machine: the operator's switch allows loopback for
 # it (added to whatever MAILBOX_ALLOWED_NETWORKS the environment holds).
@@ -31,8 +34,8 @@ DEMO_ROOTS := $(if $(DEMO_FLAG),ATTACHMENT_ROOTS="$${ATTACHMENT_ROOTS:+$$ATTACHM
 run: setup
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --no-input
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py bootstrap_admin
-	$(if $(DEMO_FLAG),DEBUG=$${DEBUG:-true} $(DEMO_ROOTS) $(BIN)/python manage.py setup_demo --share "$(DEMO_SHARE)")
-	DEBUG=$${DEBUG:-true} $(DEMO_NETWORK) $(DEMO_ROOTS) $(BIN)/python manage.py serve $(DEMO_FLAG)
+	$(if $(DEMO_FLAG),DEBUG=$${DEBUG:-true} $(DEMO_KINDS) $(DEMO_ROOTS) $(BIN)/python manage.py setup_demo --share "$(DEMO_SHARE)")
+	DEBUG=$${DEBUG:-true} $(DEMO_KINDS) $(DEMO_NETWORK) $(DEMO_ROOTS) $(BIN)/python manage.py serve $(DEMO_FLAG)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

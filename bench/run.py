@@ -14,6 +14,11 @@
         a profile's first calendar sync (export, import, two-way), one line per case, against
         exchangelib alone doing the same EWS work (bench/calendar.py); exits non-zero when a
         case misses its targets, naming them on stderr.
+    python bench/run.py contacts-first-sync --n 3000 --crm raynet --crm-latency-ms 50
+    python bench/run.py calendar-first-sync --n 2000 --crm raynet --crm-latency-ms 50
+        the import into a Raynet instance on raynetsim, each API request delayed: seconds,
+        Raynet requests per record written and by kind, the most in flight at once, EWS
+        requests; at most 120 s, 4 in flight, 2.1 requests per record (bench/raynet.py).
     ... --backend graph (contacts-first-sync, calendar-first-sync, mail-import)
         the same runs through an Exchange Online (Microsoft Graph) connection to ewsim's
         Graph front door: same JSON fields, same targets (requests: see bench/backend.py).
@@ -214,7 +219,20 @@ def repeated(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+def bench_raynet_sync(args: argparse.Namespace, agenda: str) -> list[dict[str, Any]]:
+    """`--crm raynet`: the import into a Raynet instance on raynetsim, run once (a first
+    sync against a 50 ms API lasts a minute or more: its time varies little)."""
+    from bench import raynet
+
+    if args.case and args.case != ["import"]:
+        raise SystemExit("--crm raynet runs the import case only (bench/raynet.py)")
+    return raynet.bench_first_sync(agenda, args.n, args.latency_ms, args.crm_latency_ms,
+                                   check_timings=not args.smoke)
+
+
 def bench_first_sync(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.crm == "raynet":
+        return bench_raynet_sync(args, "contacts")
     if args.repeat > 1 and not args.smoke:
         return repeated(args)
     # Imported here: it sets Django up, which the ewsim benchmarks do without.
@@ -226,12 +244,17 @@ def bench_first_sync(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _first_sync_misses(result: dict[str, Any]) -> list[str]:
-    from bench import contacts
+    from bench import contacts, raynet
+
+    if result.get("crm") == "raynet":
+        return raynet.misses(result)
 
     return contacts.misses(result)
 
 
 def bench_calendar_sync(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.crm == "raynet":
+        return bench_raynet_sync(args, "calendar")
     if args.repeat > 1 and not args.smoke:
         return repeated(args)
     from bench import calendar
@@ -242,7 +265,10 @@ def bench_calendar_sync(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _calendar_sync_misses(result: dict[str, Any]) -> list[str]:
-    from bench import calendar
+    from bench import calendar, raynet
+
+    if result.get("crm") == "raynet":
+        return raynet.misses(result)
 
     return calendar.misses(result)
 
@@ -344,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=("ews", "graph"), default="ews",
                         help="contacts-/calendar-first-sync, mail-import: the profiles' "
                              "mailbox backend (graph: ewsim's Microsoft Graph front door)")
+    parser.add_argument("--crm", choices=("builtin", "raynet"), default="builtin",
+                        help="contacts-/calendar-first-sync: the organization's CRM (raynet: "
+                             "a Raynet instance on raynetsim, the import case; "
+                             "bench/raynet.py)")
+    parser.add_argument("--crm-latency-ms", type=int, default=0,
+                        help="--crm raynet: added per Raynet API request (a realistic 50)")
     args = parser.parse_args(argv)
     from bench import backend
 

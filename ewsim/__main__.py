@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.seed == "demo" and not restored:
         from .seed import seed_demo
         seed_demo(server)
+    elif args.seed == "demo":
+        from .seed import add_users
+        if added := add_users(server.store):
+            log.info("ewsim added the demo mailboxes %s", ", ".join(added))
     if keeper is not None:
         keeper.save_or_log()   # the seeded demo is on disk before any client changes it
         keeper.start()

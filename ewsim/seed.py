@@ -41,9 +41,13 @@ LONDON_WINDOWS_ID = "GMT Standard Time"
 JANA = "jana.novakova@example.com"
 TOM = "tom.baker@example.com"
 SERVICE = "svc@example.com"
+# The mailbox of the demo organization that syncs with Raynet (raynetsim): its own, since a
+# mailbox syncs with one CRM.
+PETRA = "petra.kralova@example.com"
 USERS = {
     JANA: ("jana-secret", "Jana Nováková", "jana"),
     TOM: ("tom-secret", "Tom Baker", "tom"),
+    PETRA: ("petra-secret", "Petra Králová", "petra"),
     SERVICE: ("svc-secret", "Sync Service", "svc"),
 }
 
@@ -110,6 +114,15 @@ TOM_CONTACTS = [
                 country="United States", categories=["Registrace"]),
     DemoContact("Eva", "Procházková", "eva.prochazkova@acme.cz", "ACME s.r.o.",
                 "Vedoucí nákupu", "Nákup", "+420 602 123 456"),
+]
+
+PETRA_CONTACTS = [
+    DemoContact("Karel", "Horák", "karel.horak@elektro-horak.cz", "Elektro Horák s.r.o.",
+                "Jednatel", mobile="+420 731 222 333", city="Pardubice"),
+    DemoContact("Lenka", "Malá", "lenka.mala@elektro-horak.cz", "Elektro Horák s.r.o.",
+                "Účetní", business_phone="+420 466 111 222"),
+    DemoContact("Ondřej", "Beneš", "ondrej.benes@agro-benes.cz", "Agro Beneš a.s.",
+                "Nákupčí", mobile="+420 604 555 666", note="Volat dopoledne."),
 ]
 
 
@@ -260,7 +273,16 @@ def _events(today: dt.date) -> dict[str, list[DemoEvent]]:
                   attendees=["james.oneill@contoso.ie"]),
         DemoEvent(**shared),
     ]
-    return {JANA: jana, TOM: tom}
+    # Single meetings only: Raynet does not hold series yet (docs/raynet.md).
+    petra = [
+        DemoEvent("Schůzka: Elektro Horák – servisní smlouva", _at(today + dt.timedelta(days=2), 9),
+                  _at(today + dt.timedelta(days=2), 10), location="Pardubice",
+                  body="Prodloužení servisní smlouvy.",
+                  attendees=["karel.horak@elektro-horak.cz"]),
+        DemoEvent("Telefonát s Agro Beneš", _at(today - dt.timedelta(days=3), 14),
+                  _at(today - dt.timedelta(days=3), 14, 30)),
+    ]
+    return {JANA: jana, TOM: tom, PETRA: petra}
 
 
 def _pdf(title: str) -> bytes:
@@ -370,22 +392,36 @@ def seed_demo(server: Any, today: dt.date | None = None) -> dict[str, int]:
     today = today or dt.datetime.now(PRAGUE).date()
     counts: dict[str, int] = {}
     with store.lock:
-        for address, (password, name, account) in USERS.items():
-            store.add_user(address, password, name, domain="EXAMPLE", account=account,
-                           can_impersonate=["*"] if address == SERVICE else None)
-            store.ensure_mailbox(address, name)
+        add_users(store)
         set_categories(store.mailboxes[JANA], JANA_CATEGORIES)
         store.apps["demo-client"] = App(client_id="demo-client", client_secret="demo-secret",
                                         tenant="demo-tenant")
         events, messages = _events(today), _messages(today)
-        for address, contacts in ((JANA, JANA_CONTACTS), (TOM, TOM_CONTACTS)):
+        for address, contacts in ((JANA, JANA_CONTACTS), (TOM, TOM_CONTACTS),
+                                  (PETRA, PETRA_CONTACTS)):
             for contact in contacts:
                 _add(store, address, "contacts", _contact_xml(contact))
-            for event in events[address]:
+            for event in events.get(address, ()):
                 _add(store, address, "calendar", _event_xml(event))
-            for fields in messages[address]:
+            for fields in messages.get(address, ()):
                 folder = store.folder_by_distinguished(address, fields["folder"])
                 assert folder is not None
                 store.add_item(folder, message_from_fields(fields))
-            counts[address] = len(contacts) + len(events[address]) + len(messages[address])
+            counts[address] = (len(contacts) + len(events.get(address, ()))
+                               + len(messages.get(address, ())))
     return counts
+
+
+def add_users(store: Store) -> list[str]:
+    """The demo's users and mailboxes that the store lacks (a demo kept from before a user
+    was added to it gets that user, with an empty mailbox); returns those added."""
+    added = []
+    with store.lock:
+        for address, (password, name, account) in USERS.items():
+            if address in store.users:
+                continue
+            store.add_user(address, password, name, domain="EXAMPLE", account=account,
+                           can_impersonate=["*"] if address == SERVICE else None)
+            store.ensure_mailbox(address, name)
+            added.append(address)
+    return added

@@ -1,5 +1,5 @@
 """`python -m raynetsim --host 127.0.0.1 --port 8766 [--latency-ms N] [--state FILE]
-[--instance NAME --user EMAIL --api-key KEY]`"""
+[--instance NAME --user EMAIL --api-key KEY [--full-name NAME] [--seed demo]]`"""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="create this instance at start, unless the state file has it")
     parser.add_argument("--user", default="api@example.com", help="its API user's e-mail")
     parser.add_argument("--api-key", default="api-key", help="its API user's key")
+    parser.add_argument("--full-name", default=None, help="its API user's name")
+    parser.add_argument("--seed", choices=["demo"], default=None,
+                        help="a few records in the instance when it is made (raynetsim/seed.py)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     server = RaynetServer(args.host, args.port, latency_ms=args.latency_ms)
@@ -35,7 +38,11 @@ def main(argv: list[str] | None = None) -> None:
         _restore(keeper)
     if args.instance and args.instance not in server.store.instances:
         instance = server.store.add_instance(args.instance)
-        server.store.add_user(instance, args.user, args.api_key, args.user, server.clock.now())
+        user = server.store.add_user(instance, args.user, args.api_key,
+                                     args.full_name or args.user, server.clock.now())
+        if args.seed == "demo":
+            from .seed import seed_demo
+            seed_demo(server.store, instance, user, server.clock.now())
     if keeper is not None:
         keeper.save()
         keeper.start()

@@ -54,6 +54,12 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
         return {"limit": instance.daily_limit, "used": server.budget.used(instance.name, now)}
     if (method, route) == ("GET", "counters"):
         return dict(server.counters)
+    if (method, route) == ("GET", "concurrency"):
+        return {"in_flight": server.in_flight, "peak": server.peak_in_flight}
+    if (method, route) == ("POST", "concurrency/reset"):
+        with store.lock:
+            server.peak_in_flight = server.in_flight
+        return {"in_flight": server.in_flight, "peak": server.peak_in_flight}
     if (method, route) == ("GET", "requests"):
         return list(server.request_log)
     if (method, route) == ("GET", "blocked"):

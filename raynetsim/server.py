@@ -47,6 +47,10 @@ class RaynetServer:
         self.internal_errors: list[dict[str, Any]] = []
         self.latency_ms = latency_ms
         self._default_latency_ms = latency_ms
+        # API requests being answered now, and the most at once since the last reset: what a
+        # client sending in parallel is held to (tests, the benchmarks).
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.raynet = self  # type: ignore[attr-defined]
@@ -75,6 +79,7 @@ class RaynetServer:
             self.request_log.clear()
             self.internal_errors.clear()
             self.latency_ms = self._default_latency_ms
+            self.peak_in_flight = self.in_flight
 
     def start(self) -> RaynetServer:
         self.webhooks.start()
@@ -117,6 +122,10 @@ class RaynetServer:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "raynetsim"
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK of the headers (~40 ms on Linux loopback) on every request, which
+    # would hide the latency a test or benchmark sets.
+    disable_nagle_algorithm = True
 
     @property
     def sim(self) -> RaynetServer:
@@ -145,7 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
             if url.path.startswith("/_control/"):
                 self._control(method, url, body)
             elif url.path.startswith(API_PREFIX + "/"):
-                self._api(method, url, body)
+                with _InFlight(self.sim):
+                    self._api(method, url, body)
             else:
                 self._send(404, {"success": False, "message": "Not found"})
         except ConnectionError:
@@ -171,7 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         entry: dict[str, Any] = {"method": method, "path": url.path, "query": url.query,
                                  "headers": dict(self.headers.items()),
                                  "body": body.decode("utf-8", "replace"), "fault": None}
-        fault = sim.faults.take(f"{method} {url.path}")
+        # Matched against the method, the path and the query (if any): "GET /api/v2/person/"
+        # finds every list of persons, "GET /api/v2/person/\?.*id%5BIN%5D" those by id.
+        fault = sim.faults.take(f"{method} {url.path}" + (f"?{url.query}" if url.query else ""))
         if fault is not None and fault.kind != "delay":
             entry["fault"] = fault.kind
             sim.request_log.append(entry)
@@ -249,6 +261,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
 
+class _InFlight:
+    """Counts an API request as in flight while it is answered (latency included)."""
+
+    def __init__(self, sim: RaynetServer) -> None:
+        self.sim = sim
+
+    def __enter__(self) -> None:
+        with self.sim.store.lock:
+            self.sim.in_flight += 1
+            self.sim.peak_in_flight = max(self.sim.peak_in_flight, self.sim.in_flight)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.sim.store.lock:
+            self.sim.in_flight -= 1
+
+
 def _route_name(path: str) -> str:
-    """`/person/12/extId/` → `/person/{id}/extId/`, to count requests per kind."""
-    return "/".join("{id}" if part.isdigit() else part for part in path.split("/"))
+    """`/person/12/extId/` → `/person/{id}/extId/` and `/person/ext/exchange:AA…/` →
+    `/person/ext/{extId}/`, to count requests per kind."""
+    parts = path.split("/")
+    return "/".join("{id}" if part.isdigit() else "{extId}" if index and parts[index - 1]
+                    == "ext" else part for index, part in enumerate(parts))

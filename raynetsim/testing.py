@@ -71,6 +71,12 @@ class ControlClient:
     def counters(self) -> dict[str, int]:
         return self.call("GET", "counters")
 
+    def concurrency(self, reset: bool = False) -> dict[str, int]:
+        """API requests in flight now, and the most at once since the last reset (`reset`:
+        start counting the most anew)."""
+        return self.call("POST", "concurrency/reset") if reset else self.call(
+            "GET", "concurrency")
+
     def requests(self) -> list[dict[str, Any]]:
         return self.call("GET", "requests")
 

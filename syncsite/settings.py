@@ -178,6 +178,11 @@ SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm
 # The share of a Raynet instance's daily request budget no run spends (kept for "Test
 # connection" and the instance's other integrations): a run that would eat into it stops.
 RAYNET_BUDGET_RESERVE = env.float("RAYNET_BUDGET_RESERVE", default=0.05)
+# The demo (`make run`) shows Raynet too, on its simulator (profiles/demo_raynet.py): only
+# there is the kind offered before it is complete.
+SYNC_DEMO = env.bool("SYNC_DEMO", default=False)
+if SYNC_DEMO:
+    SYNC_CRM_KINDS["raynet"] = "engine.crmstore.raynet.RaynetCrm"
 
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

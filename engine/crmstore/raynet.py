@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from django.utils.translation import gettext
 
+from engine.crmstore import raynet_bulk
 from engine.crmstore.base import (
     CrmBackend,
     CrmChange,
@@ -38,6 +39,7 @@ from engine.crmstore.base import (
 from engine.crmstore.raynet_budget import CREATE_COST, DELETE_COST, UPDATE_COST, InstanceBudget
 from engine.crmstore.raynet_calendar import EVENT_EXTRAS, RaynetCalendar
 from engine.crmstore.raynet_client import NotFound, RaynetClient, RaynetError
+from engine.crmstore.raynet_companies import CompanyDirectory
 from engine.crmstore.raynet_cursor import KnownIds, RaynetChanges
 from engine.crmstore.raynet_input import malformed
 from engine.crmstore.raynet_kind import RaynetKind, instance_key, owner_of
@@ -67,19 +69,15 @@ ORIGIN_PREFIX = "exchange:"
 # A person's relationship to a company needs a position; a card without a job title gets
 # this one, read back as no job title.
 NO_POSITION = "–"
-# What a company needs on create (required by the API); a new company from Exchange is an
-# actual customer of the lowest rating until someone says otherwise in Raynet.
-NEW_COMPANY = {"rating": "C", "state": "B_ACTUAL", "role": "A_SUBSCRIBER"}
 CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
 # What a create writes of an event: its attributes, then (raynet_calendar.py) its category,
 # participants and series.
 EVENT_CREATED = EVENT_FIELDS | EVENT_EXTRAS
+# A look-up of more e-mail addresses or external ids reads every record once instead (a
+# page of 1,000 per request against one or two requests per address or id).
+LOOKED_UP_ONE_BY_ONE = 2
 INVALID_TIMES = "An event needs a start and an end, the end not before the start."
-
-
-def _normalized(name: str) -> str:
-    return " ".join(name.split()).casefold()
 
 
 class RaynetCrm(RaynetKind, CrmBackend):
@@ -99,6 +97,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
         self._failures: list[CrmItemError] = []   # of the latest fetch()
         self.activity = activity
         self.entities = {**ENTITY, Kind.CALENDAR: activity}
+        self.companies = CompanyDirectory(client, lambda: self.owner)
+        self.listed = raynet_bulk.ListedRecords(self._list)
 
     @functools.cached_property
     def owner(self) -> int | None:
@@ -133,6 +133,8 @@ class RaynetCrm(RaynetKind, CrmBackend):
             # Read in full: a series' moved occurrences are folded into it by their ext ids.
             return self.calendar.fold(self._list(entity, {**filters, **ISO}))
         return self._list(entity, {**filters, **ISO, "view": "rowInfo"})
+
+    row_infos = _row_infos
 
     def _list(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return self.client.pages(entity, self._filters(entity, filters))
@@ -201,16 +203,39 @@ class RaynetCrm(RaynetKind, CrmBackend):
                 self.entities[kind], {**filters, "id[IN]": chunk})}
         return found
 
+    def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        self._budget.check(CREATE_COST)
+        written = self.put_record(kind, record, origin)
+        self.made(kind, [written])
+        if not written.ok or written.version:
+            return written
+        try:
+            data = self._detail(self.entities[kind], written.key)
+        except RaynetError:
+            data = None     # made all the same; its version is read with the next changes
+        return CrmWrite(written.key, self._version(kind, data))
+
     def create_many(self, kind: Kind, items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
+        """Sent several at a time, their versions read together (raynet_bulk.py)."""
         self._budget.check(len(items) * CREATE_COST)   # the batch, before any of it
-        return super().create_many(kind, items)
+        return raynet_bulk.create_many(self, kind, items)
 
     def update_many(self, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
         self._budget.check(len(updates) * UPDATE_COST)
-        return super().update_many(kind, updates)
+        return raynet_bulk.update_many(self, kind, updates)
 
-    def create(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
-        self._budget.check(CREATE_COST)
+    def made(self, kind: Kind, written: Sequence[CrmWrite]) -> None:
+        """Records this backend created: in the journal of known ids (their deletion is seen
+        whenever it comes), and the budget their answers told written down. Called where
+        the run's database connection is, never from a parallel write's thread."""
+        self._changes.journal.saw(self.entities[kind], [int(w.key) for w in written
+                                                        if w.ok and w.key.isdigit()])
+        self._budget.flush()
+
+    def put_record(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
+        """The create itself (one request, the external id in it): its key, and its version
+        only where a write after the create had to read the record anyway."""
+        self.listed.forget()
         if kind is Kind.CONTACTS:
             self.mail.forget_persons()
         try:
@@ -248,9 +273,10 @@ class RaynetCrm(RaynetKind, CrmBackend):
             body["extIds"] = ext_ids
         created = self.client.call("PUT", f"{entity}/", body=body)
         key = str(created["data"]["id"])
-        self._changes.journal.saw(entity, [int(key)])   # its deletion is seen, whenever
+        if not isinstance(record, EventRecord) or not self.calendar.writes_after_create(record):
+            return CrmWrite(key)   # its version is read with the batch's (raynet_bulk.py)
         data = self._detail(entity, key)
-        if isinstance(record, EventRecord) and data is not None:
+        if data is not None:
             self.calendar.after_write(key, data, record, EVENT_CREATED)
             data = self._detail(entity, key)
         return CrmWrite(key, self._version(kind, data))
@@ -262,8 +288,17 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def update(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
                version: str = "") -> CrmWrite:
-        entity = self.entities[kind]
         self._budget.check(UPDATE_COST)
+        written = self.edit_record(kind, key, record, fields, version)
+        self._budget.flush()
+        return written
+
+    def edit_record(self, kind: Kind, key: str, record: Record, fields: frozenset[str],
+                    version: str = "") -> CrmWrite:
+        """update() without the budget's check: requests only, no database (run in a
+        parallel write's thread by update_many)."""
+        entity = self.entities[kind]
+        self.listed.forget()
         if kind is Kind.CONTACTS:
             self.mail.forget_persons()
         try:
@@ -319,6 +354,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
         self._budget.check(DELETE_COST)
+        self.listed.forget()
         if kind is Kind.CONTACTS:
             self.mail.forget_persons()
         try:
@@ -344,15 +380,29 @@ class RaynetCrm(RaynetKind, CrmBackend):
             return None
 
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(o for o in origins if o))
+        if len(wanted) > LOOKED_UP_ONE_BY_ONE:
+            # One read of the records instead of a request per item (raynet_bulk.py).
+            listed = raynet_bulk.by_ext_id(self.listed.rows(ENTITY[kind]),
+                                           [ORIGIN_PREFIX + o for o in wanted])
+            if listed is not None:
+                return {o: listed[ORIGIN_PREFIX + o] for o in wanted
+                        if ORIGIN_PREFIX + o in listed}
         found = {}
-        for origin in dict.fromkeys(o for o in origins if o):
+        for origin in wanted:
             key = self._by_ext_id(self.entities[kind], ORIGIN_PREFIX + origin)
             if key is not None:
                 found[origin] = key
         return found
 
     def find_by_email(self, addresses: Sequence[str]) -> dict[str, list[str]]:
-        return self.mail.find_persons(addresses)
+        wanted = list(dict.fromkeys(a.lower() for a in addresses if a))
+        if len(wanted) > LOOKED_UP_ONE_BY_ONE or self.listed.holds("person"):
+            # Two filtered lists per address would cost more than reading every person once
+            # (a read shared with the batch's look-ups by origin, raynet_bulk.py; kept until
+            # this backend writes).
+            return raynet_bulk.persons_by_email(self.listed.rows("person"), wanted)
+        return self.mail.find_persons(wanted)
 
     def find_by_name(self, keys: Sequence[str]) -> dict[str, list[str]]:
         wanted = set(filter(None, keys))
@@ -369,22 +419,21 @@ class RaynetCrm(RaynetKind, CrmBackend):
         return found
 
     def find_or_create_company(self, name: str) -> str:
-        wanted = _normalized(name)
-        first_word = name.split()[0] if name.split() else name
-        for row in self.client.pages("company", {"name[LIKE_NOCASE]": f"%{first_word}%"}):
-            if _normalized(str(row.get("name") or "")) == wanted:
-                return str(row["id"])
-        body: dict[str, Any] = {"name": " ".join(name.split()), **NEW_COMPANY}
-        if self.owner is not None:
-            body["owner"] = self.owner
-        return str(self.client.call("PUT", "company/", body=body)["data"]["id"])
+        """By name (case and spaces aside) in the run's list of companies, or created."""
+        return self.companies.find_or_create(name)
 
     def persons_in_branch(self, node: str) -> Iterator[str]:
         raise NotImplementedError("Raynet has no classification tree to take persons from.")
 
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
+        wanted = list(dict.fromkeys(u for u in uids if u))
+        if len(wanted) > LOOKED_UP_ONE_BY_ONE:
+            listed = raynet_bulk.by_ext_id(self.listed.rows("meeting"),
+                                           [UID_PREFIX + u for u in wanted])
+            if listed is not None:
+                return {u: listed[UID_PREFIX + u] for u in wanted if UID_PREFIX + u in listed}
         found = {}
-        for uid in dict.fromkeys(u for u in uids if u):
+        for uid in wanted:
             key = self._by_ext_id(self.activity, UID_PREFIX + uid)
             if key is not None:
                 found[uid] = key

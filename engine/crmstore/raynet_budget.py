@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import math
+import threading
 from collections.abc import Callable
 
 from django.conf import settings
@@ -62,11 +63,29 @@ class InstanceBudget:
         what stops the run."""
         self.instance_key = instance_key
         self._probe = probe
+        # Answers told in the threads of parallel writes (raynet_bulk.py), which do not touch
+        # the database: the latest is written by the thread that made this budget.
+        self._owner_thread = threading.get_ident()
+        self._lock = threading.Lock()
+        self._told: tuple[int | None, int, str] | None = None
 
     def record(self, limit: int | None, remaining: int | None, reset: str) -> None:
         """What an answer said, for every profile of the instance."""
         if remaining is None:
             return
+        with self._lock:
+            self._told = (limit, remaining, reset)
+        if threading.get_ident() == self._owner_thread:
+            self.flush()
+
+    def flush(self) -> None:
+        """The latest answer's budget written to the instance's row (in the thread that made
+        this budget: a parallel write's thread calls nothing that touches the database)."""
+        with self._lock:
+            told, self._told = self._told, None
+        if told is None:
+            return
+        limit, remaining, reset = told
         now = timezone.now()
         updated = RaynetInstance.objects.filter(key=self.instance_key).update(
             limit=limit, remaining=remaining, resets_at=renews_at(reset), budget_read_at=now)
@@ -77,6 +96,7 @@ class InstanceBudget:
 
     def check(self, needed: int) -> None:
         """Stop the run, in words, if `needed` more requests would eat into the reserve."""
+        self.flush()
         refusal = self._refusal(needed)
         if refusal and self._probe is not None:
             probe, self._probe = self._probe, None

@@ -216,6 +216,14 @@ class RaynetCalendar:
         return self.entity == "event" and any(
             str(e).startswith(ORIGIN_PREFIX) for e in data.get("extIds") or ())
 
+    def writes_after_create(self, record: EventRecord) -> bool:
+        """Whether a new record needs after_write() (a read and writes after its create):
+        participants, a private marker, a series' parts. A plain meeting needs none: its
+        create is its one request (a first sync of thousands, bench/)."""
+        return bool(record.attendees or record.exceptions or record.deleted_occurrences
+                    or record.recurrence is not None or (self.entity == "event"
+                                                         and record.private))
+
     def after_write(self, key: str, data: dict[str, Any], record: EventRecord,
                     fields: frozenset[str]) -> None:
         """The participants and the series' parts a create or an edit of `fields` names."""

@@ -9,6 +9,7 @@ can act on: a wrong key, an unknown instance, a blocked address, an exhausted da
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,12 +64,22 @@ class RaynetClient:
     def __init__(self, base_url: str, instance: str, user: str, api_key: str) -> None:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/"
         self.instance = instance
-        self.session = checked_session(requests.Session())
-        self.session.auth = (user, api_key)
-        self.session.headers["X-Instance-Name"] = instance
+        self._auth = (user, api_key)
+        # A session (its connection pool) per thread: writes are sent several at a time
+        # (raynet_parallel.py), and a requests.Session is not safe to share across threads.
+        self._local = threading.local()
         self.budget = Budget()
         # Told every answer's budget (raynet_budget.py keeps it for the whole instance).
         self.on_budget: Callable[[Budget], None] | None = None
+
+    @property
+    def session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = checked_session(requests.Session())
+            session.auth = self._auth
+            session.headers["X-Instance-Name"] = self.instance
+        return session
 
     # --- requests ---------------------------------------------------------------------------
     def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,

@@ -48,16 +48,16 @@ def test_a_429_mid_run_stops_it_in_words_and_the_next_run_finishes(
         ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
     for i in range(3):
         add_contact(ewsim, "Jan", f"Novák {i}", email=f"jan{i}@example.com")
-    # The budget runs out between a create and its read-back: the person is made in
-    # Raynet, its link is not.
-    raynetsim.control.fault("http_429", path="GET /api/v2/person/[0-9]+/", count=-1)
+    # The budget runs out between the batch's creates and the read of their versions: the
+    # persons are made in Raynet, their links are not.
+    raynetsim.control.fault("http_429", path=r"GET /api/v2/person/\?.*id%5BIN%5D", count=-1)
     stopped = sync(SyncProfile.objects.get(pk=profile.pk), "contacts")
     assert stopped.status == Run.Status.FAILED
     assert "used up its daily request budget" in stopped.message
     assert "renews at 00:00 UTC" in stopped.message
-    # Stopped at the first refusal: one create made, not one tried per contact.
+    # Stopped at the first refusal: the batch's creates, each sent once, and nothing after.
     assert [e["path"] for e in raynetsim.server.request_log if e["method"] == "PUT"] \
-        == ["/api/v2/person/"]
+        == ["/api/v2/person/"] * 3
     raynetsim.control.clear_faults()
     assert run(profile, "contacts").status == Run.Status.SUCCESS
     # Nothing lost, nothing doubled: the one made is found by its external id.
@@ -66,6 +66,8 @@ def test_a_429_mid_run_stops_it_in_words_and_the_next_run_finishes(
     assert sorted(r.record.email1 for r in crm.fetch(Kind.CONTACTS, keys).values()) \
         == ["jan0@example.com", "jan1@example.com", "jan2@example.com"]
     assert Link.objects.filter(profile=profile).count() == 3
+    assert [e["path"] for e in raynetsim.server.request_log if e["method"] == "PUT"] \
+        == ["/api/v2/person/"] * 3
     assert run(profile, "contacts").items.count() == 0
 
 

@@ -44,11 +44,11 @@ class SetupDemoTests(TestCase):
         call_command("setup_demo", stdout=again)
         self.assertIn("exists already", again.getvalue())
         self.assertNotIn(jana_password, again.getvalue())
-        self.assertEqual(SyncProfile.objects.count(), 2)
+        self.assertEqual(SyncProfile.objects.filter(organization=organization).count(), 2)
 
     def test_the_demo_alone_on_a_server_may_save_attachments_where_the_server_may(self) -> None:
         call_command("setup_demo", stdout=io.StringIO())
-        demo = Organization.objects.get()
+        demo = Organization.objects.get(name="Demo s.r.o.")
         self.assertEqual(demo.attachment_roots, "\n".join(settings.ATTACHMENT_ROOTS))
 
     def test_the_demo_beside_other_organizations_gets_no_roots_and_says_so(self) -> None:
@@ -71,10 +71,10 @@ class SetupDemoShareTests(TestCase):
             self) -> None:
         out = io.StringIO()
         call_command("setup_demo", share=str(self.share), stdout=out)
-        demo = Organization.objects.get()
+        demo = Organization.objects.get(name="Demo s.r.o.")
         self.assertEqual(demo.approved_attachment_roots(), [str(self.share)])
         self.assertTrue(self.share.is_dir())
-        for profile in SyncProfile.objects.all():
+        for profile in SyncProfile.objects.filter(organization=demo):
             mail = profile.mailsettings
             self.assertTrue(mail.save_attachments)
             self.assertEqual(mail.attachment_directory,
@@ -86,14 +86,15 @@ class SetupDemoShareTests(TestCase):
     def test_a_demo_set_up_before_it_had_a_share_gets_it_on_the_next_start(self) -> None:
         with self.settings(ATTACHMENT_ROOTS=[]):
             call_command("setup_demo", stdout=io.StringIO())
-        self.assertEqual(Organization.objects.get().attachment_roots, "")
+        self.assertEqual(Organization.objects.get(name="Demo s.r.o.").attachment_roots, "")
         again = io.StringIO()
         call_command("setup_demo", share=str(self.share), stdout=again)
         self.assertIn("exists already", again.getvalue())
-        self.assertEqual(Organization.objects.get().attachment_roots, str(self.share))
+        self.assertEqual(Organization.objects.get(name="Demo s.r.o.").attachment_roots,
+                         str(self.share))
         self.assertEqual(
-            sorted(SyncProfile.objects.values_list("mailsettings__attachment_directory",
-                                                   flat=True)),
+            sorted(SyncProfile.objects.filter(organization__name="Demo s.r.o.").values_list(
+                "mailsettings__attachment_directory", flat=True)),
             [str(self.share / "jana"), str(self.share / "tom")])
 
     def test_a_share_another_organization_holds_is_not_taken_and_it_says_so(self) -> None:

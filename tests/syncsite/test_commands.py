@@ -55,13 +55,15 @@ def _json(url: str, deadline: float) -> object:
 def test_serve_runs_web_worker_and_demo_mailbox_and_ctrl_c_stops_all(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     environment.update({"DEBUG": "true", "VAR_DIR": str(tmp_path), "SECRET_KEY": "",
-                        "ENCRYPTION_KEYS": "", "DJANGO_SETTINGS_MODULE": "syncsite.settings"})
+                        "ENCRYPTION_KEYS": "", "DJANGO_SETTINGS_MODULE": "syncsite.settings",
+                        "SYNC_DEMO": "true"})
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--no-input"], cwd=REPO, env=environment, check=True,
                    capture_output=True, timeout=120)
-    port, ews_port = _free_port(), _free_port()
+    port, ews_port, raynet_port = _free_port(), _free_port(), _free_port()
     server = subprocess.Popen([*manage, "serve", "--addrport", f"127.0.0.1:{port}",
-                               "--demo-mailbox", f"127.0.0.1:{ews_port}"], cwd=REPO,
+                               "--demo-mailbox", f"127.0.0.1:{ews_port}",
+                               "--demo-raynet", f"127.0.0.1:{raynet_port}"], cwd=REPO,
                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
     try:
@@ -86,12 +88,16 @@ def test_serve_runs_web_worker_and_demo_mailbox_and_ctrl_c_stops_all(tmp_path: P
         folders = _json(f"http://127.0.0.1:{ews_port}/_control/folders"
                         "?mailbox=jana.novakova@example.com", deadline)
         assert {f["name"]: f["total"] for f in folders}["Contacts"] == 10
+        # With SYNC_DEMO, the Raynet simulator of the demo too.
+        budget = _json(f"http://127.0.0.1:{raynet_port}/_control/concurrency", deadline)
+        assert budget == {"in_flight": 0, "peak": 0}
     finally:
         os.killpg(server.pid, signal.SIGINT)
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     # Stopped with SIGTERM like the others, the demo mailbox server wrote its mailboxes.
     assert json.loads((tmp_path / "ewsim-demo.json").read_text())["format"] == "ewsim-state"
+    assert (tmp_path / "raynetsim-demo.json").exists()
     time.sleep(1)
     leftovers = subprocess.run(["pgrep", "-s", str(server.pid)], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", f"processes left running: {leftovers.stdout}"

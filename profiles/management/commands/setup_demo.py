@@ -1,4 +1,6 @@
-"""Configure a demo organization whose profiles point at ewsim's demo mailboxes (`--seed demo`).
+"""Configure a demo organization whose profiles point at ewsim's demo mailboxes (`--seed demo`),
+and a second one, "Raynet demo", syncing another demo mailbox with raynetsim's demo instance
+(profiles/demo_raynet.py).
 
 Idempotent: a second run changes nothing and prints nothing secret. The users' passwords are
 printed only when the users are created, like the first administrator's.
@@ -18,6 +20,7 @@ from django.db import transaction
 
 from crm.models import ClassificationNode, Company, CrmUser, EventCategory, EventStatus, Person
 from ewsim.seed import JANA, SERVICE, TOM, USERS
+from profiles import demo_raynet
 from profiles.models import (
     CategoryPairing,
     MailboxConnection,
@@ -36,12 +39,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--ews-url", default="http://127.0.0.1:8765/EWS/Exchange.asmx")
+        parser.add_argument("--raynet-url", default=demo_raynet.api_url(),
+                            help="raynetsim's API, for the Raynet demo organization")
         parser.add_argument(
             "--share", metavar="FOLDER", default=None,
             help="approve this folder (inside ATTACHMENT_ROOTS) as the demo organization's "
                  "attachment root, and save the demo profiles' attachments below it")
 
-    def handle(self, *args: Any, ews_url: str, share: str | None, **options: Any) -> None:
+    def handle(self, *args: Any, ews_url: str, raynet_url: str, share: str | None,
+               **options: Any) -> None:
+        self._builtin_demo(ews_url, share)
+        said, logins = demo_raynet.set_up(ews_url, raynet_url)
+        if not logins:
+            self.stdout.write(said)
+            return
+        lines = "\n".join(f"    {login:<6} {password}" for login, password in logins.items())
+        self.stdout.write(self.style.SUCCESS(
+            f"\n  {said} User (shown only now):\n{lines}\n"))
+
+    def _builtin_demo(self, ews_url: str, share: str | None) -> None:
         with transaction.atomic():
             organization, created = Organization.objects.get_or_create(name=ORGANIZATION)
             if not created:

@@ -16,6 +16,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from profiles.demo_raynet import RAYNET_ADDRESS, raynetsim_command
+
 # Where the demo mailboxes are kept between runs: the CRM's demo organization is synced with
 # them, and mailboxes seeded anew (new ids) would come back into it as duplicates.
 DEMO_STATE_FILE = "ewsim-demo.json"
@@ -28,9 +30,13 @@ class Command(BaseCommand):
         parser.add_argument("--addrport", default="127.0.0.1:8000")
         parser.add_argument(
             "--demo-mailbox", metavar="HOST:PORT", nargs="?", const="127.0.0.1:8765",
-            help="also run the EWS simulator with its demo mailboxes (default 127.0.0.1:8765)")
+            help="also run the EWS simulator with its demo mailboxes (default 127.0.0.1:8765) "
+                 "and, with SYNC_DEMO, the Raynet simulator with its demo instance")
+        parser.add_argument(
+            "--demo-raynet", metavar="HOST:PORT", default=RAYNET_ADDRESS,
+            help="where the Raynet simulator of the demo listens (default %(default)s)")
 
-    def handle(self, *args: Any, addrport: str, demo_mailbox: str | None,
+    def handle(self, *args: Any, addrport: str, demo_mailbox: str | None, demo_raynet: str,
                **options: Any) -> None:
         manage = [sys.executable, os.path.abspath(sys.argv[0])]
         commands = {
@@ -41,6 +47,9 @@ class Command(BaseCommand):
         if demo_mailbox:
             host, _, port = demo_mailbox.rpartition(":")
             commands["demo mailbox"] = demo_mailbox_command(host or "127.0.0.1", port)
+            if settings.SYNC_DEMO:
+                host, _, port = demo_raynet.rpartition(":")
+                commands["demo Raynet"] = raynetsim_command(host or "127.0.0.1", port)
 
         def stop(signum: int, frame: Any) -> None:
             raise KeyboardInterrupt
