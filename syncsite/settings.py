@@ -213,6 +213,10 @@ SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=300)
 ALERT_AFTER_FAILURES = env.int("ALERT_AFTER_FAILURES", default=3)
 # A bearer token that opens /metrics to a Prometheus scraper (staff users need none).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# This server's address as the internet reaches it (https://sync.example.com), for the
+# webhooks a CRM posts its changes to (Raynet). Empty: no webhooks, CRM changes wait for the
+# interval.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 
 # --- E-mail for alerts -----------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from engine.crmstore.base import Capability, CrmDiagnosis, SettingField
+from engine.crmstore.base import Capability, ChangeWatch, CrmDiagnosis, SettingField
 from engine.crmstore.raynet_client import DEFAULT_BASE_URL, RaynetClient, RaynetError
 from engine.crmstore.raynet_mapping import CONTACTS_ONLY
 
@@ -63,6 +63,13 @@ class RaynetKind:
         SettingField("api_key", _("API key"), secret=True, help_text=_(
             "Raynet › Settings › API keys of the API user.")),
     )
+
+    @classmethod
+    def change_watch(cls, events_named: int) -> ChangeWatch | None:
+        # Raynet's webhook deliveries, journaled by this server (engine/raynet_hooks.py).
+        from engine.crmstore.raynet_watch import RaynetWatch
+
+        return RaynetWatch(events_named)
 
     @classmethod
     def for_profile(cls, profile: SyncProfile, connection: CrmConnection) -> RaynetCrm:
