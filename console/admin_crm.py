@@ -85,6 +85,7 @@ class CrmConnectionForm(forms.ModelForm):
 class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     form = CrmConnectionForm
     actions = ["test_connection", "register_webhook"]
+    readonly_fields = ["webhook_state"]
     list_display = ["__str__", "organization", "kind_label", "updated"]
     list_select_related = ["organization"]
     search_fields = ["organization__name"]
@@ -95,6 +96,12 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
             return str(connection.backend_class.label or connection.kind)
         except ImproperlyConfigured:
             return connection.kind
+
+    @admin.display(description=gettext_lazy("webhook"))
+    def webhook_state(self, connection: CrmConnection) -> str:
+        from engine.crmstore.raynet_webhooks import state
+
+        return state(connection) if connection.pk and connection.kind == RAYNET else "-"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # One connection per organization: an organization administrator adds theirs only
@@ -109,6 +116,8 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
         main = [f for f in MODEL_FIELDS
                 if f != "organization" or sees_everything(request.user)]
+        if obj is not None and obj.kind == RAYNET:
+            main.append("webhook_state")
         fieldsets: list[tuple[Any, dict[str, Any]]] = [(None, {"fields": main})]
         for kind in registry.kinds():
             backend = registry.backend_class(kind)

@@ -15,10 +15,12 @@ and asking Raynet would cost a request per meeting (a calendar with nothing new 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import defaultdict
 
 from django.utils import timezone
 
+from engine.crmstore import raynet_webhooks
 from engine.crmstore.base import ChangeWatch, OrganizationChanges
 from engine.models import Agenda, Link
 from profiles.models import RaynetWebhookEvent
@@ -27,6 +29,7 @@ CONTACT_ENTITIES = frozenset({"person", "company"})
 CALENDAR_ENTITIES = frozenset({"meeting"})
 # How long after its id a journal row may still commit (another web process's delivery).
 LAG = dt.timedelta(seconds=10)
+PRUNE_EVERY = 3600.0   # seconds
 
 
 class RaynetWatch(ChangeWatch):
@@ -34,9 +37,14 @@ class RaynetWatch(ChangeWatch):
         self.events_named = events_named
         self._since: dt.datetime | None = None   # rows received from then on are read
         self._seen: dict[int, dt.datetime] = {}   # the rows read already, while in LAG
+        self._next_prune = 0.0
 
     def changes(self) -> list[OrganizationChanges]:
         now = timezone.now()
+        if time.monotonic() >= self._next_prune:
+            # The journal's old rows go (kept for the backend's deletions meanwhile).
+            self._next_prune = time.monotonic() + PRUNE_EVERY
+            raynet_webhooks.prune(now)
         if self._since is None:
             self._since = now
             return []

@@ -172,6 +172,31 @@ def journal(hook: RaynetWebhook, delivery: Delivery) -> bool:
     return True
 
 
+def state(connection: CrmConnection) -> str:
+    """The connection's webhook in words, for its admin page."""
+    try:
+        url = hook_url(connection)
+    except WebhooksOff as exc:
+        return str(exc)
+    hook = RaynetWebhook.objects.filter(connection=connection).first()
+    if hook is None:
+        return gettext("Not registered: \u201cTest connection\u201d registers it. Until then "
+                       "Raynet's changes are synced at each profile's interval.")
+    if not is_current(hook, connection) or hook.url != url:
+        return gettext("Registered for another instance or address: \u201cTest "
+                       "connection\u201d registers it again. Until then Raynet's changes "
+                       "are synced at each profile's interval.")
+    text = gettext("Raynet posts its changes to %(url)s (registered %(when)s).") % {
+        "url": hook.url, "when": timezone.localtime(hook.registered).strftime("%Y-%m-%d %H:%M")}
+    if hook.refused:
+        text += " " + gettext("%(count)s deliveries refused (wrong or missing token), the "
+                              "last at %(when)s.") % {
+            "count": hook.refused,
+            "when": timezone.localtime(hook.last_refused).strftime("%Y-%m-%d %H:%M")
+            if hook.last_refused else "?"}
+    return text
+
+
 def prune(now: dt.datetime | None = None) -> int:
     return RaynetWebhookEvent.objects.filter(
         received__lt=(now or timezone.now()) - KEPT_FOR).delete()[0]

@@ -7,6 +7,7 @@ Two organizations, each with its Raynet instance: Acme (raynetsim's `acme`) and 
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
+from django.utils import timezone
 from django_q.models import OrmQ
 
 from crm.models import CrmUser
@@ -275,3 +277,17 @@ def test_without_a_public_address_webhooks_are_off_in_words(acme: Any) -> None:
     assert done is None
     assert "PUBLIC_BASE_URL" in message and "interval" in message
     assert not RaynetWebhook.objects.exists()
+
+
+def test_the_journal_keeps_two_weeks(acme: Any) -> None:
+    connection, _profiles = acme
+    old = RaynetWebhookEvent.objects.create(organization=connection.organization,
+                                            event="record.deleted", entity="person",
+                                            entity_id=1, event_id="old")
+    RaynetWebhookEvent.objects.filter(pk=old.pk).update(
+        received=timezone.now() - raynet_webhooks.KEPT_FOR - dt.timedelta(minutes=1))
+    RaynetWebhookEvent.objects.create(organization=connection.organization,
+                                      event="record.deleted", entity="person", entity_id=2,
+                                      event_id="new")
+    assert raynet_webhooks.prune() == 1
+    assert raynet_webhooks.deleted_since(connection.organization_id, "Person", None) == {"2"}

@@ -67,3 +67,19 @@ def test_a_failing_registration_is_said_and_the_interval_goes_on(
     assert any("The webhook could not be registered" in m for m in said(response)), \
         said(response)
     assert not RaynetWebhook.objects.exists()
+
+
+def test_the_change_page_says_how_the_webhook_stands(
+        admin_client: Any, connection: CrmConnection) -> None:
+    page = f"{BASE}{connection.pk}/change/"
+    with override_settings(PUBLIC_BASE_URL=""):
+        assert "Webhooks are off: this server&#x27;s public address (PUBLIC_BASE_URL) is not " \
+               "set" in admin_client.get(page).content.decode()
+    with override_settings(PUBLIC_BASE_URL="https://sync.example.com"):
+        assert "Not registered" in admin_client.get(page).content.decode()
+        admin_client.post(f"{BASE}{connection.pk}/test-connection/")
+        RaynetWebhook.objects.filter(connection=connection).update(refused=2)
+        text = admin_client.get(page).content.decode()
+    assert f"Raynet posts its changes to https://sync.example.com/hooks/raynet/{connection.pk}/" \
+           in text
+    assert "2 deliveries refused" in text
