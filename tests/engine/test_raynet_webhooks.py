@@ -141,6 +141,19 @@ def test_a_burst_of_raynet_edits_queues_one_sync_per_profile(
     assert queued() == []
     listening.settle()
     assert queued() == sorted([(alice.pk, Agenda.CONTACTS), (adam.pk, Agenda.CONTACTS)])
+    # Edits arriving one by one, each read by its own tick of the listener, within the
+    # debounce: still one sync each.
+    OrmQ.objects.all().delete()
+    listening.listener.debounce = 2.0
+    for _ in range(5):
+        add_persons(raynetsim, raynetsim.instance, 1)
+        raynetsim.control.flush_webhooks()
+        listening.listener._crm_changes(listening.watch)
+        listening.listener._flush()
+        time.sleep(0.2)
+    assert queued() == []   # not yet: the debounce holds them
+    listening.settle()
+    assert queued() == sorted([(alice.pk, Agenda.CONTACTS), (adam.pk, Agenda.CONTACTS)])
     # A later edit is a later sync (the first ones still wait in the queue).
     OrmQ.objects.all().delete()
     client = RaynetClient(raynetsim.url, raynetsim.instance, raynetsim.user, raynetsim.api_key)
