@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 # A development server on SQLite: migrates, creates the first administrator (its login is
 # printed once), then runs the web server and the worker until Ctrl-C. With DEMO=1 (the
 # default) it also runs the EWS simulator's demo mailboxes and a demo organization using them,
-# and the Raynet simulator with a second demo organization syncing with it (SYNC_DEMO offers
-# the Raynet kind of CRM, which production servers do not list yet).
+# and the Raynet simulator with a second demo organization syncing with it (SYNC_DEMO).
 DEMO ?= 1
 DEMO_FLAG := $(if $(filter 1 true yes on,$(DEMO)),--demo-mailbox,)
 DEMO_KINDS := $(if $(DEMO_FLAG),SYNC_DEMO=$${SYNC_DEMO:-true},)

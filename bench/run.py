@@ -32,7 +32,8 @@
     python bench/run.py propagation --n 50 [--smoke]
         with the listener and a worker cluster running as in production, N changes one at a
         time in each direction (Exchange -> CRM, CRM -> Exchange), each timed until the other
-        side shows it; one line per direction, p95 at most 5 s (bench/propagation.py).
+        side shows it; one line per direction, p95 at most 5 s (bench/propagation.py;
+        with --crm raynet, Raynet's changes by webhook: bench/propagation_raynet.py).
     python bench/run.py schedule --profiles 1000 --latency-ms 30 [--smoke]
         every agenda of N profiles due at once, dispatched and run by 4 workers: the cycle
         at most 300 s, worker utilization, failed runs (bench/schedule.py).
@@ -298,6 +299,10 @@ def _mail_import_misses(result: dict[str, Any]) -> list[str]:
 
 
 def bench_propagation(args: argparse.Namespace) -> list[dict[str, Any]]:
+    if args.crm == "raynet":
+        from bench import propagation_raynet
+
+        return propagation_raynet.bench_propagation(args.n, args.latency_ms, args.smoke)
     from bench import propagation
 
     return propagation.bench_propagation(args.n, args.latency_ms, args.smoke)
@@ -373,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crm", choices=("builtin", "raynet"), default="builtin",
                         help="contacts-/calendar-first-sync: the organization's CRM (raynet: "
                              "a Raynet instance on raynetsim, the import case; "
-                             "bench/raynet.py)")
+                             "bench/raynet.py); propagation: its changes coming by webhook")
     parser.add_argument("--crm-latency-ms", type=int, default=0,
                         help="--crm raynet: added per Raynet API request (a realistic 50)")
     args = parser.parse_args(argv)

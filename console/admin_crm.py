@@ -27,6 +27,7 @@ from profiles.scoping import organization_of, sees_everything
 from profiles.secrets import SecretKeyError
 
 MODEL_FIELDS = ("organization", "kind")
+RAYNET = "raynet"   # the kind whose changes come by webhook (engine/crmstore/raynet_webhooks.py)
 
 
 class CrmConnectionForm(forms.ModelForm):
@@ -83,6 +84,8 @@ class CrmConnectionForm(forms.ModelForm):
 @admin.register(CrmConnection)
 class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     form = CrmConnectionForm
+    actions = ["test_connection", "register_webhook"]
+    readonly_fields = ["webhook_state"]
     list_display = ["__str__", "organization", "kind_label", "updated"]
     list_select_related = ["organization"]
     search_fields = ["organization__name"]
@@ -93,6 +96,12 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
             return str(connection.backend_class.label or connection.kind)
         except ImproperlyConfigured:
             return connection.kind
+
+    @admin.display(description=gettext_lazy("webhook"))
+    def webhook_state(self, connection: CrmConnection) -> str:
+        from engine.crmstore.raynet_webhooks import state
+
+        return state(connection) if connection.pk and connection.kind == RAYNET else "-"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # One connection per organization: an organization administrator adds theirs only
@@ -107,6 +116,8 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
         main = [f for f in MODEL_FIELDS
                 if f != "organization" or sees_everything(request.user)]
+        if obj is not None and obj.kind == RAYNET:
+            main.append("webhook_state")
         fieldsets: list[tuple[Any, dict[str, Any]]] = [(None, {"fields": main})]
         for kind in registry.kinds():
             backend = registry.backend_class(kind)
@@ -133,13 +144,36 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
                 "both sides anew (nothing is deleted on either side)."), messages.WARNING)
 
     def _test_and_report(self, request: HttpRequest, objects: list[Any]) -> None:
-        # The mailbox tools' button and action, with the CRM kind's own diagnosis.
+        # The mailbox tools' button and action, with the CRM kind's own diagnosis; a Raynet
+        # connection that answers has its webhook registered (again) at the same time.
         for connection in objects:
             report = diagnosis_of(connection)
             self.message_user(
                 request, _("“%(object)s”: %(message)s") % {"object": connection,
                                                           "message": report.message},
                 messages.SUCCESS if report.ok else messages.ERROR)
+            if report.ok and connection.kind == RAYNET:
+                self._register_webhook(request, connection)
+
+    @admin.action(description=gettext_lazy("Register webhook (Raynet)"),
+                  permissions=["change"])
+    def register_webhook(self, request: HttpRequest, queryset: Any) -> None:
+        for connection in queryset:
+            if connection.kind != RAYNET:
+                self.message_user(request, _(
+                    "“%(object)s”: only a Raynet connection has a webhook; this CRM's "
+                    "changes are followed without one.") % {"object": connection},
+                    messages.WARNING)
+                continue
+            self._register_webhook(request, connection)
+
+    def _register_webhook(self, request: HttpRequest, connection: CrmConnection) -> None:
+        from engine.crmstore.raynet_webhooks import register_and_say
+
+        done, message = register_and_say(connection)
+        level = {True: messages.SUCCESS, None: messages.WARNING}.get(done, messages.ERROR)
+        self.message_user(request, _("“%(object)s”: %(message)s") % {
+            "object": connection, "message": message}, level)
 
 
 def diagnosis_of(connection: CrmConnection) -> CrmDiagnosis:

@@ -1,14 +1,13 @@
 """The demo's second organization, "Raynet demo": its CRM is a Raynet instance on raynetsim
 (started by `manage.py serve --demo-mailbox` beside ewsim), and its profile syncs the demo
-mailbox of Petra Králová, both ways (contacts and calendar; Raynet takes no e-mails yet).
+mailbox of Petra Králová, both ways (contacts and calendar).
 
 raynetsim makes the instance and its API user at start (`--instance … --user … --api-key …`,
 kept in var/ from one run to the next) and fills it with a few records (`--seed demo`), so an
 administrator sees changes coming from Raynet as well as going there. The API user is Petra:
 her CRM user's login is its e-mail, so what the sync creates is hers in Raynet.
 
-The Raynet kind is offered only when SYNC_DEMO is on (syncsite/settings.py; `make run` turns
-it on); without it this organization is not made.
+An installation whose SYNC_CRM_KINDS leaves out the Raynet kind gets no such organization.
 """
 
 from __future__ import annotations
@@ -50,8 +49,8 @@ def raynetsim_command(host: str, port: str) -> list[str]:
 def set_up(ews_url: str, raynet_url: str) -> tuple[str, dict[str, str]]:
     """Make the organization unless it exists; (what happened, new logins → passwords)."""
     if not crm_kinds.is_known("raynet"):
-        return ("The Raynet demo is not set up: the Raynet kind of CRM is offered only with "
-                "SYNC_DEMO=true (make run sets it).", {})
+        return ("The Raynet demo is not set up: SYNC_CRM_KINDS does not offer the Raynet kind "
+                "of CRM.", {})
     with transaction.atomic():
         organization, created = Organization.objects.get_or_create(name=ORGANIZATION)
         if not created:

@@ -171,18 +171,15 @@ MAILBOX_ALLOWED_NETWORKS: list[str] = env.list("MAILBOX_ALLOWED_NETWORKS", defau
 # --- CRMs ------------------------------------------------------------------------------
 # The kinds of CRM an organization's CRM connection may name: kind -> dotted path of a
 # CrmBackend subclass (engine/crmstore/registry.py). "builtin" is every organization's
-# default and stays listed. The Raynet backend (engine/crmstore/raynet.py) is not offered yet:
-# it cannot hold recurring meetings nor file e-mails (docs/raynet.md), and a series read back
-# without its rule would be written to Exchange as a single meeting.
-SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm"}
+# default and stays listed; "raynet" is Raynet CRM over its REST API (docs/raynet.md).
+SYNC_CRM_KINDS: dict[str, str] = {"builtin": "engine.crmstore.builtin.BuiltinCrm",
+                                  "raynet": "engine.crmstore.raynet.RaynetCrm"}
 # The share of a Raynet instance's daily request budget no run spends (kept for "Test
 # connection" and the instance's other integrations): a run that would eat into it stops.
 RAYNET_BUDGET_RESERVE = env.float("RAYNET_BUDGET_RESERVE", default=0.05)
-# The demo (`make run`) shows Raynet too, on its simulator (profiles/demo_raynet.py): only
-# there is the kind offered before it is complete.
+# The demo (`make run`): `serve --demo-mailbox` runs the Raynet simulator too, and
+# `setup_demo` makes an organization syncing with it (profiles/demo_raynet.py).
 SYNC_DEMO = env.bool("SYNC_DEMO", default=False)
-if SYNC_DEMO:
-    SYNC_CRM_KINDS["raynet"] = "engine.crmstore.raynet.RaynetCrm"
 
 # --- Background work (django-q2) -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -221,6 +218,10 @@ SYNC_LEASE_SECONDS = env.int("SYNC_LEASE_SECONDS", default=300)
 ALERT_AFTER_FAILURES = env.int("ALERT_AFTER_FAILURES", default=3)
 # A bearer token that opens /metrics to a Prometheus scraper (staff users need none).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# This server's address as the internet reaches it (https://sync.example.com), for the
+# webhooks a CRM posts its changes to (Raynet). Empty: no webhooks, CRM changes wait for the
+# interval.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 
 # --- E-mail for alerts -----------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

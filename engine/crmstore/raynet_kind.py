@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from engine.crmstore.base import Capability, CrmDiagnosis, SettingField
+from engine.crmstore.base import Capability, ChangeWatch, CrmDiagnosis, SettingField
 from engine.crmstore.raynet_budget import InstanceBudget
 from engine.crmstore.raynet_client import DEFAULT_BASE_URL, RaynetClient, RaynetError
 from engine.crmstore.raynet_mapping import CONTACTS_ONLY
@@ -34,7 +34,11 @@ def client_for(connection: CrmConnection) -> RaynetClient:
 def instance_key(client: RaynetClient) -> str:
     """The instance a client reaches, as the journal of known ids and the budget name it:
     one whatever connection or profile reaches it."""
-    return f"{urlsplit(client.base_url).netloc.lower()}/{client.instance.strip().lower()}"
+    return instance_key_of(client.base_url, client.instance)
+
+
+def instance_key_of(base_url: str, instance: str) -> str:
+    return f"{urlsplit(base_url or DEFAULT_BASE_URL).netloc.lower()}/{instance.strip().lower()}"
 def activity_of(connection: CrmConnection) -> str:
     """The Raynet activity the calendar syncs with: "meeting" unless the connection says
     "event" (what Raynet's Outlook add-in makes of an event created in Outlook)."""
@@ -88,6 +92,13 @@ class RaynetKind:
             "event, an event made in Outlook becomes a private event in Raynet, as Raynet's "
             "Outlook add-in makes it.")),
     )
+
+    @classmethod
+    def change_watch(cls, events_named: int) -> ChangeWatch | None:
+        # Raynet's webhook deliveries, journaled by this server (engine/raynet_hooks.py).
+        from engine.crmstore.raynet_watch import RaynetWatch
+
+        return RaynetWatch(events_named)
 
     @classmethod
     def for_profile(cls, profile: SyncProfile, connection: CrmConnection) -> RaynetCrm:

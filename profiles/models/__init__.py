@@ -9,6 +9,7 @@ from profiles.models.audit import AuditEntry
 from profiles.models.connections import MailboxConnection
 from profiles.models.crm_connections import CrmConnection
 from profiles.models.organizations import Membership, Organization
+from profiles.models.raynet_webhooks import RaynetWebhook, RaynetWebhookEvent
 from profiles.models.sync_profiles import SyncProfile
 
 __all__ = [
@@ -22,5 +23,7 @@ __all__ = [
     "MailboxConnection",
     "Membership",
     "Organization",
+    "RaynetWebhook",
+    "RaynetWebhookEvent",
     "SyncProfile",
 ]

@@ -162,6 +162,10 @@ def _site_rules() -> dict[str, Rule]:
         # Staff see their organization's series; without a token an outsider sees nothing.
         "metrics": Rule(lambda o: "/metrics", Expect((401,)), Expect((200,), lacks=ACME_MARKS),
                         Expect((200,), contains=("dave@acme.example",))),
+        # Raynet's deliveries: whoever posts, without the hook's token it is refused.
+        "raynet_webhook": Rule(
+            lambda o: f"/hooks/raynet/{o.profile.organization.crm_connection.pk}/",
+            Expect((403,)), Expect((403,)), Expect((403,)), method="post"),
         "set_language": Rule(lambda o: "/i18n/setlang/", Expect((302,)), Expect((302,)),
                              Expect((302,)), method="post", data={"language": "en"}),
     }

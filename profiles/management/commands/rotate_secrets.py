@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from profiles.models import CrmConnection, MailboxConnection, SyncProfile
+from profiles.models import CrmConnection, MailboxConnection, RaynetWebhook, SyncProfile
 from profiles.secrets import SecretKeyError, reencrypt
 
 # Every encrypted column in the project: (model, field).
@@ -15,6 +15,7 @@ ENCRYPTED_COLUMNS = [
     (MailboxConnection, "secret_token"),
     (SyncProfile, "mailbox_secret_token"),
     (CrmConnection, "secret_token"),
+    (RaynetWebhook, "secret_token"),
 ]
 
 
