@@ -187,11 +187,11 @@ def state(connection: CrmConnection) -> str:
         return str(exc)
     hook = RaynetWebhook.objects.filter(connection=connection).first()
     if hook is None:
-        return gettext("Not registered: \u201cTest connection\u201d registers it. Until then "
+        return gettext("Not registered: “Test connection” registers it. Until then "
                        "Raynet's changes are synced at each profile's interval.")
     if not is_current(hook, connection) or hook.url != url:
-        return gettext("Registered for another instance or address: \u201cTest "
-                       "connection\u201d registers it again. Until then Raynet's changes "
+        return gettext("Registered for another instance or address: “Test "
+                       "connection” registers it again. Until then Raynet's changes "
                        "are synced at each profile's interval.")
     text = gettext("Raynet posts its changes to %(url)s (registered %(when)s).") % {
         "url": hook.url, "when": timezone.localtime(hook.registered).strftime("%Y-%m-%d %H:%M")}
