@@ -235,7 +235,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def put_record(self, kind: Kind, record: Record, origin: str) -> CrmWrite:
         """The create itself (one request, the external id in it): its key, and its version
         only where a write after the create had to read the record anyway."""
-        self.listed.forget()
+        self.listed.forget(self.entities[kind])
         if kind is Kind.CONTACTS:
             self.mail.forget_persons()
         try:
@@ -298,7 +298,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         """update() without the budget's check: requests only, no database (run in a
         parallel write's thread by update_many)."""
         entity = self.entities[kind]
-        self.listed.forget()
+        self.listed.forget(self.entities[kind])
         if kind is Kind.CONTACTS:
             self.mail.forget_persons()
         try:
@@ -354,7 +354,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
 
     def delete(self, kind: Kind, key: str) -> CrmWrite:
         self._budget.check(DELETE_COST)
-        self.listed.forget()
+        self.listed.forget(self.entities[kind])
         if kind is Kind.CONTACTS:
             self.mail.forget_persons()
         try:

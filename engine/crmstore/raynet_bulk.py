@@ -44,6 +44,11 @@ def in_parallel(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
 def create_many(crm: RaynetCrm, kind: Kind,
                 items: Sequence[tuple[Record, str]]) -> list[CrmWrite]:
     _owner_first(crm)
+    if kind is Kind.CALENDAR:
+        # The batch's attendees looked up at once (one list of the persons past a couple of
+        # addresses), not two requests an address from each create's thread.
+        crm.find_by_email([a.email for record, _ in items
+                           for a in getattr(record, "attendees", ()) if a.email])
     written = in_parallel(lambda item: crm.put_record(kind, *item), items)
     crm.made(kind, written)
     # A create whose record was read again after it (a series, attendees) knows its version.
@@ -98,8 +103,12 @@ class ListedRecords:
     def holds(self, entity: str) -> bool:
         return entity in self._rows
 
-    def forget(self) -> None:
-        self._rows.clear()
+    def forget(self, entity: str | None = None) -> None:
+        """A write to `entity` (None: to any) makes its list out of date."""
+        if entity is None:
+            self._rows.clear()
+        else:
+            self._rows.pop(entity, None)
 
 
 def by_ext_id(rows: Iterable[dict[str, Any]], ext_ids: Sequence[str]) -> dict[str, str] | None:

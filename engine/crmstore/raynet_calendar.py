@@ -218,11 +218,15 @@ class RaynetCalendar:
 
     def writes_after_create(self, record: EventRecord) -> bool:
         """Whether a new record needs after_write() (a read and writes after its create):
-        participants, a private marker, a series' parts. A plain meeting needs none: its
-        create is its one request (a first sync of thousands, bench/)."""
-        return bool(record.attendees or record.exceptions or record.deleted_occurrences
-                    or record.recurrence is not None or (self.entity == "event"
-                                                         and record.private))
+        participants, a private marker, a series' parts. A plain meeting, or one whose
+        attendees are no persons in Raynet, needs none: its create is its one request (a first
+        sync of thousands, bench/)."""
+        if (record.exceptions or record.deleted_occurrences or record.recurrence is not None
+                or (self.entity == "event" and record.private)):
+            return True
+        # Participants only for attendees Raynet knows as persons (none is created).
+        addresses = [a.email for a in record.attendees if a.email]
+        return bool(addresses) and any(self.find_by_email(addresses).values())
 
     def after_write(self, key: str, data: dict[str, Any], record: EventRecord,
                     fields: frozenset[str]) -> None:
