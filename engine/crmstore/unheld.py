@@ -79,3 +79,15 @@ def without_unheld(record: Record, unheld: frozenset[str]) -> Record:
                                      for e in record.exceptions]
         return dataclasses.replace(record, **changes)
     return record
+
+
+def with_exchange_values(record: Record, current: Record, unheld: frozenset[str]) -> Record:
+    """`record`, about to be written over the Exchange item `current`, with the item's own
+    values of the fields the CRM cannot hold (a series' zone is the CRM's: part of its
+    rule). The mailbox writes some fields together, and they are not to lose these."""
+    if type(record) is not type(current):
+        return record
+    names = {name for name in unheld if hasattr(record, name)}
+    if isinstance(record, EventRecord) and record.recurrence is not None:
+        names.discard(RULE_PART)
+    return dataclasses.replace(record, **{name: getattr(current, name) for name in names})
