@@ -167,3 +167,14 @@ def test_an_events_zone_and_all_day_flag_stay_in_exchange(
         == ("Call London (Raynet)", False, "Europe/London")
     again = run(profile, "calendar")
     assert (again.items.count(), again.crm_updated, again.remote_updated) == (0, 0, 0)
+
+    # Moved in Raynet: the new time reaches Exchange, written in the event's own zone.
+    later = call_start + dt.timedelta(hours=2)
+    assert crm.update(Kind.CALENDAR, meetings["Call London"][0],
+                      EventRecord(start=later, end=later + dt.timedelta(hours=1)),
+                      frozenset({"start", "end"})).ok
+    assert run(profile, "calendar").remote_updated == 1
+    moved = exchange_events(ewsim)[call]
+    assert (moved.start, moved.time_zone, moved.all_day) \
+        == (later.astimezone(dt.UTC), "Europe/London", False)
+    assert run(profile, "calendar").items.count() == 0
