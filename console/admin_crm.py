@@ -7,6 +7,7 @@ Secret fields are write-only, as a mailbox connection's are: left blank, the sto
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django import forms
@@ -19,7 +20,10 @@ from django.utils.translation import gettext_lazy
 from console.admin_mailbox import MailboxToolsMixin
 from console.forms import SecretInput
 from engine.crmstore import registry
-from engine.crmstore.base import Capability, CrmDiagnosis
+from engine.crmstore.base import Capability, CrmBackend, CrmDiagnosis
+from engine.crmstore.unheld import RULE_PART
+from engine.reasons import FIELD_LABELS
+from engine.records import ContactRecord, EventRecord, Kind
 from profiles.admin_scoping import OrganizationScopedAdmin
 from profiles.models import CrmConnection
 from profiles.models.crm_connections import setting_key
@@ -85,7 +89,7 @@ class CrmConnectionForm(forms.ModelForm):
 class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     form = CrmConnectionForm
     actions = ["test_connection", "register_webhook"]
-    readonly_fields = ["webhook_state"]
+    readonly_fields = ["webhook_state", "only_in_exchange"]
     list_display = ["__str__", "organization", "kind_label", "updated"]
     list_select_related = ["organization"]
     search_fields = ["organization__name"]
@@ -103,6 +107,13 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
 
         return state(connection) if connection.pk and connection.kind == RAYNET else "-"
 
+    @admin.display(description=gettext_lazy("kept only in Exchange"))
+    def only_in_exchange(self, connection: CrmConnection) -> str:
+        try:
+            return unheld_text(connection.backend_class) or "-"
+        except ImproperlyConfigured:
+            return "-"
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # One connection per organization: an organization administrator adds theirs only
         # where it has none (every organization is given one when it is created).
@@ -118,6 +129,8 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
                 if f != "organization" or sees_everything(request.user)]
         if obj is not None and obj.kind == RAYNET:
             main.append("webhook_state")
+        if obj is not None and _holds_less(obj):
+            main.append("only_in_exchange")
         fieldsets: list[tuple[Any, dict[str, Any]]] = [(None, {"fields": main})]
         for kind in registry.kinds():
             backend = registry.backend_class(kind)
@@ -174,6 +187,38 @@ class CrmConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
         level = {True: messages.SUCCESS, None: messages.WARNING}.get(done, messages.ERROR)
         self.message_user(request, _("“%(object)s”: %(message)s") % {
             "object": connection, "message": message}, level)
+
+
+# --- what the CRM has no field for -------------------------------------------------------------
+UNHELD_AGENDAS = ((Kind.CONTACTS, ContactRecord, gettext_lazy("Contacts")),
+                  (Kind.CALENDAR, EventRecord, gettext_lazy("Calendar")))
+
+
+def _holds_less(connection: CrmConnection) -> bool:
+    try:
+        backend = connection.backend_class
+    except ImproperlyConfigured:
+        return False
+    return any(backend.unheld(kind) for kind, _record, _title in UNHELD_AGENDAS)
+
+
+def unheld_text(backend: type[CrmBackend]) -> str:
+    """The Exchange fields a kind of CRM has no place for, by agenda, in the reader's words
+    (from its `unheld_fields`); "" for a CRM that holds them all."""
+    parts = []
+    for kind, record, title in UNHELD_AGENDAS:
+        unheld = backend.unheld(kind)
+        # In the record's order, as Outlook's card lists them.
+        names = [f.name for f in dataclasses.fields(record) if f.name in unheld]
+        labels = [_("time zone of a single event") if kind is Kind.CALENDAR and name == RULE_PART
+                  else _(FIELD_LABELS[name]) if name in FIELD_LABELS else name
+                  for name in names]
+        if labels:
+            parts.append(f"{title}: {', '.join(labels)}.")
+    if not parts:
+        return ""
+    return _("%(crm)s has no field for these; they stay only in Exchange, neither synced nor "
+             "overwritten: %(fields)s") % {"crm": backend.label, "fields": " ".join(parts)}
 
 
 def diagnosis_of(connection: CrmConnection) -> CrmDiagnosis:

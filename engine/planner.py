@@ -136,6 +136,15 @@ def changed_fields(now: dict[str, Any], before: dict[str, Any]) -> frozenset[str
     return frozenset(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
 
 
+def as_compared(before: dict[str, Any], now: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """What a link remembers of a side, in the fields compared now: a field no longer
+    compared is dropped, and one newly compared (the CRM's declared fields changed since the
+    link was saved) has no past and counts as unchanged. Else a CRM's field left out since
+    would look blanked, and one taken in would look changed on both sides."""
+    return {f: before[f] if f in before else now[f] for f in policy.synced_fields
+            if f in before or f in now}
+
+
 def _carried_change(seen: Seen | None, before: dict[str, Any], side: Side,
                     policy: Policy) -> bool:
     """Whether `side` changed a field it carries to the other side. A field it does not
@@ -143,8 +152,9 @@ def _carried_change(seen: Seen | None, before: dict[str, Any], side: Side,
     may differ from the link's snapshot after the engine's own write: no user's edit."""
     if seen is None or seen.record is None:
         return False
+    now = snapshot(seen.record, policy)
     return any(policy.carries(side, f)
-               for f in changed_fields(snapshot(seen.record, policy), before))
+               for f in changed_fields(now, as_compared(before, now, policy)))
 
 
 def _organizes(seen: Seen | None) -> bool | None:
@@ -194,8 +204,12 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
           remote: Seen | None, policy: Policy, crm_key: str = "", remote_id: str = "") -> Plan:
     """Carry each side's changes to the other and settle the overlap. A side given as None
     reported no change: it still holds what the link remembers of it."""
-    crm_now = snapshot(crm.record, policy) if crm and crm.record else known_crm
-    remote_now = snapshot(remote.record, policy) if remote and remote.record else known_remote
+    crm_read = snapshot(crm.record, policy) if crm and crm.record else {}
+    remote_read = snapshot(remote.record, policy) if remote and remote.record else {}
+    known_crm = as_compared(known_crm, crm_read, policy)
+    known_remote = as_compared(known_remote, remote_read, policy)
+    crm_now = crm_read or known_crm
+    remote_now = remote_read or known_remote
     crm_fields = frozenset(f for f in changed_fields(crm_now, known_crm)
                            if policy.carries(Side.CRM, f))
     remote_fields = frozenset(f for f in changed_fields(remote_now, known_remote)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from engine.crmstore.base import Capability, SettingField
 from engine.crmstore.builtin import BuiltinCrm
+from engine.records import Kind
 
 
 class LimitedCrm(BuiltinCrm):
@@ -17,3 +18,11 @@ class LimitedCrm(BuiltinCrm):
         SettingField("api_key", "API key", secret=True),
         SettingField("note", "note", required=False),
     )
+
+
+class MisdeclaredCrm(BuiltinCrm):
+    """A kind whose declarations contradict each other: photos among its capabilities, yet
+    no place for one; all three addresses, yet no home address."""
+
+    label = "Misdeclared CRM (tests)"
+    unheld_fields = {Kind.CONTACTS: frozenset({"photo_token", "home_address"})}

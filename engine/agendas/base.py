@@ -33,6 +33,8 @@ class AgendaRules:
     agenda: str
     kind: Kind
     synced_fields: frozenset[str]
+    # Fields of the agenda's records the CRM cannot hold (engine/crmstore/unheld.py).
+    left_out: frozenset[str] = frozenset()
 
     def __init__(self, profile: SyncProfile, crm: CrmBackend) -> None:
         self.profile = profile

@@ -33,6 +33,7 @@ from django.db.models import F
 from engine import recurrence
 from engine.agendas.base import AgendaRules, WindowEntries
 from engine.crmstore.base import CrmBackend, CrmRecord, CrmWrite
+from engine.crmstore.unheld import compared, without_unheld
 from engine.mailbox.base import ItemRef, MailboxBackend
 from engine.models import Agenda, FolderState
 from engine.plan_actions import Side
@@ -59,10 +60,13 @@ def _event(record: Record | None) -> EventRecord:
 class CalendarRules(AgendaRules):
     agenda = Agenda.CALENDAR
     kind = Kind.CALENDAR
-    synced_fields = EVENT_SYNCED
 
     def __init__(self, profile: SyncProfile, crm: CrmBackend, *,
                  today: dt.date | None = None) -> None:
+        # What the CRM cannot hold (a single event's zone, the all-day flag) is neither
+        # handed to it nor compared: Exchange keeps its own (engine/crmstore/unheld.py).
+        self.left_out = crm.unheld(self.kind) & EVENT_SYNCED
+        self.synced_fields = compared(self.kind, EVENT_SYNCED, self.left_out)
         super().__init__(profile, crm)
         cal: CalendarSettings = self.settings
         zone = zoneinfo.ZoneInfo(django_settings.TIME_ZONE)
@@ -99,7 +103,7 @@ class CalendarRules(AgendaRules):
                                          if c.lower() in self.to_crm))
         else:
             mapped = (self.default_category,) if self.default_category else ()
-        return dataclasses.replace(event, categories=mapped)
+        return without_unheld(dataclasses.replace(event, categories=mapped), self.left_out)
 
     def outgoing(self, record: Record, crm_key: str) -> Record:
         event = _event(super().outgoing(record, crm_key))

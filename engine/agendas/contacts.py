@@ -10,7 +10,8 @@ from typing import Any
 
 from engine import matching
 from engine.agendas.base import AgendaRules
-from engine.crmstore.base import Capability, CrmBackend
+from engine.crmstore.base import CrmBackend
+from engine.crmstore.unheld import compared, without_unheld
 from engine.mailbox.base import MailboxBackend
 from engine.models import Agenda
 from engine.records import ContactRecord, Kind, Record
@@ -21,21 +22,16 @@ CONTACT_SYNCED = frozenset(f.name for f in dataclasses.fields(ContactRecord)) - 
     "display_name", "categories", "stamp", "modified"}
 
 
-# Fields only a CRM with the capability holds: without it, they are neither written to the
-# CRM nor compared with it (an Exchange contact's home address is left as it is there).
-NEEDS_CAPABILITY = {Capability.PHOTOS: {"photo_token"},
-                    Capability.THREE_ADDRESSES: {"home_address", "other_address"}}
-
-
 class ContactRules(AgendaRules):
     agenda = Agenda.CONTACTS
     kind = Kind.CONTACTS
 
     def __init__(self, profile: SyncProfile, crm: CrmBackend) -> None:
-        # What this CRM can hold, known before the policy is made of it.
-        lacking = set(NEEDS_CAPABILITY) - set(crm.capabilities)
-        self.synced_fields = CONTACT_SYNCED.difference(*(NEEDS_CAPABILITY[c] for c in lacking))
-        self.left_out = CONTACT_SYNCED - self.synced_fields
+        # What this CRM can hold, known before the policy is made of it: what it cannot
+        # (engine/crmstore/unheld.py) is neither written to it nor compared with it, so an
+        # Exchange contact's middle name is left as it is there.
+        self.left_out = crm.unheld(self.kind) & CONTACT_SYNCED
+        self.synced_fields = compared(self.kind, CONTACT_SYNCED, self.left_out)
         super().__init__(profile, crm)
 
     def agenda_settings(self) -> Any:
@@ -58,12 +54,8 @@ class ContactRules(AgendaRules):
         return record
 
     def incoming(self, record: Record) -> Record:
-        if not self.left_out or not isinstance(record, ContactRecord):
-            return record
         # What the CRM cannot hold is not handed to it, even on a create.
-        blank = ContactRecord()
-        return dataclasses.replace(record, **{name: getattr(blank, name)
-                                              for name in self.left_out})
+        return without_unheld(record, self.left_out)
 
     def match_keys(self, record: Record) -> list[str]:
         if not isinstance(record, ContactRecord):

@@ -8,7 +8,8 @@ organization's CRM connection), which each kind reads as it needs.
 
 A kind of CRM is a CrmBackend subclass named by dotted path in SYNC_CRM_KINDS
 (engine/crmstore/registry.py): it declares its label, what it can do (`capabilities`) and the
-settings its connection asks for (`settings_fields`).
+settings its connection asks for (`settings_fields`), and the record fields it has no place
+for (`unheld_fields`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
@@ -184,6 +185,21 @@ class Capability(StrEnum):
     EVENT_STATUSES = "event_statuses"    # a list of event statuses (imported events' status)
 
 
+# The record fields a capability stands for: a CRM with it holds every one of them, a CRM
+# without it lacks at least one (its `unheld` fields say which).
+CAPABILITY_FIELDS: Mapping[Capability, Mapping[Kind, frozenset[str]]] = {
+    Capability.PHOTOS: {Kind.CONTACTS: frozenset({"photo_token"})},
+    Capability.THREE_ADDRESSES: {Kind.CONTACTS: frozenset(
+        {"business_address", "home_address", "other_address"})},
+}
+# What a kind that declares only its capabilities lacks without one: no photo; of the
+# addresses, all but the business one.
+UNHELD_WITHOUT: Mapping[Capability, Mapping[Kind, frozenset[str]]] = {
+    Capability.PHOTOS: {Kind.CONTACTS: frozenset({"photo_token"})},
+    Capability.THREE_ADDRESSES: {Kind.CONTACTS: frozenset({"home_address", "other_address"})},
+}
+
+
 @dataclass(frozen=True)
 class SettingField:
     """One setting a kind's connection asks for; a secret one is stored encrypted and never
@@ -218,6 +234,19 @@ class CrmBackend(abc.ABC):
     label: ClassVar[Promise | str] = ""
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     settings_fields: ClassVar[tuple[SettingField, ...]] = ()
+    # The record fields this kind has no place for, by kind of record: the engine neither
+    # hands them to it nor compares them with Exchange, so Exchange keeps its own values.
+    # None: what its capabilities imply (UNHELD_WITHOUT); a kind naming its own lists them
+    # all, and its capabilities must agree (engine/crmstore/unheld.py checks them).
+    unheld_fields: ClassVar[Mapping[Kind, frozenset[str]] | None] = None
+
+    @classmethod
+    def unheld(cls, kind: Kind) -> frozenset[str]:
+        """The fields of a `kind` record this CRM cannot hold."""
+        if cls.unheld_fields is not None:
+            return frozenset(cls.unheld_fields.get(kind, frozenset()))
+        return frozenset().union(*(UNHELD_WITHOUT[c].get(kind, frozenset())
+                                   for c in UNHELD_WITHOUT if c not in cls.capabilities))
 
     @classmethod
     @abc.abstractmethod

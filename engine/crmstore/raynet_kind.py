@@ -7,6 +7,7 @@ configuration (SYNC_CRM_KINDS, the CRM connection's admin) deals with.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -16,7 +17,9 @@ from django.utils.translation import gettext_lazy as _
 from engine.crmstore.base import Capability, ChangeWatch, CrmDiagnosis, SettingField
 from engine.crmstore.raynet_budget import InstanceBudget
 from engine.crmstore.raynet_client import DEFAULT_BASE_URL, RaynetClient, RaynetError
-from engine.crmstore.raynet_mapping import CONTACTS_ONLY
+from engine.crmstore.raynet_mapping import CONTACTS_ONLY, UNMAPPED_CONTACT, UNMAPPED_EVENT
+from engine.crmstore.unheld import held_capabilities
+from engine.records import Kind
 
 ACTIVITIES = ("meeting", "event")
 
@@ -77,7 +80,11 @@ class RaynetKind:
     statuses of their own (scheduled, completed, cancelled), not a list to choose from."""
 
     label = _("Raynet CRM")
-    capabilities: frozenset[Capability] = frozenset()
+    # What Raynet has no attribute for (raynet_mapping.py), and the photo, which its API
+    # does not write; the capabilities that stand for fields follow from it.
+    unheld_fields: Mapping[Kind, frozenset[str]] = {
+        Kind.CONTACTS: UNMAPPED_CONTACT | {"photo_token"}, Kind.CALENDAR: UNMAPPED_EVENT}
+    capabilities: frozenset[Capability] = held_capabilities(unheld_fields)
     settings_fields = (
         SettingField("base_url", _("API address"), required=False, help_text=_(
             "Raynet's API for your region; empty: https://app.raynet.cz/api/v2/ (also "

@@ -2,7 +2,8 @@
 ContactRecord, a meeting <-> an EventRecord.
 
 What Raynet has no attribute for is listed in `UNMAPPED_CONTACT` and `UNMAPPED_EVENT` (and
-in docs/raynet.md): those fields are neither written nor read, so they never sync to Raynet.
+in docs/raynet.md): those fields are neither written nor read, so they never sync to Raynet;
+RaynetKind declares them as its unheld fields, which the engine leaves alone in Exchange.
 Dates are exchanged in ISO 8601 (every request asks `dateFormat=ISO8601`).
 """
 

@@ -13,6 +13,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from engine.crmstore.base import Capability, ChangeWatch, CrmBackend
+from engine.crmstore.unheld import disagreements
 from profiles import crm_kinds
 from profiles.crm_kinds import DEFAULT_KIND, is_known, kinds
 
@@ -57,9 +58,14 @@ def check_crm_kinds(**kwargs: object) -> list[checks.CheckMessage]:
             "use it.", id="engine.E001"))
     for kind in kinds():
         try:
-            backend_class(kind)
+            backend = backend_class(kind)
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="engine.E002"))
+            continue
+        # The admin shows the capabilities, the engine leaves out the unheld fields: a kind
+        # saying one thing to each is a bug of the kind's declaration.
+        errors.extend(checks.Error(f"The CRM kind {kind!r} declares what cannot be: {said}.",
+                                   id="engine.E003") for said in disagreements(backend))
     return errors
 
 

@@ -4,6 +4,7 @@ between transactions, photos after them — and handed over to be recorded."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from engine.crmstore.base import CrmUpdate
+from engine.crmstore.unheld import with_exchange_values
 from engine.mailbox.base import (
     ItemRef,
     MailboxBackend,
@@ -246,9 +248,23 @@ class Executor:
         """Exchange I/O only: it may run in the mailbox's background thread."""
         created = self.mailbox.create(self.folder, [r for _, r in writes.creates]) \
             if writes.creates else []
-        updated = self.mailbox.update(self.kind, [u for _, u in writes.updates]) \
-            if writes.updates else []
+        updates = [u for _, u in writes.updates]
+        if updates and self.rules.left_out:
+            updates = self._keeping_unheld(updates)
+        updated = self.mailbox.update(self.kind, updates) if updates else []
         return created, updated
+
+    def _keeping_unheld(self, updates: list[Update]) -> list[Update]:
+        """The updates with the items' own values of the fields the CRM cannot hold, read
+        from Exchange now (one read per batch): Exchange writes some fields together (a
+        contact's phones, e-mail addresses and postal addresses are each one collection; an
+        event's start carries its zone), and the CRM's blank would go with them. A stale
+        item is still refused by its version."""
+        found = self.mailbox.fetch(self.kind, [ItemRef(u.ref.id) for u in updates])
+        return [dataclasses.replace(u, record=with_exchange_values(
+                    u.record, current[1], self.rules.left_out))
+                if isinstance(current, tuple) else u
+                for u, current in zip(updates, found, strict=False)]
 
     def _apply_sent(self, writes: RemoteWrites,
                     results: tuple[list[WriteResult], list[WriteResult]]) -> None:

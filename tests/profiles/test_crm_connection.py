@@ -50,6 +50,16 @@ class CrmKindsTestCase(BaseTestCase):
         assert [error.id for error in errors] == ["engine.E001", "engine.E002"]
         assert "engine.crmstore.nowhere.Crm" in errors[1].msg
 
+    def test_the_system_check_names_capabilities_and_unheld_fields_that_disagree(
+            self) -> None:
+        kinds = {**BUILTIN_ONLY, "odd": "tests.crm_kinds.MisdeclaredCrm"}
+        with override_settings(SYNC_CRM_KINDS=kinds):
+            errors = registry.check_crm_kinds()
+        assert [error.id for error in errors] == ["engine.E003", "engine.E003"]
+        assert "'odd'" in errors[0].msg and "photos but cannot hold photo_token" \
+            in errors[0].msg, errors[0].msg
+        assert "three_addresses but cannot hold home_address" in errors[1].msg, errors[1].msg
+
     def test_the_built_in_store_can_do_everything_the_test_kind_only_photos(self) -> None:
         assert BuiltinCrm.capabilities == frozenset(Capability)
         assert BuiltinCrm.settings_fields == ()

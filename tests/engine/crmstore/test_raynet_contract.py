@@ -15,21 +15,10 @@ from engine.crmstore.raynet_client import RaynetClient, RaynetError
 from engine.records import Kind
 from profiles.models import CrmConnection, Organization, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
-from tests.engine.crmstore.contract import KINDS, USERS, CrmContract, person
+from tests.engine.crmstore.contract import USERS, CrmContract, person
 from tests.engine.crmstore.harness import sync_profile
 
 OTHER_INSTANCE = "globex"
-
-# What the backend does not do yet, each a contract test expected to fail (strictly: one that
-# starts passing is reported, so that its mark is taken off). docs/raynet.md says the same.
-FIELDS = ("Raynet has no attribute for a middle name, a department, a business address of "
-          "the person, a third e-mail, an event's time zone or all-day flag, which the "
-          "contract expects every CRM to keep")
-
-
-def not_yet(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
-
 
 def api_user(name: str) -> dict[str, str]:
     return {"email": f"{name}@example.com", "api_key": f"{name}-api-key",
@@ -110,55 +99,6 @@ class TestRaynetCrm(CrmContract):
     def test_a_branch_holds_its_own_persons_and_those_of_its_sub_nodes(self) -> None:
         assert Capability.CLASSIFICATION not in self.backend_class.capabilities
         pytest.skip("Raynet has no classification tree (no CLASSIFICATION capability)")
-
-    # --- not done yet -------------------------------------------------------------------------
-    @pytest.mark.parametrize("kind", KINDS)
-    @not_yet(FIELDS)
-    def test_a_created_record_reads_back_with_its_version(self, kind: Kind) -> None:
-        super().test_a_created_record_reads_back_with_its_version(kind)
-
-    @pytest.mark.parametrize("kind", KINDS)
-    @not_yet(FIELDS)
-    def test_records_created_together_read_back_each_with_its_version(self, kind: Kind) -> None:
-        super().test_records_created_together_read_back_each_with_its_version(kind)
-
-    @pytest.mark.parametrize("kind", KINDS)
-    @not_yet(FIELDS)
-    def test_an_update_writes_only_the_fields_it_names(self, kind: Kind) -> None:
-        super().test_an_update_writes_only_the_fields_it_names(kind)
-
-    @not_yet(FIELDS)
-    def test_an_update_to_an_event_without_a_valid_start_and_end_is_refused(self) -> None:
-        super().test_an_update_to_an_event_without_a_valid_start_and_end_is_refused()
-
-    @pytest.mark.parametrize("kind", KINDS)
-    @not_yet(FIELDS)
-    def test_many_updates_report_each_one_in_order(self, kind: Kind) -> None:
-        super().test_many_updates_report_each_one_in_order(kind)
-
-    @pytest.mark.parametrize("kind", KINDS)
-    def test_changes_since_a_cursor_hold_each_record_once_oldest_first(self, kind: Kind) -> None:
-        super().test_changes_since_a_cursor_hold_each_record_once_oldest_first(kind)
-
-    def test_a_series_changes_as_one_record(self) -> None:
-        super().test_a_series_changes_as_one_record()
-
-    @pytest.mark.parametrize("kind", KINDS)
-    def test_a_cursor_of_another_crm_reads_every_change(self, kind: Kind) -> None:
-        super().test_a_cursor_of_another_crm_reads_every_change(kind)
-
-    @not_yet(FIELDS)
-    def test_persons_are_found_by_any_of_their_addresses_in_scope_or_not(self) -> None:
-        super().test_persons_are_found_by_any_of_their_addresses_in_scope_or_not()
-
-
-    @not_yet(FIELDS)
-    def test_a_person_is_summarized_by_name_with_its_fields_and_companies(self) -> None:
-        super().test_a_person_is_summarized_by_name_with_its_fields_and_companies()
-
-    @not_yet(FIELDS)
-    def test_an_event_is_summarized_by_subject_with_its_owner(self) -> None:
-        super().test_an_event_is_summarized_by_subject_with_its_owner()
 
     # --- what only this kind does -----------------------------------------------------------
     def test_test_connection_counts_the_records_and_the_requests_left(self) -> None:
