@@ -46,6 +46,7 @@ from engine.crmstore.raynet_kind import RaynetKind, instance_key, owner_of
 from engine.crmstore.raynet_mail import RaynetMail
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
+    NO_POSITION,
     RELATIONSHIP_FIELDS,
     UID_PREFIX,
     event_record,
@@ -66,9 +67,6 @@ OWNER_COLUMN = {Kind.CONTACTS: "owner", Kind.CALENDAR: "owner-id"}
 ISO = {"dateFormat": "ISO8601"}
 IDS_PER_LIST = 100     # ids in one `id[IN]` filter: a query string of well under 1 kB
 ORIGIN_PREFIX = "exchange:"
-# A person's relationship to a company needs a position; a card without a job title gets
-# this one, read back as no job title.
-NO_POSITION = "–"
 CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
 # What a create writes of an event: its attributes, then (raynet_calendar.py) its category,
