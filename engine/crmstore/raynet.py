@@ -381,7 +381,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         wanted = list(dict.fromkeys(o for o in origins if o))
         if len(wanted) > LOOKED_UP_ONE_BY_ONE:
             # One read of the records instead of a request per item (raynet_bulk.py).
-            listed = raynet_bulk.by_ext_id(self.listed.rows(ENTITY[kind]),
+            listed = raynet_bulk.by_ext_id(self.listed.rows(self.entities[kind]),
                                            [ORIGIN_PREFIX + o for o in wanted])
             if listed is not None:
                 return {o: listed[ORIGIN_PREFIX + o] for o in wanted
@@ -426,7 +426,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(u for u in uids if u))
         if len(wanted) > LOOKED_UP_ONE_BY_ONE:
-            listed = raynet_bulk.by_ext_id(self.listed.rows("meeting"),
+            listed = raynet_bulk.by_ext_id(self.listed.rows(self.activity),
                                            [UID_PREFIX + u for u in wanted])
             if listed is not None:
                 return {u: listed[UID_PREFIX + u] for u in wanted if UID_PREFIX + u in listed}

@@ -22,7 +22,7 @@ from engine.records import ContactRecord, EventRecord, Kind
 from engine.run.journal import Killed
 from engine.sync import crm_for, runner_class
 from ewsim.testing import SimHandle
-from profiles.models import SyncProfile
+from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
 from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events
 from tests.engine.test_pluggable_crm import TOMORROW, add_exchange_event
@@ -217,3 +217,23 @@ def test_deletions_killed_at_each_point_are_carried_over_by_the_next_run(
     assert Counter(r.email1 for r in exchange_contacts(ewsim).values()) == expected
     assert Link.objects.filter(profile=profile).count() == 5
     assert run(profile, "contacts").items.count() == 0
+
+
+def test_with_events_a_run_killed_after_its_creates_finds_them_by_their_external_ids(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    connection = CrmConnection.objects.get(organization_id=profile.organization_id)
+    connection.settings["activity"] = "event"
+    connection.update_secrets({"api_key": raynetsim.api_key})
+    connection.save()
+    # More than two at once: looked up in one list of the activity's records, not one by one.
+    for i in range(3):
+        add_exchange_event(ewsim, f"Exchange {i}", TOMORROW + dt.timedelta(hours=i))
+    assert killed_at(profile, "calendar", 0) == "crm write"   # the creates sent, not linked
+    assert creates(raynetsim, "event") == 3
+    run(profile, "calendar")
+    events = Counter(str(r["title"]) for r in raynet_of(raynetsim).client.pages("event", {}))
+    assert events == Counter({f"Exchange {i}": 1 for i in range(3)})
+    assert creates(raynetsim, "event") == 3
+    assert Counter(e.subject for e in exchange_events(ewsim).values()) \
+        == Counter({f"Exchange {i}": 1 for i in range(3)})
+    assert run(profile, "calendar").items.count() == 0

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from engine.crmstore import raynet_webhooks
+from engine.crmstore.raynet import RaynetCrm
 from engine.models import Link, Run
 from engine.records import ContactRecord, EventRecord, Kind
 from ewsim.testing import SimHandle
@@ -150,4 +151,27 @@ def test_a_deletion_a_webhook_tells_is_carried_at_the_next_run_not_an_hour_on(
     assert list(deleted.items.values_list("action", "crm_key")) \
         == [("delete_remote", call.key)]
     assert exchange_events(ewsim) == {}
+    assert run(profile, "calendar").items.count() == 0
+
+
+def test_with_events_a_first_sync_links_events_of_one_uid_looked_up_together(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    connection = CrmConnection.objects.get(organization_id=profile.organization_id)
+    connection.settings["activity"] = "event"
+    connection.update_secrets({"api_key": raynetsim.api_key})
+    connection.save()
+    crm = RaynetCrm(raynet_of(raynetsim).client, raynetsim.user_person_id, activity="event")
+    # More than two at once: looked up in one list of the events, not one by one.
+    for i in range(3):
+        shared = EventRecord(subject=f"Společná {i}", start=TOMORROW + dt.timedelta(hours=i),
+                             end=TOMORROW + dt.timedelta(hours=i, minutes=30),
+                             uid=f"{UID}{i}", kind="single")
+        assert crm.create(Kind.CALENDAR, shared, "").ok
+        in_exchange(ewsim, shared)
+    first = run(profile, "calendar")
+    assert (first.crm_created, first.remote_created) == (0, 0)
+    assert Link.objects.filter(profile=profile).count() == 3
+    assert sorted(str(r["title"]) for r in crm.client.pages("event", {})) \
+        == [f"Společná {i}" for i in range(3)]
+    assert len(exchange_events(ewsim)) == 3
     assert run(profile, "calendar").items.count() == 0
