@@ -20,7 +20,7 @@ from engine.mailbox import open_mailbox
 from engine.models import Lease, Link, Run
 from engine.records import ContactRecord, EventRecord, Kind
 from engine.run.journal import Killed
-from engine.sync import crm_for, runner_class
+from engine.sync import crm_for, runner_class, sync
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
@@ -318,4 +318,24 @@ def test_calendar_deletions_killed_at_each_point_are_carried_over_by_the_next_ru
     assert meetings(raynetsim) == left, again.message
     assert Counter(e.subject for e in exchange_events(ewsim).values()) == left
     assert Link.objects.filter(profile=profile).count() == 3
+    assert run(profile, "calendar").items.count() == 0
+
+
+def test_a_429_between_a_series_and_its_moved_occurrence_is_finished_by_the_next_run(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811
+    series = weekly_series()
+    in_exchange(ewsim, series)
+    # The budget runs out once the series' meeting is made, at the look-up of its moved
+    # occurrence's meeting (by external id, before it is made).
+    raynetsim.control.fault("http_429", path=r"GET /api/v2/meeting/ext/exception", count=-1)
+    stopped = sync(SyncProfile.objects.get(pk=profile.pk), "calendar")
+    assert stopped.status == Run.Status.FAILED
+    assert "used up its daily request budget" in stopped.message
+    assert meetings(raynetsim) == Counter({"Porada": 1})
+    raynetsim.control.clear_faults()
+    again = run(profile, "calendar")
+    assert meetings(raynetsim) == Counter({"Porada": 1, "Porada (přesunutá)": 1}), again.message
+    (back,) = exchange_events(ewsim).values()
+    assert shape(back) == shape(series)
+    assert creates(raynetsim, "meeting") == 2
     assert run(profile, "calendar").items.count() == 0
