@@ -1,13 +1,16 @@
 """A worker killed mid-run against Raynet, at every kill point the run passes, then another
 run: contacts and the calendar two-way, records on both sides, some matched (an e-mail
-address, an iCal UID). Raynet's writes are HTTP requests, not part of the database
-transaction a crash rolls back: what Raynet was sent stays, and the next run must find it
-again (by its external id, `find_by_origin`; Exchange's copies by their stamps), never
-create it a second time. ewsim and raynetsim over HTTP (every Raynet request and answer
-validated against Raynet's specification by the fixture)."""
+address, an iCal UID), a series with a moved and a deleted occurrence; a first sync, edits
+both ways, deletions both ways; and a 429 in the middle of a series' write. Raynet's writes
+are HTTP requests, not part of the database transaction a crash rolls back: what Raynet was
+sent stays, and the next run must find it again (by its external id, `find_by_origin`;
+Exchange's copies by their stamps), never create it a second time. ewsim and raynetsim over
+HTTP (every Raynet request and answer validated against Raynet's specification by the
+fixture)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import Counter
 from typing import Any
@@ -17,6 +20,8 @@ from django.utils import timezone
 
 from engine.crmstore.raynet_mapping import CONTACTS_ONLY
 from engine.mailbox import open_mailbox
+from engine.mailbox.base import Update
+from engine.mailbox.ews import EwsMailbox
 from engine.models import Lease, Link, Run
 from engine.records import ContactRecord, EventRecord, Kind
 from engine.run.journal import Killed
@@ -24,23 +29,31 @@ from engine.sync import crm_for, runner_class, sync
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.conftest import access_to
 from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events
 from tests.engine.test_pluggable_crm import TOMORROW, add_exchange_event
 from tests.engine.test_raynet_calendar import in_exchange, shape, weekly_series
 from tests.engine.test_raynet_reads import comparison_due, someone_elses_client
-from tests.engine.test_raynet_sync import persons_by_address, profile, raynet_of, run  # noqa: F401
+from tests.engine.test_raynet_sync import (  # noqa: F401
+    events_by_subject,
+    persons_by_address,
+    profile,
+    raynet_of,
+    run,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # How many kill points (engine/run/: "crm write", "remote writes", "link recorded", "remote
 # page checkpointed", "remote deletions done", "crm deletion done") each scenario's run
 # passes; each test kills one run at each of them in turn, and
-# test_the_scenarios_pass_the_kill_points_counted says the counts still hold.
+# test_each_scenario_passes_the_kill_points_counted says the counts still hold.
 CONTACT_POINTS = 19
 CALENDAR_POINTS = 17
 DELETION_POINTS = 10
 EDIT_POINTS = 12
 CALENDAR_DELETION_POINTS = 13
+CALENDAR_EDIT_POINTS = 12
 
 
 def killed_at(profile: SyncProfile, agenda: str, nth: int) -> str:  # noqa: F811
@@ -274,7 +287,10 @@ def calendar_deletions_on_both_sides(sim: SimHandle, raynet: RaynetHandle,
     ("calendar", lambda sim, raynet, who: (
         calendars_on_both_sides(sim, raynet),
         calendar_deletions_on_both_sides(sim, raynet, who)), CALENDAR_DELETION_POINTS),
-], ids=["contacts", "calendar", "deletions", "edits", "calendar deletions"])
+    ("calendar", lambda sim, raynet, who: (
+        calendars_on_both_sides(sim, raynet),
+        calendar_edits_on_both_sides(sim, raynet, who)), CALENDAR_EDIT_POINTS),
+], ids=["contacts", "calendar", "deletions", "edits", "calendar deletions", "calendar edits"])
 def test_each_scenario_passes_the_kill_points_counted(
         ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile,  # noqa: F811
         agenda: str, setup: Any, counted: int) -> None:
@@ -338,4 +354,61 @@ def test_a_429_between_a_series_and_its_moved_occurrence_is_finished_by_the_next
     (back,) = exchange_events(ewsim).values()
     assert shape(back) == shape(series)
     assert creates(raynetsim, "meeting") == 2
+    assert run(profile, "calendar").items.count() == 0
+
+
+def calendar_edits_on_both_sides(sim: SimHandle, raynet: RaynetHandle,
+                                 profile: SyncProfile) -> None:  # noqa: F811
+    """After a first sync: an event's place edited in Exchange, the series' place too and its
+    last occurrence moved (a new moved occurrence's meeting in Raynet); two meetings' places
+    edited in Raynet by someone."""
+    run(profile, "calendar")
+    with EwsMailbox(access_to(sim)) as mailbox:
+        folder = mailbox.get_folder("calendar", Kind.CALENDAR)
+        found = {c.record.subject: (c.ref, c.record) for page in mailbox.read_changes(folder, None)
+                 for c in page.changes if isinstance(c.record, EventRecord)}
+        ref, series = found["Porada"]
+        assert series.start is not None
+        last = series.start + dt.timedelta(weeks=3)
+        moved = EventRecord(subject="Porada (dřív)", start=last - dt.timedelta(hours=1),
+                            end=last, original_start=last, kind="exception")
+        (result,) = mailbox.update(Kind.CALENDAR, [Update(ref, dataclasses.replace(
+            series, exceptions=[*series.exceptions, moved], location="Zasedačka 3"),
+            frozenset({"exceptions", "location"}))])
+        assert result.ok, result
+    sim.control.update_item(found["Exchange 1"][0].id, Location="Zasedačka")
+    crm = raynet_of(raynet)
+    for row in crm.client.pages("meeting", {}):
+        if row["title"] in ("Raynet 0", "Raynet 1"):
+            someone_elses_client(raynet).call("POST", f"meeting/{row['id']}/",
+                                              body={"meetingPlace": f"Kavárna {row['title']}"})
+
+
+@pytest.mark.parametrize("nth", range(CALENDAR_EDIT_POINTS))
+def test_calendar_edits_killed_at_each_point_reach_the_other_side_at_the_next_run(
+        ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile,  # noqa: F811
+        nth: int) -> None:
+    calendars_on_both_sides(ewsim, raynetsim)
+    calendar_edits_on_both_sides(ewsim, raynetsim, profile)
+
+    killed_at(profile, "calendar", nth)
+    again = run(profile, "calendar")
+    # The new moved occurrence's meeting made once: looked up by its external id first.
+    assert meetings(raynetsim) == Counter({
+        "Exchange 0": 1, "Exchange 1": 1, "Raynet 0": 1, "Raynet 1": 1, "Společná": 1,
+        "Porada": 1, "Porada (přesunutá)": 1, "Porada (dřív)": 1}), again.message
+    in_outlook = {e.subject: e for e in exchange_events(ewsim).values()}
+    assert sorted(in_outlook) == sorted(["Exchange 0", "Exchange 1", "Raynet 0", "Raynet 1",
+                                         "Společná", "Porada"])
+    assert [e.subject for e in in_outlook["Porada"].exceptions] \
+        == ["Porada (přesunutá)", "Porada (dřív)"]
+    in_raynet = {subject: record for subject, (_, record)
+                 in events_by_subject(raynet_of(raynetsim)).items()}
+    assert [e.subject for e in in_raynet["Porada"].exceptions] \
+        == ["Porada (přesunutá)", "Porada (dřív)"]
+    for subject, place in (("Exchange 1", "Zasedačka"), ("Porada", "Zasedačka 3"),
+                           ("Raynet 0", "Kavárna Raynet 0"),
+                           ("Raynet 1", "Kavárna Raynet 1")):
+        assert (in_outlook[subject].location, in_raynet[subject].location) == (place, place)
+    assert Link.objects.filter(profile=profile).count() == 6
     assert run(profile, "calendar").items.count() == 0
