@@ -46,6 +46,7 @@ from engine.crmstore.raynet_kind import RaynetKind, instance_key, owner_of
 from engine.crmstore.raynet_mail import RaynetMail
 from engine.crmstore.raynet_mapping import (
     CONTACTS_ONLY,
+    NO_POSITION,
     RELATIONSHIP_FIELDS,
     UID_PREFIX,
     event_record,
@@ -66,9 +67,6 @@ OWNER_COLUMN = {Kind.CONTACTS: "owner", Kind.CALENDAR: "owner-id"}
 ISO = {"dateFormat": "ISO8601"}
 IDS_PER_LIST = 100     # ids in one `id[IN]` filter: a query string of well under 1 kB
 ORIGIN_PREFIX = "exchange:"
-# A person's relationship to a company needs a position; a card without a job title gets
-# this one, read back as no job title.
-NO_POSITION = "–"
 CONTACT_FIELDS = frozenset(f.name for f in dataclasses.fields(ContactRecord))
 EVENT_FIELDS = frozenset(("subject", "start", "end", "location", "body", "private"))
 # What a create writes of an event: its attributes, then (raynet_calendar.py) its category,
@@ -383,7 +381,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
         wanted = list(dict.fromkeys(o for o in origins if o))
         if len(wanted) > LOOKED_UP_ONE_BY_ONE:
             # One read of the records instead of a request per item (raynet_bulk.py).
-            listed = raynet_bulk.by_ext_id(self.listed.rows(ENTITY[kind]),
+            listed = raynet_bulk.by_ext_id(self.listed.rows(self.entities[kind]),
                                            [ORIGIN_PREFIX + o for o in wanted])
             if listed is not None:
                 return {o: listed[ORIGIN_PREFIX + o] for o in wanted
@@ -428,7 +426,7 @@ class RaynetCrm(RaynetKind, CrmBackend):
     def find_by_uid(self, uids: Sequence[str]) -> dict[str, str]:
         wanted = list(dict.fromkeys(u for u in uids if u))
         if len(wanted) > LOOKED_UP_ONE_BY_ONE:
-            listed = raynet_bulk.by_ext_id(self.listed.rows("meeting"),
+            listed = raynet_bulk.by_ext_id(self.listed.rows(self.activity),
                                            [UID_PREFIX + u for u in wanted])
             if listed is not None:
                 return {u: listed[UID_PREFIX + u] for u in wanted if UID_PREFIX + u in listed}

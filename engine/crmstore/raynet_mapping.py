@@ -50,6 +50,9 @@ UNMAPPED_EVENT = frozenset({"time_zone", "all_day"})
 # The CRM's users are persons too: they are its accounts, not contacts to sync. A contact is
 # a person without a user account (no user account's id is 0).
 CONTACTS_ONLY = {"userAccount-id[EQ_OR_NULL]": "0"}
+# A person's relationship to a company needs a position; a card without a job title gets
+# this one, read back as no job title.
+NO_POSITION = "–"
 
 
 # --- persons ----------------------------------------------------------------------------------
@@ -86,7 +89,10 @@ def person_record(data: dict[str, Any]) -> ContactRecord:
                                            for part, raynet in ADDRESS_PARTS.items()})
     primary = data.get("primaryRelationship") or {}
     record.company = _text((primary.get("company") or {}).get("name"))
-    record.job_title = _text(primary.get("type"))
+    position = _text(primary.get("type"))
+    # The position the sync writes for a card without a job title is no job title: read as
+    # such, it neither reaches Exchange nor looks like an edit made in Raynet.
+    record.job_title = "" if position == NO_POSITION else position
     return record
 
 
