@@ -158,10 +158,15 @@ class EwsWriting(EwsConnection):
                     suppress_read_receipts=True)) if pairs else [])
             written: list[tuple[WriteResult, Record | None]] = []
             for index, update in enumerate(chunk):
+                if index in invalid and not invalid[index]:
+                    # Nothing of the item itself to send; its occurrences (a moved one
+                    # changed, one more deleted) are still written.
+                    written.append((WriteResult(WriteStatus.OK, update.ref),
+                                    update.record if rewrites_occurrences(update) else None))
+                    continue
                 if index in invalid:
-                    written.append((WriteResult(WriteStatus.OK, update.ref) if not invalid[index]
-                                    else WriteResult(WriteStatus.ERROR, update.ref,
-                                                     invalid[index]), None))
+                    written.append((WriteResult(WriteStatus.ERROR, update.ref, invalid[index]),
+                                    None))
                     continue
                 result = _write_result(next(answers, None), update.ref)
                 written.append((result, update.record if rewrites_occurrences(update) else None))
@@ -200,8 +205,10 @@ class EwsWriting(EwsConnection):
                 shape="IdOnly"))
         updated_answers, deleted_answers = iter(updated), iter(deleted)
         for one, now in zip(series, current, strict=False):
-            answers = [next(updated_answers, None) for _ in one.changes] + \
-                [next(deleted_answers, None) for _ in one.doomed]
+            # An occurrence deleted already (the series written again) is no problem.
+            answers = [next(updated_answers, None) for _ in one.changes] + [
+                None if isinstance(a, DELETED_ALREADY) else a
+                for a in (next(deleted_answers, None) for _ in one.doomed)]
             problems = one.problems + [
                 short(str(a)) for a in answers if isinstance(a, Exception)
                 and not isinstance(a, exchange_errors.ErrorItemNotFound)]
@@ -271,6 +278,9 @@ class EwsWriting(EwsConnection):
             results.extend(WriteResult(WriteStatus.ERROR, ref, NO_ANSWER)
                            for ref in chunk[len(answers):])
         return results
+
+
+DELETED_ALREADY = exchange_errors.ErrorCalendarOccurrenceIsDeletedFromRecurrence
 
 
 def _write_result(answer: Any, ref: ItemRef | None = None) -> WriteResult:

@@ -93,3 +93,37 @@ def test_an_occurrence_that_cannot_be_placed_fails_only_its_own_series(
     by_subject = {record.subject: record for record in exchange_events(ewsim).values()}
     assert moved_and_deleted(by_subject["Series 0"]) == ([], 1)
     assert moved_and_deleted(by_subject["Series 1"]) == (["Series 1 (moved)"], 1)
+
+
+def test_an_update_of_the_occurrences_alone_is_written(ewsim: SimHandle) -> None:
+    """Only a moved occurrence changed (its time), or one more occurrence deleted: nothing
+    of the master itself to send, and still the occurrences are written, not reported as
+    done while Exchange keeps the old ones."""
+    record = series(0)
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        folder = mailbox.get_folder("calendar", Kind.CALENDAR)
+        (made,) = mailbox.create(folder, [record])
+    assert made.ok and made.ref is not None
+    moved = record.exceptions[0]
+    later = EventRecord(**{**moved.__dict__, "start": moved.start + dt.timedelta(hours=1),
+                           "end": moved.end + dt.timedelta(hours=1)})
+    fourth = record.start + dt.timedelta(weeks=3)
+    changed = EventRecord(**{**record.__dict__, "exceptions": [later],
+                             "deleted_occurrences": (*record.deleted_occurrences, fourth)})
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        (result,) = mailbox.update(Kind.CALENDAR, [
+            Update(made.ref, changed, frozenset({"exceptions", "deleted_occurrences"}))])
+    assert result.ok, result.message
+    assert result.ref is not None and result.ref.version != made.ref.version
+    (back,) = exchange_events(ewsim).values()
+    assert [(e.start, e.end) for e in back.exceptions] == [(later.start, later.end)]
+    assert back.deleted_occurrences == tuple(sorted((*record.deleted_occurrences, fourth)))
+    # Written again whole (a change of the master): the occurrences deleted already are no
+    # problem to report.
+    again = EventRecord(**{**changed.__dict__, "location": "Brno"})
+    with EwsMailbox(access_to(ewsim)) as mailbox:
+        (result,) = mailbox.update(Kind.CALENDAR, [
+            Update(result.ref, again, frozenset({"location", "deleted_occurrences"}))])
+    assert result.ok and not result.message, result.message
+    (back,) = exchange_events(ewsim).values()
+    assert back.location == "Brno" and len(back.deleted_occurrences) == 2
