@@ -11,6 +11,7 @@ process reaching it (engine/crmstore/raynet_cursor.py, raynet_budget.py):
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class RaynetInstance(models.Model):
@@ -22,6 +23,10 @@ class RaynetInstance(models.Model):
     budget_read_at = models.DateTimeField(null=True, blank=True)
     # entity -> ISO time of its last full comparison of ids.
     compared = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("Raynet instance")
+        verbose_name_plural = _("Raynet instances")
 
     def __str__(self) -> str:
         return self.key
@@ -35,6 +40,8 @@ class RaynetKnownRecord(models.Model):
     gone_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("record known in Raynet")
+        verbose_name_plural = _("records known in Raynet")
         constraints = [models.UniqueConstraint(fields=["instance", "entity", "record_id"],
                                                name="raynet_known_once")]
         indexes = [models.Index(fields=["instance", "entity", "gone_at"],
