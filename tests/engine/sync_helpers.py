@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
-from typing import Any
+from typing import Any, TypeVar
 
 from crm.models import CrmUser, Person
 from engine.agendas.contacts import ContactSync
+from engine.crmstore.base import CrmBackend
 from engine.crmstore.builtin import BuiltinCrm
 from engine.mailbox.ews import EwsMailbox
 from engine.models import Run
 from engine.records import ContactRecord, EventRecord, Kind
+from engine.sync import sync
 from ewsim.testing import SimHandle
-from profiles.models import MailboxConnection, Organization, SyncProfile
+from profiles.models import CrmConnection, MailboxConnection, Organization, SyncProfile
 from tests.engine.conftest import access_to
+from tests.engine.crmstore.memory import MemoryCrm
 
 SERVICE, SERVICE_PASSWORD = "svc@example.com", "svc-secret"
+
+R = TypeVar("R", ContactRecord, EventRecord)
+
+# Inside the calendar's window (two weeks back, a month ahead) whenever the test runs.
+TOMORROW = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(
+    hour=9, minute=0, second=0, microsecond=0)
 
 
 def make_profile(sim: SimHandle, **contact_settings: Any) -> SyncProfile:
@@ -120,3 +130,48 @@ def contacts_by_folder(sim: SimHandle) -> dict[str, Counter[str]]:
                 change.record.email1 for page in mailbox.read_changes(folder, None)
                 for change in page.changes if isinstance(change.record, ContactRecord))
     return found
+
+
+def use_kind(profile: SyncProfile, kind: str) -> None:
+    CrmConnection.objects.filter(organization_id=profile.organization_id).update(kind=kind)
+
+
+def run(profile: SyncProfile, agenda: str) -> Run:
+    """One run through the product's entry point, on the profile as a worker reads it."""
+    done = sync(SyncProfile.objects.get(pk=profile.pk), agenda)
+    assert done.status == Run.Status.SUCCESS, done.message
+    return done
+
+
+def crm_of(profile: SyncProfile) -> CrmBackend:
+    """The in-memory CRM as the profile's CRM user sees it: what a person there edits."""
+    return MemoryCrm(str(profile.organization_id), str(profile.crm_user_id))
+
+
+def persons_by_address(crm: CrmBackend) -> dict[str, tuple[str, ContactRecord]]:
+    """Every person of the CRM by their first address: (key, record)."""
+    return records_by(crm, Kind.CONTACTS, ContactRecord, "email1")
+
+
+def events_by_subject(crm: CrmBackend) -> dict[str, tuple[str, EventRecord]]:
+    """Every event of the CRM by its subject: (key, record)."""
+    return records_by(crm, Kind.CALENDAR, EventRecord, "subject")
+
+
+def records_by(crm: CrmBackend, kind: Kind, record_type: type[R],
+               field: str) -> dict[str, tuple[str, R]]:
+    """Every record of the kind in the CRM (none deleted) by one of its fields: (key, record)."""
+    keys = [change.key for change in crm.changes_since(kind, "") if not change.deleted]
+    return {getattr(found.record, field): (key, found.record)
+            for key, found in crm.fetch(kind, keys).items()
+            if isinstance(found.record, record_type)}
+
+
+def add_exchange_event(sim: SimHandle, subject: str, start: dt.datetime) -> str:
+    """An hour's event in Alice's Calendar, in UTC."""
+    end = start + dt.timedelta(hours=1)
+    xml = (f"<t:CalendarItem><t:Subject>{subject}</t:Subject>"
+           f"<t:Start>{start:%Y-%m-%dT%H:%M:%SZ}</t:Start><t:End>{end:%Y-%m-%dT%H:%M:%SZ}"
+           "</t:End></t:CalendarItem>")
+    return sim.control.create_item(sim.user, folder="calendar", xml=xml,
+                                   tag="CalendarItem")["id"]

@@ -15,8 +15,15 @@ from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
 from tests.engine.crmstore import memory_store
-from tests.engine.sync_helpers import add_contact, exchange_contacts, make_profile
-from tests.engine.test_pluggable_crm import crm_of, persons_by_address, run, use_kind
+from tests.engine.sync_helpers import (
+    add_contact,
+    crm_of,
+    exchange_contacts,
+    make_profile,
+    persons_by_address,
+    run,
+    use_kind,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

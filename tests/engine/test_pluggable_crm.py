@@ -14,22 +14,27 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from crm.models import Company, Email, Event, Person
-from engine.crmstore.base import CrmBackend
-from engine.models import Link, Run
+from engine.models import Link
 from engine.records import ContactRecord, EventRecord, Kind
-from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, Membership, SyncProfile
 from tests.engine.crmstore import memory_store
-from tests.engine.crmstore.memory import MemoryCrm
-from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events, make_profile
+from tests.engine.sync_helpers import (
+    TOMORROW,
+    add_contact,
+    add_exchange_event,
+    crm_of,
+    events_by_subject,
+    exchange_contacts,
+    exchange_events,
+    make_profile,
+    persons_by_address,
+    run,
+    use_kind,
+)
 from tests.mailimport.conftest import mime
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# Inside the calendar's window (two weeks back, a month ahead) whenever the test runs.
-TOMORROW = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).replace(
-    hour=9, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
@@ -44,52 +49,10 @@ def profile(ewsim: SimHandle) -> Iterator[SyncProfile]:
     memory_store.forget(str(profile.organization_id))
 
 
-def use_kind(profile: SyncProfile, kind: str) -> None:
-    CrmConnection.objects.filter(organization_id=profile.organization_id).update(kind=kind)
-
-
-def run(profile: SyncProfile, agenda: str) -> Run:
-    """One run through the product's entry point, on the profile as a worker reads it."""
-    done = sync(SyncProfile.objects.get(pk=profile.pk), agenda)
-    assert done.status == Run.Status.SUCCESS, done.message
-    return done
-
-
-def crm_of(profile: SyncProfile) -> CrmBackend:
-    """The in-memory CRM as the profile's CRM user sees it: what a person there edits."""
-    return MemoryCrm(str(profile.organization_id), str(profile.crm_user_id))
-
-
-def persons_by_address(crm: CrmBackend) -> dict[str, tuple[str, ContactRecord]]:
-    """Every person of the CRM by their first address: (key, record)."""
-    keys = [change.key for change in crm.changes_since(Kind.CONTACTS, "")
-            if not change.deleted]
-    return {found.record.email1: (key, found.record)
-            for key, found in crm.fetch(Kind.CONTACTS, keys).items()
-            if isinstance(found.record, ContactRecord)}
-
-
-def events_by_subject(crm: CrmBackend) -> dict[str, tuple[str, EventRecord]]:
-    keys = [change.key for change in crm.changes_since(Kind.CALENDAR, "")
-            if not change.deleted]
-    return {found.record.subject: (key, found.record)
-            for key, found in crm.fetch(Kind.CALENDAR, keys).items()
-            if isinstance(found.record, EventRecord)}
-
-
 def assert_built_in_store_untouched(profile: SyncProfile) -> None:
     organization_id = profile.organization_id
     for model in (Person, Company, Event, Email):
         assert not model.objects.filter(organization_id=organization_id).exists(), model
-
-
-def add_exchange_event(sim: SimHandle, subject: str, start: dt.datetime) -> str:
-    end = start + dt.timedelta(hours=1)
-    xml = (f"<t:CalendarItem><t:Subject>{subject}</t:Subject>"
-           f"<t:Start>{start:%Y-%m-%dT%H:%M:%SZ}</t:Start><t:End>{end:%Y-%m-%dT%H:%M:%SZ}"
-           "</t:End></t:CalendarItem>")
-    return sim.control.create_item(sim.user, folder="calendar", xml=xml,
-                                   tag="CalendarItem")["id"]
 
 
 def test_contacts_sync_both_ways_with_the_in_memory_crm(ewsim: SimHandle,

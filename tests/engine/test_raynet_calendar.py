@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import zoneinfo
 
 import pytest
 
@@ -15,53 +14,26 @@ from engine.crmstore.raynet import RaynetCrm
 from engine.crmstore.raynet_calendar import exception_of
 from engine.mailbox.base import Update
 from engine.mailbox.ews import EwsMailbox
-from engine.records import Attendee, ContactRecord, EventRecord, Kind, RecurrenceRule
+from engine.records import Attendee, ContactRecord, EventRecord, Kind
 from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
 from tests.engine.conftest import access_to
+from tests.engine.raynet_helpers import (  # noqa: F401
+    MONDAY,
+    PRAGUE,
+    events_by_subject,
+    in_exchange,
+    profile,
+    raynet_of,
+    run,
+    shape,
+    weekly_series,
+)
 from tests.engine.sync_helpers import exchange_events
-from tests.engine.test_raynet_sync import events_by_subject, profile, raynet_of, run  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-PRAGUE = zoneinfo.ZoneInfo("Europe/Prague")
-TODAY = dt.datetime.now(PRAGUE).date()
-MONDAY = TODAY + dt.timedelta(days=7 - TODAY.weekday())      # next week's Monday
-
-
-def weekly_series() -> EventRecord:
-    """Four Mondays at 10:00 Prague time; the second moved two hours later, the third
-    deleted."""
-    local = dt.datetime.combine(MONDAY, dt.time(10), PRAGUE)
-    start, end = local.astimezone(dt.UTC), (local + dt.timedelta(hours=1)).astimezone(dt.UTC)
-    second = (local + dt.timedelta(weeks=1)).astimezone(dt.UTC)
-    third = (local + dt.timedelta(weeks=2)).astimezone(dt.UTC)
-    moved = EventRecord(subject="Porada (přesunutá)", start=second + dt.timedelta(hours=2),
-                        end=second + dt.timedelta(hours=3), location="Zasedačka 2",
-                        original_start=second, kind="exception")
-    return EventRecord(
-        subject="Porada", start=start, end=end, time_zone="Europe/Prague", location="Zasedačka",
-        recurrence=RecurrenceRule(pattern="weekly", weekdays=("Monday",), start=MONDAY,
-                                  count=4),
-        exceptions=[moved], deleted_occurrences=(third,), kind="master")
-
-
-def in_exchange(sim: SimHandle, record: EventRecord) -> str:
-    with EwsMailbox(access_to(sim)) as mailbox:
-        folder = mailbox.get_folder("calendar", Kind.CALENDAR)
-        (result,) = mailbox.create(folder, [record])
-    assert result.ok and result.ref, result.message
-    return result.ref.id
-
-
-def shape(record: EventRecord) -> tuple[object, ...]:
-    """What both sides must agree on of a series."""
-    return (record.subject, record.start, record.end, record.recurrence,
-            [(e.subject, e.start, e.end, e.original_start) for e in record.exceptions],
-            record.deleted_occurrences)
-
 
 def test_a_series_made_in_exchange_reaches_raynet_and_comes_back_unchanged(
         ewsim: SimHandle, raynetsim: RaynetHandle, profile: SyncProfile) -> None:  # noqa: F811

@@ -30,17 +30,23 @@ from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
 from tests.engine.conftest import access_to
-from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events
-from tests.engine.test_pluggable_crm import TOMORROW, add_exchange_event
-from tests.engine.test_raynet_calendar import in_exchange, shape, weekly_series
-from tests.engine.test_raynet_reads import comparison_due, someone_elses_client
-from tests.engine.test_raynet_sync import (  # noqa: F401
+from tests.engine.raynet_helpers import (  # noqa: F401
+    TOMORROW,
+    UID,
+    add_exchange_event,
+    comparison_due,
     events_by_subject,
+    in_exchange,
+    meetings,
     persons_by_address,
     profile,
     raynet_of,
     run,
+    shape,
+    someone_elses_client,
+    weekly_series,
 )
+from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,10 +106,6 @@ def address_of(row: dict[str, Any]) -> str:
     return str((row.get("contactInfo") or {}).get("email") or "")
 
 
-def meetings(sim: RaynetHandle) -> Counter[str]:
-    return Counter(str(r["title"]) for r in raynet_of(sim).client.pages("meeting", {}))
-
-
 def contacts_on_both_sides(sim: SimHandle, raynet: RaynetHandle) -> Counter[str]:
     """Three contacts only in Exchange, three persons only in Raynet, and Eva on both sides
     (one address: matched, linked, never doubled). Every address once, as it must end."""
@@ -120,9 +122,6 @@ def contacts_on_both_sides(sim: SimHandle, raynet: RaynetHandle) -> Counter[str]
                       "").ok
     return Counter([*(f"ex{i}@stavby.cz" for i in range(3)),
                     *(f"crm{i}@acme.cz" for i in range(3)), "eva@acme.cz"])
-
-
-UID = "040000008200E00074C5B7101A82E0080000000012345"
 
 
 def calendars_on_both_sides(sim: SimHandle, raynet: RaynetHandle) -> EventRecord:

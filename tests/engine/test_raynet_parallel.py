@@ -9,29 +9,23 @@ import math
 import pytest
 
 from engine.crmstore import raynet_bulk
-from engine.crmstore.raynet import ORIGIN_PREFIX, RaynetCrm
-from engine.crmstore.raynet_client import RaynetClient
+from engine.crmstore.raynet import ORIGIN_PREFIX
 from engine.models import Run
 from engine.records import ContactRecord, Kind
 from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.raynet_helpers import profile, raynet_of  # noqa: F401
 from tests.engine.sync_helpers import add_contact
-from tests.engine.test_raynet_sync import profile  # noqa: F401
 
 # The backend keeps its instance's budget and journal of known ids in the database.
 pytestmark = pytest.mark.django_db
 
 
-def crm_of(sim: RaynetHandle) -> RaynetCrm:
-    return RaynetCrm(RaynetClient(sim.url, sim.instance, sim.user, sim.api_key),
-                     sim.user_person_id)
-
-
 def test_a_batch_of_creates_keeps_four_requests_in_flight_and_each_item_its_result(
         raynetsim: RaynetHandle) -> None:  # noqa: F811
-    crm = crm_of(raynetsim)
+    crm = raynet_of(raynetsim)
     taken = crm.create(Kind.CONTACTS, ContactRecord(last_name="First"), "item-5")
     assert taken.ok, taken
     # Every answer 50 ms late: sent one by one, never two would be in flight at once.
@@ -65,7 +59,7 @@ def test_an_existing_company_is_found_by_name_through_one_list(
     known = raynetsim.control.add_record(raynetsim.instance, "company", {
         "name": "Stavby  Brno S.R.O.", "rating": "A", "state": "A_POTENTIAL",
         "role": "A_SUBSCRIBER"})
-    crm = crm_of(raynetsim)
+    crm = raynet_of(raynetsim)
     assert crm.find_or_create_company("stavby brno s.r.o.") == str(known)
     assert crm.find_or_create_company("Stavby Brno s.r.o.") == str(known)
     made = crm.find_or_create_company("Nová firma a.s.")
@@ -76,7 +70,7 @@ def test_an_existing_company_is_found_by_name_through_one_list(
 
 def test_look_ups_of_many_origins_and_addresses_read_the_persons_once(
         raynetsim: RaynetHandle) -> None:  # noqa: F811
-    crm = crm_of(raynetsim)
+    crm = raynet_of(raynetsim)
     for i in range(3):
         assert crm.create(Kind.CONTACTS, ContactRecord(last_name=f"P{i}",
                                                        email1=f"P{i}@Example.com"),

@@ -5,47 +5,27 @@ specification by the fixture), the requests counted as raynetsim received them."
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 
 import pytest
-from django.utils import timezone
 
 from engine.crmstore.base import CrmError
 from engine.crmstore.raynet import RaynetCrm
 from engine.crmstore.raynet_client import RaynetClient
-from engine.crmstore.raynet_cursor import FULL_EVERY
 from engine.models import RaynetInstance, RaynetKnownRecord
 from engine.records import ContactRecord, Kind
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.raynet_helpers import comparison_due, raynet_of, someone_elses_client
 
 pytestmark = pytest.mark.django_db
 
 MANY = 1_200   # more than one page of 1,000
 
 
-def backend(sim: RaynetHandle) -> RaynetCrm:
-    return RaynetCrm(RaynetClient(sim.url, sim.instance, sim.user, sim.api_key),
-                     sim.user_person_id)
-
-
-def someone_elses_client(sim: RaynetHandle) -> RaynetClient:
-    """Raynet as a person in its web app changes it: past the sync's journal."""
-    return RaynetClient(sim.url, sim.instance, sim.user, sim.api_key)
-
-
 def person_lists(sim: RaynetHandle, since: int) -> list[str]:
     """The queries of the person lists raynetsim answered since the log's entry `since`."""
     return [entry["query"] for entry in list(sim.server.request_log)[since:]
             if entry["method"] == "GET" and entry["path"] == "/api/v2/person/"]
-
-
-def comparison_due(sim: RaynetHandle) -> None:
-    """An hour passes since the last full comparison of ids."""
-    row = RaynetInstance.objects.get(key__endswith=f"/{sim.instance}")
-    long_ago = (timezone.now() - FULL_EVERY - dt.timedelta(minutes=1)).isoformat()
-    row.compared = {entity: long_ago for entity in row.compared}
-    row.save()
 
 
 @pytest.fixture
@@ -57,7 +37,7 @@ def many(raynetsim: RaynetHandle) -> Iterator[list[int]]:  # noqa: F811
 
 def test_a_run_after_a_small_change_lists_the_changes_not_every_id(
         raynetsim: RaynetHandle, many: list[int]) -> None:  # noqa: F811
-    crm = backend(raynetsim)
+    crm = raynet_of(raynetsim)
     start = len(raynetsim.server.request_log)
     cursor = crm.current_cursor()
     # The first cursor compares every id with the (empty) journal: two pages of persons.
@@ -80,14 +60,14 @@ def test_a_run_after_a_small_change_lists_the_changes_not_every_id(
 
 def test_a_deletion_in_raynet_is_found_by_the_hourly_full_comparison(
         raynetsim: RaynetHandle, many: list[int]) -> None:  # noqa: F811
-    crm = backend(raynetsim)
+    crm = raynet_of(raynetsim)
     cursor = crm.current_cursor()
     someone_elses_client(raynetsim).call("DELETE", f"person/{many[3]}/")
     # Within the hour the changes are read from the cursor's time: the deletion waits.
-    assert list(backend(raynetsim).changes_since(Kind.CONTACTS, cursor)) == []
+    assert list(raynet_of(raynetsim).changes_since(Kind.CONTACTS, cursor)) == []
     comparison_due(raynetsim)
     start = len(raynetsim.server.request_log)
-    crm = backend(raynetsim)
+    crm = raynet_of(raynetsim)
     later = crm.current_cursor()    # a run's start: the comparison is due, done first
     assert len([q for q in person_lists(raynetsim, start) if "lastModifiedAt" not in q]) == 2
     assert [(c.key, c.deleted) for c in crm.changes_since(Kind.CONTACTS, cursor)] \
@@ -97,14 +77,14 @@ def test_a_deletion_in_raynet_is_found_by_the_hourly_full_comparison(
 
 def test_a_record_created_after_a_cursor_and_deleted_before_the_next_read_is_deleted(
         raynetsim: RaynetHandle) -> None:  # noqa: F811
-    crm = backend(raynetsim)
+    crm = raynet_of(raynetsim)
     cursor = crm.current_cursor()
     made = crm.create(Kind.CONTACTS, ContactRecord(first_name="Eva", last_name="Nová"),
                       "AAMk-eva")
     assert made.ok, made
     someone_elses_client(raynetsim).call("DELETE", f"person/{made.key}/")
     comparison_due(raynetsim)
-    crm = backend(raynetsim)
+    crm = raynet_of(raynetsim)
     crm.current_cursor()
     assert [(c.key, c.deleted) for c in crm.changes_since(Kind.CONTACTS, cursor)] \
         == [(made.key, True)]

@@ -15,10 +15,16 @@ from engine.sync import sync
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.raynet_helpers import (  # noqa: F401
+    TOMORROW,
+    comparison_due,
+    persons_by_address,
+    profile,
+    raynet_of,
+    run,
+    someone_elses_client,
+)
 from tests.engine.sync_helpers import add_contact, exchange_events
-from tests.engine.test_pluggable_crm import TOMORROW
-from tests.engine.test_raynet_reads import comparison_due, someone_elses_client
-from tests.engine.test_raynet_sync import persons_by_address, profile, raynet_of, run  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,56 +10,28 @@ import datetime as dt
 import pytest
 
 from crm.models import CrmUser
-from engine.crmstore.raynet import RaynetCrm
-from engine.crmstore.raynet_client import RaynetClient
 from engine.models import Link, Run
 from engine.records import ContactRecord, EventRecord, Kind
 from engine.sync import sync
 from ewsim.testing import SimHandle
-from profiles.models import CrmConnection, SyncProfile
+from profiles.models import SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
-from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events, make_profile
-from tests.engine.test_pluggable_crm import TOMORROW, add_exchange_event
+from tests.engine.raynet_helpers import (  # noqa: F401
+    TOMORROW,
+    add_exchange_event,
+    events_by_subject,
+    persons_by_address,
+    profile,
+    raynet_of,
+    run,
+)
+from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def profile(ewsim: SimHandle, raynetsim: RaynetHandle) -> SyncProfile:  # noqa: F811
-    """Alice's profile (every contact of the instance), its organization on raynetsim; its
-    CRM user's login is the Raynet user's e-mail."""
-    profile = make_profile(ewsim)
-    CrmUser.objects.filter(pk=profile.crm_user_id).update(login=raynetsim.user)
-    connection = CrmConnection.objects.get(organization_id=profile.organization_id)
-    connection.kind = "raynet"
-    connection.settings = {"base_url": raynetsim.url, "instance": raynetsim.instance,
-                           "user": raynetsim.user}
-    connection.update_secrets({"api_key": raynetsim.api_key})
-    connection.save()
-    return profile
-
-
-def run(profile: SyncProfile, agenda: str) -> Run:
-    done = sync(SyncProfile.objects.get(pk=profile.pk), agenda)
-    assert done.status == Run.Status.SUCCESS, done.message
-    return done
-
-
-def raynet_of(sim: RaynetHandle) -> RaynetCrm:
-    """Raynet as its user sees it: what a person there edits."""
-    return RaynetCrm(RaynetClient(sim.url, sim.instance, sim.user, sim.api_key),
-                     sim.user_person_id)
-
-
-def persons_by_address(crm: RaynetCrm) -> dict[str, tuple[str, ContactRecord]]:
-    keys = [c.key for c in crm.changes_since(Kind.CONTACTS, "") if not c.deleted]
-    return {found.record.email1: (key, found.record)
-            for key, found in crm.fetch(Kind.CONTACTS, keys).items()
-            if isinstance(found.record, ContactRecord)}
-
-
 def test_contacts_sync_both_ways_with_raynet(ewsim: SimHandle, raynetsim: RaynetHandle,  # noqa: F811
-                                            profile: SyncProfile) -> None:
+                                            profile: SyncProfile) -> None:  # noqa: F811
     item_id = add_contact(ewsim, "Petr", "Svoboda", email="petr@stavby.cz",
                           company="Stavby Brno s.r.o.")
     crm = raynet_of(raynetsim)
@@ -101,15 +73,8 @@ def test_contacts_sync_both_ways_with_raynet(ewsim: SimHandle, raynetsim: Raynet
     assert run(profile, "contacts").items.count() == 0   # told once
 
 
-def events_by_subject(crm: RaynetCrm) -> dict[str, tuple[str, EventRecord]]:
-    keys = [c.key for c in crm.changes_since(Kind.CALENDAR, "") if not c.deleted]
-    return {found.record.subject: (key, found.record)
-            for key, found in crm.fetch(Kind.CALENDAR, keys).items()
-            if isinstance(found.record, EventRecord)}
-
-
 def test_the_calendar_syncs_both_ways_with_raynet(ewsim: SimHandle, raynetsim: RaynetHandle,  # noqa: F811
-                                                 profile: SyncProfile) -> None:
+                                                 profile: SyncProfile) -> None:  # noqa: F811
     item_id = add_exchange_event(ewsim, "Schůzka", TOMORROW)
     crm = raynet_of(raynetsim)
     call = crm.create(Kind.CALENDAR, EventRecord(

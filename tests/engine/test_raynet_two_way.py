@@ -20,13 +20,22 @@ from engine.records import ContactRecord, EventRecord, Kind
 from ewsim.testing import SimHandle
 from profiles.models import CrmConnection, SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.raynet_helpers import (  # noqa: F401
+    TOMORROW,
+    UID,
+    add_exchange_event,
+    comparison_due,
+    in_exchange,
+    meetings,
+    persons_by_address,
+    profile,
+    public,
+    raynet_of,
+    run,
+    someone_elses_client,
+    weekly_series,
+)
 from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_events
-from tests.engine.test_pluggable_crm import TOMORROW, add_exchange_event
-from tests.engine.test_raynet_calendar import in_exchange, weekly_series
-from tests.engine.test_raynet_crashes import UID, meetings
-from tests.engine.test_raynet_reads import comparison_due, someone_elses_client
-from tests.engine.test_raynet_sync import persons_by_address, profile, raynet_of, run  # noqa: F401
-from tests.engine.test_raynet_webhooks import public  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -17,14 +17,14 @@ from engine.records import ContactRecord, EventRecord, Kind, PostalAddress
 from ewsim.testing import SimHandle
 from profiles.models import SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
-from tests.engine.sync_helpers import exchange_contacts, exchange_events
-from tests.engine.test_raynet_sync import (
+from tests.engine.raynet_helpers import (  # noqa: F401
     events_by_subject,
     persons_by_address,
-    profile,  # noqa: F401
+    profile,
     raynet_of,
     run,
 )
+from tests.engine.sync_helpers import exchange_contacts, exchange_events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

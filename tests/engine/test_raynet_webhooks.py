@@ -35,6 +35,7 @@ from profiles.models import (
     SyncProfile,
 )
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.raynet_helpers import public  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,12 +79,6 @@ def globex(raynetsim: RaynetHandle) -> tuple[CrmConnection, list[SyncProfile]]: 
         {"email": GLOBEX_USER, "api_key": GLOBEX_KEY, "full_name": "Gina Globex"}])
     return organization("Globex", raynetsim, "globex", GLOBEX_USER, GLOBEX_KEY,
                         ["gina@globex.example"])
-
-
-@pytest.fixture
-def public(live_server: Any) -> Any:
-    with override_settings(PUBLIC_BASE_URL=live_server.url):
-        yield live_server
 
 
 def queued() -> list[tuple[int, str]]:

@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from crm.models import CrmUser
 from engine.crmstore.base import EmailMatch, SavedDocument
-from engine.crmstore.raynet import RaynetCrm
 from engine.crmstore.raynet_client import RaynetClient
 from engine.models import Retry, Run, RunItem
 from engine.records import Address, ContactRecord, Kind, MessageRecord
 from ewsim.testing import SimHandle
-from profiles.models import CrmConnection, SyncProfile
+from profiles.models import SyncProfile
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.raynet_helpers import on_raynet, raynet_of
 from tests.engine.sync_helpers import make_profile
 from tests.mailimport.conftest import give_roots, import_mail, mime, settings_for
 
@@ -45,22 +44,10 @@ def profile(ewsim: SimHandle, raynetsim: RaynetHandle, share: Path  # noqa: F811
             ) -> SyncProfile:
     """Alice's profile, her organization on raynetsim (her CRM user's login is her Raynet
     user's e-mail), saving attachments on the share."""
-    profile = make_profile(ewsim)
-    CrmUser.objects.filter(pk=profile.crm_user_id).update(login=raynetsim.user)
-    connection = CrmConnection.objects.get(organization_id=profile.organization_id)
-    connection.kind = "raynet"
-    connection.settings = {"base_url": raynetsim.url, "instance": raynetsim.instance,
-                           "user": raynetsim.user}
-    connection.update_secrets({"api_key": raynetsim.api_key})
-    connection.save()
+    profile = on_raynet(make_profile(ewsim), raynetsim)
     give_roots(profile, share)
     settings_for(profile, save_attachments=True, attachment_directory=str(share))
     return profile
-
-
-def raynet_of(sim: RaynetHandle) -> RaynetCrm:
-    return RaynetCrm(RaynetClient(sim.url, sim.instance, sim.user, sim.api_key),
-                     sim.user_person_id)
 
 
 def known_persons(sim: RaynetHandle) -> dict[str, str]:

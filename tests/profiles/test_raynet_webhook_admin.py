@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from profiles.models import CrmConnection, Organization, RaynetWebhook
 from raynetsim.testing import RaynetHandle, raynetsim, raynetsim_server  # noqa: F401
+from tests.engine.raynet_helpers import connect_to_raynet
 
 pytestmark = pytest.mark.django_db
 BASE = "/admin/profiles/crmconnection/"
@@ -18,13 +19,7 @@ BASE = "/admin/profiles/crmconnection/"
 @pytest.fixture
 def connection(raynetsim: RaynetHandle) -> CrmConnection:  # noqa: F811
     organization = Organization.objects.create(name="Acme")
-    connection = CrmConnection.objects.get(organization=organization)
-    connection.kind = "raynet"
-    connection.settings = {"base_url": raynetsim.url, "instance": raynetsim.instance,
-                           "user": raynetsim.user}
-    connection.update_secrets({"api_key": raynetsim.api_key})
-    connection.save()
-    return connection
+    return connect_to_raynet(CrmConnection.objects.get(organization=organization), raynetsim)
 
 
 def said(response: Any) -> list[str]:
