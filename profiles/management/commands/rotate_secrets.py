@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from engine.graph_models import GraphSubscription
 from profiles.models import CrmConnection, MailboxConnection, RaynetWebhook, SyncProfile
 from profiles.secrets import SecretKeyError, reencrypt
 
@@ -16,6 +17,7 @@ ENCRYPTED_COLUMNS = [
     (SyncProfile, "mailbox_secret_token"),
     (CrmConnection, "secret_token"),
     (RaynetWebhook, "secret_token"),
+    (GraphSubscription, "client_state"),
 ]
 
 
