@@ -133,3 +133,23 @@ def test_the_listener_queues_the_journaled_agendas_debounced(
     # Read once: later ticks queue nothing more.
     listener.graph.tick()
     assert not listener._due
+
+
+def test_the_connection_page_says_whether_notifications_are_on_and_why_not(
+        two: tuple[SyncProfile, SyncProfile]) -> None:
+    from django.contrib.auth.models import User
+    from django.test import override_settings
+
+    acme = two[0]
+    admin = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    page = f"/admin/profiles/mailboxconnection/{acme.connection_id}/change/"
+    with override_settings(PUBLIC_BASE_URL=""):
+        assert "PUBLIC_BASE_URL" in client.get(page).content.decode()
+    row = subscription_row(acme, "", "s")
+    row.last_error = "Subscription validation request failed."
+    row.save()
+    with override_settings(PUBLIC_BASE_URL="https://sync.example.com"):
+        text = client.get(page).content.decode()
+    assert "0 of 1 synced folders" in text and "validation request failed" in text
