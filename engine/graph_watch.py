@@ -57,6 +57,7 @@ GRAPH = "graph"
 LIFETIME = dt.timedelta(days=3)
 RENEW_BEFORE = dt.timedelta(days=1)
 CHECK_EVERY = 60.0            # seconds between full checks of every subscription
+FIRST_RETRY = 2.0             # seconds before a subscription that could not be made is tried
 CHANGE_TYPES = "created,updated,deleted"
 LAG = dt.timedelta(seconds=10)   # how late a journal row may commit (another web process)
 KEPT_FOR = dt.timedelta(days=1)
@@ -354,6 +355,7 @@ class GraphWatch:
         self.journal = Journal()
         self._thread: threading.Thread | None = None
         self._stamp: tuple[object, ...] = ()
+        self._retry = FIRST_RETRY
 
     def start(self, stop: threading.Event) -> None:
         self._thread = threading.Thread(target=self._keep, args=(stop,), name="graph-subscribe",
@@ -370,8 +372,8 @@ class GraphWatch:
                 stamp = profiles_stamp()
                 if time.monotonic() >= next_check or stamp != self._stamp:
                     self._stamp = stamp
-                    next_check = time.monotonic() + self.check_every
                     self.subscriptions.check()
+                    next_check = time.monotonic() + self._next_delay()
                 else:
                     self.subscriptions.check(flagged_only=True)
             except Exception:   # a database hiccup, Graph away: the next round tries again
@@ -379,6 +381,15 @@ class GraphWatch:
             # No database connection held while waiting (this thread's own).
             connections.close_all()
             stop.wait(1.0)
+
+    def _next_delay(self) -> float:
+        """Seconds to the next full check: CHECK_EVERY, or sooner while a subscription could
+        not be made (the web server starting, Graph away), backing off."""
+        if not GraphSubscription.objects.filter(subscription_id="").exists():
+            self._retry = FIRST_RETRY
+            return self.check_every
+        delay, self._retry = self._retry, min(self._retry * 2, self.check_every)
+        return min(delay, self.check_every)
 
     def tick(self) -> None:
         """Queue the agendas of what Graph notified since the last tick."""
