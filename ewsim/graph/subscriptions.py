@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +17,7 @@ import uuid
 from typing import Any
 
 from ..store import Principal
-from .context import GraphRequest, GraphResponse
+from .context import GraphRequest, GraphResponse, check_id
 from .errors import GraphError, bad_request
 from .notifier import Notifier, Subscription, folder_kind, now
 
@@ -73,6 +72,7 @@ def _folder_id(server: Any, mailbox: str, kind: str, ref: str | None) -> str | N
         if ref.lower() in WELL_KNOWN[kind]:
             folder = store.folder_by_distinguished(mailbox, ref.lower())
         else:
+            check_id(ref)           # 400 ErrorInvalidIdMalformed, as for the folder itself
             folder = store.folders.get(ref)
         if folder is None or folder.mailbox != mailbox or folder_kind(folder.folder_class) \
                 != kind:
@@ -102,7 +102,9 @@ def _expiration(data: dict[str, Any]) -> dt.datetime:
 
 def validate_url(url: str) -> None:
     """Graph's handshake: POST url?validationToken=… must echo the token, 200, within 10 s."""
-    token = secrets.token_urlsafe(24)
+    # Worded as Graph's (spaces and colons: the endpoint must URL-decode the query).
+    token = ("Validation: Testing client application reachability for subscription "
+             f"Request-Id: {uuid.uuid4()}")
     split = urllib.parse.urlsplit(url)
     if split.scheme not in ("http", "https") or not split.netloc:
         raise bad_request("Invalid notification url.", "InvalidRequest")

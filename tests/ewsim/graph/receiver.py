@@ -18,6 +18,7 @@ class Receiver:
     def __init__(self) -> None:
         self.posts: list[dict[str, Any]] = []          # notification bodies, in arrival order
         self.validations: list[str] = []               # paths that were validated
+        self.tokens: list[str] = []                    # the validation tokens, decoded
         self.validation_mode = "echo"                  # echo | wrong | status500 | html
         self.fail = 0                                  # answer this many POSTs with 500
         self.lock = threading.Lock()
@@ -53,6 +54,7 @@ class Receiver:
     def _validate(self, handler: BaseHTTPRequestHandler, token: str) -> None:
         with self.lock:
             self.validations.append(handler.path.split("?")[0])
+            self.tokens.append(token)
             mode = self.validation_mode
         status, content_type, text = 200, "text/plain; charset=utf-8", token
         if mode == "wrong":

@@ -64,6 +64,8 @@ def test_handshake_echoes_the_token_and_the_subscription_is_created(graph, recei
     assert sub["applicationId"] == "app-1"
     # Both URLs were validated before the subscription existed.
     assert receiver.validations == ["/notify", "/lifecycle"]
+    # Graph's token is a sentence (spaces, colons), URL-encoded in the query.
+    assert receiver.tokens[0].startswith("Validation: Testing client application")
     assert graph.get(f"/subscriptions/{sub['id']}").json["id"] == sub["id"]
     listed = graph.get("/subscriptions").json["value"]
     assert [s["id"] for s in listed] == [sub["id"]]
@@ -330,3 +332,30 @@ def test_an_app_may_subscribe_only_to_mailboxes_it_may_open(ewsim, graph, receiv
 def test_without_a_token_subscriptions_are_401(ewsim, receiver):
     answer = call("GET", f"{ewsim.graph_url}/subscriptions")
     assert answer.status == 401
+
+
+def test_a_user_subscribes_to_own_folders_with_me_only(ewsim, receiver):
+    ewsim.control.add_app("app-1", "app-secret", tenant="tenant-1")
+    ewsim.control.add_user("bob@example.com", "bob-secret")
+    form = (b"client_id=app-1&client_secret=app-secret&grant_type=password"
+            b"&username=alice@example.com&password=alice-secret")
+    answer = call("POST", f"{ewsim.base_url}/tenant-1/oauth2/v2.0/token", raw=form,
+                  headers={"Content-Type": "application/x-www-form-urlencoded"})
+    user = Graph(ewsim, answer.json["access_token"], prefer=[])
+    own = subscribe(user, receiver, "me/mailFolders('Inbox')/messages")
+    assert own.status == 201, own.raw
+    assert subscribe(user, receiver, "/me/calendars/calendar/events").status == 201
+    foreign = subscribe(user, receiver, "users/bob@example.com/messages")
+    assert foreign.status == 403 and foreign.code == "ErrorAccessDenied"
+    malformed = subscribe(user, receiver, "me/mailFolders/nosuch/messages")
+    assert malformed.status == 400 and malformed.code == "ErrorInvalidIdMalformed"
+    unknown = subscribe(user, receiver, "me/mailFolders/AAMkAAAAAAAAAAAAAAAAAA/messages")
+    assert unknown.status == 404 and unknown.code == "ErrorItemNotFound"
+    contacts = ewsim.server.store.folder_by_distinguished("alice@example.com", "contacts")
+    wrong_kind = subscribe(user, receiver, f"me/mailFolders/{contacts.id}/messages")
+    assert wrong_kind.status == 404
+    delivered = ewsim.control.deliver("alice@example.com", subject="hi", body="x")
+    note = receiver.wait_for(1)[0]
+    assert note["resourceData"]["id"] == delivered["id"]       # default (store) ids
+    assert note["subscriptionId"] == own.json["id"]
+    assert len(user.get("/subscriptions").json["value"]) == 2
