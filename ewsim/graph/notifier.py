@@ -97,7 +97,7 @@ class Notifier:
         self.wake = threading.Condition(self.lock)
         self.closed = False
         self.subscriptions: dict[str, Subscription] = {}
-        self.senders: dict[str, _Sender] = {}
+        self.senders: dict[tuple[str, bool], _Sender] = {}   # (url, lifecycle?) -> queue
         self.counters: Counter[str] = Counter()
         self.settings: dict[str, Any] = dict(DEFAULTS)
         self.fail_next = 0          # control-plane fault: this many delivery attempts fail
@@ -196,10 +196,13 @@ class Notifier:
         return True
 
     def _queue(self, sub: Subscription, note: dict[str, Any], url: str | None = None) -> None:
+        # Lifecycle events never share a POST with change notifications, even when both
+        # URLs are the same: separate queues.
+        lifecycle = url is not None
         url = url or sub.notification_url
-        sender = self.senders.get(url)
+        sender = self.senders.get((url, lifecycle))
         if sender is None:
-            sender = self.senders[url] = _Sender()
+            sender = self.senders[(url, lifecycle)] = _Sender()
         sender.pending.append((sub, note))
         if sender.thread is None or not sender.thread.is_alive():
             sender.thread = threading.Thread(target=self._run, args=(url, sender),
