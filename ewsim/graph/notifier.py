@@ -61,17 +61,18 @@ class Subscription:
     lifecycle_url: str | None = None
     tls_version: str = "v1_2"
     immutable_ids: bool = False
+    change_type_text: str = ""      # as the client wrote it (Graph echoes it)
     created: dt.datetime = field(default_factory=now)
 
     def json(self) -> dict[str, Any]:
         return {"id": self.id, "resource": self.resource,
                 "applicationId": self.application_id,
-                "changeType": ",".join(sorted(self.change_types)),
+                "changeType": self.change_type_text or ",".join(sorted(self.change_types)),
                 "clientState": self.client_state, "notificationUrl": self.notification_url,
                 "notificationQueryOptions": None,
                 "lifecycleNotificationUrl": self.lifecycle_url,
                 "expirationDateTime": fmt_graph_dt(self.expiration),
-                "creatorId": self.owner, "includeResourceData": None,
+                "creatorId": self.owner.partition(":")[2], "includeResourceData": None,
                 "latestSupportedTlsVersion": self.tls_version,
                 "encryptionCertificate": None, "encryptionCertificateId": None,
                 "notificationUrlAppId": None}

@@ -218,7 +218,8 @@ def _create(server: Any, notifier: Notifier, data: dict[str, Any], base_url: str
                        notification_url=data["notificationUrl"], expiration=expiration,
                        owner=owner, application_id=application_id, tenant_id=tenant,
                        client_state=client_state, lifecycle_url=lifecycle_url,
-                       tls_version=tls,
+                       tls_version=tls, change_type_text=",".join(
+                           c.strip() for c in data["changeType"].split(",") if c.strip()),
                        immutable_ids=request.prefer.get("idtype", "").lower()
                        == "immutableid")
     notifier.add(sub)

@@ -67,7 +67,7 @@ def test_handshake_echoes_the_token_and_the_subscription_is_created(graph, recei
     answer = subscribe(graph, receiver, contacts_resource(graph))
     assert answer.status == 201, answer.raw
     sub = answer.json
-    assert sub["changeType"] == "created,deleted,updated"
+    assert sub["changeType"] == "created,updated,deleted"
     assert sub["clientState"] == "secret-state"
     assert sub["notificationUrl"] == receiver.url()
     assert sub["lifecycleNotificationUrl"] == receiver.url("/lifecycle")
