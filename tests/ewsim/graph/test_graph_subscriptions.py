@@ -160,19 +160,21 @@ def test_changes_through_graph_and_the_control_plane_are_notified(ewsim, graph, 
         "dateTime": "2030-01-01T10:00:00", "timeZone": "UTC"}, "end": {
         "dateTime": "2030-01-01T11:00:00", "timeZone": "UTC"}}).json
     graph.patch(f"events/{made['id']}", {"subject": "Call 2"})
-    notes = receiver.wait_for(2)
-    assert [n["changeType"] for n in notes] == ["created", "updated"]
+    # DELETE moves it to Deleted Items: it is gone from the calendar.
+    assert graph.delete(f"events/{made['id']}").status == 204
+    notes = receiver.wait_for(3)
+    assert [n["changeType"] for n in notes] == ["created", "updated", "deleted"]
     assert notes[0]["resourceData"]["@odata.type"] == "#Microsoft.Graph.Event"
-    assert notes[0]["resourceData"]["id"] == made["id"]
+    assert {n["resourceData"]["id"] for n in notes} == {made["id"]}
     other = ewsim.control.create_item("alice@example.com", "calendar", tag="CalendarItem",
                                       Subject="From elsewhere")
     ewsim.control.delete_item(other["id"])
-    notes = receiver.wait_for(4)
-    assert [n["changeType"] for n in notes][2:] == ["created", "deleted"]
+    notes = receiver.wait_for(5)
+    assert [n["changeType"] for n in notes][3:] == ["created", "deleted"]
     # A contact change does not concern an events subscription.
     ewsim.control.create_item("alice@example.com", "contacts", tag="Contact", GivenName="X")
     time.sleep(0.3)
-    assert len(receiver.notifications()) == 4
+    assert len(receiver.notifications()) == 5
 
 
 def test_a_folder_subscription_sees_its_folder_only_and_its_change_types(ewsim, graph,
