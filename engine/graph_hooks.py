@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from engine.graph_models import GraphNotification, GraphSubscription
+from profiles.models import GraphNotification, GraphSubscription
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024        # Graph batches notifications; each is a few hundred bytes

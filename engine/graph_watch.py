@@ -43,13 +43,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from engine.graph_models import GraphNotification, GraphSubscription
 from engine.mailbox import access_for
 from engine.mailbox.base import MailboxError
 from engine.mailbox.graph_errors import GraphError, translate
 from engine.mailbox.graph_http import Budget, GraphClient
 from engine.models import Agenda
-from profiles.models import SyncProfile
+from profiles.models import GraphNotification, GraphSubscription, SyncProfile
 
 log = logging.getLogger(__name__)
 

@@ -419,7 +419,5 @@ class Heartbeat(models.Model):
         return f"{self.name} {self.seen_at:%Y-%m-%d %H:%M:%S}"
 
 
-# The Raynet backend's journal of known ids and its instances' budgets, and Graph's change
-# notification subscriptions and journal (their own modules).
-from engine.graph_models import GraphNotification, GraphSubscription  # noqa: E402, F401
+# The Raynet backend's journal of known ids and its instances' budgets (their own module).
 from engine.raynet_models import RaynetInstance, RaynetKnownRecord  # noqa: E402, F401

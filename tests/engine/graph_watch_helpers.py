@@ -6,9 +6,8 @@ from __future__ import annotations
 from django.contrib.auth.models import User
 
 from crm.models import CrmUser
-from engine.graph_models import GraphSubscription
 from ewsim.testing import SimHandle
-from profiles.models import MailboxConnection, Organization, SyncProfile
+from profiles.models import GraphSubscription, MailboxConnection, Organization, SyncProfile
 from tests.engine.mailbox.graph_access import CLIENT_ID, CLIENT_SECRET, TENANT
 
 

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from engine.graph_models import GraphNotification, GraphSubscription
 from engine.graph_watch import Journal
 from engine.listen import Listener
-from profiles.models import SyncProfile
+from profiles.models import GraphNotification, GraphSubscription, SyncProfile
 from tests.engine.graph_watch_helpers import graph_profile, subscription_row
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,12 +16,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from crm.models import Person
-from engine.graph_models import GraphSubscription
 from engine.graph_watch import Subscriptions
 from engine.jobs import run_job
 from engine.listen import Listener
 from ewsim.testing import SimHandle
-from profiles.models import SyncProfile
+from profiles.models import GraphSubscription, SyncProfile
 from tests.engine.graph_watch_helpers import graph_profile
 from tests.engine.listen_helpers import until
 from tests.engine.mailbox.graph_access import add_app

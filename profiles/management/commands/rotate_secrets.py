@@ -7,8 +7,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from engine.graph_models import GraphSubscription
-from profiles.models import CrmConnection, MailboxConnection, RaynetWebhook, SyncProfile
+from profiles.models import (
+    CrmConnection,
+    GraphSubscription,
+    MailboxConnection,
+    RaynetWebhook,
+    SyncProfile,
+)
 from profiles.secrets import SecretKeyError, reencrypt
 
 # Every encrypted column in the project: (model, field).
