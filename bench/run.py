@@ -33,7 +33,8 @@
         with the listener and a worker cluster running as in production, N changes one at a
         time in each direction (Exchange -> CRM, CRM -> Exchange), each timed until the other
         side shows it; one line per direction, p95 at most 5 s (bench/propagation.py;
-        with --crm raynet, Raynet's changes by webhook: bench/propagation_raynet.py).
+        with --crm raynet, Raynet's changes by webhook: bench/propagation_raynet.py;
+        with --backend graph, Graph's change notifications: bench/propagation_graph.py).
     python bench/run.py schedule --profiles 1000 --latency-ms 30 [--smoke]
         every agenda of N profiles due at once, dispatched and run by 4 workers: the cycle
         at most 300 s, worker utilization, failed runs (bench/schedule.py).
@@ -303,6 +304,10 @@ def bench_propagation(args: argparse.Namespace) -> list[dict[str, Any]]:
         from bench import propagation_raynet
 
         return propagation_raynet.bench_propagation(args.n, args.latency_ms, args.smoke)
+    if args.backend == "graph":   # Graph's change notifications, through the web server
+        from bench import propagation_graph
+
+        return propagation_graph.bench_propagation(args.n, args.latency_ms, args.smoke)
     from bench import propagation
 
     return propagation.bench_propagation(args.n, args.latency_ms, args.smoke)
@@ -373,8 +378,9 @@ def main(argv: list[str] | None = None) -> int:
                              "per case the run with the median ratio is printed (not with "
                              "--smoke, which runs once)")
     parser.add_argument("--backend", choices=("ews", "graph"), default="ews",
-                        help="contacts-/calendar-first-sync, mail-import: the profiles' "
-                             "mailbox backend (graph: ewsim's Microsoft Graph front door)")
+                        help="contacts-/calendar-first-sync, mail-import, propagation: the "
+                             "profiles' mailbox backend (graph: ewsim's Microsoft Graph front "
+                             "door; propagation: its changes by change notification)")
     parser.add_argument("--crm", choices=("builtin", "raynet"), default="builtin",
                         help="contacts-/calendar-first-sync: the organization's CRM (raynet: "
                              "a Raynet instance on raynetsim, the import case; "

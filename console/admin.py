@@ -206,14 +206,31 @@ class MailboxConnectionAdmin(MailboxToolsMixin, OrganizationScopedAdmin):
     def profile_count(self, connection: Any) -> int:
         return connection.number_of_profiles
 
+    @admin.display(description=_("change notifications"))
+    def change_notifications(self, connection: Any) -> str:
+        from engine.graph_watch import state
+
+        return state(connection.profiles.all()) if connection.pk else "-"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "change_notifications"] if _is_graph(obj) else readonly
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
-        fieldsets = super().get_fieldsets(request, obj)
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if _is_graph(obj):
+            # Whether Graph posts its changes here, and why not (engine/graph_watch.py).
+            fieldsets.append((_("Change notifications"), {"fields": ("change_notifications",)}))
         if sees_everything(request.user):
             return fieldsets
         return _without_field(fieldsets, "organization")
 
     def test_target(self, connection: Any) -> Target:
         return connection_target(connection)
+
+
+def _is_graph(connection: Any) -> bool:
+    return connection is not None and connection.pk is not None and connection.kind == "graph"
 
 
 def _without_field(fieldsets: Any, name: str) -> list:

@@ -23,6 +23,9 @@
 - one thread reads the CRM's change journal every second and queues the syncs of the
   profiles a change concerns (contacts: every profile of the organization syncing contacts;
   events: the profiles linked to the event, or its owner's);
+- Microsoft Graph posts its changes to this server instead: a thread keeps a subscription
+  per synced folder of each Graph profile, and every tick reads the journal the
+  notifications left (engine/graph_watch.py);
 - queued syncs are debounced: a burst of changes makes one sync, a couple of seconds later;
   nothing is queued for a paused agenda (`engine.pausing`).
 Notifications only trigger syncs; the sync itself reads the changes, so a notification lost
@@ -43,7 +46,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import close_old_connections, connections
 from django.db.models import Count, Max, Q
 
-from engine import pausing
+from engine import graph_watch, pausing
 from engine.crmstore import registry
 from engine.crmstore.base import ChangeWatch, OrganizationChanges
 from engine.mailbox import access_for, backend_class
@@ -184,6 +187,9 @@ class Listener:
         self._lock = threading.Lock()
         self._groups: dict[GroupKey, _Group] = {}
         self._unwatchable: set[GroupKey] = set()   # their backend cannot watch: schedule only
+        # Graph posts its changes instead (engine/graph_watch.py): its subscriptions, and
+        # the journal its notifications leave.
+        self.graph = graph_watch.GraphWatch(self.trigger)
 
     # --- queueing, debounced ----------------------------------------------------------------
     def trigger(self, profile_id: int, agenda: str) -> None:
@@ -435,6 +441,7 @@ class Listener:
             watch.changes()   # from now on
         next_refresh = 0.0
         stamp: tuple[object, ...] = ()
+        self.graph.start(self.stop)
         while not self.stop.is_set():
             now = time.monotonic()
             try:
@@ -451,6 +458,7 @@ class Listener:
             try:
                 for watch in watches:
                     self._crm_changes(watch)
+                self.graph.tick()
                 self._flush()
             except Exception:   # a database hiccup: try again on the next tick
                 log.exception("The listener's tick failed")

@@ -24,6 +24,7 @@ from . import auth, control, oidc, schema, soap
 from .context import Context
 from .faults import Fault, FaultInjector
 from .graph import http as graph_http
+from .graph.notifier import Notifier
 from .graph.router import load_routes as load_graph_routes
 from .graph.state import GraphState
 from .ns import PARSER, M, S, T, local, mq, sub
@@ -54,6 +55,9 @@ class EwsServer:
         self.faults = FaultInjector()
         self.counters: Counter[str] = Counter()      # EWS requests per operation
         self.graph = GraphState()                   # Graph counters, concurrency, delta expiry
+        # Graph change-notification subscriptions and their delivery threads.
+        self.graph_notifier = Notifier(self.store)
+        self.graph_notifier.attach()
         self.sent_log: list[dict[str, Any]] = []
         self.validation_errors: list[dict[str, Any]] = []
         self.internal_errors: list[dict[str, Any]] = []
@@ -116,6 +120,7 @@ class EwsServer:
             self.faults.clear()
             self.counters.clear()
             self.graph.reset()
+            self.graph_notifier.reset()      # after store.reset(): registers its listener again
             self.sent_log.clear()
             self.validation_errors.clear()
             self.internal_errors.clear()
@@ -136,6 +141,7 @@ class EwsServer:
 
     def stop(self) -> None:
         self.store.notifications.close()   # open GetStreamingEvents end with Closed now
+        self.graph_notifier.close()
         self.httpd.shutdown()
         self.httpd.server_close()
         if self.https_httpd is not None:

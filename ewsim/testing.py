@@ -137,6 +137,30 @@ class ControlClient:
         """Graph writes that real Graph would have mailed to attendees."""
         return self.call("GET", "graph/invitations")
 
+    # Graph change notifications (ewsim/graph/notifier.py)
+    def graph_subscriptions(self) -> list[dict[str, Any]]:
+        return self.call("GET", "graph/subscriptions")
+
+    def graph_lifecycle(self, subscription_id: str, event: str) -> Any:
+        """reauthorizationRequired, subscriptionRemoved (also deletes it) or missed."""
+        return self.call("POST", f"graph/subscriptions/{subscription_id}/lifecycle",
+                         {"event": event})
+
+    def expire_graph_subscription(self, subscription_id: str) -> Any:
+        return self.call("POST", f"graph/subscriptions/{subscription_id}/expire")
+
+    def graph_notifications(self) -> dict[str, Any]:
+        """Counters (sent, dropped, failed_posts, lifecycle_sent…), settings, last POSTs."""
+        return self.call("GET", "graph/notifications")
+
+    def graph_notification_settings(self, **values: Any) -> Any:
+        """batch_window_s, timeout_s, retry_delays [s, …], sweep_s."""
+        return self.call("POST", "graph/notifications/settings", values)
+
+    def fail_graph_deliveries(self, count: int = 1) -> Any:
+        """The next `count` delivery attempts fail (-1: all until `count=0`)."""
+        return self.call("POST", "graph/notifications/fail", {"count": count})
+
     def settings(self, **values: Any) -> Any:
         """e.g. settings(notification_minute_seconds=0.5); no arguments = read them."""
         return self.call("POST", "settings", values)

@@ -61,6 +61,16 @@ Calendar:
 Master categories (the same list EWS serves as the CategoryList user configuration):
     GET  /users/{user}/outlook/masterCategories, /outlook/masterCategories/{id}
 
+Change notifications (graph/subscriptions.py, graph/notifier.py; ewsim/README.md):
+    POST /subscriptions   {changeType, notificationUrl, lifecycleNotificationUrl, resource
+         (me|users/{user} + messages, mailFolders/{id}/messages, contacts,
+         contactFolders/{id}/contacts, events, calendar/events, calendars/{id}/events),
+         expirationDateTime (<= 10080 minutes), clientState (<= 128)}; both URLs must pass
+         the validationToken handshake (200 text/plain echo within 10 s) or 400 InvalidRequest
+    GET /subscriptions; GET|PATCH (expirationDateTime, notificationUrl)|DELETE /subscriptions/{id}
+    Notifications are POSTed in batches from background threads, retried, then dropped with
+    a `missed` lifecycle event; expired subscriptions are removed.
+
 Batching:
     POST /$batch   {"requests": [{id, method, url (relative), headers, body}]} <= 20;
          answers {"responses": [{id, status, headers, body}]}, one per request.
@@ -76,6 +86,7 @@ injected 429/503 with Retry-After.
 Control plane (`/_control/graph/…`, see ewsim/README.md): stats (requests per route,
 peak concurrency per mailbox), settings {mailbox_concurrency}, expire-delta {mailbox},
 expire-tokens, mailbox {mailbox, rest_enabled}, app {client_id, admin_consent,
-certificate}, release (held requests), invitations. Faults (`/_control/faults`) apply
+certificate}, release (held requests), invitations, subscriptions (list, {id}/lifecycle,
+{id}/expire), notifications (counters, settings, fail). Faults (`/_control/faults`) apply
 with `operation` = a route name such as `contacts.delta`, `events.create`, `batch`.
 """

@@ -66,6 +66,9 @@ def handle(server: Any, method: str, parts: list[str], data: dict[str, Any]) -> 
             if "client_secret" in data:
                 app.client_secret = str(data["client_secret"])
             return {"client_id": app.client_id, "admin_consent": app.admin_consent}
+    if parts and parts[0] in ("subscriptions", "notifications"):
+        from .notify_control import handle as notify_handle
+        return notify_handle(server, method, parts, data)
     if route == "release" and method == "POST":
         state.release()
         return {"released": True}

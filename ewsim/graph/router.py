@@ -22,6 +22,7 @@ from .state import ConcurrencyExceeded
 
 Handler = Callable[..., GraphResponse]
 USER_PATH = re.compile(r"^/(?:users/([^/]+)|me)(/.*)?$", re.IGNORECASE)
+SUBSCRIPTIONS_PATH = re.compile(r"^/subscriptions(?:/[^/]+)?/?$", re.IGNORECASE)
 
 
 class ConnectionResetFault(Exception):
@@ -142,6 +143,32 @@ def error_response(error: GraphError) -> GraphResponse:
     return GraphResponse(error.status, error.body(), headers)
 
 
+def _subscriptions(server: Any, principal: Principal, request: GraphRequest,
+                   base_url: str) -> GraphResponse:
+    """`/subscriptions`: no mailbox in the path and no store lock (the validation
+    handshake calls the client back and may take seconds)."""
+    from .subscriptions import handle
+    name = f"subscriptions.{request.method.lower()}"
+    with server.graph.lock:
+        server.graph.counters[name] += 1
+    fault = server.faults.take(name)
+    if fault is not None:
+        if fault.kind == "delay":
+            time.sleep(float(fault.params.get("delay_ms", 100)) / 1000)
+        answer = fault_response(fault)
+        if answer is not None:
+            return answer
+    try:
+        return handle(server, principal, request, base_url,
+                      lambda segment: _mailbox(server, principal, segment))
+    except GraphError as exc:
+        return error_response(exc)
+    except Exception as exc:
+        server.internal_errors.append({"operation": name, "error": repr(exc),
+                                       "traceback": traceback.format_exc()})
+        return error_response(GraphError(500, "InternalServerError", f"ewsim bug: {exc!r}"))
+
+
 def dispatch(server: Any, principal: Principal, request: GraphRequest,
              base_url: str) -> GraphResponse:
     state = server.graph
@@ -151,6 +178,8 @@ def dispatch(server: Any, principal: Principal, request: GraphRequest,
             with state.lock:
                 state.counters["batch"] += 1
             return handle_batch(server, principal, request, base_url)
+        if SUBSCRIPTIONS_PATH.match(request.path):
+            return _subscriptions(server, principal, request, base_url)
         found = USER_PATH.match(request.path)
         if found is None:
             segment = request.path.strip("/").split("/")[0]

@@ -166,6 +166,12 @@ def _site_rules() -> dict[str, Rule]:
         "raynet_webhook": Rule(
             lambda o: f"/hooks/raynet/{o.profile.organization.crm_connection.pk}/",
             Expect((403,)), Expect((403,)), Expect((403,)), method="post"),
+        # Graph's notifications: whoever posts, a body that is none is refused (and one with
+        # a wrong clientState ignored: tests/engine/test_graph_hooks.py).
+        "graph_notifications": Rule(lambda o: "/hooks/graph/", Expect((400,)), Expect((400,)),
+                                    Expect((400,)), method="post"),
+        "graph_lifecycle": Rule(lambda o: "/hooks/graph/lifecycle/", Expect((400,)),
+                                Expect((400,)), Expect((400,)), method="post"),
         "set_language": Rule(lambda o: "/i18n/setlang/", Expect((302,)), Expect((302,)),
                              Expect((302,)), method="post", data={"language": "en"}),
     }

@@ -7,7 +7,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from profiles.models import CrmConnection, MailboxConnection, RaynetWebhook, SyncProfile
+from profiles.models import (
+    CrmConnection,
+    GraphSubscription,
+    MailboxConnection,
+    RaynetWebhook,
+    SyncProfile,
+)
 from profiles.secrets import SecretKeyError, reencrypt
 
 # Every encrypted column in the project: (model, field).
@@ -16,6 +22,7 @@ ENCRYPTED_COLUMNS = [
     (SyncProfile, "mailbox_secret_token"),
     (CrmConnection, "secret_token"),
     (RaynetWebhook, "secret_token"),
+    (GraphSubscription, "client_state"),
 ]
 
 
