@@ -15,7 +15,7 @@ from profiles.models import SyncProfile
 Queued = list[tuple[int, str]]
 
 
-def until(condition: Callable[[], bool], what: str, limit: float = 8.0) -> None:
+def until(condition: Callable[[], bool], what: str, limit: float = 15.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if condition():

@@ -22,8 +22,9 @@ DATA = re.compile(r"\S+@\S+|\S*[/\\]\S*|\S*_\S*|https?:\S+|\S*\*\S*")
 # Attributes a person reads (buttons' values, tooltips, labels for screen readers).
 READ_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt"}
 HIDDEN = {"script", "style", "template", "textarea"}
-# Names Django's own Czech help texts keep in English: keys and a kind of sign-in.
-NAMES = re.compile(r"Command|Control|Single Sign-On")
+# Names Django's own Czech help texts keep in English (keys, a kind of sign-in), and product
+# names the product's do (Exchange Server Subscription Edition).
+NAMES = re.compile(r"Command|Control|Single Sign-On|Subscription Edition")
 
 
 # A message's placeholders ("%(organization)s", "{{ name }}") are no words of its language.
