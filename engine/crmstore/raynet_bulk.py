@@ -59,10 +59,31 @@ def create_many(crm: RaynetCrm, kind: Kind,
 
 def update_many(crm: RaynetCrm, kind: Kind, updates: Sequence[CrmUpdate]) -> list[CrmWrite]:
     _owner_first(crm)
-    written = in_parallel(lambda u: crm.edit_record(kind, u.key, u.record, u.fields,
-                                                    u.version), updates)
+    written: list[CrmWrite | None] = [None] * len(updates)
+    # A record named twice in one batch is written in the batch's order, never at once by
+    # two threads (each edit reads the version it compares and the one it reports): rounds
+    # holding each record at most once.
+    for round_ in _rounds([u.key for u in updates]):
+        results = in_parallel(lambda i: crm.edit_record(
+            kind, updates[i].key, updates[i].record, updates[i].fields, updates[i].version),
+            round_)
+        for index, result in zip(round_, results, strict=True):
+            written[index] = result
     crm.made(kind, [])   # the budget the answers told
-    return written
+    return [w for w in written if w is not None]
+
+
+def _rounds(keys: Sequence[str]) -> list[list[int]]:
+    """Positions of `keys` in rounds where no key comes twice, each key's in their order."""
+    rounds: list[list[int]] = []
+    seen: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        number = seen.get(key, -1) + 1
+        seen[key] = number
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append(index)
+    return rounds
 
 
 def _owner_first(crm: RaynetCrm) -> None:

@@ -108,3 +108,9 @@ def test_a_first_sync_makes_at_most_about_two_requests_per_contact_written(
     assert raynetsim.control.concurrency()["peak"] <= 4
     again = sync(SyncProfile.objects.get(pk=profile.pk), "contacts")
     assert (again.status, again.items.count()) == (Run.Status.SUCCESS, 0)
+
+
+def test_a_record_named_twice_in_a_batch_is_never_written_by_two_threads_at_once() -> None:
+    # Rounds of the batch's positions: each record at most once a round, in the batch's order.
+    assert raynet_bulk._rounds(["7", "8", "7", "9", "7", "8"]) == [[0, 1, 3], [2, 5], [4]]
+    assert raynet_bulk._rounds([]) == []
