@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.db import OperationalError
 
 from engine.listen import Listener
 from ewsim.testing import SimHandle
@@ -18,8 +19,14 @@ Queued = list[tuple[int, str]]
 def until(condition: Callable[[], bool], what: str, limit: float = 15.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except OperationalError as exc:
+            # The test database in memory (SQLite, shared cache) refuses a read while the
+            # listener's thread writes the same table, where a file would wait: read again.
+            if "locked" not in str(exc):
+                raise
         time.sleep(0.05)
     raise AssertionError(f"not within {limit} s: {what}")
 
