@@ -149,17 +149,37 @@ EDITS = {"exchange-to-crm": edit_in_exchange, "crm-to-exchange": edit_in_crm}
 
 def measure(name: str, n: int, pairs: list[Pair], account: Any, control: Any,
             peaks: PeakRss, processes: tuple[Child, ...]) -> dict[str, Any]:
+    control.reset_counters()
+    first_run = next_run_id()
+    direction = timed_edits(name, n, pairs, lambda pair, value, d: EDITS[name](
+        account, pair, value, d), peaks, processes)
+    return {
+        "benchmark": f"propagation.{name}", "items": n, **latency_figures(direction),
+        "ews_requests": sum(control.counters().values()) - direction.own_requests,
+        **run_figures(first_run, peaks, processes),
+    }
+
+
+Edit = Callable[[Pair, str, "Direction"], Callable[[], bool]]
+
+
+def next_run_id() -> int:
+    """The id the next Run will have: the runs a direction caused are those from it on."""
     from engine.models import Run
 
+    return (Run.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
+
+
+def timed_edits(name: str, n: int, pairs: list[Pair], edit: Edit, peaks: PeakRss,
+                processes: tuple[Child, ...]) -> Direction:
+    """`n` edits, one at a time, each timed until `edit`'s check sees it on the other side
+    (at most WAIT_LIMIT), a random gap between them; every backend's benchmark alike."""
     rng = random.Random(name)
     direction = Direction()
-    control.reset_counters()
-    first_run = (Run.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
     for i in range(n):
         pair = pairs[(i * 7) % len(pairs)]   # a different contact each time
-        value = f"Bench {name} {i}"
         started = time.monotonic()
-        arrived = EDITS[name](account, pair, value, direction)
+        arrived = edit(pair, f"Bench {name} {i}", direction)
         while not (done := arrived()) and time.monotonic() - started < WAIT_LIMIT:
             for child in processes:
                 child.check_alive()
@@ -168,20 +188,26 @@ def measure(name: str, n: int, pairs: list[Pair], account: Any, control: Any,
         direction.arrived += done
         peaks.sample()
         time.sleep(rng.uniform(0, MAX_GAP_SECONDS))
+    return direction
+
+
+def latency_figures(direction: Direction) -> dict[str, Any]:
+    return {"p50_seconds": round(percentile(direction.latencies, 50), 3),
+            "p95_seconds": round(percentile(direction.latencies, 95), 3),
+            "max_seconds": round(max(direction.latencies), 3),
+            "arrived": direction.arrived}
+
+
+def run_figures(first_run: int, peaks: PeakRss, processes: tuple[Child, ...]
+                ) -> dict[str, Any]:
+    from engine.models import Run
+
     runs = Run.objects.filter(pk__gte=first_run)
-    return {
-        "benchmark": f"propagation.{name}", "items": n,
-        "p50_seconds": round(percentile(direction.latencies, 50), 3),
-        "p95_seconds": round(percentile(direction.latencies, 95), 3),
-        "max_seconds": round(max(direction.latencies), 3),
-        "arrived": direction.arrived,
-        "ews_requests": sum(control.counters().values()) - direction.own_requests,
-        "runs": runs.count(),
-        "refused_runs": runs.filter(status=Run.Status.REFUSED).count(),
-        "failed_runs": runs.filter(status=Run.Status.FAILED).count(),
-        "peak_rss_mb": peaks.overall(),
-        **{f"{child.name}_peak_rss_mb": peaks.peak[child.name] for child in processes},
-    }
+    return {"runs": runs.count(),
+            "refused_runs": runs.filter(status=Run.Status.REFUSED).count(),
+            "failed_runs": runs.filter(status=Run.Status.FAILED).count(),
+            "peak_rss_mb": peaks.overall(),
+            **{f"{child.name}_peak_rss_mb": peaks.peak[child.name] for child in processes}}
 
 
 def percentile(values: list[float], p: float) -> float:

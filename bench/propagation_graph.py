@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,14 +39,14 @@ from bench.processes import (
 from bench.propagation import (
     ADDRESS_BOOK,
     DIRECTIONS,
-    MAX_GAP_SECONDS,
-    POLL_SECONDS,
     SMOKE_ADDRESS_BOOK,
-    WAIT_LIMIT,
     Direction,
     Pair,
-    percentile,
+    latency_figures,
+    next_run_id,
     prepare,
+    run_figures,
+    timed_edits,
 )
 from bench.propagation_raynet import web_server
 from bench.run import USER, _free_port, simulator
@@ -118,38 +117,17 @@ def measure(name: str, n: int, pairs: list[Pair], client: Any, control: Any, pea
 
     from engine.models import Run
 
-    rng = random.Random(name)
-    direction = Direction()
     sent_before = control.graph_notifications()["counters"].get("sent", 0)
-    first_run = (Run.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
-    for i in range(n):
-        pair = pairs[(i * 7) % len(pairs)]   # a different contact each time
-        value = f"Bench {name} {i}"
-        started = time.monotonic()
-        arrived = EDITS[name](client, pair, value, direction)
-        while not (done := arrived()) and time.monotonic() - started < WAIT_LIMIT:
-            for child in processes:
-                child.check_alive()
-            time.sleep(POLL_SECONDS)
-        direction.latencies.append(time.monotonic() - started if done else WAIT_LIMIT)
-        direction.arrived += done
-        peaks.sample()
-        time.sleep(rng.uniform(0, MAX_GAP_SECONDS))
+    first_run = next_run_id()
+    direction = timed_edits(name, n, pairs, lambda pair, value, d: EDITS[name](
+        client, pair, value, d), peaks, processes)
     runs = Run.objects.filter(pk__gte=first_run)
     counters = control.graph_notifications()["counters"]
     return {
-        "benchmark": f"propagation.graph.{name}", "items": n,
-        "p50_seconds": round(percentile(direction.latencies, 50), 3),
-        "p95_seconds": round(percentile(direction.latencies, 95), 3),
-        "max_seconds": round(max(direction.latencies), 3),
-        "arrived": direction.arrived,
+        "benchmark": f"propagation.graph.{name}", "items": n, **latency_figures(direction),
         "graph_requests": int(runs.aggregate(total=Sum("requests"))["total"] or 0),
         "notifications_sent": counters.get("sent", 0) - sent_before,
-        "runs": runs.count(),
-        "refused_runs": runs.filter(status=Run.Status.REFUSED).count(),
-        "failed_runs": runs.filter(status=Run.Status.FAILED).count(),
-        "peak_rss_mb": peaks.overall(),
-        **{f"{child.name}_peak_rss_mb": peaks.peak[child.name] for child in processes},
+        **run_figures(first_run, peaks, processes),
     }
 
 

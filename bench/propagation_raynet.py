@@ -18,7 +18,6 @@ moment it is made until the other side shows it:
 from __future__ import annotations
 
 import os
-import random
 import time
 import urllib.error
 import urllib.request
@@ -39,13 +38,13 @@ from bench.processes import (
 from bench.propagation import (
     ADDRESS_BOOK,
     DIRECTIONS,
-    MAX_GAP_SECONDS,
-    POLL_SECONDS,
     SMOKE_ADDRESS_BOOK,
-    WAIT_LIMIT,
     Direction,
     Pair,
-    percentile,
+    latency_figures,
+    next_run_id,
+    run_figures,
+    timed_edits,
     wait_for_listener,
 )
 from bench.run import USER, _account, _free_port, simulator
@@ -172,41 +171,17 @@ EDITS = {"exchange-to-crm": edit_in_exchange, "crm-to-exchange": edit_in_raynet}
 
 def measure(name: str, n: int, pairs: list[Pair], account: Any, client: Any, control: Any,
             server: Any, peaks: PeakRss, processes: tuple[Child, ...]) -> dict[str, Any]:
-    from engine.models import Run
-
-    rng = random.Random(name)
-    direction = Direction()
     control.reset_counters()
     delivered = len(server.webhooks.delivered)
-    first_run = (Run.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1
-    for i in range(n):
-        pair = pairs[(i * 7) % len(pairs)]   # a different contact each time
-        value = f"Bench {name} {i}"
-        started = time.monotonic()
-        arrived = EDITS[name](account, client, pair, value, direction)
-        while not (done := arrived()) and time.monotonic() - started < WAIT_LIMIT:
-            for child in processes:
-                child.check_alive()
-            time.sleep(POLL_SECONDS)
-        direction.latencies.append(time.monotonic() - started if done else WAIT_LIMIT)
-        direction.arrived += done
-        peaks.sample()
-        time.sleep(rng.uniform(0, MAX_GAP_SECONDS))
-    runs = Run.objects.filter(pk__gte=first_run)
+    first_run = next_run_id()
+    direction = timed_edits(name, n, pairs, lambda pair, value, d: EDITS[name](
+        account, client, pair, value, d), peaks, processes)
     return {
-        "benchmark": f"propagation.raynet.{name}", "items": n,
-        "p50_seconds": round(percentile(direction.latencies, 50), 3),
-        "p95_seconds": round(percentile(direction.latencies, 95), 3),
-        "max_seconds": round(max(direction.latencies), 3),
-        "arrived": direction.arrived,
+        "benchmark": f"propagation.raynet.{name}", "items": n, **latency_figures(direction),
         "ews_requests": sum(control.counters().values()) - direction.own_requests,
         "webhook_deliveries": len(server.webhooks.delivered) - delivered,
         "webhook_failures": len(server.webhooks.failures),
-        "runs": runs.count(),
-        "refused_runs": runs.filter(status=Run.Status.REFUSED).count(),
-        "failed_runs": runs.filter(status=Run.Status.FAILED).count(),
-        "peak_rss_mb": peaks.overall(),
-        **{f"{child.name}_peak_rss_mb": peaks.peak[child.name] for child in processes},
+        **run_figures(first_run, peaks, processes),
     }
 
 
