@@ -48,6 +48,16 @@ class DispatchAtScaleTests(BaseTestCase):
         # Heartbeat, jobs reconciled, what is due, one claim: the same for 6 jobs and 66.
         assert many_statements == few_statements <= 5
 
+    def test_scheduled_tasks_leave_their_success_to_the_run_history(self) -> None:
+        # Not one django-q2 result per run as well: its single monitor process pruning the
+        # stored results on every save was the cluster's bottleneck.
+        self.make_profiles(2)
+        assert dispatch() == 4
+        assert [q.task.get("save") for q in OrmQ.objects.all()] == [False] * 4
+        jobs.enqueue(SyncProfile.objects.first(), Agenda.CONTACTS, trigger="manual")
+        assert sorted(str(q.task.get("save")) for q in OrmQ.objects.all()) == [
+            "False", "False", "False", "False", "None"]
+
     def test_a_job_is_claimed_by_one_dispatcher_only(self) -> None:
         self.make_profiles(2)
         now = timezone.now()
