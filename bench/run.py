@@ -38,6 +38,10 @@
     python bench/run.py schedule --profiles 1000 --latency-ms 30 [--smoke]
         every agenda of N profiles due at once, dispatched and run by 4 workers: the cycle
         at most 300 s, worker utilization, failed runs (bench/schedule.py).
+    python bench/run.py schedule --profiles 10000 --latency-ms 30 --broker redis --items 2
+            --no-change-only        (with DATABASE_URL naming a PostgreSQL server)
+        the steady state: after an untimed first cycle, a cycle in which nothing changed,
+        at least 35 runs/s, and where one no-change run's time and queries go.
 
 The simulator runs in a child process, so its memory is measured apart from the client's.
 """
