@@ -140,6 +140,20 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of the process tree under `pid` so far, the children it has
+    reaped included (django-q2 replaces workers as they recycle; their time stays counted)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for process in descendants(pid):
+        with suppress(OSError):
+            # Fields after the command's closing parenthesis: utime, stime, cutime, cstime
+            # are the 12th to 15th of them.
+            fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
+            total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
 def peak_rss_mb(pid: int) -> float:
     """The largest peak RSS (VmHWM) of one process in the tree under `pid`, in MB."""
     peaks = [0.0]

@@ -31,11 +31,15 @@ def lease_ttl() -> dt.timedelta:
 def claim(profile_id: int, agenda: str, holder: str, ttl: dt.timedelta | None = None) -> bool:
     ttl = ttl or lease_ttl()
     now = timezone.now()
+    claimable = Lease.objects.filter(profile_id=profile_id, agenda=agenda).filter(
+        Q(expires_at__lt=now) | Q(holder=holder))
+    if claimable.update(holder=holder, expires_at=now + ttl) == 1:
+        return True   # the usual case, one statement: the agenda's row exists and is free
+    # Held by another run, or the agenda's first run: its row is made (expired) if missing,
+    # and the same conditional UPDATE decides.
     Lease.objects.get_or_create(profile_id=profile_id, agenda=agenda,
                                 defaults={"expires_at": now - dt.timedelta(seconds=1)})
-    claimed = Lease.objects.filter(profile_id=profile_id, agenda=agenda).filter(
-        Q(expires_at__lt=now) | Q(holder=holder)).update(holder=holder, expires_at=now + ttl)
-    return claimed == 1
+    return claimable.update(holder=holder, expires_at=now + ttl) == 1
 
 
 def renew(profile_id: int, agenda: str, holder: str, ttl: dt.timedelta | None = None) -> bool:

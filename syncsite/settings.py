@@ -99,6 +99,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE",
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
+else:
+    # A server database: each worker keeps its connection from task to task (django-q2
+    # closes connections older than this before every task; with Django's default of 0 each
+    # of 20,000 scheduled runs opened a new PostgreSQL connection, a server process each).
+    # Checked before reuse, so a restarted database costs a reconnect, not a failed run.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=300))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -188,9 +188,15 @@ class TwoWaySync(ExchangeReading, MassGuards):
     def _apply_decisions(self, pending: PendingCrmChanges) -> None:
         """Carry out what users decided on duplicate candidates since the last run: links
         first (which closes the pair's other candidacies), then the pairs kept apart."""
-        for decision in (DuplicateCandidate.Decision.LINKED, DuplicateCandidate.Decision.APART):
-            for candidate in self.links.decided(decision):
-                self._apply_decision(candidate, pending)
+        linked, apart = DuplicateCandidate.Decision.LINKED, DuplicateCandidate.Decision.APART
+        decided = self.links.decided([linked, apart])   # one query when there are none
+        to_link = [candidate for candidate in decided if candidate.decision == linked]
+        for candidate in to_link:
+            self._apply_decision(candidate, pending)
+        # A link closes the pair's other candidacies (kept apart now): read them anew then.
+        for candidate in (self.links.decided([apart]) if to_link
+                          else [c for c in decided if c.decision == apart]):
+            self._apply_decision(candidate, pending)
 
     def _apply_decision(self, candidate: DuplicateCandidate, pending: PendingCrmChanges) -> None:
         (result,) = self.mailbox.fetch(self.kind, [ItemRef(candidate.remote_id)])

@@ -170,9 +170,9 @@ class LinkTable:
     def candidates(self) -> models.QuerySet[DuplicateCandidate]:
         return DuplicateCandidate.objects.filter(profile=self.profile, agenda=self.agenda)
 
-    def decided(self, decision: str) -> list[DuplicateCandidate]:
-        """Candidates users decided on since the last run, this way."""
-        return list(self.candidates().filter(applied=False, decision=decision))
+    def decided(self, decisions: list[str]) -> list[DuplicateCandidate]:
+        """Candidates users decided on since the last run, in one of these ways."""
+        return list(self.candidates().filter(applied=False, decision__in=decisions))
 
     def held_as_candidates(self, crm_keys: list[str]) -> set[str]:
         """Which of these CRM records are open duplicate candidates."""
@@ -209,10 +209,15 @@ class LinkTable:
         return state
 
     def save_state(self, state: FolderState, **values: Any) -> None:
-        """The folder's sync state moved on (its changes applied and recorded)."""
-        for name, value in values.items():
-            setattr(state, name, value)
-        state.save(update_fields=[*values, "updated"])
+        """The folder's sync state moved on (its changes applied and recorded). Values it
+        holds already are not written again: a run that found nothing moves nothing (two
+        statements of a no-change run, 20,000 of those every interval at 10,000 profiles)."""
+        changed = [name for name, value in values.items() if getattr(state, name) != value]
+        if not changed:
+            return
+        for name in changed:
+            setattr(state, name, values[name])
+        state.save(update_fields=[*changed, "updated"])
 
 
 class DryRunLinkTable(LinkTable):

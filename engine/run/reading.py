@@ -46,6 +46,8 @@ class ExchangeReading(RunPart):
         # Items known in exactly this version (this run's own writes read back, a page of a
         # first read after an export) need nothing more: their links are not even loaded.
         changes = [c for c in changes if c.type is ChangeType.DELETE or c.record is not None]
+        if not changes:
+            return   # the usual page of a run that finds nothing: no query to build
         links = self.links.by_remote_id([c.ref.id for c in changes])
         stamped = {c.ref.id: self.crm.key_from_stamp(self.kind, c.record.stamp)
                    for c in changes if c.record is not None and c.record.stamp}

@@ -479,17 +479,18 @@ def test_scale_two_clusters_never_run_one_agenda_twice_at_once_nor_skip_one(
             return redis.Redis.from_url(redis_url).llen(f"django_q:{queue}:q") == 0
 
         def all_done() -> bool:
-            # The monitor saves a task's result before it acknowledges (deletes) the message.
             return (Run.objects.filter(status__in=FINISHED).count() >= deliveries
-                    and tasks.count() >= deliveries and queue_empty())
+                    and queue_empty())
 
         wait_until(f"{deliveries} runs", all_done, group, limit=50)
         for cluster in clusters:
             cluster.check_alive()
         ewsim.control.clear_faults()
 
-        # Every delivery ran to its end as a task (none lost, none raised into the worker).
-        assert tasks.filter(success=True).count() == deliveries, group.tails()
+        # None raised into the worker: django-q2 keeps a failed task even where it leaves
+        # a scheduled task's success to the run's history (engine.jobs._enqueue). That
+        # every delivery ran to its end is the Run row each one left (below).
+        assert not tasks.filter(success=False).exists(), group.tails()
 
         runs: dict[tuple[int, str], list[Run]] = defaultdict(list)
         for run in Run.objects.order_by("started"):
