@@ -10,7 +10,9 @@ Each case runs the product's own entry point (`engine.sync.sync`) against ewsim 
 process, on a throwaway SQLite database (or PostgreSQL when DATABASE_URL is set). Its baseline
 is exchangelib alone doing the same EWS work against the same simulator in the same process, so
 `ratio_to_baseline` shows what the engine adds (planning, CRM writes, links, history) on top of
-the unavoidable Exchange traffic. After each case a second run with nothing changed is timed too.
+the unavoidable Exchange traffic; `seconds_per_item` shows whether that grows with N. After each
+case the next run (nothing changed) and the one after it (`steady_run_*`: the steady state of a
+synced mailbox, the same at any N) are timed too.
 """
 
 from __future__ import annotations
@@ -303,13 +305,32 @@ def timed_baseline(control: Any, work: Callable[[], Any]) -> tuple[float, int]:
     return seconds, sum(control.counters().values())
 
 
+def next_runs(control: Any, profile: Any, agenda: str = "contacts") -> tuple[Measured, Measured]:
+    """The two runs after a first sync, nothing changed on either side: the next one, and the
+    one after it — the steady state of a synced mailbox, which should cost the same whatever
+    the number of items."""
+    return timed_sync(control, profile, agenda), timed_sync(control, profile, agenda)
+
+
+def no_change_changes(run: Any) -> int:
+    return sum(getattr(run, f) for f in ("crm_created", "crm_updated", "remote_created",
+                                         "remote_updated", "linked", "errors", "duplicates"))
+
+
 def result_line(name: str, items: int, first: Measured, baseline: tuple[float, int],
                 after: Measured, *, benchmark: str = "contacts-first-sync",
-                **extra: Any) -> dict[str, Any]:
+                steady: Measured | None = None, **extra: Any) -> dict[str, Any]:
     run = first.run
+    steady_fields = {} if steady is None else {
+        "steady_run_seconds": round(steady.seconds, 3), "steady_run_requests": steady.requests,
+        "steady_run_db_queries": steady.queries, "steady_run_status": steady.run.status,
+        "steady_run_changes": no_change_changes(steady.run)}
     return {
         "benchmark": f"{benchmark}.{name}", "items": items,
-        "seconds": round(first.seconds, 3), "ews_requests": first.requests,
+        "seconds": round(first.seconds, 3),
+        # Flat when the first sync's cost per item does not grow with the folder.
+        "seconds_per_item": round(first.seconds / items, 5) if items else None,
+        "ews_requests": first.requests,
         "baseline_seconds": round(baseline[0], 3),
         "ratio_to_baseline": round(first.seconds / baseline[0], 2) if baseline[0] else None,
         "peak_rss_mb": round(_rss_mb(os.getpid(), "VmHWM"), 1),
@@ -319,11 +340,9 @@ def result_line(name: str, items: int, first: Measured, baseline: tuple[float, i
         "linked": run.linked, "duplicates": run.duplicates, "conflicts": run.conflicts,
         "errors": run.errors, "db_queries": first.queries,
         "next_run_requests": after.requests, "next_run_seconds": round(after.seconds, 3),
-        "next_run_status": after.run.status,
-        "next_run_changes": sum(getattr(after.run, f) for f in (
-            "crm_created", "crm_updated", "remote_created", "remote_updated", "linked",
-            "errors", "duplicates")),
-        **extra,
+        "next_run_db_queries": after.queries, "next_run_status": after.run.status,
+        "next_run_changes": no_change_changes(after.run),
+        **steady_fields, **extra,
     }
 
 
@@ -346,9 +365,9 @@ def case_export(url: str, control: Any, n: int) -> dict[str, Any]:
     baseline = timed_baseline(control, lambda: baseline_create(account, records))
     _reset_own_peak()
     first = timed_sync(control, profile)
-    after = timed_sync(control, profile)
+    after, steady = next_runs(control, profile)
     in_exchange = control_count(control, mailbox)
-    return result_line("export", n, first, baseline, after, expected_created=n,
+    return result_line("export", n, first, baseline, after, steady=steady, expected_created=n,
                        exchange_contacts=in_exchange,
                        crm_persons=Person.objects.filter(
                            organization_id=profile.organization_id).count(),
@@ -368,9 +387,9 @@ def case_import(url: str, control: Any, n: int) -> dict[str, Any]:
     baseline = timed_baseline(control, lambda: baseline_stamp(account, baseline_read(account)))
     _reset_own_peak()
     first = timed_sync(control, profile)
-    after = timed_sync(control, profile)
+    after, steady = next_runs(control, profile)
     persons = Person.objects.filter(organization_id=profile.organization_id).count()
-    return result_line("import", n, first, baseline, after, expected_created=n,
+    return result_line("import", n, first, baseline, after, steady=steady, expected_created=n,
                        crm_persons=persons, ok=first.run.crm_created == n and persons == n)
 
 
@@ -413,12 +432,12 @@ def case_two_way(url: str, control: Any, n: int) -> dict[str, Any]:
     measured_baseline = timed_baseline(control, baseline)
     _reset_own_peak()
     first = timed_sync(control, profile)
-    after = timed_sync(control, profile)
+    after, steady = next_runs(control, profile)
     persons = Person.objects.filter(organization_id=profile.organization_id).count()
     in_exchange = control_count(control, mailbox)
     run = first.run
     return result_line(
-        "two-way", 2 * each, first, measured_baseline, after, shared=shared,
+        "two-way", 2 * each, first, measured_baseline, after, steady=steady, shared=shared,
         expected_linked=shared, expected_crm_created=each - shared,
         expected_remote_created=each - shared, crm_persons=persons,
         exchange_contacts=in_exchange,
@@ -475,6 +494,11 @@ def misses(result: dict[str, Any]) -> list[str]:
                    "errors, or counts other than expected)")
     if result["next_run_status"] != "success" or result["next_run_changes"]:
         out.append(f"{name}: the next run was not a no-op")
+    if "steady_run_status" in result and (result["steady_run_status"] != "success"
+                                          or result["steady_run_changes"]
+                                          or result["steady_run_requests"]
+                                          > NEXT_RUN_MAX_REQUESTS):
+        out.append(f"{name}: the steady (second no-change) run was not a one-request no-op")
     return out
 
 

@@ -72,6 +72,9 @@ class Link(models.Model):
             models.UniqueConstraint(fields=["profile", "agenda", "remote_id"],
                                     name="one_link_per_exchange_item"),
         ]
+        # Every run asks for the links waiting to be deleted: without this, a run with nothing
+        # changed reads all of the profile's links to find none.
+        indexes = [models.Index(fields=["profile", "agenda", "state"], name="link_state_idx")]
         verbose_name = _("link")
         verbose_name_plural = _("links")
 

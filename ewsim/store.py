@@ -150,7 +150,8 @@ class Folder:
     changekey: str = field(default_factory=ids.change_key)
     children: list[str] = field(default_factory=list)
     items: dict[str, Item] = field(default_factory=dict)    # insertion ordered
-    # Change log for SyncFolderItems: (mailbox seq, item id, kind)
+    # Change log for SyncFolderItems and Graph delta: (mailbox seq, item id, kind); paged by
+    # changelog.py, which keeps each item's own changes beside it.
     log: list[tuple[int, str, str]] = field(default_factory=list)
 
     @property

@@ -284,6 +284,14 @@ class CrmBackend(abc.ABC):
     def changes_since(self, kind: Kind, cursor: str) -> Iterator[CrmChange]:
         """Keys created, changed or deleted after `cursor` ("": ever), oldest first."""
 
+    def cursor_past_own_writes(self, kind: Kind, cursor: str, own_versions: set[str]) -> str:
+        """The cursor a run stores when it noted `cursor` at its start and then wrote the
+        records now in `own_versions` (the versions its writes gave them): past the changes
+        that are only its own writes, never past one made by anybody else, which the next
+        run must still read. This default stays at `cursor`: the next run reads the writes
+        back and finds them in the versions their links hold."""
+        return cursor
+
     @abc.abstractmethod
     def fetch(self, kind: Kind, keys: Sequence[str]) -> dict[str, CrmRecord]:
         """Current records (missing keys are absent from the result)."""

@@ -107,6 +107,22 @@ class BuiltinCrm(BuiltinKind, BuiltinMail, CrmBackend):
                 .iterator(chunk_size=1000):
             yield CrmChange(str(object_id), deleted, str(rev))
 
+    def cursor_past_own_writes(self, kind: Kind, cursor: str, own_versions: set[str]) -> str:
+        own = {int(v) for v in own_versions if v.isdigit()}
+        if not own:
+            return cursor
+        # Revisions are taken in commit order (crm.tracking.allocate_revision): every write
+        # up to the counter read here has committed, so the journal rows up to it are all
+        # there is. A row names its object's last revision: a user's edit of a record this
+        # run wrote shows as the user's revision, and the cursor stops before it.
+        end = _revision(self.current_cursor())
+        revisions = changes_since(self.organization_id, CHANGE_KIND[kind], _revision(cursor))\
+            .filter(revision__lte=end).order_by("revision").values_list("revision", flat=True)
+        for revision in revisions.distinct().iterator():
+            if revision not in own:
+                return _cursor(revision - 1)
+        return _cursor(end)
+
     def _persons(self) -> Any:
         return Person.objects.filter(organization_id=self.organization_id)
 
@@ -150,13 +166,17 @@ class BuiltinCrm(BuiltinKind, BuiltinMail, CrmBackend):
             persons = persons.of_user(owner_id) if owner_id is not None else persons.none()
         return {str(pk) for pk in persons.values_list("pk", flat=True)}
 
+    # The look-ups by origin and by e-mail address select by their own indexed columns and
+    # keep the organization's rows here: with the organization in the WHERE clause, SQLite
+    # (without statistics, as the tables are right after a first import) takes the
+    # organization's index and reads every person of it on each call, once per page of a
+    # first sync: its cost per item grew with the address book.
     def find_by_origin(self, kind: Kind, origins: Sequence[str]) -> dict[str, str]:
-        if kind is Kind.CALENDAR:
-            rows = Event.objects.filter(organization_id=self.organization_id,
-                                        origin_item_id__in=[o for o in origins if o])
-            return {origin: str(pk) for pk, origin in rows.values_list("pk", "origin_item_id")}
-        rows = self._persons().filter(origin_item_id__in=[o for o in origins if o])
-        return {origin: str(pk) for pk, origin in rows.values_list("pk", "origin_item_id")}
+        model = Event if kind is Kind.CALENDAR else Person
+        rows = model.objects.filter(origin_item_id__in=[o for o in origins if o])\
+            .values_list("pk", "origin_item_id", "organization_id")
+        return {origin: str(pk) for pk, origin, organization_id in rows
+                if organization_id == self.organization_id}
 
     def find_by_email(self, addresses: Sequence[str]) -> dict[str, list[str]]:
         wanted = {a.lower() for a in addresses if a}
@@ -166,9 +186,11 @@ class BuiltinCrm(BuiltinKind, BuiltinMail, CrmBackend):
         addresses_list = sorted(wanted)
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(addresses_list), 500):   # bounded query parameters
-            rows += self._persons().with_any_email(addresses_list[start:start + 500]) \
-                .values_list("pk", "email1", "email2", "email3")
-        for pk, *emails in rows:
+            rows += Person.objects.with_any_email(addresses_list[start:start + 500]) \
+                .values_list("pk", "organization_id", "email1", "email2", "email3")
+        for pk, organization_id, *emails in rows:
+            if organization_id != self.organization_id:
+                continue
             for email in {e.lower() for e in emails if e}:
                 if email in found:
                     found[email].append(str(pk))
@@ -474,6 +496,11 @@ def _of_type(record: Record, wanted: type[RecordType]) -> RecordType:
     if not isinstance(record, wanted):
         raise TypeError(f"{wanted.__name__} expected, {type(record).__name__} given")
     return record
+
+
+def _cursor(revision: int) -> str:
+    """The cursor of a revision (0, before any change: "", as current_cursor gives it)."""
+    return str(revision) if revision else ""
 
 
 def _revision(cursor: str) -> int:

@@ -77,6 +77,9 @@ class Executor:
         self.folder = rules.folder
         self.policy = rules.policy
         self.wrote_remote = False
+        # The versions this run's CRM writes gave their records: the run's own changes,
+        # which the CRM cursor it stores may pass (CrmBackend.cursor_past_own_writes).
+        self.crm_versions_written: set[str] = set()
         # A batch whose Exchange writes are under way (execute with overlap).
         self._in_flight: tuple[list[Planned], RemoteWrites, Pending[Any] | None] | None = None
 
@@ -155,8 +158,7 @@ class Executor:
             for planned, write in creates])
         return self._crm_written([planned for planned, _ in creates], results)
 
-    @staticmethod
-    def _crm_written(done: list[Planned], results: list[Any]) -> set[int]:
+    def _crm_written(self, done: list[Planned], results: list[Any]) -> set[int]:
         """Each Planned's CRM write result noted on it; the ids of those Planned."""
         for planned, result in zip(done, results, strict=True):
             planned.warnings.extend(result.warnings)
@@ -166,6 +168,7 @@ class Executor:
                 continue
             planned.crm_key = result.key
             planned.new_crm_version = result.version
+            self.crm_versions_written.add(result.version)
         return {id(planned) for planned in done}
 
     def _update_crm_many(self, batch: list[Planned], done: set[int]) -> set[int]:
@@ -218,6 +221,7 @@ class Executor:
                 return
             planned.crm_key = result.key
             planned.new_crm_version = result.version
+            self.crm_versions_written.add(result.version)
 
     def _remote_writes(self, batch: list[Planned]) -> RemoteWrites:
         """The batch's Exchange writes, as the records Exchange gets (database work: stamps,
@@ -322,6 +326,7 @@ class Executor:
                 photo = self.mailbox.read_photo(ItemRef(source)) if has_photo else None
                 written = self.crm.set_photo(planned.crm_key or "", photo)
                 planned.crm_photo_token = written.token
+                self.crm_versions_written.add(written.version)
             else:
                 if not has_photo and write.key is None:
                     planned.remote_photo_token = ""

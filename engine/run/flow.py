@@ -8,7 +8,8 @@ Order of a run (contacts; ARCHITECTURE §2):
 3. match the parked items (stamps, then e-mail addresses unique on both sides and names
    that agree) or create them in the CRM, or list them as duplicate candidates (as are
    contacts without an address sharing name and company with a CRM person);
-4. the CRM's changes since the stored cursor, in batches; then store the cursor noted in 1;
+4. the CRM's changes since the stored cursor, in batches; then store the cursor noted in 1,
+   moved past the changes that are only this run's own CRM writes (never past another's);
    (after a profile's first run, new items are created only once all are counted: the
    mass-creation guard holds them, parked, when there are more than the profile allows);
 5. deletions waiting to be carried over: the mass-deletion guard, then delete;
@@ -148,7 +149,11 @@ class TwoWaySync(ExchangeReading, MassGuards):
         self.stamps.backfill(self.state)
         # Held creations are CRM changes not carried out: the cursor stays before them.
         if Side.REMOTE not in self._held_sides:
-            self.links.save_state(state, crm_cursor=cursor_now)
+            # Past this run's own CRM writes, as the Exchange state is past its own writes
+            # (step 6): else the next run reads each back and checks it against its link,
+            # and a run with nothing changed costs more the more the first one wrote.
+            self.links.save_state(state, crm_cursor=self.crm.cursor_past_own_writes(
+                self.kind, cursor_now, self.executor.crm_versions_written))
         waiting = self._deletions()
         if self.wrote_remote:
             # Our own writes come back as changes: read them now, as no-ops.

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Any
 
-from ..operations.sync import net_changes
+from ..changelog import net_changes
 from ..store import Folder, Item
 from .context import GraphContext, GraphResponse
 from .errors import GraphError
@@ -74,13 +75,15 @@ def folder_delta(ctx: GraphContext, folder: Folder, path: str, odata_type: str,
         state = decode_token(ctx, token, scope, link)
         since = int(state["seq"])
         select, expand, where = state.get("sel"), state.get("exp"), state.get("flt")
-    changes = []
-    for seq, item_id, kind in net_changes(folder, since):
-        item = folder.items.get(item_id)
-        if kind != "delete" and (item is None or not accepts(item, where)):
-            continue
-        changes.append((seq, item_id, kind, item))
+    def accepted() -> Iterator[tuple[int, str, str, Item | None]]:
+        for seq, item_id, kind in net_changes(folder, since):
+            item = folder.items.get(item_id)
+            if kind == "delete" or (item is not None and accepts(item, where)):
+                yield seq, item_id, kind, item
+
     size = ctx.page_size(DEFAULT_PAGE, MAX_PAGE)
+    # One change beyond the page tells whether there is a next one.
+    changes = list(islice(accepted(), size + 1))
     page = changes[:size]
     values: list[dict[str, Any]] = []
     for _seq, item_id, kind, item in page:

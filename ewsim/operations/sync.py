@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import bisect
 import gzip
 import json
+from itertools import islice
 
 from lxml import etree
 
+from ..changelog import net_changes
 from ..context import Context, folder_id_elements
 from ..itemxml import Shape, render_item
 from ..ns import M, T, mq, sub, tq
@@ -33,37 +34,6 @@ def decode_state(value: str, folder: Folder) -> int:
         return int(data["s"])
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise MessageError("ErrorInvalidSyncStateData") from exc
-
-
-def net_changes(folder: Folder, since: int) -> list[tuple[int, str, str]]:
-    """Collapse the log after `since` into one net change per item, ordered by last change.
-
-    create+update => create, create+delete => nothing, update+read => update,
-    read only => read flag change, anything+delete of a pre-existing item => delete.
-    """
-    start = bisect.bisect_right(folder.log, since, key=lambda e: e[0])
-    summary: dict[str, list] = {}
-    for seq, item_id, kind in folder.log[start:]:
-        entry = summary.get(item_id)
-        if entry is None:
-            summary[item_id] = [kind, seq, {kind}]
-        else:
-            entry[1] = seq
-            entry[2].add(kind)
-    out: list[tuple[int, str, str]] = []
-    for item_id, (first, last, kinds) in summary.items():
-        exists = item_id in folder.items
-        if first == "create":
-            if exists:
-                out.append((last, item_id, "create"))
-        elif not exists:
-            out.append((last, item_id, "delete"))
-        elif "update" in kinds or "create" in kinds:
-            out.append((last, item_id, "update"))
-        else:
-            out.append((last, item_id, "read"))
-    out.sort()
-    return out
 
 
 def _invalid_state(msgs: etree._Element, code: str = "ErrorInvalidSyncStateData",
@@ -92,7 +62,9 @@ def sync_folder_items(ctx: Context, req: etree._Element) -> etree._Element:
     ignore = {i.get("Id") for i in req.iter(tq("ItemId"))
               if i.getparent() is not None and i.getparent().tag == mq("Ignore")}
     limit = min(int(req.findtext(mq("MaxChangesReturned")) or MAX_CHANGES), MAX_CHANGES)
-    changes = [c for c in net_changes(folder, since) if c[1] not in ignore]
+    # One change beyond the page tells whether it is the last; the rest is never collapsed.
+    changes = list(islice((c for c in net_changes(folder, since) if c[1] not in ignore),
+                          limit + 1))
     page = changes[:limit]
     complete = len(page) == len(changes)
     mbx = ctx.store.mailboxes[folder.mailbox]

@@ -48,6 +48,15 @@ class BuiltinCrmTestCase(TestCase):
         assert self.crm.find_by_email(["eva@acme.cz", "x@y.cz"]) == {
             "eva@acme.cz": [str(person.pk)], "x@y.cz": []}
 
+    def test_look_ups_by_address_and_origin_find_this_organizations_persons_only(self) -> None:
+        other = Organization.objects.create(name="Other")
+        Person.objects.create(organization=other, email1="eva@acme.cz", origin_item_id="AAMk-2")
+        ours = Person.objects.create(organization=self.acme, email1="eva@acme.cz",
+                                     origin_item_id="AAMk-2")
+        assert self.crm.find_by_email(["eva@acme.cz"]) == {"eva@acme.cz": [str(ours.pk)]}
+        assert self.crm.find_by_origin(Kind.CONTACTS, ["AAMk-2"]) == {"AAMk-2": str(ours.pk)}
+        assert BuiltinCrm(other.pk).find_by_origin(Kind.CONTACTS, ["AAMk-3"]) == {}
+
     def test_the_branch_includes_sub_nodes(self) -> None:
         root = ClassificationNode.objects.create(organization=self.acme, name="Zákazníci")
         child = ClassificationNode.objects.create(organization=self.acme, name="Morava",

@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import TestCase, TransactionTestCase
 
-from crm.models import CrmUser, Person
+from crm.models import Company, CrmUser, Person
 from engine.crmstore.builtin import BuiltinCrm
 from engine.models import FolderState
 from engine.records import Kind
@@ -67,3 +67,50 @@ class CursorUpgradeTestCase(TransactionTestCase):
         executor.migrate(executor.loader.graph.leaf_nodes())   # back to where the suite was
         assert dict(FolderState.objects.values_list("folder_id", "crm_cursor")) == {
             "never": "", "read": "4711"}
+
+
+class CursorPastOwnWritesTestCase(TestCase):
+    """A run stores a cursor past its own writes, never past anybody else's change."""
+
+    def setUp(self) -> None:
+        self.acme = Organization.objects.create(name="Acme")
+        self.crm = BuiltinCrm(self.acme.pk)
+
+    def _person(self, name: str) -> Person:
+        return Person.objects.create(organization=self.acme, first_name=name)
+
+    def _changes(self, cursor: str) -> list[str]:
+        return [c.key for c in self.crm.changes_since(Kind.CONTACTS, cursor)]
+
+    def test_it_moves_past_the_runs_own_writes_to_where_the_crm_stands(self) -> None:
+        start = self.crm.current_cursor()
+        ours = [self._person("Eva"), self._person("Petr")]
+        Company.objects.create(organization=self.acme, name="Stavby")   # another kind
+        cursor = self.crm.cursor_past_own_writes(Kind.CONTACTS, start,
+                                                 {str(p.revision) for p in ours})
+        assert cursor == self.crm.current_cursor()
+        assert self._changes(cursor) == []
+
+    def test_it_stops_before_a_change_somebody_else_made_in_between(self) -> None:
+        start = self.crm.current_cursor()
+        eva = self._person("Eva")
+        users = self._person("Jana")
+        petr = self._person("Petr")
+        cursor = self.crm.cursor_past_own_writes(Kind.CONTACTS, start,
+                                                 {str(eva.revision), str(petr.revision)})
+        assert cursor == str(users.revision - 1)
+        assert self._changes(cursor) == [str(users.pk), str(petr.pk)]
+
+    def test_a_users_edit_of_a_record_the_run_wrote_is_still_read(self) -> None:
+        start = self.crm.current_cursor()
+        eva = self._person("Eva")
+        written = str(eva.revision)
+        eva.job_title = "Nákup"     # a user saves the record the run has just written
+        eva.save()
+        cursor = self.crm.cursor_past_own_writes(Kind.CONTACTS, start, {written})
+        assert self._changes(cursor) == [str(eva.pk)]
+
+    def test_without_writes_it_stays_where_the_run_started(self) -> None:
+        start = self.crm.current_cursor()
+        self._person("Jana")
+        assert self.crm.cursor_past_own_writes(Kind.CONTACTS, start, set()) == start
