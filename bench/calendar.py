@@ -219,10 +219,18 @@ def baseline_exceptions(account: Account, series: list[tuple[CalendarItem, Any]]
 
 
 def baseline_read(account: Account) -> list[CalendarItem]:
-    """What the product needs of every event, read the plain exchangelib way."""
+    """What the product needs of every event, read the plain exchangelib way: the events,
+    then their series' moved occurrences (a series' exceptions are items of their own, which
+    the master only lists), 100 per request."""
     from engine.mailbox.ews_mapping import EVENT_FIELDS
 
-    return list(account.calendar.all().only(*EVENT_FIELDS))
+    events = list(account.calendar.all().only(*EVENT_FIELDS))
+    moved = [(o.id, o.changekey) for event in events for o in event.modified_occurrences or ()]
+    exceptions = list(account.fetch(ids=moved, only_fields=EVENT_FIELDS)) if moved else []
+    errors = [e for e in exceptions if isinstance(e, Exception)]
+    if errors:
+        raise RuntimeError(f"baseline read of moved occurrences failed: {errors[:3]}")
+    return events
 
 
 def _clear_calendar(url: str) -> None:
