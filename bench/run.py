@@ -223,8 +223,13 @@ def _child_run(argv: list[str]) -> list[dict[str, Any]]:
                                      env={**os.environ, "TMPDIR": str(folder)})
             try:
                 child.wait()
+            except KeyboardInterrupt:
+                # Ctrl-C has reached the child too (the whole process group gets it): let it
+                # stop its simulator and remove its folders undisturbed.
+                _stop(child, terminate=False)
+                raise
             except BaseException:
-                _stop(child)
+                _stop(child, terminate=True)
                 raise
         lines = [json.loads(line) for line in out.read_text().splitlines()
                  if line.startswith("{")]
@@ -233,10 +238,10 @@ def _child_run(argv: list[str]) -> list[dict[str, Any]]:
         return lines
 
 
-def _stop(child: subprocess.Popen[str]) -> None:
-    """A child stopped as it would want: SIGTERM lets it stop its simulator and remove its
-    folders (Ctrl-C has reached it already, as it reaches the whole process group)."""
-    if child.poll() is None:
+def _stop(child: subprocess.Popen[str], terminate: bool) -> None:
+    """A child given time to end as it would want (SIGTERM, when `terminate`, lets it stop
+    its simulator and remove its folders), killed only when it does not."""
+    if terminate and child.poll() is None:
         child.terminate()
     try:
         child.wait(timeout=30)
