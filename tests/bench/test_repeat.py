@@ -59,6 +59,7 @@ def test_summary_is_the_median_run_with_every_runs_seconds():
     assert (summary["ratio_min"], summary["ratio_max"]) == (1.1, 1.5)
     assert summary["ratios"] == [1.5, 1.2, 1.1]
     assert summary["repeats"] == 3
+    assert "no baseline writes the CRM" in summary["ratio_covers"]
     assert summary["runs"] == [{"seconds": 1.5, "baseline_seconds": 1.0, "ratio": 1.5},
                                {"seconds": 2.4, "baseline_seconds": 2.0, "ratio": 1.2},
                                {"seconds": 1.1, "baseline_seconds": 1.0, "ratio": 1.1}]
