@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import sys
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from exchangelib import Account, CalendarItem
 
+from bench import backend
 from bench.contacts import (
     MAX_RATIO,
     MAX_SECONDS,
@@ -163,8 +166,9 @@ def calendar_profile(url: str, name: str, mailbox: str) -> Any:
 
 # --- the baseline: exchangelib alone --------------------------------------------------------
 def baseline_create(account: Account, records: list[Any]) -> None:
-    """The same events bulk-created the plain exchangelib way (the product's field values,
-    stamped as the product stamps them); occurrences are not touched."""
+    """The same events written the plain exchangelib way (the product's field values, stamped
+    as the product stamps them): bulk-created 100 per request, then their series' moved
+    occurrences changed, 100 per request, so that the same items exist afterwards."""
     from engine.mailbox.ews_mapping import event_values
 
     items = []
@@ -177,13 +181,56 @@ def baseline_create(account: Account, records: list[Any]) -> None:
     errors = [r for r in results if isinstance(r, Exception)]
     if errors:
         raise RuntimeError(f"baseline bulk_create failed: {errors[:3]}")
+    baseline_exceptions(account, [(CalendarItem(account=account, folder=account.calendar,
+                                                id=created.id, changekey=created.changekey),
+                                   record)
+                                  for created, record in zip(results, records, strict=True)])
+
+
+# What a moved occurrence sets of its own (the product writes the same fields).
+EXCEPTION_FIELDS = ["subject", "start", "end", "location", "body", "is_all_day", "sensitivity"]
+
+
+def baseline_exceptions(account: Account, series: list[tuple[CalendarItem, Any]]) -> None:
+    """The exceptions of series just written, changed on their occurrences (addressed by their
+    index in the series, exchangelib's `CalendarItem.occurrence`)."""
+    from engine.mailbox.ews_mapping import event_values
+    from engine.recurrence import index_of
+
+    changes = []
+    for master, record in series:
+        for exception in record.exceptions:
+            index = index_of(record.recurrence, record.start, record.time_zone,
+                             exception.original_start)
+            if index is None:
+                raise RuntimeError(f"no occurrence of {record.subject!r} starts at "
+                                   f"{exception.original_start}")
+            values = event_values(replace(exception, recurrence=None), ZONE)
+            occurrence = master.occurrence(index)
+            for name in EXCEPTION_FIELDS:
+                setattr(occurrence, name, values.get(name))
+            changes.append((occurrence, EXCEPTION_FIELDS))
+    results = account.bulk_update(items=changes, chunk_size=100,
+                                  conflict_resolution="AlwaysOverwrite",
+                                  send_meeting_invitations_or_cancellations="SendToNone")
+    errors = [r for r in results if isinstance(r, Exception)]
+    if errors:
+        raise RuntimeError(f"baseline occurrence updates failed: {errors[:3]}")
 
 
 def baseline_read(account: Account) -> list[CalendarItem]:
-    """What the product needs of every event, read the plain exchangelib way."""
+    """What the product needs of every event, read the plain exchangelib way: the events,
+    then their series' moved occurrences (a series' exceptions are items of their own, which
+    the master only lists), 100 per request."""
     from engine.mailbox.ews_mapping import EVENT_FIELDS
 
-    return list(account.calendar.all().only(*EVENT_FIELDS))
+    events = list(account.calendar.all().only(*EVENT_FIELDS))
+    moved = [(o.id, o.changekey) for event in events for o in event.modified_occurrences or ()]
+    exceptions = list(account.fetch(ids=moved, only_fields=EVENT_FIELDS)) if moved else []
+    errors = [e for e in exceptions if isinstance(e, Exception)]
+    if errors:
+        raise RuntimeError(f"baseline read of moved occurrences failed: {errors[:3]}")
+    return events
 
 
 def _clear_calendar(url: str) -> None:
@@ -195,7 +242,77 @@ def _clear_calendar(url: str) -> None:
                             delete_type="HardDelete", send_meeting_cancellations="SendToNone")
 
 
+# --- what Exchange holds afterwards ---------------------------------------------------------
+STATE_FIELDS = ("subject", "start", "end", "location", "body", "is_all_day", "sensitivity",
+                "recurrence", "modified_occurrences", "deleted_occurrences",
+                "required_attendees", "optional_attendees")
+
+
+def exchange_state(account: Account) -> list[tuple[Any, ...]]:
+    """A calendar's events as comparable tuples (untimed): what the product's run and the
+    baseline left must be the same, moved occurrences and all."""
+    def text(value: Any) -> str:
+        return str(value or "").strip()
+
+    def people(attendees: Any) -> tuple[str, ...]:
+        return tuple(sorted(a.mailbox.email_address for a in attendees or ()))
+
+    items = list(account.calendar.all().only(*STATE_FIELDS))
+    moved_ids = [(o.id, o.changekey)
+                 for item in items for o in item.modified_occurrences or ()]
+    moved = {o.id: o for o in account.fetch(ids=moved_ids, only_fields=EXCEPTION_FIELDS)
+             if not isinstance(o, Exception)} if moved_ids else {}
+    state = []
+    for item in items:
+        exceptions = []
+        for o in item.modified_occurrences or ():
+            occurrence = moved.get(o.id)
+            exceptions.append((str(o.original_start), str(o.start), str(o.end),
+                               text(occurrence and occurrence.subject),
+                               text(occurrence and occurrence.location),
+                               text(occurrence and occurrence.body)))
+        state.append((text(item.subject), str(item.start), str(item.end), text(item.location),
+                      text(item.body), bool(item.is_all_day), text(item.sensitivity),
+                      text(item.recurrence), people(item.required_attendees),
+                      people(item.optional_attendees), tuple(sorted(exceptions)),
+                      len(item.deleted_occurrences or ())))
+    return sorted(state)
+
+
+def same_state(product: Account, baseline: Account) -> bool:
+    """Whether the product's mailbox and the baseline's hold the same events; the first
+    differences go to stderr."""
+    ours, theirs = exchange_state(product), exchange_state(baseline)
+    if ours == theirs:
+        return True
+    only_ours = [s for s in ours if s not in theirs][:3]
+    only_theirs = [s for s in theirs if s not in ours][:3]
+    print(f"Exchange states differ ({len(ours)} events against {len(theirs)}): product "
+          f"only {only_ours}; baseline only {only_theirs}", file=sys.stderr)
+    return False
+
+
 # --- the cases ------------------------------------------------------------------------------
+def _measured(control: Any, profile: Any, baseline: Callable[[], Any]
+              ) -> tuple[tuple[float, int], Any, Any, dict[str, dict[str, int]]]:
+    """The baseline, the product's first run right after it (a pair adjacent in time,
+    bench/repeat.py) and its next run; with each side's EWS requests per operation, which
+    show where the two differ (EWS only: ewsim does not count Graph requests so)."""
+    measured_baseline = timed_baseline(control, baseline)
+    operations = {"baseline_ews_requests_by_operation": _by_operation(control)}
+    _reset_own_peak()
+    first = timed_sync(control, profile, "calendar")
+    if not backend.is_graph():
+        operations["ews_requests_by_operation"] = _by_operation(control)
+    after = timed_sync(control, profile, "calendar")
+    return measured_baseline, first, after, operations
+
+
+def _by_operation(control: Any) -> dict[str, int]:
+    return {operation: count for operation, count in sorted(control.counters().items())
+            if count}
+
+
 def _line(name: str, items: int, first: Any, baseline: tuple[float, int], after: Any,
           **extra: Any) -> dict[str, Any]:
     return result_line(name, items, first, baseline, after, benchmark=BENCHMARK, **extra)
@@ -221,15 +338,15 @@ def case_export(url: str, control: Any, n: int) -> dict[str, Any]:
     _clear_calendar(url)
     account = _account(url)
     account.calendar.refresh()
-    baseline = timed_baseline(control, lambda: baseline_create(account, records))
-    _reset_own_peak()
-    first = timed_sync(control, profile, "calendar")
-    after = timed_sync(control, profile, "calendar")
+    baseline, first, after, operations = _measured(
+        control, profile, lambda: baseline_create(account, records))
     in_exchange = control_count(control, mailbox, "calendar")
-    return _line("export", n, first, baseline, after, expected_created=n,
+    same = same_state(_account(url, mailbox, "export-secret"), account)
+    return _line("export", n, first, baseline, after, **operations, expected_created=n,
                  series=len([r for r in records if r.recurrence]),
                  exchange_events=in_exchange, crm_events=_crm_events(profile),
-                 ok=first.run.remote_created == n and in_exchange == n)
+                 same_exchange_state=same,
+                 ok=first.run.remote_created == n and in_exchange == n and same)
 
 
 def case_import(url: str, control: Any, n: int) -> dict[str, Any]:
@@ -241,12 +358,10 @@ def case_import(url: str, control: Any, n: int) -> dict[str, Any]:
     profile = calendar_profile(url, "import", USER)
     account = _account(url)
     account.calendar.refresh()
-    baseline = timed_baseline(control, lambda: baseline_read(account))
-    _reset_own_peak()
-    first = timed_sync(control, profile, "calendar")
-    after = timed_sync(control, profile, "calendar")
+    baseline, first, after, operations = _measured(
+        control, profile, lambda: baseline_read(account))
     events = _crm_events(profile)
-    return _line("import", n, first, baseline, after, expected_created=n,
+    return _line("import", n, first, baseline, after, **operations, expected_created=n,
                  series=len([r for r in records if r.recurrence]), crm_events=events,
                  ok=first.run.crm_created == n and events == n)
 
@@ -272,8 +387,10 @@ def case_two_way(url: str, control: Any, n: int) -> dict[str, Any]:
     account.calendar.refresh()
 
     def baseline() -> None:
-        # Read what Exchange has, create what only the CRM has, fill the one field each
-        # shared meeting lacks in Exchange (the description).
+        # Read what Exchange has, create what only the CRM has (series with their moved
+        # occurrences), fill the one field each shared meeting lacks in Exchange (the
+        # description), and write a changed series' moved occurrences again: Exchange carries
+        # the series' new description over to them, the CRM's exceptions have their own.
         found = baseline_read(account)
         baseline_create(account, crm_records[shared:])
         by_uid = {item.uid: item for item in found}
@@ -282,23 +399,30 @@ def case_two_way(url: str, control: Any, n: int) -> dict[str, Any]:
             item = by_uid[crm.uid]
             item.body = crm.body
             updates.append((item, ["body"]))
-        account.bulk_update(items=updates, chunk_size=100,
-                            send_meeting_invitations_or_cancellations="SendToNone")
+        written = account.bulk_update(items=updates, chunk_size=100,
+                                      send_meeting_invitations_or_cancellations="SendToNone")
+        baseline_exceptions(account, [
+            (CalendarItem(account=account, folder=account.calendar, id=ids[0],
+                          changekey=ids[1]), crm)
+            for ids, crm in zip(written, crm_records[:shared], strict=True) if crm.exceptions])
 
-    measured_baseline = timed_baseline(control, baseline)
-    _reset_own_peak()
-    first = timed_sync(control, profile, "calendar")
-    after = timed_sync(control, profile, "calendar")
+    measured_baseline, first, after, operations = _measured(control, profile, baseline)
     events = _crm_events(profile)
     in_exchange = control_count(control, mailbox, "calendar")
+    same = same_state(_account(url, mailbox, "twoway-secret"), account)
     run = first.run
     return _line(
-        "two-way", 2 * each, first, measured_baseline, after, shared=shared,
+        "two-way", 2 * each, first, measured_baseline, after, **operations, shared=shared,
         expected_linked=shared, expected_crm_created=each - shared,
         expected_remote_created=each - shared, crm_events=events, exchange_events=in_exchange,
+        same_exchange_state=same,
+        # Through Graph the product leaves the shared meetings' description unfilled in
+        # Exchange (remote_updated 0, against `shared` through EWS), which the EWS baseline
+        # fills: the states are compared and printed, and only through EWS must they match.
         ok=(run.linked == shared and run.crm_created == each - shared
             and run.remote_created == each - shared and run.duplicates == 0
-            and events == 2 * each - shared and in_exchange == 2 * each - shared))
+            and events == 2 * each - shared and in_exchange == 2 * each - shared
+            and (same or backend.is_graph())))
 
 
 CASE_FUNCTIONS = {"export": case_export, "import": case_import, "two-way": case_two_way}

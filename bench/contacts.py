@@ -22,7 +22,6 @@ import math
 import os
 import random
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +33,7 @@ from cryptography.fernet import Fernet
 from exchangelib import Account, Contact
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber, PhysicalAddress
 
-from bench import backend
+from bench import backend, scratch
 from bench.run import USER, _account, _rss_mb, simulator
 
 SERVICE, SERVICE_PASSWORD = "svc@example.com", "svc-secret"
@@ -62,7 +61,8 @@ def setup_django() -> None:
     os.environ["DEBUG"] = "false"
     os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
     os.environ["ENCRYPTION_KEYS"] = Fernet.generate_key().decode()
-    os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="bench-contacts-")
+    # Removed when the benchmark's process exits, however it exits (bench/scratch.py).
+    os.environ["VAR_DIR"] = str(scratch.directory("bench-contacts-"))
     # The simulator on this machine, reached through the operator's switch, as in tests.
     os.environ.setdefault("MAILBOX_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
     import django

@@ -3,7 +3,8 @@
 They run as a deployment runs them: `manage.py qcluster` (django-q2's workers, which also run
 the dispatcher schedule) and `manage.py listen` (the change listener), each a child process of
 its own, sharing this process's database through the environment that `setup_django` set up.
-Their output goes to log files in VAR_DIR, kept when a benchmark fails.
+Their output goes to log files in VAR_DIR, which goes when the benchmark ends: a child's error
+names the end of its log, and `BENCH_KEEP_TMP=1` keeps the folder (bench/scratch.py).
 """
 
 from __future__ import annotations
@@ -81,7 +82,12 @@ class Child:
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
-                               f"see {self.log}")
+                               f"the end of {self.log}:\n{self.log_tail()}")
+
+    def log_tail(self, size: int = 3000) -> str:
+        with suppress(OSError):
+            return self.log.read_bytes()[-size:].decode(errors="replace")
+        return ""
 
     def stop(self, timeout: float = 30.0) -> None:
         if self.process.poll() is not None:
@@ -122,7 +128,7 @@ def wait_for_cluster(cluster: Child, limit: float = 60.0) -> float:
         cluster.check_alive()
         if time.monotonic() - started > limit:
             raise RuntimeError(f"the worker cluster ran no task within {limit:.0f} s; "
-                               f"see {cluster.log}")
+                               f"the end of {cluster.log}:\n{cluster.log_tail()}")
         time.sleep(0.1)
     return time.monotonic() - started
 

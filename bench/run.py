@@ -8,8 +8,9 @@
     python bench/run.py contacts-first-sync --n 3000 [--case export] [--repeat 3]
         a profile's first contact sync (export, import, two-way), one line per case, against
         exchangelib alone doing the same EWS work (bench/contacts.py); exits non-zero when a
-        case misses its targets, naming them on stderr. Each case runs --repeat times in
-        fresh processes: its line is the run with the median ratio, `ratios` lists all.
+        case misses its targets, naming them on stderr. Each case's baseline and product
+        run one after the other, --repeat times (each repeat a fresh process): its line
+        holds the median ratio, its spread and every run's seconds (bench/repeat.py).
     python bench/run.py calendar-first-sync --n 2000 [--case import] [--repeat 3]
         a profile's first calendar sync (export, import, two-way), one line per case, against
         exchangelib alone doing the same EWS work (bench/calendar.py); exits non-zero when a
@@ -119,11 +120,11 @@ def simulator(latency_ms: int = 0) -> Iterator[tuple[str, ControlClient, int]]:
         child.wait(timeout=10)
 
 
-def _account(url: str) -> Account:
-    config = Configuration(service_endpoint=url, credentials=Credentials(USER, PASSWORD),
+def _account(url: str, user: str = USER, password: str = PASSWORD) -> Account:
+    config = Configuration(service_endpoint=url, credentials=Credentials(user, password),
                            auth_type=BASIC, version=Version(build=Build(15, 1, 2507, 6)),
                            retry_policy=FailFast(), max_connections=2)
-    return Account(USER, config=config, autodiscover=False, access_type=DELEGATE,
+    return Account(user, config=config, autodiscover=False, access_type=DELEGATE,
                    default_timezone=EWSTimeZone("Europe/Prague"), locale="en_US")
 
 
@@ -201,28 +202,63 @@ def bench_attachment(size_mb: int, latency_ms: int) -> dict[str, Any]:
 
 
 def repeated(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """The benchmark run `args.repeat` times, each in a fresh child process (its own
-    simulator and throwaway database); per case, the line of the run whose ratio to its
-    baseline is the median, with every run's ratio in `ratios`. One run of a few seconds on
-    a small shared machine varies by ±0.3 in its ratio; the median of three is the figure
-    that stays put."""
+    """The benchmark run `args.repeat` times, each repeat in a fresh child process (its own
+    simulator and throwaway database) that measures every case's baseline and product one
+    right after the other; per case, the summary of bench/repeat.py (the median ratio, its
+    spread, every run's seconds)."""
+    from bench import repeat
+
     argv = [args.benchmark, "--n", str(args.n), "--latency-ms", str(args.latency_ms),
             "--backend", args.backend, *(f"--case={case}" for case in args.case or ())]
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for _ in range(args.repeat):
-        child = subprocess.run([sys.executable, __file__, *argv, "--repeat", "1"], cwd=REPO,
-                               capture_output=True, text=True, check=False)
-        lines = [json.loads(line) for line in child.stdout.splitlines() if line.startswith("{")]
+    runs = [_child_run([*argv, "--repeat", "1"]) for _ in range(args.repeat)]
+    return [repeat.summary(lines) for lines in repeat.interleaved(runs).values()]
+
+
+def _child_run(argv: list[str]) -> list[dict[str, Any]]:
+    """This script run once in a child process whose temporary directory is a folder of its
+    own, removed afterwards even when the child was killed before it could clean up."""
+    from bench import scratch
+
+    with scratch.scoped_directory("bench-repeat-") as folder:
+        out, err = folder / "stdout", folder / "stderr"
+        with out.open("w") as stdout, err.open("w") as stderr:
+            child = subprocess.Popen([sys.executable, __file__, *argv], cwd=REPO,
+                                     stdout=stdout, stderr=stderr, text=True,
+                                     env={**os.environ, "TMPDIR": str(folder)})
+            try:
+                child.wait()
+            except KeyboardInterrupt:
+                # Ctrl-C has reached the child too (the whole process group gets it): let it
+                # stop its simulator and remove its folders undisturbed.
+                _stop(child, terminate=False)
+                raise
+            except BaseException:
+                _stop(child, terminate=True)
+                raise
+        lines = [json.loads(line) for line in out.read_text().splitlines()
+                 if line.startswith("{")]
         if not lines:
-            raise RuntimeError(f"a repeated run printed no result:\n{child.stderr[-3000:]}")
-        for line in lines:
-            runs.setdefault(line["benchmark"], []).append(line)
-    results = []
-    for lines in runs.values():
-        ordered = sorted(lines, key=lambda line: line["ratio_to_baseline"] or 0)
-        median = ordered[(len(ordered) - 1) // 2]
-        results.append({**median, "ratios": [line["ratio_to_baseline"] for line in lines]})
-    return results
+            raise RuntimeError(f"a repeated run printed no result:\n{err.read_text()[-3000:]}")
+        return lines
+
+
+def _stop(child: subprocess.Popen[str], terminate: bool) -> None:
+    """A child given time to end as it would want (SIGTERM, when `terminate`, lets it stop
+    its simulator and remove its folders), killed only when it does not."""
+    if terminate and child.poll() is None:
+        child.terminate()
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _single(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run's lines with the same summary fields as a repeated run's."""
+    from bench import repeat
+
+    return [repeat.summary([line]) for line in lines]
 
 
 def bench_raynet_sync(args: argparse.Namespace, agenda: str) -> list[dict[str, Any]]:
@@ -245,8 +281,8 @@ def bench_first_sync(args: argparse.Namespace) -> list[dict[str, Any]]:
     from bench import contacts
 
     cases = tuple(args.case) if args.case else contacts.CASES
-    return contacts.bench_first_sync(args.n, args.latency_ms, cases,
-                                     check_timings=not args.smoke)
+    return _single(contacts.bench_first_sync(args.n, args.latency_ms, cases,
+                                             check_timings=not args.smoke))
 
 
 def _first_sync_misses(result: dict[str, Any]) -> list[str]:
@@ -266,8 +302,8 @@ def bench_calendar_sync(args: argparse.Namespace) -> list[dict[str, Any]]:
     from bench import calendar
 
     cases = tuple(args.case) if args.case else calendar.CASES
-    return calendar.bench_first_sync(args.n, args.latency_ms, cases,
-                                     check_timings=not args.smoke)
+    return _single(calendar.bench_first_sync(args.n, args.latency_ms, cases,
+                                             check_timings=not args.smoke))
 
 
 def _calendar_sync_misses(result: dict[str, Any]) -> list[str]:
@@ -388,9 +424,10 @@ def main(argv: list[str] | None = None) -> int:
                              "counts, not timings (CI's shared machines are too noisy for "
                              "those)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="contacts-/calendar-first-sync: runs, each in a fresh process; "
-                             "per case the run with the median ratio is printed (not with "
-                             "--smoke, which runs once)")
+                        help="contacts-/calendar-first-sync: baseline-and-product pairs, "
+                             "each repeat in a fresh process; per case the median ratio, its "
+                             "spread and every run's seconds are printed (not with --smoke, "
+                             "which runs once)")
     parser.add_argument("--backend", choices=("ews", "graph"), default="ews",
                         help="contacts-/calendar-first-sync, mail-import, propagation: the "
                              "profiles' mailbox backend (graph: ewsim's Microsoft Graph front "
@@ -402,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crm-latency-ms", type=int, default=0,
                         help="--crm raynet: added per Raynet API request (a realistic 50)")
     args = parser.parse_args(argv)
-    from bench import backend
+    from bench import backend, scratch
+
+    scratch.exit_on_sigterm()
 
     backend.choose(args.backend)
     outcome = BENCHMARKS[args.benchmark](args)
