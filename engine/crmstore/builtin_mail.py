@@ -156,14 +156,15 @@ def file_email(organization_id: int, message: MessageRecord, origin: str, match:
             if companies:
                 email.companies.add(*companies)
         if documents:
-            _record_documents(organization_id, email, documents)
+            _record_documents(organization_id, email, documents, new=created)
     return Filing(str(email.pk), created)
 
 
 def _record_documents(organization_id: int, email: Email,
-                      documents: Sequence[SavedDocument]) -> None:
-    # Another mailbox's run may have filed this message and its files meanwhile.
-    taken = set(email.documents.values_list("original_name", flat=True))
+                      documents: Sequence[SavedDocument], new: bool) -> None:
+    # Another mailbox's run may have filed this message and its files meanwhile (not one
+    # created just now, in this transaction: it has none).
+    taken = set() if new else set(email.documents.values_list("original_name", flat=True))
     categories: dict[str, DocumentCategory] = {}
     for name in {d.category for d in documents}:
         categories[name], _ = DocumentCategory.objects.get_or_create(
