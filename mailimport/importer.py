@@ -51,8 +51,9 @@ from profiles.models.organizations import NO_ATTACHMENT_ROOTS
 
 # The code both mailbox backends give an item that is not in the mailbox (any more).
 NOT_FOUND = "ErrorItemNotFound"
-# Attachments of one e-mail read ahead are saved this many at a time: each waits on its disk
-# syncs (the file's and its folder's), two thirds of an import run's time on a busy disk.
+# Attachments read ahead are saved this many at a time, while the e-mails before them are
+# filed: each waits on its disk syncs (the file's and its folder's), which were two thirds of
+# an import run's time on a busy disk (bench/mail.py).
 PARALLEL_SAVES = 4
 
 
@@ -227,6 +228,13 @@ class MailImport:
                                        if self._wanted(a, name, [])])
                       for ref, message in messages]
         self._prefetch = AttachmentPrefetch(self.mailbox, wanted)
+        # The messages new to the CRM, each the only one of its Message-ID in the page: each
+        # will be filed with all its attachments, so those read ahead can be saved ahead.
+        message_ids = [m.message_id for _, m in messages if m.message_id]
+        self._new = {ref.id: message for ref, message in messages
+                     if not self._matches[ref.id].key and (
+                         not message.message_id or message_ids.count(message.message_id) == 1)}
+        self._saving: dict[tuple[str, str], Future[storage.SavedFile]] = {}
 
     def _match(self, ref: ItemRef, message: MessageRecord) -> EmailMatch:
         """The message's CRM e-mail, if filed already: as `_prepare` found it, unless a message
@@ -356,6 +364,27 @@ class MailImport:
         wanted = [a for a, name in self._named(message) if self._wanted(a, name, [])]
         return len(self.crm.email_documents(email_key)) >= len(wanted)
 
+    def _save_ahead(self, store: storage.AttachmentStore) -> None:
+        """Start saving the attachments read ahead of the new e-mails (`_prepare`), side by
+        side, while the e-mails before them are filed. Each content once at a time: a second
+        attachment of the same content is saved in its e-mail's turn, when the store finds
+        the first one's file, as it would one after the other."""
+        limit = self.settings.max_attachment_mb * 1024 * 1024
+        contents: set[bytes] = set()
+        for item_id, read in self._prefetch.group().items():
+            message = self._new.pop(item_id, None)
+            if message is None:
+                continue   # saving already, or not new: saved in its turn
+            received = message.received or timezone.now()
+            for attachment, name in self._named(message):
+                content = read.get(attachment.ref)
+                if not isinstance(content, bytes) or not self._wanted(attachment, name, []) \
+                        or (digest := hashlib.sha256(content).digest()) in contents:
+                    continue
+                contents.add(digest)
+                self._saving[(item_id, attachment.ref)] = self._savers.submit(
+                    store.save, io.BytesIO(content), name, received, limit)
+
     def _save_attachments(self, store: storage.AttachmentStore, ref: ItemRef,
                           message: MessageRecord, email_key: str, notes: list[str],
                           documents: list[SavedDocument]) -> bool:
@@ -368,27 +397,17 @@ class MailImport:
         received = message.received or timezone.now()
         failed = False
         read_ahead = self._prefetch.contents(ref)
-        chosen = [(attachment, name) for attachment, name in self._named(message)
-                  if self._wanted(attachment, name, notes) and name[:1000] not in saved]
-        # Those read ahead are saved side by side, each content once at a time: a second
-        # attachment of the same content waits its turn, so that the store finds the first.
-        saving: dict[str, Future[storage.SavedFile]] = {}
-        contents: set[bytes] = set()
-        for attachment, name in chosen:
-            content = read_ahead.get(attachment.ref)
-            if isinstance(content, bytes) and \
-                    (digest := hashlib.sha256(content).digest()) not in contents:
-                contents.add(digest)
-                saving[attachment.ref] = self._savers.submit(
-                    store.save, io.BytesIO(content), name, received, limit)
-        for attachment, name in chosen:
+        self._save_ahead(store)
+        for attachment, name in self._named(message):
+            if not self._wanted(attachment, name, notes) or name[:1000] in saved:
+                continue
             try:
                 if attachment.is_item:
                     result = store.save_eml(
                         lambda sink, a=attachment: self.mailbox.write_item_attachment(
                             ref, a.ref, sink), name, received, limit)
-                elif attachment.ref in saving:
-                    result = saving[attachment.ref].result()
+                elif (ref.id, attachment.ref) in self._saving:
+                    result = self._saving.pop((ref.id, attachment.ref)).result()
                 elif attachment.ref in read_ahead:
                     content = read_ahead[attachment.ref]
                     if isinstance(content, MailboxError):

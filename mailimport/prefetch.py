@@ -58,7 +58,7 @@ class AttachmentPrefetch:
         self._order = [w[0].item.id for w in wanted if w]
         self._wanted = {w[0].item.id: w for w in wanted if w}
         self._position = {item_id: i for i, item_id in enumerate(self._order)}
-        self._group: set[str] = set()
+        self._group: dict[str, None] = {}   # the e-mails read last, in order
         self._contents: dict[tuple[str, str], Content] = {}
 
     def contents(self, item: ItemRef) -> dict[str, Content]:
@@ -70,10 +70,16 @@ class AttachmentPrefetch:
             self._read_from(self._position[item.id])
         return {w.ref: self._contents[(item.id, w.ref)] for w in self._wanted[item.id]}
 
+    def group(self) -> dict[str, dict[str, Content]]:
+        """The contents read with the last e-mail asked for, by e-mail (in order) and
+        attachment."""
+        return {item_id: {w.ref: self._contents[(item_id, w.ref)]
+                          for w in self._wanted[item_id]} for item_id in self._group}
+
     def _read_from(self, start: int) -> None:
         group: list[Wanted] = []
         total = 0
-        self._group = set()
+        self._group = {}
         for item_id in self._order[start:]:
             attachments = self._wanted[item_id]
             size = sum(w.size for w in attachments)
@@ -82,7 +88,7 @@ class AttachmentPrefetch:
                 break
             group += attachments
             total += size
-            self._group.add(item_id)
+            self._group[item_id] = None
         self._contents = {}   # the group before is done with: its memory goes
         try:
             results: list[Content] = self.mailbox.read_attachments(

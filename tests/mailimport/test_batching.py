@@ -129,3 +129,24 @@ def test_an_attachment_that_cannot_be_read_fails_its_own_e_mail_only(
     assert not Retry.objects.filter(profile=profile).exists()
     assert Document.objects.count() == 10
     assert Email.objects.count() == 5
+
+
+def test_the_same_content_in_e_mails_read_together_is_stored_once(
+        ewsim: SimHandle, connection_kind: str, share: Path) -> None:
+    # Saved side by side as they are, the same content must still be found, not stored twice.
+    profile = saving(ewsim, connection_kind, share)
+    same = b"%PDF-1.4 " + random.Random(7).randbytes(6000)
+    for i in range(4):
+        ewsim.control.deliver(ewsim.user, mime=mime(
+            f"Odpověď {i}", message_id=f"<reply-{i}@stavby.cz>",
+            attachments=((f"podminky-{i}.pdf", same), (f"vlastni-{i}.pdf", bytes([i]) * 900))))
+    run = import_mail(profile)
+    assert run.status == Run.Status.SUCCESS and run.errors == 0, run.message
+    paths = {d.original_name: d.path for d in Document.objects.all()}
+    assert len(paths) == 8
+    assert len({paths[f"podminky-{i}.pdf"] for i in range(4)}) == 1
+    assert len({paths[f"vlastni-{i}.pdf"] for i in range(4)}) == 4
+    details = [item.detail for item in run.items.order_by("pk")]
+    assert sum("has the same content: stored once" in detail for detail in details) == 3
+    files = [p for p in share.rglob("*.pdf") if ".sha256" not in p.parts]
+    assert len(files) == 5
