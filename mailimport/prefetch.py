@@ -5,12 +5,14 @@ run's requests went to e-mails with two small attachments each (bench/mail.py). 
 hands this the page's e-mails in order with their small file attachments; asked for one
 e-mail's contents, it reads that e-mail's and those of the e-mails after it in one
 `read_attachments` call, as far as ATTACHMENT_BATCH_BYTES goes, and forgets the group before,
-so a page costs a few requests and one group's content is in memory at a time. Larger
+so a page costs a few requests; the next group is read in the mailbox's background thread
+meanwhile, so at most two groups' content is in memory at a time. Larger
 attachments (and any an e-mail has beyond the budget) are not here: the import streams them.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 
 from engine.mailbox.base import (
@@ -20,6 +22,7 @@ from engine.mailbox.base import (
     ItemRef,
     MailboxBackend,
     MailboxError,
+    Pending,
 )
 from engine.records import AttachmentInfo
 
@@ -60,6 +63,7 @@ class AttachmentPrefetch:
         self._position = {item_id: i for i, item_id in enumerate(self._order)}
         self._group: dict[str, None] = {}   # the e-mails read last, in order
         self._contents: dict[tuple[str, str], Content] = {}
+        self._following: _Group | None = None   # being read meanwhile
 
     def contents(self, item: ItemRef) -> dict[str, Content]:
         """The contents of the e-mail's attachments read ahead, by attachment ref: the bytes,
@@ -77,25 +81,53 @@ class AttachmentPrefetch:
                           for w in self._wanted[item_id]} for item_id in self._group}
 
     def _read_from(self, start: int) -> None:
-        group: list[Wanted] = []
-        total = 0
-        self._group = {}
-        for item_id in self._order[start:]:
-            attachments = self._wanted[item_id]
-            size = sum(w.size for w in attachments)
-            if group and (total + size > ATTACHMENT_BATCH_BYTES
-                          or len(group) + len(attachments) > BATCH_SIZE):
-                break
-            group += attachments
-            total += size
-            self._group[item_id] = None
+        following, self._following = self._following, None
+        if following is not None and following.start != start:
+            with suppress(Exception):   # e-mails skipped: waited for (its requests counted)
+                following.reading.result()
+            following = None
+        if following is None:
+            following = self._start_reading(start)
+        self._group = dict.fromkeys(following.items)
         self._contents = {}   # the group before is done with: its memory goes
         try:
-            results: list[Content] = self.mailbox.read_attachments(
-                [(w.item, w.ref) for w in group])
+            results: list[Content] = following.reading.result()
         except MailboxError as exc:
             # The request as a whole failed: each of its e-mails fails (and is retried next
             # run) as it would have with its own download failing.
-            results = [exc] * len(group)
+            results = [exc] * len(following.attachments)
         self._contents = {(w.item.id, w.ref): result
-                          for w, result in zip(group, results, strict=True)}
+                          for w, result in zip(following.attachments, results, strict=True)}
+        # The next group is read while this one's e-mails are filed.
+        after = start + len(following.items)
+        if after < len(self._order):
+            self._following = self._start_reading(after)
+
+    def _start_reading(self, start: int) -> _Group:
+        """The group of e-mails from `start` on, as far as the budget of a request goes, its
+        reading started in the mailbox's background thread."""
+        attachments: list[Wanted] = []
+        items: list[str] = []
+        total = 0
+        for item_id in self._order[start:]:
+            wanted = self._wanted[item_id]
+            size = sum(w.size for w in wanted)
+            if attachments and (total + size > ATTACHMENT_BATCH_BYTES
+                                or len(attachments) + len(wanted) > BATCH_SIZE):
+                break
+            attachments += wanted
+            total += size
+            items.append(item_id)
+        pairs = [(w.item, w.ref) for w in attachments]
+        return _Group(start, items, attachments,
+                      self.mailbox.start(lambda: self.mailbox.read_attachments(pairs)))
+
+
+@dataclass
+class _Group:
+    """E-mails whose attachments are read in one `read_attachments` call."""
+
+    start: int                 # the first one's position
+    items: list[str]
+    attachments: list[Wanted]
+    reading: Pending[list[Content]]
