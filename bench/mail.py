@@ -5,9 +5,10 @@ Two modes, one JSON line each:
   every one with its own content so nothing is deduplicated), delivered into the simulated
   Inbox before the measured part; then one import run of a profile saving attachments into a
   temporary directory under its organization's root, which is the server's (ATTACHMENT_ROOTS).
-  Targets: at most 15 s (not checked with --smoke), and at most 0.1 requests per e-mail on
-  EWS (messages 100 per GetItem, small attachments many per GetAttachment), 0.2 on Graph (a
-  `$batch` carries 20 operations, one per message and one per small attachment).
+  Targets: at most 15 s without added latency (not checked with --smoke), and at most 0.1
+  requests per e-mail (10 at least) on EWS (messages 100 per GetItem, small attachments many
+  per GetAttachment), 0.2 on Graph (a `$batch` carries 20 operations, one per message and
+  one per small attachment).
   `--latency-ms` delays every request ewsim answers, as a real server's round trip would.
 - `--attachment-mb M`: one e-mail with a single attachment of M MB, imported the same way, and
   the same run with one e-mail without it; each in a child process of its own so that neither
@@ -191,7 +192,9 @@ def _many(root: Path, n: int, latency_ms: int, check_timings: bool) -> dict[str,
                                 math.ceil(MAX_REQUESTS_PER_EMAIL[backend.name()] * n)),
             "peak_rss_mb": measured.pop("peak_rss_mb"), **saved, **measured,
             "attachment_kb": ATTACHMENT_BYTES // KB,
-            "max_seconds": MAX_SECONDS if check_timings else None, "ok": ok}
+            # The time target is for a simulator without added latency.
+            "max_seconds": MAX_SECONDS if check_timings and not latency_ms else None,
+            "ok": ok}
 
 
 def one_large(attachment_mb: int, latency_ms: int) -> dict[str, Any]:
