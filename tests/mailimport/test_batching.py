@@ -5,11 +5,9 @@ e-mail only (tried again by the next run)."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from crm.models import Document, Email
 from engine.mailbox.base import SMALL_ATTACHMENT_BYTES
@@ -21,14 +19,6 @@ from tests.mailimport.conftest import give_roots, import_mail, mail_profile, mim
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MANY = 150
-
-
-@pytest.fixture
-def share(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "share"
-    root.mkdir()
-    with override_settings(ATTACHMENT_ROOTS=[str(root)]):
-        yield root
 
 
 def saving(sim: SimHandle, kind: str, share: Path) -> SyncProfile:
