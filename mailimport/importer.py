@@ -76,6 +76,7 @@ class MailImport:
                                checkpoint=checkpoint, progress=progress)
         # Its retries and folder states (a dry run's keeps no write).
         self.links = link_table(profile, self.agenda, dry_run=dry_run)
+        self._prefetch = AttachmentPrefetch(mailbox, [])   # a page's, by `_prepare`
 
     @property
     def run_record(self) -> Run | None:
@@ -132,6 +133,7 @@ class MailImport:
                 self.links.save_state(state, remote_state=page.state)
                 self.journal.point("mail page checkpointed")
                 self.journal.renew()
+        self._prefetch.close()
         return False
 
     def _open_store(self) -> storage.AttachmentStore:
@@ -227,6 +229,7 @@ class MailImport:
             wanted = [small_ones(ref, [a for a, name in self._named(message)
                                        if self._wanted(a, name, [])])
                       for ref, message in messages]
+        self._prefetch.close()
         self._prefetch = AttachmentPrefetch(self.mailbox, wanted)
         # The messages new to the CRM, each the only one of its Message-ID in the page: each
         # will be filed with all its attachments, so those read ahead can be saved ahead.

@@ -80,12 +80,18 @@ class AttachmentPrefetch:
         return {item_id: {w.ref: self._contents[(item_id, w.ref)]
                           for w in self._wanted[item_id]} for item_id in self._group}
 
-    def _read_from(self, start: int) -> None:
+    def close(self) -> None:
+        """Wait for a group still being read (its e-mails not asked for after all), so that
+        its requests count in the run, and drop it."""
         following, self._following = self._following, None
-        if following is not None and following.start != start:
-            with suppress(Exception):   # e-mails skipped: waited for (its requests counted)
+        if following is not None:
+            with suppress(Exception):
                 following.reading.result()
-            following = None
+
+    def _read_from(self, start: int) -> None:
+        if self._following is not None and self._following.start != start:
+            self.close()   # e-mails skipped
+        following, self._following = self._following, None
         if following is None:
             following = self._start_reading(start)
         self._group = dict.fromkeys(following.items)
