@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import io
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -381,10 +380,12 @@ class MailImport:
             received = message.received or timezone.now()
             for attachment, name in self._named(message):
                 content = read.get(attachment.ref)
+                # The bytes themselves are the key: hashed once (a Python hash, cheaper than
+                # SHA-256), compared whole only where hashes meet.
                 if not isinstance(content, bytes) or not self._wanted(attachment, name, []) \
-                        or (digest := hashlib.sha256(content).digest()) in contents:
+                        or content in contents:
                     continue
-                contents.add(digest)
+                contents.add(content)
                 self._saving[(item_id, attachment.ref)] = self._savers.submit(
                     store.save, io.BytesIO(content), name, received, limit)
 
