@@ -27,7 +27,7 @@
         (bench/ews_read.py); exits non-zero when a read needs more requests than its target.
     python bench/run.py mail-import --n 1000 [--attachment-mb 100] [--latency-ms 50]
         one MailImport run over N e-mails with two 100 KB attachments each (at most 15 s and
-        0.1 requests per e-mail on EWS, 0.2 on Graph), or
+        0.1 requests per e-mail), or
         over one e-mail with one attachment of that size, its peak RSS against the same run
         without it (at most 50 MB above) (bench/mail.py).
     python bench/run.py propagation --n 50 [--smoke]

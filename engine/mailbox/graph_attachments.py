@@ -65,11 +65,17 @@ class GraphAttachments(GraphConnection):
 
     def read_attachments(self, wanted: Sequence[tuple[ItemRef, str]]
                          ) -> list[bytes | MailboxError]:
-        # Each one's JSON (its content as contentBytes) in `$batch`es of 20: a download of
-        # each on its own was a request per attachment.
+        # Those read with their messages (GraphReading) are handed out once; the others are
+        # read each as its JSON (its content as contentBytes) in `$batch`es of 20.
+        out: list[bytes | MailboxError | None] = [
+            self._read_ahead.pop((item.id, ref), None) for item, ref in wanted]
+        missing = [i for i, content in enumerate(out) if content is None]
         answers = self._batch([BatchRequest("GET", self._item_url(
-            Kind.MAIL, item.id, f"/attachments/{quoted(ref)}")) for item, ref in wanted])
-        return [self._content(answer) for answer in answers]
+            Kind.MAIL, wanted[i][0].id, f"/attachments/{quoted(wanted[i][1])}"))
+            for i in missing])
+        for i, answer in zip(missing, answers, strict=True):
+            out[i] = self._content(answer)
+        return [content for content in out if content is not None]
 
     def _content(self, answer: BatchResult) -> bytes | MailboxError:
         if answer.status == 404:

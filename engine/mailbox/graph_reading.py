@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from typing import Any
 from urllib.parse import quote
 
 from engine import recurrence
 from engine.mailbox import graph_mapping as m
 from engine.mailbox.base import (
+    ATTACHMENT_BATCH_BYTES,
     BATCH_SIZE,
+    SMALL_ATTACHMENT_BYTES,
     ChangePage,
     ChangeType,
     Fetched,
@@ -46,6 +51,35 @@ FETCH_QUERY = {
     Kind.CALENDAR: f"$select={m.EVENT_SELECT}&$expand={ITEM_EXPAND}",
     Kind.MAIL: f"$select={m.MESSAGE_SELECT}&$expand={MESSAGE_EXPAND}",
 }
+# Mail: the delta listing names each message's attachments with their sizes (message delta
+# takes $select, $top and $expand: learn.microsoft.com/graph/api/message-delta, "OData query
+# parameters"), so a message whose attachments are all small is fetched with their contents
+# in the same `$batch` operation: `$expand=attachments` without a $select gives each
+# fileAttachment's contentBytes (learn.microsoft.com/graph/api/message-get, "Optional query
+# parameters"; learn.microsoft.com/graph/api/resources/fileattachment). One operation per
+# message instead of one per attachment; a message with a large one keeps the reading of
+# each attachment on its own (GraphAttachments), the large ones streamed.
+LISTED_ATTACHMENTS = "attachments($select=id,size)"
+WITH_CONTENTS_QUERY = f"$select={m.MESSAGE_SELECT}&$expand=attachments,{ITEM_EXPAND}"
+# What the contents read with one page's messages may add up to: they are held until the
+# import has saved that page's attachments (as on EWS, two groups of ATTACHMENT_BATCH_BYTES
+# read ahead, and a little more: a page of 100 e-mails with 200 KB each fits).
+READ_AHEAD_BYTES = 3 * ATTACHMENT_BATCH_BYTES
+
+
+def with_small_attachments(refs: dict[str, ItemRef], sizes: dict[str, list[int]]) -> set[str]:
+    """The messages to fetch with their attachments' contents: those with attachments, all
+    of them small, in order as far as READ_AHEAD_BYTES goes."""
+    chosen: set[str] = set()
+    total = 0
+    for item_id in refs:
+        listed = sizes.get(item_id)
+        if not listed or max(listed) > SMALL_ATTACHMENT_BYTES \
+                or total + sum(listed) > READ_AHEAD_BYTES:
+            continue
+        chosen.add(item_id)
+        total += sum(listed)
+    return chosen
 
 
 class GraphReading(GraphConnection):
@@ -70,7 +104,7 @@ class GraphReading(GraphConnection):
             return (f"{user}/contactFolders/{quoted(folder.id)}/contacts/delta"
                     "?$select=id,changeKey"), None
         link = f"{user}/mailFolders/{quoted(folder.id)}/messages/delta?" \
-            "$select=id,changeKey,receivedDateTime"
+            f"$select=id,changeKey,receivedDateTime&$expand={quote(LISTED_ATTACHMENTS)}"
         if received_after is not None:
             link += f"&$filter=receivedDateTime+ge+{m.format_time(received_after)}"
         return link, None
@@ -144,6 +178,7 @@ class GraphReading(GraphConnection):
                    received_after: dt.datetime | None) -> tuple[list[ItemChange], list[ItemError]]:
         upserts: dict[str, ItemRef] = {}
         changes: list[ItemChange] = []
+        sizes: dict[str, list[int]] = {}   # mail: each message's attachments, as listed
         for value in values:
             item_id = str(value.get("id") or "")
             if not item_id:
@@ -156,16 +191,22 @@ class GraphReading(GraphConnection):
             if received_after is not None and received is not None and received < received_after:
                 continue
             upserts[item_id] = ItemRef(item_id, str(value.get("changeKey") or ""))
-        return self._with_records(kind, changes, upserts, known)
+            if isinstance(value.get("attachments"), list):
+                sizes[item_id] = [int(a.get("size") or 0) for a in value["attachments"]]
+        if kind is Kind.MAIL:
+            self._read_ahead = {}   # the page before is done with: its contents go
+        return self._with_records(kind, changes, upserts, known, sizes)
 
     def _with_records(self, kind: Kind, changes: list[ItemChange], upserts: dict[str, ItemRef],
-                      known: KnownVersions | None) -> tuple[list[ItemChange], list[ItemError]]:
+                      known: KnownVersions | None, sizes: dict[str, list[int]] | None = None
+                      ) -> tuple[list[ItemChange], list[ItemError]]:
         already = known(list(upserts.values())) if known and upserts else set()
         for item_id in already:
             if item_id in upserts:
                 changes.append(ItemChange(ChangeType.UPSERT, upserts.pop(item_id)))
         errors: list[ItemError] = []
-        for result in self.fetch(kind, list(upserts.values())):
+        with_contents = with_small_attachments(upserts, sizes or {})
+        for result in self._fetch(kind, list(upserts.values()), with_contents):
             if isinstance(result, ItemError):
                 if result.code == "ErrorItemNotFound" and result.ref is not None:
                     changes.append(ItemChange(ChangeType.DELETE, result.ref))  # gone meanwhile
@@ -257,17 +298,25 @@ class GraphReading(GraphConnection):
         return changes
 
     def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:
+        return self._fetch(kind, refs, set())
+
+    def _fetch(self, kind: Kind, refs: Sequence[ItemRef], with_contents: set[str]
+               ) -> list[Fetched]:
+        """`with_contents`: messages whose attachments come along, their contents kept for
+        `read_attachments`."""
         if not refs:
             return []
-        query = FETCH_QUERY[kind]
         prefer = EVENTS_PREFER if kind is Kind.CALENDAR else \
             f'{IMMUTABLE_IDS}, outlook.body-content-type="html"'
-        answers = self._batch([BatchRequest("GET", f"{self._item_url(kind, r.id)}?{query}")
-                               for r in refs], prefer)
+        answers = self._batch([BatchRequest("GET", f"{self._item_url(kind, r.id)}?" + (
+            WITH_CONTENTS_QUERY if r.id in with_contents else FETCH_QUERY[kind]))
+            for r in refs], prefer)
         out: list[Fetched] = []
         pictured: set[str] = set()   # contacts Outlook flags as having a photo
         for ref, answer in zip(refs, answers, strict=True):
             out.append(self._converted(kind, ref, answer))
+            if ref.id in with_contents and not isinstance(out[-1], ItemError):
+                self._keep_contents(out[-1][0].id, answer)
             if kind is Kind.CONTACTS and answer.ok and isinstance(answer.body, dict) \
                     and m.has_picture(answer.body):
                 pictured.add(ref.id)
@@ -296,6 +345,16 @@ class GraphReading(GraphConnection):
         except (ValueError, TypeError, KeyError) as exc:   # a malformed item: reported alone
             return ItemError(ref, f"The item could not be read: {exc}", type(exc).__name__)
         return ItemRef(str(item.get("id") or ref.id), str(item.get("changeKey") or "")), record
+
+    def _keep_contents(self, item_id: str, answer: BatchResult) -> None:
+        """A message's attachment contents as fetched with it, for `read_attachments`; one
+        that cannot be decoded is left out (read on its own then, its error told there)."""
+        for value in (answer.body or {}).get("attachments") or []:
+            if "contentBytes" not in value or "id" not in value:
+                continue   # an attached item: written as MIME on its own
+            with suppress(binascii.Error, TypeError):
+                self._read_ahead[(item_id, str(value["id"]))] = base64.b64decode(
+                    value["contentBytes"] or "", validate=True)
 
     def _photo_tokens(self, fetched: list[Fetched]) -> None:
         """A contact with a photo gets its photo's ETag as token (one request per 20 of
