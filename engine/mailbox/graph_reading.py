@@ -32,7 +32,7 @@ from engine.mailbox.base import (
 from engine.mailbox.events import events_of
 from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection, quoted
 from engine.mailbox.graph_errors import GraphError, translate
-from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult
+from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult, chunked
 from engine.mailbox.graph_state import DeltaState, short_id
 from engine.mailbox.wording import GONE, folder_gone
 from engine.records import ContactRecord, EventRecord, Kind, Record, RecurrenceRule, exception_view
@@ -62,9 +62,10 @@ FETCH_QUERY = {
 LISTED_ATTACHMENTS = "attachments($select=id,size)"
 WITH_CONTENTS_QUERY = f"$select={m.MESSAGE_SELECT}&$expand=attachments,{ITEM_EXPAND}"
 # What the contents read with one page's messages may add up to: they are held until the
-# import has saved that page's attachments (as on EWS, two groups of ATTACHMENT_BATCH_BYTES
-# read ahead, and a little more: a page of 100 e-mails with 200 KB each fits).
-READ_AHEAD_BYTES = 3 * ATTACHMENT_BATCH_BYTES
+# import has saved that page's attachments. As on EWS, where the import holds two groups of
+# ATTACHMENT_BATCH_BYTES (the one being saved, the next one being read); the messages of a
+# page beyond it have their small attachments read on their own, 20 to a `$batch`.
+READ_AHEAD_BYTES = 2 * ATTACHMENT_BATCH_BYTES
 
 
 def with_small_attachments(refs: dict[str, ItemRef], sizes: dict[str, list[int]]) -> set[str]:
@@ -308,15 +309,16 @@ class GraphReading(GraphConnection):
             return []
         prefer = EVENTS_PREFER if kind is Kind.CALENDAR else \
             f'{IMMUTABLE_IDS}, outlook.body-content-type="html"'
-        answers = self._batch([BatchRequest("GET", f"{self._item_url(kind, r.id)}?" + (
-            WITH_CONTENTS_QUERY if r.id in with_contents else FETCH_QUERY[kind]))
-            for r in refs], prefer)
+        requests = [BatchRequest("GET", f"{self._item_url(kind, r.id)}?" + (
+            WITH_CONTENTS_QUERY if r.id in with_contents else FETCH_QUERY[kind])) for r in refs]
+        if with_contents:
+            answers = self._with_contents(refs, requests, with_contents, prefer)
+        else:
+            answers = self._batch(requests, prefer)
         out: list[Fetched] = []
         pictured: set[str] = set()   # contacts Outlook flags as having a photo
         for ref, answer in zip(refs, answers, strict=True):
             out.append(self._converted(kind, ref, answer))
-            if ref.id in with_contents and not isinstance(out[-1], ItemError):
-                self._keep_contents(out[-1][0].id, answer)
             if kind is Kind.CONTACTS and answer.ok and isinstance(answer.body, dict) \
                     and m.has_picture(answer.body):
                 pictured.add(ref.id)
@@ -346,15 +348,34 @@ class GraphReading(GraphConnection):
             return ItemError(ref, f"The item could not be read: {exc}", type(exc).__name__)
         return ItemRef(str(item.get("id") or ref.id), str(item.get("changeKey") or "")), record
 
+    def _with_contents(self, refs: Sequence[ItemRef], requests: list[BatchRequest],
+                       with_contents: set[str], prefer: str) -> list[BatchResult]:
+        """One `$batch` at a time, the attachments' contents of each decoded and taken out
+        of its answer before the next is sent: four under way at once would hold four
+        answers' base64 text, and the memory of a page's read grew with it."""
+        answers: list[BatchResult] = []
+        for chunk in chunked(range(len(refs))):
+            got = self._batch([requests[i] for i in chunk], prefer)
+            for i, answer in zip(chunk, got, strict=True):
+                if refs[i].id in with_contents and answer.ok:
+                    self._keep_contents(refs[i].id, answer)
+            answers += got
+        return answers
+
     def _keep_contents(self, item_id: str, answer: BatchResult) -> None:
         """A message's attachment contents as fetched with it, for `read_attachments`; one
         that cannot be decoded is left out (read on its own then, its error told there)."""
-        for value in (answer.body or {}).get("attachments") or []:
-            if "contentBytes" not in value or "id" not in value:
+        if not isinstance(answer.body, dict):
+            return
+        item_id = str(answer.body.get("id") or item_id)
+        for value in answer.body.get("attachments") or []:
+            # Taken out of the answer, so that only the decoded bytes stay.
+            encoded = value.pop("contentBytes", None)
+            if encoded is None or "id" not in value:
                 continue   # an attached item: written as MIME on its own
             with suppress(binascii.Error, TypeError):
                 self._read_ahead[(item_id, str(value["id"]))] = base64.b64decode(
-                    value["contentBytes"] or "", validate=True)
+                    encoded or "", validate=True)
 
     def _photo_tokens(self, fetched: list[Fetched]) -> None:
         """A contact with a photo gets its photo's ETag as token (one request per 20 of
