@@ -54,9 +54,10 @@ FETCH_QUERY = {
 # Mail: the delta listing names each message's attachments with their sizes (message delta
 # takes $select, $top and $expand: learn.microsoft.com/graph/api/message-delta, "OData query
 # parameters"), so a message whose attachments are all small is fetched with their contents
-# in the same `$batch` operation: `$expand=attachments` without a $select gives each
-# fileAttachment's contentBytes (learn.microsoft.com/graph/api/message-get, "Optional query
-# parameters"; learn.microsoft.com/graph/api/resources/fileattachment). One operation per
+# in the same `$batch` operation: `$expand=attachments` without a $select gives them as
+# message-list-attachments lists them, each fileAttachment with its contentBytes
+# (learn.microsoft.com/graph/api/message-list-attachments,
+# learn.microsoft.com/graph/api/resources/fileattachment). One operation per
 # message instead of one per attachment; a message with a large one keeps the reading of
 # each attachment on its own (GraphAttachments), the large ones streamed.
 LISTED_ATTACHMENTS = "attachments($select=id,size)"
