@@ -142,9 +142,12 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
             if method == "DELETE":
                 server.faults.clear()
             return server.faults.list()
+        if route == "ids-asked":
+            return dict(server.ids_asked)
         if route == "counters":
             if method in ("DELETE", "POST"):
                 server.counters.clear()
+                server.ids_asked.clear()
                 server.graph.clear_counters()
                 return {}
             return dict(server.counters)

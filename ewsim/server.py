@@ -54,6 +54,9 @@ class EwsServer:
         auth.register_store(self.store)
         self.faults = FaultInjector()
         self.counters: Counter[str] = Counter()      # EWS requests per operation
+        # Ids asked per operation, across its requests (GetAttachment): with `counters`, how
+        # many one request carried.
+        self.ids_asked: Counter[str] = Counter()
         self.graph = GraphState()                   # Graph counters, concurrency, delta expiry
         # Graph change-notification subscriptions and their delivery threads.
         self.graph_notifier = Notifier(self.store)
@@ -119,6 +122,7 @@ class EwsServer:
             self.store.reset()
             self.faults.clear()
             self.counters.clear()
+            self.ids_asked.clear()
             self.graph.reset()
             self.graph_notifier.reset()      # after store.reset(): registers its listener again
             self.sent_log.clear()

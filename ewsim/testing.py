@@ -101,6 +101,10 @@ class ControlClient:
     def reset_counters(self) -> Any:
         return self.call("DELETE", "counters")
 
+    def ids_asked(self) -> dict[str, int]:
+        """Ids asked per operation, across its requests (GetAttachment's attachment ids)."""
+        return self.call("GET", "ids-asked")
+
     def sent(self) -> list[dict[str, Any]]:
         return self.call("GET", "sent")
 

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from django.utils import timezone
 
-from engine.crmstore.base import CrmBackend, SavedDocument
+from engine.crmstore.base import CrmBackend, EmailMatch, SavedDocument
 from engine.mailbox.base import (
     ChangeType,
     FolderInfo,
@@ -42,11 +44,16 @@ from engine.records import AttachmentInfo, ContactRecord, Kind, MessageRecord, R
 from engine.run.journal import Journal
 from engine.run.link_table import link_table
 from mailimport import filenames, storage
+from mailimport.prefetch import AttachmentPrefetch, small_ones
 from profiles.models import SyncProfile
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
 
 # The code both mailbox backends give an item that is not in the mailbox (any more).
 NOT_FOUND = "ErrorItemNotFound"
+# Attachments read ahead are saved this many at a time, while the e-mails before them are
+# filed: each waits on its disk syncs (the file's and its folder's), which were two thirds of
+# an import run's time on a busy disk (bench/mail.py).
+PARALLEL_SAVES = 4
 
 
 class MailImport:
@@ -68,6 +75,7 @@ class MailImport:
                                checkpoint=checkpoint, progress=progress)
         # Its retries and folder states (a dry run's keeps no write).
         self.links = link_table(profile, self.agenda, dry_run=dry_run)
+        self._prefetch = AttachmentPrefetch(mailbox, [])   # a page's, by `_prepare`
 
     @property
     def run_record(self) -> Run | None:
@@ -78,7 +86,9 @@ class MailImport:
         return self.journal.dry_run
 
     def run(self) -> Run:
-        return self.journal.conduct(self._sync, lambda: self.mailbox.requests_made)
+        with ThreadPoolExecutor(max_workers=PARALLEL_SAVES,
+                                thread_name_prefix="attachment-saving") as self._savers:
+            return self.journal.conduct(self._sync, lambda: self.mailbox.requests_made)
 
     def _item(self, action: str, title: str, crm_key: str = "", remote_id: str = "",
               detail: str = "") -> None:
@@ -96,6 +106,7 @@ class MailImport:
         self.since = timezone.now() - dt.timedelta(days=mail.received_within_days)
         self.store = self._open_store() if mail.save_attachments else None
         self._filed: dict[str, tuple[str, str]] = {}   # by `_already_filed`: item id -> e-mail
+        self._prepare([])
         self._retry_messages()
         for folder_id, path in mail.folders():
             folder = FolderInfo(id=folder_id, path=path, kind=Kind.MAIL)
@@ -110,6 +121,8 @@ class MailImport:
                     self._item(RunItem.Action.ERROR, error.ref.id if error.ref else "",
                                remote_id=error.ref.id if error.ref else "",
                                detail=error.message)
+                self._prepare([(c.ref, c.record) for c in page.changes
+                               if c.type is ChangeType.UPSERT])
                 for change in page.changes:
                     # A deletion (or a move out of the folder) leaves the CRM e-mail as it is.
                     if change.type is ChangeType.UPSERT:
@@ -119,6 +132,7 @@ class MailImport:
                 self.links.save_state(state, remote_state=page.state)
                 self.journal.point("mail page checkpointed")
                 self.journal.renew()
+        self._prefetch.close()
         return False
 
     def _open_store(self) -> storage.AttachmentStore:
@@ -144,6 +158,7 @@ class MailImport:
         if not retries:
             return
         fetched = self.mailbox.fetch(Kind.MAIL, [ItemRef(r.key) for r in retries])
+        self._prepare([result for result in fetched if not isinstance(result, ItemError)])
         for retry, result in zip(retries, fetched, strict=True):
             if isinstance(result, ItemError) and result.code != NOT_FOUND:
                 self._item(RunItem.Action.ERROR, self._last_title(retry.key), "", retry.key,
@@ -190,6 +205,53 @@ class MailImport:
         return (f"received {received:%Y-%m-%d}, before the import window (the last "
                 f"{self.settings.received_within_days} days)")
 
+    def _prepare(self, items: list[tuple[ItemRef, Record | None]]) -> None:
+        """What filing these items (a page of them) will ask, asked for all of them at once:
+        the CRM persons of their addresses and the persons' names (a query for the page, not
+        two per e-mail), and their small attachments, read many per request."""
+        messages = [(ref, record) for ref, record in items if isinstance(record, MessageRecord)
+                    and not (record.received is not None and record.received < self.since)]
+        self._persons_of = self.crm.find_by_email(
+            list(dict.fromkeys(a for _, m in messages for a in m.addresses()))) \
+            if messages else {}
+        persons = sorted({key for keys in self._persons_of.values() for key in keys})
+        self._names = self.crm.person_names(persons) if persons else {}
+        if self.settings.unmatched == self.settings.Unmatched.SKIP:
+            messages = [(ref, m) for ref, m in messages if self._persons(m)]   # not filed
+        self._matches = dict(zip(
+            [ref.id for ref, _ in messages],
+            self.crm.find_emails([(m, ref.id) for ref, m in messages], self._crm_user)
+            if messages else [], strict=True))
+        self._filed_now: set[str] = set()   # Message-IDs filed since
+        wanted = []
+        if self.store is not None and not self.dry_run:
+            wanted = [small_ones(ref, [a for a, name in self._named(message)
+                                       if self._wanted(a, name, [])])
+                      for ref, message in messages]
+        self._prefetch.close()
+        self._prefetch = AttachmentPrefetch(self.mailbox, wanted)
+        # The messages new to the CRM, each the only one of its Message-ID in the page: each
+        # will be filed with all its attachments, so those read ahead can be saved ahead.
+        message_ids = [m.message_id for _, m in messages if m.message_id]
+        self._new = {ref.id: message for ref, message in messages
+                     if not self._matches[ref.id].key and (
+                         not message.message_id or message_ids.count(message.message_id) == 1)}
+        self._saving: dict[tuple[str, str], Future[storage.SavedFile]] = {}
+
+    def _match(self, ref: ItemRef, message: MessageRecord) -> EmailMatch:
+        """The message's CRM e-mail, if filed already: as `_prepare` found it, unless a message
+        of the same Message-ID was filed since (a copy in the same page), which it could not
+        know."""
+        match = self._matches.get(ref.id)
+        if match is None or (message.message_id and message.message_id in self._filed_now):
+            match = self.crm.find_email(message, ref.id, self._crm_user)
+        return match
+
+    def _persons(self, message: MessageRecord) -> list[str]:
+        """The CRM persons among the message's sender and recipients (by `_prepare`)."""
+        return sorted({key for address in message.addresses()
+                       for key in self._persons_of.get(address, [])})
+
     def _look_at(self, ref: ItemRef, record: Record | None) -> None:
         """An item of a mail folder, new or changed: filed, or a line in the history says why
         not."""
@@ -214,13 +276,12 @@ class MailImport:
             self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
                        detail=self._too_old(message.received))
             return
-        found = self.crm.find_by_email(message.addresses())
-        persons = sorted({key for keys in found.values() for key in keys})
+        persons = self._persons(message)
         if not persons and self.settings.unmatched == self.settings.Unmatched.SKIP:
             self._item(RunItem.Action.SKIP, title, remote_id=ref.id,
                        detail="no CRM person among its sender and recipients")
             return
-        match = self.crm.find_email(message, ref.id, self._crm_user)   # filed already?
+        match = self._match(ref, message)   # filed already?
         mine = match.mine
         if mine and self._attachments_done(match.key, message):
             # This profile filed it already: a copy in another folder, or a change of one
@@ -228,8 +289,8 @@ class MailImport:
             self._item(RunItem.Action.SKIP, title, match.key, ref.id,
                        f"duplicate of e-mail #{match.key}, filed already")
             return
-        names = self.crm.person_names(persons) if persons else {}
-        matched = ", ".join(sorted(names.values())) or "nobody in the CRM"
+        matched = ", ".join(sorted(self._names[p] for p in persons if p in self._names)) \
+            or "nobody in the CRM"
         notes: list[str] = []
         if match.collided:
             # Named by its number only: it may be another user's mail.
@@ -258,6 +319,7 @@ class MailImport:
         with self.crm.shared_transaction():
             filing = self.crm.file_email(message, ref.id, match, self._crm_user, persons,
                                          documents)
+            self._filed_now.add(message.message_id)
             if filing.error:
                 detail += f"; {filing.error}"
             if failed or filing.error:
@@ -304,6 +366,29 @@ class MailImport:
         wanted = [a for a, name in self._named(message) if self._wanted(a, name, [])]
         return len(self.crm.email_documents(email_key)) >= len(wanted)
 
+    def _save_ahead(self, store: storage.AttachmentStore) -> None:
+        """Start saving the attachments read ahead of the new e-mails (`_prepare`), side by
+        side, while the e-mails before them are filed. Each content once at a time: a second
+        attachment of the same content is saved in its e-mail's turn, when the store finds
+        the first one's file, as it would one after the other."""
+        limit = self.settings.max_attachment_mb * 1024 * 1024
+        contents: set[bytes] = set()
+        for item_id, read in self._prefetch.group().items():
+            message = self._new.pop(item_id, None)
+            if message is None:
+                continue   # saving already, or not new: saved in its turn
+            received = message.received or timezone.now()
+            for attachment, name in self._named(message):
+                content = read.get(attachment.ref)
+                # The bytes themselves are the key: hashed once (a Python hash, cheaper than
+                # SHA-256), compared whole only where hashes meet.
+                if not isinstance(content, bytes) or not self._wanted(attachment, name, []) \
+                        or content in contents:
+                    continue
+                contents.add(content)
+                self._saving[(item_id, attachment.ref)] = self._savers.submit(
+                    store.save, io.BytesIO(content), name, received, limit)
+
     def _save_attachments(self, store: storage.AttachmentStore, ref: ItemRef,
                           message: MessageRecord, email_key: str, notes: list[str],
                           documents: list[SavedDocument]) -> bool:
@@ -315,6 +400,8 @@ class MailImport:
         limit = self.settings.max_attachment_mb * 1024 * 1024
         received = message.received or timezone.now()
         failed = False
+        read_ahead = self._prefetch.contents(ref)
+        self._save_ahead(store)
         for attachment, name in self._named(message):
             if not self._wanted(attachment, name, notes) or name[:1000] in saved:
                 continue
@@ -323,6 +410,13 @@ class MailImport:
                     result = store.save_eml(
                         lambda sink, a=attachment: self.mailbox.write_item_attachment(
                             ref, a.ref, sink), name, received, limit)
+                elif (ref.id, attachment.ref) in self._saving:
+                    result = self._saving.pop((ref.id, attachment.ref)).result()
+                elif attachment.ref in read_ahead:
+                    content = read_ahead[attachment.ref]
+                    if isinstance(content, MailboxError):
+                        raise content
+                    result = store.save(io.BytesIO(content), name, received, limit)
                 else:
                     with self.mailbox.open_attachment(ref, attachment.ref) as stream:
                         result = store.save(stream, name, received, limit)

@@ -416,6 +416,12 @@ class CrmBackend(abc.ABC):
         (sender, date, subject), or for a message without a Message-ID by the mailbox item
         `origin` it was filed from."""
 
+    def find_emails(self, messages: Sequence[tuple[MessageRecord, str]], user: str
+                    ) -> list[EmailMatch]:
+        """`find_email` of each (message, origin), in order: the import asks it for a page of
+        messages at once. This default asks one by one."""
+        return [self.find_email(message, origin, user) for message, origin in messages]
+
     @abc.abstractmethod
     def file_email(self, message: MessageRecord, origin: str, match: EmailMatch, user: str,
                    persons: Sequence[str], documents: Sequence[SavedDocument]) -> Filing:

@@ -25,6 +25,10 @@ class BuiltinMail:
     def find_email(self, message: MessageRecord, origin: str, user: str) -> EmailMatch:
         return find_email(self.organization_id, message, origin, user)
 
+    def find_emails(self, messages: Sequence[tuple[MessageRecord, str]], user: str
+                    ) -> list[EmailMatch]:
+        return find_emails(self.organization_id, messages, user)
+
     def file_email(self, message: MessageRecord, origin: str, match: EmailMatch, user: str,
                    persons: Sequence[str], documents: Sequence[SavedDocument]) -> Filing:
         return file_email(self.organization_id, message, origin, match, user, persons,
@@ -82,12 +86,53 @@ def find_email(organization_id: int, message: MessageRecord, origin: str,
     return EmailMatch(str(found.pk), mine=found.users.filter(pk=int(user)).exists())
 
 
+def find_emails(organization_id: int, messages: Sequence[tuple[MessageRecord, str]],
+                user: str) -> list[EmailMatch]:
+    """`find_email` of many messages in three queries, whatever their number."""
+    identities = [email_values(organization_id, message, origin) for message, origin in messages]
+    emails = Email.objects.filter(organization_id=organization_id)
+    by_message_id: dict[str, list[tuple[int, str]]] = {}
+    wanted_ids = sorted({v["message_id"] for v in identities if v["message_id"] is not None})
+    for start in range(0, len(wanted_ids), 500):   # bounded query parameters
+        for pk, message_id, fingerprint in emails.filter(
+                message_id__in=wanted_ids[start:start + 500]).order_by("pk")\
+                .values_list("pk", "message_id", "fingerprint"):
+            by_message_id.setdefault(message_id, []).append((pk, fingerprint))
+    by_origin: dict[str, int] = {}
+    origins = [v["origin_item_id"] for v in identities if v["message_id"] is None]
+    for start in range(0, len(origins), 500):
+        for pk, origin in emails.filter(message_id__isnull=True,
+                                        origin_item_id__in=origins[start:start + 500])\
+                .order_by("-received_at", "pk").values_list("pk", "origin_item_id"):
+            by_origin.setdefault(origin, pk)
+    found: list[int | None] = []
+    collided: list[int | None] = []
+    for values in identities:
+        if values["message_id"] is None:
+            found.append(by_origin.get(values["origin_item_id"]))
+            collided.append(None)
+            continue
+        same_id = by_message_id.get(values["message_id"], [])
+        found.append(next((pk for pk, fingerprint in same_id
+                           if fingerprint == values["fingerprint"]), None))
+        collided.append(same_id[0][0] if found[-1] is None and same_id else None)
+    keys = [pk for pk in found if pk is not None]
+    mine = set(Email.users.through.objects.filter(email_id__in=keys, crmuser_id=int(user))
+               .values_list("email_id", flat=True)) if keys else set()
+    return [EmailMatch(str(pk), mine=pk in mine) if pk is not None else
+            EmailMatch(collided=str(other) if other is not None else "")
+            for pk, other in zip(found, collided, strict=True)]
+
+
 def file_email(organization_id: int, message: MessageRecord, origin: str, match: EmailMatch,
                user: str, persons: Sequence[str], documents: Sequence[SavedDocument]
                ) -> Filing:
     values = email_values(organization_id, message, origin)
     created = False
-    with transaction.atomic():
+    # No savepoint of its own: the import calls it inside its transaction for the message
+    # (`shared_transaction`), which a failure rolls back whole anyway; the savepoint's two
+    # statements were an eighth of an e-mail's queries.
+    with transaction.atomic(savepoint=False):
         email = Email.objects.filter(organization_id=organization_id,
                                      pk=int(match.key)).first() if match.key else None
         if email is None:
@@ -111,14 +156,15 @@ def file_email(organization_id: int, message: MessageRecord, origin: str, match:
             if companies:
                 email.companies.add(*companies)
         if documents:
-            _record_documents(organization_id, email, documents)
+            _record_documents(organization_id, email, documents, new=created)
     return Filing(str(email.pk), created)
 
 
 def _record_documents(organization_id: int, email: Email,
-                      documents: Sequence[SavedDocument]) -> None:
-    # Another mailbox's run may have filed this message and its files meanwhile.
-    taken = set(email.documents.values_list("original_name", flat=True))
+                      documents: Sequence[SavedDocument], new: bool) -> None:
+    # Another mailbox's run may have filed this message and its files meanwhile (not one
+    # created just now, in this transaction: it has none).
+    taken = set() if new else set(email.documents.values_list("original_name", flat=True))
     categories: dict[str, DocumentCategory] = {}
     for name in {d.category for d in documents}:
         categories[name], _ = DocumentCategory.objects.get_or_create(

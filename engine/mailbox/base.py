@@ -26,6 +26,12 @@ from engine.records import EventRecord, Kind, Record
 
 T = TypeVar("T")
 BATCH_SIZE = 100   # items per request: Exchange's and Graph's sweet spot
+# File attachments of at most this size are read many per request (`read_attachments`), their
+# content held in memory; bigger ones are streamed one by one (`open_attachment`).
+SMALL_ATTACHMENT_BYTES = 1024 * 1024
+# What one `read_attachments` call may hold at once: the callers group their attachments so
+# that the sizes add up to no more, which bounds the memory of a batch of them.
+ATTACHMENT_BATCH_BYTES = 8 * 1024 * 1024
 
 
 # --- what connecting needs ----------------------------------------------------------------
@@ -483,6 +489,21 @@ class MailboxBackend(abc.ABC):
     def open_attachment(self, item: ItemRef,
                         attachment_ref: str) -> AbstractContextManager[BinaryIO]:
         """A file attachment as a stream: read it in chunks, it is never held in memory whole."""
+
+    def read_attachments(self, wanted: Sequence[tuple[ItemRef, str]]
+                         ) -> list[bytes | MailboxError]:
+        """The contents of small file attachments (each `(item, attachment_ref)`, at most
+        SMALL_ATTACHMENT_BYTES, ATTACHMENT_BATCH_BYTES together), in the order asked, as few
+        requests as the server allows; one that cannot be read is its MailboxError in the
+        list, the others are read all the same. This default reads them one by one."""
+        out: list[bytes | MailboxError] = []
+        for item, attachment_ref in wanted:
+            try:
+                with self.open_attachment(item, attachment_ref) as stream:
+                    out.append(stream.read())
+            except MailboxError as exc:
+                out.append(exc)
+        return out
 
     @abc.abstractmethod
     def write_item_attachment(self, item: ItemRef, attachment_ref: str, sink: BinaryIO) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import binascii
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, BinaryIO
 
@@ -9,11 +11,13 @@ from exchangelib import FileAttachment, ItemAttachment, Message
 from exchangelib.attachments import AttachmentId
 from exchangelib.properties import ItemId
 
-from engine.mailbox.base import ItemRef, MailboxError, WriteResult, WriteStatus
+from engine.mailbox.base import BATCH_SIZE, ItemRef, MailboxError, WriteResult, WriteStatus
 from engine.mailbox.ews_connection import EwsConnection
+from engine.mailbox.ews_errors import translate_error
 from engine.mailbox.ews_mapping import field_paths
-from engine.mailbox.ews_services import PerItemGet
+from engine.mailbox.ews_services import AttachmentContents, NotAFile, PerItemGet
 from engine.mailbox.streams import server_stream
+from engine.mailbox.wording import short
 from engine.records import Kind
 
 
@@ -70,6 +74,24 @@ class EwsAttachments(EwsConnection):
                                     parent_item=Message(account=self.account, id=item.id))
 
         return server_stream(attachment.fp, self._errors)
+
+    def read_attachments(self, wanted: Sequence[tuple[ItemRef, str]]
+                         ) -> list[bytes | MailboxError]:
+        # One GetAttachment for up to 100 of them, as Exchange takes them: a message with two
+        # small attachments cost two requests when each was streamed on its own.
+        if not wanted:
+            return []
+        with self._errors():
+            results = list(AttachmentContents(account=self.account, chunk_size=BATCH_SIZE).call(
+                items=[AttachmentId(id=ref) for _, ref in wanted], include_mime_content=False,
+                body_type=None, filter_html_content=None, additional_fields=None))
+        if len(results) != len(wanted):
+            raise MailboxError(f"GetAttachment answered {len(results)} of {len(wanted)} "
+                               "attachments.")
+        return [result if isinstance(result, bytes) else
+                MailboxError(f"The attachment could not be read: {short(str(result))}")
+                if isinstance(result, NotAFile | binascii.Error) else
+                translate_error(result, self.access) for result in results]
 
     def write_item_attachment(self, item: ItemRef, attachment_ref: str, sink: BinaryIO) -> int:
         attachment = self._attachment(item, attachment_ref)

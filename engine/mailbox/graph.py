@@ -20,7 +20,8 @@ both); how Graph gets there:
   written: Graph has no SendToNone and mails invitations for any event written with
   attendees (the engine keeps attendees Exchange -> CRM only anyway; a written record's
   attendees are reported in its result's message);
-- attachments stream from `/$value` in chunks.
+- attachments stream from `/$value` in chunks; small ones come with their messages (the delta
+  lists their sizes), as far as a page's budget goes, or 20 to a `$batch`.
 """
 
 from __future__ import annotations

@@ -47,6 +47,9 @@ class GraphConnection(MailboxBackend):
         self._writer: BackgroundWorker | None = None
         self._folder_cache: dict[tuple[Kind, str], dict[str, Any]] = {}
         self._places: dict[str, tuple[str, bool]] = {}   # _where
+        # Small attachments read with their messages (GraphReading), by (message id,
+        # attachment id), until `read_attachments` hands them out: one page's at most.
+        self._read_ahead: dict[tuple[str, str], bytes] = {}
 
     @property
     def client(self) -> GraphClient:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import suppress
 from typing import Any
 from urllib.parse import quote
 
 from engine import recurrence
 from engine.mailbox import graph_mapping as m
 from engine.mailbox.base import (
+    ATTACHMENT_BATCH_BYTES,
     BATCH_SIZE,
+    SMALL_ATTACHMENT_BYTES,
     ChangePage,
     ChangeType,
     Fetched,
@@ -27,7 +32,7 @@ from engine.mailbox.base import (
 from engine.mailbox.events import events_of
 from engine.mailbox.graph_connection import EVENTS_PREFER, GraphConnection, quoted
 from engine.mailbox.graph_errors import GraphError, translate
-from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult
+from engine.mailbox.graph_http import IMMUTABLE_IDS, BatchRequest, BatchResult, chunked
 from engine.mailbox.graph_state import DeltaState, short_id
 from engine.mailbox.wording import GONE, folder_gone
 from engine.records import ContactRecord, EventRecord, Kind, Record, RecurrenceRule, exception_view
@@ -46,6 +51,37 @@ FETCH_QUERY = {
     Kind.CALENDAR: f"$select={m.EVENT_SELECT}&$expand={ITEM_EXPAND}",
     Kind.MAIL: f"$select={m.MESSAGE_SELECT}&$expand={MESSAGE_EXPAND}",
 }
+# Mail: the delta listing names each message's attachments with their sizes (message delta
+# takes $select, $top and $expand: learn.microsoft.com/graph/api/message-delta, "OData query
+# parameters"), so a message whose attachments are all small is fetched with their contents
+# in the same `$batch` operation: `$expand=attachments` without a $select gives them as
+# message-list-attachments lists them, each fileAttachment with its contentBytes
+# (learn.microsoft.com/graph/api/message-list-attachments,
+# learn.microsoft.com/graph/api/resources/fileattachment). One operation per
+# message instead of one per attachment; a message with a large one keeps the reading of
+# each attachment on its own (GraphAttachments), the large ones streamed.
+LISTED_ATTACHMENTS = "attachments($select=id,size)"
+WITH_CONTENTS_QUERY = f"$select={m.MESSAGE_SELECT}&$expand=attachments,{ITEM_EXPAND}"
+# What the contents read with one page's messages may add up to: they are held until the
+# import has saved that page's attachments. As on EWS, where the import holds two groups of
+# ATTACHMENT_BATCH_BYTES (the one being saved, the next one being read); the messages of a
+# page beyond it have their small attachments read on their own, 20 to a `$batch`.
+READ_AHEAD_BYTES = 2 * ATTACHMENT_BATCH_BYTES
+
+
+def with_small_attachments(refs: dict[str, ItemRef], sizes: dict[str, list[int]]) -> set[str]:
+    """The messages to fetch with their attachments' contents: those with attachments, all
+    of them small, in order as far as READ_AHEAD_BYTES goes."""
+    chosen: set[str] = set()
+    total = 0
+    for item_id in refs:
+        listed = sizes.get(item_id)
+        if not listed or max(listed) > SMALL_ATTACHMENT_BYTES \
+                or total + sum(listed) > READ_AHEAD_BYTES:
+            continue
+        chosen.add(item_id)
+        total += sum(listed)
+    return chosen
 
 
 class GraphReading(GraphConnection):
@@ -70,7 +106,7 @@ class GraphReading(GraphConnection):
             return (f"{user}/contactFolders/{quoted(folder.id)}/contacts/delta"
                     "?$select=id,changeKey"), None
         link = f"{user}/mailFolders/{quoted(folder.id)}/messages/delta?" \
-            "$select=id,changeKey,receivedDateTime"
+            f"$select=id,changeKey,receivedDateTime&$expand={quote(LISTED_ATTACHMENTS)}"
         if received_after is not None:
             link += f"&$filter=receivedDateTime+ge+{m.format_time(received_after)}"
         return link, None
@@ -144,6 +180,7 @@ class GraphReading(GraphConnection):
                    received_after: dt.datetime | None) -> tuple[list[ItemChange], list[ItemError]]:
         upserts: dict[str, ItemRef] = {}
         changes: list[ItemChange] = []
+        sizes: dict[str, list[int]] = {}   # mail: each message's attachments, as listed
         for value in values:
             item_id = str(value.get("id") or "")
             if not item_id:
@@ -156,16 +193,22 @@ class GraphReading(GraphConnection):
             if received_after is not None and received is not None and received < received_after:
                 continue
             upserts[item_id] = ItemRef(item_id, str(value.get("changeKey") or ""))
-        return self._with_records(kind, changes, upserts, known)
+            if isinstance(value.get("attachments"), list):
+                sizes[item_id] = [int(a.get("size") or 0) for a in value["attachments"]]
+        if kind is Kind.MAIL:
+            self._read_ahead = {}   # the page before is done with: its contents go
+        return self._with_records(kind, changes, upserts, known, sizes)
 
     def _with_records(self, kind: Kind, changes: list[ItemChange], upserts: dict[str, ItemRef],
-                      known: KnownVersions | None) -> tuple[list[ItemChange], list[ItemError]]:
+                      known: KnownVersions | None, sizes: dict[str, list[int]] | None = None
+                      ) -> tuple[list[ItemChange], list[ItemError]]:
         already = known(list(upserts.values())) if known and upserts else set()
         for item_id in already:
             if item_id in upserts:
                 changes.append(ItemChange(ChangeType.UPSERT, upserts.pop(item_id)))
         errors: list[ItemError] = []
-        for result in self.fetch(kind, list(upserts.values())):
+        with_contents = with_small_attachments(upserts, sizes or {})
+        for result in self._fetch(kind, list(upserts.values()), with_contents):
             if isinstance(result, ItemError):
                 if result.code == "ErrorItemNotFound" and result.ref is not None:
                     changes.append(ItemChange(ChangeType.DELETE, result.ref))  # gone meanwhile
@@ -257,13 +300,22 @@ class GraphReading(GraphConnection):
         return changes
 
     def fetch(self, kind: Kind, refs: Sequence[ItemRef]) -> list[Fetched]:
+        return self._fetch(kind, refs, set())
+
+    def _fetch(self, kind: Kind, refs: Sequence[ItemRef], with_contents: set[str]
+               ) -> list[Fetched]:
+        """`with_contents`: messages whose attachments come along, their contents kept for
+        `read_attachments`."""
         if not refs:
             return []
-        query = FETCH_QUERY[kind]
         prefer = EVENTS_PREFER if kind is Kind.CALENDAR else \
             f'{IMMUTABLE_IDS}, outlook.body-content-type="html"'
-        answers = self._batch([BatchRequest("GET", f"{self._item_url(kind, r.id)}?{query}")
-                               for r in refs], prefer)
+        requests = [BatchRequest("GET", f"{self._item_url(kind, r.id)}?" + (
+            WITH_CONTENTS_QUERY if r.id in with_contents else FETCH_QUERY[kind])) for r in refs]
+        if with_contents:
+            answers = self._with_contents(refs, requests, with_contents, prefer)
+        else:
+            answers = self._batch(requests, prefer)
         out: list[Fetched] = []
         pictured: set[str] = set()   # contacts Outlook flags as having a photo
         for ref, answer in zip(refs, answers, strict=True):
@@ -296,6 +348,35 @@ class GraphReading(GraphConnection):
         except (ValueError, TypeError, KeyError) as exc:   # a malformed item: reported alone
             return ItemError(ref, f"The item could not be read: {exc}", type(exc).__name__)
         return ItemRef(str(item.get("id") or ref.id), str(item.get("changeKey") or "")), record
+
+    def _with_contents(self, refs: Sequence[ItemRef], requests: list[BatchRequest],
+                       with_contents: set[str], prefer: str) -> list[BatchResult]:
+        """One `$batch` at a time, the attachments' contents of each decoded and taken out
+        of its answer before the next is sent: four under way at once would hold four
+        answers' base64 text, and the memory of a page's read grew with it."""
+        answers: list[BatchResult] = []
+        for chunk in chunked(range(len(refs))):
+            got = self._batch([requests[i] for i in chunk], prefer)
+            for i, answer in zip(chunk, got, strict=True):
+                if refs[i].id in with_contents and answer.ok:
+                    self._keep_contents(refs[i].id, answer)
+            answers += got
+        return answers
+
+    def _keep_contents(self, item_id: str, answer: BatchResult) -> None:
+        """A message's attachment contents as fetched with it, for `read_attachments`; one
+        that cannot be decoded is left out (read on its own then, its error told there)."""
+        if not isinstance(answer.body, dict):
+            return
+        item_id = str(answer.body.get("id") or item_id)
+        for value in answer.body.get("attachments") or []:
+            # Taken out of the answer, so that only the decoded bytes stay.
+            encoded = value.pop("contentBytes", None)
+            if encoded is None or "id" not in value:
+                continue   # an attached item: written as MIME on its own
+            with suppress(binascii.Error, TypeError):
+                self._read_ahead[(item_id, str(value["id"]))] = base64.b64decode(
+                    encoded or "", validate=True)
 
     def _photo_tokens(self, fetched: list[Fetched]) -> None:
         """A contact with a photo gets its photo's ETag as token (one request per 20 of

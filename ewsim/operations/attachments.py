@@ -60,10 +60,13 @@ def get_attachment(ctx: Context, req: etree._Element) -> tuple[etree._Element, l
         shape.base = "AllProperties"
     root, msgs = response_root("GetAttachment")
     streams: list[StreamedContent] = []
-    for id_el in req.find(mq("AttachmentIds")):
-        if not isinstance(id_el.tag, str):
-            continue
-        found = ctx.store.attachments.get(id_el.get("Id", ""))
+    # Several ids in one request, as Exchange takes them: a response message each, in order,
+    # an id not found (or in a mailbox not open to the caller) an error of its own.
+    ids = [el.get("Id", "") for el in req.find(mq("AttachmentIds")) if isinstance(el.tag, str)]
+    if ctx.server is not None:
+        ctx.server.ids_asked["GetAttachment"] += len(ids)
+    for attachment_id in ids:
+        found = ctx.store.attachments.get(attachment_id)
         if found is None or not ctx.may_open(found[0].mailbox):
             error(msgs, "GetAttachment", "ErrorItemNotFound")
             continue

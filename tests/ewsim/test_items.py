@@ -196,6 +196,30 @@ def test_a_message_with_attachments_round_trips(account):
     assert account.drafts.get(id=m.id).attachments == []
 
 
+def test_several_attachments_are_read_in_one_get_attachment_each_found_or_not(ewsim, account):
+    from exchangelib.attachments import AttachmentId
+    from exchangelib.services import GetAttachment
+
+    contents = [b"%PDF-1.4 first" * 100, b"second", b""]
+    m = Message(account=account, folder=account.drafts, subject="Podklady",
+                attachments=[FileAttachment(name=f"{i}.pdf", content=content)
+                             for i, content in enumerate(contents)])
+    m.save()
+    ids = [a.attachment_id.id for a in account.drafts.get(id=m.id).attachments]
+    asked = [ids[0], "AAMkAGV3c2ltLW5vLXN1Y2g=", ids[1], ids[2], ids[0]]
+    ewsim.control.reset_counters()
+    results = list(GetAttachment(account=account).call(
+        items=[AttachmentId(id=i) for i in asked], include_mime_content=False, body_type=None,
+        filter_html_content=None, additional_fields=None))
+    assert ewsim.control.counters() == {"GetAttachment": 1}
+    assert ewsim.control.ids_asked() == {"GetAttachment": 5}
+    # A response message per id, in order: the one not found is an error of its own.
+    assert isinstance(results[1], ErrorItemNotFound)
+    found = [r for i, r in enumerate(results) if i != 1]
+    assert [r.attachment_id.id for r in found] == [ids[0], ids[1], ids[2], ids[0]]
+    assert [r._content or b"" for r in found] == [contents[0], contents[1], b"", contents[0]]
+
+
 def test_an_item_attachment_is_readable(account):
     inner = Message(subject="inner", body="hello")
     from exchangelib import ItemAttachment

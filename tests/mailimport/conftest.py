@@ -8,11 +8,13 @@ through the product's own entry point.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import override_settings
 
 from crm.models import CrmUser
 from engine.models import Run
@@ -60,6 +62,15 @@ def give_roots(profile: SyncProfile | Organization, *roots: Path) -> None:
     organization.attachment_roots = "\n".join(str(root) for root in roots)
     organization.full_clean()
     organization.save(update_fields=["attachment_roots"])
+
+
+@pytest.fixture
+def share(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder that is the server's only approved attachment root meanwhile."""
+    root = tmp_path / "share"
+    root.mkdir()
+    with override_settings(ATTACHMENT_ROOTS=[str(root)]):
+        yield root
 
 
 @pytest.fixture(params=["ews", "graph"])

@@ -3,11 +3,9 @@ allowed type is saved, whatever names its neighbours have."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from crm.models import Document, Email
 from engine.models import Run
@@ -26,14 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 DRAFT = b"%PDF-1.4 smlouva, navrh"
 SIGNED = b"%PDF-1.4 smlouva, podepsana"
-
-
-@pytest.fixture
-def share(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "share"
-    root.mkdir()
-    with override_settings(ATTACHMENT_ROOTS=[str(root)]):
-        yield root
 
 
 def saving(profile: SyncProfile, share: Path) -> SyncProfile:

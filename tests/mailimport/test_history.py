@@ -5,11 +5,9 @@ kinds of connection, wherever the case exists there."""
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.test import override_settings
 
 from crm.models import Email
 from engine.models import Retry, Run, RunItem
@@ -69,14 +67,6 @@ def test_an_item_that_is_no_email_is_skipped(ewsim: SimHandle) -> None:
     ((action, _, detail),) = lines(run)
     assert action == RunItem.Action.SKIP and "not an e-mail (a contact)" in detail
     assert not Email.objects.exists()
-
-
-@pytest.fixture
-def share(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "share"
-    root.mkdir()
-    with override_settings(ATTACHMENT_ROOTS=[str(root)]):
-        yield root
 
 
 def failed_once(sim: SimHandle, kind: str, share: Path, days_ago: int = 1

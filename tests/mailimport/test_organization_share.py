@@ -5,12 +5,10 @@ never hands one organization, or names in its history, a file another one saved.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import override_settings
 
 from crm.models import CrmUser, Document
 from engine.models import Run
@@ -22,15 +20,6 @@ from tests.mailimport.conftest import give_roots, mime, settings_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OFFER = b"%PDF-1.4 the same offer, sent to both companies"
-
-
-@pytest.fixture
-def share(tmp_path: Path) -> Iterator[Path]:
-    """The server's one approved root (ATTACHMENT_ROOTS), which the organizations divide."""
-    root = tmp_path / "share"
-    root.mkdir()
-    with override_settings(ATTACHMENT_ROOTS=[str(root)]):
-        yield root
 
 
 def globex_profile(sim: SimHandle) -> SyncProfile:

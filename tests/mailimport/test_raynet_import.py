@@ -6,12 +6,10 @@ e-mail activities with their participants and attachments."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.test import override_settings
 
 from engine.crmstore.base import EmailMatch, SavedDocument
 from engine.crmstore.raynet_client import RaynetClient
@@ -29,14 +27,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OFFER = b"%PDF-1.4 nabidka " + bytes(range(256)) * 40     # binary, some 10 kB
 PRICES = b"PK\x03\x04 cenik"
 SENT = dt.datetime(2026, 11, 3, 9, 30, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def share(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "share"
-    root.mkdir()
-    with override_settings(ATTACHMENT_ROOTS=[str(root)]):
-        yield root
 
 
 @pytest.fixture

@@ -812,6 +812,24 @@ class CrmContract(abc.ABC):
         copy = backend.file_email(bare, "item-2", EmailMatch(), alice, [], [])
         assert copy.created and copy.key != filing.key
 
+    def test_messages_are_found_together_as_each_would_be_alone(self) -> None:
+        backend = self.open_backend()
+        alice, bob = self.user_key("alice"), self.user_key("bob")
+        filed = backend.file_email(message(), "item-1", EmailMatch(), alice, [], [])
+        bare = message(message_id="")
+        bare_filed = backend.file_email(bare, "item-2", EmailMatch(), alice, [], [])
+        asked = [(message(), "item-3"), (message(subject="Something else"), "item-4"),
+                 (message(message_id="<new@stavby.cz>"), "item-5"), (bare, "item-2"),
+                 (bare, "item-6"), (message(), "item-7")]
+        for user in (alice, bob):
+            together = backend.find_emails(asked, user)
+            assert together == [backend.find_email(m, origin, user) for m, origin in asked]
+        assert backend.find_emails(asked, alice) == [
+            EmailMatch(filed.key, mine=True), EmailMatch(collided=filed.key), EmailMatch(),
+            EmailMatch(bare_filed.key, mine=True), EmailMatch(), EmailMatch(filed.key,
+                                                                           mine=True)]
+        assert backend.find_emails([], alice) == []
+
     def test_filing_what_another_import_filed_meanwhile_takes_that_e_mail(self) -> None:
         # Both imports looked before either filed: the second one meets the first's e-mail.
         alice, bob = self.user_key("alice"), self.user_key("bob")

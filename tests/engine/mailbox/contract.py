@@ -32,6 +32,7 @@ from engine.mailbox.base import (
     ItemError,
     ItemRef,
     MailboxBackend,
+    MailboxError,
     Sought,
     Update,
     WriteStatus,
@@ -197,6 +198,19 @@ def rich_mail(attachment: bytes, attached_subject: str = "") -> bytes:
         inner["Message-ID"] = "<original-1@example.com>"
         inner.set_content("The original request.\n")
         msg.add_attachment(inner)
+    return msg.as_bytes()
+
+
+def mail_with_files(files: dict[str, bytes]) -> bytes:
+    """A delivered e-mail with these file attachments, in this order."""
+    msg = EmailMessage()
+    msg["From"] = "bob@example.com"
+    msg["To"] = "alice@example.com"
+    msg["Subject"] = "Podklady"
+    msg.set_content("Podklady v příloze.\n")
+    for name, content in files.items():
+        msg.add_attachment(content, maintype="application", subtype="octet-stream",
+                           filename=name)
     return msg.as_bytes()
 
 
@@ -718,6 +732,21 @@ class MailboxContract(abc.ABC):
                 chunks.append(chunk)
         assert len(chunks) > 1
         assert b"".join(chunks) == data
+
+    def test_small_attachments_are_read_together_and_a_missing_one_fails_alone(
+            self, backend: MailboxBackend) -> None:
+        files = {"report.pdf": b"%PDF-1.4 " + random.Random(4).randbytes(20_000),
+                 "notes.txt": "Poznámky k nabídce\n".encode(), "empty.txt": b""}
+        ref, record = self._delivered(backend, mail_with_files(files))
+        by_name = {a.name: a.ref for a in record.attachments}
+        asked = [by_name["report.pdf"], "AAMkAGNvbnRyYWN0LW5vLXN1Y2gtYXR0YWNobWVudA==",
+                 by_name["notes.txt"], by_name["empty.txt"]]
+        before = backend.requests_made
+        results = backend.read_attachments([(ref, attachment) for attachment in asked])
+        assert backend.requests_made - before == 1   # all four in one request
+        assert results[0] == files["report.pdf"]
+        assert isinstance(results[1], MailboxError)
+        assert results[2:] == [files["notes.txt"], b""]
 
     def test_what_the_reader_of_an_attachment_raises_reaches_it_as_raised(
             self, backend: MailboxBackend) -> None:

@@ -1,6 +1,7 @@
 """What the Graph backend does beyond the contract: throttling waited out within the run's
 budget, inside a `$batch` too; never more than 4 requests at once on a mailbox; a `$batch`
-of 20 counted as one request. Against ewsim's Graph front door over loopback HTTP."""
+of 20 counted as one request; small attachments read with their messages, as far as a
+page's budget goes. Against ewsim's Graph front door over loopback HTTP."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import dataclasses
 
 import pytest
 
-from engine.mailbox.base import Throttled, WriteStatus
+from engine.mailbox import graph_reading
+from engine.mailbox.base import SMALL_ATTACHMENT_BYTES, Throttled, WriteStatus
 from engine.mailbox.graph import GraphMailbox
 from engine.records import Kind
 from ewsim.testing import SimHandle
@@ -73,3 +75,30 @@ def test_a_mailbox_allowing_fewer_concurrent_requests_is_waited_for(
     fetched = mailbox.fetch(Kind.CONTACTS, [r for r in refs if r is not None])
     assert all(isinstance(f, tuple) for f in fetched)
     assert ewsim.control.graph_stats()["throttled"][ewsim.user] >= 1   # 429s were waited out
+
+
+def test_small_attachments_come_with_their_messages_as_far_as_the_page_budget_goes(
+        ewsim: SimHandle, mailbox: GraphMailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph_reading, "READ_AHEAD_BYTES", 13_000)
+    for n in range(3):   # 6,000 bytes each: the third one is over the budget
+        ewsim.control.deliver("alice@example.com", subject=f"Small {n}", attachments=[
+            {"name": f"{n}-{i}.pdf", "content": f"{n}{i}" * 1500} for i in range(2)])
+    ewsim.control.deliver("alice@example.com", subject="Large", attachments=[
+        {"name": "big.bin", "size": SMALL_ATTACHMENT_BYTES + 1},
+        {"name": "small.txt", "content": "small"}])
+    folder = mailbox.get_folder("inbox", Kind.MAIL)
+    (page,) = list(mailbox.read_changes(folder, None))
+    by_subject = {c.record.subject: c for c in page.changes if c.record is not None}
+    wanted = [(by_subject[subject].ref, a.ref) for subject in ("Small 0", "Small 1", "Small 2")
+              for a in by_subject[subject].record.attachments]
+    wanted.append((by_subject["Large"].ref, by_subject["Large"].record.attachments[1].ref))
+    before = mailbox.requests_made
+    contents = mailbox.read_attachments(wanted)
+    assert contents == [f"{n}{i}".encode() * 1500 for n in range(3) for i in range(2)] \
+        + [b"small"]
+    # Those of Small 0 and 1 came with their messages; the other three in one `$batch`.
+    assert mailbox.requests_made - before == 1
+    assert ewsim.control.graph_stats()["requests"]["attachments.get"] == 3
+    # Handed out once: asked again, they are read again.
+    assert mailbox.read_attachments(wanted[:1]) == [b"00" * 1500]
+    assert ewsim.control.graph_stats()["requests"]["attachments.get"] == 4

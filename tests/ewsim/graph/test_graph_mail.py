@@ -70,6 +70,38 @@ def test_message_with_attachments_expanded_without_content(ewsim):
     assert base64.b64decode(full[0]["contentBytes"]) == b"PDFDATA"
 
 
+def test_delta_lists_attachment_sizes_and_a_batched_get_brings_their_contents(ewsim):
+    # What the e-mail import asks: the delta with each message's attachments (id and size
+    # only, kept in the round's links), then the small ones' messages with their contents,
+    # one `$batch` operation each.
+    graph = Graph.connect(ewsim)
+    _deliver(ewsim, "Plain")
+    made = _deliver(ewsim, "Files", attachments=[
+        {"name": "a.pdf", "content_type": "application/pdf", "content": "PDFDATA"},
+        {"name": "big.bin", "size": 300_000}])
+    listed = quote("attachments($select=id,size)")
+    values, delta_link = graph.delta_round(
+        f"mailFolders/inbox/messages/delta?$select=id,changeKey&$expand={listed}", 1)
+    by_id = {v["id"]: v for v in values}
+    assert by_id[made["immutable_id"]]["attachments"] == [
+        {"@odata.type": "#microsoft.graph.fileAttachment", "id": a["id"], "size": size}
+        for a, size in zip(made["attachments"], (7, 300_000), strict=True)]
+    assert [v["attachments"] for v in values if v["id"] != made["immutable_id"]] == [[]]
+    ewsim.control.update_item(made["id"], IsRead=True)
+    again, _ = graph.delta_round(delta_link)
+    assert [len(v["attachments"]) for v in again] == [2]
+    expand = "attachments," + f"singleValueExtendedProperties($filter=id eq '{STAMP}')"
+    answer = graph.post("/$batch", {"requests": [
+        {"id": "1", "method": "GET", "url": f"/users/alice@example.com/messages/"
+                                            f"{made['immutable_id']}?$select=id,subject"
+                                            f"&$expand={quote(expand)}"}]})
+    (response,) = answer.json["responses"]
+    assert response["status"] == 200 and response["body"]["subject"] == "Files"
+    contents = [base64.b64decode(a["contentBytes"]) for a in response["body"]["attachments"]]
+    assert contents[0] == b"PDFDATA" and len(contents[1]) == 300_000
+    assert ewsim.control.graph_stats()["requests"].get("attachments.get") is None
+
+
 def test_attachment_value_streams_the_raw_bytes(ewsim):
     graph = Graph.connect(ewsim)
     made = _deliver(ewsim, "Big", attachments=[{"name": "big.bin", "size": 1_000_003}])
