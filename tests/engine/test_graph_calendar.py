@@ -157,3 +157,53 @@ def test_a_run_with_nothing_changed_costs_one_request_even_with_series(
     run_graph(profile, "calendar")
     quiet = run_graph(profile, "calendar")
     assert (quiet.requests, quiet.items.count()) == (1, 0)
+
+
+SHARED_UID = "040000008200E00074C5B7101A82E00800000000GRAPHDESC"
+AGENDA = "Agenda:\n- stav zakázky"
+ROOM = "Zasedačka 3"
+JANA_ATTENDS = ("<t:RequiredAttendees><t:Attendee><t:Mailbox><t:EmailAddress>jana@acme.cz"
+                "</t:EmailAddress></t:Mailbox></t:Attendee></t:RequiredAttendees>")
+
+
+def link_shared_review(sim: SimHandle, exchange_xml: str, **crm_fields: str) -> Run:
+    """The same meeting on both sides by its UID, each with a field the other lacks; one run
+    links them, and the next has nothing to do."""
+    profile = make_graph_profile(sim)
+    add_exchange_event(sim, "Review", at(3, 14), extra=f"{exchange_xml}<t:UID>{SHARED_UID}</t:UID>")
+    crm_event(profile, "Review", at(3, 14), uid=SHARED_UID, **crm_fields)
+    run = run_graph(profile, "calendar")
+    assert run.status == Run.Status.SUCCESS, run.message
+    again = run_graph(profile, "calendar")
+    assert again.status == Run.Status.SUCCESS, again.message
+    assert again.items.count() == 0
+    return run
+
+
+@pytest.mark.parametrize(("exchange_xml", "crm_fields"), [
+    (f"<t:Location>{ROOM}</t:Location>", {"body": AGENDA}),
+    (f'<t:Body BodyType="Text">{AGENDA}</t:Body>', {"location": ROOM}),
+], ids=["description-from-the-crm", "description-from-exchange"])
+def test_linking_a_shared_event_through_graph_fills_each_side_s_missing_field(
+        ewsim: SimHandle, exchange_xml: str, crm_fields: dict[str, str]) -> None:
+    run = link_shared_review(ewsim, exchange_xml, **crm_fields)
+    assert (run.linked, run.crm_updated, run.remote_updated) == (1, 1, 1)
+    review = Event.objects.get()
+    assert (review.location, review.body) == (ROOM, AGENDA)
+    in_exchange = exchange_events(ewsim)["Review"]
+    assert (in_exchange.location, in_exchange.body) == (ROOM, AGENDA)  # type: ignore[attr-defined]
+
+
+def test_a_shared_meeting_the_mailbox_organizes_gets_its_description_only_in_the_crm(
+        ewsim: SimHandle) -> None:
+    # A meeting this mailbox organizes, with an attendee: through Graph, Exchange Online would
+    # mail the attendee an update for the description, so Exchange keeps its own (empty) one;
+    # the CRM still gets the location, and nobody gets mail.
+    run = link_shared_review(ewsim, f"<t:Location>{ROOM}</t:Location>{JANA_ATTENDS}",
+                             body=AGENDA)
+    assert (run.linked, run.crm_updated, run.remote_updated, run.skipped) == (1, 1, 0, 1)
+    assert "would mail them an update" in run.items.get(action="skip").detail
+    review = Event.objects.get()
+    assert (review.location, review.body) == (ROOM, AGENDA)
+    assert exchange_events(ewsim)["Review"].body == ""   # type: ignore[attr-defined]
+    assert ewsim.control.invitations() == []
