@@ -27,6 +27,8 @@ from tests.engine.mailbox.graph_access import add_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Queued = list[tuple[int, str]]
+# The listeners' debounce here: a burst of changes within it makes one sync.
+DEBOUNCE = 0.2
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def listen() -> Iterator[Callable[[], tuple[Listener, Queued]]]:
 
     def start() -> tuple[Listener, Queued]:
         queued: Queued = []
-        listener = Listener(lambda p, agenda: queued.append((p.pk, agenda)), debounce=0.2,
+        listener = Listener(lambda p, agenda: queued.append((p.pk, agenda)), debounce=DEBOUNCE,
                             crm_poll=0.1)
         listeners.append(listener)
         threading.Thread(target=listener.run, daemon=True).start()
@@ -102,11 +104,16 @@ def test_a_burst_of_100_changes_queues_one_or_two_syncs(
     subscribed(ewsim, profile)
     until(lambda: len(queued) == 2, "the first syncs")
     queued.clear()
+    started = time.monotonic()
     for i in range(100):
         new_contact(ewsim, f"Burst {i}")
+    burst = time.monotonic() - started
     until(lambda: bool(queued), "a sync queued")
     time.sleep(2.0)   # every delivery in, every debounce over
-    assert 1 <= queued.count((profile.pk, "contacts")) <= 2, queued
+    # One sync per debounce window the burst spans: one or two when the 100 edits come within
+    # a window (as they do on a quiet machine), never one per edit on a slow one.
+    most = 2 + int(burst / DEBOUNCE)
+    assert 1 <= queued.count((profile.pk, "contacts")) <= most, (burst, queued)
     assert set(queued) == {(profile.pk, "contacts")}
     assert ewsim.control.graph_notifications()["counters"].get("sent", 0) >= 1
 
