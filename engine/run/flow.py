@@ -282,6 +282,7 @@ class TwoWaySync(ExchangeReading, MassGuards):
                 self._handle_changes(page.changes[start:start + BATCH], errors, pending)
                 errors = []
                 self.stamps.write_due(at_least=BATCH)
+                self.journal.point("remote batch handled")
             # All stamps written before the next page is listed (IdentityStamps._write).
             self.stamps.write_due()
             remote_state = page.state
