@@ -18,6 +18,7 @@ synced mailbox, the same at any N) are timed too.
 from __future__ import annotations
 
 import cProfile
+import dataclasses
 import math
 import os
 import random
@@ -273,6 +274,8 @@ class Measured:
     requests: int
     run: Any
     queries: int
+    # EWS requests per operation (SyncFolderItems, GetItem, UpdateItem...): where they go.
+    by_operation: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def timed_sync(control: Any, profile: Any, agenda: str = "contacts") -> Measured:
@@ -294,7 +297,9 @@ def timed_sync(control: Any, profile: Any, agenda: str = "contacts") -> Measured
         seconds = time.perf_counter() - started
     if profiler is not None and profile_dir:
         profiler.dump_stats(Path(profile_dir) / f"run-{run.pk}.prof")
-    return Measured(seconds, backend.requests(control, run), run, queries[0])
+    by_operation = {} if backend.is_graph() else {
+        operation: count for operation, count in sorted(control.counters().items()) if count}
+    return Measured(seconds, backend.requests(control, run), run, queries[0], by_operation)
 
 
 def timed_baseline(control: Any, work: Callable[[], Any]) -> tuple[float, int]:
@@ -331,6 +336,7 @@ def result_line(name: str, items: int, first: Measured, baseline: tuple[float, i
         # Flat when the first sync's cost per item does not grow with the folder.
         "seconds_per_item": round(first.seconds / items, 5) if items else None,
         "ews_requests": first.requests,
+        **({"ews_requests_by_operation": first.by_operation} if first.by_operation else {}),
         "baseline_seconds": round(baseline[0], 3),
         "ratio_to_baseline": round(first.seconds / baseline[0], 2) if baseline[0] else None,
         "peak_rss_mb": round(_rss_mb(os.getpid(), "VmHWM"), 1),

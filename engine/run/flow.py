@@ -57,6 +57,10 @@ from engine.run.stamps import IdentityStamps
 
 log = logging.getLogger(__name__)
 
+# Changes asked of Exchange per page: nearly the most SyncFolderItems returns (512), in
+# whole batches, so that each of a page's GetItem and UpdateItem requests carries a full BATCH.
+READ_PAGE_SIZE = 5 * BATCH
+
 
 class TwoWaySync(ExchangeReading, MassGuards):
     """One two-way run of one agenda. The agenda's rules say what is in scope, how records
@@ -157,7 +161,7 @@ class TwoWaySync(ExchangeReading, MassGuards):
         waiting = self._deletions()
         if self.wrote_remote:
             # Our own writes come back as changes: read them now, as no-ops.
-            self._read_remote(state, remote_state, PendingCrmChanges(), page_size=512)
+            self._read_remote(state, remote_state, PendingCrmChanges())
         if window is not None:
             # Only now: the CRM records the window brought waited in memory, so a run
             # killed before this reads the window again.
@@ -253,7 +257,7 @@ class TwoWaySync(ExchangeReading, MassGuards):
             self._handle_changes(changes, errors, pending)
 
     def _read_remote(self, state: FolderState, remote_state: str | None,
-                     pending: PendingCrmChanges, page_size: int = BATCH) -> str | None:
+                     pending: PendingCrmChanges) -> str | None:
         # A read from scratch handles every item of the folder, a page at a time: the
         # folder's size, known up front, is the total the progress shows (else a first read
         # of 300 contacts said "100 of 100", then "200 of 200"). Pages beyond it add to it,
@@ -261,14 +265,25 @@ class TwoWaySync(ExchangeReading, MassGuards):
         announced = self._folder_size() if remote_state is None else 0
         self.journal.report(more=announced)
         counted = 0
-        for page in self.mailbox.read_changes(self.folder, remote_state, page_size=page_size,
+        # Pages nearly as large as Exchange lists (their items still fetched, planned,
+        # written and stamped a BATCH at a time): a first import of 10,000 contacts listed
+        # them in 100 SyncFolderItems requests of 100, where 20 of 500 do. A page's state is
+        # stored once all of it is handled, so a crash repeats at most that page.
+        for page in self.mailbox.read_changes(self.folder, remote_state,
+                                              page_size=READ_PAGE_SIZE,
                                               known=self.links.known_versions):
             counted += sum(1 for c in page.changes
                            if c.record is not None or c.type is ChangeType.DELETE)
             if counted > announced:
                 self.journal.report(more=counted - announced)
                 announced = counted
-            self._handle_changes(page.changes, page.errors, pending)
+            errors = page.errors
+            for start in range(0, max(len(page.changes), 1), BATCH):
+                self._handle_changes(page.changes[start:start + BATCH], errors, pending)
+                errors = []
+                self.stamps.write_due(at_least=BATCH)
+                self.journal.point("remote batch handled")
+            # All stamps written before the next page is listed (IdentityStamps._write).
             self.stamps.write_due()
             remote_state = page.state
             self.links.save_state(state, remote_state=page.state)

@@ -76,9 +76,9 @@ def test_a_crm_edit_made_while_the_run_writes_is_read_by_the_next_run(ewsim: Sim
     edited: list[Person] = []
 
     def a_user_works_in_the_crm_meanwhile(label: str) -> None:
-        # After the first page: the run has created a hundred persons and goes on to create
+        # After the first batch: the run has created a hundred persons and goes on to create
         # the rest. A user edits one of those just created and adds a person of their own.
-        if label == "remote page checkpointed" and not edited:
+        if label == "remote batch handled" and not edited:
             person = Person.objects.get(email1="person7@example.com")
             person.job_title = "Jednatel"
             person.save()
