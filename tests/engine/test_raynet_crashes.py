@@ -51,15 +51,16 @@ from tests.engine.sync_helpers import add_contact, exchange_contacts, exchange_e
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # How many kill points (engine/run/: "crm write", "remote writes", "link recorded", "remote
-# page checkpointed", "remote deletions done", "crm deletion done") each scenario's run
+# batch handled", "remote page checkpointed", "remote deletions done", "crm deletion done")
+# each scenario's run
 # passes; each test kills one run at each of them in turn, and
 # test_each_scenario_passes_the_kill_points_counted says the counts still hold.
-CONTACT_POINTS = 19
-CALENDAR_POINTS = 17
-DELETION_POINTS = 10
-EDIT_POINTS = 12
-CALENDAR_DELETION_POINTS = 13
-CALENDAR_EDIT_POINTS = 12
+CONTACT_POINTS = 21
+CALENDAR_POINTS = 19
+DELETION_POINTS = 12
+EDIT_POINTS = 14
+CALENDAR_DELETION_POINTS = 15
+CALENDAR_EDIT_POINTS = 14
 
 
 def killed_at(profile: SyncProfile, agenda: str, nth: int) -> str:  # noqa: F811
