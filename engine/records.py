@@ -33,7 +33,10 @@ class PostalAddress:
     country: str = ""
 
     def __bool__(self) -> bool:
-        return any(dataclasses.astuple(self))
+        # Asked for every address of every contact: astuple() copied each value deeply
+        # and cost a first import of 10,000 contacts about 1% of its time (bench/).
+        return bool(self.street or self.city or self.region or self.postal_code
+                    or self.country)
 
 
 @dataclass

@@ -281,7 +281,9 @@ class TwoWaySync(ExchangeReading, MassGuards):
             for start in range(0, max(len(page.changes), 1), BATCH):
                 self._handle_changes(page.changes[start:start + BATCH], errors, pending)
                 errors = []
-                self.stamps.write_due(at_least=BATCH)
+                # This batch's stamps are answered while the next batch is planned and
+                # written to the CRM; the page's last ones before its state is stored.
+                self.stamps.write_due(at_least=BATCH, overlap=True)
                 self.journal.point("remote batch handled")
             # All stamps written before the next page is listed (IdentityStamps._write).
             self.stamps.write_due()

@@ -231,7 +231,7 @@ class ExchangeReading(RunPart):
             self.executor.execute(batch, overlap=True)
             settled = {planned.unpark for planned in batch} | held
             self.links.unpark([rid for rid, _ in chunk if rid not in settled])
-            self.stamps.write_due(at_least=BATCH)
+            self.stamps.write_due(at_least=BATCH, overlap=True)
             self.journal.renew()
 
     def _parked_items(self, remote_ids: list[str]) -> list[Any]:
