@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +137,14 @@ class Item:
     def touch(self) -> None:
         self.changekey = ids.change_key()
         self.modified = now()
+
+    def all_attachments(self) -> Iterator[Attachment]:
+        """Its attachments and, depth first, those of the items attached to it: Exchange gives
+        each its own id, which GetAttachment takes directly (RootItemId names the store item)."""
+        for att in self.attachments:
+            yield att
+            if att.item is not None:
+                yield from att.item.all_attachments()
 
 
 @dataclass
@@ -283,7 +292,7 @@ class Store:
         self.items[item.id] = item
         self.by_immutable[item.immutable_id] = item
         self.immutable_of[item.id] = item.immutable_id
-        for att in item.attachments:
+        for att in item.all_attachments():
             self.attachments[att.id] = (item, att)
         self.record(folder, item.id, "create")
         self.notifications.item_created(folder, item, new_mail)
@@ -294,7 +303,7 @@ class Store:
         folder.items.pop(item.id, None)
         self.items.pop(item.id, None)
         self.by_immutable.pop(item.immutable_id, None)
-        for att in item.attachments:
+        for att in item.all_attachments():
             self.attachments.pop(att.id, None)
         self.record(folder, item.id, "delete")
         self.notifications.item_deleted(folder, item)
