@@ -414,7 +414,7 @@ def render_item(store: Store, item: Item, shape: Shape,
     if shape.wants("ParentFolderId") and folder is not None:
         children.append(etree.Element(tq("ParentFolderId"), Id=folder.id,
                                       ChangeKey=folder.changekey))
-    raw = mimegen.message_mime(item) if shape.include_mime else None
+    raw = mimegen.mime_content(item) if shape.include_mime else None
     if raw is not None:
         mime = t_el("MimeContent", base64.b64encode(raw).decode(), CharacterSet="UTF-8")
         children.append(mime)

@@ -36,12 +36,18 @@ def _one_line(value: str) -> str:
     return " ".join(value.splitlines())
 
 
-def message_mime(item: Item) -> bytes | None:
-    """The item's MIME: as delivered, or built from the store; None for other than mail."""
+def mime_content(item: Item) -> bytes | None:
+    """EWS `MimeContent`: a message's MIME; None for other items (contacts would be vCards,
+    calendar items iCalendar: not converted here) that did not come as MIME."""
+    if item.mime is None and item.tag != "Message":
+        return None
+    return message_mime(item)
+
+
+def message_mime(item: Item) -> bytes:
+    """The item's MIME: as delivered, or made from the store (Graph's `$value` too)."""
     if item.mime is not None:
         return item.mime
-    if item.tag != "Message":
-        return None   # contacts (vCard) and calendar items (iCalendar) are not converted here
     return _build(item).as_bytes(policy=email.policy.SMTP)
 
 
@@ -61,15 +67,12 @@ def _build(item: Item) -> EmailMessage:
                     subtype="html" if html else "plain")
     for att in item.attachments:
         if att.item is not None:
-            inner = message_mime(att.item)
-            if inner is not None:
-                msg.add_attachment(message_from_bytes(inner, policy=email.policy.default))
-            continue
-        maintype, _, subtype = (att.content_type or "").partition("/")
-        if not subtype:
-            maintype, subtype = "application", "octet-stream"
-        msg.add_attachment(att.content or b"", maintype=maintype, subtype=subtype,
-                           filename=att.name or None,
-                           disposition="inline" if att.is_inline else "attachment",
-                           cid=f"<{att.content_id}>" if att.content_id else None)
+            inner = message_from_bytes(message_mime(att.item), policy=email.policy.default)
+            msg.add_attachment(inner, filename=att.name or None)
+        elif not att.is_contact_photo:
+            maintype, _, subtype = (att.content_type or "").partition("/")
+            msg.add_attachment(att.content or b"", maintype=maintype or "application",
+                               subtype=subtype or "octet-stream", filename=att.name or None,
+                               disposition="inline" if att.is_inline else "attachment",
+                               cid=f"<{att.content_id}>" if att.content_id else None)
     return msg

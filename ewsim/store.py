@@ -7,10 +7,11 @@ payloads are immutable `bytes`, so they can be streamed after the lock is releas
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lxml import etree
@@ -105,6 +106,15 @@ class Attachment:
         if self.content is not None:
             return len(self.content)
         return self.item.size if self.item else 0
+
+    def copied(self) -> Attachment:
+        """A copy with ids of its own, down through an attached item's attachments (a copy
+        delivered to another mailbox must not share ids with the original)."""
+        inner = None
+        if self.item is not None:
+            inner = copy.copy(self.item)
+            inner.attachments = [a.copied() for a in self.item.attachments]
+        return replace(self, id=ids.attachment_id(), item=inner)
 
 
 @dataclass

@@ -99,3 +99,25 @@ def test_an_inner_attachment_is_deleted_from_the_attached_mail(ewsim, account):
     assert b"smlouva.pdf" not in attached.item.mime_content   # its MIME says so too
     assert account.inbox.get(id=item_id).changekey != before   # the root item changed
     assert isinstance(_get(account, pdf.attachment_id.id)[0], ErrorItemNotFound)
+
+
+def test_a_copy_sent_to_another_mailbox_has_inner_attachment_ids_of_its_own(ewsim, account):
+    from .conftest import make_account
+
+    ewsim.server.store.add_user("bob@example.com", "bob-pw")
+    inner = Message(subject="Smlouva", body="Posílám smlouvu.",
+                    attachments=[FileAttachment(name="smlouva.pdf", content=PDF)])
+    Message(account=account, folder=account.sent, subject="Fwd", to_recipients=[
+        "bob@example.com"], attachments=[ItemAttachment(name="Smlouva", item=inner)]
+            ).send_and_save()
+    bob = make_account(ewsim, "bob@example.com", "bob-pw")
+    pdfs = []
+    for mailbox in (account, bob):
+        folder = mailbox.sent if mailbox is account else mailbox.inbox
+        (message,) = folder.all().only("attachments")
+        (attached,) = message.attachments
+        (pdf,) = attached.item.attachments
+        (fetched,) = _get(mailbox, pdf.attachment_id.id)   # each mailbox reads its own
+        assert fetched._content == PDF
+        pdfs.append(pdf.attachment_id.id)
+    assert pdfs[0] != pdfs[1]
