@@ -92,13 +92,13 @@ def test_deleting_the_attached_mail_or_the_message_forgets_the_inner_ids(ewsim, 
 def test_an_inner_attachment_is_deleted_from_the_attached_mail(ewsim, account):
     item_id = ewsim.control.deliver(ewsim.user, mime=forwarded_with_a_pdf(ewsim.user))["id"]
     pdf = _inner_file(account, item_id)
-    before = account.inbox.get(id=item_id).changekey
+    before, pdf_id = account.inbox.get(id=item_id).changekey, pdf.attachment_id.id
     pdf.parent_item.detach(pdf)
     (attached,) = account.inbox.get(id=item_id).attachments
     assert attached.item.attachments == []
     assert b"smlouva.pdf" not in attached.item.mime_content   # its MIME says so too
     assert account.inbox.get(id=item_id).changekey != before   # the root item changed
-    assert isinstance(_get(account, pdf.attachment_id.id)[0], ErrorItemNotFound)
+    assert isinstance(_get(account, pdf_id)[0], ErrorItemNotFound)
 
 
 def test_a_copy_sent_to_another_mailbox_has_inner_attachment_ids_of_its_own(ewsim, account):
