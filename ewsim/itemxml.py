@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from . import ids, recurrence, schema
+from . import bodies, ids, mimegen, recurrence, schema
 from .ns import local, parse_bool, t_el, tq
 from .store import ITEM_CLASS_BY_TAG, Attachment, Item, Store
 from .timeutil import canonical_dt, fmt_dt
@@ -97,6 +97,7 @@ class Shape:
     fields: set[str] = field(default_factory=set)
     ext: list[etree._Element] = field(default_factory=list)
     include_mime: bool = False
+    body_type: str = "Best"    # Best (as stored), HTML or Text: see bodies.py
 
     @property
     def everything(self) -> bool:
@@ -115,6 +116,9 @@ class Shape:
             shape.base = base.text.strip()
         mime = shape_el.find(tq("IncludeMimeContent"))
         shape.include_mime = mime is not None and parse_bool(mime.text)
+        body_type = shape_el.findtext(tq("BodyType"))
+        if body_type:
+            shape.body_type = body_type.strip()
         props = shape_el.find(tq("AdditionalProperties"))
         if props is not None:
             for p in props:
@@ -410,11 +414,14 @@ def render_item(store: Store, item: Item, shape: Shape,
     if shape.wants("ParentFolderId") and folder is not None:
         children.append(etree.Element(tq("ParentFolderId"), Id=folder.id,
                                       ChangeKey=folder.changekey))
-    if shape.include_mime and item.mime is not None:
-        mime = t_el("MimeContent", base64.b64encode(item.mime).decode(), CharacterSet="UTF-8")
+    raw = mimegen.mime_content(item) if shape.include_mime else None
+    if raw is not None:
+        mime = t_el("MimeContent", base64.b64encode(raw).decode(), CharacterSet="UTF-8")
         children.append(mime)
     values: dict[str, etree._Element | None] = dict(computed(store, item))
     values.update(item.props)
+    # TextBody only when named: AllProperties does not include it.
+    values.update(bodies.body_values(item, shape.body_type, "TextBody" in shape.fields))
     if item.tag == "CalendarItem" and "Recurrence" in item.props:
         values.update(series_props(item, shape))
     if overrides:

@@ -204,7 +204,7 @@ def _restore(server: Any, state: dict[str, Any]) -> None:
             for item in folder.items.values():
                 store.items[item.id] = item
                 store.by_immutable[item.immutable_id] = item
-                for attachment in item.attachments:
+                for attachment in item.all_attachments():
                     store.attachments[attachment.id] = (item, attachment)
     graph = server.graph
     with graph.lock:

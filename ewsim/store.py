@@ -7,9 +7,11 @@ payloads are immutable `bytes`, so they can be streamed after the lock is releas
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lxml import etree
@@ -105,6 +107,15 @@ class Attachment:
             return len(self.content)
         return self.item.size if self.item else 0
 
+    def copied(self) -> Attachment:
+        """A copy with ids of its own, down through an attached item's attachments (a copy
+        delivered to another mailbox must not share ids with the original)."""
+        inner = None
+        if self.item is not None:
+            inner = copy.copy(self.item)
+            inner.attachments = [a.copied() for a in self.item.attachments]
+        return replace(self, id=ids.attachment_id(), item=inner)
+
 
 @dataclass
 class Item:
@@ -136,6 +147,14 @@ class Item:
     def touch(self) -> None:
         self.changekey = ids.change_key()
         self.modified = now()
+
+    def all_attachments(self) -> Iterator[Attachment]:
+        """Its attachments and, depth first, those of the items attached to it: Exchange gives
+        each its own id, which GetAttachment takes directly (RootItemId names the store item)."""
+        for att in self.attachments:
+            yield att
+            if att.item is not None:
+                yield from att.item.all_attachments()
 
 
 @dataclass
@@ -283,7 +302,7 @@ class Store:
         self.items[item.id] = item
         self.by_immutable[item.immutable_id] = item
         self.immutable_of[item.id] = item.immutable_id
-        for att in item.attachments:
+        for att in item.all_attachments():
             self.attachments[att.id] = (item, att)
         self.record(folder, item.id, "create")
         self.notifications.item_created(folder, item, new_mail)
@@ -294,7 +313,7 @@ class Store:
         folder.items.pop(item.id, None)
         self.items.pop(item.id, None)
         self.by_immutable.pop(item.immutable_id, None)
-        for att in item.attachments:
+        for att in item.all_attachments():
             self.attachments.pop(att.id, None)
         self.record(folder, item.id, "delete")
         self.notifications.item_deleted(folder, item)

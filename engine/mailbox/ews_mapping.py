@@ -309,7 +309,9 @@ def message_record(item: Message) -> MessageRecord:
         sender=_address(item.author) or _address(item.sender), to=_addresses(item.to_recipients),
         cc=_addresses(item.cc_recipients), bcc=_addresses(item.bcc_recipients),
         sent=as_utc(item.datetime_sent, None), received=as_utc(item.datetime_received, None),
-        body_text=_text(item.text_body) if item.text_body else _text(item.body),
+        # TextBody (Exchange 2013 and later) is text already, whatever it begins with.
+        body_text=item.text_body.replace("\r\n", "\n") if item.text_body
+        else _text(item.body),
         body_html=body_html, categories=tuple(item.categories or ()), attachments=attachments,
         stamp=item.sync_stamp or "")
 

@@ -4,13 +4,11 @@ attachments with their raw `$value` (streamed) and the message's MIME."""
 from __future__ import annotations
 
 import base64
-import email.message
-import email.policy
-import email.utils
 import re
 from typing import Any
 
 from .. import ids
+from ..mimegen import message_mime
 from ..ns import T, sub, t_el
 from ..operations.items import prepare_new
 from ..store import Attachment, Item
@@ -117,39 +115,6 @@ def _expand_attachments(ctx: GraphContext, item: Item, name: str,
     wants_content = fields is None or "contentbytes" in fields
     return "attachments", [project(attachment_json(a, wants_content), fields)
                            for a in item.attachments if not a.is_contact_photo]
-
-
-def mime_of(ctx: GraphContext, item: Item) -> bytes:
-    """The stored MIME when the item came as MIME, else one composed from its properties."""
-    if item.mime is not None:
-        return item.mime
-    msg = email.message.EmailMessage(policy=email.policy.SMTP)
-    msg["Subject"] = item.text("Subject") or ""
-    frm = item.props.get("From")
-    if frm is not None:
-        address = props.email_address(frm.find("{*}Mailbox")) or {}
-        msg["From"] = email.utils.formataddr((address.get("name", ""), address.get("address",
-                                                                                   "")))
-    for tag, header in (("ToRecipients", "To"), ("CcRecipients", "Cc")):
-        people = [r["emailAddress"] for r in props.recipients(item, tag)]
-        if people:
-            msg[header] = ", ".join(email.utils.formataddr((p["name"], p["address"]))
-                                    for p in people)
-    msg["Date"] = email.utils.format_datetime(item.received)
-    if item.text("InternetMessageId"):
-        msg["Message-ID"] = item.text("InternetMessageId")
-    body = props.body(item)
-    msg.set_content(body["content"], subtype="html" if body["contentType"] == "html"
-                    else "plain")
-    for att in item.attachments:
-        if att.item is not None:
-            msg.add_attachment(mime_of(ctx, att.item), maintype="message", subtype="rfc822",
-                               filename=att.name)
-        elif not att.is_contact_photo:
-            maintype, _, subtype = att.content_type.partition("/")
-            msg.add_attachment(att.content or b"", maintype=maintype or "application",
-                               subtype=subtype or "octet-stream", filename=att.name)
-    return msg.as_bytes()
 
 
 def _received_filter(where: str | None) -> Any:
@@ -328,7 +293,7 @@ def delete(ctx: GraphContext, message: str, folder: str | None = None) -> GraphR
 
 @route("GET", "messages/{message}/$value", "messages.value")
 def value(ctx: GraphContext, message: str) -> GraphResponse:
-    return GraphResponse(200, mime_of(ctx, _message(ctx, message)), content_type="text/plain")
+    return GraphResponse(200, message_mime(_message(ctx, message)), content_type="text/plain")
 
 
 # --- attachments ---------------------------------------------------------------------------
@@ -367,7 +332,7 @@ def attachment_value(ctx: GraphContext, message: str, attachment: str) -> GraphR
     att = _attachment(ctx, _message(ctx, message), attachment)
     if att.item is not None:
         # An item attachment's raw value is the attached item as MIME.
-        return GraphResponse(200, mime_of(ctx, att.item), content_type="message/rfc822")
+        return GraphResponse(200, message_mime(att.item), content_type="message/rfc822")
     # The stored bytes themselves: http.py writes them in chunks, unlocked and uncopied.
     return GraphResponse(200, att.content or b"", content_type=att.content_type)
 

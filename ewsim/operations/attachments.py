@@ -8,7 +8,7 @@ from ..context import Context
 from ..itemxml import Shape, attachment_meta, load_attachment, render_item
 from ..ns import M, T, mq, sub, tq
 from ..soap import MessageError, error, response_root, success
-from ..store import Attachment
+from ..store import Attachment, Item
 from . import operation
 
 
@@ -21,6 +21,16 @@ class StreamedContent:
     def __init__(self, index: int, content: bytes) -> None:
         self.marker = f"RVdTSU1DT05URU5U{index:08d}"
         self.content = content
+
+
+def holder_of(root: Item, att: Attachment) -> Item:
+    """The item `att` is directly attached to: `root`, or an item attached within it."""
+    if att in root.attachments:
+        return root
+    for outer in root.all_attachments():
+        if outer.item is not None and att in outer.item.attachments:
+            return outer.item
+    return root
 
 
 @operation("CreateAttachment")
@@ -41,8 +51,13 @@ def create_attachment(ctx: Context, req: etree._Element) -> etree._Element:
         parent.attachments.append(att)
         parent.size += att.size
         ctx.store.attachments[att.id] = (parent, att)
+        if att.item is not None:   # an attached item's own attachments have ids of their own
+            for inner in att.item.all_attachments():
+                ctx.store.attachments[inner.id] = (parent, inner)
         created.append(att)
     # Attachments change the parent's ChangeKey and count as an update for sync.
+    if created:
+        parent.mime = None   # the MIME it came with lacks them: made from the store instead
     ctx.store.updated(parent)
     for att in created:
         msg = success(msgs, "CreateAttachment")
@@ -94,9 +109,16 @@ def delete_attachment(ctx: Context, req: etree._Element) -> etree._Element:
             error(msgs, "DeleteAttachment", "ErrorItemNotFound")
             continue
         parent, att = found
-        parent.attachments.remove(att)
-        parent.size = max(0, parent.size - att.size)
+        holder = holder_of(parent, att)
+        holder.attachments.remove(att)
+        holder.size = max(0, holder.size - att.size)
+        if holder is not parent:
+            parent.size = max(0, parent.size - att.size)
+        holder.mime = parent.mime = None   # made from the store instead, without it
         del ctx.store.attachments[att.id]
+        if att.item is not None:
+            for inner in att.item.all_attachments():
+                ctx.store.attachments.pop(inner.id, None)
         ctx.store.updated(parent)
         msg = success(msgs, "DeleteAttachment")
         etree.SubElement(msg, mq("RootItemId"), RootItemId=parent.id,

@@ -49,10 +49,8 @@ def deliver_copy(ctx: Context, item: Item) -> None:
         copy_item = Item(id=ids.item_id(), tag=item.tag, folder_id=inbox.id, mailbox=address,
                          props={k: copy.deepcopy(v) for k, v in item.props.items()},
                          ext={k: copy.deepcopy(v) for k, v in item.ext.items()},
-                         attachments=[copy.copy(a) for a in item.attachments], size=item.size,
+                         attachments=[a.copied() for a in item.attachments], size=item.size,
                          mime=item.mime)
-        for att in copy_item.attachments:
-            att.id = ids.attachment_id()
         copy_item.props["IsRead"] = t_el("IsRead", "false")
         if "From" not in copy_item.props:
             frm = t_el("From")
