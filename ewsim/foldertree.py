@@ -22,6 +22,8 @@ from .ns import T, sub, t_el
 if TYPE_CHECKING:
     from .store import Folder, Mailbox, Store
 
+HIDDEN_KEY = "|||0x10f4|Boolean"     # itemxml.ext_key of PidTagAttributeHidden
+
 
 class SystemFolder(NamedTuple):
     parent: str                  # distinguished id of the parent
@@ -117,9 +119,6 @@ def inside(store: Store, folder: Folder, ancestor: Folder) -> bool:
             return True
         current = store.folders.get(current.parent_id) if current.parent_id else None
     return False
-
-
-HIDDEN_KEY = "|||0x10f4|Boolean"     # itemxml.ext_key of PidTagAttributeHidden
 
 
 def extended_properties(folder: Folder, uris: list[etree._Element]) -> list[etree._Element]:
