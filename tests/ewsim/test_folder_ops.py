@@ -18,11 +18,13 @@ Microsoft's documentation of each behaviour:
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
-from exchangelib import Contact, FileAttachment, Folder, Message
+from exchangelib import CalendarItem, Contact, EWSDateTime, FileAttachment, Folder, Message
 from exchangelib.errors import (
+    ErrorCalendarCannotMoveOrCopyOccurrence,
     ErrorCannotDeleteObject,
     ErrorDeleteDistinguishedFolder,
     ErrorFolderExists,
@@ -32,9 +34,13 @@ from exchangelib.errors import (
 from exchangelib.folders import Contacts
 from exchangelib.items import MOVE_TO_DELETED_ITEMS, SOFT_DELETE
 from exchangelib.properties import FolderId
+from exchangelib.recurrence import DailyPattern, Recurrence
 from exchangelib.services import DeleteFolder, GetFolder
 
 from ewsim.testing import SimHandle
+
+from .conftest import TZ
+from .folder_helpers import hide_folder, tree
 
 
 def _folders(sim: SimHandle) -> dict[str, dict[str, Any]]:
@@ -155,3 +161,36 @@ def test_a_copy_is_a_create_for_sync_and_a_copied_event_for_subscriptions(ewsim,
     assert [type(e).__name__ for e in events] == ["CopiedEvent"]
     assert (events[0].item_id.id, events[0].old_item_id.id) == (new_id, message.id)
     assert events[0].old_parent_folder_id.id == account.inbox.id
+
+
+def test_update_folder_sets_and_clears_the_hidden_flag(ewsim, account) -> None:
+    folder = Folder(parent=account.inbox, name="Tucked").save()
+    assert hide_folder(ewsim, folder.id).get("ResponseClass") == "Success"
+    assert tree(account, account.inbox)["Tucked"]["hidden"] is True
+    hide_folder(ewsim, folder.id, hidden=False)
+    assert tree(account, account.inbox)["Tucked"]["hidden"] is False
+
+
+def test_a_calendar_item_copy_is_a_meeting_of_its_own(ewsim, account) -> None:
+    start = EWSDateTime(2026, 3, 2, 10, tzinfo=TZ)
+    event = CalendarItem(account=account, folder=account.calendar, subject="Review",
+                         start=start, end=start + dt.timedelta(hours=1))
+    event.save()
+    other = Folder(parent=account.calendar, name="Team").save()
+    new_id, new_changekey = event.copy(to_folder=other)
+    (copy,) = list(account.fetch(ids=[(new_id, new_changekey)]))
+    assert (copy.subject, copy.start) == ("Review", start)
+    assert copy.uid != event.uid
+
+
+def test_an_occurrence_cannot_be_copied(ewsim, account) -> None:
+    start = EWSDateTime(2026, 3, 2, 10, tzinfo=TZ)
+    series = CalendarItem(account=account, folder=account.calendar, subject="Daily",
+                          start=start, end=start + dt.timedelta(minutes=15),
+                          recurrence=Recurrence(pattern=DailyPattern(interval=1),
+                                                start=start.date(), number=3))
+    series.save()
+    first = series.occurrence(index=1)
+    first.refresh()
+    with pytest.raises(ErrorCalendarCannotMoveOrCopyOccurrence):
+        first.copy(to_folder=account.calendar)

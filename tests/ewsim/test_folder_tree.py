@@ -12,45 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from exchangelib import ExtendedProperty, Folder
-from exchangelib.fields import ExtendedPropertyField, FieldPath
-from exchangelib.services import FindFolder
+from exchangelib import Folder
 
 from ewsim.testing import SimHandle
 
-NS_T = "{http://schemas.microsoft.com/exchange/services/2006/types}"
-
-
-class AttributeHidden(ExtendedProperty):
-    property_tag = 0x10F4
-    property_type = "Boolean"
-
-
-HIDDEN = ExtendedPropertyField("attribute_hidden", value_cls=AttributeHidden)
-FIELDS = {FieldPath(field=Folder.get_field_by_fieldname(name))
-          for name in ("name", "folder_class", "parent_folder_id")} | {FieldPath(field=HIDDEN)}
-
-
-class RawFindFolder(FindFolder):
-    """FindFolder answering with the XML: exchangelib's own refuses extended properties in
-    FindFolder, which Exchange serves (FolderShape AdditionalProperties)."""
-
-    def find(self, parent: Any, depth: str) -> list[Any]:
-        return list(self._paged_call(payload_func=self.get_payload, max_items=None,
-                                     folders=[parent], additional_fields=FIELDS,
-                                     restriction=None, shape="IdOnly", depth=depth,
-                                     page_size=100, offset=0))
-
-
-def tree(account: Any, parent: Any, depth: str = "Shallow") -> dict[str, dict[str, Any]]:
-    """Name -> {element, class, hidden} of the folders below `parent`."""
-    out = {}
-    for element in RawFindFolder(account=account).find(parent, depth):
-        out[element.findtext(f"{NS_T}DisplayName")] = {
-            "element": element.tag.rsplit("}", 1)[-1],
-            "class": element.findtext(f"{NS_T}FolderClass"),
-            "hidden": bool(HIDDEN.from_xml(element, account=None))}
-    return out
+from .folder_helpers import tree
 
 
 def test_the_non_ipm_root_holds_the_stores_system_folders(account: Any) -> None:
