@@ -77,7 +77,9 @@ SYSTEM_FOLDERS: tuple[SystemFolder, ...] = (
 )
 
 # CreateFolder with a plain t:Folder and no FolderClass: the new folder is of its parent's kind
-# (a folder made in Contacts is a contacts folder), as Outlook and Exchange make them.
+# (a folder made in Contacts is a contacts folder). Microsoft's CreateFolder and FolderClass pages
+# do not say which class such a folder gets; this follows issue #23's account of Exchange and
+# was not checked against a server.
 KIND_CLASSES = ("IPF.Appointment", "IPF.Contact", "IPF.Task", "IPF.StickyNote", "IPF.Journal")
 
 
