@@ -258,6 +258,20 @@ class NotificationHub:
                    old_changekey=old_changekey, old_folder_id=source.id,
                    old_folder_changekey=source.changekey)
 
+    @contextlib.contextmanager
+    def copying(self, original: Item, copy: Item) -> Iterator[None]:
+        """CopyItem adds a new item (Store.add_item): reported as one CopiedEvent naming the
+        original as the old item, not as a CreatedEvent (EWS CopiedEvent, MovedCopiedEventType)."""
+        self._moving = True
+        try:
+            yield
+        finally:
+            self._moving = False
+        source = self.store.folders[original.folder_id]
+        self._emit("CopiedEvent", self.store.folders[copy.folder_id], copy,
+                   old_item_id=original.id, old_changekey=original.changekey,
+                   old_folder_id=source.id, old_folder_changekey=source.changekey)
+
     def _emit(self, kind: str, folder: Folder, item: Item, item_id: str | None = None,
               changekey: str | None = None, **old: str) -> None:
         log = self.logs.get(folder.mailbox)

@@ -18,6 +18,7 @@ from lxml import etree
 
 from . import ids
 from .categories import CategoryList, default_list
+from .foldertree import seed_system_folders
 from .notifications import NotificationHub
 from .timeutil import now
 
@@ -167,6 +168,8 @@ class Folder:
     parent_id: str | None = None
     distinguished: str | None = None
     changekey: str = field(default_factory=ids.change_key)
+    hidden: bool = False        # PidTagAttributeHidden (foldertree.py)
+    system: bool = False        # one of the mailbox's own folders: not deletable
     children: list[str] = field(default_factory=list)
     items: dict[str, Item] = field(default_factory=dict)    # insertion ordered
     # Change log for SyncFolderItems and Graph delta: (mailbox seq, item id, kind); paged by
@@ -253,6 +256,7 @@ class Store:
                 for dist, (name, tag, cls, parent) in DISTINGUISHED.items():
                     parent_id = mbx.distinguished[parent] if parent else None
                     self._new_folder(mbx, name, tag, cls, parent_id, dist)
+                seed_system_folders(self, mbx)
             return mbx
 
     def _new_folder(self, mbx: Mailbox, name: str, tag: str, cls: str | None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from exchangelib import errors as exchange_errors
-from exchangelib.folders import FolderCollection
 from exchangelib.properties import UserConfigurationNameMNS
 from exchangelib.services import GetUserConfiguration
 
@@ -14,6 +13,7 @@ from engine.mailbox.base import Category, FolderInfo, FolderNotFound, MailboxErr
 from engine.mailbox.ews_connection import EwsConnection
 from engine.mailbox.ews_errors import translate_error
 from engine.mailbox.ews_mapping import FOLDER_CLASS_KIND
+from engine.mailbox.ews_picker import PICKED_CLASS, PICKER_FIELDS, picker_facts
 from engine.mailbox.ews_services import (
     FOLDER_FIELDS,
     RawFindFolder,
@@ -35,28 +35,37 @@ class EwsFolders(EwsConnection):
                           mailbox=self.access.mailbox)
 
     def list_folders(self, kind: Kind) -> list[FolderInfo]:
+        """The folders a user would pick for `kind`: of exactly the agenda's class, and neither
+        hidden nor inside a hidden folder (Exchange keeps hidden contacts folders such as the
+        Recipient Cache, of classes "IPF.Contact.*", under Contacts). One deep FindFolder."""
         with self._errors():
-            top = self.account.msg_folder_root
-            found = list(FolderCollection(account=self.account, folders=[top]).find_folders(
-                depth="Deep"))
-        by_id = {f.id: f for f in found}
-        paths: dict[str, str] = {}
+            found = list(RawFindFolder(account=self.account).call(
+                folders=[self._folder("msgfolderroot")], additional_fields=PICKER_FIELDS,
+                shape="IdOnly", depth="Deep"))
+        for answer in found:
+            if isinstance(answer, Exception):
+                raise translate_error(answer, self.access)
+        facts = {fact.id: fact for fact in map(picker_facts, found)}
+        paths: dict[str, tuple[str, bool]] = {}   # id -> (display path, hidden here or above)
 
-        def path(folder: Any) -> str:
-            if folder.id not in paths:
-                parent = by_id.get(folder.parent_folder_id.id if folder.parent_folder_id else "")
-                prefix = path(parent) + "/" if parent is not None else ""
-                paths[folder.id] = prefix + (folder.name or "")
-            return paths[folder.id]
+        def place(folder_id: str) -> tuple[str, bool]:
+            fact = facts.get(folder_id)
+            if fact is None:
+                return "", False    # the top of the mailbox (or above it)
+            if folder_id not in paths:
+                paths[folder_id] = ("", True)   # a cycle would end here, hidden
+                above, hidden_above = place(fact.parent_id)
+                paths[folder_id] = ((above + "/" if above else "") + fact.name,
+                                    hidden_above or fact.hidden)
+            return paths[folder_id]
 
         result = []
-        for folder in found:
-            folder_kind = FOLDER_CLASS_KIND.get(_base_class(folder.folder_class))
-            if folder_kind is kind:
-                result.append(FolderInfo(
-                    id=folder.id, path=path(folder), kind=folder_kind,
-                    parent_id=folder.parent_folder_id.id if folder.parent_folder_id else "",
-                    total=folder.total_count))
+        for fact in facts.values():
+            path, hidden = place(fact.id)
+            if not hidden and fact.element != "SearchFolder" \
+                    and PICKED_CLASS.get(fact.folder_class or "IPF.Note") is kind:
+                result.append(FolderInfo(id=fact.id, path=path, kind=kind,
+                                         parent_id=fact.parent_id, total=fact.total))
         return sorted(result, key=lambda f: f.path.lower())
 
     def get_folder(self, folder_id: str, kind: Kind) -> FolderInfo:

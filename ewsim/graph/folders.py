@@ -54,7 +54,8 @@ def _children(ctx: GraphContext, folder: Folder, classes: set[str | None]) -> li
     out = []
     for child_id in folder.children:
         child = ctx.store.folders[child_id]
-        if child.folder_class in classes:
+        # Graph leaves hidden folders out of its lists (mailFolders unless includeHiddenFolders).
+        if child.folder_class in classes and not child.hidden:
             out.append(child)
     return out
 
@@ -64,7 +65,7 @@ def mail_folder_json(ctx: GraphContext, folder: Folder) -> dict[str, Any]:
     return {"id": folder.id, "displayName": folder.display_name,
             "parentFolderId": folder.parent_id, "childFolderCount": len(mail_children),
             "unreadItemCount": folder.unread, "totalItemCount": len(folder.items),
-            "sizeInBytes": sum(i.size for i in folder.items.values()), "isHidden": False}
+            "sizeInBytes": sum(i.size for i in folder.items.values()), "isHidden": folder.hidden}
 
 
 def contact_folder_json(ctx: GraphContext, folder: Folder) -> dict[str, Any]:
@@ -151,7 +152,8 @@ def list_contact_children(ctx: GraphContext, folder: str) -> GraphResponse:
 @route("GET", "calendars", "calendars.list")
 def list_calendars(ctx: GraphContext) -> GraphResponse:
     mbx = ctx.store.mailboxes[ctx.mailbox]
-    calendars = [f for f in mbx.folders.values() if f.folder_class == "IPF.Appointment"]
+    calendars = [f for f in mbx.folders.values()
+                 if f.folder_class == "IPF.Appointment" and not f.hidden]
     return collection(ctx, f"users('{ctx.mailbox}')/calendars",
                       [calendar_json(ctx, f) for f in calendars])
 

@@ -25,7 +25,9 @@ def load_all() -> dict[str, Handler]:
     from . import (  # noqa: F401
         attachments,
         configuration,
+        copy_item,
         find,
+        folder_edits,
         folders,
         items,
         misc,

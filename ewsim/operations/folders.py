@@ -6,6 +6,7 @@ from lxml import etree
 
 from .. import schema
 from ..context import Context, folder_id_elements
+from ..foldertree import extended_properties, inherited_class
 from ..itemxml import Shape
 from ..ns import M, T, local, mq, sub, t_el, tq
 from ..soap import MessageError, error, response_root, success
@@ -34,6 +35,7 @@ def render_folder(store: Store, folder: Folder, shape: Shape) -> etree._Element:
         sub(el, T, "DistinguishedFolderId", folder.distinguished)
     if "UnreadCount" in info.order:
         sub(el, T, "UnreadCount", str(folder.unread))
+    el.extend(extended_properties(folder, shape.ext))
     children = sorted(el, key=lambda c: info.order.get(local(c), 10_000))
     el.extend(children)
     return el
@@ -110,7 +112,7 @@ def create_folder(ctx: Context, req: etree._Element) -> etree._Element:
             tag = local(spec) if local(spec) != "Folder" else None
             if cls is None:
                 cls = {"CalendarFolder": "IPF.Appointment", "ContactsFolder": "IPF.Contact",
-                       "TasksFolder": "IPF.Task"}.get(local(spec), "IPF.Note")
+                       "TasksFolder": "IPF.Task"}.get(local(spec)) or inherited_class(parent)
             folder = ctx.store.create_folder(parent, name, cls, tag)
         except MessageError as exc:
             error(msgs, "CreateFolder", exc.code, exc.message)

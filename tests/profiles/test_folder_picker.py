@@ -66,6 +66,26 @@ class FolderPickerTestCase(EwsimAdminTestCase):
         self.assertIn("Sent Items", [f["path"] for f in mail])
         self.assertNotIn("Calendar", [f["path"] for f in mail])
 
+    def test_hidden_and_system_folders_are_not_offered(self) -> None:
+        # Exchange keeps hidden folders (PidTagAttributeHidden, MS-OXPROPS 2.611) in every
+        # mailbox: contacts folders under Contacts (Recipient Cache…) and beside it
+        # (ExternalContacts), settings folders at the top (Conversation Action Settings).
+        # A user's own folder inside a hidden one is out of sight too.
+        self.sim.control.call("POST", "folders", {
+            "mailbox": "alice@example.com", "parent": "contacts", "name": "Partners",
+            "folder_class": "IPF.Contact"})
+        self.sim.control.call("POST", "folders", {
+            "mailbox": "alice@example.com", "parent": "Conversation Action Settings",
+            "name": "Tucked away", "folder_class": "IPF.Note"})
+        self.client.force_login(self.bob)
+        contacts = self.client.post(folders_url(self.profile, "contacts")).json()["folders"]
+        mail = [f["path"] for f in
+                self.client.post(folders_url(self.profile, "mail")).json()["folders"]]
+        self.assertEqual([f["path"] for f in contacts], ["Contacts", "Contacts/Partners"])
+        self.assertIn("Inbox", mail)
+        self.assertFalse([path for path in mail if "Conversation Action Settings" in path
+                          or "Tucked away" in path or path == "Files"], mail)
+
     def test_a_profile_with_its_own_credentials_lists_its_folders_with_them(self) -> None:
         connection = self.ews_connection(self.acme, name="per user",
                                          access=MailboxConnection.Access.PER_USER, username="")

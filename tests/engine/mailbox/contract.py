@@ -325,6 +325,16 @@ class MailboxContract(abc.ABC):
         others = {f.path for k in KINDS if k is not kind for f in backend.list_folders(k)}
         assert DEFAULT_PATH[kind] not in others
 
+    @pytest.mark.parametrize("kind", [Kind.CONTACTS, Kind.CALENDAR])
+    def test_list_folders_offers_no_hidden_or_system_folders(
+            self, backend: MailboxBackend, kind: Kind) -> None:
+        # A real mailbox holds hidden folders of the kind or a subkind (under Contacts the
+        # Recipient Cache, "IPF.Contact.RecipientCache", the GAL Contacts…; ExternalContacts,
+        # hidden, "IPF.Contact", at the top): ewsim seeds them, and a user picks none of them.
+        self.make_folder(kind, "CRM")
+        assert [f.path for f in backend.list_folders(kind)] == [
+            DEFAULT_PATH[kind], f"{DEFAULT_PATH[kind]}/CRM"]
+
     @pytest.mark.parametrize("kind", KINDS)
     def test_get_folder_accepts_a_well_known_name_and_an_id(
             self, backend: MailboxBackend, kind: Kind) -> None:
