@@ -14,7 +14,7 @@ import re
 import secrets
 from typing import Any
 
-from .. import ids, recurrence
+from .. import allday, ids, recurrence
 from ..itemxml import my_response, organizer_of
 from ..ns import T, parse_bool, sub, t_el, tq
 from ..operations.items import prepare_new
@@ -237,6 +237,9 @@ def _validate_times(item: Item) -> tuple[dt.datetime, dt.datetime]:
     if end < start:
         raise GraphError(400, "ErrorInvalidRequest",
                          "The end date must be later than the start date.")
+    problem = allday.graph_problem(item)
+    if problem:   # Graph refuses what EWS would move to midnights (allday.py)
+        raise GraphError(400, "ErrorPropertyValidationFailure", problem)
     return start, end
 
 
