@@ -257,7 +257,9 @@ KINDS_OF_EVENT = {"Single": "single", "RecurringMaster": "master", "Occurrence":
                   "Exception": "exception"}
 
 
-DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(?:\.\d+)?S)?)?")
+# xs:duration as Exchange writes an elapsed time (days at most; zero years/months tolerated).
+DURATION = re.compile(
+    r"P(?:0+Y)?(?:0+M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(?:\.\d+)?S)?)?")
 
 
 def _end(item: CalendarItem, start: dt.datetime | None,

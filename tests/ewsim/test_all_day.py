@@ -6,7 +6,10 @@ Microsoft, "Create all-day events by using EWS in Exchange"
 Non-midnight end times are adjusted to the midnight after the time specified", midnight
 being "in the time zone of the request or appointment". Graph refuses them instead: the
 event resource's `isAllDay` (https://learn.microsoft.com/en-us/graph/api/resources/event)
-"start and end time must be set to midnight and be in the same time zone".
+"start and end time must be set to midnight and be in the same time zone". A calendar item's
+Duration is its elapsed time ("Duration", EWS reference: "Represents the duration of a
+calendar item", https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/duration),
+so 23 or 25 hours for an all-day event over a DST change.
 """
 
 from __future__ import annotations
@@ -78,7 +81,8 @@ def test_an_all_day_event_over_a_dst_change_lasts_23_or_25_hours(ewsim, account)
     start, end = _stored(ewsim, autumn.id)
     assert (start, end - start) == (_at("2026-10-24T22:00"), dt.timedelta(hours=25))
     got = account.calendar.get(id=autumn.id)
-    assert (got.start, got.end) == (EWSDate(2026, 10, 25), EWSDate(2026, 10, 25))
+    assert (got.start, got.end, got.duration) == (EWSDate(2026, 10, 25), EWSDate(2026, 10, 25),
+                                                   "P1DT1H")   # calendar:Duration, elapsed
 
 
 def test_update_item_moves_new_times_and_a_newly_all_day_event_to_midnights(ewsim, account):
