@@ -9,6 +9,7 @@ dropped first, like Exchange's delta token cache), and each round reports the di
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import secrets
@@ -356,8 +357,14 @@ def update_event(ctx: GraphContext, event: str, calendar: str | None = None) -> 
     if index is None:
         items.check_if_match(ctx, item)
         series = recurrence.signature(item)
-        apply_json(item, data)
-        _validate_times(item)
+        kept = ({k: copy.deepcopy(v) for k, v in item.props.items()},
+                {k: copy.deepcopy(v) for k, v in item.ext.items()})
+        try:
+            apply_json(item, data)
+            _validate_times(item)
+        except GraphError:   # a refused PATCH changes nothing
+            item.props, item.ext = kept
+            raise
         if recurrence.signature(item) != series:
             # Exchange drops every exception when the pattern or the series' time changes.
             recurrence.reset_exceptions(item)

@@ -152,3 +152,5 @@ def test_graph_refuses_an_all_day_event_off_midnight_and_takes_one_on_midnights(
                         {"end": {"dateTime": "2026-03-30T12:00:00",
                                  "timeZone": "Europe/Prague"}})
     assert moved.status == 400, moved.raw
+    assert _stored(ewsim, created.json["id"]) == (_at("2026-03-28T23:00"),
+                                                  _at("2026-03-29T22:00"))
