@@ -18,7 +18,7 @@ from lxml import etree
 from . import bodies, ids, mimegen, recurrence, schema
 from .ns import local, parse_bool, t_el, tq
 from .store import ITEM_CLASS_BY_TAG, Attachment, Item, Store
-from .timeutil import canonical_dt, fmt_dt
+from .timeutil import canonical_dt, fmt_dt, fmt_duration, parse_dt
 
 # FieldURI suffix -> element name where they differ (notes §3.4 GetItem).
 FIELD_ELEMENT = {
@@ -319,6 +319,9 @@ def computed(store: Store, item: Item) -> dict[str, etree._Element]:
                                        owner.display_name if owner else None)
         out["MeetingRequestWasSent"] = t_el("MeetingRequestWasSent", "true" if any(
             s != "SendToNone" for s in item.meeting_requests_sent) else "false")
+        start, end = parse_dt(item.text("Start")), parse_dt(item.text("End"))
+        if start is not None and end is not None:   # elapsed time: 23 h for a spring day
+            out["Duration"] = t_el("Duration", fmt_duration(end - start))
     if item.tag == "Contact":
         out["HasPicture"] = t_el("HasPicture", "true" if any(
             a.is_contact_photo for a in item.attachments) else "false")

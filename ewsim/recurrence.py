@@ -186,6 +186,9 @@ def slots(item: Item) -> Iterator[tuple[int, dt.datetime, dt.datetime]]:
     zone = item_zone(item)
     local_start = start.astimezone(zone)
     duration = end - start
+    # An all-day series keeps whole local days (allday.py): 23 or 25 hours over a DST change.
+    all_day = (item.text("IsAllDayEvent") or "").strip().lower() in ("true", "1")
+    days = end.astimezone(zone).date() - local_start.date()
     range_start = _date(rng.findtext(tq("StartDate")), zone) or local_start.date()
     end_date = (_date(rng.findtext(tq("EndDate")), zone) if local(rng) == "EndDateRecurrence"
                 else None)
@@ -198,7 +201,9 @@ def slots(item: Item) -> Iterator[tuple[int, dt.datetime, dt.datetime]]:
             return
         occ_local = dt.datetime.combine(day, local_start.time(), tzinfo=zone)
         occ_start = occ_local.astimezone(UTC)
-        yield index, occ_start, occ_start + duration
+        occ_end = (dt.datetime.combine(day + days, end.astimezone(zone).time(), tzinfo=zone
+                                       ).astimezone(UTC) if all_day else occ_start + duration)
+        yield index, occ_start, occ_end
 
 
 def occurrences(item: Item) -> Iterator[tuple[int, dt.datetime, dt.datetime]]:

@@ -33,3 +33,16 @@ def fmt_dt(value: dt.datetime) -> str:
 def canonical_dt(text: str | None) -> str | None:
     parsed = parse_dt(text)
     return fmt_dt(parsed) if parsed else text
+
+
+def fmt_duration(value: dt.timedelta) -> str:
+    """An xs:duration in days, hours, minutes and seconds ("PT23H", "P1DT1H", "P1D")."""
+    seconds = int(value.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    days, rest = divmod(abs(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (seconds, "S"))
+                   if n)
+    text = (f"{days}D" if days else "") + (f"T{time}" if time else "")
+    return f"{sign}P{text or 'T0S'}"

@@ -67,7 +67,7 @@ EVENT_FIELDS = ("subject", "start", "end", "is_all_day", "location", "body", "se
                 "categories", "required_attendees", "optional_attendees", "organizer",
                 "my_response_type", "is_cancelled", "uid", "recurrence", "modified_occurrences",
                 "deleted_occurrences", "original_start", "type", "_start_timezone", "sync_stamp",
-                "last_modified_time")
+                "last_modified_time", "duration")
 MESSAGE_FIELDS = ("message_id", "subject", "author", "sender", "to_recipients", "cc_recipients",
                   "bcc_recipients", "datetime_sent", "datetime_received", "body", "text_body",
                   "categories", "attachments", "sync_stamp")
@@ -257,6 +257,27 @@ KINDS_OF_EVENT = {"Single": "single", "RecurringMaster": "master", "Occurrence":
                   "Exception": "exception"}
 
 
+# xs:duration as Exchange writes an elapsed time (days at most; zero years/months tolerated).
+DURATION = re.compile(
+    r"P(?:0+Y)?(?:0+M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(?:\.\d+)?S)?)?")
+
+
+def _end(item: CalendarItem, start: dt.datetime | None,
+         zone: zoneinfo.ZoneInfo | None) -> dt.datetime | None:
+    """The end instant. exchangelib reads an all-day event's end as its last day, one day
+    early when that day is 23 hours long (it steps back 24 hours from the midnight after
+    it); the record ends at that midnight, as Exchange keeps it (and as Graph and the CRM
+    do), so it is the start plus the elapsed Duration the server gives."""
+    end = item.end
+    if not isinstance(end, dt.date) or isinstance(end, dt.datetime):
+        return as_utc(end, zone)
+    parts = DURATION.fullmatch(item.duration or "")
+    if start is not None and parts and any(parts.groups()):
+        days, hours, minutes, seconds = (int(p or 0) for p in parts.groups())
+        return start + dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+    return as_utc(end + dt.timedelta(days=1), zone)
+
+
 def event_record(item: CalendarItem, home_zone: str = "") -> EventRecord:
     zone = item._start_timezone
     zone_info: zoneinfo.ZoneInfo | None = None
@@ -271,9 +292,10 @@ def event_record(item: CalendarItem, home_zone: str = "") -> EventRecord:
             problem = f"unknown time zone {zone.key!r}"
     elif item.start is not None:
         problem = "the server named a time zone that has no known equivalent; kept in UTC"
+    start = as_utc(item.start, zone_info)
     return EventRecord(
-        subject=item.subject or "", start=as_utc(item.start, zone_info),
-        end=as_utc(item.end, zone_info), time_zone=zone_info.key if zone_info else "",
+        subject=item.subject or "", start=start, end=_end(item, start, zone_info),
+        time_zone=zone_info.key if zone_info else "",
         all_day=bool(item.is_all_day), location=item.location or "", body=_text(item.body),
         private=item.sensitivity in ("Private", "Confidential"),
         categories=tuple(item.categories or ()), attendees=_attendees(item),
@@ -360,6 +382,19 @@ def _local(value: dt.datetime, zone: EWSTimeZone) -> EWSDateTime:
     return local if isinstance(local, EWSDateTime) else EWSDateTime.from_datetime(local)
 
 
+def _whole_days(start: EWSDateTime, end: EWSDateTime,
+                zone: EWSTimeZone) -> tuple[EWSDateTime, EWSDateTime]:
+    """An all-day event as Exchange keeps it: from the midnight of its first day to the
+    midnight after its last, on its own zone's wall clock (23 or 25 hours over a DST change),
+    and at least one day. Datetimes, not dates: exchangelib would put dates on the account's
+    zone rather than the event's."""
+    first = start.date()
+    after = end.date() if end.time() == dt.time() else end.date() + dt.timedelta(days=1)
+    after = max(after, first + dt.timedelta(days=1))
+    return (EWSDateTime.combine(first, dt.time()).replace(tzinfo=zone),
+            EWSDateTime.combine(after, dt.time()).replace(tzinfo=zone))
+
+
 def event_values(record: EventRecord, default_zone: str) -> dict[str, Any]:
     zone = EWSTimeZone(record.time_zone or default_zone)
     if record.start is None or record.end is None:
@@ -369,8 +404,7 @@ def event_values(record: EventRecord, default_zone: str) -> dict[str, Any]:
     start: Any = _local(record.start, zone)
     end: Any = _local(record.end, zone)
     if record.all_day:
-        # EWSDateTime.date() is an EWSDate already (from_date() refuses one).
-        start, end = start.date(), end.date()
+        start, end = _whole_days(start, end, zone)
 
     def attendee(a: Attendee) -> ExchangeAttendee:
         return ExchangeAttendee(mailbox=ExchangeMailbox(email_address=a.email, name=a.name or None),

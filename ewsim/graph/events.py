@@ -9,12 +9,13 @@ dropped first, like Exchange's delta token cache), and each round reports the di
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 import secrets
 from typing import Any
 
-from .. import ids, recurrence
+from .. import allday, ids, recurrence
 from ..itemxml import my_response, organizer_of
 from ..ns import T, parse_bool, sub, t_el, tq
 from ..operations.items import prepare_new
@@ -237,6 +238,9 @@ def _validate_times(item: Item) -> tuple[dt.datetime, dt.datetime]:
     if end < start:
         raise GraphError(400, "ErrorInvalidRequest",
                          "The end date must be later than the start date.")
+    problem = allday.graph_problem(item)
+    if problem:   # Graph refuses what EWS would move to midnights (allday.py)
+        raise GraphError(400, "ErrorPropertyValidationFailure", problem)
     return start, end
 
 
@@ -353,8 +357,14 @@ def update_event(ctx: GraphContext, event: str, calendar: str | None = None) -> 
     if index is None:
         items.check_if_match(ctx, item)
         series = recurrence.signature(item)
-        apply_json(item, data)
-        _validate_times(item)
+        kept = ({k: copy.deepcopy(v) for k, v in item.props.items()},
+                {k: copy.deepcopy(v) for k, v in item.ext.items()})
+        try:
+            apply_json(item, data)
+            _validate_times(item)
+        except GraphError:   # a refused PATCH changes nothing
+            item.props, item.ext = kept
+            raise
         if recurrence.signature(item) != series:
             # Exchange drops every exception when the pattern or the series' time changes.
             recurrence.reset_exceptions(item)

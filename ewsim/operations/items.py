@@ -7,7 +7,7 @@ import uuid
 
 from lxml import etree
 
-from .. import ids, recurrence
+from .. import allday, ids, recurrence
 from ..context import Context, folder_id_elements
 from ..itemxml import (
     Shape,
@@ -96,6 +96,7 @@ def create_item(ctx: Context, req: etree._Element) -> etree._Element:
                 if folder is None:
                     raise MessageError("ErrorFolderNotFound")
             item = load_item(spec, folder.id, folder.mailbox)
+            allday.snap_to_midnights(item)
             prepare_new(item, folder.mailbox)
             if invitations:
                 item.meeting_requests_sent.append(invitations)
@@ -259,6 +260,7 @@ def _update_instance(ctx: Context, master: Item, index: int, changekey: str | No
             raise MessageError("ErrorInvalidPropertySet",
                                "Recurrence can only be set on the recurring master.")
         _apply_update(instance, upd)
+    allday.snap_to_midnights(instance)
     start, end = parse_dt(instance.text("Start")), parse_dt(instance.text("End"))
     if start is None or end is None:
         raise MessageError("ErrorInvalidPropertySet", "An occurrence needs Start and End.")
@@ -295,6 +297,7 @@ def update_item(ctx: Context, req: etree._Element) -> etree._Element:
                     raise MessageError("ErrorIrresolvableConflict")
                 series = recurrence.signature(item) if item.tag == "CalendarItem" else None
                 kinds = {_apply_update(item, upd) for upd in updates}
+                allday.snap_to_midnights(item)
                 if series is not None and recurrence.signature(item) != series:
                     # Exchange discards every exception (modified and deleted occurrences)
                     # when the pattern or the series' time changes.
