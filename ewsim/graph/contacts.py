@@ -6,7 +6,7 @@ from typing import Any
 
 from lxml import etree
 
-from .. import ids
+from .. import ids, limits
 from ..ns import T, sub, tq
 from ..operations.items import prepare_new
 from ..store import Attachment, Item
@@ -83,6 +83,7 @@ def _address_entry(value: dict[str, Any]) -> etree._Element:
 
 def apply_json(item: Item, data: dict[str, Any]) -> None:
     """Set the properties present in a POST/PATCH body (null clears; arrays replace)."""
+    limits.check_graph_contact(data)   # before anything is set: refused whole
     for name, value in data.items():
         if name in SCALARS:
             props.set_text(item, SCALARS[name], value)

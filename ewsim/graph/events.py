@@ -15,7 +15,7 @@ import re
 import secrets
 from typing import Any
 
-from .. import allday, ids, recurrence
+from .. import allday, ids, limits, recurrence
 from ..itemxml import my_response, organizer_of
 from ..ns import T, parse_bool, sub, t_el, tq
 from ..operations.items import prepare_new
@@ -229,6 +229,7 @@ def apply_json(item: Item, data: dict[str, Any], instance: bool = False) -> None
         else:
             raise bad_request(f"The property '{name}' does not exist on type "
                               f"'microsoft.graph.event'.", "ErrorInvalidProperty")
+    limits.cut_item(item)   # the subject, as Exchange keeps it
 
 
 def _validate_times(item: Item) -> tuple[dt.datetime, dt.datetime]:

@@ -7,7 +7,7 @@ import uuid
 
 from lxml import etree
 
-from .. import allday, ids, recurrence
+from .. import allday, ids, limits, recurrence
 from ..context import Context, folder_id_elements
 from ..itemxml import (
     Shape,
@@ -95,6 +95,7 @@ def create_item(ctx: Context, req: etree._Element) -> etree._Element:
                 folder = ctx.store.folder_by_distinguished(ctx.mailbox, dist)
                 if folder is None:
                     raise MessageError("ErrorFolderNotFound")
+            limits.fit_element(local(spec), spec)   # cut or refused as Exchange does
             item = load_item(spec, folder.id, folder.mailbox)
             allday.snap_to_midnights(item)
             prepare_new(item, folder.mailbox)
@@ -290,6 +291,7 @@ def update_item(ctx: Context, req: etree._Element) -> etree._Element:
             item, index = resolve(ctx, id_el)
             ck = id_el.get("ChangeKey")
             updates = [u for u in change.find(tq("Updates")) if isinstance(u.tag, str)]
+            limits.fit_updates(item.tag, updates)
             if index is not None:
                 result = _update_instance(ctx, item, index, ck, resolution, updates)
             else:
