@@ -23,6 +23,9 @@ class Write:
     record: Record
     fields: frozenset[str]
     reason: str = ""
+    # Fields among `fields` cut to what Exchange keeps (engine/fitting.py): `record` holds
+    # them cut; the CRM keeps them whole.
+    shortened: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -45,6 +45,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.fitting import Limits, fit_data, fit_record
 from engine.plan_actions import (
     Conflict,
     Leave,
@@ -72,6 +73,9 @@ class Policy:
     # Fields carried from one side only: e.g. attendees, which link CRM persons but are
     # never written to Exchange (that would make meetings nobody was invited to).
     one_way: dict[str, Side] = field(default_factory=dict)
+    # The longest text Exchange keeps per field: a CRM value is written cut to it, and an
+    # Exchange value equal to the CRM's value cut is the same value, not a change.
+    remote_limits: Limits = field(default_factory=dict)
 
     def carries(self, source: Side, name: str) -> bool:
         return self.accepts(source) and self.one_way.get(name, source) is source
@@ -126,6 +130,18 @@ class Known:
 def snapshot(record: Record, policy: Policy) -> dict[str, Any]:
     data = canonical(record)
     return {k: v for k, v in data.items() if k in policy.synced_fields}
+
+
+def as_remote(data: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """A CRM snapshot as Exchange holds it once written: cut to Exchange's lengths."""
+    return fit_data(data, policy.remote_limits)
+
+
+def remote_write(key: str | None, record: Record, fields: frozenset[str], reason: str,
+                 policy: Policy) -> Write:
+    """A write to Exchange, of the record cut to what Exchange keeps (never a refused item)."""
+    fitted, cut = fit_record(record, policy.remote_limits)
+    return Write(Side.REMOTE, key, fitted, fields, reason, shortened=cut & fields)
 
 
 def side_hash(record: Record, policy: Policy) -> str:
@@ -215,8 +231,9 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
     remote_fields = frozenset(f for f in changed_fields(remote_now, known_remote)
                               if policy.carries(Side.REMOTE, f))
     both = crm_fields & remote_fields
+    crm_as_remote = as_remote(crm_now, policy)
     overlap = frozenset(f for f in both
-                        if f in policy.side_specific or crm_now.get(f) != remote_now.get(f))
+                        if f in policy.side_specific or crm_as_remote.get(f) != remote_now.get(f))
     plan = Plan()
     winner = Side.CRM
     if overlap:
@@ -229,10 +246,10 @@ def merge(known_crm: dict[str, Any], known_remote: dict[str, Any], crm: Seen | N
     if to_crm:
         plan.add(Write(Side.CRM, crm_key, _record(remote), to_crm, "changed in Exchange"))
     if to_remote:
-        plan.add(Write(Side.REMOTE, remote_id, _record(crm), to_remote, "changed in the CRM"))
+        plan.add(remote_write(remote_id, _record(crm), to_remote, "changed in the CRM", policy))
     link = Link(crm_key, remote_id,
                 crm_snapshot=_merged(crm_now, remote_now, to_crm),
-                remote_snapshot=_merged(remote_now, crm_now, to_remote),
+                remote_snapshot=_merged(remote_now, crm_as_remote, to_remote),
                 crm_version=crm.version if crm else "",
                 remote_version=remote.version if remote else "",
                 organizes=_organizes(remote))
@@ -352,13 +369,14 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
             # the other side carries counts, or the engine's own write would undo a deletion.
             record = _record(other_seen)
             other_seen = _given(other_seen)
-            return Plan().add(Write(deleted_side, None, record, policy.synced_fields,
-                                    f"deleted in {where} but changed on the other side: "
-                                    "the change wins")).add(
+            write = _write_new(deleted_side, record, policy,
+                               f"deleted in {where} but changed on the other side: "
+                               "the change wins")
+            return Plan().add(write).add(
                 Link(None if deleted_side is Side.CRM else other_seen.key,
                      None if deleted_side is Side.REMOTE else other_seen.key,
                      crm_snapshot=snapshot(record, policy),
-                     remote_snapshot=snapshot(record, policy),
+                     remote_snapshot=snapshot(write.record, policy),
                      crm_version=other_seen.version if other is Side.CRM else "",
                      remote_version=other_seen.version if other is Side.REMOTE else "",
                      organizes=_created_in_mailbox(record) if deleted_side is Side.REMOTE
@@ -384,6 +402,13 @@ def plan_linked(known: Known, crm: Seen | None, remote: Seen | None, policy: Pol
     return plan
 
 
+def _write_new(target: Side, record: Record, policy: Policy, reason: str) -> Write:
+    """A record created on `target` with all its synced fields."""
+    if target is Side.REMOTE:
+        return remote_write(None, record, policy.synced_fields, reason, policy)
+    return Write(target, None, record, policy.synced_fields, reason)
+
+
 def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
     """A record nobody links yet and no partner found: create it on the other side."""
     where = "the CRM" if source is Side.CRM else "Exchange"
@@ -397,11 +422,11 @@ def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
         direction = "import only" if policy.direction is Direction.IMPORT else "export only"
         return Plan().add(Skip(f"new in {where}, but this profile syncs {direction}"))
     target = Side.REMOTE if source is Side.CRM else Side.CRM
-    snap = snapshot(seen.record, policy)
-    return Plan().add(Write(target, None, seen.record, policy.synced_fields,
-                            f"new in {where}")).add(
+    write = _write_new(target, seen.record, policy, f"new in {where}")
+    return Plan().add(write).add(
         Link(seen.key if source is Side.CRM else None, seen.key if source is Side.REMOTE else None,
-             crm_snapshot=snap, remote_snapshot=snap,
+             crm_snapshot=snapshot(seen.record, policy),
+             remote_snapshot=snapshot(write.record, policy),
              crm_version=seen.version if source is Side.CRM else "",
              remote_version=seen.version if source is Side.REMOTE else "",
              organizes=_created_in_mailbox(seen.record) if source is Side.CRM
@@ -419,7 +444,8 @@ def plan_match(crm: Seen, remote: Seen, policy: Policy) -> Plan:
     crm_now, remote_now = snapshot(crm_record, policy), snapshot(remote_record, policy)
     # Everything that differs is "changed on both sides" since there is no common past;
     # empty values never overwrite filled ones.
-    differs = frozenset(f for f in changed_fields(crm_now, remote_now)
+    # A CRM value Exchange holds cut to its length is the same value on both sides.
+    differs = frozenset(f for f in changed_fields(as_remote(crm_now, policy), remote_now)
                         if f not in policy.side_specific)
     fill_crm = frozenset(f for f in differs if _empty(crm_now.get(f)))
     fill_remote = frozenset(f for f in differs if _empty(remote_now.get(f)))

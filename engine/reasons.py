@@ -171,6 +171,8 @@ TEMPLATES: list[str | CountedWords] = [
     gettext_noop("%(reason)s — %(more)s"),
     # The built-in CRM (engine/crmstore/builtin.py): a value cut to the CRM's column.
     gettext_noop("%(label)s was %(length)s characters long; the CRM keeps %(limit)s."),
+    # A CRM value longer than Exchange keeps, written cut (engine/mailbox/limits.py).
+    gettext_noop("Shortened to fit Exchange: %(fields)s; the CRM keeps the full text."),
     gettext_noop("Time zone: %(problem)s."),
     gettext_noop("The photo was not written: %(problem)s"),
     gettext_noop("the same record on both sides"),

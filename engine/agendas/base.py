@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.crmstore.base import CrmBackend, CrmRecord, CrmWrite
 from engine.mailbox.base import FolderInfo, ItemRef, MailboxBackend
+from engine.mailbox.limits import exchange_limits
 from engine.models import FolderState
 from engine.plan_actions import Side
 from engine.planner import ConflictPolicy, DeletionPolicy, Direction, Policy, snapshot
@@ -45,7 +46,8 @@ class AgendaRules:
             direction=Direction(self.settings.direction),
             conflict=ConflictPolicy(profile.conflict_policy),
             deletion=DeletionPolicy(self.settings.deletion_policy),
-            synced_fields=self.synced_fields, one_way=self.one_way_fields())
+            synced_fields=self.synced_fields, one_way=self.one_way_fields(),
+            remote_limits=exchange_limits(self.kind))
         self.folder = FolderInfo(id=self.settings.folder_id, path=self.settings.folder_path,
                                  kind=self.kind)
 

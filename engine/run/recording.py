@@ -84,6 +84,9 @@ class Recorder:
             detail = write.reason + (f": {fields}" if fields else "")
             problem = getattr(write.record, "time_zone_problem", "")
             warnings = [*planned.warnings, *([f"Time zone: {problem}."] if problem else [])]
+            if write.shortened:
+                warnings.append(f"Shortened to fit Exchange: {', '.join(sorted(write.shortened))}"
+                                "; the CRM keeps the full text.")
             if warnings:
                 detail += " — " + " ".join(warnings)
             self.journal.line(action, planned.title, planned.crm_key or "",

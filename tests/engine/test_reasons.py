@@ -23,6 +23,7 @@ CARRIERS = {"_item": (4, "detail"), "line": (4, "detail"), "say": (0, "message")
             "Skip": (0, "reason"), "Unlink": (0, "reason"),
             "Leave": (0, "reason"), "PendingDeletion": (1, "reason"),
             "Conflict": (2, "reason"), "Write": (4, "reason"), "Duplicate": (3, "reason"),
+            "remote_write": (3, "reason"), "_write_new": (3, "reason"),
             "append": (0, ""), "_say": (0, "message")}
 LISTS_OF_NOTES = ("notes", "warnings")
 # A value the code computes, standing in for any parameter but a side.
