@@ -26,7 +26,7 @@ def units(text: str) -> int:
 
 def cut(text: str, limit: int) -> str:
     """`text` within `limit` UTF-16 code units, as it reads back from Exchange."""
-    if units(text) <= limit:
+    if len(text) <= limit and (text.isascii() or units(text) <= limit):
         return text
     return text.encode("utf-16-le")[:2 * limit].decode("utf-16-le", errors="ignore").rstrip()
 

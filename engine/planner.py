@@ -423,10 +423,12 @@ def plan_new(source: Side, seen: Seen, policy: Policy) -> Plan:
         return Plan().add(Skip(f"new in {where}, but this profile syncs {direction}"))
     target = Side.REMOTE if source is Side.CRM else Side.CRM
     write = _write_new(target, seen.record, policy, f"new in {where}")
+    snap = snapshot(seen.record, policy)
     return Plan().add(write).add(
         Link(seen.key if source is Side.CRM else None, seen.key if source is Side.REMOTE else None,
-             crm_snapshot=snapshot(seen.record, policy),
-             remote_snapshot=snapshot(write.record, policy),
+             crm_snapshot=snap,
+             remote_snapshot=snap if write.record is seen.record
+             else snapshot(write.record, policy),
              crm_version=seen.version if source is Side.CRM else "",
              remote_version=seen.version if source is Side.REMOTE else "",
              organizes=_created_in_mailbox(seen.record) if source is Side.CRM
