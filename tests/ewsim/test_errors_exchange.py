@@ -141,6 +141,9 @@ def test_a_calendar_view_takes_no_restriction_and_no_sort_order(account):
 
 
 def test_find_folder_honours_a_restriction(account):
+    # "The Restriction element represents the restriction or query that is used to filter
+    # items or folders in FindItem/FindFolder" (on folder properties only):
+    # https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/restriction
     orders = Folder(parent=account.inbox, name="Orders").save()
     Folder(parent=orders, name="Old orders").save()
     Folder(parent=account.contacts, name="Partners", folder_class="IPF.Contact").save()
