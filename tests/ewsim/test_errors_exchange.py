@@ -81,7 +81,7 @@ def test_an_empty_id_is_error_invalid_id_empty(ewsim):
     assert _raw_get_item(ewsim, UNKNOWN) == ("Error", "ErrorItemNotFound")
 
 
-def test_update_delete_and_move_refuse_a_malformed_id_per_item(account):
+def test_update_move_copy_and_delete_refuse_a_malformed_id_per_item(account):
     drafts = _drafts(account, 3)
     drafts[1].id = "AAAA=="
     for draft in drafts:
@@ -92,6 +92,8 @@ def test_update_delete_and_move_refuse_a_malformed_id_per_item(account):
     moved = list(account.bulk_move(ids=[(drafts[0].id, None), ("XXX", None)],
                                    to_folder=account.inbox))
     assert isinstance(moved[1], ErrorInvalidIdMalformed) and not isinstance(moved[0], Exception)
+    copied = list(account.bulk_copy(ids=[("not-an-id!", None)], to_folder=account.inbox))
+    assert isinstance(copied[0], ErrorInvalidIdMalformed)
     deleted = list(account.bulk_delete([("XXX", None), (drafts[2].id, None)]))
     assert isinstance(deleted[0], ErrorInvalidIdMalformed) and deleted[1] is True
     assert [m.subject for m in account.inbox.all().only("subject")] == ["Edited"]
