@@ -8,6 +8,7 @@ live simulator, rewritten when it changes (notes §3.1 Auth modes).
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import tempfile
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 from . import ids
 from .store import Principal, Store
 
+log = logging.getLogger("ewsim")
 _ntlm_lock = threading.Lock()
 _ntlm_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 _ntlm_file: str | None = None
@@ -105,7 +107,6 @@ def authenticate(store: Store, handler: Any, modes: set[str]) -> AuthResult:
 
 def _ntlm_step(store: Store, handler: Any, token: str, modes: set[str]) -> AuthResult:
     import spnego
-    from spnego.exceptions import SpnegoError
 
     try:
         raw = base64.b64decode(token)
@@ -119,7 +120,12 @@ def _ntlm_step(store: Store, handler: Any, token: str, modes: set[str]) -> AuthR
     ctx = handler.ntlm_ctx
     try:
         out = ctx.step(raw)
-    except SpnegoError:
+    except Exception as exc:
+        # A message out of order (AUTHENTICATE with no NEGOTIATE before it on this
+        # connection) or not NTLM at all: pyspnego's parsers raise SpnegoError, ValueError,
+        # struct.error... as the bytes lead them. IIS answers any of it 401 and keeps the
+        # connection, so the client may start again; the handshake state is dropped.
+        log.debug("ewsim: NTLM message refused: %r", exc)
         handler.ntlm_ctx = None
         return AuthResult(challenge=challenges(modes))
     if not ctx.complete:

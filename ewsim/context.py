@@ -7,6 +7,7 @@ from typing import Any
 
 from lxml import etree
 
+from . import ids
 from .ns import local, tq
 from .soap import MessageError
 from .store import Folder, Item, Principal, Store
@@ -41,7 +42,11 @@ class Context:
                 raise MessageError("ErrorAccessDenied")
             folder = store.folder_by_distinguished(address, el.get("Id", ""))
         else:
-            folder = store.folders.get(el.get("Id", ""))
+            folder_id = el.get("Id", "")
+            problem = ids.id_problem(folder_id)
+            if problem is not None:
+                raise MessageError(problem)
+            folder = store.folders.get(folder_id)
             if folder is not None and not self.may_open(folder.mailbox):
                 raise MessageError("ErrorAccessDenied")
         if folder is None:
@@ -49,6 +54,11 @@ class Context:
         return folder
 
     def item(self, item_id: str) -> Item:
+        # Exchange parses an id before looking it up: one it cannot parse is
+        # ErrorInvalidIdMalformed, one that names nothing ErrorItemNotFound.
+        problem = ids.id_problem(item_id)
+        if problem is not None:
+            raise MessageError(problem)
         item = self.store.items.get(item_id)
         if item is None or not self.may_open(item.mailbox):
             raise MessageError("ErrorItemNotFound")

@@ -1,4 +1,5 @@
-"""Evaluate FindItem restrictions and sort orders against stored items.
+"""Evaluate FindItem restrictions and sort orders against stored items (and, through
+`evaluate`, FindFolder restrictions against folders: folder_restrictions.py).
 
 Only the shapes exchangelib generates (notes §3.4 FindItem): IsEqualTo/IsNotEqualTo/
 comparisons on FieldURI, IndexedFieldURI and ExtendedFieldURI, Contains, Exists,
@@ -79,20 +80,29 @@ def _typed(item: Item, path: etree._Element, value: str | None) -> Any:
 
 
 def matches(store: Store, item: Item, node: etree._Element) -> bool:
+    return evaluate(node, lambda path: _raw(store, item, path),
+                    lambda path, value: _typed(item, path, value))
+
+
+def evaluate(node: etree._Element, raw: Callable[[etree._Element], str | None],
+             typed: Callable[[etree._Element, str | None], Any]) -> bool:
+    """Evaluate a restriction against one object: `raw` reads a property path's text,
+    `typed` turns such a text into a comparable value (FindItem's items, FindFolder's
+    folders)."""
     kind = local(node)
     children = [c for c in node if isinstance(c.tag, str)]
     if kind == "Restriction":
-        return all(matches(store, item, c) for c in children)
+        return all(evaluate(c, raw, typed) for c in children)
     if kind == "And":
-        return all(matches(store, item, c) for c in children)
+        return all(evaluate(c, raw, typed) for c in children)
     if kind == "Or":
-        return any(matches(store, item, c) for c in children)
+        return any(evaluate(c, raw, typed) for c in children)
     if kind == "Not":
-        return not matches(store, item, children[0])
+        return not evaluate(children[0], raw, typed)
     if kind == "Exists":
-        return _raw(store, item, children[0]) is not None
+        return raw(children[0]) is not None
     if kind == "Contains":
-        value = _raw(store, item, children[0])
+        value = raw(children[0])
         const = children[1].get("Value", "")
         if value is None:
             return False
@@ -108,9 +118,9 @@ def matches(store: Store, item: Item, node: etree._Element) -> bool:
         return const in value
     if kind in COMPARE:
         path = children[0]
-        left = _typed(item, path, _raw(store, item, path))
+        left = typed(path, raw(path))
         const_el = children[1][0] if len(children[1]) else children[1]
-        right = _typed(item, path, const_el.get("Value"))
+        right = typed(path, const_el.get("Value"))
         if left is None or right is None:
             return kind == "IsNotEqualTo" and left != right
         try:

@@ -31,6 +31,8 @@ MESSAGES = {
                                                            "recurrence range.",
     "ErrorCalendarCannotUseIdForOccurrenceId": "Id must be an occurrence id.",
     "ErrorInvalidIdMalformed": "Id is malformed.",
+    "ErrorInvalidIdEmpty": "Id must be non-empty.",
+    "ErrorInvalidChangeKey": "The change key is invalid.",
     "ErrorInvalidSmtpAddress": "The SMTP address format is invalid.",
     "ErrorCalendarViewRangeTooBig": "The time window specified is larger than the maximum "
                                     "allowed range.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from exchangelib import errors as exchange_errors
@@ -19,6 +20,24 @@ from engine.mailbox.base import (
 )
 from engine.mailbox.ews_protocol import UnexpectedAnswer
 from security.outbound import AddressRefused
+
+# What Exchange answers for an item that is not in the mailbox: gone (ErrorItemNotFound), or an
+# id it cannot parse (ErrorInvalidIdMalformed), which names no item there either, e.g. one
+# stored from another source. Both are a missing item to the engine.
+ITEM_MISSING = exchange_errors.ErrorItemNotFound | exchange_errors.ErrorInvalidIdMalformed
+
+
+def folder_answers(answers: list[Any]) -> list[Any]:
+    """The answers to a request on one folder, raising what Exchange said of the folder itself.
+
+    exchangelib raises ErrorFolderNotFound but hands ErrorInvalidIdMalformed back as an
+    answer, for a folder id Exchange cannot parse as for an item's: read as the folder's
+    items, it would pass for an empty folder (or break the caller). Raised inside
+    `_errors()` it becomes "the folder no longer exists"."""
+    for answer in answers:
+        if isinstance(answer, exchange_errors.ErrorInvalidIdMalformed):
+            raise answer
+    return answers
 
 
 def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
@@ -46,7 +65,10 @@ def translate_error(exc: BaseException, access: MailboxAccess) -> MailboxError:
                   | exchange_errors.ErrorMailboxStoreUnavailable
                   ) and "Unavailable" not in type(exc).__name__:
         return MailboxNotFound(f"There is no mailbox {access.mailbox} on {host}.")
-    if isinstance(exc, exchange_errors.ErrorFolderNotFound):
+    if isinstance(exc, exchange_errors.ErrorFolderNotFound
+                  | exchange_errors.ErrorInvalidIdMalformed):
+        # Raised (not answered per item) only for the folder a request names: a stored
+        # folder id Exchange cannot parse names no folder.
         return wording.folder_gone()
     if isinstance(exc, exchange_errors.RateLimitError):
         return wording.budget_used_up(host, access.throttle_budget_seconds)

@@ -30,9 +30,10 @@ from engine.mailbox.base import (
 )
 from engine.mailbox.events import events_of
 from engine.mailbox.ews_connection import EwsConnection, EwsWorker
+from engine.mailbox.ews_errors import ITEM_MISSING, folder_answers
 from engine.mailbox.ews_mapping import as_ews_utc, as_utc, field_paths, to_record
 from engine.mailbox.ews_services import PerItemGet, SyncFolderItemIds
-from engine.mailbox.wording import short
+from engine.mailbox.wording import GONE, short
 from engine.records import EventRecord, Kind, Record, exception_view
 
 log = logging.getLogger(__name__)
@@ -98,10 +99,10 @@ class EwsReading(EwsConnection):
         service = SyncFolderItemIds(account=self.account)
         try:
             with self._errors():
-                raw = list(service.call(
+                raw = folder_answers(list(service.call(
                     folder=self._folder(folder), shape="IdOnly", additional_fields=cheap,
                     sync_state=state, ignore=None, max_changes_returned=page_size,
-                    sync_scope="NormalItems"))
+                    sync_scope="NormalItems")))
         except MailboxError as exc:
             if isinstance(exc.__cause__, exchange_errors.ErrorInvalidSyncStateData) and state:
                 raise _SyncStateRefused from exc
@@ -164,6 +165,8 @@ class EwsReading(EwsConnection):
                 key=lambda r: r.original_start or r.start or dt.datetime.min.replace(tzinfo=dt.UTC))
 
     def _converted(self, ref: ItemRef, item: Any) -> tuple[ItemRef, Record] | ItemError:
+        if isinstance(item, ITEM_MISSING):
+            return ItemError(ref, GONE, "ErrorItemNotFound")
         if isinstance(item, Exception):
             return ItemError(ref, short(str(item)) or type(item).__name__, type(item).__name__)
         try:
@@ -211,12 +214,13 @@ class EwsReading(EwsConnection):
             view = CalendarView(start=as_ews_utc(cursor), end=as_ews_utc(until),
                                 max_items=WINDOW_MAX_ITEMS)
             with self._errors():
-                items = [i for i in FindItem(account=self.account, page_size=WINDOW_MAX_ITEMS)
-                         .call(folders=[self._folder(folder)], additional_fields=type_field,
-                               restriction=None, order_fields=None, shape="IdOnly",
-                               query_string=None, depth="Shallow", calendar_view=view,
-                               max_items=WINDOW_MAX_ITEMS, offset=0)
-                         if not isinstance(i, Exception)]
+                answers = folder_answers(list(
+                    FindItem(account=self.account, page_size=WINDOW_MAX_ITEMS).call(
+                        folders=[self._folder(folder)], additional_fields=type_field,
+                        restriction=None, order_fields=None, shape="IdOnly",
+                        query_string=None, depth="Shallow", calendar_view=view,
+                        max_items=WINDOW_MAX_ITEMS, offset=0)))
+            items = [i for i in answers if not isinstance(i, Exception)]
             if len(items) >= WINDOW_MAX_ITEMS and until - cursor > dt.timedelta(days=1):
                 step = (until - cursor) / 2   # too many in this range: halve it and retry
                 continue

@@ -31,6 +31,7 @@ from engine.mailbox.events import (
     series_write,
 )
 from engine.mailbox.ews_connection import EwsConnection
+from engine.mailbox.ews_errors import ITEM_MISSING
 from engine.mailbox.ews_mapping import (
     FIELD_MAP,
     ITEM_CLASS,
@@ -211,7 +212,7 @@ class EwsWriting(EwsConnection):
                 for a in (next(deleted_answers, None) for _ in one.doomed)]
             problems = one.problems + [
                 short(str(a)) for a in answers if isinstance(a, Exception)
-                and not isinstance(a, exchange_errors.ErrorItemNotFound)]
+                and not isinstance(a, ITEM_MISSING)]
             ref = ItemRef(now.id, now.changekey or "") if not isinstance(now, Exception) \
                 else one.master
             result = results[one.position]
@@ -289,7 +290,7 @@ def _write_result(answer: Any, ref: ItemRef | None = None) -> WriteResult:
     if isinstance(answer, exchange_errors.ErrorIrresolvableConflict
                   | exchange_errors.ErrorInvalidChangeKey):
         return WriteResult(WriteStatus.CONFLICT, ref, CONFLICT)
-    if isinstance(answer, exchange_errors.ErrorItemNotFound):
+    if isinstance(answer, ITEM_MISSING):
         return WriteResult(WriteStatus.NOT_FOUND, ref, GONE)
     if isinstance(answer, Exception):
         return WriteResult(WriteStatus.ERROR, ref,

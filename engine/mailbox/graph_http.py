@@ -95,6 +95,13 @@ class BatchResult:
     def error(self) -> GraphError:
         return error_from(self.status, self.body)
 
+    @property
+    def missing(self) -> bool:
+        """The item named is not in the mailbox: 404, or an id Graph cannot parse (400
+        ErrorInvalidIdMalformed, e.g. one stored from another source), which names none."""
+        return self.status == 404 or (
+            self.status == 400 and self.error().code == "ErrorInvalidIdMalformed")
+
 
 @dataclass(frozen=True)
 class BatchRequest:

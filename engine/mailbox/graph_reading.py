@@ -331,7 +331,7 @@ class GraphReading(GraphConnection):
         return out
 
     def _converted(self, kind: Kind, ref: ItemRef, answer: BatchResult) -> Fetched:
-        if answer.status == 404:
+        if answer.missing:
             return ItemError(ref, GONE, "ErrorItemNotFound")
         if not answer.ok:
             error = answer.error()

@@ -245,7 +245,7 @@ def _write_result(answer: BatchResult, ref: ItemRef | None = None) -> WriteResul
     if answer.status == 412 or (not answer.ok and answer.error().code in (
             "ErrorIrresolvableConflict", "ErrorInvalidChangeKey", "PreconditionFailed")):
         return WriteResult(WriteStatus.CONFLICT, ref, CONFLICT)
-    if answer.status == 404:
+    if answer.missing:
         return WriteResult(WriteStatus.NOT_FOUND, ref, GONE)
     if not answer.ok:
         error = answer.error()

@@ -18,6 +18,8 @@ from . import operation
 from .items import render_occurrence
 
 MAX_VIEW_RANGE = dt.timedelta(days=365 * 2 + 1)   # Exchange: ErrorCalendarViewRangeTooBig
+# A CalendarView expands occurrences; Exchange filters and sorts none of them.
+CALENDAR_VIEW_ALONE = "Restrictions and sort order may not be specified for a CalendarView."
 
 
 def _calendar_view(ctx: Context, items: list[Item], view: etree._Element, shape: Shape,
@@ -68,6 +70,8 @@ def find_item(ctx: Context, req: etree._Element) -> etree._Element:
             folder = ctx.folder(fid)
             items = list(folder.items.values())
             if cal_view is not None:
+                if restriction is not None or order is not None:
+                    raise MessageError("ErrorInvalidOperation", CALENDAR_VIEW_ALONE)
                 msg = success(msgs, "FindItem")
                 _calendar_view(ctx, items, cal_view, shape, msg)
                 continue

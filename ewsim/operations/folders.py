@@ -6,6 +6,7 @@ from lxml import etree
 
 from .. import schema
 from ..context import Context, folder_id_elements
+from ..folder_restrictions import folder_matches
 from ..foldertree import extended_properties, inherited_class
 from ..itemxml import Shape
 from ..ns import M, T, local, mq, sub, t_el, tq
@@ -71,6 +72,7 @@ def find_folder(ctx: Context, req: etree._Element) -> etree._Element:
     shape = Shape.parse(req.find(mq("FolderShape")))
     deep = req.get("Traversal", "Shallow") == "Deep"
     view = req.find(mq("IndexedPageFolderView"))
+    restriction = req.find(mq("Restriction"))
     root, msgs = response_root("FindFolder")
     for fid in folder_id_elements(req.find(mq("ParentFolderIds"))):
         try:
@@ -79,6 +81,8 @@ def find_folder(ctx: Context, req: etree._Element) -> etree._Element:
             error(msgs, "FindFolder", exc.code, exc.message)
             continue
         found = _walk(ctx.store, parent, deep)
+        if restriction is not None:
+            found = [f for f in found if folder_matches(f, restriction)]
         offset, limit = 0, len(found)
         if view is not None:
             offset = int(view.get("Offset", "0"))

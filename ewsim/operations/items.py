@@ -337,6 +337,10 @@ def delete_item(ctx: Context, req: etree._Element) -> etree._Element:
         if not isinstance(id_el.tag, str):
             continue
         try:
+            # Exchange refuses a ChangeKey it cannot parse (a well-formed one is not compared).
+            changekey = id_el.get("ChangeKey")
+            if changekey is not None and not ids.change_key_parses(changekey):
+                raise MessageError("ErrorInvalidChangeKey")
             item, index = resolve(ctx, id_el)
             if index is not None:
                 # Deleting an occurrence or exception records its slot on the master

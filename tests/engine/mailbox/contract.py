@@ -685,6 +685,26 @@ class MailboxContract(abc.ABC):
         assert [r[0].id for r in (results[0], results[2]) if isinstance(r, tuple)] == \
             [first.id, last.id]
 
+    @pytest.mark.parametrize("kind", [Kind.CONTACTS, Kind.CALENDAR])
+    def test_an_id_the_server_cannot_parse_is_a_missing_item(self, backend: MailboxBackend,
+                                                             kind: Kind) -> None:
+        # Exchange answers ErrorInvalidIdMalformed for an id it cannot parse (Graph: 400 with
+        # that code), where it answers ErrorItemNotFound for one that names nothing: an id
+        # stored from another source names no item in this mailbox either.
+        folder = self.default_folder(backend, kind)
+        record = sample(kind, 1)
+        (kept,) = self.created(backend, folder, [record])
+        bogus = ItemRef("not an Exchange id", "")
+        missing, found = backend.fetch(kind, [bogus, kept])
+        assert isinstance(missing, ItemError) and missing.ref == bogus
+        assert missing.code == "ErrorItemNotFound"
+        assert not isinstance(found, ItemError)
+        name, value = OWN_CHANGE[kind]
+        changed = dataclasses.replace(record, **{name: value})
+        (updated,) = backend.update(kind, [Update(bogus, changed, frozenset({name}))])
+        assert updated.status is WriteStatus.NOT_FOUND, updated
+        assert [r.status for r in backend.delete(kind, [bogus])] == [WriteStatus.OK]
+
     # --- photos and attachments -------------------------------------------------------------
     def test_a_contact_photo_is_set_read_and_removed(self, backend: MailboxBackend) -> None:
         folder = self.default_folder(backend, Kind.CONTACTS)
