@@ -21,6 +21,8 @@ class Context:
     impersonating: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     server: Any = None                 # the EwsServer (settings, notification hub)
+    secure: bool = False               # the request came over TLS
+    response_headers: list[tuple[str, str]] = field(default_factory=list)   # e.g. Set-Cookie
 
     def may_open(self, address: str) -> bool:
         address = address.lower()

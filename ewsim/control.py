@@ -158,7 +158,14 @@ def handle(server: Any, method: str, path: str, data: dict[str, Any]) -> Any:
                 if value <= 0:
                     raise ControlError(400, "notification_minute_seconds must be > 0")
                 server.notification_minute_seconds = value
-            return {"notification_minute_seconds": server.notification_minute_seconds}
+            if method in ("POST", "PATCH") and "strict_affinity" in data:
+                server.affinity.strict = bool(data["strict_affinity"])   # see affinity.py
+            return {"notification_minute_seconds": server.notification_minute_seconds,
+                    "strict_affinity": server.affinity.strict}
+        if route == "affinity":
+            if method == "DELETE":
+                server.affinity.clear()
+            return {"strict": server.affinity.strict, "requests": server.affinity.requests()}
         if route == "sent":
             return list(server.sent_log)
         if route == "validation-errors":

@@ -16,6 +16,7 @@ KINDS = {
     "http_429",             # HTTP 429 + Retry-After (exchangelib does not retry it)
     "http_401",             # HTTP 401 regardless of credentials
     "connection_reset",     # TCP RST without a response
+    "stream_reset",         # GetStreamingEvents: TCP RST halfway through the next events written
     "delay",                # sleep delay_ms, then answer normally
     "hold",                 # Graph: park the request until POST /_control/graph/release
     "invalid_sync_state",   # SyncFolderItems ErrorInvalidSyncStateData in the exact shape

@@ -69,11 +69,12 @@ class Subscription:
     owner: str                      # principal that created it (user address or app:client_id)
     event_types: frozenset[str]
     folder_ids: frozenset[str] | None   # None = SubscribeToAllFolders
-    cursor: int                     # last event acknowledged (pull) or sent (streaming)
+    cursor: int                     # last event acknowledged (pull) or written (streaming)
     timeout_minutes: int
     expires_at: float | None = None     # time.monotonic(); None while a stream is attached
     stream_token: int = 0           # bumped by every GetStreamingEvents connection
     missed: bool = False            # events it still needed were dropped (MAX_EVENTS)
+    backend: str = ""               # the mailbox server holding it (affinity.py)
 
     def matches(self, event: Event) -> bool:
         if event.kind not in self.event_types:

@@ -21,6 +21,7 @@ from typing import Any
 from lxml import etree
 
 from . import auth, control, oidc, schema, soap
+from .affinity import AffinityLog
 from .context import Context
 from .faults import Fault, FaultInjector
 from .graph import http as graph_http
@@ -58,6 +59,7 @@ class EwsServer:
         # many one request carried.
         self.ids_asked: Counter[str] = Counter()
         self.graph = GraphState()                   # Graph counters, concurrency, delta expiry
+        self.affinity = AffinityLog()               # notification requests' server affinity
         # Graph change-notification subscriptions and their delivery threads.
         self.graph_notifier = Notifier(self.store)
         self.graph_notifier.attach()
@@ -129,6 +131,8 @@ class EwsServer:
             self.validation_errors.clear()
             self.internal_errors.clear()
             self.notification_minute_seconds = self._default_minute_seconds
+            self.affinity.clear()
+            self.affinity.strict = False
 
     def start(self) -> EwsServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="ewsim",
@@ -196,6 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     ntlm_ctx: Any = None
     ntlm_principal: Principal | None = None
+    stream_fault: Fault | None = None     # a stream_reset fault for the stream this serves
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -328,6 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(ews.latency_ms / 1000)
         try:
             ctx = self._context(result.principal, envelope)
+            ctx.secure = bool(getattr(self.server, "tls", False))
             handler = ews.operations.get(op)
             if handler is None:
                 # Not ErrorInvalidRequest: that triggers exchangelib's version cascade.
@@ -349,7 +355,7 @@ class _Handler(BaseHTTPRequestHandler):
             out.serve(self, body)   # GetStreamingEvents: holds the connection, lock released
             return
         payload, streams = out if isinstance(out, tuple) else (out, [])
-        self._respond(op, body, payload, streams)
+        self._respond(op, body, payload, streams, ctx.response_headers)
 
     def _context(self, principal: Principal, envelope: etree._Element) -> Context:
         ews = self.server.ews
@@ -379,7 +385,8 @@ class _Handler(BaseHTTPRequestHandler):
         return Context(store, principal, mailbox, False, dict(self.headers), ews)
 
     def _respond(self, op: str, request: bytes, payload: etree._Element,
-                 streams: list[StreamedContent]) -> None:
+                 streams: list[StreamedContent],
+                 headers: list[tuple[str, str]] | None = None) -> None:
         ews = self.server.ews
         env = soap.envelope(payload)
         if ews.validate:
@@ -390,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = soap.serialize(env)
         ews.capture(op, request, data)
         if not streams:
-            self._send(200, data)
+            self._send(200, data, headers=headers)
             return
         # GetAttachment: write base64 straight from the stored bytes, chunk by chunk,
         # so a 100 MB attachment is never copied whole (notes §3.4 GetAttachment).
@@ -406,6 +413,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/xml; charset=utf-8")
         self.send_header("Content-Length", str(total))
+        for key, value in headers or []:
+            self.send_header(key, value)
         self.end_headers()
         for i, stream in enumerate(streams):
             self.wfile.write(pieces[i])
@@ -422,6 +431,9 @@ class _Handler(BaseHTTPRequestHandler):
         retry = [("Retry-After", str(p.get("retry_after", 1)))]
         if kind == "delay":
             time.sleep(float(p.get("delay_ms", 100)) / 1000)
+            return False
+        if kind == "stream_reset":
+            self.stream_fault = fault   # EventStream.serve breaks the connection mid-write
             return False
         if kind == "server_busy":
             self._send(500, soap.fault("ErrorServerBusy", soap.MESSAGES["ErrorServerBusy"],

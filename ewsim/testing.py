@@ -169,6 +169,11 @@ class ControlClient:
         """e.g. settings(notification_minute_seconds=0.5); no arguments = read them."""
         return self.call("POST", "settings", values)
 
+    def affinity(self) -> list[dict[str, Any]]:
+        """Per notification request: anchor mailbox, X-PreferServerAffinity, the
+        X-BackEndOverrideCookie sent (`cookie`) and handed out (`set_cookie`)."""
+        return list(self.call("GET", "affinity")["requests"])
+
 
 class SimHandle:
     def __init__(self, server: EwsServer) -> None:

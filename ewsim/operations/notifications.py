@@ -9,18 +9,26 @@ at once, a Notifications envelope whenever events arrive (it sleeps on `Store.ch
 which every mutation notifies), an OK heartbeat when idle, and ConnectionStatus Closed when
 ConnectionTimeout runs out, the subscriptions are gone, or the store is reset / the server
 stops. Timeouts are counted in "minutes" of `EwsServer.notification_minute_seconds`
-(60 unless a test shortens it via `POST /_control/settings`).
+(60 unless a test shortens it via `POST /_control/settings`). Events are acknowledged only
+once written to a client still there; the rest wait for the next connection.
+
+Every notification request goes through `_keep_affinity` (the X-BackEndOverrideCookie,
+`ewsim/affinity.py`).
 """
 
 from __future__ import annotations
 
 import copy
+import select
+import socket
+import ssl
+import struct
 import time
 from typing import Any
 
 from lxml import etree
 
-from .. import schema, soap
+from .. import affinity, schema, soap
 from ..context import Context, folder_id_elements
 from ..notifications import EVENT_TYPES, Event, NotificationHub, Subscription, WatermarkError
 from ..ns import M, T, bool_text, local, mq, parse_bool, sub, tq
@@ -32,6 +40,7 @@ EVENTS_PER_PAGE = 50          # per GetEvents call / per streamed Notification (
 HEARTBEAT_MINUTES = 0.5       # idle streams send ConnectionStatus OK this often
 MAX_CONNECTION_TIMEOUT = 30   # GetStreamingEvents ConnectionTimeout: 1..30 minutes
 MAX_PULL_TIMEOUT = 1440       # Subscribe Timeout: 1..1440 minutes (SubscriptionTimeoutType)
+PEER_CHECK_SECONDS = 1.0      # an idle stream looks this often whether its client hung up
 
 TEXTS = {
     "ErrorInvalidSubscription": "Subscription is invalid.",
@@ -62,10 +71,29 @@ def _owner(ctx: Context) -> str:
     return f"app:{principal.app.client_id}" if principal.app is not None else ""
 
 
+def _keep_affinity(ctx: Context, operation: str, sub_ids: list[str]) -> None:
+    """Hand out the X-BackEndOverrideCookie as Exchange does, and record what the request
+    kept of affinity (affinity.py)."""
+    issued = None
+    if affinity.prefers_affinity(ctx.headers) and affinity.request_cookie(ctx.headers) is None:
+        issued = affinity.route(ctx.headers, ctx.mailbox)
+        ctx.response_headers.append(affinity.set_cookie(issued, ctx.secure))
+    if ctx.server is not None:
+        ctx.server.affinity.record(operation, ctx.headers, ctx.mailbox, sub_ids, issued)
+
+
+def _misrouted(ctx: Context, subscription: Subscription) -> bool:
+    """Strict affinity: the request reached another mailbox server than the one holding it."""
+    strict = ctx.server is not None and ctx.server.affinity.strict
+    return strict and affinity.route(ctx.headers, ctx.mailbox) != subscription.backend
+
+
 def _lookup(ctx: Context, sub_id: str, kind: str) -> Subscription:
     subscription = ctx.store.notifications.get(sub_id)
     if subscription is None:   # unknown, unsubscribed or expired
         raise _fail("ErrorInvalidSubscription")
+    if _misrouted(ctx, subscription):   # that server has never heard of it
+        raise _fail("ErrorSubscriptionNotFound")
     # A subscription belongs to whoever created it (Exchange: ErrorSubscriptionAccessDenied).
     if subscription.owner != _owner(ctx) or not ctx.may_open(subscription.mailbox):
         raise _fail("ErrorSubscriptionAccessDenied")
@@ -131,6 +159,7 @@ def subscribe(ctx: Context, req: etree._Element) -> etree._Element:
         if not 1 <= timeout <= MAX_PULL_TIMEOUT:
             raise EwsFault("ErrorSchemaValidation",
                            "The request failed schema validation: Timeout must be 1-1440.")
+    _keep_affinity(ctx, "Subscribe", [])
     root, msgs = response_root("Subscribe")
     hub = ctx.store.notifications
     try:
@@ -155,6 +184,7 @@ def subscribe(ctx: Context, req: etree._Element) -> etree._Element:
                 raise _fail("ErrorInvalidWatermark") from exc
         subscription = hub.subscribe(kind, mailbox, _owner(ctx), event_types, folder_ids,
                                      timeout, _minute(ctx), start)
+        subscription.backend = affinity.route(ctx.headers, ctx.mailbox)
     except MessageError as exc:
         error(msgs, "Subscribe", exc.code, exc.message)
         return root
@@ -170,6 +200,7 @@ def subscribe(ctx: Context, req: etree._Element) -> etree._Element:
 def get_events(ctx: Context, req: etree._Element) -> etree._Element:
     sub_id = (req.findtext(mq("SubscriptionId")) or "").strip()
     watermark = (req.findtext(mq("Watermark")) or "").strip()
+    _keep_affinity(ctx, "GetEvents", [sub_id])
     root, msgs = response_root("GetEvents")
     hub = ctx.store.notifications
     try:
@@ -209,6 +240,7 @@ def get_events(ctx: Context, req: etree._Element) -> etree._Element:
 @operation("Unsubscribe")
 def unsubscribe(ctx: Context, req: etree._Element) -> etree._Element:
     sub_id = (req.findtext(mq("SubscriptionId")) or "").strip()
+    _keep_affinity(ctx, "Unsubscribe", [sub_id])
     root, msgs = response_root("Unsubscribe")
     hub = ctx.store.notifications
     subscription = hub.get(sub_id)
@@ -241,6 +273,7 @@ def get_streaming_events(ctx: Context, req: etree._Element) -> EventStream:
     if not sub_ids or not 1 <= minutes <= MAX_CONNECTION_TIMEOUT:
         raise EwsFault("ErrorSchemaValidation", "The request failed schema validation: "
                        "ConnectionTimeout must be 1-30 minutes.")
+    _keep_affinity(ctx, "GetStreamingEvents", sub_ids)
     hub = ctx.store.notifications
     subscriptions: list[Subscription] = []
     bad: list[str] = []
@@ -252,10 +285,11 @@ def get_streaming_events(ctx: Context, req: etree._Element) -> EventStream:
             bad.append(sub_id)
             first = first or exc
     if first is not None:
-        return EventStream(hub, [], 0.0, 0.0, error=_stream_error(first, bad))
+        return EventStream(hub, [], 0.0, 0.0, error=_stream_error(first, bad),
+                           headers=ctx.response_headers)
     minute = _minute(ctx)
     attached = [(s, hub.attach(s)) for s in subscriptions]
-    return EventStream(hub, attached, minutes * minute, minute)
+    return EventStream(hub, attached, minutes * minute, minute, headers=ctx.response_headers)
 
 
 def _stream_error(exc: MessageError, sub_ids: list[str]) -> etree._Element:
@@ -274,24 +308,60 @@ def _status(value: str) -> etree._Element:
     return root
 
 
+class ClientGone(ConnectionError):
+    """The client hung up: nothing written on this stream from now on can arrive."""
+
+
+def peer_closed(connection: socket.socket) -> bool:
+    """Whether the client closed the stream's connection. A streaming client sends nothing
+    after its request, so a readable socket means end of file or a reset (over TLS, the
+    client's close_notify: whatever it sent, it is leaving)."""
+    try:
+        poller = select.poll()   # not select(): it fails on descriptors past 1023
+        poller.register(connection, select.POLLIN)
+        ready = poller.poll(0)
+    except (OSError, ValueError):   # closed under us
+        return True
+    if not ready:
+        return False
+    if isinstance(connection, ssl.SSLSocket):
+        return True
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 class EventStream:
-    """A GetStreamingEvents response: chunked SOAP envelopes written as events happen."""
+    """A GetStreamingEvents response: chunked SOAP envelopes written as events happen.
+
+    Events count as delivered only once written: before writing them the stream checks that
+    the client is still there, and it acknowledges them after the write went through. A
+    client that hung up (or a write that failed) leaves them queued on the subscription
+    for its next GetStreamingEvents, as Exchange keeps them.
+    """
 
     def __init__(self, hub: NotificationHub, subscriptions: list[tuple[Subscription, int]],
-                 seconds: float, minute: float, error: etree._Element | None = None) -> None:
+                 seconds: float, minute: float, error: etree._Element | None = None,
+                 headers: list[tuple[str, str]] | None = None) -> None:
         self.hub = hub
         self.subscriptions = subscriptions    # (subscription, stream token from attach())
         self.seconds = seconds
         self.minute = minute
         self.error = error
+        self.headers = list(headers or [])    # e.g. the affinity cookie
         self.taken: list[str] = []
 
     def serve(self, handler: Any, request: bytes) -> None:
         """Write the whole response on `handler` (a BaseHTTPRequestHandler), lock released."""
         ews = handler.server.ews
+        connection = handler.connection
         sent: list[bytes] = []
+        fault, handler.stream_fault = handler.stream_fault, None
 
-        def write(payload: etree._Element) -> None:
+        def write(payload: etree._Element, events: bool = False) -> None:
             if ews.validate:
                 errors = schema.validate_payload(schema_view(payload))
                 if errors:
@@ -299,23 +369,32 @@ class EventStream:
                                                   "errors": errors,
                                                   "response": etree.tostring(payload)[:4000]})
             data = soap.serialize(soap.envelope(payload))
-            sent.append(data)
-            handler.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
+            chunk = b"%X\r\n%s\r\n" % (len(data), data)
+            if events:
+                if peer_closed(connection):
+                    raise ClientGone("the client closed the stream")
+                if fault is not None:
+                    _break(handler, chunk)
+            handler.wfile.write(chunk)
             handler.wfile.flush()
+            sent.append(data)
 
         try:
             handler.send_response(200)
             handler.send_header("Content-Type", "text/xml; charset=utf-8")
             handler.send_header("Transfer-Encoding", "chunked")
+            for key, value in self.headers:
+                handler.send_header(key, value)
             handler.end_headers()
             if self.error is not None:
                 write(self.error)
             else:
-                self._loop(write)
+                self._loop(write, connection)
             handler.wfile.write(b"0\r\n\r\n")
             handler.wfile.flush()
         except OSError:
-            # The client went away (e.g. max_notifications_returned reached): tolerate it.
+            # The client went away (e.g. max_notifications_returned reached, or a listener
+            # reconnecting): what it did not get stays queued.
             handler.close_connection = True
         finally:
             with self.hub.store.lock:
@@ -323,7 +402,7 @@ class EventStream:
                     self.hub.detach(subscription, token, self.minute)
             ews.capture("GetStreamingEvents", request, b"".join(sent))
 
-    def _loop(self, write: Any) -> None:
+    def _loop(self, write: Any, connection: socket.socket) -> None:
         cond = self.hub.store.changed
         deadline = time.monotonic() + self.seconds
         beat = HEARTBEAT_MINUTES * self.minute
@@ -336,11 +415,17 @@ class EventStream:
                     now = time.monotonic()
                     if now >= deadline or now >= next_beat:
                         break
-                    cond.wait(min(deadline, next_beat) - now)
+                    # Wake now and then to notice a client that hung up while all is quiet.
+                    cond.wait(min(deadline, next_beat, now + PEER_CHECK_SECONDS) - now)
+                    if peer_closed(connection):
+                        raise ClientGone("the client closed the stream")
                     batch, state = self._collect()
             now = time.monotonic()
             if batch:
-                write(self._notifications(batch))
+                write(self._notifications(batch), events=True)
+                with cond:   # written: now they are delivered
+                    for subscription, _events, upto in batch:
+                        self.hub.acknowledge(subscription, upto)
                 next_beat = now + beat
                 if now < deadline:
                     continue
@@ -354,8 +439,9 @@ class EventStream:
         else:
             write(_status("Closed"))
 
-    def _collect(self) -> tuple[list[tuple[Subscription, list[Event]]], str]:
-        """Under the store lock: events for each live subscription, and the stream's state."""
+    def _collect(self) -> tuple[list[tuple[Subscription, list[Event], int]], str]:
+        """Under the store lock: events for each live subscription (with the seq to
+        acknowledge once they are written), and the stream's state."""
         hub = self.hub
         if hub.closed:
             return [], "closed"
@@ -374,20 +460,32 @@ class EventStream:
         batch = []
         for subscription in live:
             events, more, last = hub.pending(subscription, subscription.cursor, EVENTS_PER_PAGE)
-            # Sent means delivered: a streaming subscription does not replay (notes §1.13).
-            hub.acknowledge(subscription, events[-1].seq if more else last)
             if events:
-                batch.append((subscription, events))
+                batch.append((subscription, events, events[-1].seq if more else last))
+            else:
+                # Only events it filters out: skip them now, there is nothing to lose.
+                hub.acknowledge(subscription, last)
         return batch, "ok"
 
-    def _notifications(self, batch: list[tuple[Subscription, list[Event]]]) -> etree._Element:
+    def _notifications(self, batch: list[tuple[Subscription, list[Event], int]]
+                       ) -> etree._Element:
         root, msgs = response_root("GetStreamingEvents")
         msg = success(msgs, "GetStreamingEvents")
         container = sub(msg, M, "Notifications")
-        for subscription, events in batch:
+        for subscription, events, _upto in batch:
             # m:Notification, as Exchange sends it (see schema_view).
             notification = sub(container, M, "Notification")
             sub(notification, T, "SubscriptionId", subscription.id)
             for event in events:
                 event_element(notification, self.hub, subscription, event)
         return root
+
+
+def _break(handler: Any, chunk: bytes) -> None:
+    """The stream_reset fault: half the chunk goes out, then the connection is reset."""
+    handler.wfile.write(chunk[:len(chunk) // 2])
+    handler.wfile.flush()
+    # SO_LINGER 0 makes close() send RST instead of FIN.
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.connection.close()
+    raise ConnectionResetError("stream_reset fault")
