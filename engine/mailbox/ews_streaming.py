@@ -48,14 +48,17 @@ class EwsStreaming(EwsConnection):
         closes the connection after `minutes`; the caller watches again. Notifications only
         trigger syncs: a change missed between two connections is found by the next sync."""
         ours = {self._describe(f.id).get("FolderId") or f.id: f.id for f in folders}
+        affinity = _Affinity()
         with self._errors():
-            subscription = SubscribeToStreaming(account=self.account).get(
+            subscription = _GroupSubscribe(account=self.account, affinity=affinity).get(
                 folders=[self._folder(f) for f in folders],
                 event_types=SubscribeToStreaming.EVENT_TYPES)
         try:
             with self._errors():
-                for notification in GetStreamingEvents(account=self.account).call(
-                        subscription_ids=[subscription], connection_timeout=minutes):
+                stream = _GroupStreamingEvents(account=self.account, affinity=affinity,
+                                               until=lambda: False)
+                for notification in stream.call(subscription_ids=[subscription],
+                                                connection_timeout=minutes):
                     changed = {ours[e.parent_folder_id.id] for e in notification.events
                                if getattr(e, "parent_folder_id", None) is not None
                                and e.parent_folder_id.id in ours}
@@ -63,7 +66,8 @@ class EwsStreaming(EwsConnection):
                         yield changed
         finally:
             with contextlib.suppress(Exception):   # it expires on its own anyway
-                Unsubscribe(account=self.account).get(subscription_id=subscription)
+                _GroupUnsubscribe(account=self.account, affinity=affinity).get(
+                    subscription_id=subscription)
 
     def watch_many(self, targets: Sequence[WatchTarget], minutes: int = 30,
                    until: Callable[[], bool] | None = None) -> Iterator[WatchReport]:
@@ -90,11 +94,16 @@ _SUBSCRIPTIONS_GONE = (exchange_errors.ErrorInvalidSubscription,
                        exchange_errors.ErrorNewEventStreamConnectionOpened)
 
 
+AFFINITY_COOKIE = "X-BackEndOverrideCookie"
+
+
 class _Affinity:
-    """Microsoft's recipe for a group of subscriptions: every request of the group names the
-    same anchor mailbox (X-AnchorMailbox) and carries the X-BackEndOverrideCookie the first
-    subscription got back, so that load balancers send them all to the Mailbox server that
-    holds the subscriptions (elsewhere they are unknown: ErrorSubscriptionNotFound)."""
+    """Microsoft's recipe for a group of subscriptions ("Maintain affinity between a group of
+    subscriptions and the Mailbox server in Exchange"): every request of the group names the
+    same anchor mailbox (X-AnchorMailbox), asks for affinity (X-PreferServerAffinity: true)
+    and carries the X-BackEndOverrideCookie cookie the first subscription got back, so that
+    load balancers send them all to the Mailbox server that holds the subscriptions
+    (elsewhere they are unknown: ErrorSubscriptionNotFound)."""
 
     def __init__(self) -> None:
         self.anchor = ""               # the first mailbox subscribed, in address order
@@ -110,17 +119,27 @@ class _AffineService:
 
     def _extra_headers(self) -> dict[str, str]:
         headers = super()._extra_headers()  # type: ignore[misc]
+        # exchangelib sends the value as a header of that name, which is not the cookie
+        # Exchange's front ends route by; the group's cookie goes as a cookie.
+        headers.pop(AFFINITY_COOKIE, None)
+        headers["X-PreferServerAffinity"] = "true"
         if self.affinity.anchor:
             headers["X-AnchorMailbox"] = self.affinity.anchor
         if self.affinity.cookie:
-            headers["X-BackEndOverrideCookie"] = self.affinity.cookie
+            # An explicit Cookie header: the pooled session's jar is not consulted, so the
+            # cookie reaches the request whichever session of the pool sends it.
+            headers["Cookie"] = f"{AFFINITY_COOKIE}={self.affinity.cookie}"
         return headers
 
     def _handle_response_cookies(self, session: Any) -> None:
         super()._handle_response_cookies(session)  # type: ignore[misc]
-        if self.affinity.cookie is None:
-            self.affinity.cookie = next((c.value for c in session.cookies
-                                         if c.name == "X-BackEndOverrideCookie"), None)
+        for cookie in [c for c in session.cookies if c.name == AFFINITY_COOKIE]:
+            if self.affinity.cookie is None:
+                self.affinity.cookie = cookie.value
+            # Out of the session's jar: the session goes back to a pool shared by other
+            # groups (and syncs) of this protocol, whose requests must not carry this
+            # group's route.
+            session.cookies.clear(cookie.domain, cookie.path, cookie.name)
 
 
 class _GroupSubscribe(_AffineService, SubscribeToStreaming):
