@@ -7,11 +7,13 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import OperationalError
 
+from crm.models import CrmUser
 from engine.listen import Listener
 from ewsim.testing import SimHandle
-from profiles.models import SyncProfile
+from profiles.models import MailboxConnection, SyncProfile
 
 Queued = list[tuple[int, str]]
 
@@ -50,6 +52,21 @@ def streamed_folders(sim: SimHandle, mailbox: str) -> set[str]:
 
 def queued_for(queued: Queued, profile: SyncProfile, agenda: str = "contacts") -> bool:
     return (profile.pk, agenda) in queued
+
+
+def profile_on(connection: MailboxConnection, mailbox: str, password: str = "") -> SyncProfile:
+    """A profile of `mailbox` on this connection (its own credentials if a password is given)."""
+    login = mailbox.split("@")[0]
+    user = User.objects.create_user(login, mailbox, "pw")
+    crm_user = CrmUser.objects.create(organization=connection.organization, name=login.title(),
+                                      login=login)
+    profile = SyncProfile(organization=connection.organization, user=user, mailbox=mailbox,
+                          crm_user=crm_user, connection=connection,
+                          mailbox_username=mailbox if password else "")
+    if password:
+        profile.set_mailbox_secret(password)
+    profile.save()
+    return profile
 
 
 def new_contact(sim: SimHandle, mailbox: str, folder: str = "contacts") -> None:

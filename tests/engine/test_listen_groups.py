@@ -8,14 +8,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.contrib.auth.models import User
 
-from crm.models import CrmUser
 from engine.mailbox.ews import EwsMailbox
 from ewsim.testing import SimHandle
 from profiles.models import MailboxConnection, Organization, SyncProfile
 
-from .listen_helpers import new_contact, queued_for, streamed, until
+from .listen_helpers import new_contact, profile_on, queued_for, streamed, until
 from .sync_helpers import SERVICE, SERVICE_PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,20 +41,6 @@ def _connection(sim: SimHandle, *, per_user: bool = False) -> MailboxConnection:
     return connection
 
 
-def _profile(connection: MailboxConnection, mailbox: str, password: str = "") -> SyncProfile:
-    login = mailbox.split("@")[0]
-    user = User.objects.create_user(login, mailbox, "pw")
-    crm_user = CrmUser.objects.create(organization=connection.organization, name=login.title(),
-                                      login=login)
-    profile = SyncProfile(organization=connection.organization, user=user, mailbox=mailbox,
-                          crm_user=crm_user, connection=connection,
-                          mailbox_username=mailbox if password else "")
-    if password:
-        profile.set_mailbox_secret(password)
-    profile.save()
-    return profile
-
-
 def _add_mailbox(sim: SimHandle, address: str, password: str = "secret") -> None:
     sim.control.add_user(address, password)
 
@@ -72,7 +56,7 @@ def test_profiles_of_one_connection_share_one_stream(ewsim: SimHandle, listen) -
     for address in (BOB, CAROL):
         _add_mailbox(ewsim, address)
     connection = _connection(ewsim)
-    profiles = [_profile(connection, address) for address in (ewsim.user, BOB, CAROL)]
+    profiles = [profile_on(connection, address) for address in (ewsim.user, BOB, CAROL)]
     _, queued = listen()
     until(lambda: len(streamed(ewsim)) == 3, "all three mailboxes streamed")
     counters = ewsim.control.counters()
@@ -89,11 +73,11 @@ def test_profiles_of_one_connection_share_one_stream(ewsim: SimHandle, listen) -
 def test_a_profile_added_while_listening_joins_the_stream(ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
     _add_mailbox(ewsim, BOB)
     connection = _connection(ewsim)
-    _profile(connection, ewsim.user)
+    profile_on(connection, ewsim.user)
     _, queued = listen(minute_seconds=2.0, refresh=0.3)   # keep-alives every second
     until(lambda: set(streamed(ewsim)) == {ewsim.user}, "Alice streamed")
     first = _subscription_of(ewsim, ewsim.user)
-    bob = _profile(connection, BOB)
+    bob = profile_on(connection, BOB)
     until(lambda: set(streamed(ewsim)) == {ewsim.user, BOB}, "Bob joined the stream")
     new_contact(ewsim, BOB)
     until(lambda: queued_for(queued, bob), "a contacts sync of Bob")
@@ -105,7 +89,7 @@ def test_a_profile_added_while_listening_joins_the_stream(ewsim: SimHandle, list
 def test_a_profile_that_leaves_is_unsubscribed(ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
     _add_mailbox(ewsim, BOB)
     connection = _connection(ewsim)
-    alice, bob = _profile(connection, ewsim.user), _profile(connection, BOB)
+    alice, bob = profile_on(connection, ewsim.user), profile_on(connection, BOB)
     _, queued = listen(minute_seconds=2.0, refresh=0.3)
     until(lambda: set(streamed(ewsim)) == {ewsim.user, BOB}, "both streamed")
     before = streamed(ewsim)[ewsim.user]
@@ -127,8 +111,8 @@ def test_a_profile_that_leaves_is_unsubscribed(ewsim: SimHandle, listen) -> None
 def test_a_subscription_exchange_forgot_is_made_again(ewsim: SimHandle, listen) -> None:  # type: ignore[no-untyped-def]
     _add_mailbox(ewsim, BOB)
     connection = _connection(ewsim)
-    _profile(connection, ewsim.user)
-    bob = _profile(connection, BOB)
+    profile_on(connection, ewsim.user)
+    bob = profile_on(connection, BOB)
     _, queued = listen(minute_seconds=1.0)   # the stream reconnects every second
     until(lambda: set(streamed(ewsim)) == {ewsim.user, BOB}, "both streamed")
     forgotten = _subscription_of(ewsim, BOB)
@@ -146,8 +130,8 @@ def test_a_mailbox_that_does_not_exist_does_not_stop_the_others(ewsim: SimHandle
     _add_mailbox(ewsim, BOB)
     connection = _connection(ewsim)
     # The missing mailbox sorts first: it would have been the group's anchor.
-    ghost = _profile(connection, "aaron@example.com")
-    alice, bob = _profile(connection, ewsim.user), _profile(connection, BOB)
+    ghost = profile_on(connection, "aaron@example.com")
+    alice, bob = profile_on(connection, ewsim.user), profile_on(connection, BOB)
     _, queued = listen()
     until(lambda: set(streamed(ewsim)) == {ewsim.user, BOB}, "the others streamed")
     for profile in (alice, bob):
@@ -162,8 +146,8 @@ def test_a_mailbox_created_later_is_watched_on_a_retry(ewsim: SimHandle, listen,
                                                        monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr("engine.listen.FIRST_BACKOFF", 0.5)
     connection = _connection(ewsim)
-    _profile(connection, ewsim.user)
-    late = _profile(connection, GHOST)
+    profile_on(connection, ewsim.user)
+    late = profile_on(connection, GHOST)
     _, queued = listen(minute_seconds=2.0)
     until(lambda: set(streamed(ewsim)) == {ewsim.user}, "Alice streamed")
     _add_mailbox(ewsim, GHOST)   # the mailbox appears: its retry succeeds
@@ -176,8 +160,8 @@ def test_profiles_with_their_own_credentials_get_a_stream_each(ewsim: SimHandle,
                                                                listen) -> None:  # type: ignore[no-untyped-def]
     _add_mailbox(ewsim, BOB, "bob-secret")
     connection = _connection(ewsim, per_user=True)
-    alice = _profile(connection, ewsim.user, ewsim.password)
-    bob = _profile(connection, BOB, "bob-secret")
+    alice = profile_on(connection, ewsim.user, ewsim.password)
+    bob = profile_on(connection, BOB, "bob-secret")
     _, queued = listen()
     until(lambda: len(streamed(ewsim)) == 2, "both mailboxes streamed")
     assert ewsim.control.counters()["GetStreamingEvents"] == 2
@@ -195,7 +179,7 @@ def test_a_connection_with_more_mailboxes_than_a_group_holds_gets_more_streams(
     for address in (BOB, CAROL):
         _add_mailbox(ewsim, address)
     connection = _connection(ewsim)
-    profiles = [_profile(connection, address) for address in (ewsim.user, BOB, CAROL)]
+    profiles = [profile_on(connection, address) for address in (ewsim.user, BOB, CAROL)]
     _, queued = listen()
     until(lambda: len(streamed(ewsim)) == 3, "all three mailboxes streamed")
     assert ewsim.control.counters()["GetStreamingEvents"] == 2
