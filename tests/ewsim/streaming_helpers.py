@@ -19,7 +19,7 @@ def envelope(body: str) -> bytes:
 
 
 def subscribe_body(kind: str = "Streaming") -> bytes:
-    timeout = "<m:Timeout>10</m:Timeout>" if kind == "Pull" else ""
+    timeout = "<t:Timeout>10</t:Timeout>" if kind == "Pull" else ""
     return envelope(f'<m:Subscribe><m:{kind}SubscriptionRequest><t:FolderIds>'
                     f'<t:DistinguishedFolderId Id="inbox"/></t:FolderIds><t:EventTypes>'
                     f'<t:EventType>CreatedEvent</t:EventType></t:EventTypes>{timeout}'
