@@ -370,11 +370,12 @@ class EventStream:
                                                   "response": etree.tostring(payload)[:4000]})
             data = soap.serialize(soap.envelope(payload))
             chunk = b"%X\r\n%s\r\n" % (len(data), data)
-            if events:
-                if peer_closed(connection):
-                    raise ClientGone("the client closed the stream")
-                if fault is not None:
-                    _break(handler, chunk)
+            if peer_closed(connection):
+                # Written into a closed connection, it would look delivered (and the
+                # client's reset would surface as the next request's read failing).
+                raise ClientGone("the client closed the stream")
+            if events and fault is not None:
+                _break(handler, chunk)
             handler.wfile.write(chunk)
             handler.wfile.flush()
             sent.append(data)
