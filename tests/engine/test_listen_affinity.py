@@ -54,12 +54,12 @@ def test_a_change_made_while_the_stream_reconnects_is_not_lost(ewsim: SimHandle,
                                                                listen) -> None:  # type: ignore[no-untyped-def]
     ewsim.control.add_user(BOB, "bob-secret")
     alice = make_profile(ewsim)
-    _, queued = listen(minute_seconds=2.0, refresh=0.3)   # keep-alives every second
+    _, queued = listen(minute_seconds=1.0, refresh=0.2)   # keep-alives every half second
     until(lambda: set(streamed(ewsim)) == {ewsim.user}, "Alice streamed")
     assert ewsim.control.counters()["GetStreamingEvents"] == 1
     # Bob joins: the listener closes its stream at the next keep-alive and opens another,
     # which ewsim holds back a moment before it takes Alice's subscription over.
-    ewsim.control.fault("delay", operation="GetStreamingEvents", delay_ms=1500)
+    ewsim.control.fault("delay", operation="GetStreamingEvents", delay_ms=800)
     profile_on(alice.connection, BOB)
     until(lambda: ewsim.control.counters().get("GetStreamingEvents") == 2,
           "the listener closed its stream and opened another")
