@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
 import time
+import urllib.parse
 
 import requests
 
@@ -45,15 +47,24 @@ def post(sim: SimHandle, body: bytes, **headers: str) -> requests.Response:
                          timeout=30)
 
 
-def open_stream(sim: SimHandle, sub_id: str, minutes: int = 1) -> tuple[socket.socket, bytes]:
-    """GetStreamingEvents on a bare socket, read up to the stream's first ConnectionStatus;
-    the test closes the socket when it wants the client gone."""
+def open_stream(sim: SimHandle, sub_id: str, minutes: int = 1,
+                tls: bool = False) -> tuple[socket.socket, bytes]:
+    """GetStreamingEvents on a bare socket (over TLS: ewsim's https listener), read up to
+    the stream's first ConnectionStatus; the test closes the socket when it wants the
+    client gone."""
     body = streaming_body(sub_id, minutes)
     login = base64.b64encode(f"{sim.user}:{sim.password}".encode()).decode()
     head = (f"POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: {sim.server.host}\r\n"
             f"Authorization: Basic {login}\r\nContent-Type: text/xml; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode()
-    sock = socket.create_connection((sim.server.host, sim.server.port), timeout=10)
+    if tls:
+        port = urllib.parse.urlsplit(sim.https_base_url).port
+        context = ssl.create_default_context(cafile=sim.tls_ca_file)
+        sock: socket.socket = context.wrap_socket(
+            socket.create_connection((sim.server.host, port), timeout=10),
+            server_hostname=sim.server.host)
+    else:
+        sock = socket.create_connection((sim.server.host, sim.server.port), timeout=10)
     sock.sendall(head + body)
     received = b""
     while b"ConnectionStatus>OK" not in received or not received.endswith(b"Envelope>\r\n"):

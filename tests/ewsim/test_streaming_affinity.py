@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+import requests
 from lxml import etree
 
 from ewsim import affinity
@@ -96,3 +97,14 @@ def test_strict_affinity_refuses_a_request_routed_to_another_mailbox_server(
     # One store behind one server, unless told to be strict.
     ewsim.control.settings(strict_affinity=False)
     assert _answer(post(ewsim, body, X_AnchorMailbox=BOB))[0] == "NoError"
+
+
+def test_over_tls_the_cookie_is_secure(ewsim: SimHandle) -> None:
+    # Exchange's front end marks it Secure when the request came over TLS.
+    answer = requests.post(f"{ewsim.https_base_url}/EWS/Exchange.asmx", data=subscribe_body(),
+                           auth=(ewsim.user, ewsim.password), verify=ewsim.tls_ca_file,
+                           headers={"Content-Type": "text/xml; charset=utf-8",
+                                    "X-PreferServerAffinity": "true"}, timeout=30)
+    assert _answer(answer)[0] == "NoError"
+    assert answer.headers["Set-Cookie"] == (
+        f"X-BackEndOverrideCookie={affinity.backend_for(ewsim.user)}; path=/; HttpOnly; secure")

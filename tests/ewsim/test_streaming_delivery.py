@@ -43,6 +43,17 @@ def test_an_event_after_the_client_hung_up_waits_for_the_next_stream(ewsim: SimH
     assert time.monotonic() - started < 2   # delivered at once, not after a timeout
 
 
+def test_over_tls_too_an_event_after_the_client_hung_up_waits(ewsim: SimHandle,
+                                                               account) -> None:  # type: ignore[no-untyped-def]
+    ewsim.control.settings(notification_minute_seconds=MINUTE)
+    sub_id = account.inbox.subscribe_to_streaming(event_types=["CreatedEvent"])
+    sock, _ = open_stream(ewsim, sub_id, tls=True)
+    sock.close()
+    created = ewsim.control.create_item(ewsim.user, "inbox", Subject="While away")
+    events = _next_events(account, sub_id)
+    assert [e.item_id.id for e in events] == [created["id"]]
+
+
 def test_an_idle_stream_notices_its_client_hung_up(ewsim: SimHandle, account) -> None:  # type: ignore[no-untyped-def]
     # No event, no heartbeat due: the stream still lets the subscription go (its 30-minute
     # expiry starts when the last connection closes).
