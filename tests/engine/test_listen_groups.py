@@ -97,7 +97,8 @@ def test_a_profile_that_leaves_is_unsubscribed(ewsim: SimHandle, listen) -> None
 
     def alice_alone_on_a_new_stream() -> bool:
         # Until the new stream holds her subscription, the old one (which the listener has
-        # left) may still, and an event it takes is lost with it.
+        # left) may still; the event is made once the new stream has it, so that this test
+        # checks the new stream (events kept for the next stream: test_listen_affinity.py).
         now = streamed(ewsim)
         return now.keys() == {ewsim.user} and now[ewsim.user] != before
 
