@@ -1,0 +1,244 @@
+"""The attachment store on a Windows (SMB) share, spoken to directly: no mount on the workers.
+
+The same layout, bookkeeping and guarantees as the local store (mailimport/storage.py, whose
+docstring describes them), with the share's own means:
+- the file is written in chunks to `.incoming\\<random>.part` (created exclusively: never over
+  anything), then renamed into its bucket; an SMB rename never replaces an existing name, so
+  `name (2).pdf` is chosen exactly as locally, without a hard link;
+- `.sha256\\<aa>\\<sha256>` holds the owner and the relative path of the file with that content,
+  checked against the stored file's content before reuse;
+- every path is built here from the chosen folder (checked against the organization's roots:
+  no `..`, nothing outside them) and names the server builds; the SMB server does not follow
+  links outside its share, and a client cannot plant one;
+- any error (the share full or read-only, the connection lost) removes what was written where
+  that is still possible and becomes a `StorageError` in plain words; the import records it
+  and retries the e-mail on the next run. A `.part` that could not be removed (the server went
+  away) is only ever in `.incoming`, never under a final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import secrets
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from datetime import datetime
+from pathlib import PureWindowsPath
+from typing import Any, BinaryIO, cast
+
+import smbclient
+from django.core.exceptions import ValidationError
+
+from mailimport.filenames import numbered_filename, real_extension, safe_filename
+from mailimport.smb_connection import ShareConnection, translate
+from mailimport.storage import (
+    CHUNK,
+    INCOMING,
+    INDEX,
+    MAX_NUMBER,
+    NAME_LENGTH,
+    SavedFile,
+    StorageError,
+    TooLarge,
+)
+from profiles.share_paths import check_inside_share_roots, parse_share_path
+
+
+class SmbAttachmentStore:
+    """`AttachmentStore`'s interface (save, save_eml, directory, root, owner, close)."""
+
+    def __init__(self, directory: str, roots: Iterable[str], connection: ShareConnection,
+                 *, owner: str, name_length: int = NAME_LENGTH) -> None:
+        if not owner or "\n" in owner:
+            raise ValueError(f"An attachment store's owner is one non-empty line: {owner!r}")
+        self.owner = owner
+        self.share = connection
+        self.name_length = name_length
+        approved = [r for r in roots if r]
+        try:
+            self.path = check_inside_share_roots(directory, approved)
+        except ValidationError as exc:
+            raise StorageError(" ".join(exc.messages), directory=directory) from None
+        root = next(parse_share_path(r) for r in approved
+                    if parse_share_path(r).contains(self.path))
+        # Windows paths, so that the import records the document below its root as it does
+        # for a local folder: `directory.relative_to(root) / relative_path`.
+        self.root = PureWindowsPath(str(root))
+        self.directory = self.root.joinpath(*self.path.below(root))
+
+    def close(self) -> None:
+        self.share.close()
+
+    def save(self, stream: BinaryIO, original_name: str, received: datetime,
+             max_bytes: int | None) -> SavedFile:
+        def copy(sink: BinaryIO) -> None:
+            while chunk := stream.read(CHUNK):
+                sink.write(chunk)
+
+        return self._store(copy, safe_filename(original_name, self.name_length), received,
+                           max_bytes)
+
+    def save_eml(self, writer: Callable[[BinaryIO], object], original_name: str,
+                 received: datetime, max_bytes: int | None) -> SavedFile:
+        name = safe_filename(original_name, self.name_length)
+        if real_extension(name) != "eml":
+            name = safe_filename(f"{name}.eml", self.name_length)
+        return self._store(writer, name, received, max_bytes)
+
+    # --- one attachment ---------------------------------------------------------------------
+    def _store(self, fill: Callable[[BinaryIO], object], name: str, received: datetime,
+               max_bytes: int | None) -> SavedFile:
+        try:
+            options = self.share.options()
+            incoming = self.share.unc(self.path, INCOMING)
+            smbclient.makedirs(incoming, exist_ok=True, **options)
+            temp = f"{incoming}\\{secrets.token_hex(16)}.part"
+            try:
+                digest, size = self._write(temp, fill, max_bytes, options)
+                existing = self._find(digest, size, options)
+                if existing:
+                    return SavedFile(existing, size, digest, deduplicated=True)
+                parts = [f"{received.year:04d}", f"{received.month:02d}", digest[:2]]
+                bucket = self.share.unc(self.path, *parts)
+                smbclient.makedirs(bucket, exist_ok=True, **options)
+                final = self._rename(temp, bucket, name, options)
+            finally:
+                _remove_quietly(temp, options)   # gone already once renamed
+            relative = "/".join([*parts, final])
+            try:
+                self._remember(digest, relative, options)
+            except BaseException:
+                # Unrecorded, the file would be an orphan that the retry stores again.
+                _remove_quietly(f"{bucket}\\{final}", options)
+                raise
+            return SavedFile(relative, size, digest, deduplicated=False)
+        except _SourceFailed as failed:
+            # Reading the attachment failed (Exchange dropped the connection): the mailbox's
+            # error to report, not the share's.
+            raise failed.error from None
+        except (TooLarge, StorageError):
+            raise
+        except Exception as exc:
+            raise self._storage_error(exc) from exc
+
+    def _write(self, temp: str, fill: Callable[[BinaryIO], object], max_bytes: int | None,
+               options: dict[str, Any]) -> tuple[str, int]:
+        with smbclient.open_file(temp, "xb", buffering=0, **options) as raw:
+            sink = _Sink(raw, max_bytes)
+            try:
+                fill(cast(BinaryIO, sink))
+            except Exception as exc:
+                if sink.failure:
+                    raise sink.failure from None
+                raise _SourceFailed(exc) from exc
+            if sink.failure:
+                raise sink.failure
+        # SMB closes the file only once the server has it: no further sync to ask for.
+        return sink.sha256.hexdigest(), sink.size
+
+    def _rename(self, temp: str, bucket: str, name: str, options: dict[str, Any]) -> str:
+        """Give the finished file its final name, next to others but never over one."""
+        for number in range(1, MAX_NUMBER + 1):
+            candidate = name if number == 1 else numbered_filename(name, number,
+                                                                   self.name_length)
+            try:
+                smbclient.rename(temp, f"{bucket}\\{candidate}", **options)
+                return candidate
+            except OSError as exc:
+                # smbclient's errors are plain OSErrors with an errno, not its subclasses.
+                if exc.errno != errno.EEXIST:
+                    raise
+        raise StorageError(
+            f"More than {MAX_NUMBER} different files are named “{name}” in one folder of "
+            f"{self.directory}; nothing was saved.", directory=str(self.directory))
+
+    def _find(self, digest: str, size: int, options: dict[str, Any]) -> str | None:
+        """The stored file with this content, if the index knows one and it is unchanged."""
+        entry_path = self.share.unc(self.path, INDEX, digest[:2], digest)
+        try:
+            with smbclient.open_file(entry_path, "rb", **options) as file:
+                entry = file.read(4096).decode()
+            owner, separator, relative = entry.partition("\n")
+            if not separator or owner != self.owner:
+                return None   # another organization's entry, or none: never followed
+            parts = relative.split("/")
+            if len(parts) != 4 or any(part in ("", ".", "..") or "\\" in part
+                                      for part in parts):
+                return None
+            stored = self.share.unc(self.path, *parts)
+            if smbclient.stat(stored, **options).st_size != size:
+                return None
+            content = hashlib.sha256()
+            with smbclient.open_file(stored, "rb", **options) as file:
+                while chunk := file.read(CHUNK):
+                    content.update(chunk)
+        except UnicodeDecodeError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+                return None
+            raise
+        return relative if content.hexdigest() == digest else None
+
+    def _remember(self, digest: str, relative: str, options: dict[str, Any]) -> None:
+        index = self.share.unc(self.path, INDEX, digest[:2])
+        smbclient.makedirs(index, exist_ok=True, **options)
+        temp = self.share.unc(self.path, INCOMING, f"{secrets.token_hex(16)}.part")
+        try:
+            with smbclient.open_file(temp, "xb", **options) as file:
+                file.write(f"{self.owner}\n{relative}".encode())
+            smbclient.replace(temp, f"{index}\\{digest}", **options)
+        finally:
+            _remove_quietly(temp, options)
+
+    def _storage_error(self, exc: BaseException) -> StorageError:
+        error = translate(exc, str(self.directory), self.share.server)
+        return StorageError(error.message, errno=error.errno, directory=str(self.directory))
+
+
+class _Sink(io.RawIOBase):
+    """The temporary file on the share: counts, hashes and enforces the size limit."""
+
+    def __init__(self, raw: Any, max_bytes: int | None) -> None:
+        super().__init__()
+        self.raw = raw
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.failure: Exception | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.failure:
+            raise self.failure
+        view = memoryview(data).cast("B")
+        length = len(view)
+        size = self.size + length
+        if self.max_bytes is not None and size > self.max_bytes:
+            self.failure = TooLarge(size, self.max_bytes)
+            raise self.failure
+        self.sha256.update(view)
+        try:
+            while view:
+                view = view[self.raw.write(view):]
+        except Exception as exc:
+            self.failure = exc
+            raise
+        self.size = size
+        return length
+
+
+class _SourceFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _remove_quietly(path: str, options: dict[str, Any]) -> None:
+    # Cleanup after a failure (or of a name already renamed away): the failure is reported.
+    with suppress(Exception):
+        smbclient.remove(path, **options)
+
