@@ -43,7 +43,19 @@ from mailimport.storage import (
     StorageError,
     TooLarge,
 )
+from profiles.models import Organization
 from profiles.share_paths import check_inside_share_roots, parse_share_path
+
+
+def organization_store(organization: Organization, directory: str) -> SmbAttachmentStore:
+    """The store in `directory` on the organization's share, signed in as its share user; the
+    connection is made when the first attachment is saved."""
+    roots = organization.approved_attachment_roots()
+    connection = ShareConnection(
+        parse_share_path(roots[0]).server, organization.share_username,
+        organization.share_password(), port=organization.share_port,
+        require_encryption=organization.share_requires_encryption)
+    return SmbAttachmentStore(directory, roots, connection, owner=str(organization.pk))
 
 
 class SmbAttachmentStore:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
 
 from mailimport.smb_connection import ShareConnection
 from mailimport.smb_store import SmbAttachmentStore
@@ -206,3 +207,14 @@ def test_the_server_going_away_mid_write_keeps_nothing_and_the_retry_saves(
     retry.stopping = False
     saved = store.save(retry, "big.bin", RECEIVED, None)  # type: ignore[arg-type]
     assert (disk / saved.relative_path).stat().st_size == 8 * MB
+
+
+def test_a_server_outside_the_operators_allowed_networks_is_not_connected_to(
+        samba: Samba, folder: str) -> None:  # noqa: F811
+    # The share's host is an outbound connection: loopback (the operator's own machine) only
+    # where the operator allows it (security/outbound.py).
+    with override_settings(MAILBOX_ALLOWED_NETWORKS=[]):
+        store = make_store(samba, folder)
+        with pytest.raises(StorageError, match="may not reach"):
+            store.save(io.BytesIO(b"pdf"), "a.pdf", RECEIVED, None)
+    assert not on_disk(samba, folder).exists()
