@@ -51,6 +51,9 @@ _STATUSES: dict[int, tuple[str, str, int | None]] = {
                                     "share's user write access to it.", errno.EACCES),
     0xC00000A2: ("read_only", "The share is read-only: attachments cannot be saved in "
                  "{where}.", errno.EROFS),   # STATUS_MEDIA_WRITE_PROTECTED
+    # Samba answers a share's name it does not know with STATUS_NOT_FOUND (via DFS lookup).
+    NtStatus.STATUS_NOT_FOUND: ("no_share", "The server has no share named as in {where}: "
+                                "check the share's name.", errno.ENOENT),
     NtStatus.STATUS_BAD_NETWORK_NAME: ("no_share", "The server has no share named as in "
                                        "{where}: check the share's name.", errno.ENOENT),
     NtStatus.STATUS_LOGON_FAILURE: ("credentials", "The server refused the share's user name "
@@ -86,6 +89,9 @@ def translate(exc: BaseException, where: str, host: str) -> ShareError:
     if status is not None and status in _STATUSES:
         reason, message, number = _STATUSES[status]
         return ShareError(reason, message.format(where=where), number)
+    if status is not None:
+        return ShareError("refused_operation", f"The share refused to save in {where} ({exc}); "
+                          "nothing was kept.", getattr(exc, "errno", None))
     if isinstance(exc, SMBAuthenticationError):
         return ShareError("credentials", "The server refused the share's user name or password.",
                           errno.EACCES)
