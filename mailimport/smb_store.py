@@ -79,6 +79,10 @@ class SmbAttachmentStore:
         # for a local folder: `directory.relative_to(root) / relative_path`.
         self.root = PureWindowsPath(str(root))
         self.directory = self.root.joinpath(*self.path.below(root))
+        # Folders this store made or found (a run saves many files into few folders): each
+        # check is a round trip to the file server. Losing one to a person deleting it only
+        # fails one save, which the next run retries with an empty set.
+        self._folders: set[str] = set()
 
     def close(self) -> None:
         self.share.close()
@@ -105,8 +109,9 @@ class SmbAttachmentStore:
         try:
             options = self.share.options()
             incoming = self.share.unc(self.path, INCOMING)
-            smbclient.makedirs(incoming, exist_ok=True, **options)
+            self._makedirs(incoming, options)
             temp = f"{incoming}\\{secrets.token_hex(16)}.part"
+            renamed = False
             try:
                 digest, size = self._write(temp, fill, max_bytes, options)
                 existing = self._find(digest, size, options)
@@ -114,10 +119,12 @@ class SmbAttachmentStore:
                     return SavedFile(existing, size, digest, deduplicated=True)
                 parts = [f"{received.year:04d}", f"{received.month:02d}", digest[:2]]
                 bucket = self.share.unc(self.path, *parts)
-                smbclient.makedirs(bucket, exist_ok=True, **options)
+                self._makedirs(bucket, options)
                 final = self._rename(temp, bucket, name, options)
+                renamed = True
             finally:
-                _remove_quietly(temp, options)   # gone already once renamed
+                if not renamed:
+                    _remove_quietly(temp, options)
             relative = "/".join([*parts, final])
             try:
                 self._remember(digest, relative, options)
@@ -133,7 +140,13 @@ class SmbAttachmentStore:
         except (TooLarge, StorageError):
             raise
         except Exception as exc:
+            self._folders.clear()   # one may have gone with what failed
             raise self._storage_error(exc) from exc
+
+    def _makedirs(self, folder: str, options: dict[str, Any]) -> None:
+        if folder not in self._folders:
+            smbclient.makedirs(folder, exist_ok=True, **options)
+            self._folders.add(folder)
 
     def _write(self, temp: str, fill: Callable[[BinaryIO], object], max_bytes: int | None,
                options: dict[str, Any]) -> tuple[str, int]:
@@ -195,15 +208,14 @@ class SmbAttachmentStore:
         return relative if content.hexdigest() == digest else None
 
     def _remember(self, digest: str, relative: str, options: dict[str, Any]) -> None:
+        # Written in place, in one SMB write of under a kilobyte, not through a temporary
+        # file and a rename (two round trips more per attachment): the index is only a hint,
+        # checked against the stored file's content before use, so an entry garbled by a lost
+        # connection costs one extra copy, never a wrong file.
         index = self.share.unc(self.path, INDEX, digest[:2])
-        smbclient.makedirs(index, exist_ok=True, **options)
-        temp = self.share.unc(self.path, INCOMING, f"{secrets.token_hex(16)}.part")
-        try:
-            with smbclient.open_file(temp, "xb", **options) as file:
-                file.write(f"{self.owner}\n{relative}".encode())
-            smbclient.replace(temp, f"{index}\\{digest}", **options)
-        finally:
-            _remove_quietly(temp, options)
+        self._makedirs(index, options)
+        with smbclient.open_file(f"{index}\\{digest}", "wb", **options) as file:
+            file.write(f"{self.owner}\n{relative}".encode())
 
     def _storage_error(self, exc: BaseException) -> StorageError:
         error = translate(exc, str(self.directory), self.share.server)
