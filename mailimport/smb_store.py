@@ -26,10 +26,13 @@ from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import datetime
 from pathlib import PureWindowsPath
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import smbclient
 from django.core.exceptions import ValidationError
+from smbclient._io import SMBFileTransaction, set_info
+from smbprotocol.file_info import FileDispositionInformation, FileRenameInformation
+from smbprotocol.open import FilePipePrinterAccessMask
 
 from mailimport.filenames import numbered_filename, real_extension, safe_filename
 from mailimport.smb_connection import ShareConnection, translate
@@ -43,8 +46,10 @@ from mailimport.storage import (
     StorageError,
     TooLarge,
 )
-from profiles.models import Organization
 from profiles.share_paths import check_inside_share_roots, parse_share_path
+
+if TYPE_CHECKING:
+    from profiles.models import Organization
 
 
 def organization_store(organization: Organization, directory: str) -> SmbAttachmentStore:
@@ -56,6 +61,13 @@ def organization_store(organization: Organization, directory: str) -> SmbAttachm
         organization.share_password(), port=organization.share_port,
         require_encryption=organization.share_requires_encryption)
     return SmbAttachmentStore(directory, roots, connection, owner=str(organization.pk))
+
+
+# What the temporary file is opened with: write it, then rename or delete it through the handle.
+_WRITE_AND_DELETE = (FilePipePrinterAccessMask.FILE_WRITE_DATA
+                     | FilePipePrinterAccessMask.FILE_WRITE_ATTRIBUTES
+                     | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES
+                     | FilePipePrinterAccessMask.DELETE)
 
 
 class SmbAttachmentStore:
@@ -111,20 +123,25 @@ class SmbAttachmentStore:
             incoming = self.share.unc(self.path, INCOMING)
             self._makedirs(incoming, options)
             temp = f"{incoming}\\{secrets.token_hex(16)}.part"
-            renamed = False
-            try:
-                digest, size = self._write(temp, fill, max_bytes, options)
-                existing = self._find(digest, size, options)
-                if existing:
-                    return SavedFile(existing, size, digest, deduplicated=True)
-                parts = [f"{received.year:04d}", f"{received.month:02d}", digest[:2]]
-                bucket = self.share.unc(self.path, *parts)
-                self._makedirs(bucket, options)
-                final = self._rename(temp, bucket, name, options)
-                renamed = True
-            finally:
-                if not renamed:
-                    _remove_quietly(temp, options)
+            # Renamed through its own handle while still open (one round trip, not four); on
+            # any other way out it is deleted when that handle closes.
+            with smbclient.open_file(temp, "xb", buffering=0, desired_access=_WRITE_AND_DELETE,
+                                     **options) as raw:
+                renamed = False
+                try:
+                    digest, size = _write(raw, fill, max_bytes)
+                    existing = self._find(digest, size, options)
+                    if existing:
+                        return SavedFile(existing, size, digest, deduplicated=True)
+                    parts = [f"{received.year:04d}", f"{received.month:02d}", digest[:2]]
+                    bucket = self.share.unc(self.path, *parts)
+                    self._makedirs(bucket, options)
+                    final = self._rename(raw, parts, name)
+                    renamed = True
+                finally:
+                    if not renamed:
+                        with suppress(Exception):   # the failure is what gets reported
+                            _set_info(raw, _delete_pending())
             relative = "/".join([*parts, final])
             try:
                 self._remember(digest, relative, options)
@@ -148,28 +165,17 @@ class SmbAttachmentStore:
             smbclient.makedirs(folder, exist_ok=True, **options)
             self._folders.add(folder)
 
-    def _write(self, temp: str, fill: Callable[[BinaryIO], object], max_bytes: int | None,
-               options: dict[str, Any]) -> tuple[str, int]:
-        with smbclient.open_file(temp, "xb", buffering=0, **options) as raw:
-            sink = _Sink(raw, max_bytes)
-            try:
-                fill(cast(BinaryIO, sink))
-            except Exception as exc:
-                if sink.failure:
-                    raise sink.failure from None
-                raise _SourceFailed(exc) from exc
-            if sink.failure:
-                raise sink.failure
-        # SMB closes the file only once the server has it: no further sync to ask for.
-        return sink.sha256.hexdigest(), sink.size
-
-    def _rename(self, temp: str, bucket: str, name: str, options: dict[str, Any]) -> str:
-        """Give the finished file its final name, next to others but never over one."""
+    def _rename(self, raw: Any, parts: list[str], name: str) -> str:
+        """Give the open, finished file its final name, next to others but never over one."""
         for number in range(1, MAX_NUMBER + 1):
             candidate = name if number == 1 else numbered_filename(name, number,
                                                                    self.name_length)
+            rename = FileRenameInformation()
+            rename["replace_if_exists"] = False
+            # Relative to the share, as SMB names the target of a rename.
+            rename["file_name"] = "\\".join([*self.path.folders, *parts, candidate])
             try:
-                smbclient.rename(temp, f"{bucket}\\{candidate}", **options)
+                _set_info(raw, rename)
                 return candidate
             except OSError as exc:
                 # smbclient's errors are plain OSErrors with an errno, not its subclasses.
@@ -220,6 +226,34 @@ class SmbAttachmentStore:
     def _storage_error(self, exc: BaseException) -> StorageError:
         error = translate(exc, str(self.directory), self.share.server)
         return StorageError(error.message, errno=error.errno, directory=str(self.directory))
+
+
+def _write(raw: Any, fill: Callable[[BinaryIO], object], max_bytes: int | None
+           ) -> tuple[str, int]:
+    """`fill` writes the attachment into the open file; its SHA-256 and size."""
+    sink = _Sink(raw, max_bytes)
+    try:
+        fill(cast(BinaryIO, sink))
+    except Exception as exc:
+        if sink.failure:
+            raise sink.failure from None
+        raise _SourceFailed(exc) from exc
+    if sink.failure:
+        raise sink.failure
+    # Each SMB write is answered once the server has the bytes: no further sync to ask for.
+    return sink.sha256.hexdigest(), sink.size
+
+
+def _set_info(raw: Any, info: Any) -> None:
+    """One SET_INFO request on an open handle."""
+    with SMBFileTransaction(raw) as transaction:
+        set_info(transaction, info)
+
+
+def _delete_pending() -> FileDispositionInformation:
+    disposition = FileDispositionInformation()
+    disposition["delete_pending"] = True
+    return disposition
 
 
 class _Sink(io.RawIOBase):
