@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import smbclient
 from django.core.exceptions import ValidationError
-from smbclient._io import SMBFileTransaction, set_info
+from smbclient._io import SMBFileTransaction, SMBRawIO, set_info
 from smbprotocol.file_info import FileDispositionInformation, FileRenameInformation
-from smbprotocol.open import FilePipePrinterAccessMask
+from smbprotocol.open import FilePipePrinterAccessMask, SMB2WriteRequest, SMB2WriteResponse
 
 from mailimport.filenames import numbered_filename, real_extension, safe_filename
 from mailimport.smb_connection import ShareConnection, translate
@@ -220,8 +220,7 @@ class SmbAttachmentStore:
         # connection costs one extra copy, never a wrong file.
         index = self.share.unc(self.path, INDEX, digest[:2])
         self._makedirs(index, options)
-        with smbclient.open_file(f"{index}\\{digest}", "wb", **options) as file:
-            file.write(f"{self.owner}\n{relative}".encode())
+        _write_small(f"{index}\\{digest}", f"{self.owner}\n{relative}".encode(), options)
 
     def _storage_error(self, exc: BaseException) -> StorageError:
         error = translate(exc, str(self.directory), self.share.server)
@@ -242,6 +241,25 @@ def _write(raw: Any, fill: Callable[[BinaryIO], object], max_bytes: int | None
         raise sink.failure
     # Each SMB write is answered once the server has the bytes: no further sync to ask for.
     return sink.sha256.hexdigest(), sink.size
+
+
+def _write_small(path: str, data: bytes, options: dict[str, Any]) -> None:
+    """A small file created or overwritten in one round trip: open, write and close in one
+    compound request."""
+    raw = SMBRawIO(path, mode="wb", **options)
+    request = SMB2WriteRequest()
+    request["length"] = len(data)
+    request["offset"] = 0
+    request["file_id"] = raw.fd.file_id   # in a related compound: the file just opened
+    request["buffer"] = data
+
+    def receive(sent: Any) -> SMB2WriteResponse:
+        response = SMB2WriteResponse()
+        response.unpack(raw.fd.connection.receive(sent)["data"].get_value())
+        return response
+
+    with SMBFileTransaction(raw) as transaction:
+        transaction += (request, receive)
 
 
 def _set_info(raw: Any, info: Any) -> None:
