@@ -23,7 +23,7 @@ import hashlib
 import io
 import secrets
 from collections.abc import Callable, Iterable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from datetime import datetime
 from pathlib import PureWindowsPath
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -123,25 +123,34 @@ class SmbAttachmentStore:
             incoming = self.share.unc(self.path, INCOMING)
             self._makedirs(incoming, options)
             temp = f"{incoming}\\{secrets.token_hex(16)}.part"
-            # Renamed through its own handle while still open (one round trip, not four); on
-            # any other way out it is deleted when that handle closes.
-            with smbclient.open_file(temp, "xb", buffering=0, desired_access=_WRITE_AND_DELETE,
-                                     **options) as raw:
-                renamed = False
+            with ExitStack() as stack:
+                # Opened only once more than one chunk has come: a small attachment (most
+                # are) is written in one compound request once its content, and so its
+                # name and whether it is stored already, are known.
+                sink = _Sink(lambda: stack.enter_context(smbclient.open_file(
+                    temp, "xb", buffering=0, desired_access=_WRITE_AND_DELETE, **options)),
+                    max_bytes)
                 try:
-                    digest, size = _write(raw, fill, max_bytes)
+                    _fill(fill, sink)
+                    digest, size = sink.sha256.hexdigest(), sink.size
                     existing = self._find(digest, size, options)
                     if existing:
                         return SavedFile(existing, size, digest, deduplicated=True)
                     parts = [f"{received.year:04d}", f"{received.month:02d}", digest[:2]]
                     bucket = self.share.unc(self.path, *parts)
                     self._makedirs(bucket, options)
-                    final = self._rename(raw, parts, name)
-                    renamed = True
-                finally:
-                    if not renamed:
+                    if sink.raw is None:
+                        final = self._place_small(temp, bytes(sink.buffer), parts, name,
+                                                  options)
+                    else:
+                        final = self._rename(sink.raw, parts, name)
+                except BaseException:
+                    if sink.raw is not None:
+                        # Renamed through its own handle while still open (one round trip,
+                        # not four); on any other way out deleted when that handle closes.
                         with suppress(Exception):   # the failure is what gets reported
-                            _set_info(raw, _delete_pending())
+                            _set_info(sink.raw, _delete_pending())
+                    raise
             relative = "/".join([*parts, final])
             try:
                 self._remember(digest, relative, options)
@@ -165,25 +174,59 @@ class SmbAttachmentStore:
             smbclient.makedirs(folder, exist_ok=True, **options)
             self._folders.add(folder)
 
+    def _place_small(self, temp: str, data: bytes, parts: list[str], name: str,
+                     options: dict[str, Any]) -> str:
+        """Create, write, rename and close in one compound request. A failed write fails the
+        rename with it: the `.part` left is removed, or stays in `.incoming` only."""
+        try:
+            _write_small(temp, data, options, mode="xb",
+                         rename_to=self._target(parts, name))
+            return name
+        except OSError as exc:
+            if exc.errno != errno.EEXIST or not smbclient.path.isfile(temp, **options):
+                _remove_quietly(temp, options)
+                raise
+        # The name is taken: the file is written, numbered names are tried one by one.
+        try:
+            for number in range(2, MAX_NUMBER + 1):
+                candidate = numbered_filename(name, number, self.name_length)
+                try:
+                    smbclient.rename(temp, self.share.unc(self.path, *parts, candidate),
+                                     **options)
+                    return candidate
+                except OSError as exc:
+                    if exc.errno != errno.EEXIST:
+                        raise
+            raise self._too_many(name)
+        except BaseException:
+            _remove_quietly(temp, options)
+            raise
+
+    def _target(self, parts: list[str], name: str) -> FileRenameInformation:
+        rename = FileRenameInformation()
+        rename["replace_if_exists"] = False
+        # Relative to the share, as SMB names the target of a rename.
+        rename["file_name"] = "\\".join([*self.path.folders, *parts, name])
+        return rename
+
+    def _too_many(self, name: str) -> StorageError:
+        return StorageError(
+            f"More than {MAX_NUMBER} different files are named “{name}” in one folder of "
+            f"{self.directory}; nothing was saved.", directory=str(self.directory))
+
     def _rename(self, raw: Any, parts: list[str], name: str) -> str:
         """Give the open, finished file its final name, next to others but never over one."""
         for number in range(1, MAX_NUMBER + 1):
             candidate = name if number == 1 else numbered_filename(name, number,
                                                                    self.name_length)
-            rename = FileRenameInformation()
-            rename["replace_if_exists"] = False
-            # Relative to the share, as SMB names the target of a rename.
-            rename["file_name"] = "\\".join([*self.path.folders, *parts, candidate])
             try:
-                _set_info(raw, rename)
+                _set_info(raw, self._target(parts, candidate))
                 return candidate
             except OSError as exc:
                 # smbclient's errors are plain OSErrors with an errno, not its subclasses.
                 if exc.errno != errno.EEXIST:
                     raise
-        raise StorageError(
-            f"More than {MAX_NUMBER} different files are named “{name}” in one folder of "
-            f"{self.directory}; nothing was saved.", directory=str(self.directory))
+        raise self._too_many(name)
 
     def _find(self, digest: str, size: int, options: dict[str, Any]) -> str | None:
         """The stored file with this content, if the index knows one and it is unchanged."""
@@ -227,10 +270,8 @@ class SmbAttachmentStore:
         return StorageError(error.message, errno=error.errno, directory=str(self.directory))
 
 
-def _write(raw: Any, fill: Callable[[BinaryIO], object], max_bytes: int | None
-           ) -> tuple[str, int]:
-    """`fill` writes the attachment into the open file; its SHA-256 and size."""
-    sink = _Sink(raw, max_bytes)
+def _fill(fill: Callable[[BinaryIO], object], sink: _Sink) -> None:
+    """`fill` writes the attachment into the sink."""
     try:
         fill(cast(BinaryIO, sink))
     except Exception as exc:
@@ -240,13 +281,14 @@ def _write(raw: Any, fill: Callable[[BinaryIO], object], max_bytes: int | None
     if sink.failure:
         raise sink.failure
     # Each SMB write is answered once the server has the bytes: no further sync to ask for.
-    return sink.sha256.hexdigest(), sink.size
 
 
-def _write_small(path: str, data: bytes, options: dict[str, Any]) -> None:
-    """A small file created or overwritten in one round trip: open, write and close in one
-    compound request."""
-    raw = SMBRawIO(path, mode="wb", **options)
+def _write_small(path: str, data: bytes, options: dict[str, Any], *, mode: str = "wb",
+                 rename_to: FileRenameInformation | None = None) -> None:
+    """A small file created (or overwritten) in one round trip: open, write, optionally
+    rename, and close in one compound request."""
+    raw = SMBRawIO(path, mode=mode, desired_access=_WRITE_AND_DELETE if rename_to else None,
+                   **options)
     request = SMB2WriteRequest()
     request["length"] = len(data)
     request["offset"] = 0
@@ -260,6 +302,8 @@ def _write_small(path: str, data: bytes, options: dict[str, Any]) -> None:
 
     with SMBFileTransaction(raw) as transaction:
         transaction += (request, receive)
+        if rename_to is not None:
+            set_info(transaction, rename_to)
 
 
 def _set_info(raw: Any, info: Any) -> None:
@@ -277,9 +321,11 @@ def _delete_pending() -> FileDispositionInformation:
 class _Sink(io.RawIOBase):
     """The temporary file on the share: counts, hashes and enforces the size limit."""
 
-    def __init__(self, raw: Any, max_bytes: int | None) -> None:
+    def __init__(self, open_file: Callable[[], Any], max_bytes: int | None) -> None:
         super().__init__()
-        self.raw = raw
+        self.open_file = open_file
+        self.raw: Any = None
+        self.buffer = bytearray()   # the first chunk, until the file is opened
         self.max_bytes = max_bytes
         self.size = 0
         self.sha256 = hashlib.sha256()
@@ -299,13 +345,23 @@ class _Sink(io.RawIOBase):
             raise self.failure
         self.sha256.update(view)
         try:
-            while view:
-                view = view[self.raw.write(view):]
+            if self.raw is None and len(self.buffer) + length <= CHUNK:
+                self.buffer += view
+            else:
+                if self.raw is None:
+                    self.raw = self.open_file()
+                    self._send(memoryview(self.buffer))
+                    self.buffer = bytearray()
+                self._send(view)
         except Exception as exc:
             self.failure = exc
             raise
         self.size = size
         return length
+
+    def _send(self, view: memoryview) -> None:
+        while view:
+            view = view[self.raw.write(view):]
 
 
 class _SourceFailed(Exception):

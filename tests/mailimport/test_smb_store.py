@@ -84,6 +84,8 @@ def test_a_name_taken_in_the_bucket_gets_a_number(
     saved = store.save(io.BytesIO(content), "smlouva.pdf", RECEIVED, None)
     assert saved.relative_path == f"2026/03/{digest[:2]}/smlouva (2).pdf"
     assert (bucket / "smlouva.pdf").read_bytes() == b"someone else's file"
+    assert (bucket / "smlouva (2).pdf").read_bytes() == content
+    assert list((on_disk(samba, folder) / ".incoming").iterdir()) == []
 
 
 def test_an_edited_stored_file_or_another_owners_entry_is_not_reused(
