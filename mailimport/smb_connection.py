@@ -110,7 +110,8 @@ def translate(exc: BaseException, where: str, host: str) -> ShareError:
         # A connection closed or reset mid-request (the file server went away).
         return ShareError("lost", f"The connection to the share on {host} was lost while "
                           f"saving in {where} ({exc}); nothing was kept.")
-    raise exc
+    # Anything else the client raises: still an error of this share, said as it is.
+    return ShareError("error", f"Could not use the share in {where}: {exc}")
 
 
 class ShareConnection:
