@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import Permission
@@ -35,11 +36,14 @@ from console.forms import (
     MembershipFormSet,
     OneToOneInlineFormSet,
     ProfileForm,
+    SecretInput,
+    WriteOnlySecretForm,
 )
 from engine.admin_operations import OPERATION_ACTIONS, SyncOperationsMixin
 from engine.crmstore.base import Capability
 from engine.mailbox.diagnose import Target, connection_target, profile_target
 from engine.records import Kind
+from mailimport.smb_diagnose import check_share
 from profiles.admin_scoping import OrganizationScopedAdmin, OrganizationScopedMixin
 from profiles.models import (
     CalendarSettings,
@@ -57,10 +61,49 @@ from profiles.scoping import organization_of, sees_everything
 User = get_user_model()
 
 
+# Where an organization's attachments go: set by a superuser only, as its roots.
+SHARE_FIELDS = ["attachment_storage", "share_username", "share_port",
+                "share_requires_encryption"]
+
+
+class OrganizationShareForm(WriteOnlySecretForm):
+    secret_field = "share_password"
+    has_secret_attribute = "has_share_secret"
+    set_secret_method = "set_share_secret"
+
+    share_password = forms.CharField(label=_("share password"), required=False, strip=False,
+                                     widget=SecretInput())
+
+    class Meta:
+        model = Organization
+        fields = "__all__"
+
+
 @admin.register(Organization)
 class OrganizationAdmin(OrganizationScopedAdmin):
-    list_display = ["name", "created"]
+    list_display = ["name", "attachment_storage", "created"]
     search_fields = ["name"]
+    actions = ["test_attachment_share"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        # The share's password is the operator's, as the roots are: only a superuser's form
+        # has the field at all (a read-only field would still take a posted value).
+        if sees_everything(request.user):
+            kwargs["form"] = OrganizationShareForm
+        return super().get_form(request, obj, **kwargs)
+
+    @admin.action(description=_("Test the attachment share"), permissions=["change"])
+    def test_attachment_share(self, request: HttpRequest, queryset: models.QuerySet) -> None:
+        for organization in queryset:
+            if not organization.on_share():
+                self.message_user(request, _("“%(organization)s” saves attachments in a local "
+                                             "folder: there is no share to test.")
+                                  % {"organization": organization}, messages.WARNING)
+                continue
+            report = check_share(organization)
+            self.message_user(request, _("“%(organization)s”: %(message)s")
+                              % {"organization": organization, "message": report.message},
+                              messages.SUCCESS if report.ok else messages.ERROR)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return sees_everything(request.user)
@@ -74,7 +117,7 @@ class OrganizationAdmin(OrganizationScopedAdmin):
             # Shown, so they know where their attachments may go; never theirs to widen
             # towards another organization's files. Read-only fields are left out of the
             # form, so a value posted anyway is ignored.
-            readonly.append("attachment_roots")
+            readonly += ["attachment_roots", *SHARE_FIELDS]
         return readonly
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:

@@ -25,10 +25,14 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from mailimport import smb_browse
 from mailimport.filenames import FALLBACK, safe_filename
+from mailimport.smb_connection import ShareError
 from profiles.models import Organization
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
 from profiles.scoping import organization_of
+from profiles.secrets import SecretKeyError
+from profiles.share_paths import SharePath, parse_share_path
 
 MAX_NAME_BYTES = 150   # as attachment names: leaves room for the path on Windows clients
 # Folders are opened without following a symbolic link at the last step (the rest of the path
@@ -86,6 +90,8 @@ def list_folder(organization: Organization, folder: str) -> dict[str, Any]:
             raise PickerError(str(NO_ATTACHMENT_ROOTS))
         return {"path": "", "parent": None, "folders": [
             {"name": root, "path": root} for root in roots]}
+    if organization.on_share():
+        return _list_share_folder(organization, folder)
     resolved = _checked(organization, folder)
     shown, parent = _display(organization, resolved)
     try:
@@ -108,6 +114,8 @@ def create_folder(organization: Organization, parent: str, name: str) -> str:
     if problem:
         raise PickerError(problem)
     name = unicodedata.normalize("NFC", name)
+    if organization.on_share():
+        return _create_share_folder(organization, parent, name)
     resolved = _checked(organization, parent)
     shown, _parent = _display(organization, resolved)
     try:
@@ -126,6 +134,33 @@ def create_folder(organization: Organization, parent: str, name: str) -> str:
     finally:
         os.close(folder)
     return os.path.join(shown, name)
+
+
+# --- on a Windows share (mailimport/smb_browse.py) ------------------------------------------
+def _share_path(organization: Organization, folder: str) -> SharePath:
+    try:
+        return parse_share_path(organization.check_attachment_directory(folder))
+    except ValidationError as exc:
+        raise PickerError(" ".join(exc.messages)) from None
+
+
+def _list_share_folder(organization: Organization, folder: str) -> dict[str, Any]:
+    path = _share_path(organization, folder)
+    try:
+        names = smb_browse.subfolders(organization, path)
+    except (ShareError, SecretKeyError) as exc:
+        raise PickerError(str(exc)) from None
+    parent = smb_browse.parent_of(organization, path)
+    return {"path": str(path), "parent": parent or "", "folders": [
+        {"name": name, "path": str(path.joinpath(name))} for name in names]}
+
+
+def _create_share_folder(organization: Organization, parent: str, name: str) -> str:
+    try:
+        return str(smb_browse.make_folder(organization, _share_path(organization, parent),
+                                          name))
+    except (ShareError, SecretKeyError) as exc:
+        raise PickerError(str(exc)) from None
 
 
 # --- the admin ------------------------------------------------------------------------------

@@ -45,8 +45,10 @@ from engine.run.journal import Journal
 from engine.run.link_table import link_table
 from mailimport import filenames, storage
 from mailimport.prefetch import AttachmentPrefetch, small_ones
+from mailimport.smb_store import SmbAttachmentStore, organization_store
 from profiles.models import SyncProfile
 from profiles.models.organizations import NO_ATTACHMENT_ROOTS
+from profiles.secrets import SecretKeyError
 
 # The code both mailbox backends give an item that is not in the mailbox (any more).
 NOT_FOUND = "ErrorItemNotFound"
@@ -54,6 +56,8 @@ NOT_FOUND = "ErrorItemNotFound"
 # filed: each waits on its disk syncs (the file's and its folder's), which were two thirds of
 # an import run's time on a busy disk (bench/mail.py).
 PARALLEL_SAVES = 4
+# Where attachments go: a local folder (or a mounted share), or straight onto a Windows share.
+Store = storage.AttachmentStore | SmbAttachmentStore
 
 
 class MailImport:
@@ -86,9 +90,14 @@ class MailImport:
         return self.journal.dry_run
 
     def run(self) -> Run:
-        with ThreadPoolExecutor(max_workers=PARALLEL_SAVES,
-                                thread_name_prefix="attachment-saving") as self._savers:
-            return self.journal.conduct(self._sync, lambda: self.mailbox.requests_made)
+        self.store: Store | None = None
+        try:
+            with ThreadPoolExecutor(max_workers=PARALLEL_SAVES,
+                                    thread_name_prefix="attachment-saving") as self._savers:
+                return self.journal.conduct(self._sync, lambda: self.mailbox.requests_made)
+        finally:
+            if isinstance(self.store, SmbAttachmentStore):
+                self.store.close()   # signs out of the share
 
     def _item(self, action: str, title: str, crm_key: str = "", remote_id: str = "",
               detail: str = "") -> None:
@@ -135,7 +144,7 @@ class MailImport:
         self._prefetch.close()
         return False
 
-    def _open_store(self) -> storage.AttachmentStore:
+    def _open_store(self) -> Store:
         """The profile's attachment directory, checked again against its organization's roots
         as they are now: the database may hold a directory that validation never saw, and
         the server-wide roots stand in for no organization's."""
@@ -144,11 +153,14 @@ class MailImport:
         if not roots:
             raise MailboxError(f"Attachments cannot be saved: {NO_ATTACHMENT_ROOTS}")
         try:
+            if organization.on_share():
+                # Straight onto the Windows share, signed in as the organization's share user.
+                return organization_store(organization, self.settings.attachment_directory)
             # Owned by the organization, so that the store's index of contents never hands
             # one organization a file another one saved (say, in a folder since given over).
             return storage.AttachmentStore(Path(self.settings.attachment_directory), roots,
                                            owner=str(organization.pk))
-        except storage.StorageError as exc:
+        except (storage.StorageError, SecretKeyError) as exc:
             raise MailboxError(f"Attachments cannot be saved: {exc}") from exc
 
     def _retry_messages(self) -> None:
@@ -366,7 +378,7 @@ class MailImport:
         wanted = [a for a, name in self._named(message) if self._wanted(a, name, [])]
         return len(self.crm.email_documents(email_key)) >= len(wanted)
 
-    def _save_ahead(self, store: storage.AttachmentStore) -> None:
+    def _save_ahead(self, store: Store) -> None:
         """Start saving the attachments read ahead of the new e-mails (`_prepare`), side by
         side, while the e-mails before them are filed. Each content once at a time: a second
         attachment of the same content is saved in its e-mail's turn, when the store finds
@@ -389,7 +401,7 @@ class MailImport:
                 self._saving[(item_id, attachment.ref)] = self._savers.submit(
                     store.save, io.BytesIO(content), name, received, limit)
 
-    def _save_attachments(self, store: storage.AttachmentStore, ref: ItemRef,
+    def _save_attachments(self, store: Store, ref: ItemRef,
                           message: MessageRecord, email_key: str, notes: list[str],
                           documents: list[SavedDocument]) -> bool:
         """Save what is allowed (what the e-mail filed already, if any, has no more) in

@@ -46,7 +46,8 @@ def check_organization_attachment_roots(
     from profiles.models import MailSettings, Organization
 
     try:
-        organizations = list(Organization.objects.only("name", "attachment_roots"))
+        organizations = list(Organization.objects.only("name", "attachment_roots",
+                                                       "attachment_storage"))
         saving = set(MailSettings.objects.filter(save_attachments=True)
                      .values_list("profile__organization_id", flat=True))
     except DatabaseError:

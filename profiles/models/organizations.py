@@ -7,11 +7,15 @@ from collections.abc import Collection, Iterable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from profiles import secrets
+from profiles.models.bound_secrets import EndpointBoundSecret
 from profiles.models.self_service import UserOptionsField
+from profiles.share_paths import check_inside_share_roots, parse_share_path
 from profiles.validation import check_inside_roots, path_lines, paths_overlap
 
 NO_ATTACHMENT_ROOTS = _(
@@ -20,8 +24,17 @@ NO_ATTACHMENT_ROOTS = _(
 )
 
 
-class Organization(models.Model):
+class AttachmentStorage(models.TextChoices):
+    LOCAL = "local", _("A folder on this server (or a share mounted on it)")
+    SMB = "smb", _("A Windows share (SMB), reached directly without a mount")
+
+
+class Organization(EndpointBoundSecret, models.Model):
     organization_path = ""  # an organization is its own scope
+    # The share's password follows the share: roots, user or port changed without entering it
+    # again drop it (profiles/models/bound_secrets.py).
+    secret_field = "share_secret"
+    endpoint_fields = ("attachment_storage", "attachment_roots", "share_username", "share_port")
     name = models.CharField(_("name"), max_length=200, unique=True)
     alert_emails = models.TextField(
         _("alert e-mail addresses"),
@@ -40,6 +53,28 @@ class Organization(models.Model):
             "profiles may save attachments. Each lies inside the server's ATTACHMENT_ROOTS and "
             "apart from every other organization's roots. Only a superuser sets them."
         ),
+    )
+    # Where the roots are: a local folder, or straight on a Windows share. Like the roots, the
+    # operator's to set (OrganizationAdmin).
+    attachment_storage = models.CharField(
+        _("attachment storage"), max_length=10, choices=AttachmentStorage.choices,
+        default=AttachmentStorage.LOCAL,
+        help_text=_("On a Windows share, the attachment roots are written "
+                    "\\\\server\\share\\folder, all on one server."),
+    )
+    share_username = models.CharField(
+        _("share user name"), max_length=200, blank=True,
+        help_text=_("The Windows account the server signs in to the share with (NTLM), e.g. "
+                    "FIRMA\\xchgsync."),
+    )
+    share_secret = models.TextField(_("share password (encrypted)"), blank=True, editable=False)
+    share_port = models.PositiveIntegerField(
+        _("share port"), default=445, validators=[MinValueValidator(1), MaxValueValidator(65535)],
+    )
+    share_requires_encryption = models.BooleanField(
+        _("require encryption"), default=True,
+        help_text=_("SMB 3 encryption is used whenever the file server offers it; ticked, a "
+                    "server that does not offer it is refused."),
     )
     self_service = UserOptionsField(
         _("users may change"),
@@ -78,6 +113,19 @@ class Organization(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def on_share(self) -> bool:
+        return self.attachment_storage == AttachmentStorage.SMB
+
+    @property
+    def has_share_secret(self) -> bool:
+        return bool(self.share_secret)
+
+    def set_share_secret(self, plaintext: str) -> None:
+        self.share_secret = secrets.encrypt(plaintext) if plaintext else ""
+
+    def share_password(self) -> str:
+        return secrets.decrypt(self.share_secret) if self.share_secret else ""
+
     def user_options(self) -> frozenset[str]:
         """The options of their own profiles this organization's users may change."""
         return frozenset(self.self_service or ())
@@ -89,8 +137,10 @@ class Organization(models.Model):
         """What is wrong with the roots: outside the server's ATTACHMENT_ROOTS, or sharing
         folders with another organization's (whose administrator could then name, reuse or
         fill this one's files)."""
+        if self.on_share():
+            return self._share_root_problems(others)
         problems: list[ValidationError] = []
-        others = list(others)
+        others = [o for o in others if not o.on_share()]
         for root in self.attachment_root_list():
             try:
                 check_inside_roots(root, settings.ATTACHMENT_ROOTS)
@@ -111,6 +161,39 @@ class Organization(models.Model):
                         code="overlapping_roots"))
         return problems
 
+    def _share_root_problems(self, others: Iterable[Organization]) -> list[ValidationError]:
+        """Roots on a Windows share: well formed (tells no `..`), on one server (one user
+        signs in), apart from every other organization's folders on that share. The server's
+        ATTACHMENT_ROOTS are about its own disk; the share's server is held to the rules of
+        every outbound connection instead (security/outbound.py) when it is connected to."""
+        problems: list[ValidationError] = []
+        mine = []
+        for root in self.attachment_root_list():
+            try:
+                mine.append(parse_share_path(root))
+            except ValidationError as exc:
+                problems.append(exc)
+        if len({path.server.casefold() for path in mine}) > 1:
+            problems.append(ValidationError(
+                _("All attachment roots on a share must be on one server: one user signs in."),
+                code="several_servers"))
+        for other in others:
+            if not other.on_share():
+                continue
+            for text in other.attachment_root_list():
+                try:
+                    theirs = parse_share_path(text)
+                except ValidationError:
+                    continue
+                for root in mine:
+                    if root.contains(theirs) or theirs.contains(root):
+                        problems.append(ValidationError(
+                            _("%(root)s overlaps %(other)s, an attachment root of "
+                              "%(organization)s: each organization needs folders of its own.")
+                            % {"root": root, "other": text, "organization": other.name},
+                            code="overlapping_roots"))
+        return problems
+
     def approved_attachment_roots(self) -> list[str]:
         """The roots attachments may be saved under now: those inside the server's
         ATTACHMENT_ROOTS as they are today (the operator may have narrowed them since the
@@ -118,6 +201,9 @@ class Organization(models.Model):
         approved: list[str] = []
         for root in self.attachment_root_list():
             try:
+                if self.on_share():
+                    approved.append(str(parse_share_path(root)))
+                    continue
                 check_inside_roots(root, settings.ATTACHMENT_ROOTS)
             except ValidationError:
                 continue
@@ -130,6 +216,8 @@ class Organization(models.Model):
         roots = self.approved_attachment_roots()
         if not roots:
             raise ValidationError(NO_ATTACHMENT_ROOTS, code="no_roots")
+        if self.on_share():
+            return str(check_inside_share_roots(directory, roots))
         return check_inside_roots(directory, roots)
 
 

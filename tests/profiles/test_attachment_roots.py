@@ -26,7 +26,10 @@ ADD_PROFILE = "/admin/profiles/syncprofile/add/"
 
 def _organization_form(organization: Organization, **fields: Any) -> dict[str, Any]:
     return {"name": organization.name, "alert_emails": organization.alert_emails,
-            "attachment_roots": organization.attachment_roots, **fields}
+            "attachment_roots": organization.attachment_roots,
+            # A superuser's form also has where the roots are (a local folder here).
+            "attachment_storage": organization.attachment_storage,
+            "share_port": organization.share_port, **fields}
 
 
 class OrganizationRootsTestCase(BaseTestCase):

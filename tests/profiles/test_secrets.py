@@ -91,6 +91,9 @@ class KeyRotationTestCase(BaseTestCase):
             profile.set_mailbox_secret("dave-password")
             profile.save()
             old_token = _stored_token(connection.id)
+            self.acme.set_share_secret("share-password")
+            self.acme.save()
+            old_share_token = self.acme.share_secret
 
         with override_settings(ENCRYPTION_KEYS=[NEW_KEY, OLD_KEY]):
             call_command("rotate_secrets", stdout=io.StringIO())
@@ -102,6 +105,9 @@ class KeyRotationTestCase(BaseTestCase):
             self.assertEqual(connection.get_secret(), "service-password")
             self.assertEqual(profile.get_mailbox_secret(), "dave-password")
             self.assertEqual(profile.connection.get_secret(), "service-password")
+            self.acme.refresh_from_db()
+            self.assertNotEqual(self.acme.share_secret, old_share_token)
+            self.assertEqual(self.acme.share_password(), "share-password")
 
     def test_rotation_without_the_old_key_changes_nothing_and_names_the_setting(self) -> None:
         with override_settings(ENCRYPTION_KEYS=[OLD_KEY]):

@@ -11,6 +11,7 @@ from profiles.models import (
     CrmConnection,
     GraphSubscription,
     MailboxConnection,
+    Organization,
     RaynetWebhook,
     SyncProfile,
 )
@@ -23,6 +24,7 @@ ENCRYPTED_COLUMNS = [
     (CrmConnection, "secret_token"),
     (RaynetWebhook, "secret_token"),
     (GraphSubscription, "client_state"),
+    (Organization, "share_secret"),   # its attachment share's password
 ]
 
 
