@@ -77,3 +77,26 @@ class AttachmentShareAdminTestCase(BaseTestCase):
             "action": "test_attachment_share", "_selected_action": [self.acme.pk]}, follow=True)
         (message,) = self._messages(response)
         assert "refused the share's user name or password" in message
+
+    def test_the_change_page_has_a_test_button_that_posts_and_reports(self) -> None:
+        """The button is shown only for an organization on a share; it answers a POST only,
+        and another organization's administrator gets a 404, as for a missing one."""
+        test_url = f"/admin/profiles/organization/{self.acme.pk}/test-share/"
+        self.client.force_login(self.alice)
+        page = self.client.get(CHANGE.format(self.acme.pk)).content.decode()
+        assert test_url not in page   # attachments in a local folder: nothing to test
+        self.client.post(CHANGE.format(self.acme.pk), self._form(self.acme))
+        page = self.client.get(CHANGE.format(self.acme.pk)).content.decode()
+        assert f'action="{test_url}"' in page and "Test the attachment share" in page
+        assert self.client.get(test_url).status_code == 405
+        response = self.client.post(test_url, follow=True)
+        assert response.redirect_chain[-1][0] == CHANGE.format(self.acme.pk)
+        messages = [m for m in self._messages(response) if m.startswith("“Acme”:")]
+        assert messages and "The share works: signed in to 127.0.0.1" in messages[-1], messages
+        self.client.force_login(self.bob)   # Acme's administrator may test it too
+        assert self.client.post(test_url).status_code == 302
+        self.client.force_login(self.charlie)   # Globex's administrator
+        assert self.client.post(test_url).status_code == 404
+        self.client.force_login(self.dave)   # a user of Acme, not its administrator
+        response = self.client.post(test_url)
+        assert response.status_code == 302 and "/login/" in response["Location"]
