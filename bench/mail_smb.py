@@ -9,12 +9,11 @@ attachment of M MB onto the share (bench/mail.py's `bench_large`, each run in a 
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import mail
+from bench import mail, scratch
 
 MAX_RATIO = 1.5
 
@@ -39,7 +38,7 @@ def bench_many(n: int, latency_ms: int, check_timings: bool) -> dict[str, Any]:
     from tests.samba import running_samba
 
     local = mail.bench_many(n, latency_ms, check_timings=False)
-    with running_samba(Path(tempfile.mkdtemp(prefix="bench-samba-")), with_full=False) as samba:
+    with running_samba(scratch.directory("bench-samba-"), with_full=False) as samba:
         smb = mail._many(samba.share_path() / "bench", n, latency_ms, check_timings=False,
                          on_share=_on_share(samba, "bench"))
     ratio = smb["seconds"] / max(local["seconds"], 0.001)
