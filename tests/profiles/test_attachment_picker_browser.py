@@ -47,7 +47,10 @@ SCREENSHOTS = Path(os.environ.get("PORTAL_SCREENSHOT_DIR")
                    or Path(tempfile.gettempdir()) / "portal-screenshots")
 
 
-class AttachmentPickerBrowserTests(StaticLiveServerTestCase):
+class PickerBrowserTestCase(StaticLiveServerTestCase):
+    """Headless Chromium against the live server, and the picker's helpers; no tests of its own
+    (the share's scenario, test_attachment_picker_share_browser.py, reuses it)."""
+
     @pytest.fixture(autouse=True)
     def _browser(self) -> Iterator[None]:
         options = webdriver.ChromeOptions()
@@ -66,6 +69,26 @@ class AttachmentPickerBrowserTests(StaticLiveServerTestCase):
     def _shot(self, name: str) -> None:
         self.browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
 
+    def _sign_in(self, user: User) -> None:
+        client = Client()
+        client.force_login(user)
+        self.browser.get(f"{self.live_server_url}/admin/login/")
+        self.browser.add_cookie({"name": settings.SESSION_COOKIE_NAME,
+                                 "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                                 "path": "/"})
+
+    def _click(self, css: str) -> None:
+        element = WebDriverWait(self.browser, WAIT).until(
+            expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, css)))
+        self.browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        element.click()
+
+    def _location_is(self, text: str) -> None:
+        WebDriverWait(self.browser, WAIT).until(expected_conditions.text_to_be_present_in_element(
+            (By.CSS_SELECTOR, "dialog[open] .attachment-picker-location"), text))
+
+
+class AttachmentPickerBrowserTests(PickerBrowserTestCase):
     def _profile(self) -> tuple[SyncProfile, Path]:
         """Bob, Acme's administrator, signed in; Acme's root on the share, with a folder."""
         root = Path(settings.ATTACHMENT_ROOTS[0]) / "acme-browser"
@@ -83,23 +106,8 @@ class AttachmentPickerBrowserTests(StaticLiveServerTestCase):
         profile = SyncProfile.objects.create(
             organization=acme, user=bob, mailbox="bob@acme.example", connection=connection,
             crm_user=CrmUser.objects.create(organization=acme, name="Bob", login="bob"))
-        client = Client()
-        client.force_login(bob)
-        self.browser.get(f"{self.live_server_url}/admin/login/")
-        self.browser.add_cookie({"name": settings.SESSION_COOKIE_NAME,
-                                 "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                                 "path": "/"})
+        self._sign_in(bob)
         return profile, root
-
-    def _click(self, css: str) -> None:
-        element = WebDriverWait(self.browser, WAIT).until(
-            expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, css)))
-        self.browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-        element.click()
-
-    def _location_is(self, text: str) -> None:
-        WebDriverWait(self.browser, WAIT).until(expected_conditions.text_to_be_present_in_element(
-            (By.CSS_SELECTOR, "dialog[open] .attachment-picker-location"), text))
 
     def test_browsing_creating_and_choosing_a_folder_on_the_share(self) -> None:
         profile, root = self._profile()
