@@ -31,6 +31,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from crm import bulk_insert
+
 # Organizations being deleted in this thread: their records need no tombstones, since the
 # journal goes with them (and a new journal row would point at a vanishing organization).
 _organizations_going: ContextVar[frozenset[int]] = ContextVar("organizations_going",
@@ -186,7 +188,11 @@ class TrackedQuerySet(models.QuerySet):
             revisions = {oid: allocate_revision(oid) for oid in {o.organization_id for o in objs}}
             for obj in objs:
                 obj.revision = revisions[obj.organization_id]
-            created = super().bulk_create(objs, *args, **kwargs)
+            if not args and not kwargs and bulk_insert.insertable(self.model, objs, self.db):
+                bulk_insert.insert(self.model, objs, self.db)
+                created = objs
+            else:
+                created = super().bulk_create(objs, *args, **kwargs)
             for organization_id, revision in revisions.items():
                 ids = [o.pk for o in created if o.organization_id == organization_id]
                 record_changes(organization_id, self.model.change_kind, ids, revision, False)
