@@ -247,6 +247,8 @@ class Notifier:
             entry = {"url": url, "status": status, "error": error, "attempt": attempt + 1,
                      "count": len(batch), "lifecycle": lifecycle}
             with self.lock:
+                if self.generation != generation:
+                    return              # reset while this POST was under way: not this test's
                 self.deliveries.append(entry)
                 del self.deliveries[:-200]
                 self.counters["posts"] += 1
