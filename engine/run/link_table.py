@@ -37,6 +37,14 @@ class LinkTable:
     def by_crm_key(self, crm_keys: Iterable[str]) -> dict[str, Link]:
         return {link.crm_key: link for link in self.links().filter(crm_key__in=list(crm_keys))}
 
+    def remote_versions(self, crm_keys: Iterable[str]) -> dict[str, tuple[int, str, str]]:
+        """Per CRM key its link's id, Exchange id and Exchange version: no more (a link's
+        snapshots are decoded JSON, and the identity stamps of a first import asked for them
+        100 links at a time only to move their versions on; bench/)."""
+        return {crm_key: (pk, remote_id, version) for pk, crm_key, remote_id, version
+                in self.links().filter(crm_key__in=list(crm_keys)).values_list(
+                    "pk", "crm_key", "remote_id", "remote_version")}
+
     def linked_crm_keys(self, crm_keys: Iterable[str] | None = None) -> set[str]:
         """Which of these CRM records are linked (in any state); all linked ones if None."""
         query = self.links()
@@ -114,9 +122,9 @@ class LinkTable:
         if fresh:
             Link.objects.bulk_create(fresh)
 
-    def save_remote_versions(self, links: list[Link]) -> None:
-        """Each link's new Exchange version: a statement per few hundred links."""
-        update_column(Link, "remote_version", [(link.pk, link.remote_version) for link in links])
+    def save_remote_versions(self, versions: list[tuple[int, str]]) -> None:
+        """New Exchange versions, (link id, version) pairs: a statement per few hundred."""
+        update_column(Link, "remote_version", versions)
 
     def set_state(self, link: Link, state: str) -> None:
         link.state = state
@@ -237,7 +245,7 @@ class DryRunLinkTable(LinkTable):
     def save_many(self, fresh: list[Link], changed: list[Link], fields: list[str]) -> None:
         pass
 
-    def save_remote_versions(self, links: list[Link]) -> None:
+    def save_remote_versions(self, versions: list[tuple[int, str]]) -> None:
         pass
 
     def set_state(self, link: Link, state: str) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from engine.crmstore.base import CrmBackend
 from engine.mailbox.background import Pending
 from engine.mailbox.base import ItemChange, ItemRef, MailboxBackend, Update, WriteResult
-from engine.models import FolderState, Link
+from engine.models import FolderState
 from engine.plan_actions import Plan, Side
 from engine.records import ContactRecord, Kind
 from engine.run.executor import BATCH
@@ -133,15 +133,14 @@ class IdentityStamps:
 
     def _apply(self, due: list[tuple[str, str, str]], results: list[WriteResult]) -> None:
         """The links of the stamped items take the items' new versions."""
-        links = self.links.by_crm_key(d[0] for d in due)
-        changed: list[Link] = []
+        links = self.links.remote_versions(d[0] for d in due)
+        moved_on: list[tuple[int, str]] = []
         for (crm_key, remote_id, version), result in zip(due, results, strict=False):
             link = links.get(crm_key)
             if not result.ok or result.ref is None:
                 log.info("The identity stamp of %s was not written: %s", remote_id,
                          result.message)
-            elif (link is not None and link.remote_id == remote_id
-                  and link.remote_version == version and result.ref.id == remote_id):
-                link.remote_version = result.ref.version
-                changed.append(link)
-        self.links.save_remote_versions(changed)
+            elif (link is not None and link[1:] == (remote_id, version)
+                  and result.ref.id == remote_id):
+                moved_on.append((link[0], result.ref.version))
+        self.links.save_remote_versions(moved_on)
