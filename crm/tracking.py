@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -114,22 +114,36 @@ def changes_since(organization_id: int, kind: str, revision: int) -> models.Quer
     ).order_by("revision", "object_id")
 
 
+# Journal rows per statement: six parameters a row, within SQLite's oldest limit of 999.
+_JOURNAL_ROWS = 150
+
+
 def record_changes(
     organization_id: int, kind: str, object_ids: Iterable[int], revision: int, deleted: bool
 ) -> None:
-    now = timezone.now()
-    rows = [
-        Change(organization_id=organization_id, kind=kind, object_id=object_id,
-               revision=revision, deleted=deleted, changed_at=now)
-        for object_id in object_ids
-    ]
-    if rows:
-        Change.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["kind", "object_id"],
-            update_fields=["revision", "deleted", "changed_at"],
-        )
+    """Upsert the objects' journal rows: one INSERT … ON CONFLICT a batch (PostgreSQL and
+    SQLite say it alike), built here rather than by bulk_create(update_conflicts=True), whose
+    compiling of every row cost a first import a twentieth of its time (bench/)."""
+    ids = list(object_ids)
+    if not ids:
+        return
+    meta = Change._meta
+    quote = connection.ops.quote_name
+    changed_at = meta.get_field("changed_at").get_db_prep_save(timezone.now(), connection)
+    columns = ", ".join(quote(meta.get_field(name).column) for name in (
+        "organization", "kind", "object_id", "revision", "deleted", "changed_at"))
+    updates = ", ".join(f"{quote(name)} = excluded.{quote(name)}"
+                        for name in ("revision", "deleted", "changed_at"))
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), _JOURNAL_ROWS):
+            chunk = ids[start:start + _JOURNAL_ROWS]
+            cursor.execute(
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+                + f" ON CONFLICT ({quote('kind')}, {quote('object_id')}) DO UPDATE SET {updates}",
+                [value for object_id in chunk
+                 for value in (organization_id, kind, object_id, revision, bool(deleted),
+                               changed_at)])
 
 
 def bump(model: type[TrackedModel], object_ids: Iterable[int]) -> None:
