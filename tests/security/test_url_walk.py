@@ -214,6 +214,12 @@ def _admin_site_rules() -> dict[str, Rule]:
             lambda o: f"/admin/profiles/crmconnection/{o.acme[CrmConnection].pk}/test-connection/",
             ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/crmconnection/"),
             method="post"),
+        # The organization's "Test the attachment share" button (Acme's is a local folder:
+        # nothing reached, a message and back to the page).
+        "admin:profiles_organization_test_share": Rule(
+            lambda o: f"/admin/profiles/organization/{o.profile.organization.pk}/test-share/",
+            ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/organization/"),
+            method="post"),
         "admin:profiles_syncprofile_test_connection": Rule(
             lambda o: f"/admin/profiles/syncprofile/{o.profile.pk}/test-connection/",
             ADMIN_LOGIN, HIDDEN, Expect((302,), "/admin/profiles/syncprofile/"), method="post"),
