@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import secrets
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack, suppress
@@ -42,6 +41,7 @@ from mailimport.storage import (
     INDEX,
     MAX_NUMBER,
     NAME_LENGTH,
+    MeteredSink,
     SavedFile,
     StorageError,
     TooLarge,
@@ -318,46 +318,26 @@ def _delete_pending() -> FileDispositionInformation:
     return disposition
 
 
-class _Sink(io.RawIOBase):
-    """The temporary file on the share: counts, hashes and enforces the size limit."""
+class _Sink(MeteredSink):
+    """The temporary file on the share, opened only once more than one chunk has come."""
+
+    failures = (Exception,)   # smbclient's errors are not all OSErrors
 
     def __init__(self, open_file: Callable[[], Any], max_bytes: int | None) -> None:
-        super().__init__()
+        super().__init__(max_bytes)
         self.open_file = open_file
         self.raw: Any = None
         self.buffer = bytearray()   # the first chunk, until the file is opened
-        self.max_bytes = max_bytes
-        self.size = 0
-        self.sha256 = hashlib.sha256()
-        self.failure: Exception | None = None
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        if self.failure:
-            raise self.failure
-        view = memoryview(data).cast("B")
-        length = len(view)
-        size = self.size + length
-        if self.max_bytes is not None and size > self.max_bytes:
-            self.failure = TooLarge(size, self.max_bytes)
-            raise self.failure
-        self.sha256.update(view)
-        try:
-            if self.raw is None and len(self.buffer) + length <= CHUNK:
-                self.buffer += view
-            else:
-                if self.raw is None:
-                    self.raw = self.open_file()
-                    self._send(memoryview(self.buffer))
-                    self.buffer = bytearray()
-                self._send(view)
-        except Exception as exc:
-            self.failure = exc
-            raise
-        self.size = size
-        return length
+    def _put(self, view: memoryview) -> None:
+        if self.raw is None and len(self.buffer) + len(view) <= CHUNK:
+            self.buffer += view
+            return
+        if self.raw is None:
+            self.raw = self.open_file()
+            self._send(memoryview(self.buffer))
+            self.buffer = bytearray()
+        self._send(view)
 
     def _send(self, view: memoryview) -> None:
         while view:

@@ -249,17 +249,19 @@ class AttachmentStore:
             os.replace(sink.name, digest, src_dir_fd=incoming, dst_dir_fd=index)
 
 
-class _Sink(io.RawIOBase):
-    """The temporary file: counts, hashes and enforces the size limit as bytes arrive."""
+class MeteredSink(io.RawIOBase):
+    """Where an attachment's bytes go: counts, hashes and enforces the size limit as they
+    arrive; `_put` stores them (a local file here, a file on a share in smb_store.py). An
+    error of a kind in `failures` is kept, so that a writer wrapping or swallowing it cannot
+    hide it."""
 
-    def __init__(self, fd: int, name: str, max_bytes: int | None) -> None:
+    failures: tuple[type[Exception], ...] = (OSError,)
+
+    def __init__(self, max_bytes: int | None) -> None:
         super().__init__()
-        self.fd = fd
-        self.name = name
         self.max_bytes = max_bytes
         self.size = 0
         self.sha256 = hashlib.sha256()
-        # Kept so that a writer wrapping or swallowing our error cannot hide it.
         self.failure: Exception | None = None
 
     def writable(self) -> bool:
@@ -277,13 +279,28 @@ class _Sink(io.RawIOBase):
             raise self.failure
         self.sha256.update(view)
         try:
-            while view:
-                view = view[_write(self.fd, view):]
-        except OSError as exc:
+            self._put(view)
+        except self.failures as exc:
             self.failure = exc
             raise
         self.size = size
         return length
+
+    def _put(self, view: memoryview) -> None:
+        raise NotImplementedError
+
+
+class _Sink(MeteredSink):
+    """The temporary file in `.incoming`."""
+
+    def __init__(self, fd: int, name: str, max_bytes: int | None) -> None:
+        super().__init__(max_bytes)
+        self.fd = fd
+        self.name = name
+
+    def _put(self, view: memoryview) -> None:
+        while view:
+            view = view[_write(self.fd, view):]
 
     def finish(self) -> None:
         """Make the bytes durable before the file gets its name: a power cut must not leave a
