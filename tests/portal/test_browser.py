@@ -39,7 +39,7 @@ CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
                                                  "google-chrome"))), None)
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -94,6 +94,14 @@ def run_queued_tasks_in_a_thread() -> threading.Thread:
     return thread
 
 
+def _replaced_under_our_feet(error: WebDriverException) -> bool:
+    """An element of a page being replaced: selenium says stale, or Chromium's inspector
+    answers that the node "does not belong to the document" when the element is touched
+    while the next page takes its place."""
+    return (isinstance(error, StaleElementReferenceException)
+            or "does not belong to the document" in (error.msg or ""))
+
+
 class PortalBrowserTests(StaticLiveServerTestCase):
     sim: SimHandle
     browser: WebDriver
@@ -119,9 +127,28 @@ class PortalBrowserTests(StaticLiveServerTestCase):
 
     def _wait(self, condition: Callable[[WebDriver], object], message: str = "") -> object:
         # An element read while the page is being replaced goes stale: looked for again.
-        return WebDriverWait(self.browser, WAIT, poll_frequency=0.1,
-                             ignored_exceptions=(StaleElementReferenceException,)
-                             ).until(condition, message)
+        def check(browser: WebDriver) -> object:
+            try:
+                return condition(browser)
+            except WebDriverException as exc:
+                if _replaced_under_our_feet(exc):
+                    return False
+                raise
+
+        return WebDriverWait(self.browser, WAIT, poll_frequency=0.1).until(check, message)
+
+    def _until_gone(self, element: object) -> None:
+        """Wait until the page that held `element` has been replaced."""
+        def gone(_browser: WebDriver) -> bool:
+            try:
+                element.is_enabled()  # type: ignore[attr-defined]
+            except WebDriverException as exc:
+                if _replaced_under_our_feet(exc):
+                    return True
+                raise
+            return False
+
+        WebDriverWait(self.browser, WAIT, poll_frequency=0.1).until(gone)
 
     def _sign_in(self, username: str, password: str) -> None:
         browser = self.browser
@@ -390,7 +417,7 @@ class PortalBrowserTests(StaticLiveServerTestCase):
         assert browser.find_element(By.ID, f"select-{meeting.pk}").is_selected()
         browser.find_element(By.CSS_SELECTOR, "button.keep-apart-selected").click()
         # The page before the click has a message of its own: wait until it is gone.
-        self._wait(expected_conditions.staleness_of(message))
+        self._until_gone(message)
         message = self._wait(expected_conditions.presence_of_element_located(
             (By.CSS_SELECTOR, ".message-success")))
         assert "1 pair will be kept apart" in message.text  # type: ignore[attr-defined]
