@@ -6,7 +6,11 @@ docstring describes them), with the share's own means:
   anything), then renamed into its bucket; an SMB rename never replaces an existing name, so
   `name (2).pdf` is chosen exactly as locally, without a hard link;
 - `.sha256\\<aa>\\<sha256>` holds the owner and the relative path of the file with that content,
-  checked against the stored file's content before reuse;
+  checked against the stored file's content before reuse. It is created before the file, only
+  where no entry is (one request that both asks whether the content is stored and says where
+  it will be), and removed again if the file then cannot be saved;
+- a small file (most attachments) is created, written, renamed and closed in one compound
+  request (mailimport/smb_compound.py): two round trips an attachment in all;
 - every path is built here from the chosen folder (checked against the organization's roots:
   no `..`, nothing outside them) and names the server builds; the SMB server does not follow
   links outside its share, and a client cannot plant one;
@@ -29,11 +33,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import smbclient
 from django.core.exceptions import ValidationError
-from smbclient._io import SMBFileTransaction, SMBRawIO, set_info
+from smbclient._io import SMBFileTransaction, set_info
 from smbprotocol.file_info import FileDispositionInformation, FileRenameInformation
-from smbprotocol.open import FilePipePrinterAccessMask, SMB2WriteRequest, SMB2WriteResponse
 
 from mailimport.filenames import numbered_filename, real_extension, safe_filename
+from mailimport.smb_compound import WRITE_AND_DELETE, put_small_file
 from mailimport.smb_connection import ShareConnection, translate
 from mailimport.storage import (
     CHUNK,
@@ -61,13 +65,6 @@ def organization_store(organization: Organization, directory: str) -> SmbAttachm
         organization.share_password(), port=organization.share_port,
         require_encryption=organization.share_requires_encryption)
     return SmbAttachmentStore(directory, roots, connection, owner=str(organization.pk))
-
-
-# What the temporary file is opened with: write it, then rename or delete it through the handle.
-_WRITE_AND_DELETE = (FilePipePrinterAccessMask.FILE_WRITE_DATA
-                     | FilePipePrinterAccessMask.FILE_WRITE_ATTRIBUTES
-                     | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES
-                     | FilePipePrinterAccessMask.DELETE)
 
 
 class SmbAttachmentStore:
@@ -128,15 +125,22 @@ class SmbAttachmentStore:
                 # are) is written in one compound request once its content, and so its
                 # name and whether it is stored already, are known.
                 sink = _Sink(lambda: stack.enter_context(smbclient.open_file(
-                    temp, "xb", buffering=0, desired_access=_WRITE_AND_DELETE, **options)),
+                    temp, "xb", buffering=0, desired_access=WRITE_AND_DELETE, **options)),
                     max_bytes)
+                claimed = False
                 try:
                     _fill(fill, sink)
                     digest, size = sink.sha256.hexdigest(), sink.size
-                    existing = self._find(digest, size, options)
-                    if existing:
-                        return SavedFile(existing, size, digest, deduplicated=True)
                     parts = [f"{received.year:04d}", f"{received.month:02d}", digest[:2]]
+                    # The index entry is created first, only where none is: the one request
+                    # both asks whether this content is stored and says where it goes.
+                    claimed = self._claim(digest, "/".join([*parts, name]), options)
+                    if not claimed:
+                        existing = self._find(digest, size, options)
+                        if existing:
+                            if sink.raw is not None:
+                                _set_info(sink.raw, _delete_pending())
+                            return SavedFile(existing, size, digest, deduplicated=True)
                     bucket = self.share.unc(self.path, *parts)
                     self._makedirs(bucket, options)
                     if sink.raw is None:
@@ -150,14 +154,19 @@ class SmbAttachmentStore:
                         # not four); on any other way out deleted when that handle closes.
                         with suppress(Exception):   # the failure is what gets reported
                             _set_info(sink.raw, _delete_pending())
+                    if claimed:
+                        # The entry names a file that was not saved: only a hint, checked
+                        # before use, but not left where it can be removed.
+                        _remove_quietly(self._entry(digest), options)
                     raise
             relative = "/".join([*parts, final])
-            try:
-                self._remember(digest, relative, options)
-            except BaseException:
-                # Unrecorded, the file would be an orphan that the retry stores again.
-                _remove_quietly(f"{bucket}\\{final}", options)
-                raise
+            if not claimed or final != name:
+                try:
+                    self._remember(digest, relative, options)
+                except BaseException:
+                    # Unrecorded, the file would be an orphan that the retry stores again.
+                    _remove_quietly(f"{bucket}\\{final}", options)
+                    raise
             return SavedFile(relative, size, digest, deduplicated=False)
         except _SourceFailed as failed:
             # Reading the attachment failed (Exchange dropped the connection): the mailbox's
@@ -179,8 +188,8 @@ class SmbAttachmentStore:
         """Create, write, rename and close in one compound request. A failed write fails the
         rename with it: the `.part` left is removed, or stays in `.incoming` only."""
         try:
-            _write_small(temp, data, options, mode="xb",
-                         rename_to=self._target(parts, name))
+            put_small_file(temp, data, options, exclusive=True,
+                           rename_to=self._target(parts, name))
             return name
         except OSError as exc:
             if exc.errno != errno.EEXIST or not smbclient.path.isfile(temp, **options):
@@ -228,11 +237,28 @@ class SmbAttachmentStore:
                     raise
         raise self._too_many(name)
 
+    def _entry(self, digest: str) -> str:
+        """The index entry of this content: the owner, then the file's path in the folder."""
+        return self.share.unc(self.path, INDEX, digest[:2], digest)
+
+    def _claim(self, digest: str, relative: str, options: dict[str, Any]) -> bool:
+        """Create the index entry saying this content is stored at `relative`, unless there
+        is one: True if created, False if an entry was there already."""
+        index = self.share.unc(self.path, INDEX, digest[:2])
+        self._makedirs(index, options)
+        try:
+            put_small_file(f"{index}\\{digest}", f"{self.owner}\n{relative}".encode(),
+                           options, exclusive=True)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                return False
+            raise
+        return True
+
     def _find(self, digest: str, size: int, options: dict[str, Any]) -> str | None:
         """The stored file with this content, if the index knows one and it is unchanged."""
-        entry_path = self.share.unc(self.path, INDEX, digest[:2], digest)
         try:
-            with smbclient.open_file(entry_path, "rb", **options) as file:
+            with smbclient.open_file(self._entry(digest), "rb", **options) as file:
                 entry = file.read(4096).decode()
             owner, separator, relative = entry.partition("\n")
             if not separator or owner != self.owner:
@@ -263,7 +289,8 @@ class SmbAttachmentStore:
         # connection costs one extra copy, never a wrong file.
         index = self.share.unc(self.path, INDEX, digest[:2])
         self._makedirs(index, options)
-        _write_small(f"{index}\\{digest}", f"{self.owner}\n{relative}".encode(), options)
+        put_small_file(f"{index}\\{digest}", f"{self.owner}\n{relative}".encode(), options,
+                       exclusive=False)
 
     def _storage_error(self, exc: BaseException) -> StorageError:
         error = translate(exc, str(self.directory), self.share.server)
@@ -281,29 +308,6 @@ def _fill(fill: Callable[[BinaryIO], object], sink: _Sink) -> None:
     if sink.failure:
         raise sink.failure
     # Each SMB write is answered once the server has the bytes: no further sync to ask for.
-
-
-def _write_small(path: str, data: bytes, options: dict[str, Any], *, mode: str = "wb",
-                 rename_to: FileRenameInformation | None = None) -> None:
-    """A small file created (or overwritten) in one round trip: open, write, optionally
-    rename, and close in one compound request."""
-    raw = SMBRawIO(path, mode=mode, desired_access=_WRITE_AND_DELETE if rename_to else None,
-                   **options)
-    request = SMB2WriteRequest()
-    request["length"] = len(data)
-    request["offset"] = 0
-    request["file_id"] = raw.fd.file_id   # in a related compound: the file just opened
-    request["buffer"] = data
-
-    def receive(sent: Any) -> SMB2WriteResponse:
-        response = SMB2WriteResponse()
-        response.unpack(raw.fd.connection.receive(sent)["data"].get_value())
-        return response
-
-    with SMBFileTransaction(raw) as transaction:
-        transaction += (request, receive)
-        if rename_to is not None:
-            set_info(transaction, rename_to)
 
 
 def _set_info(raw: Any, info: Any) -> None:

@@ -74,6 +74,36 @@ def test_the_same_content_is_stored_once_and_another_name_numbered(
     assert len(files(on_disk(samba, folder) / "2026")) == 1
 
 
+def test_a_large_attachment_stored_already_leaves_no_temporary_file(
+        samba: Samba, folder: str, store: SmbAttachmentStore) -> None:  # noqa: F811
+    content = b"\x42" * (2 * MB)   # more than a chunk: written to `.incoming` as it comes
+    first = store.save(io.BytesIO(content), "plan.dwg", RECEIVED, None)
+    again = store.save(io.BytesIO(content), "plan-v2.dwg", RECEIVED, None)
+    assert again == dataclasses.replace(first, deduplicated=True)
+    disk = on_disk(samba, folder)
+    assert list((disk / ".incoming").iterdir()) == []
+    assert [name for name in files(disk) if not name.startswith(".")] == [first.relative_path]
+
+
+def test_an_index_entry_naming_a_file_no_longer_there_is_replaced(
+        samba: Samba, folder: str, store: SmbAttachmentStore) -> None:  # noqa: F811
+    """A person deleted the stored file (or a run stopped between the entry and the file):
+    the content is stored again and the entry names the new file."""
+    content = b"%PDF offer"
+    digest = hashlib.sha256(content).hexdigest()
+    first = store.save(io.BytesIO(content), "offer.pdf", RECEIVED, None)
+    disk = on_disk(samba, folder)
+    (disk / first.relative_path).unlink()
+    later = RECEIVED.replace(month=4)
+    again = store.save(io.BytesIO(content), "offer.pdf", later, None)
+    assert not again.deduplicated
+    assert again.relative_path == f"2026/04/{digest[:2]}/offer.pdf"
+    assert (disk / again.relative_path).read_bytes() == content
+    assert (disk / ".sha256" / digest[:2] / digest).read_text() == f"1\n{again.relative_path}"
+    # And the next copy is found through it.
+    assert store.save(io.BytesIO(content), "copy.pdf", later, None).deduplicated
+
+
 def test_a_name_taken_in_the_bucket_gets_a_number(
         samba: Samba, folder: str, store: SmbAttachmentStore) -> None:  # noqa: F811
     content = b"new content"
@@ -180,6 +210,28 @@ def test_a_full_share_leaves_nothing_half_written(samba: Samba) -> None:  # noqa
     finally:
         store.close()
     assert (samba.full / "mail" / saved.relative_path).read_bytes() == b"small"
+
+
+def test_a_small_attachment_on_a_nearly_full_share_leaves_nothing(
+        samba: Samba) -> None:  # noqa: F811
+    """Written in one compound request (create, write, rename, close): the write fails, the
+    rename with it, and neither the file nor its index entry is left."""
+    if samba.full is None:
+        pytest.skip("mounting a small tmpfs behind the share is not permitted here")
+    filler = samba.full / "filler.bin"
+    free = os.statvfs(samba.full).f_bavail * os.statvfs(samba.full).f_frsize
+    filler.write_bytes(b"\0" * (free - 64 * 1024))
+    store = make_store(samba, samba.unc("full", "small"))
+    try:
+        with pytest.raises(StorageError, match="The share is full"):
+            store.save(io.BytesIO(b"\x07" * 512 * 1024), "scan.pdf", RECEIVED, None)
+        assert files(samba.full / "small") == []
+        filler.unlink()
+        saved = store.save(io.BytesIO(b"\x07" * 512 * 1024), "scan.pdf", RECEIVED, None)
+    finally:
+        store.close()
+        filler.unlink(missing_ok=True)
+    assert (samba.full / "small" / saved.relative_path).stat().st_size == 512 * 1024
 
 
 def test_the_server_going_away_mid_write_keeps_nothing_and_the_retry_saves(
