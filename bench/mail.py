@@ -89,7 +89,7 @@ def _share() -> Path:
 
 
 def _profile(url: str, directory: Path | str, max_attachment_mb: int, *, name: str = "mail",
-             share: Callable[[Any], None] | None = None) -> Any:
+             share: Callable[[Any], None] | None = None, roots: Path | None = None) -> Any:
     from django.conf import settings
 
     from crm.models import Person
@@ -100,8 +100,9 @@ def _profile(url: str, directory: Path | str, max_attachment_mb: int, *, name: s
         share(organization)   # its roots on an SMB share (bench/mail_smb.py)
     else:
         # The benchmark's only organization gets the server's roots, as an installation's
-        # would.
-        organization.attachment_roots = "\n".join(settings.ATTACHMENT_ROOTS)
+        # would (or a folder of its own inside them, one for each of several runs).
+        organization.attachment_roots = str(roots) if roots else "\n".join(
+            settings.ATTACHMENT_ROOTS)
         organization.full_clean()
         organization.save(update_fields=["attachment_roots"])
     mail = profile.mailsettings
@@ -178,20 +179,22 @@ def bench_many(n: int, latency_ms: int, check_timings: bool = True) -> dict[str,
         shutil.rmtree(root, ignore_errors=True)   # 200 MB for 1,000 e-mails
 
 
-def _many(root: Path, n: int, latency_ms: int, check_timings: bool, *,
+def _many(root: Path, n: int, latency_ms: int, check_timings: bool, *, name: str = "mail",
           on_share: tuple[str, Callable[[Any], None]] | None = None) -> dict[str, Any]:
-    """`root / "crm"` is where the files land on this machine's disk; `on_share`, the
-    directory on an SMB share (whose folder is `root`) and how to set its organization up."""
+    """`root / "crm"` is where the files land on this machine's disk, `root` the organization's
+    own root (the server's, or a folder inside it); `on_share`, the directory on an SMB share
+    (whose folder is `root`) and how to set its organization up; `name`, the organization's
+    (one of its own each run)."""
     setup_django()
     with simulator(latency_ms) as (url, control, sim_pid):
         control.add_user(SERVICE, SERVICE_PASSWORD, can_impersonate=["*"])
         for i in range(n):   # untimed
             control.deliver(USER, **_mail(i))
         if on_share:
-            profile = _profile(url, on_share[0], max_attachment_mb=50, name="mail-smb",
+            profile = _profile(url, on_share[0], max_attachment_mb=50, name=name,
                                share=on_share[1])
         else:
-            profile = _profile(url, root / "crm", max_attachment_mb=50)
+            profile = _profile(url, root / "crm", max_attachment_mb=50, name=name, roots=root)
         measured = _timed_import(control, profile, sim_pid)
     saved = _saved(root / "crm", profile.organization_id)
     ok = (measured["status"] == "success" and not measured["errors"] and saved["emails"] == n
@@ -272,13 +275,14 @@ def bench_large(attachment_mb: int, latency_ms: int, share: str = "local") -> di
 
 
 def bench_mail_import(n: int, latency_ms: int, attachment_mb: int,
-                      check_timings: bool = True, share: str = "local") -> dict[str, Any]:
+                      check_timings: bool = True, share: str = "local",
+                      repeat: int = 1) -> dict[str, Any]:
     if attachment_mb:
         return bench_large(attachment_mb, latency_ms, share)
     if share == "smb":
         from bench import mail_smb
 
-        return mail_smb.bench_many(n, latency_ms, check_timings)
+        return mail_smb.bench_many(n, latency_ms, check_timings, repeat)
     return bench_many(n, latency_ms, check_timings)
 
 

@@ -31,10 +31,10 @@
         0.1 requests per e-mail), or
         over one e-mail with one attachment of that size, its peak RSS against the same run
         without it (at most 50 MB above) (bench/mail.py).
-    python bench/run.py mail-import --n 1000 --share smb [--attachment-mb 100]
+    python bench/run.py mail-import --n 1000 --share smb [--repeat 3] [--attachment-mb 100]
         the same onto an SMB share (Samba on loopback): the run's seconds against the
-        local-disk run in the same process, at most 1.5x; with --attachment-mb, peak RSS as
-        above (bench/mail_smb.py).
+        local-disk run just before it in the same process, --repeat pairs, the median ratio at
+        most 1.5x; with --attachment-mb, peak RSS as above (bench/mail_smb.py).
     python bench/run.py propagation --n 50 [--smoke]
         with the listener and a worker cluster running as in production, N changes one at a
         time in each direction (Exchange -> CRM, CRM -> Exchange), each timed until the other
@@ -336,7 +336,8 @@ def bench_mail_import(args: argparse.Namespace) -> dict[str, Any]:
     from bench import mail
 
     return mail.bench_mail_import(args.n, args.latency_ms, args.attachment_mb,
-                                  check_timings=not args.smoke, share=args.share)
+                                  check_timings=not args.smoke, share=args.share,
+                                  repeat=1 if args.smoke else args.repeat)
 
 
 def _mail_import_misses(result: dict[str, Any]) -> list[str]:
@@ -435,8 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="contacts-/calendar-first-sync: baseline-and-product pairs, "
                              "each repeat in a fresh process; per case the median ratio, its "
-                             "spread and every run's seconds are printed (not with --smoke, "
-                             "which runs once)")
+                             "spread and every run's seconds are printed; mail-import --share "
+                             "smb: local-and-share pairs in one process, the median pair's "
+                             "line (not with --smoke, which runs once)")
     parser.add_argument("--backend", choices=("ews", "graph"), default="ews",
                         help="contacts-/calendar-first-sync, mail-import, propagation: the "
                              "profiles' mailbox backend (graph: ewsim's Microsoft Graph front "
