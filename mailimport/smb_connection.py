@@ -8,6 +8,10 @@ The share's server is an outbound connection like an EWS URL (security/outbound.
 is resolved here and only an address the operator's policy allows is connected to — by
 address, so that nothing resolves the name again later. NTLM signs in (no Kerberos); SMB 3
 encryption is used whenever the server offers it, and required if the organization says so.
+
+A DFS namespace share is refused: its folders can be links to other servers, which smbclient
+would follow by itself, connecting to whatever address the share names, past the operator's
+policy. The folder's real share (the link's target) is the root to give.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import threading
 import uuid
 from typing import Any
 
+from smbclient._pool import get_smb_tree
 from smbprotocol.connection import Connection
 from smbprotocol.exceptions import SMBAuthenticationError, SMBException, SMBResponseException
 from smbprotocol.header import NtStatus
@@ -128,7 +133,9 @@ class ShareConnection:
         self.address = ""
         self.encrypted = False
         self.cache: dict[str, Connection] = {}
+        self._shares_checked: set[str] = set()
         self._lock = threading.Lock()
+        self._share_lock = threading.Lock()
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments every smbclient call takes: this connection, nobody else's."""
@@ -136,10 +143,29 @@ class ShareConnection:
         return {"port": self.port, "connection_cache": self.cache, "username": self.username}
 
     def unc(self, path: SharePath, *names: str) -> str:
-        """The path as smbclient is to open it: on the address connected to, not the name."""
+        """The path as smbclient is to open it: on the address connected to, not the name,
+        and on a share checked not to be a DFS namespace."""
         self.connect()
         server = f"[{self.address}]" if ":" in self.address else self.address
+        self._refuse_dfs(server, path.share)
         return "\\".join([f"\\\\{server}", path.share, *path.folders, *names])
+
+    def _refuse_dfs(self, server: str, share: str) -> None:
+        """Connect to the share once (every later request on it uses the same tree) and refuse
+        it if it is a DFS namespace."""
+        key = share.lower()
+        if key in self._shares_checked:
+            return
+        with self._share_lock:   # saving threads start together: one connects, once
+            if key in self._shares_checked:
+                return
+            tree, _ = get_smb_tree(f"\\\\{server}\\{share}", **self.options())
+        if tree.is_dfs_share:
+            raise ShareError(
+                "dfs", f"\\\\{self.server}\\{share} is a DFS namespace, whose folders can lead "
+                "to other servers: this server does not follow them. Give the folder's real "
+                "location (the DFS link's target share) as the attachment root.", errno.EREMOTE)
+        self._shares_checked.add(key)
 
     def connect(self) -> None:
         with self._lock:
@@ -193,3 +219,4 @@ class ShareConnection:
                 with contextlib.suppress(Exception):
                     connection.disconnect(True)
             self.cache.clear()
+            self._shares_checked.clear()

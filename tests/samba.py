@@ -10,7 +10,9 @@ tests are not run as root.
 Shares:
 - `attachments`: writable by the test user;
 - `readonly`: the same user may read, not write;
-- `full`: a tmpfs of a few MB behind it, to fill up (None where mounting is not permitted).
+- `full`: a tmpfs of a few MB behind it, to fill up (None where mounting is not permitted);
+- `dfs`: a DFS namespace root whose folder `elsewhere` is a link to `DFS_LINK_TARGET`, a
+  server that is not this one.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ SMBPASSWD = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
 USER = "xchgsync-smb"
 PASSWORD = "Heslo-k-share-1"
 FULL_SIZE_MB = 4
+# Where the `dfs` share's link leads: another loopback address, on the same port.
+DFS_LINK_TARGET = "127.0.0.2"
 
 
 @dataclass
@@ -122,7 +126,8 @@ def _config(samba: Samba) -> str:
         # Files are written as root: the temporary folders above the shares are private to
         # root (pytest makes them 0700), and the unix account has no other use.
         lines += [f"[{name}]", f"path = {path}", f"valid users = {USER}", "force user = root",
-                  f"read only = {'yes' if name == 'readonly' else 'no'}"]
+                  f"read only = {'yes' if name == 'readonly' else 'no'}",
+                  f"msdfs root = {'yes' if name == 'dfs' else 'no'}"]
     return "\n".join(lines) + "\n"
 
 
@@ -144,13 +149,16 @@ def running_samba(base: Path, *, encrypt: str = "default", with_full: bool = Tru
     samba = Samba(base, _free_port(), encrypt)
     for folder in ("private", "lock", "state", "cache", "pid", "ncalrpc"):
         (base / folder).mkdir(parents=True)
-    for share in ("attachments", "readonly", "full"):
+    for share in ("attachments", "readonly", "full", "dfs"):
         path = base / "shares" / share
         path.mkdir(parents=True)
         if share == "full":
             if not with_full or not _mount_small_tmpfs(path):
                 continue
             samba.full = path
+        if share == "dfs":
+            # Samba's form of a DFS link: a symbolic link to "msdfs:server\\share".
+            (path / "elsewhere").symlink_to(f"msdfs:{DFS_LINK_TARGET}\\attachments")
         samba.shares[share] = path
     (base / "smb.conf").write_text(_config(samba))
     subprocess.run([SMBPASSWD, "-c", str(base / "smb.conf"), "-a", "-s", USER],

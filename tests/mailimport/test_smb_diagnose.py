@@ -84,3 +84,9 @@ def test_encryption_required_but_not_offered(unencrypted_samba: Samba) -> None:
     report = check_share(organization(unencrypted_samba, root, encryption=False))
     assert report.ok, report.message
     assert "not encrypted" in report.message
+
+
+def test_a_dfs_namespace(samba: Samba) -> None:  # noqa: F811
+    report = check_share(organization(samba, samba.unc("dfs", "elsewhere")))
+    assert report.reason == "dfs", report.message
+    assert "is a DFS namespace" in report.message and "link's target share" in report.message

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import socket
 import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from django.test import override_settings
 from mailimport.smb_connection import ShareConnection
 from mailimport.smb_store import SmbAttachmentStore
 from mailimport.storage import StorageError, TooLarge
-from tests.samba import PASSWORD, USER, Samba, samba  # noqa: F401 (fixture)
+from tests.samba import DFS_LINK_TARGET, PASSWORD, USER, Samba, samba  # noqa: F401 (fixture)
 
 RECEIVED = datetime(2026, 3, 29, 8, tzinfo=UTC)
 MB = 1024 * 1024
@@ -272,3 +273,23 @@ def test_a_server_outside_the_operators_allowed_networks_is_not_connected_to(
         with pytest.raises(StorageError, match="may not reach"):
             store.save(io.BytesIO(b"pdf"), "a.pdf", RECEIVED, None)
     assert not on_disk(samba, folder).exists()
+
+
+def test_a_dfs_namespace_is_refused_and_its_links_never_followed(samba: Samba) -> None:  # noqa: F811
+    """A DFS link can name any server, and smbclient would connect there by itself, past the
+    operator's allowed networks (and with the share's password). The namespace share is
+    refused before any file request: nothing reaches the link's target."""
+    target = socket.socket()
+    target.bind((DFS_LINK_TARGET, samba.port))
+    target.listen()
+    target.setblocking(False)
+    store = make_store(samba, samba.unc("dfs", "elsewhere", "mail"))
+    try:
+        with pytest.raises(StorageError, match=r"dfs is a DFS namespace.*link's target share"):
+            store.save(io.BytesIO(b"%PDF"), "a.pdf", RECEIVED, None)
+        with pytest.raises(BlockingIOError):
+            target.accept()   # nobody came
+    finally:
+        store.close()
+        target.close()
+    assert files(samba.share_path("dfs")) == []
