@@ -11,8 +11,10 @@ whether each step succeeded, and that the write took every byte.
 from __future__ import annotations
 
 import struct
+from contextlib import suppress
 from typing import Any
 
+import smbclient
 from smbclient._pool import get_smb_tree
 from smbprotocol.exceptions import SMBOSError, SMBResponseException
 from smbprotocol.file_info import FileRenameInformation
@@ -24,7 +26,6 @@ from smbprotocol.open import (
     FilePipePrinterAccessMask,
     ImpersonationLevel,
     Open,
-    ShareAccess,
     SMB2CloseRequest,
     SMB2SetInfoRequest,
     SMB2WriteRequest,
@@ -86,9 +87,9 @@ def put_small_file(path: str, data: bytes, options: dict[str, Any], *, exclusive
         if rename_to is not None and statuses[2] == NtStatus.STATUS_SUCCESS:
             # A server that carried on after the failed write: the short file has its final
             # name, and must not keep it.
-            _remove_quietly(tree, str(rename_to["file_name"].get_value()))
+            _remove_quietly(tree, str(rename_to["file_name"].get_value()), options)
         else:
-            _remove_quietly(tree, share_path)
+            _remove_quietly(tree, share_path, options)
         raise SMBOSError(written, path)
     if rename_to is not None and statuses[2] != NtStatus.STATUS_SUCCESS:
         raise SMBOSError(statuses[2], path)
@@ -110,21 +111,8 @@ def _count_written(body: bytes) -> int:
     return struct.unpack_from("<I", body, 4)[0] if len(body) >= 8 else -1
 
 
-def _remove_quietly(tree: Any, share_path: str) -> None:
+def _remove_quietly(tree: Any, share_path: str, options: dict[str, Any]) -> None:
     """Delete a file by its path in the share (cleanup after a failure, which is what gets
-    reported)."""
-    try:
-        create = Open(tree, share_path).create(
-            ImpersonationLevel.Impersonation, FilePipePrinterAccessMask.DELETE,
-            FileAttributes.FILE_ATTRIBUTE_NORMAL, ShareAccess.FILE_SHARE_DELETE,
-            CreateDisposition.FILE_OPEN,
-            CreateOptions.FILE_NON_DIRECTORY_FILE | CreateOptions.FILE_DELETE_ON_CLOSE,
-            send=False)[0]
-        close = SMB2CloseRequest()
-        close["file_id"] = _RELATED_FILE
-        connection = tree.session.connection
-        for request in connection.send_compound([create, close], tree.session.session_id,
-                                                tree.tree_connect_id, related=True):
-            _answer(connection, request)
-    except Exception:
-        pass
+    reported; the connection may be gone with it)."""
+    with suppress(Exception):
+        smbclient.remove(f"{tree.share_name}\\{share_path}", **options)

@@ -185,8 +185,9 @@ class SmbAttachmentStore:
 
     def _place_small(self, temp: str, data: bytes, parts: list[str], name: str,
                      options: dict[str, Any]) -> str:
-        """Create, write, rename and close in one compound request. A failed write fails the
-        rename with it: the `.part` left is removed, or stays in `.incoming` only."""
+        """Create, write, rename and close in one compound request. A failed write leaves
+        nothing under the final name (put_small_file); the `.part` left is removed, or stays
+        in `.incoming` only."""
         try:
             put_small_file(temp, data, options, exclusive=True,
                            rename_to=self._target(parts, name))
@@ -244,11 +245,8 @@ class SmbAttachmentStore:
     def _claim(self, digest: str, relative: str, options: dict[str, Any]) -> bool:
         """Create the index entry saying this content is stored at `relative`, unless there
         is one: True if created, False if an entry was there already."""
-        index = self.share.unc(self.path, INDEX, digest[:2])
-        self._makedirs(index, options)
         try:
-            put_small_file(f"{index}\\{digest}", f"{self.owner}\n{relative}".encode(),
-                           options, exclusive=True)
+            self._remember(digest, relative, options, only_new=True)
         except OSError as exc:
             if exc.errno == errno.EEXIST:
                 return False
@@ -282,7 +280,9 @@ class SmbAttachmentStore:
             raise
         return relative if content.hexdigest() == digest else None
 
-    def _remember(self, digest: str, relative: str, options: dict[str, Any]) -> None:
+    def _remember(self, digest: str, relative: str, options: dict[str, Any], *,
+                  only_new: bool = False) -> None:
+        """Write the index entry (only where none is, if `only_new`: EEXIST otherwise)."""
         # Written in place, in one SMB write of under a kilobyte, not through a temporary
         # file and a rename (two round trips more per attachment): the index is only a hint,
         # checked against the stored file's content before use, so an entry garbled by a lost
@@ -290,7 +290,7 @@ class SmbAttachmentStore:
         index = self.share.unc(self.path, INDEX, digest[:2])
         self._makedirs(index, options)
         put_small_file(f"{index}\\{digest}", f"{self.owner}\n{relative}".encode(), options,
-                       exclusive=False)
+                       exclusive=only_new)
 
     def _storage_error(self, exc: BaseException) -> StorageError:
         error = translate(exc, str(self.directory), self.share.server)
