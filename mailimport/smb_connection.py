@@ -9,9 +9,11 @@ is resolved here and only an address the operator's policy allows is connected t
 address, so that nothing resolves the name again later. NTLM signs in (no Kerberos); SMB 3
 encryption is used whenever the server offers it, and required if the organization says so.
 
-A DFS namespace share is refused: its folders can be links to other servers, which smbclient
-would follow by itself, connecting to whatever address the share names, past the operator's
-policy. The folder's real share (the link's target) is the root to give.
+DFS is not followed to other servers: smbclient follows a referral by itself (a namespace
+share's links, a share the server says has moved), connecting to whatever address it names,
+past the operator's policy. Each connection's cache holds only the address checked here and
+refuses smbclient any other before it connects; a DFS namespace share is refused up front, with
+the folder's real share (the link's target) as the root to give.
 """
 
 from __future__ import annotations
@@ -119,6 +121,28 @@ def translate(exc: BaseException, where: str, host: str) -> ShareError:
     return ShareError("error", f"Could not use the share in {where}: {exc}")
 
 
+class _OnlyCheckedServer(dict[str, Connection]):
+    """smbclient's connection cache of one ShareConnection: the connection to the address
+    checked against the operator's policy, and nothing else. smbclient asks it for a server's
+    connection before making one; asked for another server (a DFS referral's), it refuses."""
+
+    def __init__(self, server: str) -> None:
+        super().__init__()
+        self.server = server
+
+    def own(self, key: str) -> Connection | None:
+        return super().get(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            target = key.rpartition(":")[0]
+            raise ShareError(
+                "dfs", f"The share on {self.server} sent this server on to {target} (DFS), which "
+                "it does not follow. Give the folder's real location (the DFS link's target "
+                "share) as the attachment root.", errno.EREMOTE)
+        return super().get(key, default)
+
+
 class ShareConnection:
     """Signed in to one server as one user, for as long as a run (or a test) needs it."""
 
@@ -132,7 +156,7 @@ class ShareConnection:
         self.timeout = timeout
         self.address = ""
         self.encrypted = False
-        self.cache: dict[str, Connection] = {}
+        self.cache = _OnlyCheckedServer(server)
         self._shares_checked: set[str] = set()
         self._lock = threading.Lock()
         self._share_lock = threading.Lock()
@@ -169,7 +193,7 @@ class ShareConnection:
 
     def connect(self) -> None:
         with self._lock:
-            connection = self.cache.get(self._key())
+            connection = self.cache.own(self._key())
             if connection is not None and connection.transport.connected:
                 return
             self._sign_in()

@@ -12,7 +12,8 @@ Shares:
 - `readonly`: the same user may read, not write;
 - `full`: a tmpfs of a few MB behind it, to fill up (None where mounting is not permitted);
 - `dfs`: a DFS namespace root whose folder `elsewhere` is a link to `DFS_LINK_TARGET`, a
-  server that is not this one.
+  server that is not this one;
+- `moved`: a share the server says has moved there (a DFS referral for the share itself).
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ def _config(samba: Samba) -> str:
         lines += [f"[{name}]", f"path = {path}", f"valid users = {USER}", "force user = root",
                   f"read only = {'yes' if name == 'readonly' else 'no'}",
                   f"msdfs root = {'yes' if name == 'dfs' else 'no'}"]
+    lines += ["[moved]", f"path = {samba.shares['attachments']}", f"valid users = {USER}",
+              f"msdfs proxy = \\{DFS_LINK_TARGET}\\attachments"]
     return "\n".join(lines) + "\n"
 
 

@@ -293,3 +293,23 @@ def test_a_dfs_namespace_is_refused_and_its_links_never_followed(samba: Samba) -
         store.close()
         target.close()
     assert files(samba.share_path("dfs")) == []
+
+
+def test_a_share_said_to_have_moved_to_another_server_is_not_followed(
+        samba: Samba) -> None:  # noqa: F811
+    """The server refers the share itself elsewhere (a DFS root referral, which smbclient
+    follows inside its own connecting): refused before any connection to the other server."""
+    target = socket.socket()
+    target.bind((DFS_LINK_TARGET, samba.port))
+    target.listen()
+    target.setblocking(False)
+    store = make_store(samba, samba.unc("moved", "mail"))
+    try:
+        with pytest.raises(StorageError, match=rf"sent this server on to {DFS_LINK_TARGET} "
+                                               r"\(DFS\), which it does not follow"):
+            store.save(io.BytesIO(b"%PDF"), "a.pdf", RECEIVED, None)
+        with pytest.raises(BlockingIOError):
+            target.accept()   # nobody came
+    finally:
+        store.close()
+        target.close()
