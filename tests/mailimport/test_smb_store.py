@@ -275,41 +275,41 @@ def test_a_server_outside_the_operators_allowed_networks_is_not_connected_to(
     assert not on_disk(samba, folder).exists()
 
 
-def test_a_dfs_namespace_is_refused_and_its_links_never_followed(samba: Samba) -> None:  # noqa: F811
-    """A DFS link can name any server, and smbclient would connect there by itself, past the
-    operator's allowed networks (and with the share's password). The namespace share is
-    refused before any file request: nothing reaches the link's target."""
+@pytest.fixture
+def referral_target(samba: Samba) -> Iterator[socket.socket]:  # noqa: F811
+    """A listener where the share's DFS referrals lead: the test checks nobody came."""
     target = socket.socket()
     target.bind((DFS_LINK_TARGET, samba.port))
     target.listen()
     target.setblocking(False)
-    store = make_store(samba, samba.unc("dfs", "elsewhere", "mail"))
+    yield target
+    target.close()
+
+
+def saving_is_refused(store: SmbAttachmentStore, target: socket.socket, message: str) -> None:
     try:
-        with pytest.raises(StorageError, match=r"dfs is a DFS namespace.*link's target share"):
+        with pytest.raises(StorageError, match=message):
             store.save(io.BytesIO(b"%PDF"), "a.pdf", RECEIVED, None)
         with pytest.raises(BlockingIOError):
             target.accept()   # nobody came
     finally:
         store.close()
-        target.close()
+
+
+def test_a_dfs_namespace_is_refused_and_its_links_never_followed(
+        samba: Samba, referral_target: socket.socket) -> None:  # noqa: F811
+    """A DFS link can name any server, and smbclient would connect there by itself, past the
+    operator's allowed networks (and with the share's password). The namespace share is
+    refused before any file request: nothing reaches the link's target."""
+    saving_is_refused(make_store(samba, samba.unc("dfs", "elsewhere", "mail")), referral_target,
+                      r"dfs is a DFS namespace.*link's target share")
     assert files(samba.share_path("dfs")) == []
 
 
 def test_a_share_said_to_have_moved_to_another_server_is_not_followed(
-        samba: Samba) -> None:  # noqa: F811
+        samba: Samba, referral_target: socket.socket) -> None:  # noqa: F811
     """The server refers the share itself elsewhere (a DFS root referral, which smbclient
     follows inside its own connecting): refused before any connection to the other server."""
-    target = socket.socket()
-    target.bind((DFS_LINK_TARGET, samba.port))
-    target.listen()
-    target.setblocking(False)
-    store = make_store(samba, samba.unc("moved", "mail"))
-    try:
-        with pytest.raises(StorageError, match=rf"sent this server on to {DFS_LINK_TARGET} "
-                                               r"\(DFS\), which it does not follow"):
-            store.save(io.BytesIO(b"%PDF"), "a.pdf", RECEIVED, None)
-        with pytest.raises(BlockingIOError):
-            target.accept()   # nobody came
-    finally:
-        store.close()
-        target.close()
+    saving_is_refused(make_store(samba, samba.unc("moved", "mail")), referral_target,
+                      rf"sent this server on to {DFS_LINK_TARGET} \(DFS\), which it does not "
+                      "follow")
